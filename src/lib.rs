@@ -1,0 +1,20 @@
+//! ftx: fast, safe TCP file transfer — a one-thread `mio` server (`ftxd`)
+//! and a shell client (`ftx`).
+//!
+//! # Module map and layering
+//!
+//! - [`proto`]: the protocol, no I/O at all (no sockets, no files, no clock,
+//!   no UI crates). Its module documentation is the protocol specification.
+//! - [`server`]: `ftxd` — the one `mio` event loop, connections, the store
+//!   (safe paths beneath the root, clash names, temp files, fsync, rename).
+//!   Never imports `client` or `shell`.
+//! - [`client`]: the API the shell calls; drives a `ClientSession` over a
+//!   socket and handles local files. Never prints.
+//! - [`shell`]: command parsing, line sources (interactive and batch),
+//!   completion, execution and every user-visible text. Never touches `mio`
+//!   or frames.
+//!
+//! Only the binaries in `src/bin/` choose exit codes. `log` is for operators;
+//! user-facing output goes through `shell`'s renderer.
+
+pub mod proto;

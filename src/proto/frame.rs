@@ -1,0 +1,118 @@
+//! Framing: a 4-byte big-endian length, then that many bytes (type + body).
+//! "Need more bytes" is `Ok(None)`, not an error; the length is checked
+//! against [`MAX_FRAME_LEN`] before any of the frame is buffered.
+
+use super::error::DecodeError;
+use super::limits::{FRAME_HEADER_LEN, MAX_FRAME_LEN};
+use super::message::Message;
+
+/// Appends `msg` as one whole frame (length prefix included) to `out`.
+pub fn encode(msg: &Message, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    msg.encode_body(out);
+    let len = (out.len() - start - FRAME_HEADER_LEN) as u32;
+    out[start..start + FRAME_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Reads the length prefix of the frame at the start of `buf`, if complete.
+/// Fails at once on a zero or oversized length, so a hostile prefix never
+/// makes anyone buffer more than [`MAX_FRAME_LEN`] bytes.
+pub fn peek_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+    if buf.len() < FRAME_HEADER_LEN {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len == 0 {
+        return Err(DecodeError::EmptyFrame);
+    }
+    if len > MAX_FRAME_LEN {
+        return Err(DecodeError::FrameTooLarge(len));
+    }
+    Ok(Some(len as usize))
+}
+
+/// Decodes the first frame of `buf`: `Ok(None)` if it is not complete yet,
+/// otherwise the message and how many bytes of `buf` it used.
+pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeError> {
+    let Some(len) = peek_len(buf)? else {
+        return Ok(None);
+    };
+    let total = FRAME_HEADER_LEN + len;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let msg = Message::decode_body(&buf[FRAME_HEADER_LEN..total])?;
+    Ok(Some((msg, total)))
+}
+
+/// An input buffer that turns a byte stream cut anywhere into messages.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameReader {
+    /// An empty reader; allocates nothing until bytes arrive.
+    pub fn new() -> FrameReader {
+        FrameReader::default()
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, `Ok(None)` if more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
+        match decode(&self.buf[self.start..])? {
+            None => {
+                self.compact();
+                Ok(None)
+            }
+            Some((msg, used)) => {
+                self.start += used;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                }
+                Ok(Some(msg))
+            }
+        }
+    }
+
+    /// Bytes received but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Called at end of stream: a clean close if nothing is pending,
+    /// otherwise the peer closed mid-frame.
+    pub fn check_eof(&self) -> Result<(), DecodeError> {
+        if self.buffered() == 0 {
+            Ok(())
+        } else {
+            Err(DecodeError::UnexpectedEof)
+        }
+    }
+
+    /// Frees the buffer when idle, so an idle connection holds no memory.
+    pub fn shrink(&mut self) {
+        if self.buffered() == 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! Typed messages and their byte encoding inside a frame (type byte + body).
+//! Owns the field layout of every message; knows nothing of sessions or I/O.
+
+use super::error::{DecodeError, ErrorCode};
+use super::limits::{
+    MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_MESSAGE_LEN, MAX_PATH_LEN, MAX_TOKEN_LEN,
+};
+
+/// Flag in `Put`: replace an existing file instead of choosing `stem_N.ext`.
+pub const PUT_FORCE: u8 = 0x01;
+
+/// What kind of object a listing entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (listed as itself, not followed).
+    Symlink,
+    /// Anything else (fifo, socket, device).
+    Other,
+}
+
+impl EntryKind {
+    fn to_u8(self) -> u8 {
+        match self {
+            EntryKind::File => 0,
+            EntryKind::Dir => 1,
+            EntryKind::Symlink => 2,
+            EntryKind::Other => 3,
+        }
+    }
+    fn from_u8(v: u8) -> EntryKind {
+        match v {
+            0 => EntryKind::File,
+            1 => EntryKind::Dir,
+            2 => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        }
+    }
+}
+
+/// One entry of a remote listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The name (lossily converted if the file system name is not UTF-8).
+    pub name: String,
+    /// File, directory, link or other.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+/// Every message of protocol version 1. See [`crate::proto`] for the
+/// sequences they form and who may send which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// C->S, first frame: magic, supported version range, flags (0), token (empty).
+    Hello {
+        /// Must equal [`super::limits::MAGIC`].
+        magic: [u8; 4],
+        /// Oldest version the client speaks.
+        min_version: u16,
+        /// Newest version the client speaks.
+        max_version: u16,
+        /// Reserved feature bits (0 in version 1).
+        flags: u32,
+        /// Access token (reserved; empty in version 1).
+        token: Vec<u8>,
+    },
+    /// S->C, handshake accepted.
+    Welcome {
+        /// The version chosen for the connection.
+        version: u16,
+        /// Reserved feature bits (0 in version 1).
+        flags: u32,
+        /// The receive window the server grants to a client sending data.
+        window: u32,
+        /// Server software name and version, for display.
+        server: String,
+    },
+    /// C->S: list a directory (empty path: the root).
+    List {
+        /// Remote directory.
+        path: String,
+    },
+    /// S->C: a batch of listing entries; `last` ends the listing.
+    Entries {
+        /// Up to [`MAX_ENTRIES_PER_FRAME`] entries.
+        entries: Vec<Entry>,
+        /// True on the final batch.
+        last: bool,
+    },
+    /// C->S: start an upload of `size` bytes, data starting at `offset`.
+    Put {
+        /// Remote name wanted.
+        path: String,
+        /// Size of the whole file.
+        size: u64,
+        /// First byte that will be sent (0 for a fresh upload).
+        offset: u64,
+        /// [`PUT_FORCE`] or 0.
+        flags: u8,
+    },
+    /// S->C: ready to receive; `name` is the name the file will be stored under.
+    PutReady {
+        /// Stored name (may differ from the request on a name clash).
+        name: String,
+        /// Offset the server expects the first `Data` at.
+        offset: u64,
+    },
+    /// S->C: the upload is verified, durable and visible under `name`.
+    PutDone {
+        /// Final stored name.
+        name: String,
+        /// Size stored.
+        size: u64,
+    },
+    /// C->S: start a download at `offset`.
+    Get {
+        /// Remote file.
+        path: String,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// S->C: the file exists; `Data` follows from `offset`.
+    GetReady {
+        /// Size of the whole file.
+        size: u64,
+        /// Offset of the first `Data`.
+        offset: u64,
+        /// Modification time, seconds since the Unix epoch.
+        mtime: i64,
+    },
+    /// C->S: create a directory.
+    Mkdir {
+        /// Directory to create.
+        path: String,
+    },
+    /// C->S: remove a file or an empty directory.
+    Remove {
+        /// What to remove.
+        path: String,
+    },
+    /// C->S: rename (never replaces an existing target).
+    Rename {
+        /// Current name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// S->C: the mkdir/rm/rename succeeded.
+    Ok,
+    /// Either way during a transfer: file bytes starting at `offset`.
+    Data {
+        /// Offset of the first byte in the file.
+        offset: u64,
+        /// At most [`MAX_CHUNK`] bytes.
+        data: Vec<u8>,
+    },
+    /// Receiver -> sender: every byte before `offset` has been received.
+    Ack {
+        /// Cumulative offset.
+        offset: u64,
+    },
+    /// Sender -> receiver: all data sent; BLAKE3 of the whole file.
+    Done {
+        /// Size of the whole file.
+        size: u64,
+        /// BLAKE3 digest of the whole file.
+        digest: [u8; 32],
+    },
+    /// Either way: abandon the transfer in progress.
+    Cancel,
+    /// Either way: the request or the connection failed.
+    Error {
+        /// The cause.
+        code: ErrorCode,
+        /// Detail for humans.
+        message: String,
+    },
+}
+
+/// Frame type bytes.
+pub mod kind {
+    /// `Hello`.
+    pub const HELLO: u8 = 0x01;
+    /// `List`.
+    pub const LIST: u8 = 0x10;
+    /// `Put`.
+    pub const PUT: u8 = 0x11;
+    /// `Get`.
+    pub const GET: u8 = 0x12;
+    /// `Mkdir`.
+    pub const MKDIR: u8 = 0x13;
+    /// `Remove`.
+    pub const REMOVE: u8 = 0x14;
+    /// `Rename`.
+    pub const RENAME: u8 = 0x15;
+    /// `Data`.
+    pub const DATA: u8 = 0x20;
+    /// `Ack`.
+    pub const ACK: u8 = 0x21;
+    /// `Done`.
+    pub const DONE: u8 = 0x22;
+    /// `Cancel`.
+    pub const CANCEL: u8 = 0x23;
+    /// `Welcome`.
+    pub const WELCOME: u8 = 0x81;
+    /// `Entries`.
+    pub const ENTRIES: u8 = 0x90;
+    /// `PutReady`.
+    pub const PUT_READY: u8 = 0x91;
+    /// `PutDone`.
+    pub const PUT_DONE: u8 = 0x92;
+    /// `GetReady`.
+    pub const GET_READY: u8 = 0x93;
+    /// `Ok`.
+    pub const OK: u8 = 0x94;
+    /// `Error`.
+    pub const ERROR: u8 = 0xE0;
+}
+
+impl Message {
+    /// The frame type byte of this message.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Message::Hello { .. } => kind::HELLO,
+            Message::Welcome { .. } => kind::WELCOME,
+            Message::List { .. } => kind::LIST,
+            Message::Entries { .. } => kind::ENTRIES,
+            Message::Put { .. } => kind::PUT,
+            Message::PutReady { .. } => kind::PUT_READY,
+            Message::PutDone { .. } => kind::PUT_DONE,
+            Message::Get { .. } => kind::GET,
+            Message::GetReady { .. } => kind::GET_READY,
+            Message::Mkdir { .. } => kind::MKDIR,
+            Message::Remove { .. } => kind::REMOVE,
+            Message::Rename { .. } => kind::RENAME,
+            Message::Ok => kind::OK,
+            Message::Data { .. } => kind::DATA,
+            Message::Ack { .. } => kind::ACK,
+            Message::Done { .. } => kind::DONE,
+            Message::Cancel => kind::CANCEL,
+            Message::Error { .. } => kind::ERROR,
+        }
+    }
+
+    /// Appends the type byte and body (not the length prefix) to `out`.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        out.push(self.kind());
+        match self {
+            Message::Hello {
+                magic,
+                min_version,
+                max_version,
+                flags,
+                token,
+            } => {
+                out.extend_from_slice(magic);
+                out.extend_from_slice(&min_version.to_be_bytes());
+                out.extend_from_slice(&max_version.to_be_bytes());
+                out.extend_from_slice(&flags.to_be_bytes());
+                put_bytes(out, token);
+            }
+            Message::Welcome {
+                version,
+                flags,
+                window,
+                server,
+            } => {
+                out.extend_from_slice(&version.to_be_bytes());
+                out.extend_from_slice(&flags.to_be_bytes());
+                out.extend_from_slice(&window.to_be_bytes());
+                put_str(out, server);
+            }
+            Message::List { path } | Message::Mkdir { path } | Message::Remove { path } => {
+                put_str(out, path)
+            }
+            Message::Entries { entries, last } => {
+                out.push(u8::from(*last));
+                out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+                for e in entries {
+                    out.push(e.kind.to_u8());
+                    out.extend_from_slice(&e.size.to_be_bytes());
+                    out.extend_from_slice(&e.mtime.to_be_bytes());
+                    put_str(out, &e.name);
+                }
+            }
+            Message::Put {
+                path,
+                size,
+                offset,
+                flags,
+            } => {
+                put_str(out, path);
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.push(*flags);
+            }
+            Message::PutReady { name, offset } => {
+                put_str(out, name);
+                out.extend_from_slice(&offset.to_be_bytes());
+            }
+            Message::PutDone { name, size } => {
+                put_str(out, name);
+                out.extend_from_slice(&size.to_be_bytes());
+            }
+            Message::Get { path, offset } => {
+                put_str(out, path);
+                out.extend_from_slice(&offset.to_be_bytes());
+            }
+            Message::GetReady {
+                size,
+                offset,
+                mtime,
+            } => {
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(&mtime.to_be_bytes());
+            }
+            Message::Rename { from, to } => {
+                put_str(out, from);
+                put_str(out, to);
+            }
+            Message::Ok | Message::Cancel => {}
+            Message::Data { offset, data } => {
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(data);
+            }
+            Message::Ack { offset } => out.extend_from_slice(&offset.to_be_bytes()),
+            Message::Done { size, digest } => {
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(digest);
+            }
+            Message::Error { code, message } => {
+                out.extend_from_slice(&code.to_u16().to_be_bytes());
+                put_str(out, truncate_utf8(message, MAX_MESSAGE_LEN));
+            }
+        }
+    }
+
+    /// Decodes one frame body (type byte first, length prefix already removed).
+    pub fn decode_body(body: &[u8]) -> Result<Message, DecodeError> {
+        let (&t, rest) = body.split_first().ok_or(DecodeError::EmptyFrame)?;
+        let mut r = Reader { buf: rest };
+        let msg = match t {
+            kind::HELLO => Message::Hello {
+                magic: r.array("hello magic")?,
+                min_version: r.u16("hello version")?,
+                max_version: r.u16("hello version")?,
+                flags: r.u32("hello flags")?,
+                token: r.bytes(MAX_TOKEN_LEN, "hello token")?,
+            },
+            kind::WELCOME => Message::Welcome {
+                version: r.u16("welcome version")?,
+                flags: r.u32("welcome flags")?,
+                window: r.u32("welcome window")?,
+                server: r.string(MAX_MESSAGE_LEN, "server name")?,
+            },
+            kind::LIST => Message::List { path: r.path()? },
+            kind::MKDIR => Message::Mkdir { path: r.path()? },
+            kind::REMOVE => Message::Remove { path: r.path()? },
+            kind::ENTRIES => {
+                let last = r.bool("entries last")?;
+                let n = usize::from(r.u16("entries count")?);
+                if n > MAX_ENTRIES_PER_FRAME {
+                    return Err(DecodeError::BadValue("too many entries"));
+                }
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let kind = EntryKind::from_u8(r.u8("entry kind")?);
+                    let size = r.u64("entry size")?;
+                    let mtime = r.i64("entry mtime")?;
+                    let name = r.string(MAX_PATH_LEN, "entry name")?;
+                    entries.push(Entry {
+                        name,
+                        kind,
+                        size,
+                        mtime,
+                    });
+                }
+                Message::Entries { entries, last }
+            }
+            kind::PUT => Message::Put {
+                path: r.path()?,
+                size: r.u64("put size")?,
+                offset: r.u64("put offset")?,
+                flags: r.u8("put flags")?,
+            },
+            kind::PUT_READY => Message::PutReady {
+                name: r.path()?,
+                offset: r.u64("ready offset")?,
+            },
+            kind::PUT_DONE => Message::PutDone {
+                name: r.path()?,
+                size: r.u64("done size")?,
+            },
+            kind::GET => Message::Get {
+                path: r.path()?,
+                offset: r.u64("get offset")?,
+            },
+            kind::GET_READY => Message::GetReady {
+                size: r.u64("ready size")?,
+                offset: r.u64("ready offset")?,
+                mtime: r.i64("ready mtime")?,
+            },
+            kind::RENAME => Message::Rename {
+                from: r.path()?,
+                to: r.path()?,
+            },
+            kind::OK => Message::Ok,
+            kind::CANCEL => Message::Cancel,
+            kind::DATA => {
+                let offset = r.u64("data offset")?;
+                if r.buf.len() > MAX_CHUNK {
+                    return Err(DecodeError::BadValue("data chunk too large"));
+                }
+                let data = std::mem::take(&mut r.buf).to_vec();
+                Message::Data { offset, data }
+            }
+            kind::ACK => Message::Ack {
+                offset: r.u64("ack offset")?,
+            },
+            kind::DONE => Message::Done {
+                size: r.u64("done size")?,
+                digest: r.array("done digest")?,
+            },
+            kind::ERROR => Message::Error {
+                code: ErrorCode::from_u16(r.u16("error code")?),
+                message: r.string(MAX_MESSAGE_LEN, "error message")?,
+            },
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        if !r.buf.is_empty() {
+            return Err(DecodeError::TrailingBytes(t));
+        }
+        Ok(msg)
+    }
+}
+
+/// The 13 bytes that precede the payload of a `Data` frame: length prefix,
+/// type and offset. Lets a sender frame file bytes without building a `Message`.
+pub fn data_header(offset: u64, len: usize) -> [u8; 13] {
+    let mut h = [0u8; 13];
+    let frame_len = (1 + 8 + len) as u32;
+    h[..4].copy_from_slice(&frame_len.to_be_bytes());
+    h[4] = kind::DATA;
+    h[5..].copy_from_slice(&offset.to_be_bytes());
+    h
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let s = truncate_utf8(s, u16::MAX as usize);
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated(what));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::BadValue(what)),
+        }
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+    fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(what)?))
+    }
+    fn bytes(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let n = usize::from(self.u16(what)?);
+        if n > max {
+            return Err(DecodeError::BadValue(what));
+        }
+        Ok(self.take(n, what)?.to_vec())
+    }
+    fn string(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
+        let n = usize::from(self.u16(what)?);
+        if n > max {
+            return Err(DecodeError::BadString(what));
+        }
+        let raw = self.take(n, what)?;
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::BadString(what))
+    }
+    fn path(&mut self) -> Result<String, DecodeError> {
+        self.string(2 * MAX_PATH_LEN, "path")
+    }
+}
