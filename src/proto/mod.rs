@@ -1,7 +1,167 @@
-//! The ftx protocol (specification to be completed).
+//! # The ftx protocol, version 1
+//!
+//! This module is the specification. It does no I/O: it takes bytes and
+//! events in and gives bytes and actions out ([`session::ServerSession`],
+//! [`session::ClientSession`]), so it is tested without sockets; `ftxd`
+//! and `ftx` drive it.
+//!
+//! ## One connection for control and data
+//!
+//! The seed (and FTP) use a control connection and separate data
+//! connections. ftx carries requests, replies and file bytes as frames on
+//! ONE TCP connection: no second port to open in firewalls, nothing for NAT
+//! to rewrite, no passive-mode port ranges, and one place to add TLS later.
+//! Many operations run one after another on the same connection.
+//!
+//! ## Frames
+//!
+//! ```text
+//! +----------------+---------+------------------+
+//! | length: u32 BE | type u8 | body             |
+//! +----------------+---------+------------------+
+//!                  |<------- length bytes ----->|
+//! ```
+//!
+//! `length` counts the type byte and the body; it is at least 1 and at most
+//! [`limits::MAX_FRAME_LEN`] (256 KiB + 1 KiB). A receiver checks it as soon
+//! as the four length bytes arrive, before buffering anything, and treats a
+//! larger value as a protocol error. Integers are big-endian. A string is a
+//! `u16` byte length then UTF-8 bytes; a byte string likewise. A body with
+//! bytes left over after its last field, an unknown type, a truncated field
+//! or invalid UTF-8 is a protocol error. EOF between frames is a clean
+//! close; EOF inside a frame is a peer error.
+//!
+//! ## Messages
+//!
+//! | type | name | direction | body |
+//! |---|---|---|---|
+//! | 0x01 | `Hello` | C→S | magic `b"FTX\0"`, min_version u16, max_version u16, flags u32, token bytes (≤ 256) |
+//! | 0x81 | `Welcome` | S→C | version u16, flags u32, window u32, server string |
+//! | 0x10 | `List` | C→S | path |
+//! | 0x90 | `Entries` | S→C | last u8 (0/1), count u16 (≤ 512), count × (kind u8, size u64, mtime i64, name string) |
+//! | 0x11 | `Put` | C→S | path, size u64, offset u64, flags u8 (bit 0: force) |
+//! | 0x91 | `PutReady` | S→C | name, offset u64 |
+//! | 0x92 | `PutDone` | S→C | stored name, size u64 |
+//! | 0x12 | `Get` | C→S | path, offset u64 |
+//! | 0x93 | `GetReady` | S→C | size u64, offset u64, mtime i64 |
+//! | 0x13 | `Mkdir` | C→S | path |
+//! | 0x14 | `Remove` | C→S | path |
+//! | 0x15 | `Rename` | C→S | from path, to path |
+//! | 0x94 | `Ok` | S→C | (empty) |
+//! | 0x20 | `Data` | sender→receiver | offset u64, then the rest of the frame is file bytes (≤ 256 KiB) |
+//! | 0x21 | `Ack` | receiver→sender | offset u64: every byte before it was received |
+//! | 0x22 | `Done` | sender→receiver | size u64, BLAKE3 digest \[u8; 32\] of the whole file |
+//! | 0x23 | `Cancel` | either | (empty) |
+//! | 0xE0 | `Error` | S→C | code u16, message string (≤ 1024 bytes) |
+//!
+//! Entry kinds: 0 file, 1 directory, 2 symlink, 3 other. Error codes are
+//! [`error::ErrorCode`]'s (1 not found, 2 is a directory, 3 not a
+//! directory, 4 invalid name, 5 read-only, 6 too large, 7 no space, 8 busy,
+//! 9 integrity, 10 protocol, 11 version, 12 timeout, 13 exists, 14 not
+//! empty, 15 permission denied, 16 cancelled, 17 too many from your
+//! address, 18 unauthorized, 19 I/O); a peer maps unknown codes to "unknown
+//! error" instead of failing, so codes can be added without a new version.
+//!
+//! ## Handshake and versions
+//!
+//! The client speaks first with `Hello`, carrying [`limits::MAGIC`] (so a
+//! stray HTTP or TLS client is told apart on its first frame) and the range
+//! of versions it speaks. The server answers `Welcome` with the highest
+//! version both speak, or `Error(Version)` and closes. Until the handshake
+//! completes any other frame is `Error(Protocol)` and close. The client has
+//! [`limits::HANDSHAKE_TIMEOUT`] (10 s) to send `Hello`. A server that
+//! cannot take the connection (too many connections) sends `Error(Busy)`
+//! instead of `Welcome` and closes.
+//!
+//! Room for what comes next: `Hello.flags` and `Welcome.flags` are feature
+//! bits (all zero in version 1); `Hello.token` carries an access token
+//! (empty in version 1; a server that requires one will answer
+//! `Error(Unauthorized)`). TLS, when it comes, wraps the whole byte stream
+//! below the frames, so no message changes.
+//!
+//! ## Operations
+//!
+//! After `Welcome`, the client sends one request at a time and waits for its
+//! end before the next. Names are checked against [`path`]'s rules
+//! (relative, `/`-separated, no `.`/`..`/empty components, no NUL, control
+//! characters or backslashes, ≤ 255 bytes a component, ≤ 4096 in all, no
+//! `.ftx-` prefix); a bad name gets `Error(InvalidName)` and the connection
+//! stays usable. Any request may be answered with `Error` instead of its
+//! success reply.
+//!
+//! - list: `List` → `Entries`\* (the last one has `last = 1`). At most
+//!   [`limits::MAX_LIST_ENTRIES`] entries; a listing never shows reserved
+//!   (`.ftx-`) names.
+//! - mkdir / rm / rename: `Mkdir` | `Remove` | `Rename` → `Ok`. Rename never
+//!   replaces an existing name (`Error(Exists)`).
+//! - put: `Put{path, size, offset, force}` → `PutReady{name, offset}`; then
+//!   the client sends `Data` frames in order from `offset`, the server
+//!   answers each with `Ack{offset}` (cumulative); after the last byte the
+//!   client sends `Done{size, digest}`. The server checks the digest, makes
+//!   the file durable (fsync the file, rename into place, fsync the
+//!   directory) and answers `PutDone{stored name, size}`. On a name clash
+//!   without `force` the stored name is `stem_N.ext`; it is chosen
+//!   atomically at commit, so `PutDone` carries the final name.
+//! - get: `Get{path, offset}` → `GetReady{size, offset, mtime}`; then the
+//!   server sends `Data` from `offset`, the client answers each with `Ack`,
+//!   and the server ends with `Done{size, digest}`; the client checks the
+//!   digest before it renames its temporary file into place.
+//! - resume: `Put` and `Get` carry a start offset. A server that cannot
+//!   resume answers `PutReady` with offset 0 and the whole file is sent.
+//!   The digest in `Done` always covers the whole file.
+//!
+//! ## Flow control: the window
+//!
+//! A sender never has more than a window of unacknowledged bytes in flight:
+//! for put, the window the server announced in `Welcome` (default
+//! [`limits::DEFAULT_WINDOW`], 16 MiB, at least one chunk); for get, the
+//! server's own. Acknowledgments are cumulative, one per `Data` frame, so
+//! they never stall the pipe: 16 MiB covers a 100 MiB/s link with a 160 ms
+//! round trip. Data frames carry at most [`limits::MAX_CHUNK`] (256 KiB).
+//!
+//! ## Failure and cancellation during a transfer
+//!
+//! - The receiver of a put (server) may fail it at any time with `Error`
+//!   (no space, I/O, integrity); it then discards `Data` until the client's
+//!   `Done` or `Cancel`. A client that receives that `Error` before it sent
+//!   `Done` sends `Cancel`.
+//! - The client may abandon a put with `Cancel`; the server answers
+//!   `Error(Cancelled)` (or, if the `Cancel` crossed the server's own error,
+//!   nothing more).
+//! - The client may abandon a get with `Cancel` and then discards `Data`
+//!   until `Done` or `Error`; the server stops and answers
+//!   `Error(Cancelled)`. A `Cancel` or a late `Ack` that arrives when nothing
+//!   runs is ignored.
+//! - A digest mismatch is `Error(Integrity)`; nothing is stored under the
+//!   final name.
+//!
+//! ## Deadlines and limits
+//!
+//! | limit | value |
+//! |---|---|
+//! | frame length | [`limits::MAX_FRAME_LEN`] = 263,168 bytes |
+//! | data per frame | [`limits::MAX_CHUNK`] = 262,144 bytes |
+//! | name component / whole path | 255 / 4096 bytes |
+//! | entries per `Entries` frame / per listing | 512 / 100,000 |
+//! | error message, server name | 1024 bytes |
+//! | token | 256 bytes |
+//! | handshake | 10 s ([`limits::HANDSHAKE_TIMEOUT`]) |
+//! | idle connection | 300 s by default (`ftxd --idle-timeout`) |
+//! | output a server queues for one connection before it stops reading | [`limits::MAX_PENDING_OUTPUT`] = 1 MiB |
+//!
+//! Past a deadline the server sends `Error(Timeout)` and closes. Any
+//! protocol error is answered with `Error(Protocol)` and a close; it never
+//! affects another connection.
 
+pub mod client_session;
 pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod message;
+mod outbox;
 pub mod path;
+pub mod server_session;
+pub mod session;
+
+#[cfg(test)]
+mod tests;

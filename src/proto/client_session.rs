@@ -1,0 +1,499 @@
+//! `ClientSession`: the client half of one connection as a state machine.
+//! Commands (`list`, `put`, ...) queue requests, bytes from the server come
+//! in through `handle_input`, results come out as [`ClientEvent`]s, and
+//! bytes for the socket are drained with `poll_transmit`. No I/O here.
+
+use super::error::{DecodeError, ErrorCode, RemoteError};
+use super::frame::FrameReader;
+use super::limits::{MAGIC, MAX_CHUNK, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION};
+use super::message::{Entry, Message, PUT_FORCE};
+use super::outbox::Outbox;
+
+/// What happened on the connection, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The handshake completed.
+    Connected {
+        /// Protocol version chosen.
+        version: u16,
+        /// Server software, as announced.
+        server: String,
+    },
+    /// The complete answer to `list`.
+    Listing(Vec<Entry>),
+    /// The server is ready for the upload's data, from `offset`.
+    PutReady {
+        /// Name asked for (the stored name comes with `PutDone`).
+        name: String,
+        /// Offset of the first byte to send.
+        offset: u64,
+    },
+    /// The upload is verified, durable and stored as `name`.
+    PutDone {
+        /// Name the server stored the file under.
+        name: String,
+        /// Size stored.
+        size: u64,
+    },
+    /// The download starts: the file has `size` bytes, data from `offset`.
+    GetReady {
+        /// Size of the whole file.
+        size: u64,
+        /// Offset of the first byte that will arrive.
+        offset: u64,
+        /// Modification time on the server (Unix seconds).
+        mtime: i64,
+    },
+    /// Bytes of the download, in order.
+    GetData {
+        /// Offset of `data[0]` in the file.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// All bytes arrived and the whole-file BLAKE3 digest matched.
+    GetDone {
+        /// Size of the file.
+        size: u64,
+    },
+    /// `mkdir`, `rm` or `rename` succeeded.
+    Ok,
+    /// The current request failed; the connection stays usable.
+    Failed(RemoteError),
+    /// The connection is over (server error, protocol violation or close);
+    /// no further request can be made.
+    Closed(RemoteError),
+}
+
+#[derive(Debug)]
+enum State {
+    Handshake,
+    Idle,
+    AwaitListing(Vec<Entry>),
+    AwaitPutReady {
+        size: u64,
+    },
+    Putting(Put),
+    AwaitPutDone,
+    /// Cancel sent during an upload: wait for the server's answer.
+    PutCancelling,
+    AwaitGetReady,
+    Getting(Get),
+    /// Cancel sent during a download: discard data until `Done`/`Error`.
+    GetCancelling,
+    AwaitOk,
+    Closed,
+}
+
+#[derive(Debug)]
+struct Put {
+    size: u64,
+    sent: u64,
+    acked: u64,
+    hasher: blake3::Hasher,
+}
+
+#[derive(Debug)]
+struct Get {
+    size: u64,
+    next: u64,
+    hasher: blake3::Hasher,
+}
+
+/// Why a command could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandError {
+    /// Another request is still running, or the handshake is not done.
+    Busy,
+    /// The connection is closed.
+    Closed,
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Busy => f.write_str("another request is in progress"),
+            CommandError::Closed => f.write_str("connection closed"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// The client side of one connection. See [`crate::proto`] for the protocol.
+#[derive(Debug)]
+pub struct ClientSession {
+    state: State,
+    input: FrameReader,
+    out: Outbox,
+    events: std::collections::VecDeque<ClientEvent>,
+    window: u64,
+}
+
+impl ClientSession {
+    /// A session whose `Hello` is queued at once; `token` is reserved for
+    /// access tokens and empty in protocol version 1.
+    pub fn new(token: Vec<u8>) -> ClientSession {
+        let mut out = Outbox::default();
+        out.push(&Message::Hello {
+            magic: MAGIC,
+            min_version: MIN_PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            flags: 0,
+            token,
+        });
+        ClientSession {
+            state: State::Handshake,
+            input: FrameReader::new(),
+            out,
+            events: Default::default(),
+            window: u64::from(MIN_WINDOW),
+        }
+    }
+
+    // ---- commands -----------------------------------------------------
+
+    /// Lists a remote directory (empty: the root).
+    pub fn list(&mut self, path: &str) -> Result<(), CommandError> {
+        self.request(
+            Message::List {
+                path: path.to_owned(),
+            },
+            State::AwaitListing(Vec::new()),
+        )
+    }
+
+    /// Starts an upload of a `size`-byte file, sending from `offset`.
+    pub fn put(
+        &mut self,
+        path: &str,
+        size: u64,
+        offset: u64,
+        force: bool,
+    ) -> Result<(), CommandError> {
+        let msg = Message::Put {
+            path: path.to_owned(),
+            size,
+            offset,
+            flags: if force { PUT_FORCE } else { 0 },
+        };
+        self.request(msg, State::AwaitPutReady { size })
+    }
+
+    /// Starts a download from `offset`.
+    pub fn get(&mut self, path: &str, offset: u64) -> Result<(), CommandError> {
+        let msg = Message::Get {
+            path: path.to_owned(),
+            offset,
+        };
+        self.request(msg, State::AwaitGetReady)
+    }
+
+    /// Creates a remote directory.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), CommandError> {
+        let path = path.to_owned();
+        self.request(Message::Mkdir { path }, State::AwaitOk)
+    }
+
+    /// Removes a remote file or empty directory.
+    pub fn remove(&mut self, path: &str) -> Result<(), CommandError> {
+        let path = path.to_owned();
+        self.request(Message::Remove { path }, State::AwaitOk)
+    }
+
+    /// Renames a remote file or directory (never replacing the target).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), CommandError> {
+        let msg = Message::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        self.request(msg, State::AwaitOk)
+    }
+
+    /// During an upload: how many bytes `send_data` takes now (0 when the
+    /// window is full or no upload is running).
+    pub fn wants_data(&self) -> usize {
+        let State::Putting(p) = &self.state else {
+            return 0;
+        };
+        let window = self.window.saturating_sub(p.sent - p.acked);
+        (p.size - p.sent).min(window).min(MAX_CHUNK as u64) as usize
+    }
+
+    /// During an upload: the next bytes of the file. After the last byte
+    /// `Done` with the whole-file digest is queued.
+    pub fn send_data(&mut self, data: &[u8]) {
+        let State::Putting(p) = &mut self.state else {
+            return;
+        };
+        let data = &data[..data.len().min((p.size - p.sent) as usize)];
+        for chunk in data.chunks(MAX_CHUNK) {
+            p.hasher.update(chunk);
+            self.out.push_data(p.sent, chunk);
+            p.sent += chunk.len() as u64;
+        }
+        self.finish_upload_if_complete();
+    }
+
+    /// Abandons the transfer in progress; the server's answer arrives as
+    /// `Failed` (cancelled) or, if it crossed on the wire, as success.
+    pub fn cancel(&mut self) {
+        match self.state {
+            State::Putting(_) => {
+                self.out.push(&Message::Cancel);
+                self.state = State::PutCancelling;
+            }
+            State::Getting(_) => {
+                self.out.push(&Message::Cancel);
+                self.state = State::GetCancelling;
+            }
+            _ => {}
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// Bytes received from the server.
+    pub fn handle_input(&mut self, bytes: &[u8]) {
+        if !matches!(self.state, State::Closed) {
+            self.input.push(bytes);
+        }
+    }
+
+    /// The server closed the connection.
+    pub fn handle_eof(&mut self) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        let text = if self.input.check_eof().is_err() {
+            "server closed the connection in the middle of a frame"
+        } else {
+            "server closed the connection"
+        };
+        self.close(ErrorCode::Protocol, text);
+    }
+
+    /// The next thing that happened, or `None` if more input is needed.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Some(ev);
+            }
+            if matches!(self.state, State::Closed) {
+                return None;
+            }
+            match self.input.next_message() {
+                Ok(Some(msg)) => self.handle_message(msg),
+                Ok(None) => return None,
+                Err(e) => self.decode_error(&e),
+            }
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------
+
+    /// Bytes to write to the socket.
+    pub fn poll_transmit(&self) -> &[u8] {
+        self.out.pending()
+    }
+
+    /// `n` bytes of `poll_transmit()` were written.
+    pub fn consume_transmit(&mut self, n: usize) {
+        self.out.consume(n);
+    }
+
+    /// True when no request is running and a command may be issued.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// True once the connection is over.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// True while the handshake has not completed.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.state, State::Handshake)
+    }
+
+    /// The sender window the server granted.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    fn request(&mut self, msg: Message, next: State) -> Result<(), CommandError> {
+        match self.state {
+            State::Idle => {
+                self.out.push(&msg);
+                self.state = next;
+                Ok(())
+            }
+            State::Closed => Err(CommandError::Closed),
+            _ => Err(CommandError::Busy),
+        }
+    }
+
+    fn finish_upload_if_complete(&mut self) {
+        if let State::Putting(p) = &self.state {
+            if p.sent == p.size {
+                let digest = *p.hasher.finalize().as_bytes();
+                self.out.push(&Message::Done {
+                    size: p.size,
+                    digest,
+                });
+                self.state = State::AwaitPutDone;
+            }
+        }
+    }
+
+    fn handle_message(&mut self, msg: Message) {
+        // An Error frame ends whatever is running.
+        if let Message::Error { code, message } = msg {
+            return self.handle_error(RemoteError::new(code, message));
+        }
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        match (state, msg) {
+            (
+                State::Handshake,
+                Message::Welcome {
+                    version,
+                    window,
+                    server,
+                    ..
+                },
+            ) => {
+                if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
+                    return self.close(ErrorCode::Version, "server chose an unknown version");
+                }
+                self.window = u64::from(window.max(MIN_WINDOW));
+                self.events
+                    .push_back(ClientEvent::Connected { version, server });
+            }
+            (State::AwaitListing(mut acc), Message::Entries { entries, last }) => {
+                acc.extend(entries);
+                if last {
+                    self.events.push_back(ClientEvent::Listing(acc));
+                } else {
+                    self.state = State::AwaitListing(acc);
+                }
+            }
+            (State::AwaitPutReady { size }, Message::PutReady { name, offset }) => {
+                if offset > size {
+                    return self.close(ErrorCode::Protocol, "server chose an offset past the end");
+                }
+                self.events
+                    .push_back(ClientEvent::PutReady { name, offset });
+                self.state = State::Putting(Put {
+                    size,
+                    sent: offset,
+                    acked: offset,
+                    hasher: blake3::Hasher::new(),
+                });
+                self.finish_upload_if_complete();
+            }
+            (State::Putting(mut p), Message::Ack { offset }) => {
+                if offset < p.acked || offset > p.sent {
+                    return self.close(ErrorCode::Protocol, "acknowledgment of unsent data");
+                }
+                p.acked = offset;
+                self.state = State::Putting(p);
+            }
+            (s @ (State::AwaitPutDone | State::PutCancelling), Message::Ack { .. }) => {
+                self.state = s;
+            }
+            (State::AwaitPutDone | State::PutCancelling, Message::PutDone { name, size }) => {
+                self.events.push_back(ClientEvent::PutDone { name, size });
+            }
+            (
+                State::AwaitGetReady,
+                Message::GetReady {
+                    size,
+                    offset,
+                    mtime,
+                },
+            ) => {
+                if offset > size {
+                    return self.close(ErrorCode::Protocol, "server chose an offset past the end");
+                }
+                self.events.push_back(ClientEvent::GetReady {
+                    size,
+                    offset,
+                    mtime,
+                });
+                self.state = State::Getting(Get {
+                    size,
+                    next: offset,
+                    hasher: blake3::Hasher::new(),
+                });
+            }
+            (State::Getting(mut g), Message::Data { offset, data }) => {
+                let end = offset.checked_add(data.len() as u64);
+                if offset != g.next || end.is_none_or(|e| e > g.size) {
+                    return self.close(ErrorCode::Protocol, "data out of order or past the size");
+                }
+                g.hasher.update(&data);
+                g.next += data.len() as u64;
+                self.out.push(&Message::Ack { offset: g.next });
+                self.events.push_back(ClientEvent::GetData { offset, data });
+                self.state = State::Getting(g);
+            }
+            (State::Getting(g), Message::Done { size, digest }) => {
+                if size != g.size || g.next != g.size {
+                    return self.close(ErrorCode::Protocol, "Done before all data arrived");
+                }
+                if *g.hasher.finalize().as_bytes() != digest {
+                    self.events.push_back(ClientEvent::Failed(RemoteError::new(
+                        ErrorCode::Integrity,
+                        "BLAKE3 digest of the received data does not match",
+                    )));
+                } else {
+                    self.events.push_back(ClientEvent::GetDone { size });
+                }
+            }
+            (State::GetCancelling, Message::Data { .. }) => self.state = State::GetCancelling,
+            (State::GetCancelling, Message::Done { .. }) => {
+                self.events.push_back(ClientEvent::Failed(RemoteError::new(
+                    ErrorCode::Cancelled,
+                    "download cancelled",
+                )));
+            }
+            (State::AwaitOk, Message::Ok) => self.events.push_back(ClientEvent::Ok),
+            (_, other) => {
+                let text = format!("unexpected frame type 0x{:02x} from server", other.kind());
+                self.close(ErrorCode::Protocol, &text);
+            }
+        }
+    }
+
+    fn handle_error(&mut self, err: RemoteError) {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            // Errors before the handshake, or outside any request, end the connection.
+            State::Handshake | State::Idle | State::Closed => {
+                self.state = State::Closed;
+                self.events.push_back(ClientEvent::Closed(err));
+            }
+            State::Putting(_) => {
+                // The server discards our data in flight until it sees Cancel.
+                self.out.push(&Message::Cancel);
+                self.events.push_back(ClientEvent::Failed(err));
+            }
+            _ => self.events.push_back(ClientEvent::Failed(err)),
+        }
+    }
+
+    fn decode_error(&mut self, e: &DecodeError) {
+        let text = format!("bad frame from server: {e}");
+        self.close(ErrorCode::Protocol, &text);
+    }
+
+    fn close(&mut self, code: ErrorCode, message: &str) {
+        if !matches!(self.state, State::Closed) {
+            self.state = State::Closed;
+            self.events
+                .push_back(ClientEvent::Closed(RemoteError::new(code, message)));
+        }
+    }
+}

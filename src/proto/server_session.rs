@@ -1,0 +1,710 @@
+//! `ServerSession`: the server half of one connection as a state machine.
+//! Bytes and the clock come in as arguments, requests go out as
+//! [`ServerEvent`]s for the driver (which owns the disk), replies come back
+//! through the `reply_*`/`accept_*` methods, and bytes for the socket are
+//! drained with `poll_transmit`. No I/O and no clock reads happen here.
+
+use std::time::{Duration, Instant};
+
+use super::error::{DecodeError, ErrorCode};
+use super::frame::FrameReader;
+use super::limits::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC, MAX_CHUNK,
+    MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+};
+use super::message::{truncate_utf8, Entry, Message, PUT_FORCE};
+use super::outbox::Outbox;
+use super::path::RemotePath;
+
+/// Settings of a server session, validated by the server's config.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Window granted to clients sending data (announced in `Welcome`),
+    /// and the window this server keeps when it sends.
+    pub window: u32,
+    /// Silence after which the connection is closed.
+    pub idle_timeout: Duration,
+    /// Time a client has to send `Hello`.
+    pub handshake_timeout: Duration,
+    /// Name and version announced in `Welcome`.
+    pub server_name: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            window: DEFAULT_WINDOW,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            server_name: concat!("ftxd ", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A request the driver must carry out. The driver answers each event
+/// (with the method named on the variant) before polling for the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// List a directory; answer with `reply_entries` or `reply_error`.
+    List {
+        /// Directory (the root when empty).
+        path: RemotePath,
+    },
+    /// Begin an upload; answer with `accept_put` or `reply_error`.
+    PutStart {
+        /// Name requested by the client.
+        path: RemotePath,
+        /// Declared size of the whole file.
+        size: u64,
+        /// Offset the client wants to start at (0 for a fresh upload).
+        offset: u64,
+        /// Replace an existing file instead of choosing a clash name.
+        force: bool,
+    },
+    /// Bytes of the upload, in order; write them, or `reply_error` on failure.
+    PutData {
+        /// Offset in the file of `data[0]`.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// All bytes arrived and the digest matched: make the file durable and
+    /// visible, then `put_committed` (or `reply_error`).
+    PutCommit {
+        /// Size of the file.
+        size: u64,
+    },
+    /// The upload is over without success: drop the temporary file.
+    PutAbort {
+        /// Why (cancelled, integrity, protocol, timeout, connection lost, or
+        /// the driver's own error).
+        reason: ErrorCode,
+    },
+    /// Begin a download; answer with `accept_get` or `reply_error`, then
+    /// feed the bytes through `wants_data`/`send_data`.
+    GetStart {
+        /// File requested.
+        path: RemotePath,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// The download is over (finished, cancelled or failed): drop the file.
+    GetEnd,
+    /// Create a directory; answer with `reply_ok` or `reply_error`.
+    Mkdir {
+        /// Directory to create.
+        path: RemotePath,
+    },
+    /// Remove a file or empty directory; answer with `reply_ok` or `reply_error`.
+    Remove {
+        /// What to remove.
+        path: RemotePath,
+    },
+    /// Rename without replacing; answer with `reply_ok` or `reply_error`.
+    Rename {
+        /// Current name.
+        from: RemotePath,
+        /// New name.
+        to: RemotePath,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for `Hello`.
+    Handshake,
+    /// Waiting for a request.
+    Idle,
+    /// An event was handed out; waiting for the driver's answer.
+    AwaitReply(Pending),
+    /// Upload accepted: `Data` then `Done` (or `Cancel`) expected.
+    Receiving(Upload),
+    /// `PutCommit` handed out; waiting for `put_committed`.
+    AwaitCommit,
+    /// The upload failed on our side: discard `Data` until `Done`/`Cancel`.
+    Draining,
+    /// Download accepted: sending `Data`, receiving `Ack`s.
+    Sending(Download),
+    /// Finished: flush the output, then close.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    List,
+    Put { size: u64 },
+    Get,
+    Simple,
+}
+
+#[derive(Debug)]
+struct Upload {
+    size: u64,
+    next: u64,
+    hasher: blake3::Hasher,
+}
+
+#[derive(Debug)]
+struct Download {
+    size: u64,
+    sent: u64,
+    acked: u64,
+    hasher: blake3::Hasher,
+}
+
+/// The server side of one connection. See [`crate::proto`] for the protocol.
+#[derive(Debug)]
+pub struct ServerSession {
+    config: SessionConfig,
+    state: State,
+    input: FrameReader,
+    out: Outbox,
+    events: std::collections::VecDeque<ServerEvent>,
+    created: Instant,
+    last_input: Instant,
+}
+
+impl ServerSession {
+    /// A session for a freshly accepted connection.
+    pub fn new(config: SessionConfig, now: Instant) -> ServerSession {
+        ServerSession {
+            config,
+            state: State::Handshake,
+            input: FrameReader::new(),
+            out: Outbox::default(),
+            events: Default::default(),
+            created: now,
+            last_input: now,
+        }
+    }
+
+    /// A session that only tells the client why it is refused (busy, too many
+    /// connections from one address) and then closes.
+    pub fn refuse(code: ErrorCode, message: &str) -> ServerSession {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now);
+        s.fail(code, message);
+        s
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// Bytes received from the client.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if matches!(self.state, State::Closed) || bytes.is_empty() {
+            return;
+        }
+        self.last_input = now;
+        self.input.push(bytes);
+    }
+
+    /// The client closed its side. A transfer in progress is aborted.
+    pub fn handle_eof(&mut self) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        let reason = if self.input.check_eof().is_err() {
+            ErrorCode::Protocol
+        } else {
+            ErrorCode::Cancelled
+        };
+        self.abort_transfer(reason);
+        self.state = State::Closed;
+    }
+
+    /// The clock passed [`ServerSession::poll_deadline`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.poll_deadline() {
+            Some(deadline) if now >= deadline => {}
+            _ => return,
+        }
+        let what = if matches!(self.state, State::Handshake) {
+            "handshake not completed in time"
+        } else {
+            "connection idle for too long"
+        };
+        self.fail(ErrorCode::Timeout, what);
+    }
+
+    /// The next request for the driver, or `None` when the session needs
+    /// more input, is waiting for the driver's answer, has too much output
+    /// queued, or is closed. Call it after every input and after output
+    /// was drained.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Some(ev);
+            }
+            if matches!(
+                self.state,
+                State::Closed | State::AwaitReply(_) | State::AwaitCommit
+            ) || self.out.len() > MAX_PENDING_OUTPUT
+            {
+                return None;
+            }
+            match self.input.next_message() {
+                Ok(Some(msg)) => self.handle_message(msg),
+                Ok(None) => {
+                    self.input.shrink();
+                    return None;
+                }
+                Err(e) => self.protocol_error(&e),
+            }
+        }
+    }
+
+    // ---- answers from the driver ---------------------------------------
+
+    /// Answers `List` with the whole listing (sent in as many frames as needed).
+    pub fn reply_entries(&mut self, entries: Vec<Entry>) {
+        if !self.take_pending(Pending::List) {
+            return;
+        }
+        // Entry cost on the wire: kind + size + mtime + name length + name.
+        const FIXED: usize = 1 + 8 + 8 + 2;
+        let budget = MAX_FRAME_LEN as usize - 64;
+        let mut batch = Vec::new();
+        let mut used = 0;
+        for mut e in entries {
+            if e.name.len() > 4096 {
+                e.name = truncate_utf8(&e.name, 4096).to_owned();
+            }
+            let cost = FIXED + e.name.len();
+            if !batch.is_empty() && (used + cost > budget || batch.len() == MAX_ENTRIES_PER_FRAME) {
+                self.out.push(&Message::Entries {
+                    entries: std::mem::take(&mut batch),
+                    last: false,
+                });
+                used = 0;
+            }
+            used += cost;
+            batch.push(e);
+        }
+        self.out.push(&Message::Entries {
+            entries: batch,
+            last: true,
+        });
+    }
+
+    /// Answers `Mkdir`, `Remove` or `Rename` with success.
+    pub fn reply_ok(&mut self) {
+        if self.take_pending(Pending::Simple) {
+            self.out.push(&Message::Ok);
+        }
+    }
+
+    /// Fails the request awaiting an answer, or the transfer in progress.
+    pub fn reply_error(&mut self, code: ErrorCode, message: &str) {
+        let msg = Message::Error {
+            code,
+            message: message.to_owned(),
+        };
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::AwaitReply(_) => self.out.push(&msg),
+            State::AwaitCommit => {
+                self.events
+                    .push_back(ServerEvent::PutAbort { reason: code });
+                self.out.push(&msg);
+            }
+            State::Receiving(_) => {
+                self.events
+                    .push_back(ServerEvent::PutAbort { reason: code });
+                self.out.push(&msg);
+                self.state = State::Draining;
+            }
+            State::Sending(_) => {
+                self.events.push_back(ServerEvent::GetEnd);
+                self.out.push(&msg);
+            }
+            other => self.state = other,
+        }
+    }
+
+    /// Answers `PutStart`: data is expected from `offset`; `name` is the name
+    /// asked for (the stored name, chosen at commit, comes in `PutDone`).
+    pub fn accept_put(&mut self, name: &RemotePath, offset: u64) {
+        let State::AwaitReply(Pending::Put { size }) = self.state else {
+            return;
+        };
+        let offset = offset.min(size);
+        self.out.push(&Message::PutReady {
+            name: name.as_str().to_owned(),
+            offset,
+        });
+        self.state = State::Receiving(Upload {
+            size,
+            next: offset,
+            hasher: blake3::Hasher::new(),
+        });
+    }
+
+    /// Answers `PutCommit`: the file is durable and visible as `name`.
+    pub fn put_committed(&mut self, name: &RemotePath, size: u64) {
+        if matches!(self.state, State::AwaitCommit) {
+            self.out.push(&Message::PutDone {
+                name: name.as_str().to_owned(),
+                size,
+            });
+            self.state = State::Idle;
+        }
+    }
+
+    /// Answers `GetStart`: the file has `size` bytes, data follows from `offset`.
+    pub fn accept_get(&mut self, size: u64, offset: u64, mtime: i64) {
+        if !self.take_pending(Pending::Get) {
+            return;
+        }
+        let offset = offset.min(size);
+        self.out.push(&Message::GetReady {
+            size,
+            offset,
+            mtime,
+        });
+        let dl = Download {
+            size,
+            sent: offset,
+            acked: offset,
+            hasher: blake3::Hasher::new(),
+        };
+        self.state = State::Sending(dl);
+        self.finish_download_if_complete();
+    }
+
+    /// During a download: how many bytes `send_data` takes now (0 when the
+    /// window is full, output is backed up, or no download runs).
+    pub fn wants_data(&self) -> usize {
+        let State::Sending(dl) = &self.state else {
+            return 0;
+        };
+        if self.out.len() >= MAX_PENDING_OUTPUT {
+            return 0;
+        }
+        let in_flight = dl.sent - dl.acked;
+        let window = u64::from(self.config.window).saturating_sub(in_flight);
+        let remaining = dl.size - dl.sent;
+        remaining.min(window).min(MAX_CHUNK as u64) as usize
+    }
+
+    /// During a download: the next bytes of the file (at most `wants_data()`).
+    /// When the last byte was given, `Done` with the digest is queued.
+    pub fn send_data(&mut self, data: &[u8]) {
+        let State::Sending(dl) = &mut self.state else {
+            return;
+        };
+        let data = &data[..data.len().min((dl.size - dl.sent) as usize)];
+        if data.is_empty() {
+            return;
+        }
+        for chunk in data.chunks(MAX_CHUNK) {
+            dl.hasher.update(chunk);
+            self.out.push_data(dl.sent, chunk);
+            dl.sent += chunk.len() as u64;
+        }
+        self.finish_download_if_complete();
+    }
+
+    // ---- outputs ----------------------------------------------------
+
+    /// Bytes to write to the socket.
+    pub fn poll_transmit(&self) -> &[u8] {
+        self.out.pending()
+    }
+
+    /// `n` bytes of `poll_transmit()` were written.
+    pub fn consume_transmit(&mut self, n: usize) {
+        self.out.consume(n);
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => None,
+            State::Handshake => Some(self.created + self.config.handshake_timeout),
+            _ => Some(self.last_input + self.config.idle_timeout),
+        }
+    }
+
+    /// True while the session takes more input.
+    pub fn wants_read(&self) -> bool {
+        !matches!(self.state, State::Closed)
+            && self.out.len() < MAX_PENDING_OUTPUT
+            && self.input.buffered() < MAX_FRAME_LEN as usize + 4
+    }
+
+    /// True while output is waiting.
+    pub fn wants_write(&self) -> bool {
+        self.out.len() > 0
+    }
+
+    /// True once the session is over: close the socket when the output is flushed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// True while an upload or a download is running.
+    pub fn in_transfer(&self) -> bool {
+        matches!(
+            self.state,
+            State::Receiving(_) | State::Sending(_) | State::AwaitCommit | State::Draining
+        )
+    }
+
+    /// Releases idle buffers so an idle connection costs little memory.
+    pub fn shrink(&mut self) {
+        self.input.shrink();
+        self.out.shrink();
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    fn take_pending(&mut self, want: Pending) -> bool {
+        match self.state {
+            State::AwaitReply(p) if p == want => {
+                self.state = State::Idle;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn finish_download_if_complete(&mut self) {
+        if let State::Sending(dl) = &self.state {
+            if dl.sent == dl.size {
+                let digest = *dl.hasher.finalize().as_bytes();
+                self.out.push(&Message::Done {
+                    size: dl.size,
+                    digest,
+                });
+                // Acks still in flight are ignored in Idle.
+                self.state = State::Idle;
+                self.events.push_back(ServerEvent::GetEnd);
+            }
+        }
+    }
+
+    fn handle_message(&mut self, msg: Message) {
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        match state {
+            State::Handshake => self.handle_hello(msg),
+            State::Idle => self.handle_request(msg),
+            State::Receiving(up) => self.handle_upload(up, msg),
+            State::Draining => match msg {
+                Message::Data { .. } => self.state = State::Draining,
+                Message::Done { .. } | Message::Cancel => self.state = State::Idle,
+                other => self.unexpected(&other),
+            },
+            State::Sending(dl) => self.handle_download(dl, msg),
+            other => {
+                // AwaitReply/AwaitCommit/Closed never reach here: poll_event stops first.
+                self.state = other;
+            }
+        }
+    }
+
+    fn handle_hello(&mut self, msg: Message) {
+        let Message::Hello {
+            magic,
+            min_version,
+            max_version,
+            ..
+        } = msg
+        else {
+            self.fail(ErrorCode::Protocol, "expected Hello as the first frame");
+            return;
+        };
+        if magic != MAGIC {
+            self.fail(ErrorCode::Protocol, "not an ftx client");
+            return;
+        }
+        if min_version > PROTOCOL_VERSION || max_version < MIN_PROTOCOL_VERSION {
+            let text = format!(
+                "client speaks versions {min_version}-{max_version}, server speaks {MIN_PROTOCOL_VERSION}-{PROTOCOL_VERSION}"
+            );
+            self.fail(ErrorCode::Version, &text);
+            return;
+        }
+        self.out.push(&Message::Welcome {
+            version: max_version.min(PROTOCOL_VERSION),
+            flags: 0,
+            window: self.config.window,
+            server: self.config.server_name.clone(),
+        });
+        self.state = State::Idle;
+    }
+
+    fn handle_request(&mut self, msg: Message) {
+        let (event, pending) = match msg {
+            Message::List { path } => match RemotePath::parse(&path) {
+                Ok(path) => (ServerEvent::List { path }, Pending::List),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::Put {
+                path,
+                size,
+                offset,
+                flags,
+            } => {
+                if offset > size {
+                    return self.fail(ErrorCode::Protocol, "put offset beyond the file size");
+                }
+                match RemotePath::parse_file(&path) {
+                    Ok(path) => (
+                        ServerEvent::PutStart {
+                            path,
+                            size,
+                            offset,
+                            force: flags & PUT_FORCE != 0,
+                        },
+                        Pending::Put { size },
+                    ),
+                    Err(e) => return self.refuse_name(&e),
+                }
+            }
+            Message::Get { path, offset } => match RemotePath::parse_file(&path) {
+                Ok(path) => (ServerEvent::GetStart { path, offset }, Pending::Get),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::Mkdir { path } => match RemotePath::parse_file(&path) {
+                Ok(path) => (ServerEvent::Mkdir { path }, Pending::Simple),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::Remove { path } => match RemotePath::parse_file(&path) {
+                Ok(path) => (ServerEvent::Remove { path }, Pending::Simple),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::Rename { from, to } => {
+                match (RemotePath::parse_file(&from), RemotePath::parse_file(&to)) {
+                    (Ok(from), Ok(to)) => (ServerEvent::Rename { from, to }, Pending::Simple),
+                    (Err(e), _) | (_, Err(e)) => return self.refuse_name(&e),
+                }
+            }
+            // Late acknowledgments of a finished download, and a Cancel that
+            // crossed our Done or Error on the wire, are harmless.
+            Message::Ack { .. } | Message::Cancel => return,
+            other => return self.unexpected(&other),
+        };
+        self.state = State::AwaitReply(pending);
+        self.events.push_back(event);
+    }
+
+    fn handle_upload(&mut self, mut up: Upload, msg: Message) {
+        match msg {
+            Message::Data { offset, data } => {
+                let end = offset.checked_add(data.len() as u64);
+                if offset != up.next || end.is_none_or(|e| e > up.size) {
+                    self.events.push_back(ServerEvent::PutAbort {
+                        reason: ErrorCode::Protocol,
+                    });
+                    return self.fail(ErrorCode::Protocol, "data out of order or past the size");
+                }
+                up.hasher.update(&data);
+                up.next += data.len() as u64;
+                self.out.push(&Message::Ack { offset: up.next });
+                self.events.push_back(ServerEvent::PutData { offset, data });
+                self.state = State::Receiving(up);
+            }
+            Message::Done { size, digest } => {
+                if size != up.size || up.next != up.size {
+                    self.events.push_back(ServerEvent::PutAbort {
+                        reason: ErrorCode::Protocol,
+                    });
+                    return self.fail(ErrorCode::Protocol, "Done before all data arrived");
+                }
+                if *up.hasher.finalize().as_bytes() != digest {
+                    self.events.push_back(ServerEvent::PutAbort {
+                        reason: ErrorCode::Integrity,
+                    });
+                    self.out.push(&Message::Error {
+                        code: ErrorCode::Integrity,
+                        message: "BLAKE3 digest of the received data does not match".into(),
+                    });
+                    self.state = State::Idle;
+                    return;
+                }
+                self.events.push_back(ServerEvent::PutCommit { size });
+                self.state = State::AwaitCommit;
+            }
+            Message::Cancel => {
+                self.events.push_back(ServerEvent::PutAbort {
+                    reason: ErrorCode::Cancelled,
+                });
+                self.out.push(&Message::Error {
+                    code: ErrorCode::Cancelled,
+                    message: "upload cancelled".into(),
+                });
+                self.state = State::Idle;
+            }
+            other => {
+                self.events.push_back(ServerEvent::PutAbort {
+                    reason: ErrorCode::Protocol,
+                });
+                self.unexpected(&other);
+            }
+        }
+    }
+
+    fn handle_download(&mut self, mut dl: Download, msg: Message) {
+        match msg {
+            Message::Ack { offset } => {
+                if offset < dl.acked || offset > dl.sent {
+                    self.events.push_back(ServerEvent::GetEnd);
+                    return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
+                }
+                dl.acked = offset;
+                self.state = State::Sending(dl);
+            }
+            Message::Cancel => {
+                self.events.push_back(ServerEvent::GetEnd);
+                self.out.push(&Message::Error {
+                    code: ErrorCode::Cancelled,
+                    message: "download cancelled".into(),
+                });
+                self.state = State::Idle;
+            }
+            other => {
+                self.events.push_back(ServerEvent::GetEnd);
+                self.unexpected(&other);
+            }
+        }
+    }
+
+    fn refuse_name(&mut self, e: &super::path::NameError) {
+        self.out.push(&Message::Error {
+            code: ErrorCode::InvalidName,
+            message: e.to_string(),
+        });
+        self.state = State::Idle;
+    }
+
+    fn unexpected(&mut self, msg: &Message) {
+        let text = format!("unexpected frame type 0x{:02x} here", msg.kind());
+        self.fail(ErrorCode::Protocol, &text);
+    }
+
+    fn protocol_error(&mut self, e: &DecodeError) {
+        self.fail(ErrorCode::Protocol, &e.to_string());
+    }
+
+    fn abort_transfer(&mut self, reason: ErrorCode) {
+        match self.state {
+            State::Receiving(_) | State::AwaitCommit => {
+                self.events.push_back(ServerEvent::PutAbort { reason })
+            }
+            State::Sending(_) => self.events.push_back(ServerEvent::GetEnd),
+            _ => {}
+        }
+    }
+
+    /// Queues a fatal error frame and closes after it is flushed.
+    fn fail(&mut self, code: ErrorCode, message: &str) {
+        if !matches!(self.state, State::Closed) {
+            self.abort_transfer(code);
+            self.out.push(&Message::Error {
+                code,
+                message: message.to_owned(),
+            });
+            self.state = State::Closed;
+        }
+    }
+}

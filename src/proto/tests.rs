@@ -1,0 +1,944 @@
+//! Pump tests: a `ClientSession` and a `ServerSession` connected through
+//! memory, bytes delivered in hostile slices, with a fake in-memory store as
+//! the server's driver and simulated time. No sockets, no files.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::error::{DecodeError, ErrorCode};
+use super::frame::{self, FrameReader};
+use super::limits::{MAGIC, MAX_CHUNK, MAX_FRAME_LEN};
+use super::message::{Entry, EntryKind, Message};
+use super::path::clash_name;
+use super::session::{ClientEvent, ClientSession, ServerEvent, ServerSession, SessionConfig};
+
+fn all_messages() -> Vec<Message> {
+    vec![
+        Message::Hello {
+            magic: MAGIC,
+            min_version: 1,
+            max_version: 3,
+            flags: 7,
+            token: b"tok".to_vec(),
+        },
+        Message::Welcome {
+            version: 1,
+            flags: 0,
+            window: 1 << 20,
+            server: "ftxd".into(),
+        },
+        Message::List { path: "a/b".into() },
+        Message::Entries {
+            entries: vec![
+                Entry {
+                    name: "x".into(),
+                    kind: EntryKind::File,
+                    size: 5,
+                    mtime: -3,
+                },
+                Entry {
+                    name: "dir ü".into(),
+                    kind: EntryKind::Dir,
+                    size: 0,
+                    mtime: 1_700_000_000,
+                },
+            ],
+            last: true,
+        },
+        Message::Put {
+            path: "p".into(),
+            size: u64::MAX,
+            offset: 3,
+            flags: 1,
+        },
+        Message::PutReady {
+            name: "p".into(),
+            offset: 0,
+        },
+        Message::PutDone {
+            name: "p_1".into(),
+            size: 9,
+        },
+        Message::Get {
+            path: "g".into(),
+            offset: 11,
+        },
+        Message::GetReady {
+            size: 1,
+            offset: 0,
+            mtime: 5,
+        },
+        Message::Mkdir { path: "m".into() },
+        Message::Remove { path: "r".into() },
+        Message::Rename {
+            from: "a".into(),
+            to: "b".into(),
+        },
+        Message::Ok,
+        Message::Data {
+            offset: 42,
+            data: vec![1, 2, 3],
+        },
+        Message::Data {
+            offset: 0,
+            data: vec![0xAB; MAX_CHUNK],
+        },
+        Message::Ack { offset: 77 },
+        Message::Done {
+            size: 3,
+            digest: [9; 32],
+        },
+        Message::Cancel,
+        Message::Error {
+            code: ErrorCode::NoSpace,
+            message: "full".into(),
+        },
+        Message::Error {
+            code: ErrorCode::Other(999),
+            message: String::new(),
+        },
+    ]
+}
+
+#[test]
+fn every_message_round_trips() {
+    for msg in all_messages() {
+        let mut buf = Vec::new();
+        frame::encode(&msg, &mut buf);
+        let (back, used) = frame::decode(&buf).unwrap().unwrap();
+        assert_eq!(back, msg);
+        assert_eq!(used, buf.len());
+        // Any strict prefix is "need more bytes", never an error.
+        for cut in [0, 1, 3, 4, 5, buf.len() - 1]
+            .into_iter()
+            .filter(|&c| c < buf.len())
+        {
+            assert_eq!(
+                frame::decode(&buf[..cut]).unwrap(),
+                None,
+                "{msg:?} cut {cut}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reader_decodes_a_stream_fed_one_byte_at_a_time() {
+    let msgs = all_messages();
+    let mut stream = Vec::new();
+    for m in &msgs {
+        frame::encode(m, &mut stream);
+    }
+    let mut reader = FrameReader::new();
+    let mut got = Vec::new();
+    for b in &stream {
+        reader.push(std::slice::from_ref(b));
+        while let Some(m) = reader.next_message().unwrap() {
+            got.push(m);
+        }
+    }
+    assert_eq!(got, msgs);
+    assert!(reader.check_eof().is_ok());
+}
+
+#[test]
+fn malformed_frames_are_typed_errors() {
+    let too_big = (MAX_FRAME_LEN + 1).to_be_bytes();
+    assert_eq!(
+        frame::decode(&too_big),
+        Err(DecodeError::FrameTooLarge(MAX_FRAME_LEN + 1))
+    );
+    assert_eq!(frame::decode(&[0, 0, 0, 0]), Err(DecodeError::EmptyFrame));
+    assert_eq!(
+        frame::decode(&[0, 0, 0, 1, 0x77]),
+        Err(DecodeError::UnknownType(0x77))
+    );
+    assert!(matches!(
+        frame::decode(&[0, 0, 0, 2, 0x21, 1]),
+        Err(DecodeError::Truncated(_))
+    ));
+    assert_eq!(
+        frame::decode(&[0, 0, 0, 2, 0x94, 1]),
+        Err(DecodeError::TrailingBytes(0x94))
+    );
+    // Invalid UTF-8 in a path.
+    assert!(matches!(
+        frame::decode(&[0, 0, 0, 5, 0x10, 0, 2, 0xff, 0xfe]),
+        Err(DecodeError::BadString(_))
+    ));
+    // Entries' bool must be 0 or 1.
+    assert!(matches!(
+        frame::decode(&[0, 0, 0, 4, 0x90, 2, 0, 0]),
+        Err(DecodeError::BadValue(_))
+    ));
+    let mut r = FrameReader::new();
+    r.push(&[0, 0, 0, 9, 0x10]);
+    assert_eq!(r.next_message(), Ok(None));
+    assert_eq!(r.check_eof(), Err(DecodeError::UnexpectedEof));
+}
+
+// ---- the pump ---------------------------------------------------------
+
+/// A fake disk for the server driver.
+#[derive(Default)]
+struct FakeStore {
+    files: BTreeMap<String, Vec<u8>>,
+    dirs: Vec<String>,
+    read_only: bool,
+    max_size: Option<u64>,
+    space: Option<u64>,
+    upload: Option<(String, bool, Vec<u8>)>,
+    download: Option<Vec<u8>>,
+    pos: usize,
+}
+
+impl FakeStore {
+    fn handle(&mut self, s: &mut ServerSession, ev: ServerEvent) {
+        match ev {
+            ServerEvent::List { path } => {
+                if !path.is_root() && !self.dirs.contains(&path.as_str().to_owned()) {
+                    return s.reply_error(ErrorCode::NotFound, "no such directory");
+                }
+                let entries = self
+                    .files
+                    .iter()
+                    .map(|(n, d)| Entry {
+                        name: n.clone(),
+                        kind: EntryKind::File,
+                        size: d.len() as u64,
+                        mtime: 0,
+                    })
+                    .collect();
+                s.reply_entries(entries);
+            }
+            ServerEvent::PutStart {
+                path, size, force, ..
+            } => {
+                if self.read_only {
+                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
+                }
+                if self.max_size.is_some_and(|m| size > m) {
+                    return s.reply_error(ErrorCode::TooLarge, "over the limit");
+                }
+                if self.dirs.contains(&path.as_str().to_owned()) {
+                    return s.reply_error(ErrorCode::IsDirectory, "is a directory");
+                }
+                self.upload = Some((path.as_str().to_owned(), force, Vec::new()));
+                s.accept_put(&path, 0);
+            }
+            ServerEvent::PutData { data, .. } => {
+                let up = self.upload.as_mut().unwrap();
+                if self
+                    .space
+                    .is_some_and(|sp| (up.2.len() + data.len()) as u64 > sp)
+                {
+                    return s.reply_error(ErrorCode::NoSpace, "disk full");
+                }
+                up.2.extend_from_slice(&data);
+            }
+            ServerEvent::PutCommit { size } => {
+                let (name, force, data) = self.upload.take().unwrap();
+                assert_eq!(data.len() as u64, size);
+                let mut stored = name.clone();
+                let mut n = 0;
+                while !force && self.files.contains_key(&stored) {
+                    n += 1;
+                    stored = clash_name(&name, n);
+                }
+                self.files.insert(stored.clone(), data);
+                let p = super::path::RemotePath::parse(&stored).unwrap();
+                s.put_committed(&p, size);
+            }
+            ServerEvent::PutAbort { .. } => self.upload = None,
+            ServerEvent::GetStart { path, offset } => {
+                if self.dirs.contains(&path.as_str().to_owned()) {
+                    return s.reply_error(ErrorCode::IsDirectory, "is a directory");
+                }
+                match self.files.get(path.as_str()) {
+                    None => s.reply_error(ErrorCode::NotFound, "no such file"),
+                    Some(d) => {
+                        self.download = Some(d.clone());
+                        self.pos = offset as usize;
+                        s.accept_get(d.len() as u64, offset, 0);
+                    }
+                }
+            }
+            ServerEvent::GetEnd => self.download = None,
+            ServerEvent::Mkdir { path } => {
+                if self.read_only {
+                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
+                }
+                self.dirs.push(path.as_str().to_owned());
+                s.reply_ok();
+            }
+            ServerEvent::Remove { path } => match self.files.remove(path.as_str()) {
+                Some(_) => s.reply_ok(),
+                None => s.reply_error(ErrorCode::NotFound, "no such file"),
+            },
+            ServerEvent::Rename { from, to } => {
+                if self.files.contains_key(to.as_str()) {
+                    return s.reply_error(ErrorCode::Exists, "target exists");
+                }
+                match self.files.remove(from.as_str()) {
+                    Some(d) => {
+                        self.files.insert(to.as_str().to_owned(), d);
+                        s.reply_ok();
+                    }
+                    None => s.reply_error(ErrorCode::NotFound, "no such file"),
+                }
+            }
+        }
+    }
+
+    /// Drives the server: events, then download data.
+    fn drive(&mut self, s: &mut ServerSession) {
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = s.poll_event() {
+                self.handle(s, ev);
+                progressed = true;
+            }
+            let want = s.wants_data();
+            if want > 0 {
+                if let Some(d) = &self.download {
+                    let end = (self.pos + want).min(d.len());
+                    let chunk = d[self.pos..end].to_vec();
+                    self.pos = end;
+                    s.send_data(&chunk);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+}
+
+/// Splits deliveries into slices: 1 byte, odd primes, whole buffers.
+struct Slicer {
+    sizes: Vec<usize>,
+    i: usize,
+}
+
+impl Slicer {
+    fn new(sizes: &[usize]) -> Slicer {
+        Slicer {
+            sizes: sizes.to_vec(),
+            i: 0,
+        }
+    }
+    fn next(&mut self) -> usize {
+        let n = self.sizes[self.i % self.sizes.len()];
+        self.i += 1;
+        n
+    }
+}
+
+/// A hook that may corrupt bytes on the wire.
+type Tamper = Option<Box<dyn FnMut(&mut [u8])>>;
+
+/// A client and a server wired together through memory.
+struct Pump {
+    client: ClientSession,
+    server: ServerSession,
+    store: FakeStore,
+    slicer: Slicer,
+    now: Instant,
+    /// Bytes on the wire client->server that a test may corrupt.
+    tamper_c2s: Tamper,
+    tamper_s2c: Tamper,
+}
+
+impl Pump {
+    fn new(sizes: &[usize]) -> Pump {
+        Pump::with(sizes, SessionConfig::default(), FakeStore::default())
+    }
+
+    fn with(sizes: &[usize], config: SessionConfig, store: FakeStore) -> Pump {
+        let now = Instant::now();
+        let mut p = Pump {
+            client: ClientSession::new(Vec::new()),
+            server: ServerSession::new(config, now),
+            store,
+            slicer: Slicer::new(sizes),
+            now,
+            tamper_c2s: None,
+            tamper_s2c: None,
+        };
+        match p.next_event() {
+            ClientEvent::Connected { version, .. } => assert_eq!(version, 1),
+            other => panic!("handshake failed: {other:?}"),
+        }
+        p
+    }
+
+    /// Moves bytes both ways, one slice at a time, until the client has an
+    /// event or nothing moves.
+    fn next_event(&mut self) -> ClientEvent {
+        for _ in 0..10_000_000 {
+            if let Some(ev) = self.client.poll_event() {
+                return ev;
+            }
+            let mut moved = false;
+            let c2s = self.client.poll_transmit();
+            if !c2s.is_empty() {
+                let n = self.slicer.next().min(c2s.len());
+                let mut bytes = c2s[..n].to_vec();
+                if let Some(t) = self.tamper_c2s.as_mut() {
+                    t(&mut bytes);
+                }
+                self.client.consume_transmit(n);
+                self.server.handle_input(&bytes, self.now);
+                moved = true;
+            }
+            self.store.drive(&mut self.server);
+            let s2c = self.server.poll_transmit();
+            if !s2c.is_empty() {
+                let n = self.slicer.next().min(s2c.len());
+                let mut bytes = s2c[..n].to_vec();
+                if let Some(t) = self.tamper_s2c.as_mut() {
+                    t(&mut bytes);
+                }
+                self.server.consume_transmit(n);
+                self.client.handle_input(&bytes);
+                moved = true;
+            }
+            self.store.drive(&mut self.server);
+            if !moved {
+                if self.server.is_closed() {
+                    self.client.handle_eof();
+                    continue;
+                }
+                panic!("pump stalled without a client event");
+            }
+        }
+        panic!("pump did not finish");
+    }
+
+    fn put(&mut self, name: &str, data: &[u8], force: bool) -> Result<String, ErrorCode> {
+        self.client.put(name, data.len() as u64, 0, force).unwrap();
+        let mut sent = 0usize;
+        loop {
+            match self.next_event_while_sending(data, &mut sent) {
+                ClientEvent::PutReady { offset, .. } => assert_eq!(offset, 0),
+                ClientEvent::PutDone { name, size } => {
+                    assert_eq!(size, data.len() as u64);
+                    return Ok(name);
+                }
+                ClientEvent::Failed(e) | ClientEvent::Closed(e) => return Err(e.code),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn next_event_while_sending(&mut self, data: &[u8], sent: &mut usize) -> ClientEvent {
+        loop {
+            let want = self.client.wants_data();
+            if want > 0 {
+                let end = (*sent + want).min(data.len());
+                self.client.send_data(&data[*sent..end]);
+                *sent = end;
+            }
+            if let Some(ev) = self.client.poll_event() {
+                return ev;
+            }
+            // Move a little, then offer data again.
+            let ev = self.step();
+            if let Some(ev) = ev {
+                return ev;
+            }
+        }
+    }
+
+    /// One round of byte moving; returns an event if one appeared.
+    fn step(&mut self) -> Option<ClientEvent> {
+        let c2s = self.client.poll_transmit();
+        let mut moved = false;
+        if !c2s.is_empty() {
+            let n = self.slicer.next().min(c2s.len());
+            let mut bytes = c2s[..n].to_vec();
+            if let Some(t) = self.tamper_c2s.as_mut() {
+                t(&mut bytes);
+            }
+            self.client.consume_transmit(n);
+            self.server.handle_input(&bytes, self.now);
+            moved = true;
+        }
+        self.store.drive(&mut self.server);
+        let s2c = self.server.poll_transmit();
+        if !s2c.is_empty() {
+            let n = self.slicer.next().min(s2c.len());
+            let bytes = s2c[..n].to_vec();
+            self.server.consume_transmit(n);
+            self.client.handle_input(&bytes);
+            moved = true;
+        }
+        if !moved && self.client.wants_data() == 0 {
+            if self.server.is_closed() {
+                self.client.handle_eof();
+            } else {
+                return Some(self.next_event());
+            }
+        }
+        self.client.poll_event()
+    }
+
+    fn get(&mut self, name: &str) -> Result<Vec<u8>, ErrorCode> {
+        self.client.get(name, 0).unwrap();
+        let mut out = Vec::new();
+        loop {
+            match self.next_event() {
+                ClientEvent::GetReady { size, offset, .. } => {
+                    assert_eq!(offset, 0);
+                    out.reserve(size as usize);
+                }
+                ClientEvent::GetData { offset, data } => {
+                    assert_eq!(offset as usize, out.len());
+                    out.extend_from_slice(&data);
+                }
+                ClientEvent::GetDone { size } => {
+                    assert_eq!(size as usize, out.len());
+                    return Ok(out);
+                }
+                ClientEvent::Failed(e) | ClientEvent::Closed(e) => return Err(e.code),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn simple(&mut self) -> Result<(), ErrorCode> {
+        match self.next_event() {
+            ClientEvent::Ok => Ok(()),
+            ClientEvent::Failed(e) | ClientEvent::Closed(e) => Err(e.code),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn list(&mut self, path: &str) -> Result<Vec<Entry>, ErrorCode> {
+        self.client.list(path).unwrap();
+        match self.next_event() {
+            ClientEvent::Listing(v) => Ok(v),
+            ClientEvent::Failed(e) | ClientEvent::Closed(e) => Err(e.code),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+const SLICINGS: &[&[usize]] = &[&[1], &[7, 1, 4093, 3], &[65_537, 13], &[usize::MAX]];
+
+#[test]
+fn put_get_round_trips_in_every_slicing() {
+    for sizes in SLICINGS {
+        let mut p = Pump::new(sizes);
+        let lens: &[usize] = if sizes == &[1] {
+            &[0, 1, 1000]
+        } else {
+            &[
+                0,
+                1,
+                MAX_CHUNK - 1,
+                MAX_CHUNK,
+                MAX_CHUNK + 1,
+                3 * MAX_CHUNK + 17,
+            ]
+        };
+        for (i, &len) in lens.iter().enumerate() {
+            let data = pattern(len, i as u64 + 1);
+            let name = format!("f{i}.bin");
+            assert_eq!(
+                p.put(&name, &data, false),
+                Ok(name.clone()),
+                "{sizes:?} {len}"
+            );
+            assert_eq!(p.get(&name).unwrap(), data, "{sizes:?} {len}");
+        }
+    }
+}
+
+#[test]
+fn window_bounds_bytes_in_flight() {
+    let config = SessionConfig {
+        window: MAX_CHUNK as u32,
+        ..SessionConfig::default()
+    };
+    let mut p = Pump::with(&[usize::MAX], config, FakeStore::default());
+    let data = pattern(5 * MAX_CHUNK + 3, 9);
+    p.client.put("w", data.len() as u64, 0, false).unwrap();
+    assert!(matches!(p.next_event(), ClientEvent::PutReady { .. }));
+    // With a one-chunk window the client offers one chunk, then nothing
+    // until the server's Ack arrives.
+    assert_eq!(p.client.wants_data(), MAX_CHUNK);
+    p.client.send_data(&data[..MAX_CHUNK]);
+    assert_eq!(p.client.wants_data(), 0);
+    let mut sent = MAX_CHUNK;
+    match p.next_event_while_sending(&data, &mut sent) {
+        ClientEvent::PutDone { .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(p.get("w").unwrap(), data);
+}
+
+#[test]
+fn clash_names_and_force() {
+    let mut p = Pump::new(&[usize::MAX]);
+    assert_eq!(p.put("a.txt", b"one", false), Ok("a.txt".into()));
+    assert_eq!(p.put("a.txt", b"two", false), Ok("a_1.txt".into()));
+    assert_eq!(p.put("a.txt", b"three", false), Ok("a_2.txt".into()));
+    assert_eq!(p.put("a.txt", b"forced", true), Ok("a.txt".into()));
+    assert_eq!(p.get("a.txt").unwrap(), b"forced");
+    assert_eq!(p.get("a_1.txt").unwrap(), b"two");
+    let names: Vec<_> = p.list("").unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["a.txt", "a_1.txt", "a_2.txt"]);
+}
+
+#[test]
+fn simple_operations_and_their_errors() {
+    let mut p = Pump::new(&[3, 1]);
+    p.client.mkdir("d").unwrap();
+    assert_eq!(p.simple(), Ok(()));
+    assert_eq!(p.list("d").map(|v| v.len()), Ok(0));
+    assert_eq!(p.list("nope"), Err(ErrorCode::NotFound));
+    assert_eq!(p.put("x", b"x", false), Ok("x".into()));
+    p.client.rename("x", "y").unwrap();
+    assert_eq!(p.simple(), Ok(()));
+    p.client.rename("missing", "z").unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::NotFound));
+    assert_eq!(p.put("x", b"x2", false), Ok("x".into()));
+    p.client.rename("x", "y").unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::Exists));
+    p.client.remove("y").unwrap();
+    assert_eq!(p.simple(), Ok(()));
+    p.client.remove("y").unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::NotFound));
+    assert_eq!(p.get("d"), Err(ErrorCode::IsDirectory));
+    assert_eq!(p.put("d", b"", false), Err(ErrorCode::IsDirectory));
+    assert_eq!(p.get("missing"), Err(ErrorCode::NotFound));
+    // The connection is still usable after every failure.
+    assert_eq!(p.get("x").unwrap(), b"x2");
+}
+
+#[test]
+fn invalid_names_are_refused_and_the_connection_survives() {
+    let mut p = Pump::new(&[5]);
+    for bad in [
+        "../x",
+        "/etc/passwd",
+        "a/../b",
+        "..",
+        ".",
+        "a//b",
+        "a\\b",
+        "a\u{1}b",
+        ".ftx-tmp",
+    ] {
+        assert_eq!(p.get(bad), Err(ErrorCode::InvalidName), "{bad:?}");
+        assert_eq!(
+            p.put(bad, b"x", false),
+            Err(ErrorCode::InvalidName),
+            "{bad:?}"
+        );
+        assert_eq!(p.list(bad), Err(ErrorCode::InvalidName), "{bad:?}");
+        p.client.mkdir(bad).unwrap();
+        assert_eq!(p.simple(), Err(ErrorCode::InvalidName));
+        p.client.remove(bad).unwrap();
+        assert_eq!(p.simple(), Err(ErrorCode::InvalidName));
+        p.client.rename("ok", bad).unwrap();
+        assert_eq!(p.simple(), Err(ErrorCode::InvalidName));
+    }
+    assert_eq!(p.get(""), Err(ErrorCode::InvalidName));
+    assert!(p.store.files.is_empty() && p.store.dirs.is_empty());
+    assert_eq!(p.put("fine", b"ok", false), Ok("fine".into()));
+}
+
+#[test]
+fn read_only_too_large_and_no_space() {
+    let store = FakeStore {
+        read_only: true,
+        ..FakeStore::default()
+    };
+    let mut p = Pump::with(&[11], SessionConfig::default(), store);
+    assert_eq!(p.put("a", b"x", false), Err(ErrorCode::ReadOnly));
+    p.client.mkdir("d").unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::ReadOnly));
+
+    let store = FakeStore {
+        max_size: Some(10),
+        ..FakeStore::default()
+    };
+    let mut p = Pump::with(&[11], SessionConfig::default(), store);
+    assert_eq!(p.put("a", &[0; 11], false), Err(ErrorCode::TooLarge));
+    assert_eq!(p.put("a", &[0; 10], false), Ok("a".into()));
+
+    // Disk fills mid-transfer: the client gets NoSpace, the server drains the
+    // data in flight, nothing is stored, and the connection keeps working.
+    let store = FakeStore {
+        space: Some(2 * MAX_CHUNK as u64),
+        ..FakeStore::default()
+    };
+    let mut p = Pump::with(&[usize::MAX], SessionConfig::default(), store);
+    let big = pattern(6 * MAX_CHUNK, 3);
+    assert_eq!(p.put("big", &big, false), Err(ErrorCode::NoSpace));
+    assert!(p.store.files.is_empty() && p.store.upload.is_none());
+    assert_eq!(p.put("small", b"tiny", false), Ok("small".into()));
+    assert_eq!(p.get("small").unwrap(), b"tiny");
+}
+
+#[test]
+fn corrupted_data_fails_the_integrity_check_both_ways() {
+    // Flip one byte of the file data client -> server.
+    let mut p = Pump::new(&[usize::MAX]);
+    let data = pattern(100_000, 5);
+    let mut flipped = false;
+    p.tamper_c2s = Some(Box::new(move |bytes: &mut [u8]| {
+        // Data frames are the large deliveries; flip inside one, once.
+        if !flipped && bytes.len() > 50_000 {
+            bytes[40_000] ^= 0x01;
+            flipped = true;
+        }
+    }));
+    assert_eq!(p.put("c", &data, false), Err(ErrorCode::Integrity));
+    assert!(p.store.files.is_empty());
+    p.tamper_c2s = None;
+    assert_eq!(p.put("c", &data, false), Ok("c".into()));
+
+    // And server -> client.
+    let mut flipped = false;
+    p.tamper_s2c = Some(Box::new(move |bytes: &mut [u8]| {
+        if !flipped && bytes.len() > 50_000 {
+            bytes[40_000] ^= 0x80;
+            flipped = true;
+        }
+    }));
+    assert_eq!(p.get("c"), Err(ErrorCode::Integrity));
+    p.tamper_s2c = None;
+    assert_eq!(p.get("c").unwrap(), data);
+}
+
+#[test]
+fn cancel_put_and_get_keeps_the_connection() {
+    let mut p = Pump::new(&[usize::MAX]);
+    let data = pattern(4 * MAX_CHUNK, 7);
+    p.client.put("big", data.len() as u64, 0, false).unwrap();
+    assert!(matches!(p.next_event(), ClientEvent::PutReady { .. }));
+    p.client.send_data(&data[..MAX_CHUNK]);
+    p.client.cancel();
+    match p.next_event() {
+        ClientEvent::Failed(e) => assert_eq!(e.code, ErrorCode::Cancelled),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(p.store.files.is_empty() && p.store.upload.is_none());
+    assert_eq!(p.put("big", &data, false), Ok("big".into()));
+
+    p.client.get("big", 0).unwrap();
+    assert!(matches!(p.next_event(), ClientEvent::GetReady { .. }));
+    p.client.cancel();
+    match p.next_event() {
+        ClientEvent::Failed(e) => assert_eq!(e.code, ErrorCode::Cancelled),
+        other => panic!("data or another event after cancel: {other:?}"),
+    }
+    assert!(p.store.download.is_none());
+    assert_eq!(p.get("big").unwrap(), data);
+}
+
+/// Feeds raw bytes to a fresh server session and returns the error code it
+/// answers with and whether it closed.
+fn server_answer(bytes: &[u8]) -> (Option<ErrorCode>, bool) {
+    let now = Instant::now();
+    let mut s = ServerSession::new(SessionConfig::default(), now);
+    s.handle_input(bytes, now);
+    let mut store = FakeStore::default();
+    store.drive(&mut s);
+    let mut r = FrameReader::new();
+    r.push(s.poll_transmit());
+    let mut code = None;
+    while let Ok(Some(m)) = r.next_message() {
+        if let Message::Error { code: c, .. } = m {
+            code = Some(c);
+        }
+    }
+    (code, s.is_closed())
+}
+
+fn hello(magic: [u8; 4], min: u16, max: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    frame::encode(
+        &Message::Hello {
+            magic,
+            min_version: min,
+            max_version: max,
+            flags: 0,
+            token: vec![],
+        },
+        &mut b,
+    );
+    b
+}
+
+#[test]
+fn hostile_openings_get_typed_errors_and_a_close() {
+    assert_eq!(
+        server_answer(b"GET / HTTP/1.1\r\n\r\n"),
+        (Some(ErrorCode::Protocol), true)
+    );
+    assert_eq!(server_answer(&[0xff; 8]), (Some(ErrorCode::Protocol), true));
+    assert_eq!(
+        server_answer(&hello(*b"NOPE", 1, 1)),
+        (Some(ErrorCode::Protocol), true)
+    );
+    assert_eq!(
+        server_answer(&hello(MAGIC, 2, 9)),
+        (Some(ErrorCode::Version), true)
+    );
+    assert_eq!(
+        server_answer(&hello(MAGIC, 0, 0)),
+        (Some(ErrorCode::Version), true)
+    );
+    let mut list_first = Vec::new();
+    frame::encode(
+        &Message::List {
+            path: String::new(),
+        },
+        &mut list_first,
+    );
+    assert_eq!(
+        server_answer(&list_first),
+        (Some(ErrorCode::Protocol), true)
+    );
+    // A server-only message after a good handshake.
+    let mut b = hello(MAGIC, 1, 1);
+    frame::encode(&Message::Ok, &mut b);
+    assert_eq!(server_answer(&b), (Some(ErrorCode::Protocol), true));
+    // A good hello alone: welcomed, still open.
+    assert_eq!(server_answer(&hello(MAGIC, 1, 5)), (None, false));
+    // Data outside a transfer.
+    let mut b = hello(MAGIC, 1, 1);
+    frame::encode(
+        &Message::Data {
+            offset: 0,
+            data: vec![1],
+        },
+        &mut b,
+    );
+    assert_eq!(server_answer(&b), (Some(ErrorCode::Protocol), true));
+}
+
+#[test]
+fn oversized_prefix_is_refused_without_buffering() {
+    let now = Instant::now();
+    let mut s = ServerSession::new(SessionConfig::default(), now);
+    s.handle_input(&hello(MAGIC, 1, 1), now);
+    s.handle_input(&u32::MAX.to_be_bytes(), now);
+    assert!(s.poll_event().is_none());
+    assert!(s.is_closed());
+    assert!(!s.wants_read());
+}
+
+#[test]
+fn handshake_and_idle_deadlines() {
+    let t0 = Instant::now();
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(30),
+        ..SessionConfig::default()
+    };
+    let mut s = ServerSession::new(config.clone(), t0);
+    let d = s.poll_deadline().unwrap();
+    assert_eq!(d, t0 + config.handshake_timeout);
+    s.handle_timeout(t0 + Duration::from_secs(9));
+    assert!(!s.is_closed());
+    s.handle_timeout(d);
+    assert!(s.is_closed());
+    let mut r = FrameReader::new();
+    r.push(s.poll_transmit());
+    assert!(matches!(
+        r.next_message(),
+        Ok(Some(Message::Error {
+            code: ErrorCode::Timeout,
+            ..
+        }))
+    ));
+
+    let mut s = ServerSession::new(config, t0);
+    s.handle_input(&hello(MAGIC, 1, 1), t0 + Duration::from_secs(1));
+    assert!(s.poll_event().is_none());
+    assert!(!s.is_closed());
+    let idle = s.poll_deadline().unwrap();
+    assert_eq!(idle, t0 + Duration::from_secs(31));
+    s.handle_timeout(idle);
+    assert!(s.is_closed());
+}
+
+#[test]
+fn eof_mid_upload_aborts_it() {
+    let now = Instant::now();
+    let mut s = ServerSession::new(SessionConfig::default(), now);
+    let mut b = hello(MAGIC, 1, 1);
+    frame::encode(
+        &Message::Put {
+            path: "p".into(),
+            size: 10,
+            offset: 0,
+            flags: 0,
+        },
+        &mut b,
+    );
+    s.handle_input(&b, now);
+    assert!(matches!(s.poll_event(), Some(ServerEvent::PutStart { .. })));
+    s.accept_put(&super::path::RemotePath::parse("p").unwrap(), 0);
+    s.handle_input(&[0, 0, 0, 20, 0x20], now);
+    assert!(s.poll_event().is_none());
+    s.handle_eof();
+    assert_eq!(
+        s.poll_event(),
+        Some(ServerEvent::PutAbort {
+            reason: ErrorCode::Protocol
+        })
+    );
+    assert!(s.is_closed());
+}
+
+#[test]
+fn busy_refusal_reaches_the_client() {
+    let mut server = ServerSession::refuse(ErrorCode::Busy, "too many connections");
+    let mut client = ClientSession::new(Vec::new());
+    client.handle_input(server.poll_transmit());
+    let n = server.poll_transmit().len();
+    server.consume_transmit(n);
+    assert!(server.is_closed());
+    match client.poll_event() {
+        Some(ClientEvent::Closed(e)) => assert_eq!(e.code, ErrorCode::Busy),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn large_listing_spans_frames() {
+    let mut store = FakeStore::default();
+    for i in 0..2000 {
+        store
+            .files
+            .insert(format!("{i:04}-{}", "n".repeat(200)), vec![]);
+    }
+    let mut p = Pump::with(&[4096], SessionConfig::default(), store);
+    let list = p.list("").unwrap();
+    assert_eq!(list.len(), 2000);
+    assert!(list[1999].name.starts_with("1999-"));
+}
+
+#[test]
+fn commands_are_refused_while_busy() {
+    let mut c = ClientSession::new(Vec::new());
+    assert_eq!(c.list(""), Err(super::session::CommandError::Busy));
+}
