@@ -17,4 +17,5 @@
 //! Only the binaries in `src/bin/` choose exit codes. `log` is for operators;
 //! user-facing output goes through `shell`'s renderer.
 
+pub mod client;
 pub mod proto;

@@ -1,0 +1,511 @@
+//! The client API the shell calls: connect, list, put, get and the simple
+//! remote operations, each a blocking call that drives a `ClientSession`
+//! over a `TcpStream`. Handles local files (temporary file, verify, rename).
+//! Never prints: results and typed errors go back to the caller, progress
+//! goes through the [`Progress`] trait.
+
+pub mod local;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::proto::error::{ErrorCode, RemoteError};
+use crate::proto::limits::MAX_CHUNK;
+use crate::proto::message::Entry;
+use crate::proto::session::{ClientEvent, ClientSession};
+
+use local::LocalDownload;
+
+/// Time allowed to open the TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for the server's `Welcome`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Silence from the server after which an operation fails as timed out.
+/// Generous: committing a large upload includes an fsync.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Size of the socket read buffer and of file reads.
+const IO_BUF: usize = MAX_CHUNK;
+
+/// What went wrong in a client operation.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The TCP connection could not be opened.
+    Connect {
+        /// `HOST:PORT` as given.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The server refused or failed the request (the connection is usable).
+    Remote(RemoteError),
+    /// The connection is gone (server error, protocol violation, close).
+    Closed(RemoteError),
+    /// The network failed.
+    Io(io::Error),
+    /// A local file could not be read or written.
+    Local {
+        /// The local path involved.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The local source is not a regular file.
+    LocalNotAFile(PathBuf),
+    /// The local file changed size while it was being sent.
+    LocalChanged(PathBuf),
+}
+
+impl ClientError {
+    /// The protocol error code behind this error, when there is one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Remote(e) | ClientError::Closed(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// True when the connection can no longer be used.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Closed(_) | ClientError::Io(_) | ClientError::Connect { .. }
+        )
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { addr, source } => {
+                write!(f, "cannot connect to {addr}: {source}")
+            }
+            ClientError::Remote(e) => write!(f, "{e}"),
+            ClientError::Closed(e) => write!(f, "connection lost: {e}"),
+            ClientError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for the server"),
+            ClientError::Io(e) => write!(f, "network error: {e}"),
+            ClientError::Local { path, source } => {
+                write!(f, "{}: {}", path.display(), local_reason(source))
+            }
+            ClientError::LocalNotAFile(p) => write!(f, "{}: is a directory", p.display()),
+            ClientError::LocalChanged(p) => {
+                write!(f, "{}: file changed while it was being sent", p.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A local I/O error in plain words ("not found", "permission denied", ...).
+fn local_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "not found".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::IsADirectory => "is a directory".into(),
+        io::ErrorKind::StorageFull => "no space left".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Progress of one transfer, reported by the client while it runs.
+pub trait Progress {
+    /// The transfer starts; `total` bytes, `done` already there (resume).
+    fn start(&mut self, total: u64, done: u64);
+    /// `done` bytes of `total` have moved.
+    fn advance(&mut self, done: u64);
+    /// The transfer ended (successfully or not).
+    fn finish(&mut self);
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&mut self, _: u64, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+}
+
+/// A finished upload.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    /// The name the server stored it under.
+    pub stored: String,
+    /// Bytes in the file.
+    pub size: u64,
+    /// Wall time of the transfer.
+    pub elapsed: Duration,
+}
+
+/// A finished download.
+#[derive(Debug, Clone)]
+pub struct GetOutcome {
+    /// Where the file was stored locally.
+    pub path: PathBuf,
+    /// Bytes in the file.
+    pub size: u64,
+    /// Wall time of the transfer.
+    pub elapsed: Duration,
+}
+
+/// A connection to an `ftxd`.
+pub struct Client {
+    stream: TcpStream,
+    session: ClientSession,
+    server: String,
+    rbuf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr` (`HOST:PORT`) and completes the handshake.
+    pub fn connect(addr: &str) -> Result<Client, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let addrs: Vec<_> = addr.to_socket_addrs().map_err(connect_err)?.collect();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        let mut stream = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let stream = stream.ok_or_else(|| connect_err(last))?;
+        stream.set_nodelay(true).ok();
+        let mut client = Client {
+            stream,
+            session: ClientSession::new(Vec::new()),
+            server: String::new(),
+            rbuf: vec![0; IO_BUF],
+        };
+        client
+            .stream
+            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .map_err(ClientError::Io)?;
+        match client.next_event()? {
+            ClientEvent::Connected { server, .. } => client.server = server,
+            other => return Err(unexpected(other)),
+        }
+        client
+            .stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .map_err(ClientError::Io)?;
+        Ok(client)
+    }
+
+    /// The server's name and version, as it announced itself.
+    pub fn server_name(&self) -> &str {
+        &self.server
+    }
+
+    /// Lists a remote directory ("" for the root).
+    pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, ClientError> {
+        self.session.list(path).map_err(command_error)?;
+        match self.next_event()? {
+            ClientEvent::Listing(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates a remote directory.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), ClientError> {
+        self.session.mkdir(path).map_err(command_error)?;
+        self.expect_ok()
+    }
+
+    /// Removes a remote file or empty directory.
+    pub fn remove(&mut self, path: &str) -> Result<(), ClientError> {
+        self.session.remove(path).map_err(command_error)?;
+        self.expect_ok()
+    }
+
+    /// Renames a remote file or directory; never replaces an existing name.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), ClientError> {
+        self.session.rename(from, to).map_err(command_error)?;
+        self.expect_ok()
+    }
+
+    /// Uploads `local` as `remote`. Without `force`, a taken name gives
+    /// `stem_N.ext` on the server; the outcome says the stored name.
+    pub fn put(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        force: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<PutOutcome, ClientError> {
+        let local_err = |source| ClientError::Local {
+            path: local.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(local).map_err(local_err)?;
+        let meta = file.metadata().map_err(local_err)?;
+        if !meta.is_file() {
+            return Err(ClientError::LocalNotAFile(local.to_path_buf()));
+        }
+        let size = meta.len();
+        let started = Instant::now();
+        self.session
+            .put(remote, size, 0, force)
+            .map_err(command_error)?;
+        let mut fbuf = vec![0u8; IO_BUF];
+        let mut sent = 0u64;
+        let mut started_progress = false;
+        let result = loop {
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    ClientEvent::PutReady { offset, .. } => {
+                        sent = offset;
+                        progress.start(size, offset);
+                        started_progress = true;
+                    }
+                    ClientEvent::PutDone { name, size } => {
+                        progress.advance(size);
+                        progress.finish();
+                        return Ok(PutOutcome {
+                            stored: name,
+                            size,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                    other => {
+                        if started_progress {
+                            progress.finish();
+                        }
+                        return Err(event_error(other));
+                    }
+                }
+            }
+            let want = self.session.wants_data();
+            if want > 0 {
+                let n = match file.read(&mut fbuf[..want]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(local_err(e)),
+                };
+                if n == 0 {
+                    break Err(ClientError::LocalChanged(local.to_path_buf()));
+                }
+                self.session.send_data(&fbuf[..n]);
+                sent += n as u64;
+                progress.advance(sent);
+                if let Err(e) = self.flush() {
+                    break Err(e);
+                }
+                continue;
+            }
+            if let Err(e) = self.flush().and_then(|_| self.read_some()) {
+                break Err(e);
+            }
+        };
+        // Local failure mid-upload: tell the server, then wait for its answer
+        // so the connection stays in step.
+        if started_progress {
+            progress.finish();
+        }
+        if let Err(e) = &result {
+            if !e.is_fatal() {
+                self.session.cancel();
+                self.drain_until_idle();
+            }
+        }
+        result
+    }
+
+    /// Downloads `remote` to `target` (a file path). The data goes to a
+    /// hidden temporary file that is renamed into place after the digest
+    /// matched; without `force` a taken name gives `stem_N.ext` locally.
+    pub fn get(
+        &mut self,
+        remote: &str,
+        target: &Path,
+        force: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<GetOutcome, ClientError> {
+        let started = Instant::now();
+        self.session.get(remote, 0).map_err(command_error)?;
+        let mut download: Option<LocalDownload> = None;
+        let mut failure: Option<ClientError> = None;
+        loop {
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    ClientEvent::GetReady { size, offset, .. } => {
+                        match LocalDownload::create(target, force) {
+                            Ok(d) => download = Some(d),
+                            Err(source) => {
+                                failure = Some(ClientError::Local {
+                                    path: target.to_path_buf(),
+                                    source,
+                                });
+                                self.session.cancel();
+                            }
+                        }
+                        progress.start(size, offset);
+                    }
+                    ClientEvent::GetData { offset, data } => {
+                        if let Some(d) = download.as_mut() {
+                            if let Err(source) = d.file.write_all(&data) {
+                                failure = Some(ClientError::Local {
+                                    path: target.to_path_buf(),
+                                    source,
+                                });
+                                download = None;
+                                self.session.cancel();
+                            } else {
+                                progress.advance(offset + data.len() as u64);
+                            }
+                        }
+                    }
+                    ClientEvent::GetDone { size } => {
+                        progress.finish();
+                        let Some(d) = download.take() else {
+                            return Err(failure.unwrap_or_else(|| {
+                                ClientError::Closed(RemoteError::new(
+                                    ErrorCode::Protocol,
+                                    "data without a transfer",
+                                ))
+                            }));
+                        };
+                        let path = d.commit().map_err(|source| ClientError::Local {
+                            path: target.to_path_buf(),
+                            source,
+                        })?;
+                        return Ok(GetOutcome {
+                            path,
+                            size,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                    other => {
+                        progress.finish();
+                        return Err(failure.unwrap_or_else(|| event_error(other)));
+                    }
+                }
+            }
+            self.flush()?;
+            self.read_some()?;
+        }
+    }
+
+    fn expect_ok(&mut self) -> Result<(), ClientError> {
+        match self.next_event()? {
+            ClientEvent::Ok => Ok(()),
+            other => Err(event_error(other)),
+        }
+    }
+
+    /// Writes everything the session has queued.
+    fn flush(&mut self) -> Result<(), ClientError> {
+        loop {
+            let out = self.session.poll_transmit();
+            if out.is_empty() {
+                return Ok(());
+            }
+            match self.stream.write(out) {
+                Ok(0) => {
+                    return Err(ClientError::Io(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => self.session.consume_transmit(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Io(e)),
+            }
+        }
+    }
+
+    /// Blocks until some bytes arrive and hands them to the session.
+    fn read_some(&mut self) -> Result<(), ClientError> {
+        loop {
+            match self.stream.read(&mut self.rbuf) {
+                Ok(0) => {
+                    self.session.handle_eof();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.session.handle_input(&self.rbuf[..n]);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The server may have closed after an error frame we have
+                // not read yet; let the session report that first.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    self.session.handle_eof();
+                    return Ok(());
+                }
+                Err(e) => return Err(ClientError::Io(e)),
+            }
+        }
+    }
+
+    /// Flushes, then reads until the session produces an event.
+    fn next_event(&mut self) -> Result<ClientEvent, ClientError> {
+        loop {
+            if let Some(ev) = self.session.poll_event() {
+                return Ok(ev);
+            }
+            if self.session.is_closed() {
+                return Err(ClientError::Closed(RemoteError::new(
+                    ErrorCode::Protocol,
+                    "connection closed",
+                )));
+            }
+            self.flush()?;
+            self.read_some()?;
+        }
+    }
+
+    /// After a local failure mid-transfer: consume events until the request
+    /// ended, so the next command starts in step.
+    fn drain_until_idle(&mut self) {
+        for _ in 0..1_000_000 {
+            if self.session.is_idle() || self.session.is_closed() {
+                return;
+            }
+            while self.session.poll_event().is_some() {}
+            if self.session.is_idle() || self.session.is_closed() {
+                return;
+            }
+            if self.flush().and_then(|_| self.read_some()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn command_error(e: crate::proto::session::CommandError) -> ClientError {
+    ClientError::Closed(RemoteError::new(ErrorCode::Protocol, e.to_string()))
+}
+
+fn event_error(ev: ClientEvent) -> ClientError {
+    match ev {
+        ClientEvent::Failed(e) => ClientError::Remote(e),
+        ClientEvent::Closed(e) => ClientError::Closed(e),
+        other => unexpected(other),
+    }
+}
+
+fn unexpected(ev: ClientEvent) -> ClientError {
+    match ev {
+        ClientEvent::Failed(e) => ClientError::Remote(e),
+        ClientEvent::Closed(e) => ClientError::Closed(e),
+        other => ClientError::Closed(RemoteError::new(
+            ErrorCode::Protocol,
+            format!("unexpected reply from server: {other:?}"),
+        )),
+    }
+}
