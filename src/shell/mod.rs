@@ -1,0 +1,10 @@
+//! The `ftx` shell: everything between the user's keyboard (or batch file)
+//! and the client API, plus every user-visible text.
+//!
+//! It parses lines into [`command::Command`]s, owns the line sources
+//! (interactive, piped, batch), runs the batch rules, completes names and
+//! formats output. It must never touch sockets, `mio` or protocol frames:
+//! the network client is reached only through the [`batch::Execute`] and
+//! [`complete::RemoteNames`] traits, which the client layer implements.
+
+pub mod words;
