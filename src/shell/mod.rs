@@ -7,4 +7,6 @@
 //! the network client is reached only through the [`batch::Execute`] and
 //! [`complete::RemoteNames`] traits, which the client layer implements.
 
+pub mod command;
+pub mod render;
 pub mod words;
