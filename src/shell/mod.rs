@@ -8,5 +8,6 @@
 //! [`complete::RemoteNames`] traits, which the client layer implements.
 
 pub mod command;
+pub mod complete;
 pub mod render;
 pub mod words;
