@@ -10,4 +10,5 @@
 pub mod command;
 pub mod complete;
 pub mod render;
+pub mod source;
 pub mod words;
