@@ -7,6 +7,7 @@
 //! the network client is reached only through the [`batch::Execute`] and
 //! [`complete::RemoteNames`] traits, which the client layer implements.
 
+pub mod batch;
 pub mod command;
 pub mod complete;
 pub mod render;
