@@ -3,7 +3,7 @@
 //!
 //! The word under the cursor is found with the same tokenizer the parser
 //! uses ([`words::cursor_word`]) and what is inserted is quoted with
-//! [`words::quote`], so a completed name always parses back to itself. What
+//! [`words::quote_in`], in the style the user started the word in, so a completed name always parses back to itself. What
 //! a position completes (command, local path, remote path) comes from the
 //! command table in [`command::SPECS`]. Remote names come from a
 //! [`RemoteNames`] provider that the client layer implements (a cache);
@@ -20,7 +20,7 @@ use rustyline::{Context, Helper};
 
 use super::command::{self, ArgKind, SPECS};
 use super::render::Style;
-use super::words;
+use super::words::{self, Quote};
 
 /// Lists a remote directory for completion. The client layer implements it,
 /// typically over a cache so Tab never waits long on the network.
@@ -81,13 +81,20 @@ pub fn complete_line(line: &str, pos: usize, local: Lister<'_>, remote: Lister<'
     };
     let word = words::cursor_word(before);
     let start = word.start;
+    // Quote candidates the way the user started the word, so they share
+    // its prefix (rustyline inserts the candidates' longest common prefix).
+    let style = match before[start..].chars().next() {
+        Some('\'') => Some(Quote::Single),
+        Some('"') => Some(Quote::Double),
+        _ => None,
+    };
     let mut candidates = if word.index == 0 {
         complete_command(&word.text, " ")
     } else {
         match position_kind(&word.previous, &word.text) {
             Some(ArgKind::Command) => complete_command(&word.text, ""),
-            Some(ArgKind::Local) => complete_path(&word.text, local),
-            Some(ArgKind::Remote) => complete_path(&word.text, remote),
+            Some(ArgKind::Local) => complete_path(&word.text, style, local),
+            Some(ArgKind::Remote) => complete_path(&word.text, style, remote),
             None => Vec::new(),
         }
     };
@@ -126,7 +133,7 @@ fn complete_command(prefix: &str, suffix: &str) -> Vec<Candidate> {
         .collect()
 }
 
-fn complete_path(typed: &str, list: Lister<'_>) -> Vec<Candidate> {
+fn complete_path(typed: &str, style: Option<Quote>, list: Lister<'_>) -> Vec<Candidate> {
     let (dir, prefix) = match typed.rfind('/') {
         Some(i) => typed.split_at(i + 1),
         None => ("", typed),
@@ -140,7 +147,7 @@ fn complete_path(typed: &str, list: Lister<'_>) -> Vec<Candidate> {
             let slash = if is_dir { "/" } else { "" };
             Candidate {
                 display: format!("{name}{slash}"),
-                replacement: words::quote(&format!("{dir}{name}{slash}")),
+                replacement: words::quote_in(&format!("{dir}{name}{slash}"), style),
             }
         })
         .collect();
@@ -365,20 +372,33 @@ mod tests {
 
     #[test]
     fn names_that_need_it_are_quoted() {
-        assert_eq!(run("put my").1, ["'my dir/'", "'my file.txt'"]);
-        assert_eq!(run("get it").1, [r#""it's.txt" "#]);
-        // An open quote or an escape is part of the word that gets replaced.
-        assert_eq!(run("put \"my f"), (4, vec!["'my file.txt' ".into()]));
-        assert_eq!(run(r"put my\ d"), (4, vec!["'my dir/'".into()]));
+        // Unquoted words complete with backslashes, so candidates keep the
+        // typed prefix and rustyline can extend it.
+        assert_eq!(run("put my").1, [r"my\ dir/", r"my\ file.txt"]);
+        assert_eq!(run("get it").1, [r"it\'s.txt "]);
+        // An open quote or an escape is part of the word that gets replaced,
+        // and the quote style the user chose is kept.
+        assert_eq!(run("put \"my f"), (4, vec!["\"my file.txt\" ".into()]));
+        assert_eq!(run("put 'my f"), (4, vec!["'my file.txt' ".into()]));
+        assert_eq!(run("get 'it"), (4, vec![r#""it's.txt" "#.into()]));
+        assert_eq!(run(r"put my\ d"), (4, vec![r"my\ dir/".into()]));
         // Completing inside a quoted directory.
         assert_eq!(
             run("put 'my dir/'"),
             (4, vec!["'my dir/inner.txt' ".into()])
         );
         // Every replacement parses back to the name it stands for.
-        for r in run("put my").1 {
-            let words = words::split(&r).expect("splits");
-            assert_eq!(words.len(), 1);
+        for line in [
+            "put my", "put 'my", "put \"my", "get it", "get 'it", "get \"it",
+        ] {
+            for r in run(line).1 {
+                let words = words::split(r.trim_end()).expect("splits");
+                assert_eq!(words.len(), 1, "{r}");
+                assert!(
+                    ["my dir/", "my file.txt", "it's.txt"].contains(&words[0].text.as_str()),
+                    "{r}"
+                );
+            }
         }
     }
 

@@ -233,16 +233,48 @@ pub fn quote(word: &str) -> String {
     if !word.contains('\'') {
         return format!("'{word}'");
     }
+    quote_in(word, Some(Quote::Double))
+}
+
+/// Escapes `word` with backslashes instead of quotes (`my\ file.txt`), as
+/// shells complete an unquoted word, so that [`split`] gives it back
+/// unchanged. The empty word becomes `''`.
+pub fn escape(word: &str) -> String {
+    if word.is_empty() {
+        return "''".to_string();
+    }
     let mut out = String::with_capacity(word.len() + 4);
-    out.push('"');
     for c in word.chars() {
-        if c == '"' || c == '\\' {
+        if !is_plain(c) {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('"');
     out
+}
+
+/// Quotes `word` in the style the user started it in: backslash escapes
+/// for an unquoted word (`None`), `'...'` or `"..."` otherwise, so that
+/// completion candidates share a prefix with what was typed. Round-trips
+/// through [`split`] like [`quote`].
+pub fn quote_in(word: &str, style: Option<Quote>) -> String {
+    match style {
+        None => escape(word),
+        Some(Quote::Single) if !word.contains('\'') => format!("'{word}'"),
+        Some(Quote::Single) => quote(word),
+        Some(Quote::Double) => {
+            let mut out = String::with_capacity(word.len() + 4);
+            out.push('"');
+            for c in word.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+            out
+        }
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +401,17 @@ mod tests {
     }
 
     #[test]
+    fn quote_in_follows_the_typed_style() {
+        assert_eq!(quote_in("my file", None), r"my\ file");
+        assert_eq!(quote_in("a.txt", None), "a.txt");
+        assert_eq!(quote_in("it's #1", None), r"it\'s\ \#1");
+        assert_eq!(quote_in("my file", Some(Quote::Single)), "'my file'");
+        assert_eq!(quote_in("it's", Some(Quote::Single)), r#""it's""#);
+        assert_eq!(quote_in(r#"a "b""#, Some(Quote::Double)), r#""a \"b\"""#);
+        assert_eq!(escape(""), "''");
+    }
+
+    #[test]
     fn quote_round_trips_awkward_names() {
         let names = [
             "plain",
@@ -402,6 +445,13 @@ mod tests {
             let line = format!("put {quoted} x");
             let words = split(&line).expect("splits");
             assert_eq!(words[1].text, name);
+            // Every completion style round-trips too.
+            for style in [None, Some(Quote::Single), Some(Quote::Double)] {
+                let q = quote_in(name, style);
+                let words = split(&q).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+                assert_eq!(words.len(), 1, "{name:?} as {q:?}");
+                assert_eq!(words[0].text, name, "as {q:?}");
+            }
         }
     }
 }
