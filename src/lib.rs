@@ -19,3 +19,4 @@
 
 pub mod client;
 pub mod proto;
+pub mod shell;

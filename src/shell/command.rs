@@ -1,0 +1,920 @@
+//! The shell's commands: the one table of command specs ([`SPECS`]) and the
+//! parser from a line to a typed [`Command`].
+//!
+//! [`SPECS`] is the single source for `help`, `help COMMAND`, synopsis hints,
+//! Tab completion (what each argument position names) and argument checking.
+//! Parsing is pure: it never looks at files, the server or the terminal, and
+//! it reports every problem as a [`ParseError`] whose `Display` is one line
+//! a user can read. Options may appear anywhere before `--` (`ls dir -l`),
+//! letters combine (`-la`), and `--` makes every later word an argument
+//! (`rm -- -odd-name`). A lone `-` is an argument, not an option.
+
+use std::fmt;
+
+use super::render::quoted_name;
+use super::words::{self, WordsError};
+
+/// What an argument position names, which decides what Tab completes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A path on this machine.
+    Local,
+    /// A path on the server.
+    Remote,
+    /// The name of a shell command.
+    Command,
+}
+
+/// One positional argument of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgSpec {
+    /// The placeholder in the synopsis (`LOCAL`).
+    pub name: &'static str,
+    /// How the "missing" error names it (`LOCAL file name`).
+    pub what: &'static str,
+    /// What it names, for completion.
+    pub kind: ArgKind,
+    /// Whether the command fails without it.
+    pub required: bool,
+}
+
+/// One single-letter option of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagSpec {
+    /// The letter (`f` for `-f`).
+    pub letter: char,
+    /// What it does, one line.
+    pub help: &'static str,
+}
+
+/// Everything the shell knows about a command, defined once in [`SPECS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The name the user types.
+    pub name: &'static str,
+    /// Other names for the same command (`quit`, `bye`).
+    pub aliases: &'static [&'static str],
+    /// The options it accepts.
+    pub flags: &'static [FlagSpec],
+    /// Its positional arguments, required ones first.
+    pub args: &'static [ArgSpec],
+    /// What it does, one line for the `help` overview.
+    pub summary: &'static str,
+    /// Longer help for `help COMMAND`.
+    pub help: &'static str,
+}
+
+impl CommandSpec {
+    /// The synopsis, derived from flags and arguments: `put [-f] LOCAL [REMOTE]`.
+    pub fn synopsis(&self) -> String {
+        let mut s = self.name.to_string();
+        let args = self.args_synopsis();
+        if !args.is_empty() {
+            s.push(' ');
+            s.push_str(&args);
+        }
+        s
+    }
+
+    /// The synopsis without the name: `[-f] LOCAL [REMOTE]` (empty when none).
+    pub fn args_synopsis(&self) -> String {
+        let flags = self.flags.iter().map(|f| format!("[-{}]", f.letter));
+        let args = self.args.iter().map(|a| {
+            if a.required {
+                a.name.to_string()
+            } else {
+                format!("[{}]", a.name)
+            }
+        });
+        flags.chain(args).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Whether `word` names this command (its name or an alias).
+    pub fn is_named(&self, word: &str) -> bool {
+        self.name == word || self.aliases.contains(&word)
+    }
+
+    /// What argument position `index` (0-based, options not counted) names.
+    pub fn arg_kind(&self, index: usize) -> Option<ArgKind> {
+        self.args.get(index).map(|a| a.kind)
+    }
+
+    /// The text of `help COMMAND`: synopsis, long help, options, aliases.
+    pub fn long_help(&self) -> String {
+        let mut s = format!("usage: {}\n{}\n", self.synopsis(), self.help);
+        for f in self.flags {
+            s.push_str(&format!("  -{}  {}\n", f.letter, f.help));
+        }
+        if !self.aliases.is_empty() {
+            s.push_str(&format!("aliases: {}\n", self.aliases.join(", ")));
+        }
+        s
+    }
+}
+
+const fn req(name: &'static str, what: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec {
+        name,
+        what,
+        kind,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, what: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec {
+        name,
+        what,
+        kind,
+        required: false,
+    }
+}
+
+const FORCE: FlagSpec = FlagSpec {
+    letter: 'f',
+    help: "replace an existing file instead of storing under a new name",
+};
+
+/// Every command of the shell, in the order `help` lists them.
+pub const SPECS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "put",
+        aliases: &[],
+        flags: &[FORCE],
+        args: &[
+            req("LOCAL", "LOCAL file name", ArgKind::Local),
+            opt("REMOTE", "REMOTE file name", ArgKind::Remote),
+        ],
+        summary: "upload a file",
+        help: "Upload LOCAL to the server as REMOTE (default: LOCAL's base name).\n\
+               If REMOTE exists the upload is stored as name_1.ext, name_2.ext, ...\n\
+               unless -f is given.",
+    },
+    CommandSpec {
+        name: "get",
+        aliases: &[],
+        flags: &[FORCE],
+        args: &[
+            req("REMOTE", "REMOTE file name", ArgKind::Remote),
+            opt("LOCAL", "LOCAL file name", ArgKind::Local),
+        ],
+        summary: "download a file",
+        help: "Download REMOTE from the server as LOCAL (default: REMOTE's base name\n\
+               in the current local directory). If LOCAL exists the download is\n\
+               stored as name_1.ext, name_2.ext, ... unless -f is given.",
+    },
+    CommandSpec {
+        name: "reput",
+        aliases: &[],
+        flags: &[],
+        args: &[
+            req("LOCAL", "LOCAL file name", ArgKind::Local),
+            opt("REMOTE", "REMOTE file name", ArgKind::Remote),
+        ],
+        summary: "resume an interrupted upload",
+        help: "Resume an interrupted upload of LOCAL, sending only the missing bytes.\n\
+               With nothing to resume it uploads the whole file and says so.",
+    },
+    CommandSpec {
+        name: "reget",
+        aliases: &[],
+        flags: &[],
+        args: &[
+            req("REMOTE", "REMOTE file name", ArgKind::Remote),
+            opt("LOCAL", "LOCAL file name", ArgKind::Local),
+        ],
+        summary: "resume an interrupted download",
+        help: "Resume an interrupted download of REMOTE, fetching only the missing\n\
+               bytes. With nothing to resume it downloads the whole file and says so.",
+    },
+    CommandSpec {
+        name: "ls",
+        aliases: &[],
+        flags: &[
+            FlagSpec {
+                letter: 'l',
+                help: "long listing: modification time and human sizes",
+            },
+            FlagSpec {
+                letter: 'a',
+                help: "also list names starting with '.'",
+            },
+        ],
+        args: &[opt("PATH", "PATH", ArgKind::Remote)],
+        summary: "list a remote directory",
+        help: "List the remote directory PATH (default: the server root): size in\n\
+               bytes then name, directories with a trailing '/'.",
+    },
+    CommandSpec {
+        name: "mkdir",
+        aliases: &[],
+        flags: &[],
+        args: &[req("PATH", "directory PATH", ArgKind::Remote)],
+        summary: "create a remote directory",
+        help: "Create the directory PATH on the server.",
+    },
+    CommandSpec {
+        name: "rm",
+        aliases: &[],
+        flags: &[],
+        args: &[req("PATH", "remote PATH", ArgKind::Remote)],
+        summary: "remove a remote file",
+        help: "Remove PATH on the server (a symbolic link itself, not its target).",
+    },
+    CommandSpec {
+        name: "rename",
+        aliases: &[],
+        flags: &[],
+        args: &[
+            req("OLD", "OLD name", ArgKind::Remote),
+            req("NEW", "NEW name", ArgKind::Remote),
+        ],
+        summary: "rename a remote file",
+        help: "Rename OLD to NEW on the server.",
+    },
+    CommandSpec {
+        name: "lls",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("PATH", "PATH", ArgKind::Local)],
+        summary: "list a local directory",
+        help: "List the local directory PATH (default: the current local directory).",
+    },
+    CommandSpec {
+        name: "lcd",
+        aliases: &[],
+        flags: &[],
+        args: &[req("PATH", "local directory PATH", ArgKind::Local)],
+        summary: "change the local directory",
+        help: "Change the current local directory to PATH.",
+    },
+    CommandSpec {
+        name: "lpwd",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "print the local directory",
+        help: "Print the current local directory.",
+    },
+    CommandSpec {
+        name: "help",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("COMMAND", "COMMAND", ArgKind::Command)],
+        summary: "show help",
+        help: "List the commands, or show what COMMAND does.",
+    },
+    CommandSpec {
+        name: "exit",
+        aliases: &["quit", "bye"],
+        flags: &[],
+        args: &[],
+        summary: "leave ftx",
+        help: "Close the connection and leave ftx.",
+    },
+    CommandSpec {
+        name: "1",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("FILE", "FILE", ArgKind::Local)],
+        summary: "menu: upload a file (asks for its name if not given)",
+        help: "The original menu's \"Upload a file\": like 'put FILE'. Without FILE it\n\
+               asks 'Enter full filename to upload:' and takes the answer as typed.",
+    },
+    CommandSpec {
+        name: "2",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("FILE", "FILE", ArgKind::Remote)],
+        summary: "menu: download a file (asks for its name if not given)",
+        help: "The original menu's \"Download a file\": like 'get FILE'. Without FILE\n\
+               it asks 'Enter full filename to download:' and takes the answer as typed.",
+    },
+    CommandSpec {
+        name: "3",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "menu: exit",
+        help: "The original menu's \"Exit\": like 'exit'.",
+    },
+];
+
+/// The spec of the command called `name` (by name or alias).
+pub fn spec(name: &str) -> Option<&'static CommandSpec> {
+    SPECS.iter().find(|s| s.is_named(name))
+}
+
+/// The `help` overview: one line per command, synopsis then summary.
+pub fn help_overview() -> String {
+    let rows: Vec<(String, &str)> = SPECS.iter().map(|s| (s.synopsis(), s.summary)).collect();
+    let width = rows.iter().map(|(syn, _)| syn.len()).max().unwrap_or(0);
+    let mut out = String::from("commands:\n");
+    for (syn, summary) in rows {
+        out.push_str(&format!("  {syn:width$}  {summary}\n"));
+    }
+    out.push_str("Type 'help COMMAND' for more. Names with spaces: \"my file\" or my\\ file.\n");
+    out
+}
+
+/// A parsed shell command, ready for the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `put [-f] LOCAL [REMOTE]`, also `1 FILE`.
+    Put {
+        /// `-f`: replace instead of storing under a free name.
+        force: bool,
+        /// The local file to send.
+        local: String,
+        /// The remote name; `None` means LOCAL's base name.
+        remote: Option<String>,
+    },
+    /// `get [-f] REMOTE [LOCAL]`, also `2 FILE`.
+    Get {
+        /// `-f`: replace instead of storing under a free name.
+        force: bool,
+        /// The remote file to fetch.
+        remote: String,
+        /// The local name; `None` means REMOTE's base name in the local directory.
+        local: Option<String>,
+    },
+    /// `reput LOCAL [REMOTE]`.
+    Reput {
+        /// The local file to send.
+        local: String,
+        /// The remote name; `None` means LOCAL's base name.
+        remote: Option<String>,
+    },
+    /// `reget REMOTE [LOCAL]`.
+    Reget {
+        /// The remote file to fetch.
+        remote: String,
+        /// The local name; `None` means REMOTE's base name.
+        local: Option<String>,
+    },
+    /// `ls [-l] [-a] [PATH]`.
+    Ls {
+        /// `-l`: modification times and human sizes.
+        long: bool,
+        /// `-a`: include names starting with `.`.
+        all: bool,
+        /// The remote directory; `None` means the root.
+        path: Option<String>,
+    },
+    /// `mkdir PATH`.
+    Mkdir {
+        /// The remote directory to create.
+        path: String,
+    },
+    /// `rm PATH`.
+    Rm {
+        /// The remote path to remove.
+        path: String,
+    },
+    /// `rename OLD NEW`.
+    Rename {
+        /// The current remote name.
+        from: String,
+        /// The new remote name.
+        to: String,
+    },
+    /// `lls [PATH]`.
+    Lls {
+        /// The local directory; `None` means the current one.
+        path: Option<String>,
+    },
+    /// `lcd PATH`.
+    Lcd {
+        /// The new local directory.
+        path: String,
+    },
+    /// `lpwd`.
+    Lpwd,
+    /// `help [COMMAND]`; the topic is the canonical name of a known command.
+    Help {
+        /// The command to explain; `None` for the overview.
+        topic: Option<&'static str>,
+    },
+    /// `exit`, `quit`, `bye`, `3`.
+    Exit,
+    /// `1` alone: ask `Enter full filename to upload:` then upload.
+    PromptPut,
+    /// `2` alone: ask `Enter full filename to download:` then download.
+    PromptGet,
+}
+
+/// Why a line is not a valid command; `Display` is one line without the
+/// `error:` prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// The line cannot be split into words (unterminated quote...).
+    Words(WordsError),
+    /// The first word is not a command.
+    UnknownCommand(String),
+    /// An option the command does not have.
+    UnknownOption {
+        /// The command's name.
+        command: &'static str,
+        /// The option as typed (`-x`, or `-l` inside `-lx` shown as `-x`).
+        option: String,
+    },
+    /// A required argument is missing.
+    MissingArgument {
+        /// The command's name.
+        command: &'static str,
+        /// What is missing (`LOCAL file name`).
+        what: &'static str,
+    },
+    /// More arguments than the command takes.
+    TooManyArguments {
+        /// The command's name.
+        command: &'static str,
+        /// The first argument too many.
+        extra: String,
+    },
+    /// `help X` where X is not a command.
+    UnknownHelpTopic(String),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Words(e) => write!(f, "{e}"),
+            ParseError::UnknownCommand(name) => {
+                write!(f, "unknown command {} (try 'help')", quoted_name(name))
+            }
+            ParseError::UnknownOption { command, option } => {
+                write!(f, "{command}: unknown option {}", quoted_name(option))
+            }
+            ParseError::MissingArgument { command, what } => {
+                write!(f, "{command}: missing {what}")
+            }
+            ParseError::TooManyArguments { command, extra } => {
+                write!(f, "{command}: unexpected argument {}", quoted_name(extra))
+            }
+            ParseError::UnknownHelpTopic(name) => {
+                write!(
+                    f,
+                    "help: no command named {} (try 'help')",
+                    quoted_name(name)
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl From<WordsError> for ParseError {
+    fn from(e: WordsError) -> Self {
+        ParseError::Words(e)
+    }
+}
+
+/// Options and positional arguments of one command line, checked against its spec.
+struct Args {
+    flags: Vec<char>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    fn has(&self, letter: char) -> bool {
+        self.flags.contains(&letter)
+    }
+
+    /// Takes the next positional argument (they are consumed in order).
+    fn next(&mut self) -> Option<String> {
+        if self.positional.is_empty() {
+            None
+        } else {
+            Some(self.positional.remove(0))
+        }
+    }
+
+    /// The next positional argument, which the spec says is required;
+    /// `check` has already made sure it is there.
+    fn required(&mut self) -> String {
+        self.next().unwrap_or_default()
+    }
+}
+
+/// Separates options from arguments and checks both against `spec`.
+fn check(spec: &'static CommandSpec, words: Vec<String>) -> Result<Args, ParseError> {
+    let mut flags = Vec::new();
+    let mut positional = Vec::new();
+    let mut options_done = false;
+    for word in words {
+        if options_done || word == "-" || !word.starts_with('-') {
+            positional.push(word);
+        } else if word == "--" {
+            options_done = true;
+        } else {
+            for letter in word.chars().skip(1) {
+                if !spec.flags.iter().any(|f| f.letter == letter) {
+                    let option = if word.starts_with("--") {
+                        word.clone()
+                    } else {
+                        format!("-{letter}")
+                    };
+                    return Err(ParseError::UnknownOption {
+                        command: spec.name,
+                        option,
+                    });
+                }
+                flags.push(letter);
+            }
+        }
+    }
+    if let Some(missing) = spec
+        .args
+        .iter()
+        .filter(|a| a.required)
+        .nth(positional.len())
+    {
+        return Err(ParseError::MissingArgument {
+            command: spec.name,
+            what: missing.what,
+        });
+    }
+    if positional.len() > spec.args.len() {
+        return Err(ParseError::TooManyArguments {
+            command: spec.name,
+            extra: positional.swap_remove(spec.args.len()),
+        });
+    }
+    Ok(Args { flags, positional })
+}
+
+/// Parses one command line. `Ok(None)` for a line with no words.
+///
+/// Batch prefixes (`-`, `@`) and comment lines are the runner's business and
+/// must be stripped before calling this.
+pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
+    let mut words: Vec<String> = words::split(line)?.into_iter().map(|w| w.text).collect();
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let name = words.remove(0);
+    let spec = spec(&name).ok_or(ParseError::UnknownCommand(name))?;
+    let mut a = check(spec, words)?;
+    let command = match spec.name {
+        "put" => Command::Put {
+            force: a.has('f'),
+            local: a.required(),
+            remote: a.next(),
+        },
+        "get" => Command::Get {
+            force: a.has('f'),
+            remote: a.required(),
+            local: a.next(),
+        },
+        "reput" => Command::Reput {
+            local: a.required(),
+            remote: a.next(),
+        },
+        "reget" => Command::Reget {
+            remote: a.required(),
+            local: a.next(),
+        },
+        "ls" => Command::Ls {
+            long: a.has('l'),
+            all: a.has('a'),
+            path: a.next(),
+        },
+        "mkdir" => Command::Mkdir { path: a.required() },
+        "rm" => Command::Rm { path: a.required() },
+        "rename" => Command::Rename {
+            from: a.required(),
+            to: a.required(),
+        },
+        "lls" => Command::Lls { path: a.next() },
+        "lcd" => Command::Lcd { path: a.required() },
+        "lpwd" => Command::Lpwd,
+        "help" => match a.next() {
+            None => Command::Help { topic: None },
+            Some(topic) => match self::spec(&topic) {
+                Some(s) => Command::Help {
+                    topic: Some(s.name),
+                },
+                None => return Err(ParseError::UnknownHelpTopic(topic)),
+            },
+        },
+        "exit" | "3" => Command::Exit,
+        "1" => match a.next() {
+            Some(local) => Command::Put {
+                force: false,
+                local,
+                remote: None,
+            },
+            None => Command::PromptPut,
+        },
+        "2" => match a.next() {
+            Some(remote) => Command::Get {
+                force: false,
+                remote,
+                local: None,
+            },
+            None => Command::PromptGet,
+        },
+        other => return Err(ParseError::UnknownCommand(other.to_string())),
+    };
+    Ok(Some(command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        match parse(line) {
+            Ok(Some(c)) => c,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn err(line: &str) -> String {
+        match parse(line) {
+            Err(e) => e.to_string(),
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    #[test]
+    fn blank_lines_are_none() {
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("   \t"), Ok(None));
+    }
+
+    #[test]
+    fn put_forms() {
+        assert_eq!(
+            ok("put a.txt"),
+            Command::Put {
+                force: false,
+                local: s("a.txt"),
+                remote: None
+            }
+        );
+        assert_eq!(
+            ok("put -f a.txt dir/b.txt"),
+            Command::Put {
+                force: true,
+                local: s("a.txt"),
+                remote: Some(s("dir/b.txt"))
+            }
+        );
+        assert_eq!(
+            ok("put a.txt -f"),
+            Command::Put {
+                force: true,
+                local: s("a.txt"),
+                remote: None
+            }
+        );
+        assert_eq!(
+            ok(r#"put "my file.txt""#),
+            Command::Put {
+                force: false,
+                local: s("my file.txt"),
+                remote: None
+            }
+        );
+        assert_eq!(ok(r"put my\ file.txt"), ok("put 'my file.txt'"));
+        assert_eq!(err("put"), "put: missing LOCAL file name");
+        assert_eq!(err("put -f"), "put: missing LOCAL file name");
+        assert_eq!(err("put a b c"), "put: unexpected argument 'c'");
+        assert_eq!(err("put -x a"), "put: unknown option '-x'");
+        assert_eq!(err("put --force a"), "put: unknown option '--force'");
+    }
+
+    #[test]
+    fn get_forms() {
+        assert_eq!(
+            ok("get a.txt"),
+            Command::Get {
+                force: false,
+                remote: s("a.txt"),
+                local: None
+            }
+        );
+        assert_eq!(
+            ok("get -f a.txt local.txt"),
+            Command::Get {
+                force: true,
+                remote: s("a.txt"),
+                local: Some(s("local.txt"))
+            }
+        );
+        assert_eq!(err("get"), "get: missing REMOTE file name");
+        assert_eq!(err("get a b c"), "get: unexpected argument 'c'");
+        assert_eq!(err("get -l a"), "get: unknown option '-l'");
+    }
+
+    #[test]
+    fn resume_forms() {
+        assert_eq!(
+            ok("reput a b"),
+            Command::Reput {
+                local: s("a"),
+                remote: Some(s("b"))
+            }
+        );
+        assert_eq!(
+            ok("reget a"),
+            Command::Reget {
+                remote: s("a"),
+                local: None
+            }
+        );
+        assert_eq!(err("reput"), "reput: missing LOCAL file name");
+        assert_eq!(err("reget"), "reget: missing REMOTE file name");
+        assert_eq!(err("reput -f a"), "reput: unknown option '-f'");
+        assert_eq!(err("reget a b c"), "reget: unexpected argument 'c'");
+    }
+
+    #[test]
+    fn ls_flags_combine() {
+        let ls = |long, all, path: Option<&str>| Command::Ls {
+            long,
+            all,
+            path: path.map(s),
+        };
+        assert_eq!(ok("ls"), ls(false, false, None));
+        assert_eq!(ok("ls -l"), ls(true, false, None));
+        assert_eq!(ok("ls -a dir"), ls(false, true, Some("dir")));
+        assert_eq!(ok("ls -la"), ls(true, true, None));
+        assert_eq!(ok("ls -al dir"), ls(true, true, Some("dir")));
+        assert_eq!(ok("ls -l -a"), ls(true, true, None));
+        assert_eq!(ok("ls dir -l"), ls(true, false, Some("dir")));
+        assert_eq!(err("ls -x"), "ls: unknown option '-x'");
+        assert_eq!(err("ls -lx"), "ls: unknown option '-x'");
+        assert_eq!(err("ls a b"), "ls: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        assert_eq!(ok("rm -- -odd"), Command::Rm { path: s("-odd") });
+        assert_eq!(
+            ok("ls -l -- -a"),
+            Command::Ls {
+                long: true,
+                all: false,
+                path: Some(s("-a"))
+            }
+        );
+        assert_eq!(
+            ok("put -f -- -x --"),
+            Command::Put {
+                force: true,
+                local: s("-x"),
+                remote: Some(s("--"))
+            }
+        );
+        // A lone dash is an argument.
+        assert_eq!(ok("rm -"), Command::Rm { path: s("-") });
+        assert_eq!(err("rm -odd"), "rm: unknown option '-o'");
+    }
+
+    #[test]
+    fn remote_management() {
+        assert_eq!(ok("mkdir d"), Command::Mkdir { path: s("d") });
+        assert_eq!(ok("rm d/x"), Command::Rm { path: s("d/x") });
+        assert_eq!(
+            ok("rename 'a b' c"),
+            Command::Rename {
+                from: s("a b"),
+                to: s("c")
+            }
+        );
+        assert_eq!(err("mkdir"), "mkdir: missing directory PATH");
+        assert_eq!(err("rm"), "rm: missing remote PATH");
+        assert_eq!(err("rename"), "rename: missing OLD name");
+        assert_eq!(err("rename a"), "rename: missing NEW name");
+        assert_eq!(err("rename a b c"), "rename: unexpected argument 'c'");
+        assert_eq!(err("mkdir a b"), "mkdir: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn local_side() {
+        assert_eq!(ok("lls"), Command::Lls { path: None });
+        assert_eq!(
+            ok("lls /tmp"),
+            Command::Lls {
+                path: Some(s("/tmp"))
+            }
+        );
+        assert_eq!(ok("lcd /tmp"), Command::Lcd { path: s("/tmp") });
+        assert_eq!(ok("lpwd"), Command::Lpwd);
+        assert_eq!(err("lcd"), "lcd: missing local directory PATH");
+        assert_eq!(err("lpwd x"), "lpwd: unexpected argument 'x'");
+        assert_eq!(err("lls a b"), "lls: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn help_topics() {
+        assert_eq!(ok("help"), Command::Help { topic: None });
+        assert_eq!(ok("help put"), Command::Help { topic: Some("put") });
+        assert_eq!(
+            ok("help quit"),
+            Command::Help {
+                topic: Some("exit")
+            }
+        );
+        assert_eq!(ok("help 1"), Command::Help { topic: Some("1") });
+        assert_eq!(
+            err("help nope"),
+            "help: no command named 'nope' (try 'help')"
+        );
+        assert_eq!(err("help a b"), "help: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn exit_and_aliases() {
+        for line in ["exit", "quit", "bye", "3", "  bye  "] {
+            assert_eq!(ok(line), Command::Exit, "{line}");
+        }
+        assert_eq!(err("exit now"), "exit: unexpected argument 'now'");
+        assert_eq!(err("3 x"), "3: unexpected argument 'x'");
+    }
+
+    #[test]
+    fn menu_aliases() {
+        assert_eq!(ok("1"), Command::PromptPut);
+        assert_eq!(ok("2"), Command::PromptGet);
+        assert_eq!(
+            ok("1 'a b.txt'"),
+            Command::Put {
+                force: false,
+                local: s("a b.txt"),
+                remote: None
+            }
+        );
+        assert_eq!(
+            ok("2 a.txt"),
+            Command::Get {
+                force: false,
+                remote: s("a.txt"),
+                local: None
+            }
+        );
+        assert_eq!(err("1 a b"), "1: unexpected argument 'b'");
+        assert_eq!(err("2 -f a"), "2: unknown option '-f'");
+        assert_eq!(err("4"), "unknown command '4' (try 'help')");
+    }
+
+    #[test]
+    fn unknown_commands_and_bad_quotes() {
+        assert_eq!(err("foo"), "unknown command 'foo' (try 'help')");
+        assert_eq!(err("PUT a"), "unknown command 'PUT' (try 'help')");
+        assert_eq!(err("put 'a"), "unterminated single quote");
+        assert_eq!(err("get \"a"), "unterminated double quote");
+        assert_eq!(err("\x1b[31m"), "unknown command '\\x1b[31m' (try 'help')");
+    }
+
+    #[test]
+    fn specs_are_consistent() {
+        for (i, spec) in SPECS.iter().enumerate() {
+            // Names are unique across names and aliases.
+            for name in std::iter::once(&spec.name).chain(spec.aliases) {
+                assert_eq!(self::spec(name).map(|s| s.name), Some(spec.name));
+                assert!(!SPECS[i + 1..].iter().any(|o| o.is_named(name)), "{name}");
+            }
+            // Required arguments come first.
+            let first_optional = spec.args.iter().position(|a| !a.required);
+            if let Some(p) = first_optional {
+                assert!(spec.args[p..].iter().all(|a| !a.required), "{}", spec.name);
+            }
+            assert!(!spec.summary.is_empty() && !spec.help.is_empty());
+        }
+        assert_eq!(
+            spec("put").map(|s| s.synopsis()),
+            Some(s("put [-f] LOCAL [REMOTE]"))
+        );
+        assert_eq!(
+            spec("ls").map(|s| s.synopsis()),
+            Some(s("ls [-l] [-a] [PATH]"))
+        );
+        assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
+        assert_eq!(
+            spec("get").and_then(|s| s.arg_kind(1)),
+            Some(ArgKind::Local)
+        );
+    }
+
+    #[test]
+    fn help_texts_mention_every_command() {
+        let overview = help_overview();
+        for spec in SPECS {
+            assert!(overview.contains(&spec.synopsis()), "{}", spec.name);
+            assert!(spec
+                .long_help()
+                .starts_with(&format!("usage: {}", spec.synopsis())));
+        }
+        assert!(spec("exit").is_some_and(|s| s.long_help().contains("quit, bye")));
+        assert!(spec("put").is_some_and(|s| s.long_help().contains("-f")));
+    }
+}

@@ -1,0 +1,24 @@
+//! The `ftx` shell: everything between the user's keyboard (or batch file)
+//! and the client API, plus every user-visible text.
+//!
+//! It parses lines into [`command::Command`]s, owns the line sources
+//! (interactive, piped, batch), runs the batch rules, completes names and
+//! formats output. It must never touch sockets, `mio` or protocol frames:
+//! the network client is reached only through the [`batch::Execute`] and
+//! [`complete::RemoteNames`] traits, which the client layer implements,
+//! and it never chooses the exit code: [`batch::run`] returns an
+//! [`batch::Outcome`] for the binary.
+//!
+//! - [`words`]: the one tokenizer (quotes, escapes, spans) and `quote`.
+//! - [`command`]: the command table (`SPECS`) and the parser.
+//! - [`source`]: `LineSource` and the batch, piped and interactive sources.
+//! - [`batch`]: the command loop and the batch rules.
+//! - [`complete`]: Tab completion, hints and the `rustyline` helper.
+//! - [`render`]: sizes, terminal escaping and colour `Style`.
+
+pub mod batch;
+pub mod command;
+pub mod complete;
+pub mod render;
+pub mod source;
+pub mod words;
