@@ -5,3 +5,4 @@ pub mod frame;
 pub mod limits;
 pub mod message;
 pub mod path;
+pub mod session;
