@@ -18,3 +18,4 @@
 //! user-facing output goes through `shell`'s renderer.
 
 pub mod proto;
+pub mod server;
