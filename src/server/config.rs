@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::store::StoreConfig;
-use crate::proto::limits::DEFAULT_IDLE_TIMEOUT;
+use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, HANDSHAKE_TIMEOUT};
 
 /// Default listening address (as the original server).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
@@ -89,6 +89,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Silence after which a connection is closed.
     pub idle_timeout: Duration,
+    /// Time a client has to complete the handshake (not a flag: fixed by
+    /// the protocol; tests shorten it).
+    pub handshake_timeout: Duration,
     /// Log level unless `RUST_LOG` says otherwise.
     pub verbosity: Verbosity,
 }
@@ -174,6 +177,7 @@ impl ServerConfig {
             },
             max_connections: args.max_connections,
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             verbosity,
         })
     }
