@@ -19,4 +19,5 @@
 
 pub mod client;
 pub mod proto;
+pub mod server;
 pub mod shell;

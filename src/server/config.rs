@@ -1,0 +1,322 @@
+//! `ftxd`'s command line and the validated [`ServerConfig`] made from it.
+//! Raw flags are parsed by `clap` and checked once here; nothing else in
+//! the server looks at flags. Opens no sockets and touches no files beyond
+//! checking that the root is a directory.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::store::StoreConfig;
+use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, HANDSHAKE_TIMEOUT};
+
+/// Default listening address (as the original server).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
+/// Default connection limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// `ftxd` command-line flags, as typed.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ftxd",
+    version,
+    about = "ftx file-transfer server: one thread, many clients"
+)]
+pub struct ServerArgs {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory to serve.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
+    /// Largest number of connections served at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a connection may stay silent before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+    /// Refuse uploads and every change to the served tree.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Largest upload accepted (bytes; suffixes K, M, G, T are binary).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
+    /// Do not fsync uploads (faster, not durable across a power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// More log output (debug).
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Less log output (warnings and errors only).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// How much `ftxd` logs when `RUST_LOG` is not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Warnings and errors (`-q`).
+    Quiet,
+    /// A line per connection and transfer (default).
+    Normal,
+    /// Everything (`-v`).
+    Verbose,
+}
+
+impl Verbosity {
+    /// The `env_logger` filter for this level.
+    pub fn filter(self) -> &'static str {
+        match self {
+            Verbosity::Quiet => "warn",
+            Verbosity::Normal => "info",
+            Verbosity::Verbose => "debug",
+        }
+    }
+}
+
+/// The validated settings of one `ftxd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The store's settings (root checked to be a directory).
+    pub store: StoreConfig,
+    /// Largest number of connections served at once (at least 1; the loop
+    /// may lower it further to fit the open-file limit).
+    pub max_connections: usize,
+    /// Silence after which a connection is closed.
+    pub idle_timeout: Duration,
+    /// Time a client has to complete the handshake (not a flag: fixed by
+    /// the protocol; tests shorten it).
+    pub handshake_timeout: Duration,
+    /// Log level unless `RUST_LOG` says otherwise.
+    pub verbosity: Verbosity,
+}
+
+/// Why the flags do not make a usable configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The root does not exist or is not a directory.
+    Root {
+        /// The root as given.
+        root: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A numeric flag is out of range.
+    Range {
+        /// The flag.
+        flag: &'static str,
+        /// What is allowed.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Root { root, reason } => write!(f, "root '{}' {reason}", root.display()),
+            ConfigError::Range { flag, reason } => write!(f, "{flag} {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ServerConfig {
+    /// Checks the flags and builds the configuration.
+    pub fn from_args(args: ServerArgs) -> Result<ServerConfig, ConfigError> {
+        if args.max_connections == 0 {
+            return Err(ConfigError::Range {
+                flag: "--max-connections",
+                reason: "must be at least 1",
+            });
+        }
+        if args.idle_timeout == 0 {
+            return Err(ConfigError::Range {
+                flag: "--idle-timeout",
+                reason: "must be at least 1 second",
+            });
+        }
+        match std::fs::metadata(&args.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(ConfigError::Root {
+                    root: args.root,
+                    reason: "is not a directory".to_owned(),
+                })
+            }
+            Err(e) => {
+                let reason = match e.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+                    _ => format!("cannot be opened: {e}"),
+                };
+                return Err(ConfigError::Root {
+                    root: args.root,
+                    reason,
+                });
+            }
+        }
+        let verbosity = if args.verbose {
+            Verbosity::Verbose
+        } else if args.quiet {
+            Verbosity::Quiet
+        } else {
+            Verbosity::Normal
+        };
+        Ok(ServerConfig {
+            listen: args.listen,
+            store: StoreConfig {
+                root: args.root,
+                read_only: args.read_only,
+                max_file_size: args.max_file_size,
+                fsync: !args.no_fsync,
+            },
+            max_connections: args.max_connections,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            verbosity,
+        })
+    }
+}
+
+/// Parses a byte count: plain digits or digits with a binary suffix
+/// `K`, `M`, `G`, `T` (optionally followed by `iB` or `B`, any case).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(digits_end);
+    if digits.is_empty() {
+        return Err(format!(
+            "'{s}' is not a size (examples: 1000, 64K, 10M, 2G)"
+        ));
+    }
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("'{s}': unknown size suffix (use K, M, G or T)")),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is too large"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<ServerArgs, clap::Error> {
+        ServerArgs::try_parse_from(std::iter::once("ftxd").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let a = args(&[]).unwrap();
+        let c = ServerConfig::from_args(a).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9999".parse().unwrap());
+        assert_eq!(c.store.root, PathBuf::from("."));
+        assert!(!c.store.read_only);
+        assert!(c.store.fsync);
+        assert_eq!(c.store.max_file_size, None);
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.verbosity, Verbosity::Normal);
+    }
+
+    #[test]
+    fn every_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let a = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            root,
+            "--max-connections",
+            "10",
+            "--idle-timeout",
+            "5",
+            "--read-only",
+            "--max-file-size",
+            "10M",
+            "--no-fsync",
+            "-q",
+        ])
+        .unwrap();
+        let c = ServerConfig::from_args(a).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.store.root, dir.path());
+        assert!(c.store.read_only);
+        assert!(!c.store.fsync);
+        assert_eq!(c.store.max_file_size, Some(10 << 20));
+        assert_eq!(c.max_connections, 10);
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.verbosity, Verbosity::Quiet);
+        let v = ServerConfig::from_args(args(&["-v"]).unwrap()).unwrap();
+        assert_eq!(v.verbosity, Verbosity::Verbose);
+    }
+
+    #[test]
+    fn bad_flags_are_clap_errors() {
+        assert!(args(&["--bogus"]).is_err());
+        assert!(args(&["--listen", "nowhere"]).is_err());
+        assert!(args(&["--max-connections", "-1"]).is_err());
+        assert!(args(&["--max-file-size", "12X"]).is_err());
+        assert!(args(&["-v", "-q"]).is_err());
+        assert_eq!(
+            args(&["--help"]).unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayHelp
+        );
+        assert_eq!(
+            args(&["--version"]).unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayVersion
+        );
+    }
+
+    #[test]
+    fn values_are_validated() {
+        let e = ServerConfig::from_args(args(&["--max-connections", "0"]).unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "--max-connections must be at least 1");
+        let e = ServerConfig::from_args(args(&["--idle-timeout", "0"]).unwrap()).unwrap_err();
+        assert!(matches!(e, ConfigError::Range { .. }));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let e = ServerConfig::from_args(args(&["--root", file.to_str().unwrap()]).unwrap())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("root '{}' is not a directory", file.display())
+        );
+        let missing = dir.path().join("missing");
+        let e = ServerConfig::from_args(args(&["--root", missing.to_str().unwrap()]).unwrap())
+            .unwrap_err();
+        assert!(e.to_string().ends_with("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1234"), Ok(1234));
+        assert_eq!(parse_size("1K"), Ok(1024));
+        assert_eq!(parse_size("1k"), Ok(1024));
+        assert_eq!(parse_size("3M"), Ok(3 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("5MiB"), Ok(5 << 20));
+        assert_eq!(parse_size("7B"), Ok(7));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("1.5M").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("17179869184G").is_err());
+    }
+}

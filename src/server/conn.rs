@@ -1,0 +1,479 @@
+//! One connection of the event loop: a non-blocking socket, its
+//! `ServerSession`, and the open upload or download. Moves bytes between
+//! socket and session, answers the session's events with the store, and
+//! pumps file data into a running download. Owns no buffer of its own: the
+//! loop lends one shared scratch buffer, so an idle connection costs only
+//! its session and a few words here. Never blocks, never prints.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::{debug, info, warn};
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use super::store::{Download, Store, Upload};
+use crate::proto::error::ErrorCode;
+use crate::proto::session::{ServerEvent, ServerSession};
+
+/// Read/process/write rounds one wake-up may spend on a connection before
+/// the loop serves the others (fairness); at 256 KiB a read that is up to
+/// 16 MiB per turn.
+const DRIVE_BUDGET: usize = 64;
+
+/// What the loop must do with a connection after driving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Wait for the next readiness event or deadline.
+    Wait,
+    /// The budget ran out with work left: drive again soon, without an
+    /// event (edge triggering will not repeat one).
+    Again,
+    /// Close the connection.
+    Close,
+}
+
+/// A connection: socket, session, open transfer, readiness memory.
+pub(crate) struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: ServerSession,
+    upload: Option<Upload>,
+    download: Option<Download>,
+    /// When the transfer in progress started (for the log line).
+    transfer_started: Option<Instant>,
+    opened: Instant,
+    /// The socket may have more to read: set by a readable event, cleared
+    /// by `WouldBlock`. Edge triggering will not tell us again.
+    readable: bool,
+    /// The socket may take more bytes: set by a writable event, cleared by
+    /// `WouldBlock`.
+    writable: bool,
+    /// The peer closed its side (or the socket failed).
+    eof: bool,
+    /// The interest currently registered.
+    interest: Interest,
+    /// Why the connection ends, for the log line.
+    pub(crate) close_reason: &'static str,
+    /// The earliest deadline this connection has in the loop's timer heap.
+    pub(crate) armed: Option<Instant>,
+}
+
+impl Conn {
+    /// Registers a freshly accepted stream with a new session.
+    pub(crate) fn new(
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        session: ServerSession,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+    ) -> io::Result<Conn> {
+        let interest = Interest::READABLE;
+        registry.register(&mut stream, token, interest)?;
+        Ok(Conn {
+            stream,
+            peer,
+            session,
+            upload: None,
+            download: None,
+            transfer_started: None,
+            opened: now,
+            readable: true,
+            writable: true,
+            eof: false,
+            interest,
+            close_reason: "closed by the server",
+            armed: None,
+        })
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The session's next deadline.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.session.poll_deadline()
+    }
+
+    /// Records what a readiness event says the socket can do now.
+    pub(crate) fn handle_ready(&mut self, event: &mio::event::Event) {
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.readable = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.writable = true;
+        }
+    }
+
+    /// Passes a deadline to the session.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.close_reason = "timed out";
+        self.session.handle_timeout(now);
+    }
+
+    /// Moves bytes and answers events until nothing more can happen
+    /// without a new event, or the budget is spent.
+    ///
+    /// Order per round: read (only while the session wants input), answer
+    /// events, pump download data, write. Reading stops when the session's
+    /// output is full; once writing makes room the next round reads again
+    /// by itself, because the data already waiting in the socket will not
+    /// produce a new edge-triggered event.
+    pub(crate) fn drive(&mut self, store: &Store, buf: &mut [u8], now: Instant) -> Step {
+        for _ in 0..DRIVE_BUDGET {
+            let mut progress = false;
+            if self.readable && !self.eof && self.session.wants_read() {
+                match self.stream.read(buf) {
+                    Ok(0) => {
+                        self.close_reason = "closed by the client";
+                        self.eof = true;
+                        self.session.handle_eof();
+                        progress = true;
+                    }
+                    Ok(n) => {
+                        self.session.handle_input(&buf[..n], now);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Err(e) => {
+                        debug!("{}: read failed: {e}", self.peer);
+                        self.close_reason = "connection lost";
+                        return self.fail(store, now);
+                    }
+                }
+            }
+            progress |= self.handle_events(store, now);
+            progress |= self.pump_download(store, buf);
+            match self.flush() {
+                Ok(wrote) => progress |= wrote,
+                Err(e) => {
+                    debug!("{}: write failed: {e}", self.peer);
+                    self.close_reason = "connection lost";
+                    return self.fail(store, now);
+                }
+            }
+            let flushed = self.session.poll_transmit().is_empty();
+            if flushed && (self.session.is_closed() || self.eof) {
+                return Step::Close;
+            }
+            if !progress {
+                if flushed && self.upload.is_none() && self.download.is_none() {
+                    self.session.shrink();
+                }
+                return Step::Wait;
+            }
+        }
+        Step::Again
+    }
+
+    /// Re-registers the socket if the session now wants something else.
+    pub(crate) fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let wants_write = self.session.wants_write() || !self.session.poll_transmit().is_empty();
+        let wants_read = self.session.wants_read() && !self.eof;
+        let interest = match (wants_read, wants_write) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+            // Readable also reports the peer's close and socket errors.
+            _ => Interest::READABLE,
+        };
+        if interest != self.interest {
+            registry.reregister(&mut self.stream, token, interest)?;
+            self.interest = interest;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection: an upload in progress is abandoned (its
+    /// temporary file removed), one last non-blocking flush is tried, and
+    /// the socket is closed.
+    pub(crate) fn close(mut self, store: &Store, registry: &Registry, why: &str) {
+        if let Some(up) = self.upload.take() {
+            info!(
+                "{}: put '{}' failed: {why} after {} of {} bytes",
+                self.peer,
+                up.remote(),
+                up.written(),
+                up.size()
+            );
+            store.abort(up);
+        }
+        if let Some(dl) = self.download.take() {
+            info!(
+                "{}: get '{}' failed: {why} at byte {} of {}",
+                self.peer,
+                dl.remote(),
+                dl.position(),
+                dl.size
+            );
+        }
+        let _ = self.flush();
+        let _ = registry.deregister(&mut self.stream);
+        linger_close(&mut self.stream);
+        info!(
+            "{}: connection closed ({why}) after {:.1} s",
+            self.peer,
+            self.opened.elapsed().as_secs_f64()
+        );
+    }
+
+    /// The socket failed: tell the session the peer is gone, let it report
+    /// what it abandons, and close.
+    fn fail(&mut self, store: &Store, now: Instant) -> Step {
+        if !self.eof {
+            self.eof = true;
+            self.session.handle_eof();
+        }
+        self.handle_events(store, now);
+        Step::Close
+    }
+
+    /// Writes the session's output until it is empty or the socket is full.
+    fn flush(&mut self) -> io::Result<bool> {
+        let mut wrote = false;
+        while self.writable {
+            let out = self.session.poll_transmit();
+            if out.is_empty() {
+                break;
+            }
+            match self.stream.write(out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.session.consume_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Feeds file bytes to a running download while the session takes them.
+    fn pump_download(&mut self, store: &Store, buf: &mut [u8]) -> bool {
+        let mut progress = false;
+        while let Some(dl) = self.download.as_mut() {
+            let want = self.session.wants_data().min(buf.len());
+            if want == 0 {
+                break;
+            }
+            match store.read(dl, &mut buf[..want]) {
+                Ok(0) => {
+                    let msg = format!("'{}' changed while it was being read", dl.remote());
+                    info!("{}: get failed: {msg}", self.peer);
+                    self.session.reply_error(ErrorCode::Io, &msg);
+                    self.download = None;
+                }
+                Ok(n) => self.session.send_data(&buf[..n]),
+                Err(e) => {
+                    info!("{}: get '{}' failed: {e}", self.peer, dl.remote());
+                    self.session.reply_error(e.code(), &e.to_string());
+                    self.download = None;
+                }
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    /// Answers every event the session has, in order.
+    fn handle_events(&mut self, store: &Store, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(event) = self.session.poll_event() {
+            any = true;
+            self.handle_event(event, store, now);
+        }
+        any
+    }
+
+    fn handle_event(&mut self, event: ServerEvent, store: &Store, now: Instant) {
+        let peer = self.peer;
+        match event {
+            ServerEvent::List { path } => match store.list(&path) {
+                Ok(entries) => {
+                    debug!("{peer}: ls '{path}': {} entries", entries.len());
+                    self.session.reply_entries(entries);
+                }
+                Err(e) => {
+                    debug!("{peer}: ls '{path}' failed: {e}");
+                    self.session.reply_error(e.code(), &e.to_string());
+                }
+            },
+            ServerEvent::PutStart {
+                path,
+                size,
+                offset,
+                force,
+            } => {
+                if let Some(old) = self.upload.take() {
+                    store.abort(old);
+                }
+                match store.begin_upload(&path, size, force) {
+                    Ok(up) => {
+                        debug!("{peer}: put '{path}' ({size} bytes) started");
+                        self.upload = Some(up);
+                        self.transfer_started = Some(now);
+                        // Resuming is not supported yet: a resume request
+                        // is answered with offset 0 (send everything).
+                        let _ = offset;
+                        self.session.accept_put(&path, 0);
+                    }
+                    Err(e) => {
+                        info!("{peer}: put '{path}' refused: {e}");
+                        self.session.reply_error(e.code(), &e.to_string());
+                    }
+                }
+            }
+            ServerEvent::PutData { offset, data } => {
+                let Some(up) = self.upload.as_mut() else {
+                    self.session
+                        .reply_error(ErrorCode::Protocol, "data without an upload");
+                    return;
+                };
+                if let Err(e) = store.write(up, offset, &data) {
+                    info!("{peer}: put '{}' failed: {e}", up.remote());
+                    self.session.reply_error(e.code(), &e.to_string());
+                    if let Some(up) = self.upload.take() {
+                        store.abort(up);
+                    }
+                }
+            }
+            ServerEvent::PutCommit { size } => {
+                let Some(up) = self.upload.take() else {
+                    self.session
+                        .reply_error(ErrorCode::Protocol, "commit without an upload");
+                    return;
+                };
+                let asked = up.remote().clone();
+                match store.commit(up) {
+                    Ok(stored) => {
+                        info!(
+                            "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
+                            self.elapsed(now)
+                        );
+                        self.session.put_committed(&stored, size);
+                    }
+                    Err(e) => {
+                        info!("{peer}: put '{asked}' failed: {e}");
+                        self.session.reply_error(e.code(), &e.to_string());
+                    }
+                }
+            }
+            ServerEvent::PutAbort { reason } => {
+                if let Some(up) = self.upload.take() {
+                    info!(
+                        "{peer}: put '{}' failed: {reason} after {} of {} bytes",
+                        up.remote(),
+                        up.written(),
+                        up.size()
+                    );
+                    store.abort(up);
+                }
+            }
+            ServerEvent::GetStart { path, offset } => {
+                self.download = None;
+                let opened = store.open_download(&path).and_then(|mut dl| {
+                    store.seek(&mut dl, offset)?;
+                    Ok(dl)
+                });
+                match opened {
+                    Ok(dl) => {
+                        debug!("{peer}: get '{path}' from byte {offset} of {}", dl.size);
+                        self.session.accept_get(dl.size, offset, dl.mtime);
+                        self.download = Some(dl);
+                        self.transfer_started = Some(now);
+                    }
+                    Err(e) => {
+                        info!("{peer}: get '{path}' refused: {e}");
+                        self.session.reply_error(e.code(), &e.to_string());
+                    }
+                }
+            }
+            ServerEvent::GetEnd => {
+                if let Some(dl) = self.download.take() {
+                    if dl.position() == dl.size {
+                        info!(
+                            "{peer}: get '{}' sent ({} bytes, {})",
+                            dl.remote(),
+                            dl.size,
+                            self.elapsed(now)
+                        );
+                    } else {
+                        info!(
+                            "{peer}: get '{}' ended at byte {} of {}",
+                            dl.remote(),
+                            dl.position(),
+                            dl.size
+                        );
+                    }
+                }
+            }
+            ServerEvent::Mkdir { path } => {
+                let r = store.mkdir(&path);
+                self.reply_unit(r, "mkdir", &path.to_string());
+            }
+            ServerEvent::Remove { path } => {
+                let r = store.remove(&path);
+                self.reply_unit(r, "rm", &path.to_string());
+            }
+            ServerEvent::Rename { from, to } => {
+                let r = store.rename(&from, &to);
+                self.reply_unit(r, "rename", &format!("{from}' -> '{to}"));
+            }
+        }
+    }
+
+    fn reply_unit(&mut self, r: Result<(), super::store::StoreError>, op: &str, what: &str) {
+        match r {
+            Ok(()) => {
+                info!("{}: {op} '{what}'", self.peer);
+                self.session.reply_ok();
+            }
+            Err(e) => {
+                debug!("{}: {op} '{what}' failed: {e}", self.peer);
+                self.session.reply_error(e.code(), &e.to_string());
+            }
+        }
+    }
+
+    fn elapsed(&self, now: Instant) -> String {
+        match self.transfer_started {
+            Some(t) => format!("{:.2} s", now.saturating_duration_since(t).as_secs_f64()),
+            None => "?".to_owned(),
+        }
+    }
+}
+
+/// Closes a socket so that an error frame just written is not destroyed:
+/// closing with unread input makes the kernel send a reset, which can
+/// discard our last bytes at the peer. So: shut down our side, drain what
+/// has already arrived (without blocking), then close.
+pub(crate) fn linger_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut scratch = [0u8; 512];
+    for _ in 0..64 {
+        match stream.read(&mut scratch) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+/// Answers a connection the loop cannot serve with the session's error
+/// frame (best effort, non-blocking) and closes it.
+pub(crate) fn refuse(mut stream: TcpStream, peer: SocketAddr, code: ErrorCode, message: &str) {
+    let session = ServerSession::refuse(code, message);
+    match stream.write(session.poll_transmit()) {
+        Ok(_) => {}
+        Err(e) => warn!("{peer}: cannot send the refusal: {e}"),
+    }
+    linger_close(&mut stream);
+    info!("{peer}: connection refused: {message}");
+}

@@ -1,0 +1,469 @@
+//! The one-thread `mio` event loop of `ftxd`: accepts connections, routes
+//! readiness events to them, keeps their deadlines, and stops on shutdown.
+//!
+//! Fixed tokens for the listener, the signal pipe and the waker;
+//! connections live in a `Slab` keyed by their token. Deadlines sit in a
+//! min-heap with lazy deletion: a connection re-arms only when its deadline
+//! moves earlier, and an entry that fires early (the session's deadline has
+//! moved later meanwhile) just re-arms it, so the heap stays about one
+//! entry per connection however often deadlines move.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::config::ServerConfig;
+use super::conn::{self, Conn, Step};
+use super::shutdown::Shutdown;
+use super::store::Store;
+use crate::proto::error::ErrorCode;
+use crate::proto::limits::{DEFAULT_WINDOW, MAX_CHUNK};
+use crate::proto::session::{ServerSession, SessionConfig};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const WAKER: Token = Token(usize::MAX - 3);
+
+/// The one scratch buffer shared by every connection for socket reads and
+/// file reads: one chunk, so a download reads a whole `Data` payload at once.
+const SCRATCH_LEN: usize = MAX_CHUNK;
+/// Readiness events taken per `poll`.
+const EVENTS_CAPACITY: usize = 1024;
+/// How long accepting pauses when the process or system is out of file
+/// descriptors, instead of spinning on a listener that stays ready.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// File descriptors kept free of connections: the listener, epoll, the
+/// signal pipe and waker, standard streams, and the files of transfers and
+/// listings in progress. Beyond this many concurrent transfers, opening a
+/// file fails with a clear error rather than taking the process down.
+const FD_RESERVE: u64 = 256;
+
+/// Serves connections on `listener` until `shutdown` is triggered (or, for
+/// a handle from [`Shutdown::on_signals`], SIGINT/SIGTERM arrives), then
+/// closes every connection and returns `Ok`. The listener is already bound,
+/// which lets tests use port 0.
+pub fn run(
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    shutdown.install_waker(waker);
+    let mut signals = if shutdown.wants_signals() {
+        let mut s = signal_hook_mio::v1_0::Signals::new([libc::SIGINT, libc::SIGTERM])?;
+        poll.registry()
+            .register(&mut s, SIGNALS, Interest::READABLE)?;
+        Some(s)
+    } else {
+        None
+    };
+    let max_connections = fit_connections(config.max_connections);
+    let mut server = Server {
+        poll,
+        listener,
+        store,
+        conns: Slab::new(),
+        scratch: Vec::new(),
+        session_config: SessionConfig {
+            window: DEFAULT_WINDOW,
+            idle_timeout: config.idle_timeout,
+            handshake_timeout: config.handshake_timeout,
+            server_name: format!("ftxd {}", env!("CARGO_PKG_VERSION")),
+        },
+        max_connections,
+        accept_paused_until: None,
+        timers: BinaryHeap::new(),
+        again: VecDeque::new(),
+    };
+    let mut events = Events::with_capacity(EVENTS_CAPACITY);
+    while !shutdown.is_requested() {
+        let timeout = server.poll_timeout(Instant::now());
+        if let Err(e) = server.poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let now = Instant::now();
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => {
+                    if server.accept_paused_until.is_none() {
+                        server.accept_all(now);
+                    }
+                }
+                SIGNALS => {
+                    if let Some(s) = signals.as_mut() {
+                        for sig in s.pending() {
+                            info!("signal {sig} received: shutting down");
+                            shutdown.trigger();
+                        }
+                    }
+                }
+                WAKER => {}
+                token => {
+                    if let Some(c) = server.conns.get_mut(token.0) {
+                        c.handle_ready(event);
+                        server.drive(token, now);
+                    }
+                }
+            }
+        }
+        server.drive_again(now);
+        if server.accept_paused_until.is_some_and(|t| t <= now) {
+            server.accept_paused_until = None;
+            // Connections that queued during the pause raised no new edge.
+            server.accept_all(now);
+        }
+        server.expire_timers(now);
+    }
+    info!(
+        "shutting down: closing {} connection(s)",
+        server.conns.len()
+    );
+    server.close_all();
+    Ok(())
+}
+
+/// The state of the loop.
+struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    store: Store,
+    conns: Slab<Conn>,
+    /// Allocated on first use, then shared by every connection.
+    scratch: Vec<u8>,
+    session_config: SessionConfig,
+    max_connections: usize,
+    accept_paused_until: Option<Instant>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections that used up their budget with work left.
+    again: VecDeque<Token>,
+}
+
+impl Server {
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        let next = match (timer, self.accept_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.add(stream, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if out_of_descriptors(&e) => {
+                    warn!("cannot accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+                // A connection that died in the backlog, or another
+                // per-connection failure: skip it.
+                Err(e) => debug!("accept failed: {e}"),
+            }
+        }
+    }
+
+    fn add(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
+        if self.conns.len() >= self.max_connections {
+            conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
+            return;
+        }
+        // Small replies (acks, errors) must not wait for Nagle.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("{peer}: cannot set TCP_NODELAY: {e}");
+        }
+        let open = self.conns.len() + 1;
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        let session = ServerSession::new(self.session_config.clone(), now);
+        match Conn::new(stream, peer, session, self.poll.registry(), token, now) {
+            Ok(c) => {
+                info!("{peer}: connection opened ({open} open)");
+                entry.insert(c);
+                self.drive(token, now);
+            }
+            Err(e) => warn!("{peer}: cannot register the connection: {e}"),
+        }
+    }
+
+    /// Drives one connection and acts on the outcome: close it, queue it
+    /// for another turn, or update its interest and timer.
+    fn drive(&mut self, token: Token, now: Instant) {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; SCRATCH_LEN];
+        }
+        let Some(c) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let step = c.drive(&self.store, &mut self.scratch, now);
+        let step = match (step, c.update_interest(self.poll.registry(), token)) {
+            (Step::Close, _) => Step::Close,
+            (s, Ok(())) => s,
+            (_, Err(e)) => {
+                warn!("{}: cannot update interest: {e}", c.peer());
+                Step::Close
+            }
+        };
+        match step {
+            Step::Close => {
+                let why = c.close_reason;
+                self.close(token, why);
+                return;
+            }
+            Step::Again => self.again.push_back(token),
+            Step::Wait => {}
+        }
+        self.arm(token);
+    }
+
+    fn drive_again(&mut self, now: Instant) {
+        for _ in 0..self.again.len() {
+            if let Some(token) = self.again.pop_front() {
+                self.drive(token, now);
+            }
+        }
+    }
+
+    /// Puts the connection's deadline in the heap if it is earlier than
+    /// the one already there.
+    fn arm(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if let Some(d) = c.deadline() {
+            if c.armed.is_none_or(|a| d < a) {
+                c.armed = Some(d);
+                self.timers.push(Reverse((d, token.0)));
+            }
+        }
+    }
+
+    fn expire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if c.armed != Some(t) {
+                // Superseded by an earlier entry that already fired.
+                continue;
+            }
+            c.armed = None;
+            if c.deadline().is_some_and(|d| d <= now) {
+                c.handle_timeout(now);
+                self.drive(Token(key), now);
+            } else {
+                self.arm(Token(key));
+            }
+        }
+    }
+
+    fn close(&mut self, token: Token, why: &str) {
+        if let Some(c) = self.conns.try_remove(token.0) {
+            c.close(&self.store, self.poll.registry(), why);
+        }
+        if self.conns.is_empty() {
+            // Nothing to serve: give the scratch buffer back.
+            self.scratch = Vec::new();
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(Token(key), "server shutting down");
+        }
+    }
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Raises the soft open-file limit to the hard one and returns how many
+/// connections fit: the configured number, at most the limit minus
+/// [`FD_RESERVE`] (and at least 1).
+fn fit_connections(configured: usize) -> usize {
+    let limit = raise_fd_limit();
+    let fit = usize::try_from(limit.saturating_sub(FD_RESERVE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if configured > fit {
+        warn!(
+            "open-file limit is {limit}: serving at most {fit} connections instead of {configured}"
+        );
+        fit
+    } else {
+        info!("serving at most {configured} connections (open-file limit {limit})");
+        configured
+    }
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to the hard limit when allowed; returns
+/// the soft limit in force afterwards.
+fn raise_fd_limit() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills in the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        error!(
+            "cannot read the open-file limit: {}",
+            io::Error::last_os_error()
+        );
+        return 1024;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: rl.rlim_max,
+            rlim_max: rl.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+        debug!(
+            "cannot raise the open-file limit: {}",
+            io::Error::last_os_error()
+        );
+    }
+    rl.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::frame;
+    use crate::proto::message::Message;
+    use crate::server::config::Verbosity;
+    use crate::server::store::StoreConfig;
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::thread::JoinHandle;
+
+    fn start(
+        root: &std::path::Path,
+        max_connections: usize,
+        handshake: Duration,
+    ) -> (std::net::SocketAddr, Shutdown, JoinHandle<io::Result<()>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = ServerConfig {
+            listen: addr,
+            store: StoreConfig {
+                root: root.to_path_buf(),
+                read_only: false,
+                max_file_size: None,
+                fsync: false,
+            },
+            max_connections,
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: handshake,
+            verbosity: Verbosity::Normal,
+        };
+        let shutdown = Shutdown::new();
+        let s = shutdown.clone();
+        let handle = std::thread::spawn(move || run(listener, config, s));
+        (addr, shutdown, handle)
+    }
+
+    fn read_to_eof(mut s: TcpStream) -> Vec<u8> {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn shutdown_stops_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, shutdown, handle) = start(dir.path(), 10, Duration::from_secs(10));
+        let client = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        shutdown.trigger();
+        handle.join().unwrap().unwrap();
+        // The connection was closed by the server.
+        assert!(read_to_eof(client).is_empty());
+    }
+
+    #[test]
+    fn extra_connections_are_told_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, shutdown, handle) = start(dir.path(), 1, Duration::from_secs(10));
+        let first = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let second = TcpStream::connect(addr).unwrap();
+        let bytes = read_to_eof(second);
+        let (msg, _) = frame::decode(&bytes).unwrap().unwrap();
+        match msg {
+            Message::Error { code, message } => {
+                assert_eq!(code, ErrorCode::Busy);
+                assert_eq!(message, "too many connections");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Once the first leaves, a new connection is served (kept open).
+        drop(first);
+        std::thread::sleep(Duration::from_millis(50));
+        let third = TcpStream::connect(addr).unwrap();
+        third
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let r = (&third).read(&mut buf);
+        assert!(r.is_err(), "not refused: {r:?}");
+        shutdown.trigger();
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn silent_clients_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, shutdown, handle) = start(dir.path(), 10, Duration::from_millis(100));
+        let started = Instant::now();
+        let client = TcpStream::connect(addr).unwrap();
+        read_to_eof(client);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        shutdown.trigger();
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn bad_root_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, handle) = start(&dir.path().join("missing"), 10, Duration::from_secs(1));
+        let e = handle.join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! `ftxd`: the one-thread `mio` server. Owns the validated configuration,
+//! the store (every file-system operation), the connections and the event
+//! loop that drives one `ServerSession` per connection. Never imports
+//! `client` or `shell`, never prints (operators get `log` lines).
+
+pub mod config;
+mod conn;
+mod event_loop;
+mod shutdown;
+pub mod store;
+
+pub use config::{ServerArgs, ServerConfig};
+pub use event_loop::run;
+pub use shutdown::Shutdown;
