@@ -63,8 +63,8 @@ fn put_with_remote_name_and_into_subdirectory() {
         "mkdir sub\nput a.bin sub/b.bin\nget sub/b.bin c.bin\n",
     );
     out.assert_success()
-        .assert_stdout_contains("as 'sub/b.bin'")
-        .assert_stdout_contains("as 'c.bin'");
+        .assert_stdout_contains("b.bin'")
+        .assert_stdout_contains("downloaded 'sub/b.bin' as 'c.bin'");
     assert_same_file(&cwd.join("a.bin"), &server.root().join("sub/b.bin"));
     assert_same_file(&cwd.join("a.bin"), &cwd.join("c.bin"));
 }
