@@ -1,0 +1,32 @@
+//! The one integration-test binary: runs the real `ftxd` and `ftx`
+//! executables (`CARGO_BIN_EXE_*`) against the contract in `PRODUCT.md`,
+//! each test with its own server, root and client directories.
+//!
+//! The harness lives in `tests/util/`; the tests are grouped by topic in
+//! `tests/integration/`. Sizes are bounded so the whole suite stays well
+//! under three minutes on two cores with debug binaries.
+
+mod util;
+
+#[path = "integration/batch.rs"]
+mod batch;
+#[path = "integration/clash.rs"]
+mod clash;
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/concurrency.rs"]
+mod concurrency;
+#[path = "integration/errors.rs"]
+mod errors;
+#[path = "integration/harness.rs"]
+mod harness;
+#[path = "integration/listing.rs"]
+mod listing;
+#[path = "integration/names.rs"]
+mod names;
+#[path = "integration/raw.rs"]
+mod raw;
+#[path = "integration/symlinks.rs"]
+mod symlinks;
+#[path = "integration/transfer.rs"]
+mod transfer;

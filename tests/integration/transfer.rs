@@ -1,0 +1,112 @@
+//! Round trips through a real server: `put` then `get`, byte for byte, at
+//! the sizes where framing and chunking go wrong (empty, one byte, one chunk
+//! boundary past a MiB, and one large file).
+
+use std::fs;
+use std::time::Duration;
+
+use crate::util::{
+    assert_no_temp_files, assert_same_file, run_batch_timeout, write_random_file, Server,
+};
+
+/// Puts a random file of `size` bytes, checks the stored copy, gets it back
+/// into a second directory and checks that too.
+fn round_trip(size: u64, seed: u64, timeout: Duration) {
+    let server = Server::start(&["--no-fsync"]);
+    let up = server.scratch("up");
+    let down = server.scratch("down");
+    let name = format!("file-{size}.bin");
+    let original = up.join(&name);
+    write_random_file(&original, size, seed);
+
+    let out = run_batch_timeout(&server.addr_arg(), &up, &format!("put {name}\n"), timeout);
+    out.assert_success()
+        .assert_stdout_contains(&format!("Connected to server at {}", server.addr()))
+        .assert_stdout_contains(&format!("uploaded '{name}' as '{name}'"));
+    assert_same_file(&original, &server.root().join(&name));
+
+    let out = run_batch_timeout(&server.addr_arg(), &down, &format!("get {name}\n"), timeout);
+    out.assert_success()
+        .assert_stdout_contains(&format!("downloaded '{name}' as '{name}'"));
+    assert_same_file(&original, &down.join(&name));
+    assert_no_temp_files(server.root());
+    assert_no_temp_files(&down);
+}
+
+#[test]
+fn round_trip_empty_file() {
+    round_trip(0, 1, Duration::from_secs(30));
+}
+
+#[test]
+fn round_trip_one_byte() {
+    round_trip(1, 2, Duration::from_secs(30));
+}
+
+#[test]
+fn round_trip_one_mib_plus_one() {
+    round_trip((1 << 20) + 1, 3, Duration::from_secs(60));
+}
+
+#[test]
+fn round_trip_64_mib() {
+    round_trip(64 << 20, 4, Duration::from_secs(150));
+}
+
+#[test]
+fn put_with_remote_name_and_into_subdirectory() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    write_random_file(&cwd.join("a.bin"), 1000, 5);
+    let out = server.batch(
+        &cwd,
+        "mkdir sub\nput a.bin sub/b.bin\nget sub/b.bin c.bin\n",
+    );
+    out.assert_success()
+        .assert_stdout_contains("b.bin'")
+        .assert_stdout_contains("downloaded 'sub/b.bin' as 'c.bin'");
+    assert_same_file(&cwd.join("a.bin"), &server.root().join("sub/b.bin"));
+    assert_same_file(&cwd.join("a.bin"), &cwd.join("c.bin"));
+}
+
+#[test]
+fn upload_is_fsynced_by_default_and_served_after() {
+    // Default server (fsync on): the upload must still succeed and be whole.
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    write_random_file(&cwd.join("d.bin"), 300_000, 6);
+    server.batch(&cwd, "put d.bin\n").assert_success();
+    assert_same_file(&cwd.join("d.bin"), &server.root().join("d.bin"));
+}
+
+#[test]
+fn many_operations_on_one_connection() {
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let mut script = String::new();
+    for i in 0..10u64 {
+        write_random_file(&cwd.join(format!("m{i}.bin")), 1000 * i + 7, 100 + i);
+        script.push_str(&format!("put m{i}.bin r{i}.bin\n"));
+    }
+    fs::create_dir(cwd.join("back")).unwrap();
+    script.push_str("lcd back\n");
+    for i in 0..10 {
+        script.push_str(&format!("get r{i}.bin\n"));
+    }
+    server.batch(&cwd, &script).assert_success();
+    for i in 0..10 {
+        assert_same_file(
+            &cwd.join(format!("m{i}.bin")),
+            &cwd.join("back").join(format!("r{i}.bin")),
+        );
+    }
+}
+
+#[test]
+fn server_exits_zero_on_sigterm() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    server.batch(&cwd, "ls\n").assert_success();
+    let status = server.stop();
+    assert!(status.success(), "ftxd exited with {status} on SIGTERM");
+}

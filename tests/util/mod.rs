@@ -1,0 +1,991 @@
+//! The integration-test harness: starts a real `ftxd` on a free port with its
+//! own temporary root, runs the real `ftx` in batch mode with a timeout, talks
+//! raw frames to the server, and compares files and directory trees.
+//!
+//! Every helper fails with a message that shows what the programs printed, so
+//! a failing test explains itself. Nothing here knows the server's or the
+//! client's internals: only the contract in `PRODUCT.md` and the protocol
+//! library (`ftx::proto`).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ftx::proto::error::{DecodeError, ErrorCode};
+use ftx::proto::frame;
+use ftx::proto::limits;
+use ftx::proto::message::Message;
+use tempfile::TempDir;
+
+/// How long `ftxd` may take to print its `listening on` line.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one `ftx` run may take unless a test says otherwise.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `ftxd` may take to exit after SIGTERM before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a raw-socket read waits for the server.
+pub const RAW_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `ftxd` executable built for this test run.
+pub fn ftxd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ftxd")
+}
+
+/// The `ftx` executable built for this test run.
+pub fn ftx_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ftx")
+}
+
+/// A running `ftxd` on `127.0.0.1` with a fresh root, stopped on drop.
+///
+/// The root is `BASE/root` inside a temporary directory `BASE`; tests make
+/// sibling directories (client working directories, sentinels outside the
+/// root) with [`Server::scratch`], so everything is cleaned up together.
+pub struct Server {
+    child: Option<Child>,
+    pid: u32,
+    addr: SocketAddr,
+    base: TempDir,
+    root: PathBuf,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `ftxd --listen 127.0.0.1:0 --root ROOT ARGS...` and waits
+    /// (at most [`STARTUP_TIMEOUT`]) for its `listening on` line.
+    pub fn start(args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = base.path().join("root");
+        fs::create_dir(&root).expect("create server root");
+        Server::start_in(base, root, args)
+    }
+
+    fn start_in(base: TempDir, root: PathBuf, args: &[&str]) -> Server {
+        let mut child = Command::new(ftxd_bin())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", ftxd_bin()));
+        let pid = child.id();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().expect("piped stdout");
+        let sink = Arc::clone(&stdout);
+        thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                push_line(&sink, &line);
+                if line.contains("listening on") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line);
+                    }
+                }
+            }
+        });
+        let err = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                push_line(&sink, &line);
+            }
+        });
+
+        let mut server = Server {
+            child: Some(child),
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            base,
+            root,
+            stdout,
+            stderr,
+        };
+        match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(line) => {
+                match parse_listening(&line) {
+                    Some(addr) => server.addr = addr,
+                    None => {
+                        let logs = server.kill_and_logs();
+                        panic!("ftxd printed {line:?}, which has no address after 'listening on'\n{logs}");
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let logs = server.kill_and_logs();
+                panic!(
+                    "ftxd did not print 'listening on ADDR:PORT' within {STARTUP_TIMEOUT:?}\n{logs}"
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Stdout closed: the process exited (or closed stdout) early.
+                thread::sleep(Duration::from_millis(200));
+                let logs = server.kill_and_logs();
+                panic!("ftxd closed stdout before printing 'listening on ADDR:PORT'\n{logs}");
+            }
+        }
+        server
+    }
+
+    /// The address the server really bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`, as given to `ftx`.
+    pub fn addr_arg(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The server's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The temporary directory holding the root and its siblings.
+    pub fn base(&self) -> &Path {
+        self.base.path()
+    }
+
+    /// Creates (if needed) and returns the directory `BASE/name`, a sibling of
+    /// the root: a client working directory or a sentinel outside the root.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.base.path().join(name);
+        fs::create_dir_all(&dir).expect("create scratch dir");
+        dir
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// What the server printed so far, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- ftxd stdout ---\n{}--- ftxd stderr ---\n{}",
+            self.stdout.lock().map(|s| s.clone()).unwrap_or_default(),
+            self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+        )
+    }
+
+    /// Panics unless the server process is still running.
+    pub fn assert_alive(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ftxd exited unexpectedly with {status}\n{}", self.logs());
+            }
+        }
+    }
+
+    /// Runs a batch script against this server from `cwd`.
+    pub fn batch(&self, cwd: &Path, script: &str) -> Output {
+        run_batch(&self.addr_arg(), cwd, script)
+    }
+
+    /// Sends SIGTERM and waits for the exit status (SIGKILL after [`STOP_TIMEOUT`]).
+    pub fn stop(mut self) -> ExitStatus {
+        self.terminate().unwrap_or_else(|| {
+            panic!(
+                "ftxd did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
+                self.logs()
+            )
+        })
+    }
+
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        signal(self.pid, libc::SIGTERM);
+        match wait_timeout(&mut child, STOP_TIMEOUT) {
+            Some(status) => Some(status),
+            None => {
+                signal(self.pid, libc::SIGKILL);
+                let _ = child.wait();
+                None
+            }
+        }
+    }
+
+    fn kill_and_logs(&mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            signal(self.pid, libc::SIGKILL);
+            let status = child.wait();
+            // Give the reader threads a moment to collect the last output.
+            thread::sleep(Duration::from_millis(100));
+            return format!("ftxd exit: {status:?}\n{}", self.logs());
+        }
+        self.logs()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let was_running = self.child.is_some();
+        let status = self.terminate();
+        if was_running && thread::panicking() {
+            eprintln!(
+                "ftxd on {} stopped with {status:?}\n{}",
+                self.addr,
+                self.logs()
+            );
+        }
+    }
+}
+
+fn push_line(sink: &Mutex<String>, line: &str) {
+    if let Ok(mut s) = sink.lock() {
+        s.push_str(line);
+        s.push('\n');
+    }
+}
+
+/// Finds `ADDR:PORT` after `listening on` in a line such as
+/// `ftxd 0.1.0 listening on 127.0.0.1:41234 (root: /tmp/x)`.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    const KEY: &str = "listening on ";
+    let rest = &line[line.find(KEY)? + KEY.len()..];
+    let token = rest.split_whitespace().next()?;
+    let token = token
+        .trim_start_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '['))
+        .trim_end_matches(|c: char| !c.is_ascii_digit());
+    token.parse().ok()
+}
+
+/// Sends a signal to a process we started.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is one of
+    // our own children, not yet reaped, so it cannot name another process.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Polls `child` until it exits or `timeout` passes.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What one run of `ftx` (or `ftxd`) did: exit status and captured output.
+pub struct Output {
+    /// The command line, for messages.
+    pub what: String,
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+    /// How long the run took.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// True when the process exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panics (showing all output) unless the run exited 0.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Output {
+        assert!(self.success(), "expected success\n{self}");
+        self
+    }
+
+    /// Panics unless the run exited non-zero (not killed by a signal).
+    #[track_caller]
+    pub fn assert_failure(&self) -> &Output {
+        assert!(
+            self.status.code().is_some_and(|c| c != 0),
+            "expected a non-zero exit code\n{self}"
+        );
+        self
+    }
+
+    /// Panics unless the run failed with an `error:` line on stderr that
+    /// contains `cause` (case-insensitive).
+    #[track_caller]
+    pub fn assert_error(&self, cause: &str) -> &Output {
+        self.assert_failure();
+        self.assert_error_line(cause)
+    }
+
+    /// Panics unless some stderr line starts with `error:` and contains
+    /// `cause` (case-insensitive), whatever the exit status.
+    #[track_caller]
+    pub fn assert_error_line(&self, cause: &str) -> &Output {
+        let want = cause.to_lowercase();
+        assert!(
+            self.error_lines()
+                .iter()
+                .any(|l| l.to_lowercase().contains(&want)),
+            "expected an 'error:' line on stderr containing {cause:?}\n{self}"
+        );
+        self
+    }
+
+    /// Stderr lines that start with `error:`.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect()
+    }
+
+    /// Panics unless stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout_contains(&self, needle: &str) -> &Output {
+        assert!(
+            self.stdout.contains(needle),
+            "expected stdout to contain {needle:?}\n{self}"
+        );
+        self
+    }
+
+    /// Panics if stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout_lacks(&self, needle: &str) -> &Output {
+        assert!(
+            !self.stdout.contains(needle),
+            "expected stdout NOT to contain {needle:?}\n{self}"
+        );
+        self
+    }
+
+    /// The command lines echoed by batch mode (`ftx> LINE`), without the prompt.
+    pub fn echoed(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("ftx> "))
+            .collect()
+    }
+
+    /// The stdout lines printed by the command echoed as `ftx> LINE`: every
+    /// line after that echo up to the next echo (or the end).
+    #[track_caller]
+    pub fn section(&self, line: &str) -> Vec<&str> {
+        let echo = format!("ftx> {line}");
+        let mut lines = self.stdout.lines();
+        if !lines.by_ref().any(|l| l == echo) {
+            panic!("no echo {echo:?} in stdout\n{self}");
+        }
+        lines.take_while(|l| !l.starts_with("ftx> ")).collect()
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {}", self.what)?;
+        writeln!(f, "status: {} after {:?}", self.status, self.elapsed)?;
+        writeln!(f, "--- stdout ---")?;
+        writeln!(f, "{}", self.stdout.trim_end())?;
+        writeln!(f, "--- stderr ---")?;
+        writeln!(f, "{}", self.stderr.trim_end())?;
+        write!(f, "--------------")
+    }
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Runs `program ARGS` in `cwd` with `stdin` fed to it (or `/dev/null`),
+/// killing it by PID if it runs longer than `timeout`.
+///
+/// `NO_COLOR=1`, `RUST_LOG` unset, and `XDG_DATA_HOME`/`HOME` pointed at a
+/// throw-away directory so history files never land in the user's home.
+pub fn run_cmd(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Output {
+    let home = tempfile::Builder::new()
+        .prefix("ftx-home-")
+        .tempdir()
+        .expect("create temp home");
+    let what = format!("(cd {} && {program} {})", cwd.display(), args.join(" "));
+    let start = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    let pid = child.id();
+
+    let writer = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        let bytes = bytes.to_vec();
+        // A client that exits early closes its stdin: ignore EPIPE.
+        thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    let out = reader_thread(child.stdout.take().expect("piped stdout"));
+    let err = reader_thread(child.stderr.take().expect("piped stderr"));
+
+    let status = match wait_timeout(&mut child, timeout) {
+        Some(status) => status,
+        None => {
+            signal(pid, libc::SIGKILL);
+            let status = child.wait().expect("wait for killed child");
+            let output = Output {
+                what,
+                status,
+                stdout: join_reader(out),
+                stderr: join_reader(err),
+                elapsed: start.elapsed(),
+            };
+            panic!("timed out after {timeout:?}; killed\n{output}");
+        }
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    Output {
+        what,
+        status,
+        stdout: join_reader(out),
+        stderr: join_reader(err),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn reader_thread<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+fn join_reader(h: thread::JoinHandle<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+}
+
+/// Runs `ftx ADDR -b -` from `cwd` with `script` on stdin ([`RUN_TIMEOUT`]).
+pub fn run_batch(addr: &str, cwd: &Path, script: &str) -> Output {
+    run_batch_timeout(addr, cwd, script, RUN_TIMEOUT)
+}
+
+/// [`run_batch`] with an explicit timeout.
+pub fn run_batch_timeout(addr: &str, cwd: &Path, script: &str, timeout: Duration) -> Output {
+    run_cmd(
+        ftx_bin(),
+        &[addr, "-b", "-"],
+        cwd,
+        Some(script.as_bytes()),
+        timeout,
+    )
+}
+
+/// Runs `ftx ARGS` from `cwd` with no stdin.
+pub fn run_ftx(cwd: &Path, args: &[&str]) -> Output {
+    run_cmd(ftx_bin(), args, cwd, None, RUN_TIMEOUT)
+}
+
+/// Runs `ftxd ARGS` from `cwd` with no stdin (for `--help`, bad flags, ...).
+pub fn run_ftxd(cwd: &Path, args: &[&str]) -> Output {
+    run_cmd(ftxd_bin(), args, cwd, None, RUN_TIMEOUT)
+}
+
+/// A port on 127.0.0.1 that nothing listens on: bound, then released.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+// ---------------------------------------------------------------- files
+
+/// xorshift64*: deterministic test data with no extra crate.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator for `seed` (any value; 0 is remapped).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// `len` deterministic random bytes for `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0; len];
+    XorShift::new(seed).fill(&mut v);
+    v
+}
+
+/// Writes `len` deterministic random bytes for `seed` to `path`, streaming.
+pub fn write_random_file(path: &Path, len: u64, seed: u64) {
+    let mut rng = XorShift::new(seed);
+    let mut f = io::BufWriter::new(fs::File::create(path).expect("create random file"));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        f.write_all(&buf[..n]).expect("write random file");
+        left -= n as u64;
+    }
+    f.flush().expect("flush random file");
+}
+
+/// Panics unless `actual` exists and holds exactly the bytes of `expected`,
+/// naming the first differing offset (never dumping megabytes).
+#[track_caller]
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let e_len = fs::metadata(expected)
+        .unwrap_or_else(|e| panic!("{}: {e}", expected.display()))
+        .len();
+    let a_meta = fs::metadata(actual).unwrap_or_else(|e| {
+        panic!(
+            "{} should exist (copy of {}): {e}\n{}",
+            actual.display(),
+            expected.display(),
+            tree(actual.parent().unwrap_or(Path::new("/")))
+        )
+    });
+    assert_eq!(
+        a_meta.len(),
+        e_len,
+        "{} has {} bytes, {} has {}",
+        actual.display(),
+        a_meta.len(),
+        expected.display(),
+        e_len
+    );
+    let mut a = io::BufReader::new(fs::File::open(actual).expect("open actual"));
+    let mut e = io::BufReader::new(fs::File::open(expected).expect("open expected"));
+    let (mut ab, mut eb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut offset = 0u64;
+    loop {
+        let n = read_full(&mut e, &mut eb);
+        let m = read_full(&mut a, &mut ab);
+        assert_eq!(n, m, "short read comparing at offset {offset}");
+        if n == 0 {
+            return;
+        }
+        if eb[..n] != ab[..n] {
+            let i = (0..n).find(|&i| eb[i] != ab[i]).unwrap_or(0);
+            panic!(
+                "{} differs from {} at byte {}",
+                actual.display(),
+                expected.display(),
+                offset + i as u64
+            );
+        }
+        offset += n as u64;
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    n
+}
+
+/// Panics unless `path` holds exactly `want`.
+#[track_caller]
+pub fn assert_file_bytes(path: &Path, want: &[u8]) {
+    let got = fs::read(path).unwrap_or_else(|e| panic!("{} should exist: {e}", path.display()));
+    assert!(
+        got == want,
+        "{} holds {} bytes ({:?}...), expected {} bytes ({:?}...)",
+        path.display(),
+        got.len(),
+        String::from_utf8_lossy(&got[..got.len().min(40)]),
+        want.len(),
+        String::from_utf8_lossy(&want[..want.len().min(40)])
+    );
+}
+
+/// One object of a directory snapshot (symlinks are not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A regular file and its contents.
+    File(Vec<u8>),
+    /// A directory.
+    Dir,
+    /// A symlink and its target.
+    Link(PathBuf),
+    /// Anything else.
+    Other,
+}
+
+/// Every object beneath `dir`, by relative path, contents included.
+/// Meant for small sentinel trees.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out, &[], true);
+    out
+}
+
+/// Like [`snapshot`] but skipping the top-level entries named in `skip`.
+pub fn snapshot_except(dir: &Path, skip: &[&str]) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out, skip, true);
+    out
+}
+
+fn walk(top: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Node>, skip: &[&str], contents: bool) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if dir == top && skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
+        let rel = path.strip_prefix(top).unwrap_or(&path).to_path_buf();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            out.insert(rel, Node::Link(fs::read_link(&path).unwrap_or_default()));
+        } else if ft.is_dir() {
+            out.insert(rel, Node::Dir);
+            walk(top, &path, out, skip, contents);
+        } else if ft.is_file() {
+            let bytes = if contents {
+                fs::read(&path).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            out.insert(rel, Node::File(bytes));
+        } else {
+            out.insert(rel, Node::Other);
+        }
+    }
+}
+
+/// A readable listing of the tree beneath `dir` (relative paths and sizes).
+pub fn tree(dir: &Path) -> String {
+    let mut s = format!("tree of {}:\n", dir.display());
+    let mut stack = vec![dir.to_path_buf()];
+    let mut lines = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for entry in rd.flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    lines.push(format!("  {rel}/"));
+                    stack.push(path);
+                }
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = fs::read_link(&path).unwrap_or_default();
+                    lines.push(format!("  {rel} -> {}", target.display()));
+                }
+                Ok(m) => lines.push(format!("  {rel} ({} bytes)", m.len())),
+                Err(e) => lines.push(format!("  {rel} ({e})")),
+            }
+        }
+    }
+    lines.sort();
+    for l in lines {
+        s.push_str(&l);
+        s.push('\n');
+    }
+    s
+}
+
+/// The names directly inside `dir`, sorted (lossy UTF-8).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Panics if any name beneath `dir` starts with the reserved temp prefix.
+#[track_caller]
+pub fn assert_no_temp_files(dir: &Path) {
+    let mut all = BTreeMap::new();
+    walk(dir, dir, &mut all, &[], false);
+    let temps: Vec<PathBuf> = all
+        .into_keys()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(limits::RESERVED_PREFIX))
+        })
+        .collect();
+    assert!(
+        temps.is_empty(),
+        "temporary files left behind: {temps:?}\n{}",
+        tree(dir)
+    );
+}
+
+// ---------------------------------------------------------------- raw frames
+
+/// The `Hello` a version-1 client sends.
+pub fn hello() -> Message {
+    Message::Hello {
+        magic: limits::MAGIC,
+        min_version: 1,
+        max_version: 1,
+        flags: 0,
+        token: vec![],
+    }
+}
+
+/// Encodes one message as a whole frame.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::encode(msg, &mut out);
+    out
+}
+
+/// What a raw read produced.
+#[derive(Debug)]
+pub enum Recv {
+    /// A whole frame, decoded.
+    Msg(Message),
+    /// Clean end of stream.
+    Closed,
+    /// The connection was reset (the server closed with unread input).
+    Reset,
+    /// Nothing arrived within [`RAW_READ_TIMEOUT`].
+    Timeout,
+    /// The server sent bytes that do not decode.
+    Bad(DecodeError),
+    /// Another I/O error.
+    Io(io::ErrorKind),
+}
+
+impl Recv {
+    /// True for a close of any kind (clean or reset).
+    pub fn is_close(&self) -> bool {
+        matches!(self, Recv::Closed | Recv::Reset)
+    }
+
+    /// The error code if this is an `Error` frame.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Recv::Msg(Message::Error { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A raw TCP connection to `ftxd` that speaks frames by hand.
+pub struct Raw {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    /// Connects (no handshake).
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        stream
+            .set_read_timeout(Some(RAW_READ_TIMEOUT))
+            .expect("set read timeout");
+        stream
+            .set_write_timeout(Some(RAW_READ_TIMEOUT))
+            .expect("set write timeout");
+        let _ = stream.set_nodelay(true);
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and completes the handshake, panicking unless `Welcome` comes back.
+    #[track_caller]
+    pub fn handshake(addr: SocketAddr) -> Raw {
+        let mut raw = Raw::connect(addr);
+        raw.send(&hello()).expect("send Hello");
+        match raw.recv() {
+            Recv::Msg(Message::Welcome { version, .. }) => {
+                assert_eq!(version, 1, "server chose version {version}");
+            }
+            other => panic!("expected Welcome after Hello, got {other:?}"),
+        }
+        raw
+    }
+
+    /// Sends one message as a frame.
+    pub fn send(&mut self, msg: &Message) -> io::Result<()> {
+        self.stream.write_all(&encode(msg))
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads the next frame, a close, or a timeout.
+    pub fn recv(&mut self) -> Recv {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match frame::decode(&self.buf) {
+                Ok(Some((msg, used))) => {
+                    self.buf.drain(..used);
+                    return Recv::Msg(msg);
+                }
+                Ok(None) => {}
+                Err(e) => return Recv::Bad(e),
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Recv::Closed,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => match e.kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => return Recv::Timeout,
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                        return Recv::Reset
+                    }
+                    k => return Recv::Io(k),
+                },
+            }
+        }
+    }
+
+    /// Reads until the server closes: panics on a timeout, returns the frames seen.
+    #[track_caller]
+    pub fn recv_until_close(&mut self) -> Vec<Message> {
+        let mut msgs = Vec::new();
+        loop {
+            match self.recv() {
+                Recv::Msg(m) => msgs.push(m),
+                Recv::Closed | Recv::Reset => return msgs,
+                other => panic!(
+                    "expected the server to close the connection, got {other:?} after {msgs:?}"
+                ),
+            }
+        }
+    }
+}
+
+/// Opens a fresh connection, handshakes, sends `msg` and returns the reply.
+pub fn raw_request(addr: SocketAddr, msg: &Message) -> Recv {
+    let mut raw = Raw::handshake(addr);
+    if let Err(e) = raw.send(msg) {
+        return Recv::Io(e.kind());
+    }
+    raw.recv()
+}
+
+/// Lists the root through a raw connection and returns the names.
+#[track_caller]
+pub fn raw_list(raw: &mut Raw, path: &str) -> Vec<String> {
+    raw.send(&Message::List {
+        path: path.to_owned(),
+    })
+    .expect("send List");
+    let mut names = Vec::new();
+    loop {
+        match raw.recv() {
+            Recv::Msg(Message::Entries { entries, last }) => {
+                names.extend(entries.into_iter().map(|e| e.name));
+                if last {
+                    return names;
+                }
+            }
+            other => panic!("expected Entries for List {path:?}, got {other:?}"),
+        }
+    }
+}
+
+/// Parses plain `ls` output lines (`SIZE NAME`, name last) into (size, name).
+#[track_caller]
+pub fn parse_ls(lines: &[&str]) -> Vec<(u64, String)> {
+    lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let l = l.trim_start();
+            let (size, name) = l
+                .split_once(char::is_whitespace)
+                .unwrap_or_else(|| panic!("ls line {l:?} is not 'SIZE NAME'"));
+            let size = size
+                .parse()
+                .unwrap_or_else(|_| panic!("ls line {l:?} does not start with a size in bytes"));
+            (size, name.trim_start().to_owned())
+        })
+        .collect()
+}
