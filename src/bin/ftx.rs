@@ -1,1 +1,30 @@
-fn main() {}
+//! `ftx`: flags -> connect -> line source -> shell -> exit code. The exit
+//! code is decided here only: 0 when every command succeeded, 1 when one
+//! failed or ftx could not start, 2 for a bad flag.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ftx::shell::app::{self, ClientArgs};
+
+fn main() -> ExitCode {
+    let args = match ClientArgs::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    let level = if args.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match app::run(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

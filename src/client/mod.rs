@@ -88,13 +88,22 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for the server"),
             ClientError::Io(e) => write!(f, "network error: {e}"),
             ClientError::Local { path, source } => {
-                write!(f, "local file '{}': {}", path.display(), local_reason(source))
+                write!(
+                    f,
+                    "local file '{}': {}",
+                    path.display(),
+                    local_reason(source)
+                )
             }
             ClientError::LocalNotAFile(p) => {
                 write!(f, "local file '{}': is a directory", p.display())
             }
             ClientError::LocalChanged(p) => {
-                write!(f, "local file '{}' changed while it was being sent", p.display())
+                write!(
+                    f,
+                    "local file '{}' changed while it was being sent",
+                    p.display()
+                )
             }
         }
     }

@@ -16,9 +16,11 @@
 //! - [`complete`]: Tab completion, hints and the `rustyline` helper.
 //! - [`render`]: sizes, terminal escaping and colour `Style`.
 
+pub mod app;
 pub mod batch;
 pub mod command;
 pub mod complete;
+pub mod exec;
 pub mod render;
 pub mod source;
 pub mod words;
