@@ -1,0 +1,167 @@
+//! Holds many idle, handshaken connections to one `ftxd` and measures what
+//! they cost: the server's resident memory before and after (from
+//! `/proc/PID/status`), and the latency of `ls` from another client while
+//! they are open. Used by `scripts/bench idle`; benchmark helper only.
+//!
+//! ```text
+//! idle_conns ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]
+//! ```
+//! Prints `key=value` lines: `rss_before_kib`, `rss_after_kib`,
+//! `bytes_per_conn`, `ls_median_ms`, `ls_p99_ms`, `ls_max_ms`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use ftx::client::Client;
+use ftx::proto::frame;
+use ftx::proto::limits::{MAGIC, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use ftx::proto::message::Message;
+
+/// Time for the server to settle (allocator, lazy buffers) before and after
+/// the connections open.
+const SETTLE: Duration = Duration::from_millis(500);
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        return Err("usage: idle_conns ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]".into());
+    }
+    let addr: SocketAddr = args[1].parse().map_err(|e| format!("{}: {e}", args[1]))?;
+    let pid: u32 = args[2].parse().map_err(|e| format!("pid: {e}"))?;
+    let count: usize = args
+        .get(3)
+        .map_or(Ok(10_000), |s| s.parse())
+        .map_err(|e| format!("count: {e}"))?;
+    let requests: usize = args
+        .get(4)
+        .map_or(Ok(200), |s| s.parse())
+        .map_err(|e| format!("requests: {e}"))?;
+    raise_nofile(count as u64 + 256)?;
+
+    let hello = {
+        let mut out = Vec::new();
+        frame::encode(
+            &Message::Hello {
+                magic: MAGIC,
+                min_version: MIN_PROTOCOL_VERSION,
+                max_version: PROTOCOL_VERSION,
+                flags: 0,
+                token: Vec::new(),
+            },
+            &mut out,
+        );
+        out
+    };
+
+    // A client that has listed once, so its own first-use costs are paid
+    // before the baseline.
+    let mut probe = Client::connect(&addr.to_string()).map_err(|e| e.to_string())?;
+    probe.list("").map_err(|e| e.to_string())?;
+    std::thread::sleep(SETTLE);
+    let before = rss_kib(pid)?;
+
+    let mut conns = Vec::with_capacity(count);
+    let started = Instant::now();
+    for i in 0..count {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        s.write_all(&hello)
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        conns.push(s);
+    }
+    // Every connection must be welcomed, not refused as busy.
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        match read_frame(s).map_err(|e| format!("connection {i}: {e}"))? {
+            Message::Welcome { .. } => {}
+            other => return Err(format!("connection {i}: expected Welcome, got {other:?}")),
+        }
+    }
+    let opened = started.elapsed();
+    std::thread::sleep(SETTLE);
+    let after = rss_kib(pid)?;
+
+    let mut times = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        let t = Instant::now();
+        probe.list("").map_err(|e| e.to_string())?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!("connections={count}");
+    println!("open_seconds={:.2}", opened.as_secs_f64());
+    println!("rss_before_kib={before}");
+    println!("rss_after_kib={after}");
+    println!(
+        "bytes_per_conn={}",
+        (after.saturating_sub(before) * 1024) / count.max(1) as u64
+    );
+    println!("ls_median_ms={:.3}", ms(pick(0.5)));
+    println!("ls_p99_ms={:.3}", ms(pick(0.99)));
+    println!("ls_max_ms={:.3}", ms(times[times.len() - 1]));
+    drop(conns);
+    Ok(())
+}
+
+fn read_frame(s: &mut TcpStream) -> Result<Message, String> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).map_err(|e| e.to_string())?;
+    let len = frame::peek_len(&head)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0);
+    let mut buf = head.to_vec();
+    buf.resize(4 + len, 0);
+    s.read_exact(&mut buf[4..]).map_err(|e| e.to_string())?;
+    match frame::decode(&buf).map_err(|e| e.to_string())? {
+        Some((msg, _)) => Ok(msg),
+        None => Err("short frame".into()),
+    }
+}
+
+/// The `VmRSS` of a process, in KiB.
+fn rss_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+fn raise_nofile(want: u64) -> Result<(), String> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills in the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Err("cannot read RLIMIT_NOFILE".into());
+    }
+    if rl.rlim_cur >= want {
+        return Ok(());
+    }
+    let new = libc::rlimit {
+        rlim_cur: want.max(rl.rlim_cur),
+        rlim_max: want.max(rl.rlim_max),
+    };
+    // SAFETY: setrlimit only reads the struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
+        return Err(format!(
+            "cannot raise RLIMIT_NOFILE to {want} (hard limit {}): run as root or raise it",
+            rl.rlim_max
+        ));
+    }
+    Ok(())
+}
