@@ -3,7 +3,6 @@
 //! shutdown, 1 with a one-line `error:` on failure, 2 for a bad flag.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -36,8 +35,8 @@ fn serve(args: ServerArgs) -> Result<(), String> {
         env_logger::Env::default().default_filter_or(config.verbosity.filter()),
     )
     .init();
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener =
+        server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -47,6 +47,11 @@ pub struct ServerArgs {
     /// Do not fsync uploads (faster, not durable across a power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Let several ftxd processes listen on the same address and port
+    /// (SO_REUSEPORT): the kernel spreads new connections among them, so
+    /// more than one core serves clients. Give each the same --root.
+    #[arg(long)]
+    pub reuse_port: bool,
     /// More log output (debug).
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -94,6 +99,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Log level unless `RUST_LOG` says otherwise.
     pub verbosity: Verbosity,
+    /// Bind with `SO_REUSEPORT`, sharing the port with other processes.
+    pub reuse_port: bool,
 }
 
 /// Why the flags do not make a usable configuration.
@@ -179,6 +186,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             verbosity,
+            reuse_port: args.reuse_port,
         })
     }
 }
@@ -227,6 +235,7 @@ mod tests {
         assert_eq!(c.max_connections, 1024);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.verbosity, Verbosity::Normal);
+        assert!(!c.reuse_port);
     }
 
     #[test]
@@ -246,6 +255,7 @@ mod tests {
             "--max-file-size",
             "10M",
             "--no-fsync",
+            "--reuse-port",
             "-q",
         ])
         .unwrap();
@@ -258,6 +268,7 @@ mod tests {
         assert_eq!(c.max_connections, 10);
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.verbosity, Verbosity::Quiet);
+        assert!(c.reuse_port);
         let v = ServerConfig::from_args(args(&["-v"]).unwrap()).unwrap();
         assert_eq!(v.verbosity, Verbosity::Verbose);
     }

@@ -389,6 +389,7 @@ mod tests {
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: handshake,
             verbosity: Verbosity::Normal,
+            reuse_port: false,
         };
         let shutdown = Shutdown::new();
         let s = shutdown.clone();

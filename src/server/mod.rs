@@ -6,9 +6,11 @@
 pub mod config;
 mod conn;
 mod event_loop;
+mod listen;
 mod shutdown;
 pub mod store;
 
 pub use config::{ServerArgs, ServerConfig};
 pub use event_loop::run;
+pub use listen::bind;
 pub use shutdown::Shutdown;

@@ -1,0 +1,63 @@
+//! Binding `ftxd`'s listening socket: address reuse, optionally
+//! `SO_REUSEPORT` so several processes share one port, and a deep accept
+//! backlog so a burst of clients is queued rather than refused. Only
+//! creates the socket; the event loop serves it.
+
+use std::io;
+use std::net::TcpListener;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::config::ServerConfig;
+
+/// Accept backlog asked for (the kernel caps it at `net.core.somaxconn`):
+/// a thousand clients connecting at once must all be queued.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds and listens on `config.listen`, with `SO_REUSEPORT` when
+/// `config.reuse_port` is set.
+pub fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
+    let addr = config.listen;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does on Unix: a restarted server can rebind at once while old
+    // connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if config.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::config::ServerArgs;
+    use clap::Parser;
+
+    fn config(extra: &[&str]) -> ServerConfig {
+        let args =
+            ServerArgs::try_parse_from(["ftxd", "--listen", "127.0.0.1:0"].iter().chain(extra))
+                .unwrap();
+        ServerConfig::from_args(args).unwrap()
+    }
+
+    #[test]
+    fn reuse_port_lets_two_listeners_share_a_port() {
+        let first = bind(&config(&["--reuse-port"])).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let mut c = config(&["--reuse-port"]);
+        c.listen.set_port(port);
+        let second = bind(&c).unwrap();
+        assert_eq!(second.local_addr().unwrap().port(), port);
+    }
+
+    #[test]
+    fn without_reuse_port_the_port_is_taken() {
+        let first = bind(&config(&[])).unwrap();
+        let mut c = config(&[]);
+        c.listen.set_port(first.local_addr().unwrap().port());
+        assert!(bind(&c).is_err());
+    }
+}
