@@ -12,6 +12,10 @@ use crate::proto::path::clash_name;
 
 /// Most clash names tried before giving up (`a_1.txt` .. `a_10000.txt`).
 const MAX_CLASH_TRIES: u64 = 10_000;
+/// Every this many bytes of a download are handed to the disk at once
+/// (`sync_file_range`, not waiting), so the disk works while the rest
+/// arrives and the fsync before the rename has little left to do.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -24,6 +28,9 @@ pub struct LocalDownload {
     target: PathBuf,
     force: bool,
     done: bool,
+    /// Bytes written so far, and how many of them went to early writeback.
+    written: u64,
+    flushed: u64,
 }
 
 impl LocalDownload {
@@ -52,6 +59,8 @@ impl LocalDownload {
                         target: target.to_path_buf(),
                         force,
                         done: false,
+                        written: 0,
+                        flushed: 0,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -62,6 +71,35 @@ impl LocalDownload {
             io::ErrorKind::AlreadyExists,
             "no free temporary name",
         ))
+    }
+
+    /// Appends downloaded bytes, starting their writeback every
+    /// [`WRITEBACK_STEP`] bytes.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        self.file.write_all(data)?;
+        self.written += data.len() as u64;
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            if let (Ok(offset), Ok(len)) = (
+                i64::try_from(self.flushed),
+                i64::try_from(self.written - self.flushed),
+            ) {
+                // SAFETY: a plain syscall on a descriptor we own. Only an
+                // optimization for the fsync in `commit`, which reports
+                // any failure, so the result is ignored here.
+                unsafe {
+                    libc::sync_file_range(
+                        self.file.as_raw_fd(),
+                        offset,
+                        len,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+            }
+            self.flushed = self.written;
+        }
+        Ok(())
     }
 
     /// Publishes the verified file: replaces the target with `force`,

@@ -371,7 +371,7 @@ impl Client {
                     }
                     ClientEvent::GetData { offset, data } => {
                         if let Some(d) = download.as_mut() {
-                            if let Err(source) = d.file.write_all(&data) {
+                            if let Err(source) = d.write(&data) {
                                 failure = Some(ClientError::Local {
                                     path: target.to_path_buf(),
                                     source,
