@@ -199,6 +199,22 @@ impl ServerSession {
         self.input.push(bytes);
     }
 
+    /// Room to receive at least `want` bytes into directly, saving the copy
+    /// `handle_input` makes; report what was filled with
+    /// [`ServerSession::handle_input_filled`].
+    pub fn input_buffer(&mut self, want: usize) -> &mut [u8] {
+        self.input.spare(want)
+    }
+
+    /// `n` bytes of [`ServerSession::input_buffer`] were filled by the client.
+    pub fn handle_input_filled(&mut self, n: usize, now: Instant) {
+        if matches!(self.state, State::Closed) || n == 0 {
+            return;
+        }
+        self.last_input = now;
+        self.input.commit(n);
+    }
+
     /// The client closed its side. A transfer in progress is aborted.
     pub fn handle_eof(&mut self) {
         if matches!(self.state, State::Closed) {

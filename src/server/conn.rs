@@ -1,8 +1,9 @@
 //! One connection of the event loop: a non-blocking socket, its
 //! `ServerSession`, and the open upload or download. Moves bytes between
 //! socket and session, answers the session's events with the store, and
-//! pumps file data into a running download. Owns no buffer of its own: the
-//! loop lends one shared scratch buffer, so an idle connection costs only
+//! pumps file data into a running download. Socket input goes straight into
+//! the session's input buffer (freed when idle); file reads for downloads
+//! use one scratch buffer the loop lends, so an idle connection costs only
 //! its session and a few words here. Never blocks, never prints.
 
 use std::io::{self, Read, Write};
@@ -21,6 +22,11 @@ use crate::proto::session::{ServerEvent, ServerSession};
 /// the loop serves the others (fairness); at 256 KiB a read that is up to
 /// 16 MiB per turn.
 const DRIVE_BUDGET: usize = 64;
+/// Bytes asked of the socket per read, received straight into the
+/// session's input buffer (no copy); one `Data` frame and a bit.
+const READ_LEN: usize = 256 * 1024 + 4096;
+/// Bytes asked of the socket per read between transfers.
+const REQUEST_READ_LEN: usize = 4096;
 
 /// What the loop must do with a connection after driving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +133,13 @@ impl Conn {
         for _ in 0..DRIVE_BUDGET {
             let mut progress = false;
             if self.readable && !self.eof && self.session.wants_read() {
-                match self.stream.read(buf) {
+                // Requests are small: a big buffer only while data flows.
+                let want = if self.session.in_transfer() {
+                    READ_LEN
+                } else {
+                    REQUEST_READ_LEN
+                };
+                match self.stream.read(self.session.input_buffer(want)) {
                     Ok(0) => {
                         self.close_reason = "closed by the client";
                         self.eof = true;
@@ -135,7 +147,7 @@ impl Conn {
                         progress = true;
                     }
                     Ok(n) => {
-                        self.session.handle_input(&buf[..n], now);
+                        self.session.handle_input_filled(n, now);
                         progress = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
