@@ -175,7 +175,6 @@ pub struct Client {
     stream: TcpStream,
     session: ClientSession,
     server: String,
-    rbuf: Vec<u8>,
 }
 
 impl Client {
@@ -203,7 +202,6 @@ impl Client {
             stream,
             session: ClientSession::new(Vec::new()),
             server: String::new(),
-            rbuf: vec![0; IO_BUF],
         };
         client
             .stream
@@ -442,13 +440,13 @@ impl Client {
     /// Blocks until some bytes arrive and hands them to the session.
     fn read_some(&mut self) -> Result<(), ClientError> {
         loop {
-            match self.stream.read(&mut self.rbuf) {
+            match self.stream.read(self.session.input_buffer(IO_BUF)) {
                 Ok(0) => {
                     self.session.handle_eof();
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.session.handle_input(&self.rbuf[..n]);
+                    self.session.handle_input_filled(n);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

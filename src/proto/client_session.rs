@@ -260,6 +260,20 @@ impl ClientSession {
         }
     }
 
+    /// Room to receive at least `want` bytes into directly, saving the copy
+    /// `handle_input` makes; report what was filled with
+    /// [`ClientSession::handle_input_filled`].
+    pub fn input_buffer(&mut self, want: usize) -> &mut [u8] {
+        self.input.spare(want)
+    }
+
+    /// `n` bytes of [`ClientSession::input_buffer`] were filled by the server.
+    pub fn handle_input_filled(&mut self, n: usize) {
+        if !matches!(self.state, State::Closed) {
+            self.input.commit(n);
+        }
+    }
+
     /// The server closed the connection.
     pub fn handle_eof(&mut self) {
         if matches!(self.state, State::Closed) {
