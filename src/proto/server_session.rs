@@ -118,14 +118,16 @@ enum State {
     Idle,
     /// An event was handed out; waiting for the driver's answer.
     AwaitReply(Pending),
-    /// Upload accepted: `Data` then `Done` (or `Cancel`) expected.
-    Receiving(Upload),
+    /// Upload accepted: `Data` then `Done` (or `Cancel`) expected. Boxed,
+    /// as `Sending`: a BLAKE3 hasher is ~1.9 KiB, which every idle
+    /// connection would otherwise carry inline.
+    Receiving(Box<Upload>),
     /// `PutCommit` handed out; waiting for `put_committed`.
     AwaitCommit,
     /// The upload failed on our side: discard `Data` until `Done`/`Cancel`.
     Draining,
     /// Download accepted: sending `Data`, receiving `Ack`s.
-    Sending(Download),
+    Sending(Box<Download>),
     /// Finished: flush the output, then close.
     Closed,
 }
@@ -348,11 +350,11 @@ impl ServerSession {
             name: name.as_str().to_owned(),
             offset,
         });
-        self.state = State::Receiving(Upload {
+        self.state = State::Receiving(Box::new(Upload {
             size,
             next: offset,
             hasher: blake3::Hasher::new(),
-        });
+        }));
     }
 
     /// Answers `PutCommit`: the file is durable and visible as `name`.
@@ -383,7 +385,7 @@ impl ServerSession {
             acked: offset,
             hasher: blake3::Hasher::new(),
         };
-        self.state = State::Sending(dl);
+        self.state = State::Sending(Box::new(dl));
         self.finish_download_if_complete();
     }
 
@@ -604,7 +606,7 @@ impl ServerSession {
         self.events.push_back(event);
     }
 
-    fn handle_upload(&mut self, mut up: Upload, msg: Message) {
+    fn handle_upload(&mut self, mut up: Box<Upload>, msg: Message) {
         match msg {
             Message::Data { offset, data } => {
                 let end = offset.checked_add(data.len() as u64);
@@ -660,7 +662,7 @@ impl ServerSession {
         }
     }
 
-    fn handle_download(&mut self, mut dl: Download, msg: Message) {
+    fn handle_download(&mut self, mut dl: Box<Download>, msg: Message) {
         match msg {
             Message::Ack { offset } => {
                 if offset < dl.acked || offset > dl.sent {
