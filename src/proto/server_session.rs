@@ -4,6 +4,7 @@
 //! through the `reply_*`/`accept_*` methods, and bytes for the socket are
 //! drained with `poll_transmit`. No I/O and no clock reads happen here.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{DecodeError, ErrorCode};
@@ -158,7 +159,8 @@ struct Download {
 /// The server side of one connection. See [`crate::proto`] for the protocol.
 #[derive(Debug)]
 pub struct ServerSession {
-    config: SessionConfig,
+    /// Shared by every session of a server (one allocation, not one each).
+    config: Arc<SessionConfig>,
     state: State,
     input: FrameReader,
     out: Outbox,
@@ -169,9 +171,9 @@ pub struct ServerSession {
 
 impl ServerSession {
     /// A session for a freshly accepted connection.
-    pub fn new(config: SessionConfig, now: Instant) -> ServerSession {
+    pub fn new(config: impl Into<Arc<SessionConfig>>, now: Instant) -> ServerSession {
         ServerSession {
-            config,
+            config: config.into(),
             state: State::Handshake,
             input: FrameReader::new(),
             out: Outbox::default(),

@@ -77,12 +77,12 @@ pub fn run(
         store,
         conns: Slab::new(),
         scratch: Vec::new(),
-        session_config: SessionConfig {
+        session_config: Arc::new(SessionConfig {
             window: DEFAULT_WINDOW,
             idle_timeout: config.idle_timeout,
             handshake_timeout: config.handshake_timeout,
             server_name: format!("ftxd {}", env!("CARGO_PKG_VERSION")),
-        },
+        }),
         max_connections,
         accept_paused_until: None,
         timers: BinaryHeap::new(),
@@ -146,7 +146,8 @@ struct Server {
     conns: Slab<Conn>,
     /// Allocated on first use, then shared by every connection.
     scratch: Vec<u8>,
-    session_config: SessionConfig,
+    /// Shared by every session.
+    session_config: Arc<SessionConfig>,
     max_connections: usize,
     accept_paused_until: Option<Instant>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -197,7 +198,7 @@ impl Server {
         let open = self.conns.len() + 1;
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        let session = ServerSession::new(self.session_config.clone(), now);
+        let session = ServerSession::new(Arc::clone(&self.session_config), now);
         match Conn::new(stream, peer, session, self.poll.registry(), token, now) {
             Ok(c) => {
                 info!("{peer}: connection opened ({open} open)");
