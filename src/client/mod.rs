@@ -8,7 +8,7 @@ pub mod local;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -311,12 +311,11 @@ impl Client {
                 if n == 0 {
                     break Err(ClientError::LocalChanged(local.to_path_buf()));
                 }
-                self.session.send_data(&fbuf[..n]);
-                sent += n as u64;
-                progress.advance(sent);
-                if let Err(e) = self.flush() {
+                if let Err(e) = self.send_file_data(&fbuf[..n]) {
                     break Err(e);
                 }
+                sent += n as u64;
+                progress.advance(sent);
                 continue;
             }
             if let Err(e) = self.flush().and_then(|_| self.read_some()) {
@@ -419,6 +418,18 @@ impl Client {
         }
     }
 
+    /// Sends upload bytes: straight from `data` behind the frame header
+    /// the session gives (one copy fewer than queueing them), or queued
+    /// when other output is pending.
+    fn send_file_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.flush()?;
+        match self.session.send_data_direct(data) {
+            Some(header) => write_both(&mut self.stream, &header, data).map_err(ClientError::Io)?,
+            None => self.session.send_data(data),
+        }
+        self.flush()
+    }
+
     /// Writes everything the session has queued.
     fn flush(&mut self) -> Result<(), ClientError> {
         loop {
@@ -517,4 +528,19 @@ fn unexpected(ev: ClientEvent) -> ClientError {
             format!("unexpected reply from server: {other:?}"),
         )),
     }
+}
+
+/// Writes `a` then `b` with as few system calls as the socket allows.
+fn write_both(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let mut bufs = [IoSlice::new(a), IoSlice::new(b)];
+    let mut rest: &mut [IoSlice] = &mut bufs;
+    while !rest.is_empty() {
+        match stream.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 use super::error::{DecodeError, ErrorCode, RemoteError};
 use super::frame::FrameReader;
 use super::limits::{MAGIC, MAX_CHUNK, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION};
-use super::message::{Entry, Message, PUT_FORCE};
+use super::message::{data_header, Entry, Message, PUT_FORCE};
 use super::outbox::Outbox;
 
 /// What happened on the connection, in the order it happened.
@@ -233,6 +233,26 @@ impl ClientSession {
             p.sent += chunk.len() as u64;
         }
         self.finish_upload_if_complete();
+    }
+
+    /// During an upload with no output queued: takes the next bytes of the
+    /// file as `send_data` does, but without copying them into the output.
+    /// Returns the `Data` frame header; the driver must write it and then
+    /// `data` before anything `poll_transmit` gives afterwards. `None` (and
+    /// nothing taken) when output is queued, no upload runs, or `data` is
+    /// empty or longer than `wants_data()`: use `send_data` then.
+    pub fn send_data_direct(&mut self, data: &[u8]) -> Option<[u8; 13]> {
+        if self.out.len() > 0 || data.is_empty() || data.len() > self.wants_data() {
+            return None;
+        }
+        let State::Putting(p) = &mut self.state else {
+            return None;
+        };
+        p.hasher.update(data);
+        let header = data_header(p.sent, data.len());
+        p.sent += data.len() as u64;
+        self.finish_upload_if_complete();
+        Some(header)
     }
 
     /// Abandons the transfer in progress; the server's answer arrives as
@@ -509,5 +529,68 @@ impl ClientSession {
             self.events
                 .push_back(ClientEvent::Closed(RemoteError::new(code, message)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::frame;
+
+    /// `send_data_direct` puts the same bytes on the wire, in the same
+    /// order, as `send_data`, and refuses while output is queued.
+    #[test]
+    fn direct_data_matches_queued_data() {
+        let file: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let run = |direct: bool| -> Vec<u8> {
+            let mut s = ClientSession::new(Vec::new());
+            let mut wire = s.poll_transmit().to_vec();
+            s.consume_transmit(wire.len());
+            let mut reply = Vec::new();
+            frame::encode(
+                &Message::Welcome {
+                    version: PROTOCOL_VERSION,
+                    flags: 0,
+                    window: MIN_WINDOW,
+                    server: "t".into(),
+                },
+                &mut reply,
+            );
+            s.handle_input(&reply);
+            assert!(matches!(
+                s.poll_event(),
+                Some(ClientEvent::Connected { .. })
+            ));
+            s.put("f", file.len() as u64, 0, false).unwrap();
+            // The Put request is still queued: no direct send yet.
+            assert!(s.send_data_direct(&file[..10]).is_none());
+            let n = s.poll_transmit().len();
+            wire.extend_from_slice(s.poll_transmit());
+            s.consume_transmit(n);
+            reply.clear();
+            frame::encode(
+                &Message::PutReady {
+                    name: "f".into(),
+                    offset: 0,
+                },
+                &mut reply,
+            );
+            s.handle_input(&reply);
+            assert!(matches!(s.poll_event(), Some(ClientEvent::PutReady { .. })));
+            for chunk in file.chunks(1000) {
+                if direct {
+                    let header = s.send_data_direct(chunk).unwrap();
+                    wire.extend_from_slice(&header);
+                    wire.extend_from_slice(chunk);
+                } else {
+                    s.send_data(chunk);
+                }
+                let n = s.poll_transmit().len();
+                wire.extend_from_slice(s.poll_transmit());
+                s.consume_transmit(n);
+            }
+            wire
+        };
+        assert_eq!(run(true), run(false));
     }
 }
