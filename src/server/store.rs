@@ -31,7 +31,7 @@ const DIR_MODE: u32 = 0o755;
 /// With fsync on, every this many bytes of an upload are handed to the
 /// disk at once (`sync_file_range`, not waiting), so the disk works while
 /// the rest arrives and the fsync at commit has little left to do.
-const WRITEBACK_STEP: u64 = 8 << 20;
+const WRITEBACK_STEP: u64 = 1 << 20;
 
 /// Numbers temporary files of this process, so two uploads never share one.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
