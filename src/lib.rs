@@ -10,6 +10,8 @@
 //!   Never imports `client` or `shell`.
 //! - [`client`]: the API the shell calls; drives a `ClientSession` over a
 //!   socket and handles local files. Never prints.
+//! - [`partial`]: resumable part files shared by both sides (fixed hidden
+//!   names, cross-process locks, prefix digests, the stale-part sweep).
 //! - [`shell`]: command parsing, line sources (interactive and batch),
 //!   completion, execution and every user-visible text. Never touches `mio`
 //!   or frames.
@@ -18,6 +20,7 @@
 //! user-facing output goes through `shell`'s renderer.
 
 pub mod client;
+pub mod partial;
 pub mod proto;
 pub mod server;
 pub mod shell;

@@ -8,7 +8,7 @@ pub mod local;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -157,6 +157,13 @@ pub struct PutOutcome {
     pub size: u64,
     /// Wall time of the transfer.
     pub elapsed: Duration,
+    /// Bytes the server already held and that were not sent again.
+    pub resumed_from: u64,
+    /// The server's part was not this file's data: it was sent whole.
+    pub restarted: bool,
+    /// An interrupted upload of the name (this many bytes) is still on the
+    /// server, untouched: `reput` could continue it.
+    pub partial: u64,
 }
 
 /// A finished download.
@@ -168,6 +175,13 @@ pub struct GetOutcome {
     pub size: u64,
     /// Wall time of the transfer.
     pub elapsed: Duration,
+    /// Bytes already held locally and not fetched again.
+    pub resumed_from: u64,
+    /// The local part was not the server's data: it was fetched whole.
+    pub restarted: bool,
+    /// An interrupted download to the same name (this many bytes) is still
+    /// there, untouched: `reget` could continue it.
+    pub partial: u64,
 }
 
 /// A connection to an `ftxd`.
@@ -176,6 +190,7 @@ pub struct Client {
     session: ClientSession,
     server: String,
     rbuf: Vec<u8>,
+    last_resumable: bool,
 }
 
 impl Client {
@@ -204,6 +219,7 @@ impl Client {
             session: ClientSession::new(Vec::new()),
             server: String::new(),
             rbuf: vec![0; IO_BUF],
+            last_resumable: false,
         };
         client
             .stream
@@ -253,12 +269,17 @@ impl Client {
     }
 
     /// Uploads `local` as `remote`. Without `force`, a taken name gives
-    /// `stem_N.ext` on the server; the outcome says the stored name.
+    /// `stem_N.ext` on the server; the outcome says the stored name. With
+    /// `resume`, continues the server's interrupted upload of `remote` after
+    /// checking that its prefix is the same data (BLAKE3); a prefix that
+    /// differs restarts from scratch, and with nothing to resume the whole
+    /// file is sent — the outcome says which.
     pub fn put(
         &mut self,
         local: &Path,
         remote: &str,
         force: bool,
+        resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<PutOutcome, ClientError> {
         let local_err = |source| ClientError::Local {
@@ -272,28 +293,76 @@ impl Client {
         }
         let size = meta.len();
         let started = Instant::now();
+        self.last_resumable = false;
         self.session
-            .put(remote, size, 0, force)
+            .put(remote, size, resume.then_some(size), force)
             .map_err(command_error)?;
+        let mut outcome = PutOutcome {
+            stored: String::new(),
+            size,
+            elapsed: Duration::ZERO,
+            resumed_from: 0,
+            restarted: false,
+            partial: 0,
+        };
         let mut fbuf = vec![0u8; IO_BUF];
         let mut sent = 0u64;
         let mut started_progress = false;
+        let mut restart_pending = false;
         let result = loop {
+            let mut step: Option<Result<(), ClientError>> = None;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
-                    ClientEvent::PutReady { offset, .. } => {
-                        sent = offset;
-                        progress.start(size, offset);
+                    ClientEvent::PutReady {
+                        offset,
+                        digest,
+                        partial,
+                        resumable,
+                        ..
+                    } => {
+                        outcome.partial = partial;
+                        self.last_resumable = resumable;
+                        sent = 0;
+                        if offset > 0 {
+                            let same = crate::partial::prefix_hasher(&file, offset)
+                                .ok()
+                                .filter(|h| *h.finalize().as_bytes() == digest);
+                            match same {
+                                Some(prefix) => {
+                                    self.session.resume_with(prefix);
+                                    sent = offset;
+                                    outcome.resumed_from = offset;
+                                }
+                                None => {
+                                    self.session.cancel();
+                                    restart_pending = true;
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Err(e) = file.seek(SeekFrom::Start(sent)) {
+                            step = Some(Err(local_err(e)));
+                            break;
+                        }
+                        progress.start(size, sent);
                         started_progress = true;
                     }
                     ClientEvent::PutDone { name, size } => {
                         progress.advance(size);
                         progress.finish();
-                        return Ok(PutOutcome {
-                            stored: name,
-                            size,
-                            elapsed: started.elapsed(),
-                        });
+                        outcome.stored = name;
+                        outcome.size = size;
+                        outcome.elapsed = started.elapsed();
+                        return Ok(outcome);
+                    }
+                    ClientEvent::Failed(e) if restart_pending && e.code == ErrorCode::Cancelled => {
+                        // The server's part is not our data: start over in it.
+                        restart_pending = false;
+                        outcome.restarted = true;
+                        if let Err(e) = self.session.put(remote, size, Some(0), force) {
+                            step = Some(Err(command_error(e)));
+                            break;
+                        }
                     }
                     other => {
                         if started_progress {
@@ -302,6 +371,9 @@ impl Client {
                         return Err(event_error(other));
                     }
                 }
+            }
+            if let Some(r) = step {
+                break r;
             }
             let want = self.session.wants_data();
             if want > 0 {
@@ -336,47 +408,83 @@ impl Client {
                 self.drain_until_idle();
             }
         }
-        result
+        result.map(|()| outcome)
     }
 
     /// Downloads `remote` to `target` (a file path). The data goes to a
-    /// hidden temporary file that is renamed into place after the digest
-    /// matched; without `force` a taken name gives `stem_N.ext` locally.
+    /// hidden part file beside the target that is published under the
+    /// final name after the digest matched; without `force` a taken name
+    /// gives `stem_N.ext` locally. With `resume`, continues the part left by
+    /// an interrupted download after checking that it is the same data as
+    /// the server's prefix (BLAKE3); otherwise it restarts.
     pub fn get(
         &mut self,
         remote: &str,
         target: &Path,
         force: bool,
+        resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<GetOutcome, ClientError> {
         let started = Instant::now();
-        self.session.get(remote, 0).map_err(command_error)?;
-        let mut download: Option<LocalDownload> = None;
+        let local_err = |source| ClientError::Local {
+            path: target.to_path_buf(),
+            source,
+        };
+        self.last_resumable = false;
+        let (mut dl, stale) = if resume {
+            (LocalDownload::resume(target, force).map_err(local_err)?, 0)
+        } else {
+            LocalDownload::create(target, force).map_err(local_err)?
+        };
+        let held = dl.held().map_err(local_err)?;
+        self.session.get(remote, held).map_err(command_error)?;
+        let mut outcome = GetOutcome {
+            path: PathBuf::new(),
+            size: 0,
+            elapsed: Duration::ZERO,
+            resumed_from: 0,
+            restarted: false,
+            partial: stale,
+        };
         let mut failure: Option<ClientError> = None;
+        let mut restart_pending = false;
         loop {
             while let Some(ev) = self.session.poll_event() {
                 match ev {
-                    ClientEvent::GetReady { size, offset, .. } => {
-                        match LocalDownload::create(target, force) {
-                            Ok(d) => download = Some(d),
-                            Err(source) => {
-                                failure = Some(ClientError::Local {
-                                    path: target.to_path_buf(),
-                                    source,
-                                });
-                                self.session.cancel();
+                    ClientEvent::GetReady {
+                        size,
+                        offset,
+                        digest,
+                        ..
+                    } => {
+                        self.last_resumable = dl.resumable();
+                        let mut from = 0;
+                        if offset > 0 {
+                            match crate::partial::prefix_hasher(&dl.file, offset) {
+                                Ok(h) if *h.finalize().as_bytes() == digest => {
+                                    self.session.resume_with(h);
+                                    from = offset;
+                                }
+                                _ => {
+                                    self.session.cancel();
+                                    restart_pending = true;
+                                    continue;
+                                }
                             }
+                        } else if held > 0 {
+                            outcome.restarted = true;
                         }
-                        progress.start(size, offset);
+                        outcome.resumed_from = from;
+                        if let Err(source) = dl.seek_to(from) {
+                            failure = Some(local_err(source));
+                            self.session.cancel();
+                        }
+                        progress.start(size, from);
                     }
                     ClientEvent::GetData { offset, data } => {
-                        if let Some(d) = download.as_mut() {
-                            if let Err(source) = d.file.write_all(&data) {
-                                failure = Some(ClientError::Local {
-                                    path: target.to_path_buf(),
-                                    source,
-                                });
-                                download = None;
+                        if failure.is_none() {
+                            if let Err(source) = dl.file.write_all(&data) {
+                                failure = Some(local_err(source));
                                 self.session.cancel();
                             } else {
                                 progress.advance(offset + data.len() as u64);
@@ -385,26 +493,27 @@ impl Client {
                     }
                     ClientEvent::GetDone { size } => {
                         progress.finish();
-                        let Some(d) = download.take() else {
-                            return Err(failure.unwrap_or_else(|| {
-                                ClientError::Closed(RemoteError::new(
-                                    ErrorCode::Protocol,
-                                    "data without a transfer",
-                                ))
-                            }));
-                        };
-                        let path = d.commit().map_err(|source| ClientError::Local {
-                            path: target.to_path_buf(),
-                            source,
-                        })?;
-                        return Ok(GetOutcome {
-                            path,
-                            size,
-                            elapsed: started.elapsed(),
-                        });
+                        if let Some(f) = failure {
+                            return Err(f);
+                        }
+                        outcome.path = dl.commit().map_err(local_err)?;
+                        outcome.size = size;
+                        outcome.elapsed = started.elapsed();
+                        return Ok(outcome);
+                    }
+                    ClientEvent::Failed(e) if restart_pending && e.code == ErrorCode::Cancelled => {
+                        // Our part is not the server's data: start over.
+                        restart_pending = false;
+                        outcome.restarted = true;
+                        dl.seek_to(0).map_err(local_err)?;
+                        self.session.get(remote, 0).map_err(command_error)?;
                     }
                     other => {
                         progress.finish();
+                        if matches!(&other, ClientEvent::Failed(e) if e.code == ErrorCode::Integrity)
+                        {
+                            dl.discard();
+                        }
                         return Err(failure.unwrap_or_else(|| event_error(other)));
                     }
                 }
@@ -412,6 +521,12 @@ impl Client {
             self.flush()?;
             self.read_some()?;
         }
+    }
+
+    /// Whether the last transfer that started is kept for `reput`/`reget`
+    /// when it fails by interruption.
+    pub fn last_transfer_resumable(&self) -> bool {
+        self.last_resumable
     }
 
     fn expect_ok(&mut self) -> Result<(), ClientError> {

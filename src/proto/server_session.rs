@@ -13,9 +13,36 @@ use super::limits::{
     MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
 };
-use super::message::{truncate_utf8, Entry, Message, PUT_FORCE};
+use super::message::{truncate_utf8, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
 use super::outbox::Outbox;
 use super::path::RemotePath;
+
+/// How an accepted upload starts: where the data resumes, and what the
+/// server already holds.
+#[derive(Debug, Clone)]
+pub struct PutAccept {
+    /// Offset of the first byte the client sends (0 for a fresh upload).
+    pub offset: u64,
+    /// BLAKE3 state after the `offset` bytes already held.
+    pub prefix: blake3::Hasher,
+    /// Bytes of an interrupted upload of the name that this one does not
+    /// continue (0 if none); the client tells the user `reput` could.
+    pub partial: u64,
+    /// Whether the server keeps this upload if it is interrupted.
+    pub resumable: bool,
+}
+
+impl PutAccept {
+    /// A fresh upload from byte 0.
+    pub fn fresh(resumable: bool, partial: u64) -> PutAccept {
+        PutAccept {
+            offset: 0,
+            prefix: blake3::Hasher::new(),
+            partial,
+            resumable,
+        }
+    }
+}
 
 /// Settings of a server session, validated by the server's config.
 #[derive(Debug, Clone)]
@@ -57,10 +84,12 @@ pub enum ServerEvent {
         path: RemotePath,
         /// Declared size of the whole file.
         size: u64,
-        /// Offset the client wants to start at (0 for a fresh upload).
+        /// With `resume`: the most the client can resume from; otherwise 0.
         offset: u64,
         /// Replace an existing file instead of choosing a clash name.
         force: bool,
+        /// Continue the interrupted upload of this name, if there is one.
+        resume: bool,
     },
     /// Bytes of the upload, in order; write them, or `reply_error` on failure.
     PutData {
@@ -321,21 +350,34 @@ impl ServerSession {
         }
     }
 
-    /// Answers `PutStart`: data is expected from `offset`; `name` is the name
-    /// asked for (the stored name, chosen at commit, comes in `PutDone`).
-    pub fn accept_put(&mut self, name: &RemotePath, offset: u64) {
+    /// Answers `PutStart`: data is expected from `start.offset` (whose
+    /// prefix digest the client checks); `name` is the name asked for (the
+    /// stored name, chosen at commit, comes in `PutDone`).
+    pub fn accept_put(&mut self, name: &RemotePath, start: PutAccept) {
         let State::AwaitReply(Pending::Put { size }) = self.state else {
             return;
         };
-        let offset = offset.min(size);
+        let (offset, prefix) = if start.offset <= size {
+            (start.offset, start.prefix)
+        } else {
+            (0, blake3::Hasher::new())
+        };
+        let digest = if offset == 0 {
+            [0; 32]
+        } else {
+            *prefix.finalize().as_bytes()
+        };
         self.out.push(&Message::PutReady {
             name: name.as_str().to_owned(),
             offset,
+            digest,
+            partial: start.partial,
+            flags: if start.resumable { READY_RESUMABLE } else { 0 },
         });
         self.state = State::Receiving(Upload {
             size,
             next: offset,
-            hasher: blake3::Hasher::new(),
+            hasher: prefix,
         });
     }
 
@@ -350,22 +392,35 @@ impl ServerSession {
         }
     }
 
-    /// Answers `GetStart`: the file has `size` bytes, data follows from `offset`.
-    pub fn accept_get(&mut self, size: u64, offset: u64, mtime: i64) {
+    /// Answers `GetStart`: the file has `size` bytes, data follows from
+    /// `offset`; `prefix` has absorbed the file's first `offset` bytes (its
+    /// digest lets the client check the part it holds). An offset past the
+    /// end restarts from 0.
+    pub fn accept_get(&mut self, size: u64, offset: u64, mtime: i64, prefix: blake3::Hasher) {
         if !self.take_pending(Pending::Get) {
             return;
         }
-        let offset = offset.min(size);
+        let (offset, prefix) = if offset <= size {
+            (offset, prefix)
+        } else {
+            (0, blake3::Hasher::new())
+        };
+        let digest = if offset == 0 {
+            [0; 32]
+        } else {
+            *prefix.finalize().as_bytes()
+        };
         self.out.push(&Message::GetReady {
             size,
             offset,
             mtime,
+            digest,
         });
         let dl = Download {
             size,
             sent: offset,
             acked: offset,
-            hasher: blake3::Hasher::new(),
+            hasher: prefix,
         };
         self.state = State::Sending(dl);
         self.finish_download_if_complete();
@@ -545,7 +600,8 @@ impl ServerSession {
                 offset,
                 flags,
             } => {
-                if offset > size {
+                let resume = flags & PUT_RESUME != 0;
+                if offset > size || (!resume && offset != 0) {
                     return self.fail(ErrorCode::Protocol, "put offset beyond the file size");
                 }
                 match RemotePath::parse_file(&path) {
@@ -555,6 +611,7 @@ impl ServerSession {
                             size,
                             offset,
                             force: flags & PUT_FORCE != 0,
+                            resume,
                         },
                         Pending::Put { size },
                     ),

@@ -200,7 +200,8 @@ impl Conn {
                 up.written(),
                 up.size()
             );
-            store.abort(up);
+            // Interrupted, not failed: keep it for `reput`.
+            store.abort(up, true);
         }
         if let Some(dl) = self.download.take() {
             info!(
@@ -309,19 +310,21 @@ impl Conn {
                 size,
                 offset,
                 force,
+                resume,
             } => {
                 if let Some(old) = self.upload.take() {
-                    store.abort(old);
+                    store.abort(old, true);
                 }
-                match store.begin_upload(&path, size, force) {
-                    Ok(up) => {
-                        debug!("{peer}: put '{path}' ({size} bytes) started");
+                let resume = resume.then_some(offset);
+                match store.begin_upload(&path, size, force, resume) {
+                    Ok((up, accept)) => {
+                        debug!(
+                            "{peer}: put '{path}' ({size} bytes) started at byte {}",
+                            accept.offset
+                        );
                         self.upload = Some(up);
                         self.transfer_started = Some(now);
-                        // Resuming is not supported yet: a resume request
-                        // is answered with offset 0 (send everything).
-                        let _ = offset;
-                        self.session.accept_put(&path, 0);
+                        self.session.accept_put(&path, accept);
                     }
                     Err(e) => {
                         info!("{peer}: put '{path}' refused: {e}");
@@ -339,7 +342,8 @@ impl Conn {
                     info!("{peer}: put '{}' failed: {e}", up.remote());
                     self.session.reply_error(e.code(), &e.to_string());
                     if let Some(up) = self.upload.take() {
-                        store.abort(up);
+                        // A full disk or a write error: free the space.
+                        store.abort(up, false);
                     }
                 }
             }
@@ -366,25 +370,39 @@ impl Conn {
             }
             ServerEvent::PutAbort { reason } => {
                 if let Some(up) = self.upload.take() {
+                    // Interruptions stay resumable; corrupt or refused data
+                    // and a full disk do not.
+                    let keep = matches!(
+                        reason,
+                        ErrorCode::Cancelled | ErrorCode::Timeout | ErrorCode::Protocol
+                    );
                     info!(
-                        "{peer}: put '{}' failed: {reason} after {} of {} bytes",
+                        "{peer}: put '{}' failed: {reason} after {} of {} bytes{}",
                         up.remote(),
                         up.written(),
-                        up.size()
+                        up.size(),
+                        if keep && up.resumable() {
+                            " (kept for reput)"
+                        } else {
+                            ""
+                        }
                     );
-                    store.abort(up);
+                    store.abort(up, keep);
                 }
             }
             ServerEvent::GetStart { path, offset } => {
                 self.download = None;
                 let opened = store.open_download(&path).and_then(|mut dl| {
+                    // Past the end: the client's part is not of this file; restart.
+                    let offset = if offset > dl.size { 0 } else { offset };
+                    let prefix = store.prefix_hasher(&dl, offset)?;
                     store.seek(&mut dl, offset)?;
-                    Ok(dl)
+                    Ok((dl, offset, prefix))
                 });
                 match opened {
-                    Ok(dl) => {
+                    Ok((dl, offset, prefix)) => {
                         debug!("{peer}: get '{path}' from byte {offset} of {}", dl.size);
-                        self.session.accept_get(dl.size, offset, dl.mtime);
+                        self.session.accept_get(dl.size, offset, dl.mtime, prefix);
                         self.download = Some(dl);
                         self.transfer_started = Some(now);
                     }

@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::partial;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{MAX_LIST_ENTRIES, RESERVED_PREFIX};
 use crate::proto::message::{Entry, EntryKind};
 use crate::proto::path::{clash_name, RemotePath};
+use crate::proto::session::PutAccept;
 
 /// How many `stem_N.ext` names an upload tries before giving up.
 pub const MAX_CLASH_ATTEMPTS: u64 = 10_000;
@@ -97,6 +99,8 @@ pub enum StoreError {
     },
     /// The file changed size while it was being read.
     Changed(String),
+    /// Another upload of the same name holds its part file.
+    InUse(String),
     /// Any other I/O failure.
     Io {
         /// The remote path concerned.
@@ -125,6 +129,7 @@ impl StoreError {
             StoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             StoreError::BadOffset { .. } => ErrorCode::Protocol,
             StoreError::Changed(_) | StoreError::Io { .. } => ErrorCode::Io,
+            StoreError::InUse(_) => ErrorCode::Busy,
         }
     }
 
@@ -185,6 +190,7 @@ impl fmt::Display for StoreError {
                 write!(f, "data at offset {got}, expected offset {expected}")
             }
             StoreError::Changed(p) => write!(f, "'{p}' changed while it was being read"),
+            StoreError::InUse(p) => write!(f, "another upload of '{p}' is in progress"),
             StoreError::Io { path, source } => write!(f, "'{path}': {source}"),
         }
     }
@@ -199,7 +205,9 @@ impl std::error::Error for StoreError {
     }
 }
 
-/// An upload in progress: a hidden temporary file in the target directory.
+/// An upload in progress: a hidden file in the target directory — the
+/// name's part file (locked, kept if interrupted so it can be resumed) or,
+/// when that is taken, a one-off temporary file.
 #[derive(Debug)]
 pub struct Upload {
     file: File,
@@ -209,6 +217,7 @@ pub struct Upload {
     size: u64,
     written: u64,
     force: bool,
+    resumable: bool,
 }
 
 impl Upload {
@@ -223,6 +232,10 @@ impl Upload {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+    /// Whether an interruption keeps this upload for `reput`.
+    pub fn resumable(&self) -> bool {
+        self.resumable
     }
 }
 
@@ -332,13 +345,19 @@ impl Store {
     }
 
     /// Starts an upload of `size` bytes to `path`: checks the rules and
-    /// creates the hidden temporary file next to the target.
+    /// opens the hidden file next to the target. A fresh upload takes the
+    /// name's part file when it is free (so an interruption can be resumed)
+    /// and a one-off temporary file otherwise, reporting the size of an
+    /// interrupted part it leaves alone. With `resume`, the part file is
+    /// continued where it ends (at most `max_offset`, the client's size);
+    /// the returned [`PutAccept`] says from where, with the prefix's state.
     pub fn begin_upload(
         &self,
         path: &RemotePath,
         size: u64,
         force: bool,
-    ) -> Result<Upload, StoreError> {
+        resume: Option<u64>,
+    ) -> Result<(Upload, PutAccept), StoreError> {
         self.check_writable()?;
         if let Some(max) = self.config.max_file_size {
             if size > max {
@@ -355,27 +374,64 @@ impl Store {
                 _ => {}
             }
         }
+        let io_err = |e| StoreError::from_io(path.as_str(), e);
+        let part = dir.join(partial::part_name(name));
+        let (file, temp, accept) = match resume {
+            Some(max_offset) => {
+                let Some(file) = partial::open_locked(&part, true).map_err(io_err)? else {
+                    return Err(StoreError::InUse(path.as_str().to_owned()));
+                };
+                let mut held = file.metadata().map_err(io_err)?.len();
+                if held > max_offset || held > size {
+                    held = 0;
+                }
+                file.set_len(held).map_err(io_err)?;
+                let prefix = partial::prefix_hasher(&file, held).map_err(io_err)?;
+                let accept = PutAccept {
+                    offset: held,
+                    prefix,
+                    partial: 0,
+                    resumable: true,
+                };
+                (file, part, accept)
+            }
+            None => match partial::create_locked(&part).map_err(io_err)? {
+                Some(file) => (file, part, PutAccept::fresh(true, 0)),
+                None => {
+                    let stale = partial::stale_size(&part);
+                    let temp = dir.join(temp_name());
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .mode(FILE_MODE)
+                        .open(&temp)
+                        .map_err(io_err)?;
+                    (file, temp, PutAccept::fresh(false, stale))
+                }
+            },
+        };
+        let mut file = file;
+        let need = size - accept.offset;
         if let Some(free) = free_space(&dir) {
-            if free < size {
+            if free < need {
+                drop(file);
+                let _ = fs::remove_file(&temp);
                 return Err(StoreError::NoSpace);
             }
         }
-        let temp = dir.join(temp_name());
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&temp)
-            .map_err(|e| StoreError::from_io(path.as_str(), e))?;
-        Ok(Upload {
+        file.seek(SeekFrom::Start(accept.offset)).map_err(io_err)?;
+        let up = Upload {
             file,
             temp,
             dir,
             remote: path.clone(),
             size,
-            written: 0,
+            written: accept.offset,
             force,
-        })
+            resumable: accept.resumable,
+        };
+        Ok((up, accept))
     }
 
     /// Appends `data` at `offset`, which must be the number of bytes
@@ -459,11 +515,27 @@ impl Store {
         Err(StoreError::NoFreeName(remote.to_owned()))
     }
 
-    /// Abandons an upload: removes its temporary file.
-    pub fn abort(&self, up: Upload) {
+    /// Abandons an upload. With `keep`, an upload in the name's part file
+    /// stays there (unlocked) for `reput`; anything else is removed.
+    pub fn abort(&self, up: Upload, keep: bool) {
+        if keep && up.resumable && up.written > 0 {
+            return;
+        }
         if let Err(e) = fs::remove_file(&up.temp) {
             log::warn!("cannot remove temporary file {}: {e}", up.temp.display());
         }
+    }
+
+    /// The BLAKE3 state of a download's first `len` bytes (to resume it).
+    pub fn prefix_hasher(&self, dl: &Download, len: u64) -> Result<blake3::Hasher, StoreError> {
+        partial::prefix_hasher(&dl.file, len)
+            .map_err(|e| StoreError::from_io(dl.remote.as_str(), e))
+    }
+
+    /// Removes part and temporary files older than `ttl` that no upload
+    /// holds, anywhere under the root; returns how many.
+    pub fn sweep_partials(&self, ttl: std::time::Duration) -> usize {
+        partial::sweep(&self.root, ttl, SystemTime::now())
     }
 
     /// Opens a regular file for download (following a symlink that stays
@@ -777,7 +849,9 @@ mod tests {
     }
 
     fn put(s: &Store, name: &str, data: &[u8], force: bool) -> Result<RemotePath, StoreError> {
-        let mut up = s.begin_upload(&rp(name), data.len() as u64, force)?;
+        let mut up = s
+            .begin_upload(&rp(name), data.len() as u64, force, None)
+            .map(|(u, _)| u)?;
         for (i, chunk) in data.chunks(3).enumerate() {
             s.write(&mut up, (i * 3) as u64, chunk)?;
         }
@@ -872,7 +946,9 @@ mod tests {
                 let barrier = Arc::clone(&barrier);
                 std::thread::spawn(move || {
                     let data = format!("upload {i}").into_bytes();
-                    let mut up = s.begin_upload(&rp("same.bin"), data.len() as u64, false)?;
+                    let mut up = s
+                        .begin_upload(&rp("same.bin"), data.len() as u64, false, None)
+                        .map(|(u, _)| u)?;
                     s.write(&mut up, 0, &data)?;
                     barrier.wait();
                     s.commit(up).map(|name| (name, data))
@@ -902,7 +978,10 @@ mod tests {
         assert_eq!(get(&s, "f").unwrap(), b"new!");
         assert_eq!(names(&s, ""), ["f"]);
         fs::create_dir(root.join("dir")).unwrap();
-        let e = s.begin_upload(&rp("dir"), 1, true).unwrap_err();
+        let e = s
+            .begin_upload(&rp("dir"), 1, true, None)
+            .map(|(u, _)| u)
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::IsDirectory);
     }
 
@@ -910,7 +989,10 @@ mod tests {
     fn temp_files_are_hidden_and_cleaned() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        let mut up = s.begin_upload(&rp("x"), 4, false).unwrap();
+        let mut up = s
+            .begin_upload(&rp("x"), 4, false, None)
+            .map(|(u, _)| u)
+            .unwrap();
         s.write(&mut up, 0, b"ab").unwrap();
         let on_disk: Vec<_> = fs::read_dir(&root).unwrap().collect();
         assert_eq!(on_disk.len(), 1, "the temp file exists");
@@ -919,10 +1001,13 @@ mod tests {
             s.open_download(&rp("x")).unwrap_err().code(),
             ErrorCode::NotFound
         );
-        s.abort(up);
+        s.abort(up, false);
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         // Incomplete data fails the commit and leaves nothing behind.
-        let mut up = s.begin_upload(&rp("y"), 4, false).unwrap();
+        let mut up = s
+            .begin_upload(&rp("y"), 4, false, None)
+            .map(|(u, _)| u)
+            .unwrap();
         s.write(&mut up, 0, b"ab").unwrap();
         assert_eq!(s.commit(up).unwrap_err().code(), ErrorCode::Protocol);
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
@@ -932,7 +1017,10 @@ mod tests {
     fn writes_must_be_sequential_and_within_size() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        let mut up = s.begin_upload(&rp("x"), 4, false).unwrap();
+        let mut up = s
+            .begin_upload(&rp("x"), 4, false, None)
+            .map(|(u, _)| u)
+            .unwrap();
         assert_eq!(
             s.write(&mut up, 1, b"a").unwrap_err().code(),
             ErrorCode::Protocol
@@ -956,7 +1044,10 @@ mod tests {
         })
         .unwrap();
         let codes = [
-            s.begin_upload(&rp("g"), 1, false).unwrap_err().code(),
+            s.begin_upload(&rp("g"), 1, false, None)
+                .map(|(u, _)| u)
+                .unwrap_err()
+                .code(),
             s.mkdir(&rp("d")).unwrap_err().code(),
             s.remove(&rp("f")).unwrap_err().code(),
             s.rename(&rp("f"), &rp("g")).unwrap_err().code(),
@@ -974,13 +1065,20 @@ mod tests {
             ..config(&root)
         })
         .unwrap();
-        let e = s.begin_upload(&rp("big"), 11, false).unwrap_err();
+        let e = s
+            .begin_upload(&rp("big"), 11, false, None)
+            .map(|(u, _)| u)
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::TooLarge);
         assert!(e.to_string().contains("larger"), "{e}");
-        assert!(s.begin_upload(&rp("ok"), 10, false).is_ok());
+        assert!(s
+            .begin_upload(&rp("ok"), 10, false, None)
+            .map(|(u, _)| u)
+            .is_ok());
         let s = store(&root);
         let e = s
-            .begin_upload(&rp("huge"), u64::MAX / 2, false)
+            .begin_upload(&rp("huge"), u64::MAX / 2, false, None)
+            .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::NoSpace);
     }
@@ -993,11 +1091,14 @@ mod tests {
         fs::create_dir(root.join("dir")).unwrap();
         let code = |r: Result<Upload, StoreError>| r.unwrap_err().code();
         assert_eq!(
-            code(s.begin_upload(&rp("no/x"), 1, false)),
+            code(s.begin_upload(&rp("no/x"), 1, false, None).map(|(u, _)| u)),
             ErrorCode::NotFound
         );
         assert_eq!(
-            code(s.begin_upload(&rp("file/x"), 1, false)),
+            code(
+                s.begin_upload(&rp("file/x"), 1, false, None)
+                    .map(|(u, _)| u)
+            ),
             ErrorCode::NotADirectory
         );
         assert_eq!(
@@ -1157,7 +1258,10 @@ mod tests {
             s.list(&rp("out_dir")).unwrap_err().code(),
             ErrorCode::PermissionDenied
         );
-        let e = s.begin_upload(&rp("out_dir/new"), 1, false).unwrap_err();
+        let e = s
+            .begin_upload(&rp("out_dir/new"), 1, false, None)
+            .map(|(u, _)| u)
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::PermissionDenied);
         assert_eq!(
             s.mkdir(&rp("out_dir/d")).unwrap_err().code(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, ClientError, GetOutcome, Progress, PutOutcome};
+use crate::client::{Client, ClientError, Progress};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
@@ -52,41 +52,63 @@ impl Executor {
         writeln!(self.out, "{line}").map_err(|e| format!("cannot write output: {e}"))
     }
 
-    fn put(&mut self, force: bool, local: &str, remote: Option<&str>) -> Result<(), String> {
+    fn put(
+        &mut self,
+        force: bool,
+        resume: bool,
+        local: &str,
+        remote: Option<&str>,
+    ) -> Result<(), String> {
+        let cmd = if resume { "reput" } else { "put" };
         let remote = match remote {
             Some(r) => r.to_owned(),
-            None => base_name(local).ok_or_else(|| format!("put: '{local}' has no file name"))?,
+            None => base_name(local).ok_or_else(|| format!("{cmd}: '{local}' has no file name"))?,
         };
         let remote = trim_trailing_slash(&remote);
         let mut bar = ProgressLine::new(self.progress, &remote);
         let r = self
             .client
             .borrow_mut()
-            .put(Path::new(local), &remote, force, &mut bar);
+            .put(Path::new(local), &remote, force, resume, &mut bar);
         match r {
-            Ok(PutOutcome {
-                stored,
-                size,
-                elapsed,
-            }) => {
+            Ok(o) => {
+                if o.partial > 0 {
+                    note(&format!(
+                        "an interrupted upload of '{}' ({} bytes) is still on the server; 'reput' can continue it",
+                        escape_for_terminal(&remote),
+                        o.partial
+                    ));
+                }
                 if self.quiet {
                     return Ok(());
                 }
+                let how = resume_note(resume, o.resumed_from, o.restarted, "the server's");
                 let line = format!(
-                    "uploaded '{}' as '{}' ({})",
+                    "uploaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(local),
-                    escape_for_terminal(&stored),
-                    summary(size, elapsed)
+                    escape_for_terminal(&o.stored),
+                    summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
                 self.say(&line)
             }
-            Err(e) => Err(describe("put", local, &remote, &e)),
+            Err(e) => {
+                let hint = self.resume_hint(&e, "reput");
+                Err(describe(cmd, local, &remote, &e) + &hint)
+            }
         }
     }
 
-    fn get(&mut self, force: bool, remote: &str, local: Option<&str>) -> Result<(), String> {
-        let name = base_name(remote).ok_or_else(|| format!("get: '{remote}' has no file name"))?;
+    fn get(
+        &mut self,
+        force: bool,
+        resume: bool,
+        remote: &str,
+        local: Option<&str>,
+    ) -> Result<(), String> {
+        let cmd = if resume { "reget" } else { "get" };
+        let name =
+            base_name(remote).ok_or_else(|| format!("{cmd}: '{remote}' has no file name"))?;
         let target: PathBuf = match local {
             None => PathBuf::from(&name),
             Some(l) if Path::new(l).is_dir() || l.ends_with('/') => Path::new(l).join(&name),
@@ -96,27 +118,45 @@ impl Executor {
         let result = self
             .client
             .borrow_mut()
-            .get(remote, &target, force, &mut bar);
+            .get(remote, &target, force, resume, &mut bar);
         match result {
-            Ok(GetOutcome {
-                path,
-                size,
-                elapsed,
-            }) => {
+            Ok(o) => {
+                if o.partial > 0 {
+                    note(&format!(
+                        "an interrupted download to '{}' ({} bytes) is still there; 'reget' can continue it",
+                        escape_for_terminal(&target.to_string_lossy()),
+                        o.partial
+                    ));
+                }
                 if self.quiet {
                     return Ok(());
                 }
-                let shown = path.strip_prefix("./").unwrap_or(&path);
+                let shown = o.path.strip_prefix("./").unwrap_or(&o.path);
+                let how = resume_note(resume, o.resumed_from, o.restarted, "the local");
                 let line = format!(
-                    "downloaded '{}' as '{}' ({})",
+                    "downloaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(remote),
                     escape_for_terminal(&shown.to_string_lossy()),
-                    summary(size, elapsed)
+                    summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
                 self.say(&line)
             }
-            Err(e) => Err(describe("get", remote, remote, &e)),
+            Err(e) => {
+                let hint = self.resume_hint(&e, "reget");
+                Err(describe(cmd, remote, remote, &e) + &hint)
+            }
+        }
+    }
+
+    /// `('reput' can continue it)` after an interruption that left a part.
+    fn resume_hint(&self, e: &ClientError, cmd: &str) -> String {
+        let interrupted =
+            e.is_fatal() || matches!(e.code(), Some(ErrorCode::Cancelled | ErrorCode::Timeout));
+        if interrupted && self.client.borrow().last_transfer_resumable() {
+            format!(" ('{cmd}' can continue it)")
+        } else {
+            String::new()
         }
     }
 
@@ -197,26 +237,14 @@ impl Execute for Executor {
                 force,
                 local,
                 remote,
-            } => self.put(force, &local, remote.as_deref())?,
+            } => self.put(force, false, &local, remote.as_deref())?,
             Command::Get {
                 force,
                 remote,
                 local,
-            } => self.get(force, &remote, local.as_deref())?,
-            Command::Reput { local, remote } => {
-                return Err(format!(
-                    "reput: resuming is not available yet; use 'put {}{}'",
-                    local,
-                    remote.map(|r| format!(" {r}")).unwrap_or_default()
-                ))
-            }
-            Command::Reget { remote, local } => {
-                return Err(format!(
-                    "reget: resuming is not available yet; use 'get {}{}'",
-                    remote,
-                    local.map(|l| format!(" {l}")).unwrap_or_default()
-                ))
-            }
+            } => self.get(force, false, &remote, local.as_deref())?,
+            Command::Reput { local, remote } => self.put(false, true, &local, remote.as_deref())?,
+            Command::Reget { remote, local } => self.get(false, true, &remote, local.as_deref())?,
             Command::Ls { long, all, path } => self.ls(long, all, path.as_deref())?,
             Command::Mkdir { path } => {
                 let p = trim_trailing_slash(&path);
@@ -328,6 +356,24 @@ fn trim_trailing_slash(name: &str) -> String {
         name.to_owned()
     } else {
         t.to_owned()
+    }
+}
+
+/// A `note:` line on stderr: worth knowing, not a failure.
+fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "note: {text}");
+}
+
+/// How a resumable transfer went, as the start of its summary.
+fn resume_note(resume: bool, from: u64, restarted: bool, whose: &str) -> String {
+    if from > 0 {
+        format!("resumed at byte {from}, ")
+    } else if restarted {
+        format!("{whose} part was other data: sent whole, ")
+    } else if resume {
+        "nothing to resume: sent whole, ".to_owned()
+    } else {
+        String::new()
     }
 }
 
