@@ -47,6 +47,9 @@ pub struct ServerArgs {
     /// Do not fsync uploads (faster, not durable across a power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Interrupted uploads older than this are removed (e.g. 7d, 12h, 30m, 90s)
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    pub partial_ttl: Duration,
     /// More log output (debug).
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -92,6 +95,8 @@ pub struct ServerConfig {
     /// Time a client has to complete the handshake (not a flag: fixed by
     /// the protocol; tests shorten it).
     pub handshake_timeout: Duration,
+    /// Age after which an interrupted upload's part file is removed.
+    pub partial_ttl: Duration,
     /// Log level unless `RUST_LOG` says otherwise.
     pub verbosity: Verbosity,
 }
@@ -178,9 +183,31 @@ impl ServerConfig {
             max_connections: args.max_connections,
             idle_timeout: Duration::from_secs(args.idle_timeout),
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            partial_ttl: args.partial_ttl,
             verbosity,
         })
     }
+}
+
+/// Parses a duration: plain seconds or digits with a suffix `s`, `m`,
+/// `h` or `d` (`7d`, `12h`, `30m`, `90s`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(digits_end);
+    let bad = || format!("'{s}' is not a duration (examples: 7d, 12h, 30m, 90s)");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let unit = match suffix.to_ascii_lowercase().as_str() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit)
+        .filter(|&secs| secs > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' must be between 1 second and a few billion years"))
 }
 
 /// Parses a byte count: plain digits or digits with a binary suffix
@@ -318,5 +345,18 @@ mod tests {
         assert!(parse_size("10X").is_err());
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("17179869184G").is_err());
+    }
+
+    #[test]
+    fn partial_ttl_durations() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90S"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
     }
 }

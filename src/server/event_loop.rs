@@ -87,6 +87,8 @@ pub fn run(
         accept_paused_until: None,
         timers: BinaryHeap::new(),
         again: VecDeque::new(),
+        partial_ttl: config.partial_ttl,
+        next_sweep: Instant::now(),
     };
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     while !shutdown.is_requested() {
@@ -129,6 +131,9 @@ pub fn run(
             server.accept_all(now);
         }
         server.expire_timers(now);
+        if now >= server.next_sweep {
+            server.sweep(now);
+        }
     }
     info!(
         "shutting down: closing {} connection(s)",
@@ -137,6 +142,9 @@ pub fn run(
     server.close_all();
     Ok(())
 }
+
+/// Longest time between two sweeps of abandoned part files.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The state of the loop.
 struct Server {
@@ -152,6 +160,10 @@ struct Server {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections that used up their budget with work left.
     again: VecDeque<Token>,
+    /// Age after which abandoned part and temporary files are removed.
+    partial_ttl: Duration,
+    /// When the next sweep of abandoned part files is due.
+    next_sweep: Instant,
 }
 
 impl Server {
@@ -164,7 +176,21 @@ impl Server {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let next = Some(next.map_or(self.next_sweep, |t| t.min(self.next_sweep)));
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Removes part files of interrupted uploads older than the TTL (and
+    /// temporary files left by a crash), then schedules the next sweep.
+    fn sweep(&mut self, now: Instant) {
+        let removed = self.store.sweep_partials(self.partial_ttl);
+        if removed > 0 {
+            info!(
+                "removed {removed} abandoned part file(s) older than {} s",
+                self.partial_ttl.as_secs()
+            );
+        }
+        self.next_sweep = now + self.partial_ttl.min(SWEEP_INTERVAL);
     }
 
     fn accept_all(&mut self, now: Instant) {
@@ -388,6 +414,7 @@ mod tests {
             max_connections,
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: handshake,
+            partial_ttl: Duration::from_secs(7 * 86_400),
             verbosity: Verbosity::Normal,
         };
         let shutdown = Shutdown::new();
