@@ -32,7 +32,7 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
                   Type 'help' at the ftx> prompt for the commands."
 )]
 pub struct ClientArgs {
-    /// Server as HOST or HOST:PORT (default port 9999; IPv6 as [ADDR]:PORT)
+    /// Server as HOST or HOST:PORT (default port 9999; an IPv6 address with a port goes in brackets)
     pub server: Option<String>,
     /// Run commands from FILE ('-' for standard input) and exit
     #[arg(short = 'b', long = "batch", value_name = "FILE")]
