@@ -407,6 +407,9 @@ impl Store {
                         .mode(FILE_MODE)
                         .open(&temp)
                         .map_err(io_err)?;
+                    // Locked too, so the stale-file sweep of another ftxd
+                    // sharing the root never removes it while in use.
+                    let _ = partial::try_lock(&file);
                     (file, temp, PutAccept::fresh(false, stale))
                 }
             },
