@@ -57,6 +57,9 @@ pub enum ClientError {
     LocalNotAFile(PathBuf),
     /// The local file changed size while it was being sent.
     LocalChanged(PathBuf),
+    /// The user cancelled the transfer ([`Progress::cancelled`]); the
+    /// connection is usable and the transfer ended like a failed one.
+    Cancelled,
 }
 
 impl ClientError {
@@ -105,6 +108,7 @@ impl fmt::Display for ClientError {
                     p.display()
                 )
             }
+            ClientError::Cancelled => write!(f, "cancelled"),
         }
     }
 }
@@ -137,6 +141,10 @@ pub trait Progress {
     fn advance(&mut self, done: u64);
     /// The transfer ended (successfully or not).
     fn finish(&mut self);
+    /// Whether the user asked to stop this transfer; polled between chunks.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that shows nothing.
@@ -279,6 +287,10 @@ impl Client {
         let mut sent = 0u64;
         let mut started_progress = false;
         let result = loop {
+            // Only once data flows: before PutReady there is nothing to cancel.
+            if started_progress && progress.cancelled() {
+                break Err(ClientError::Cancelled);
+            }
             while let Some(ev) = self.session.poll_event() {
                 match ev {
                     ClientEvent::PutReady { offset, .. } => {
@@ -408,6 +420,13 @@ impl Client {
                         return Err(failure.unwrap_or_else(|| event_error(other)));
                     }
                 }
+            }
+            // Cancelled: end it like a local write failure (temporary file
+            // dropped, server told), then read on until the server agrees.
+            if download.is_some() && progress.cancelled() {
+                failure = Some(ClientError::Cancelled);
+                download = None;
+                self.session.cancel();
             }
             self.flush()?;
             self.read_some()?;
