@@ -78,10 +78,25 @@ impl Executor {
         self.progress_on = !batch;
     }
 
-    /// Interactive shell: Ctrl-C during a transfer cancels it and the shell
-    /// goes on, instead of ending `ftx`.
+    /// Interactive shell: while a command runs, a first Ctrl-C (SIGINT:
+    /// the line editor reads it as a key only at the prompt) cancels the
+    /// transfer under way and the shell goes on; a second one before the
+    /// command ends leaves `ftx` as Ctrl-C normally does, a way out of a
+    /// server that stopped answering.
     pub fn set_interruptible(&mut self, on: bool) {
-        self.interrupt = on.then(|| Arc::new(AtomicBool::new(false)));
+        self.interrupt = None;
+        if !on {
+            return;
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        // Order matters: the default action must see the flag as it was
+        // before this signal set it.
+        let sigint = signal_hook::consts::SIGINT;
+        let armed = signal_hook::flag::register_conditional_default(sigint, Arc::clone(&flag))
+            .and_then(|_| signal_hook::flag::register(sigint, Arc::clone(&flag)));
+        if armed.is_ok() {
+            self.interrupt = Some(flag);
+        }
     }
 
     /// Whether Ctrl-C was pressed during the current command.
@@ -256,25 +271,20 @@ impl Executor {
 
 impl Execute for Executor {
     fn execute(&mut self, cmd: Command) -> Result<Flow, String> {
+        let _ctrl_c = CtrlC::arm(self.interrupt.clone());
         match cmd {
             Command::Put {
                 force,
                 recursive,
                 local,
                 remote,
-            } => {
-                let _armed = CtrlC::arm(self.interrupt.as_ref());
-                self.put_many(force, recursive, &local, remote.as_deref())?
-            }
+            } => self.put_many(force, recursive, &local, remote.as_deref())?,
             Command::Get {
                 force,
                 recursive,
                 remote,
                 local,
-            } => {
-                let _armed = CtrlC::arm(self.interrupt.as_ref());
-                self.get_many(force, recursive, &remote, local.as_deref())?
-            }
+            } => self.get_many(force, recursive, &remote, local.as_deref())?,
             Command::Reput { local, remote } => {
                 return Err(format!(
                     "reput: resuming is not available yet; use 'put {}{}'",
@@ -579,29 +589,23 @@ impl Progress for TransferBar {
     }
 }
 
-/// While alive, SIGINT (Ctrl-C outside the line editor, which reads it as
-/// a key) sets the flag instead of ending `ftx`; the transfer loops poll
-/// it through [`Progress::cancelled`]. Armed for one command; the flag is
-/// cleared when armed, not when disarmed, so the command can still see it
-/// after its transfer returned.
-struct CtrlC {
-    id: Option<signal_hook::SigId>,
-}
+/// Clears the Ctrl-C flag when a command starts and when it ends, so a
+/// Ctrl-C counts for the command it was pressed during only.
+struct CtrlC(Option<Arc<AtomicBool>>);
 
 impl CtrlC {
-    fn arm(flag: Option<&Arc<AtomicBool>>) -> CtrlC {
-        let id = flag.and_then(|f| {
+    fn arm(flag: Option<Arc<AtomicBool>>) -> CtrlC {
+        if let Some(f) = &flag {
             f.store(false, Ordering::Relaxed);
-            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(f)).ok()
-        });
-        CtrlC { id }
+        }
+        CtrlC(flag)
     }
 }
 
 impl Drop for CtrlC {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            signal_hook::low_level::unregister(id);
+        if let Some(f) = &self.0 {
+            f.store(false, Ordering::Relaxed);
         }
     }
 }
