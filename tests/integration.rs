@@ -22,8 +22,12 @@ mod errors;
 mod harness;
 #[path = "integration/listing.rs"]
 mod listing;
+#[path = "integration/many.rs"]
+mod many;
 #[path = "integration/names.rs"]
 mod names;
+#[path = "integration/pty.rs"]
+mod pty;
 #[path = "integration/raw.rs"]
 mod raw;
 #[path = "integration/symlinks.rs"]

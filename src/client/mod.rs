@@ -57,6 +57,10 @@ pub enum ClientError {
     LocalNotAFile(PathBuf),
     /// The local file changed size while it was being sent.
     LocalChanged(PathBuf),
+    /// The user cancelled the transfer ([`Progress::cancelled`]); the
+    /// connection is usable and the transfer ended like a failed one
+    /// (an interrupted part stays resumable).
+    Cancelled,
 }
 
 impl ClientError {
@@ -105,6 +109,7 @@ impl fmt::Display for ClientError {
                     p.display()
                 )
             }
+            ClientError::Cancelled => write!(f, "cancelled"),
         }
     }
 }
@@ -137,6 +142,10 @@ pub trait Progress {
     fn advance(&mut self, done: u64);
     /// The transfer ended (successfully or not).
     fn finish(&mut self);
+    /// Whether the user asked to stop this transfer; polled between chunks.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that shows nothing.
@@ -310,6 +319,10 @@ impl Client {
         let mut started_progress = false;
         let mut restart_pending = false;
         let result = loop {
+            // Only once data flows: before PutReady there is nothing to cancel.
+            if started_progress && progress.cancelled() {
+                break Err(ClientError::Cancelled);
+            }
             let mut step: Option<Result<(), ClientError>> = None;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
@@ -517,6 +530,12 @@ impl Client {
                         return Err(failure.unwrap_or_else(|| event_error(other)));
                     }
                 }
+            }
+            // Cancelled: end it like a local write failure (the part stays
+            // for reget, the server is told), then read on until it agrees.
+            if failure.is_none() && progress.cancelled() {
+                failure = Some(ClientError::Cancelled);
+                self.session.cancel();
             }
             self.flush()?;
             self.read_some()?;

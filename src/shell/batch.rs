@@ -171,14 +171,16 @@ pub fn run_with_style(
             Ok(Some(Command::PromptPut)) => ask_name(source, UPLOAD_PROMPT, "1").map(|name| {
                 name.map(|local| Command::Put {
                     force: false,
-                    local,
+                    recursive: false,
+                    local: vec![local],
                     remote: None,
                 })
             }),
             Ok(Some(Command::PromptGet)) => ask_name(source, DOWNLOAD_PROMPT, "2").map(|name| {
                 name.map(|remote| Command::Get {
                     force: false,
-                    remote,
+                    recursive: false,
+                    remote: vec![remote],
                     local: None,
                 })
             }),
@@ -414,12 +416,14 @@ mod tests {
             [
                 Command::Put {
                     force: false,
-                    local: "my file.txt".into(),
+                    recursive: false,
+                    local: vec!["my file.txt".into()],
                     remote: None
                 },
                 Command::Get {
                     force: false,
-                    remote: "b.txt".into(),
+                    recursive: false,
+                    remote: vec!["b.txt".into()],
                     local: None
                 },
                 Command::Exit
@@ -502,7 +506,8 @@ mod tests {
                 rm("fail"),
                 Command::Get {
                     force: false,
-                    remote: "x.bin".into(),
+                    recursive: false,
+                    remote: vec!["x.bin".into()],
                     local: None
                 },
                 Command::Exit

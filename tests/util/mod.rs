@@ -26,6 +26,8 @@ use ftx::proto::limits;
 use ftx::proto::message::Message;
 use tempfile::TempDir;
 
+pub mod pty;
+
 /// How long `ftxd` may take to print its `listening on` line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one `ftx` run may take unless a test says otherwise.
