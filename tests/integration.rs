@@ -20,6 +20,8 @@ mod concurrency;
 mod errors;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
 #[path = "integration/names.rs"]

@@ -91,6 +91,8 @@ pub enum StoreError {
     PermissionDenied(String),
     /// No free `stem_N.ext` name was found for an upload.
     NoFreeName(String),
+    /// The directory holds more than [`MAX_LIST_ENTRIES`] entries.
+    TooManyEntries(String),
     /// Upload data out of order or beyond the declared size, or a download
     /// offset past the end of the file.
     BadOffset {
@@ -116,7 +118,7 @@ impl StoreError {
         match self {
             StoreError::BadRoot { .. } => ErrorCode::Io,
             StoreError::ReadOnly => ErrorCode::ReadOnly,
-            StoreError::TooLarge { .. } => ErrorCode::TooLarge,
+            StoreError::TooLarge { .. } | StoreError::TooManyEntries(_) => ErrorCode::TooLarge,
             StoreError::NoSpace => ErrorCode::NoSpace,
             StoreError::OutsideRoot(_) => ErrorCode::PermissionDenied,
             StoreError::RootNotAllowed => ErrorCode::InvalidName,
@@ -189,6 +191,10 @@ impl fmt::Display for StoreError {
                 write!(f, "data at offset {got}, expected offset {expected}")
             }
             StoreError::Changed(p) => write!(f, "'{p}' changed while it was being read"),
+            StoreError::TooManyEntries(p) => write!(
+                f,
+                "directory '{p}' is too large to list (more than {MAX_LIST_ENTRIES} entries)"
+            ),
             StoreError::Io { path, source } => write!(f, "'{path}': {source}"),
         }
     }
@@ -301,11 +307,15 @@ impl Store {
 
     /// Lists a directory (following a symlink that stays inside the root):
     /// sorted by name, reserved names left out, non-UTF-8 names converted
-    /// lossily, at most [`MAX_LIST_ENTRIES`] entries.
+    /// lossily; a directory with more than [`MAX_LIST_ENTRIES`] entries is
+    /// refused as too large rather than shown incomplete.
     pub fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, StoreError> {
         let fd = self.resolve(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let (names, _truncated) = beneath::read_names(fd.as_fd(), MAX_LIST_ENTRIES)
+        let (names, truncated) = beneath::read_names(fd.as_fd(), MAX_LIST_ENTRIES)
             .map_err(|e| StoreError::from_io(dir.as_str(), e))?;
+        if truncated {
+            return Err(StoreError::TooManyEntries(display_name(dir.as_str())));
+        }
         let mut entries = Vec::new();
         for raw in names {
             // An entry that vanishes or cannot be inspected is skipped:
