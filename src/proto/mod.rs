@@ -165,6 +165,10 @@ mod outbox;
 pub mod path;
 pub mod server_session;
 pub mod session;
+#[doc(hidden)]
+pub mod testing;
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;
