@@ -32,3 +32,5 @@ mod raw;
 mod symlinks;
 #[path = "integration/transfer.rs"]
 mod transfer;
+#[path = "integration/traversal.rs"]
+mod traversal;
