@@ -8,6 +8,8 @@
 
 mod util;
 
+#[path = "integration/abuse.rs"]
+mod abuse;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]
