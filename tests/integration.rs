@@ -8,6 +8,8 @@
 
 mod util;
 
+#[path = "integration/abuse.rs"]
+mod abuse;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]
@@ -20,6 +22,8 @@ mod concurrency;
 mod errors;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
 #[path = "integration/many.rs"]
@@ -34,3 +38,5 @@ mod raw;
 mod symlinks;
 #[path = "integration/transfer.rs"]
 mod transfer;
+#[path = "integration/traversal.rs"]
+mod traversal;

@@ -116,6 +116,19 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// True when `stored`, the name a server says it stored an upload of
+/// `requested` under, is a valid remote path in the same directory: the
+/// server is not trusted to name anything else.
+fn stored_name_fits(requested: &str, stored: &str) -> bool {
+    match (
+        crate::proto::path::RemotePath::parse(requested),
+        crate::proto::path::RemotePath::parse(stored),
+    ) {
+        (Ok(r), Ok(s)) => s.file_name().is_some() && s.parent() == r.parent(),
+        _ => false,
+    }
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -363,6 +376,12 @@ impl Client {
                     ClientEvent::PutDone { name, size } => {
                         progress.advance(size);
                         progress.finish();
+                        if !stored_name_fits(remote, &name) {
+                            return Err(ClientError::Remote(RemoteError::new(
+                                ErrorCode::Protocol,
+                                "server reported a stored name outside the requested directory",
+                            )));
+                        }
                         outcome.stored = name;
                         outcome.size = size;
                         outcome.elapsed = started.elapsed();
@@ -652,5 +671,27 @@ fn unexpected(ev: ClientEvent) -> ClientError {
             ErrorCode::Protocol,
             format!("unexpected reply from server: {other:?}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod distrust_tests {
+    use super::stored_name_fits;
+
+    #[test]
+    fn a_stored_name_must_stay_in_the_requested_directory() {
+        assert!(stored_name_fits("a.txt", "a_1.txt"));
+        assert!(stored_name_fits("d/a.txt", "d/a_1.txt"));
+        for bad in [
+            "../a.txt",
+            "/etc/passwd",
+            "e/a.txt",
+            "",
+            "d/../a",
+            "a\u{1b}[2J",
+        ] {
+            assert!(!stored_name_fits("d/a.txt", bad), "{bad:?}");
+        }
+        assert!(!stored_name_fits("a.txt", "d/a.txt"));
     }
 }

@@ -149,7 +149,10 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
     };
     let addr = join_host_port(&host, port);
     let client = Client::connect(&addr).map_err(|e| e.to_string())?;
-    log::info!("connected to {} at {addr}", client.server_name());
+    log::info!(
+        "connected to {} at {addr}",
+        super::render::escape_for_terminal(client.server_name())
+    );
     if !args.quiet {
         println!("Connected to server at {addr}");
     }

@@ -17,7 +17,7 @@
 use std::io::{self, Write};
 
 use super::command::{self, Command};
-use super::render::{escape_line_for_terminal, Style};
+use super::render::{escape_for_terminal, escape_line_for_terminal, Style};
 use super::source::{Line, LineSource};
 
 /// The shell prompt.
@@ -126,7 +126,9 @@ pub fn run_with_style(
     let mut outcome = Outcome::default();
     let batch = source.is_batch();
     let report = |err: &mut dyn Write, prefix: &str, msg: &str| {
-        let _ = writeln!(err, "{prefix} {msg}");
+        // Messages may carry text from the server: escape it here, once for
+        // every path (escaping is idempotent on already escaped text).
+        let _ = writeln!(err, "{prefix} {}", escape_for_terminal(msg));
         let _ = err.flush();
     };
     loop {

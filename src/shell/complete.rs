@@ -142,6 +142,9 @@ fn complete_path(typed: &str, style: Option<Quote>, list: Lister<'_>) -> Vec<Can
     let mut out: Vec<Candidate> = list(dir)
         .into_iter()
         .filter(|(name, _)| name != "." && name != "..")
+        // A name with control characters is not a valid remote name, and
+        // inserting it would send them raw to the terminal.
+        .filter(|(name, _)| !name.chars().any(char::is_control))
         .filter(|(name, _)| name.starts_with(prefix) && (show_hidden || !name.starts_with('.')))
         .map(|(name, is_dir)| {
             let slash = if is_dir { "/" } else { "" };
