@@ -20,6 +20,8 @@ mod cli;
 mod concurrency;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/fdlimit.rs"]
+mod fdlimit;
 #[path = "integration/harness.rs"]
 mod harness;
 #[path = "integration/limits.rs"]

@@ -41,9 +41,12 @@ const EVENTS_CAPACITY: usize = 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// File descriptors kept free of connections: the listener, epoll, the
 /// signal pipe and waker, standard streams, and the files of transfers and
-/// listings in progress. Beyond this many concurrent transfers, opening a
-/// file fails with a clear error rather than taking the process down.
-const FD_RESERVE: u64 = 256;
+/// listings in progress — a quarter of the limit, between these bounds.
+/// Beyond that many concurrent transfers, opening a file fails with a clear
+/// error rather than taking the process down, and accepting backs off.
+const FD_RESERVE_MIN: u64 = 16;
+/// Upper bound of the descriptor reserve (see [`FD_RESERVE_MIN`]).
+const FD_RESERVE_MAX: u64 = 256;
 
 /// Serves connections on `listener` until `shutdown` is triggered (or, for
 /// a handle from [`Shutdown::on_signals`], SIGINT/SIGTERM arrives), then
@@ -360,11 +363,12 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 }
 
 /// Raises the soft open-file limit to the hard one and returns how many
-/// connections fit: the configured number, at most the limit minus
-/// [`FD_RESERVE`] (and at least 1).
+/// connections fit: the configured number, at most the limit minus a
+/// reserve of a quarter of it (16 to 256), and at least 1.
 fn fit_connections(configured: usize) -> usize {
     let limit = raise_fd_limit();
-    let fit = usize::try_from(limit.saturating_sub(FD_RESERVE))
+    let reserve = (limit / 4).clamp(FD_RESERVE_MIN, FD_RESERVE_MAX);
+    let fit = usize::try_from(limit.saturating_sub(reserve))
         .unwrap_or(usize::MAX)
         .max(1);
     if configured > fit {
