@@ -106,6 +106,20 @@ pub fn create_locked(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
+/// Takes the part file at `path` for a fresh transfer: creates it, or
+/// adopts an empty one that nobody holds (left by a transfer killed before
+/// its first byte, which holds nothing worth resuming). `Ok(None)`: the
+/// part holds an interrupted transfer's data, or a transfer holds it.
+pub fn take_fresh(path: &Path) -> io::Result<Option<File>> {
+    if let Some(file) = create_locked(path)? {
+        return Ok(Some(file));
+    }
+    match open_locked(path, false)? {
+        Some(file) if file.metadata()?.len() == 0 => Ok(Some(file)),
+        _ => Ok(None),
+    }
+}
+
 /// Size of an interrupted (unlocked) part file at `path`; 0 if there is
 /// none or a transfer holds it.
 pub fn stale_size(path: &Path) -> u64 {
@@ -224,12 +238,23 @@ mod tests {
         assert_eq!(stale_size(&p), 0, "held parts are not stale");
         drop(a);
         assert_eq!(stale_size(&p), 5);
+        assert!(take_fresh(&p).unwrap().is_none(), "a part with data stays");
         let b = open_locked(&p, false).unwrap().unwrap();
         assert_eq!(
             prefix_hasher(&b, 3).unwrap().finalize(),
             blake3::hash(b"123")
         );
         assert!(prefix_hasher(&b, 6).is_err());
+    }
+
+    #[test]
+    fn an_empty_unheld_part_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(part_name("e"));
+        fs::write(&p, b"").unwrap();
+        let a = take_fresh(&p).unwrap().expect("empty and free: taken");
+        assert!(take_fresh(&p).unwrap().is_none(), "but not while held");
+        drop(a);
     }
 
     #[test]

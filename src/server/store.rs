@@ -395,7 +395,7 @@ impl Store {
                 };
                 (file, part, accept)
             }
-            None => match partial::create_locked(&part).map_err(io_err)? {
+            None => match partial::take_fresh(&part).map_err(io_err)? {
                 Some(file) => (file, part, PutAccept::fresh(true, 0)),
                 None => {
                     let stale = partial::stale_size(&part);

@@ -746,3 +746,38 @@ fn two_servers_on_one_root_keep_twenty_uploads_of_one_name() {
     assert_eq!(stored, want, "every upload got its own name");
     assert_eq!(names_in(root), want, "{}", tree(root));
 }
+
+#[test]
+fn an_empty_part_left_by_an_early_kill_does_not_block_resuming() {
+    // A transfer killed after its part file was created but before its
+    // first byte leaves the part empty; the next transfer must take it
+    // over, or its own interruption could not be resumed (and a killed
+    // client would leave a one-off temporary file behind for good).
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let root = server.root();
+    let data = random_bytes(HELD_SIZE, 44);
+    fs::write(cwd.join("e.bin"), &data).unwrap();
+    fs::write(root.join("e.bin"), &data).unwrap();
+
+    let part = part_path(root, "u.bin");
+    fs::write(&part, b"").unwrap();
+    let held = interrupt_at_hold(&server, &cwd, "put e.bin u.bin\n", true, &part);
+    assert_eq!(hidden(root), [".ftx-part-u.bin"], "{}", tree(root));
+    let out = run_batch(&server.addr_arg(), &cwd, "reput e.bin u.bin\n");
+    out.assert_success()
+        .assert_stdout_contains(&format!("(resumed at byte {held}, "));
+    assert_eq!(fs::read(root.join("u.bin")).unwrap(), data);
+
+    let down = server.scratch("down");
+    let lpart = part_path(&down, "e.bin");
+    fs::write(&lpart, b"").unwrap();
+    let held = interrupt_at_hold(&server, &down, "get e.bin\n", false, &lpart);
+    assert_eq!(hidden(&down), [".ftx-part-e.bin"], "{}", tree(&down));
+    let out = run_batch(&server.addr_arg(), &down, "reget e.bin\n");
+    out.assert_success()
+        .assert_stdout_contains(&format!("(resumed at byte {held}, "));
+    assert_eq!(fs::read(down.join("e.bin")).unwrap(), data);
+    assert_no_temp_files(root);
+    assert_no_temp_files(&down);
+}
