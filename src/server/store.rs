@@ -415,8 +415,13 @@ impl Store {
         let need = size - accept.offset;
         if let Some(free) = free_space(&dir) {
             if free < need {
+                // Refused before any data flows: a part that holds an
+                // interrupted upload stays for a later `reput`; a file
+                // opened just now is removed, while still locked.
+                if accept.offset == 0 {
+                    let _ = fs::remove_file(&temp);
+                }
                 drop(file);
-                let _ = fs::remove_file(&temp);
                 return Err(StoreError::NoSpace);
             }
         }

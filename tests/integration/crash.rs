@@ -660,6 +660,23 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
     assert!(failed >= 1, "10 MiB cannot fit on 8 MiB");
     assert_no_temp_files(&root);
     server.batch(&cwd, "ls\n").assert_success();
+    for n in visible(&root) {
+        fs::remove_file(root.join(n)).unwrap();
+    }
+
+    // 4. A resume refused by the free-space check keeps the part it found:
+    // nothing was sent, and once there is room reput continues it.
+    let part = part_path(&root, "six.bin");
+    let held = interrupt_at_hold(&server, &cwd, "put six.bin\n", true, &part);
+    fs::write(root.join("filler.bin"), random_bytes(5 << 20, 57)).unwrap();
+    let out = server.batch(&cwd, "reput six.bin\n");
+    out.assert_error("no space left");
+    assert_eq!(size_or_zero(&part), held, "{}\n{out}", tree(&root));
+    let out = server.batch(&cwd, "rm filler.bin\nreput six.bin\n");
+    out.assert_success()
+        .assert_stdout_contains(&format!("(resumed at byte {held}, "));
+    assert_same_file(&cwd.join("six.bin"), &root.join("six.bin"));
+    assert_no_temp_files(&root);
     server.stop();
 }
 
