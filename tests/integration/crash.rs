@@ -25,8 +25,19 @@ use ftx::proto::limits::RESERVED_PREFIX;
 /// Size of the files killed mid-transfer: big enough that a kill lands
 /// inside the transfer, small enough to keep the suite quick.
 const KILL_SIZE: u64 = 16 << 20;
-/// Kill runs per direction in the suite (`scripts/soak` does many more).
+/// Kill runs per direction in the suite; `FTX_SOAK_RUNS` asks for more
+/// (`scripts/soak`).
 const KILL_RUNS: u64 = 20;
+
+/// How many kill runs, and the seed of their kill points
+/// (`FTX_SOAK_SEED` replays or varies them; printed on every run).
+fn kill_plan(default_seed: u64) -> (u64, u64) {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+    let runs = env("FTX_SOAK_RUNS").unwrap_or(KILL_RUNS);
+    let seed = env("FTX_SOAK_SEED").unwrap_or(default_seed);
+    eprintln!("kill runs: {runs}, seed {seed} (FTX_SOAK_RUNS, FTX_SOAK_SEED)");
+    (runs, seed)
+}
 /// Longest a server may take to let go of a dead client's part file.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest one watched transfer may run before the test gives up on it.
@@ -124,15 +135,16 @@ fn client_killed_during_put_then_reput_completes() {
     let src = cwd.join("src.bin");
     write_random_file(&src, KILL_SIZE, 31);
     let root = server.root();
-    let mut rng = XorShift::new(0xC0FFEE);
+    let (runs, seed) = kill_plan(0xC0FFEE);
+    let mut rng = XorShift::new(seed);
     let mut resumed = 0;
-    for i in 0..KILL_RUNS {
+    for i in 0..runs {
         let name = format!("f{i}.bin");
         let part = part_path(root, &name);
         let at = KillAt::random(&mut rng, KILL_SIZE);
         let run = spawn_batch(&server.addr_arg(), &cwd, &format!("put src.bin {name}\n"));
         let killed = kill_client(run, &part, at);
-        let ctx = format!("run {i}, kill at {at:?}\n{killed}");
+        let ctx = format!("run {i} (seed {seed}), kill at {at:?}\n{killed}");
 
         // The dead client's connection ends; the server lets go of the part.
         wait_unlocked(&part, RELEASE_TIMEOUT, &ctx);
@@ -161,7 +173,7 @@ fn client_killed_during_put_then_reput_completes() {
             fs::remove_file(root.join(n)).unwrap();
         }
     }
-    eprintln!("put kill runs: {resumed} of {KILL_RUNS} resumed a part");
+    eprintln!("put kill runs: {resumed} of {runs} resumed a part");
     assert!(resumed >= 3, "too few kills left a part to resume");
 }
 
@@ -171,15 +183,16 @@ fn client_killed_during_get_then_reget_completes() {
     let cwd = server.scratch("client");
     let src = server.root().join("g.bin");
     write_random_file(&src, KILL_SIZE, 32);
-    let mut rng = XorShift::new(0xBADC0DE);
+    let (runs, seed) = kill_plan(0xBADC0DE);
+    let mut rng = XorShift::new(seed);
     let mut resumed = 0;
-    for i in 0..KILL_RUNS {
+    for i in 0..runs {
         let name = format!("g{i}.bin");
         let part = part_path(&cwd, &name);
         let at = KillAt::random(&mut rng, KILL_SIZE);
         let run = spawn_batch(&server.addr_arg(), &cwd, &format!("get g.bin {name}\n"));
         let killed = kill_client(run, &part, at);
-        let ctx = format!("run {i}, kill at {at:?}\n{killed}");
+        let ctx = format!("run {i} (seed {seed}), kill at {at:?}\n{killed}");
 
         assert!(!crate::util::is_locked(&part), "{ctx}");
         assert_nothing_partial(&cwd, &src, &[], &part, &killed);
@@ -206,7 +219,7 @@ fn client_killed_during_get_then_reget_completes() {
         }
     }
     assert_same_file(&server.root().join("g.bin"), &src);
-    eprintln!("get kill runs: {resumed} of {KILL_RUNS} resumed a part");
+    eprintln!("get kill runs: {resumed} of {runs} resumed a part");
     assert!(resumed >= 3, "too few kills left a part to resume");
 }
 
