@@ -96,6 +96,26 @@ pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<F
     }
 }
 
+/// Takes the part file `name` in `dir` for a fresh transfer: creates it,
+/// or adopts an empty one that nobody holds (left by a transfer killed
+/// before its first byte, which holds nothing worth resuming). `Ok(None)`:
+/// the part holds an interrupted transfer's data, or a transfer holds it.
+pub fn take_fresh_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
+    if let Some(file) = create_locked_at(dir, name)? {
+        return Ok(Some(file));
+    }
+    match open_locked_at(dir, name, false)? {
+        Some(file) if file.metadata()?.len() == 0 => Ok(Some(file)),
+        _ => Ok(None),
+    }
+}
+
+/// [`take_fresh_at`] for a path.
+pub fn take_fresh(path: &Path) -> io::Result<Option<File>> {
+    let (dir, name) = split_path(path)?;
+    take_fresh_at(dir.as_fd(), &name)
+}
+
 /// Size of an interrupted (unlocked) part file `name` in `dir`; 0 if there
 /// is none or a transfer holds it.
 pub fn stale_size_at(dir: BorrowedFd<'_>, name: &CStr) -> u64 {
@@ -295,12 +315,23 @@ mod tests {
         assert_eq!(stale_size(&p), 0, "held parts are not stale");
         drop(a);
         assert_eq!(stale_size(&p), 5);
+        assert!(take_fresh(&p).unwrap().is_none(), "a part with data stays");
         let b = open_locked(&p, false).unwrap().unwrap();
         assert_eq!(
             prefix_hasher(&b, 3).unwrap().finalize(),
             blake3::hash(b"123")
         );
         assert!(prefix_hasher(&b, 6).is_err());
+    }
+
+    #[test]
+    fn an_empty_unheld_part_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(part_name("e"));
+        fs::write(&p, b"").unwrap();
+        let a = take_fresh(&p).unwrap().expect("empty and free: taken");
+        assert!(take_fresh(&p).unwrap().is_none(), "but not while held");
+        drop(a);
     }
 
     #[test]

@@ -18,6 +18,8 @@ mod clash;
 mod cli;
 #[path = "integration/concurrency.rs"]
 mod concurrency;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/errors.rs"]
 mod errors;
 #[path = "integration/fdlimit.rs"]

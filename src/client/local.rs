@@ -52,7 +52,7 @@ impl LocalDownload {
     pub fn create(target: &Path, force: bool) -> io::Result<(LocalDownload, u64)> {
         let (dir, name) = dir_and_name(target);
         let part = dir.join(partial::part_name(&name));
-        if let Some(file) = partial::create_locked(&part)? {
+        if let Some(file) = partial::take_fresh(&part)? {
             return Ok((LocalDownload::new(file, part, target, force, true), 0));
         }
         let stale = partial::stale_size(&part);

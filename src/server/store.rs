@@ -415,7 +415,7 @@ impl Store {
                 };
                 (file, part, accept)
             }
-            None => match partial::create_locked_at(dir.as_fd(), &part).map_err(io_err)? {
+            None => match partial::take_fresh_at(dir.as_fd(), &part).map_err(io_err)? {
                 Some(file) => (file, part, PutAccept::fresh(true, 0)),
                 None => {
                     let stale = partial::stale_size_at(dir.as_fd(), &part);
@@ -430,8 +430,13 @@ impl Store {
         };
         let need = size - accept.offset;
         if beneath::free_space(dir.as_fd()).is_some_and(|free| free < need) {
+            // Refused before any data flows: a part that holds an
+            // interrupted upload stays for a later `reput`; a file opened
+            // just now is removed, while still locked.
+            if accept.offset == 0 {
+                let _ = beneath::unlink_at(dir.as_fd(), &temp, false);
+            }
             drop(file);
-            let _ = beneath::unlink_at(dir.as_fd(), &temp, false);
             return Err(StoreError::NoSpace);
         }
         file.seek(SeekFrom::Start(accept.offset)).map_err(io_err)?;

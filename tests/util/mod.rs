@@ -16,6 +16,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -73,6 +74,17 @@ impl Server {
         let root = base.path().join("root");
         fs::create_dir(&root).expect("create server root");
         Server::start_in(base, root, args)
+    }
+
+    /// Starts another `ftxd` serving an existing `root` (one that another
+    /// [`Server`] owns and outlives this one): a second process on a shared
+    /// root, or a restart after [`Server::kill`].
+    pub fn start_on(root: &Path, args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        Server::start_in(base, root.to_path_buf(), args)
     }
 
     fn start_in(base: TempDir, root: PathBuf, args: &[&str]) -> Server {
@@ -215,6 +227,15 @@ impl Server {
                 self.logs()
             )
         })
+    }
+
+    /// Kills the server with SIGKILL (a crash: no cleanup at all) and
+    /// reaps it. Its root and scratch directories stay.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(self.pid, libc::SIGKILL);
+            let _ = child.wait();
+        }
     }
 
     fn terminate(&mut self) -> Option<ExitStatus> {
@@ -441,6 +462,24 @@ pub fn run_cmd(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Output {
+    spawn_cmd(program, args, cwd, stdin).wait(timeout)
+}
+
+/// A program started by [`spawn_cmd`], still running: wait for it, or kill
+/// it by PID at a moment of the test's choosing.
+pub struct Running {
+    child: Child,
+    pid: u32,
+    what: String,
+    start: Instant,
+    writer: Option<thread::JoinHandle<()>>,
+    out: Option<thread::JoinHandle<Vec<u8>>>,
+    err: Option<thread::JoinHandle<Vec<u8>>>,
+    _home: TempDir,
+}
+
+/// Starts `program ARGS` in `cwd` as [`run_cmd`] does, without waiting.
+pub fn spawn_cmd(program: &str, args: &[&str], cwd: &Path, stdin: Option<&[u8]>) -> Running {
     let home = tempfile::Builder::new()
         .prefix("ftx-home-")
         .tempdir()
@@ -475,31 +514,72 @@ pub fn run_cmd(
     });
     let out = reader_thread(child.stdout.take().expect("piped stdout"));
     let err = reader_thread(child.stderr.take().expect("piped stderr"));
-
-    let status = match wait_timeout(&mut child, timeout) {
-        Some(status) => status,
-        None => {
-            signal(pid, libc::SIGKILL);
-            let status = child.wait().expect("wait for killed child");
-            let output = Output {
-                what,
-                status,
-                stdout: join_reader(out),
-                stderr: join_reader(err),
-                elapsed: start.elapsed(),
-            };
-            panic!("timed out after {timeout:?}; killed\n{output}");
-        }
-    };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Output {
+    Running {
+        child,
+        pid,
         what,
-        status,
-        stdout: join_reader(out),
-        stderr: join_reader(err),
-        elapsed: start.elapsed(),
+        start,
+        writer,
+        out: Some(out),
+        err: Some(err),
+        _home: home,
+    }
+}
+
+impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// True once the process has exited (it is not reaped twice).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the exit (killing it by PID after `timeout`, which fails
+    /// the test) and returns what it printed.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        match wait_timeout(&mut self.child, timeout) {
+            Some(status) => self.finish(status),
+            None => {
+                signal(self.pid, libc::SIGKILL);
+                let status = self.child.wait().expect("wait for killed child");
+                let output = self.finish(status);
+                panic!("timed out after {timeout:?}; killed\n{output}");
+            }
+        }
+    }
+
+    /// Sends SIGKILL (unless it already exited) and returns what it printed.
+    pub fn kill(mut self) -> Output {
+        if !self.exited() {
+            signal(self.pid, libc::SIGKILL);
+        }
+        let status = self.child.wait().expect("wait for killed child");
+        self.finish(status)
+    }
+
+    fn finish(&mut self, status: ExitStatus) -> Output {
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        Output {
+            what: self.what.clone(),
+            status,
+            stdout: self.out.take().map(join_reader).unwrap_or_default(),
+            stderr: self.err.take().map(join_reader).unwrap_or_default(),
+            elapsed: self.start.elapsed(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.exited() {
+            signal(self.pid, libc::SIGKILL);
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -518,6 +598,11 @@ fn join_reader(h: thread::JoinHandle<Vec<u8>>) -> String {
 /// Runs `ftx ADDR -b -` from `cwd` with `script` on stdin ([`RUN_TIMEOUT`]).
 pub fn run_batch(addr: &str, cwd: &Path, script: &str) -> Output {
     run_batch_timeout(addr, cwd, script, RUN_TIMEOUT)
+}
+
+/// Starts `ftx ADDR -b -` from `cwd` with `script` on stdin, without waiting.
+pub fn spawn_batch(addr: &str, cwd: &Path, script: &str) -> Running {
+    spawn_cmd(ftx_bin(), &[addr, "-b", "-"], cwd, Some(script.as_bytes()))
 }
 
 /// [`run_batch`] with an explicit timeout.
@@ -990,4 +1075,209 @@ pub fn parse_ls(lines: &[&str]) -> Vec<(u64, String)> {
             (size, name.trim_start().to_owned())
         })
         .collect()
+}
+
+// ---------------------------------------------------------------- crash helpers
+
+/// The hidden part file that holds an interrupted transfer to `dir/name`
+/// (`.ftx-part-NAME`, on whichever side receives).
+pub fn part_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}part-{name}", limits::RESERVED_PREFIX))
+}
+
+/// Size of `path`, 0 if it does not exist.
+pub fn size_or_zero(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// True when some process holds the `flock` of the file at `path` (a
+/// transfer in progress); false when it is free or does not exist.
+pub fn is_locked(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; dropping `f` releases our lock.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0
+}
+
+/// Waits (at most `timeout`) until nobody holds the part file at `path`:
+/// after a client was killed, until the server has noticed and let go.
+#[track_caller]
+pub fn wait_unlocked(path: &Path, timeout: Duration, why: &dyn fmt::Display) {
+    let deadline = Instant::now() + timeout;
+    while is_locked(path) {
+        assert!(
+            Instant::now() < deadline,
+            "{} still locked after {timeout:?}\n{why}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The stored name in an `uploaded 'L' as 'S' (...)` or
+/// `downloaded 'R' as 'L' (...)` line.
+#[track_caller]
+pub fn stored_name(out: &Output) -> String {
+    for line in out.stdout.lines() {
+        if line.starts_with("uploaded '") || line.starts_with("downloaded '") {
+            if let Some(rest) = line.split("' as '").nth(1) {
+                if let Some((name, _)) = rest.split_once("' (") {
+                    return name.to_owned();
+                }
+            }
+        }
+    }
+    panic!("no 'uploaded/downloaded ... as ...' line\n{out}");
+}
+
+/// What a [`Proxy`] does to one direction of each connection it carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tamper {
+    /// Invert every bit of the byte at this offset of the stream.
+    pub flip_at: Option<u64>,
+    /// Stop forwarding at this offset of the stream until [`Proxy::release`].
+    pub hold_at: Option<u64>,
+}
+
+/// Longest a held direction waits for [`Proxy::release`].
+const PROXY_HOLD_LIMIT: Duration = Duration::from_secs(60);
+
+/// A TCP proxy on `127.0.0.1:0` in front of a server, one thread per
+/// direction of each connection, that can corrupt or hold either stream.
+/// Stopped (every socket shut down) on drop.
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct ProxyShared {
+    stop: AtomicBool,
+    streams: Mutex<Vec<TcpStream>>,
+    /// Bytes forwarded client → server and server → client, all connections.
+    forwarded: [AtomicU64; 2],
+    released: AtomicBool,
+    holding: AtomicBool,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target`; `up` acts on client → server bytes,
+    /// `down` on server → client bytes.
+    pub fn start(target: SocketAddr, up: Tamper, down: Tamper) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        listener.set_nonblocking(true).expect("nonblocking proxy");
+        let shared = Arc::new(ProxyShared::default());
+        let sh = Arc::clone(&shared);
+        let acceptor = thread::spawn(move || {
+            while !sh.stop.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                for s in [&client, &server] {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_nodelay(true);
+                    if let (Ok(mut list), Ok(c)) = (sh.streams.lock(), s.try_clone()) {
+                        list.push(c);
+                    }
+                }
+                let (a, b) = (Arc::clone(&sh), Arc::clone(&sh));
+                thread::spawn(move || pump(client, server, up, &a, 0));
+                thread::spawn(move || pump(s2, c2, down, &b, 1));
+            }
+        });
+        Proxy {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Bytes forwarded so far from clients to the server.
+    pub fn forwarded_up(&self) -> u64 {
+        self.shared.forwarded[0].load(Ordering::SeqCst)
+    }
+
+    /// True while some direction waits at its `hold_at` offset.
+    pub fn holding(&self) -> bool {
+        self.shared.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets held directions go on.
+    pub fn release(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.released.store(true, Ordering::SeqCst);
+        if let Ok(list) = self.shared.streams.lock() {
+            for s in list.iter() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends, applying `tamper`; `dir` is 0
+/// for client → server, 1 for server → client.
+fn pump(mut from: TcpStream, mut to: TcpStream, tamper: Tamper, sh: &ProxyShared, dir: usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = 0u64;
+    loop {
+        let mut room = buf.len();
+        if let Some(hold) = tamper.hold_at {
+            if pos >= hold && !sh.released.load(Ordering::SeqCst) {
+                sh.holding.store(true, Ordering::SeqCst);
+                let deadline = Instant::now() + PROXY_HOLD_LIMIT;
+                while !sh.released.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(2));
+                }
+                sh.holding.store(false, Ordering::SeqCst);
+            } else if pos < hold {
+                room = room.min((hold - pos) as usize);
+            }
+        }
+        let n = match from.read(&mut buf[..room]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(at) = tamper.flip_at {
+            if at >= pos && at < pos + n as u64 {
+                buf[(at - pos) as usize] ^= 0xFF;
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        pos += n as u64;
+        sh.forwarded[dir].fetch_add(n as u64, Ordering::SeqCst);
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+    let _ = from.shutdown(std::net::Shutdown::Read);
 }
