@@ -142,3 +142,51 @@ fn drip_fed_handshake_is_closed_by_its_deadline() {
     );
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn half_open_handshakes_are_closed_and_others_are_served() {
+    let server = Server::start(&["--handshake-timeout-ms", "600"]);
+    // Connected but silent; half a Hello then our write side shut down;
+    // half a Hello then silence.
+    let silent = Raw::connect(server.addr());
+    let mut shut = Raw::connect(server.addr());
+    let bytes = crate::util::encode(&hello());
+    shut.send_raw(&bytes[..bytes.len() / 2]).unwrap();
+    shut.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut half = Raw::connect(server.addr());
+    half.send_raw(&bytes[..5]).unwrap();
+
+    // A normal client is served meanwhile.
+    let mut ok = Raw::handshake(server.addr());
+    assert!(crate::util::raw_list(&mut ok, "").is_empty());
+
+    let t0 = Instant::now();
+    // Closed mid-frame by the peer: a protocol error (or just the close).
+    let msgs = shut.recv_until_close();
+    assert!(
+        msgs.iter().all(|m| matches!(
+            m,
+            Message::Error {
+                code: ErrorCode::Protocol,
+                ..
+            }
+        )),
+        "{msgs:?}"
+    );
+    for mut raw in [silent, half] {
+        let msgs = raw.recv_until_close();
+        assert!(
+            matches!(
+                msgs.last(),
+                Some(Message::Error {
+                    code: ErrorCode::Timeout,
+                    ..
+                })
+            ),
+            "{msgs:?}"
+        );
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // The served client is still fine after the others were dropped.
+    assert!(crate::util::raw_list(&mut ok, "").is_empty());
+}
