@@ -8,6 +8,8 @@ mod conn;
 mod event_loop;
 mod shutdown;
 pub mod store;
+pub mod tls;
+pub mod tokens;
 
 pub use config::{ServerArgs, ServerConfig};
 pub use event_loop::run;
