@@ -2,6 +2,13 @@
 //! own temporary root, runs the real `ftx` in batch mode with a timeout, talks
 //! raw frames to the server, and compares files and directory trees.
 //!
+//! Servers speak TLS and require a token by default, as `ftxd` does: the
+//! harness gives each one a state directory in its temporary base, reads
+//! the token and the certificate fingerprint it prints, and hands them to
+//! `ftx` (`FTX_TOKEN`, `--fingerprint`) and to raw connections (which speak
+//! TLS through rustls and put the token in `Hello`). A server started with
+//! `--plain` and/or `--open` is reached accordingly.
+//!
 //! Every helper fails with a message that shows what the programs printed, so
 //! a failing test explains itself. Nothing here knows the server's or the
 //! client's internals: only the contract in `PRODUCT.md` and the protocol
@@ -9,14 +16,15 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,6 +53,36 @@ pub fn ftx_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ftx")
 }
 
+/// How to reach one server: its certificate fingerprint (`None`: plain)
+/// and its access token (empty: open).
+#[derive(Debug, Clone, Default)]
+pub struct Creds {
+    /// `SHA256:...`, or `None` for `--plain`.
+    pub fingerprint: Option<String>,
+    /// The first token it printed, or empty for `--open`.
+    pub token: String,
+}
+
+fn registry() -> &'static Mutex<HashMap<SocketAddr, Creds>> {
+    static R: OnceLock<Mutex<HashMap<SocketAddr, Creds>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+thread_local! {
+    /// The token of the server this test thread started last, for
+    /// [`hello`] (tests start one server each).
+    static LAST_TOKEN: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// How to reach the server at `addr` (plain and open if unknown).
+pub fn creds(addr: SocketAddr) -> Creds {
+    registry()
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&addr).cloned())
+        .unwrap_or_default()
+}
+
 /// A running `ftxd` on `127.0.0.1` with a fresh root, stopped on drop.
 ///
 /// The root is `BASE/root` inside a temporary directory `BASE`; tests make
@@ -58,6 +96,7 @@ pub struct Server {
     root: PathBuf,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    creds: Creds,
 }
 
 impl Server {
@@ -74,11 +113,20 @@ impl Server {
     }
 
     fn start_in(base: TempDir, root: PathBuf, args: &[&str]) -> Server {
+        let plain = args.contains(&"--plain");
+        let open = args.contains(&"--open");
+        let mut extra: Vec<std::ffi::OsString> = Vec::new();
+        let needs_state = !(plain && open);
+        if needs_state && !args.contains(&"--state-dir") {
+            extra.push("--state-dir".into());
+            extra.push(base.path().join("state").into());
+        }
         let mut child = Command::new(ftxd_bin())
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--root")
             .arg(&root)
+            .args(&extra)
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -122,6 +170,7 @@ impl Server {
             root,
             stdout,
             stderr,
+            creds: Creds::default(),
         };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(line) => {
@@ -146,7 +195,56 @@ impl Server {
                 panic!("ftxd closed stdout before printing 'listening on ADDR:PORT'\n{logs}");
             }
         }
+        // Printed before the listening line, so already collected.
+        let printed = server.stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        let word_after = |needle: &str| {
+            printed.lines().find_map(|l| {
+                l.contains(needle)
+                    .then(|| l.split_whitespace().last().unwrap_or("").to_owned())
+            })
+        };
+        server.creds = Creds {
+            fingerprint: if plain {
+                None
+            } else {
+                word_after("fingerprint")
+            },
+            token: if open {
+                String::new()
+            } else {
+                word_after("access token").unwrap_or_default()
+            },
+        };
+        if !plain && server.creds.fingerprint.is_none() {
+            let logs = server.kill_and_logs();
+            panic!("ftxd printed no certificate fingerprint\n{logs}");
+        }
+        if let Ok(mut r) = registry().lock() {
+            r.insert(server.addr, server.creds.clone());
+        }
+        LAST_TOKEN.with(|t| *t.borrow_mut() = server.creds.token.clone());
         server
+    }
+
+    /// Starts another `ftxd` with `args` on the address of a stopped one
+    /// (same port), with its own state directory unless `args` name one.
+    pub fn start_on(addr: SocketAddr, args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = base.path().join("root");
+        fs::create_dir(&root).expect("create server root");
+        let listen = addr.to_string();
+        let mut all = vec!["--listen", listen.as_str()];
+        all.extend_from_slice(args);
+        // The later --listen wins with clap.
+        Server::start_in(base, root, &all)
+    }
+
+    /// The token and fingerprint this server printed.
+    pub fn creds(&self) -> &Creds {
+        &self.creds
     }
 
     /// The address the server really bound.
@@ -200,7 +298,8 @@ impl Server {
         }
     }
 
-    /// Runs a batch script against this server from `cwd`.
+    /// Runs a batch script against this server from `cwd` (with its token
+    /// and fingerprint).
     pub fn batch(&self, cwd: &Path, script: &str) -> Output {
         run_batch(&self.addr_arg(), cwd, script)
     }
@@ -439,6 +538,38 @@ pub fn run_cmd(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Output {
+    // `ftx ADDR ...` to a server of this harness: bring its credentials.
+    let known = (program == ftx_bin())
+        .then(|| args.first().and_then(|a| a.parse::<SocketAddr>().ok()))
+        .flatten()
+        .and_then(|addr| registry().lock().ok()?.get(&addr).cloned());
+    let Some(creds) = known else {
+        return run_cmd_env(program, args, cwd, stdin, timeout, &[], None);
+    };
+    let mut all: Vec<&str> = args.to_vec();
+    match &creds.fingerprint {
+        Some(fp) => all.extend(["--fingerprint", fp.as_str()]),
+        None => all.push("--plain"),
+    }
+    let envs: Vec<(&str, &str)> = if creds.token.is_empty() {
+        vec![]
+    } else {
+        vec![("FTX_TOKEN", creds.token.as_str())]
+    };
+    run_cmd_env(program, &all, cwd, stdin, timeout, &envs, None)
+}
+
+/// [`run_cmd`] with extra environment variables and, optionally, a fixed
+/// home directory (so a known-hosts file survives between runs).
+pub fn run_cmd_env(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    envs: &[(&str, &str)],
+    fixed_home: Option<&Path>,
+) -> Output {
     let home = tempfile::Builder::new()
         .prefix("ftx-home-")
         .tempdir()
@@ -449,9 +580,14 @@ pub fn run_cmd(
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("HOME", fixed_home.unwrap_or(home.path()))
+        .env(
+            "XDG_DATA_HOME",
+            fixed_home.unwrap_or(home.path()).join("data"),
+        )
         .env_remove("RUST_LOG")
+        .env_remove("FTX_TOKEN")
+        .envs(envs.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -799,14 +935,20 @@ pub fn assert_no_temp_files(dir: &Path) {
 
 // ---------------------------------------------------------------- raw frames
 
-/// The `Hello` a version-1 client sends.
+/// The `Hello` a version-1 client sends, with the token of the server this
+/// test thread started last.
 pub fn hello() -> Message {
+    hello_with(LAST_TOKEN.with(|t| t.borrow().clone()).into_bytes())
+}
+
+/// A version-1 `Hello` carrying `token`.
+pub fn hello_with(token: Vec<u8>) -> Message {
     Message::Hello {
         magic: limits::MAGIC,
         min_version: 1,
         max_version: 1,
         flags: 0,
-        token: vec![],
+        token,
     }
 }
 
@@ -849,16 +991,20 @@ impl Recv {
     }
 }
 
-/// A raw TCP connection to `ftxd` that speaks frames by hand.
+/// A raw connection to `ftxd` that speaks frames by hand: plain TCP, or
+/// TLS (pinned to the server's fingerprint) for a TLS server.
 pub struct Raw {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The byte pipe (plain or TLS).
+    pub stream: ftx::client::transport::Stream,
     buf: Vec<u8>,
 }
 
 impl Raw {
-    /// Connects (no handshake).
+    /// Connects (no `Hello`); for a TLS server the TLS handshake runs
+    /// first. A server that answers in a plain frame instead (busy) leaves
+    /// that frame to be received.
     pub fn connect(addr: SocketAddr) -> Raw {
+        use ftx::client::transport::{handshake, HandshakeError, Stream};
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream
@@ -868,9 +1014,27 @@ impl Raw {
             .set_write_timeout(Some(RAW_READ_TIMEOUT))
             .expect("set write timeout");
         let _ = stream.set_nodelay(true);
-        Raw {
-            stream,
-            buf: Vec::new(),
+        let Some(fp) = creds(addr).fingerprint else {
+            return Raw {
+                stream: Stream::Plain(stream),
+                buf: Vec::new(),
+            };
+        };
+        let keep = stream.try_clone().expect("clone socket");
+        match handshake(stream, Some(fp)) {
+            Ok((stream, _)) => Raw {
+                stream,
+                buf: Vec::new(),
+            },
+            Err(HandshakeError::NotTls(Some((code, message)))) => Raw {
+                stream: Stream::Plain(keep),
+                buf: encode(&Message::Error { code, message }),
+            },
+            Err(HandshakeError::NotTls(None)) => panic!("{addr} answered TLS in plain"),
+            Err(HandshakeError::Mismatch { presented }) => {
+                panic!("{addr} presented another certificate: {presented}")
+            }
+            Err(HandshakeError::Other(e)) => panic!("TLS handshake with {addr}: {e}"),
         }
     }
 
@@ -878,7 +1042,8 @@ impl Raw {
     #[track_caller]
     pub fn handshake(addr: SocketAddr) -> Raw {
         let mut raw = Raw::connect(addr);
-        raw.send(&hello()).expect("send Hello");
+        raw.send(&hello_with(creds(addr).token.into_bytes()))
+            .expect("send Hello");
         match raw.recv() {
             Recv::Msg(Message::Welcome { version, .. }) => {
                 assert_eq!(version, 1, "server chose version {version}");
@@ -890,12 +1055,14 @@ impl Raw {
 
     /// Sends one message as a frame.
     pub fn send(&mut self, msg: &Message) -> io::Result<()> {
-        self.stream.write_all(&encode(msg))
+        self.stream.write_all(&encode(msg))?;
+        self.stream.flush()
     }
 
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
     }
 
     /// Reads the next frame, a close, or a timeout.
