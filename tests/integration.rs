@@ -8,6 +8,8 @@
 
 mod util;
 
+#[path = "integration/access.rs"]
+mod access;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]

@@ -15,6 +15,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
 use super::known_hosts::{PinnedVerifier, Seen};
+use crate::proto::error::ErrorCode;
 use crate::proto::frame;
 use crate::proto::message::Message;
 
@@ -164,8 +165,12 @@ fn explain(e: io::Error, first: &[u8], seen: &Mutex<Seen>) -> HandshakeError {
     // TLS records start with a content type 0x14..=0x17; an ftx frame
     // with a length byte of 0.
     if first.first().is_some_and(|b| !(0x14..=0x17).contains(b)) {
+        // A plain ftxd answers a ClientHello with a protocol error about
+        // the frame length: that is "no TLS", not the server's point.
         let answer = match frame::decode(first) {
-            Ok(Some((Message::Error { code, message }, _))) => Some((code, message)),
+            Ok(Some((Message::Error { code, message }, _))) if code != ErrorCode::Protocol => {
+                Some((code, message))
+            }
             _ => None,
         };
         return HandshakeError::NotTls(answer);

@@ -109,10 +109,10 @@ impl Server {
             .expect("create temp dir");
         let root = base.path().join("root");
         fs::create_dir(&root).expect("create server root");
-        Server::start_in(base, root, args)
+        Server::start_in(base, root, "127.0.0.1:0", args)
     }
 
-    fn start_in(base: TempDir, root: PathBuf, args: &[&str]) -> Server {
+    fn start_in(base: TempDir, root: PathBuf, listen: &str, args: &[&str]) -> Server {
         let plain = args.contains(&"--plain");
         let open = args.contains(&"--open");
         let mut extra: Vec<std::ffi::OsString> = Vec::new();
@@ -123,7 +123,7 @@ impl Server {
         }
         let mut child = Command::new(ftxd_bin())
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--root")
             .arg(&root)
             .args(&extra)
@@ -235,11 +235,7 @@ impl Server {
             .expect("create temp dir");
         let root = base.path().join("root");
         fs::create_dir(&root).expect("create server root");
-        let listen = addr.to_string();
-        let mut all = vec!["--listen", listen.as_str()];
-        all.extend_from_slice(args);
-        // The later --listen wins with clap.
-        Server::start_in(base, root, &all)
+        Server::start_in(base, root, &addr.to_string(), args)
     }
 
     /// The token and fingerprint this server printed.
