@@ -3,10 +3,12 @@
 //! processes (`flock`), the BLAKE3 state of a prefix, and the sweep of stale
 //! parts. File-system work only: no sockets, no protocol, no printing.
 
+use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -50,20 +52,16 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Opens the part file at `path` (creating it when `create`) and locks it.
-/// `Ok(None)`: it is locked by someone else (a transfer in progress), or it
-/// does not exist and `create` is false. After locking, the path must
-/// still name the locked file — otherwise its holder finished and removed
-/// it meanwhile, and we try again — so a lock never guards an unlinked file.
-pub fn open_locked(path: &Path, create: bool) -> io::Result<Option<File>> {
+/// Opens the part file `name` in directory `dir` (creating it when
+/// `create`; never through a symlink) and locks it. `Ok(None)`: it is
+/// locked by someone else (a transfer in progress), or it does not exist
+/// and `create` is false. After locking, the name must still be the locked
+/// file — otherwise its holder finished and removed it meanwhile, and we try
+/// again — so a lock never guards an unlinked file.
+pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Result<Option<File>> {
+    let flags = libc::O_RDWR | if create { libc::O_CREAT } else { 0 };
     for _ in 0..8 {
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .mode(FILE_MODE)
-            .open(path)
-        {
+        let file = match openat_file(dir, name, flags) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
             Err(e) => return Err(e),
@@ -71,10 +69,8 @@ pub fn open_locked(path: &Path, create: bool) -> io::Result<Option<File>> {
         if !try_lock(&file)? {
             return Ok(None);
         }
-        let held = file.metadata()?;
-        match fs::symlink_metadata(path) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(Some(file)),
-            _ => continue,
+        if same_file_at(dir, name, &file)? {
+            return Ok(Some(file));
         }
     }
     Err(io::Error::new(
@@ -83,16 +79,10 @@ pub fn open_locked(path: &Path, create: bool) -> io::Result<Option<File>> {
     ))
 }
 
-/// Creates the part file at `path` only if it does not exist, locked.
-/// `Ok(None)`: it exists already.
-pub fn create_locked(path: &Path) -> io::Result<Option<File>> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)
-    {
+/// Creates the part file `name` in `dir` only if it does not exist, locked.
+/// `Ok(None)`: it exists already (or a resumer locked it first).
+pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
+    match openat_file(dir, name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) {
         Ok(file) => {
             // A resumer may have opened it between our create and lock.
             if try_lock(&file)? {
@@ -106,13 +96,94 @@ pub fn create_locked(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
-/// Size of an interrupted (unlocked) part file at `path`; 0 if there is
-/// none or a transfer holds it.
-pub fn stale_size(path: &Path) -> u64 {
-    match open_locked(path, false) {
+/// Size of an interrupted (unlocked) part file `name` in `dir`; 0 if there
+/// is none or a transfer holds it.
+pub fn stale_size_at(dir: BorrowedFd<'_>, name: &CStr) -> u64 {
+    match open_locked_at(dir, name, false) {
         Ok(Some(f)) => f.metadata().map(|m| m.len()).unwrap_or(0),
         _ => 0,
     }
+}
+
+/// [`open_locked_at`] for a path (the client's own files).
+pub fn open_locked(path: &Path, create: bool) -> io::Result<Option<File>> {
+    let (dir, name) = split_path(path)?;
+    open_locked_at(dir.as_fd(), &name, create)
+}
+
+/// [`create_locked_at`] for a path.
+pub fn create_locked(path: &Path) -> io::Result<Option<File>> {
+    let (dir, name) = split_path(path)?;
+    create_locked_at(dir.as_fd(), &name)
+}
+
+/// [`stale_size_at`] for a path.
+pub fn stale_size(path: &Path) -> u64 {
+    match split_path(path) {
+        Ok((dir, name)) => stale_size_at(dir.as_fd(), &name),
+        Err(_) => 0,
+    }
+}
+
+/// The open parent directory of `path` and its last component.
+fn split_path(path: &Path) -> io::Result<(File, CString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(parent)?;
+    let name =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok((dir, name))
+}
+
+/// `openat` without following a final symlink, close-on-exec.
+fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<File> {
+    // SAFETY: a valid descriptor and a NUL-terminated name; the returned
+    // descriptor is owned by the File.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            FILE_MODE as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Whether `name` in `dir` is (still) the open `file`.
+fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
+    let held = file.metadata()?;
+    // SAFETY: plain struct filled in by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::NotFound {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(st.st_ino == held.ino() && st.st_dev == held.dev())
 }
 
 /// The BLAKE3 state after the first `len` bytes of `file`, read from the

@@ -8,6 +8,8 @@
 
 mod util;
 
+#[path = "integration/abuse.rs"]
+mod abuse;
 #[path = "integration/access.rs"]
 mod access;
 #[path = "integration/batch.rs"]
@@ -22,13 +24,21 @@ mod concurrency;
 mod errors;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
+#[path = "integration/many.rs"]
+mod many;
 #[path = "integration/names.rs"]
 mod names;
+#[path = "integration/pty.rs"]
+mod pty;
 #[path = "integration/raw.rs"]
 mod raw;
 #[path = "integration/symlinks.rs"]
 mod symlinks;
 #[path = "integration/transfer.rs"]
 mod transfer;
+#[path = "integration/traversal.rs"]
+mod traversal;

@@ -83,6 +83,10 @@ pub enum ClientError {
     LocalNotAFile(PathBuf),
     /// The local file changed size while it was being sent.
     LocalChanged(PathBuf),
+    /// The user cancelled the transfer ([`Progress::cancelled`]); the
+    /// connection is usable and the transfer ended like a failed one
+    /// (an interrupted part stays resumable).
+    Cancelled,
     /// The server presented another certificate than the pinned one.
     IdentityChanged(IdentityChanged),
     /// TLS was asked for but the server answered in plain frames.
@@ -153,11 +157,25 @@ impl fmt::Display for ClientError {
                     p.display()
                 )
             }
+            ClientError::Cancelled => write!(f, "cancelled"),
         }
     }
 }
 
 impl std::error::Error for ClientError {}
+
+/// True when `stored`, the name a server says it stored an upload of
+/// `requested` under, is a valid remote path in the same directory: the
+/// server is not trusted to name anything else.
+fn stored_name_fits(requested: &str, stored: &str) -> bool {
+    match (
+        crate::proto::path::RemotePath::parse(requested),
+        crate::proto::path::RemotePath::parse(stored),
+    ) {
+        (Ok(r), Ok(s)) => s.file_name().is_some() && s.parent() == r.parent(),
+        _ => false,
+    }
+}
 
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
@@ -185,6 +203,10 @@ pub trait Progress {
     fn advance(&mut self, done: u64);
     /// The transfer ended (successfully or not).
     fn finish(&mut self);
+    /// Whether the user asked to stop this transfer; polled between chunks.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that shows nothing.
@@ -352,6 +374,10 @@ impl Client {
         let mut started_progress = false;
         let mut restart_pending = false;
         let result = loop {
+            // Only once data flows: before PutReady there is nothing to cancel.
+            if started_progress && progress.cancelled() {
+                break Err(ClientError::Cancelled);
+            }
             let mut step: Option<Result<(), ClientError>> = None;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
@@ -392,6 +418,12 @@ impl Client {
                     ClientEvent::PutDone { name, size } => {
                         progress.advance(size);
                         progress.finish();
+                        if !stored_name_fits(remote, &name) {
+                            return Err(ClientError::Remote(RemoteError::new(
+                                ErrorCode::Protocol,
+                                "server reported a stored name outside the requested directory",
+                            )));
+                        }
                         outcome.stored = name;
                         outcome.size = size;
                         outcome.elapsed = started.elapsed();
@@ -559,6 +591,12 @@ impl Client {
                         return Err(failure.unwrap_or_else(|| event_error(other)));
                     }
                 }
+            }
+            // Cancelled: end it like a local write failure (the part stays
+            // for reget, the server is told), then read on until it agrees.
+            if failure.is_none() && progress.cancelled() {
+                failure = Some(ClientError::Cancelled);
+                self.session.cancel();
             }
             self.flush()?;
             self.read_some()?;
@@ -734,5 +772,27 @@ fn unexpected(ev: ClientEvent) -> ClientError {
             ErrorCode::Protocol,
             format!("unexpected reply from server: {other:?}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod distrust_tests {
+    use super::stored_name_fits;
+
+    #[test]
+    fn a_stored_name_must_stay_in_the_requested_directory() {
+        assert!(stored_name_fits("a.txt", "a_1.txt"));
+        assert!(stored_name_fits("d/a.txt", "d/a_1.txt"));
+        for bad in [
+            "../a.txt",
+            "/etc/passwd",
+            "e/a.txt",
+            "",
+            "d/../a",
+            "a\u{1b}[2J",
+        ] {
+            assert!(!stored_name_fits("d/a.txt", bad), "{bad:?}");
+        }
+        assert!(!stored_name_fits("a.txt", "d/a.txt"));
     }
 }

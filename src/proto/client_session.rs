@@ -5,7 +5,9 @@
 
 use super::error::{DecodeError, ErrorCode, RemoteError};
 use super::frame::FrameReader;
-use super::limits::{MAGIC, MAX_CHUNK, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION};
+use super::limits::{
+    MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
+};
 use super::message::{Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
 use super::outbox::Outbox;
 
@@ -406,6 +408,10 @@ impl ClientSession {
                     .push_back(ClientEvent::Connected { version, server });
             }
             (State::AwaitListing(mut acc), Message::Entries { entries, last }) => {
+                // A hostile server must not grow the listing without end.
+                if acc.len() + entries.len() > MAX_LIST_ENTRIES {
+                    return self.close(ErrorCode::Protocol, "server sent too many entries");
+                }
                 acc.extend(entries);
                 if last {
                     self.events.push_back(ClientEvent::Listing(acc));

@@ -90,8 +90,9 @@
 //! success reply.
 //!
 //! - list: `List` → `Entries`\* (the last one has `last = 1`). At most
-//!   [`limits::MAX_LIST_ENTRIES`] entries; a listing never shows reserved
-//!   (`.ftx-`) names.
+//!   [`limits::MAX_LIST_ENTRIES`] entries: a larger directory is refused
+//!   with `Error(TooLarge)` (a client drops a server that sends more);
+//!   a listing never shows reserved (`.ftx-`) names.
 //! - mkdir / rm / rename: `Mkdir` | `Remove` | `Rename` → `Ok`. Rename never
 //!   replaces an existing name (`Error(Exists)`).
 //! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`; then
@@ -170,6 +171,8 @@
 //! | token | 256 bytes |
 //! | handshake | 10 s ([`limits::HANDSHAKE_TIMEOUT`]) |
 //! | idle connection | 300 s by default (`ftxd --idle-timeout`) |
+//! | running transfer without data or acks | 60 s by default (`ftxd --stall-timeout`) |
+//! | connections / from one IP address | 1024 / 64 by default (`ftxd --max-connections`, `--max-per-ip`): `Error(Busy)` / `Error(TooManyFromAddress)`, then close |
 //! | output a server queues for one connection before it stops reading | [`limits::MAX_PENDING_OUTPUT`] = 1 MiB |
 //!
 //! Past a deadline the server sends `Error(Timeout)` and closes. Any
@@ -185,6 +188,10 @@ mod outbox;
 pub mod path;
 pub mod server_session;
 pub mod session;
+#[doc(hidden)]
+pub mod testing;
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

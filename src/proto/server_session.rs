@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use super::error::{DecodeError, ErrorCode};
 use super::frame::FrameReader;
 use super::limits::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC, MAX_CHUNK,
-    MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
+    MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
 };
 use super::message::{truncate_utf8, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
@@ -54,6 +54,8 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Time a client has to send `Hello`.
     pub handshake_timeout: Duration,
+    /// Silence after which a running transfer is ended (`Error(Timeout)`).
+    pub stall_timeout: Duration,
     /// Name and version announced in `Welcome`.
     pub server_name: String,
     /// Hand the client's `Hello.token` to the driver as
@@ -67,6 +69,7 @@ impl Default for SessionConfig {
             window: DEFAULT_WINDOW,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             server_name: concat!("ftxd ", env!("CARGO_PKG_VERSION")).to_owned(),
             authenticate: false,
         }
@@ -261,6 +264,8 @@ impl ServerSession {
         }
         let what = if matches!(self.state, State::Handshake) {
             "handshake not completed in time"
+        } else if self.transferring() {
+            "transfer stalled: no data or acknowledgment for too long"
         } else {
             "connection idle for too long"
         };
@@ -499,8 +504,21 @@ impl ServerSession {
         match self.state {
             State::Closed => None,
             State::Handshake => Some(self.created + self.config.handshake_timeout),
+            _ if self.transferring() => {
+                Some(self.last_input + self.config.stall_timeout.min(self.config.idle_timeout))
+            }
             _ => Some(self.last_input + self.config.idle_timeout),
         }
+    }
+
+    /// True while data moves: the stall deadline applies instead of the
+    /// idle one (input is progress here: `Data` for an upload, `Ack`s for
+    /// a download).
+    fn transferring(&self) -> bool {
+        matches!(
+            self.state,
+            State::Receiving(_) | State::Draining | State::Sending(_)
+        )
     }
 
     /// True while the session takes more input.

@@ -990,6 +990,45 @@ fn handshake_and_idle_deadlines() {
 }
 
 #[test]
+fn a_stalled_upload_gets_the_stall_deadline() {
+    let t0 = Instant::now();
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(300),
+        stall_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    };
+    let mut s = ServerSession::new(config, t0);
+    let mut b = hello(MAGIC, 1, 1);
+    frame::encode(
+        &Message::Put {
+            path: "p".into(),
+            size: 10,
+            offset: 0,
+            flags: 0,
+        },
+        &mut b,
+    );
+    s.handle_input(&b, t0);
+    let Some(ServerEvent::PutStart { path, .. }) = s.poll_event() else {
+        panic!("expected PutStart");
+    };
+    s.accept_put(&path, super::session::PutAccept::fresh(true, 0));
+    assert_eq!(s.poll_deadline(), Some(t0 + Duration::from_secs(5)));
+    s.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(s.is_closed());
+    let mut r = FrameReader::new();
+    r.push(s.poll_transmit());
+    let mut codes = Vec::new();
+    while let Ok(Some(m)) = r.next_message() {
+        if let Message::Error { code, message } = m {
+            assert!(message.contains("stalled"), "{message}");
+            codes.push(code);
+        }
+    }
+    assert_eq!(codes, [ErrorCode::Timeout]);
+}
+
+#[test]
 fn eof_mid_upload_aborts_it() {
     let now = Instant::now();
     let mut s = ServerSession::new(SessionConfig::default(), now);

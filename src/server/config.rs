@@ -11,12 +11,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use super::store::StoreConfig;
-use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, HANDSHAKE_TIMEOUT};
+use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_TIMEOUT};
 
 /// Default listening address (as the original server).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
 /// Default connection limit.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default limit of connections from one IP address.
+pub const DEFAULT_MAX_PER_IP: usize = 64;
 
 /// `ftxd` command-line flags, as typed.
 #[derive(Debug, Clone, Parser)]
@@ -47,9 +49,21 @@ pub struct ServerArgs {
     /// Largest number of connections served at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Largest number of connections from one IP address; the next one is
+    /// told "too many connections from your address" and closed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_IP)]
+    pub max_per_ip: usize,
     /// Seconds a connection may stay silent before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
+    /// Seconds a running upload or download may go without data or
+    /// acknowledgments before it is ended with a timeout error.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs())]
+    pub stall_timeout: u64,
+    /// Handshake deadline in milliseconds (the protocol says 10 s; tests
+    /// shorten it).
+    #[arg(long, value_name = "MS", hide = true, default_value_t = HANDSHAKE_TIMEOUT.as_millis() as u64)]
+    pub handshake_timeout_ms: u64,
     /// Refuse uploads and every change to the served tree.
     #[arg(long)]
     pub read_only: bool,
@@ -190,8 +204,12 @@ pub struct ServerConfig {
     /// Largest number of connections served at once (at least 1; the loop
     /// may lower it further to fit the open-file limit).
     pub max_connections: usize,
+    /// Largest number of connections from one IP address (at least 1).
+    pub max_per_ip: usize,
     /// Silence after which a connection is closed.
     pub idle_timeout: Duration,
+    /// Silence after which a running transfer is ended.
+    pub stall_timeout: Duration,
     /// Time a client has to complete the handshake (not a flag: fixed by
     /// the protocol; tests shorten it).
     pub handshake_timeout: Duration,
@@ -262,6 +280,18 @@ impl ServerConfig {
                 reason: "must be at least 1 second",
             });
         }
+        if args.max_per_ip == 0 {
+            return Err(ConfigError::Range {
+                flag: "--max-per-ip",
+                reason: "must be at least 1",
+            });
+        }
+        if args.stall_timeout == 0 {
+            return Err(ConfigError::Range {
+                flag: "--stall-timeout",
+                reason: "must be at least 1 second",
+            });
+        }
         match std::fs::metadata(&args.root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -315,8 +345,10 @@ impl ServerConfig {
                 fsync: !args.no_fsync,
             },
             max_connections: args.max_connections,
+            max_per_ip: args.max_per_ip,
             idle_timeout: Duration::from_secs(args.idle_timeout),
-            handshake_timeout: HANDSHAKE_TIMEOUT,
+            stall_timeout: Duration::from_secs(args.stall_timeout),
+            handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
             partial_ttl: args.partial_ttl,
             verbosity,
             access,

@@ -9,7 +9,7 @@
 //! entry per connection however often deadlines move.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -85,11 +85,14 @@ pub fn run(
             window: DEFAULT_WINDOW,
             idle_timeout: config.idle_timeout,
             handshake_timeout: config.handshake_timeout,
+            stall_timeout: config.stall_timeout,
             server_name: format!("ftxd {}", env!("CARGO_PKG_VERSION")),
             authenticate,
         },
         security,
         max_connections,
+        max_per_ip: config.max_per_ip,
+        per_ip: HashMap::new(),
         accept_paused_until: None,
         timers: BinaryHeap::new(),
         again: VecDeque::new(),
@@ -162,6 +165,10 @@ struct Server {
     scratch: Vec<u8>,
     session_config: SessionConfig,
     max_connections: usize,
+    max_per_ip: usize,
+    /// Open connections by peer address (entries removed at zero, so the
+    /// map never outgrows the connection slab).
+    per_ip: HashMap<std::net::IpAddr, usize>,
     accept_paused_until: Option<Instant>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections that used up their budget with work left.
@@ -224,6 +231,16 @@ impl Server {
             conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
             return;
         }
+        let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+        if from_ip >= self.max_per_ip {
+            conn::refuse(
+                stream,
+                peer,
+                ErrorCode::TooManyFromAddress,
+                "too many connections from your address",
+            );
+            return;
+        }
         // Small replies (acks, errors) must not wait for Nagle.
         if let Err(e) = stream.set_nodelay(true) {
             debug!("{peer}: cannot set TCP_NODELAY: {e}");
@@ -245,6 +262,7 @@ impl Server {
             Ok(c) => {
                 info!("{peer}: connection opened ({open} open)");
                 entry.insert(c);
+                *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
                 self.drive(token, now);
             }
             Err(e) => warn!("{peer}: cannot register the connection: {e}"),
@@ -328,6 +346,13 @@ impl Server {
 
     fn close(&mut self, token: Token, why: &str) {
         if let Some(c) = self.conns.try_remove(token.0) {
+            let ip = c.peer().ip();
+            if let Some(n) = self.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
             c.close(&self.store, self.poll.registry(), why);
         }
         if self.conns.is_empty() {
@@ -407,7 +432,7 @@ mod tests {
     use super::*;
     use crate::proto::frame;
     use crate::proto::message::Message;
-    use crate::server::config::{AccessConfig, Verbosity};
+    use crate::server::config::{AccessConfig, Verbosity, DEFAULT_MAX_PER_IP};
     use crate::server::store::StoreConfig;
     use std::io::Read;
     use std::net::TcpStream;
@@ -429,7 +454,9 @@ mod tests {
                 fsync: false,
             },
             max_connections,
+            max_per_ip: DEFAULT_MAX_PER_IP,
             idle_timeout: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(60),
             handshake_timeout: handshake,
             partial_ttl: Duration::from_secs(7 * 86_400),
             verbosity: Verbosity::Normal,

@@ -330,11 +330,22 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
     let addr = join_host_port(&host, port);
     let interactive = batch.is_none() && io::stdin().is_terminal();
     let client = connect(&args, &addr, interactive)?;
-    log::info!("connected to {} at {addr}", client.server_name());
+    log::info!(
+        "connected to {} at {addr}",
+        super::render::escape_for_terminal(client.server_name())
+    );
     if !args.quiet {
         println!("Connected to server at {addr}");
     }
     let client = Rc::new(RefCell::new(client));
+    let mut exec = Executor::new(
+        client.clone(),
+        Box::new(io::stdout()),
+        out_style,
+        args.quiet,
+    );
+    exec.set_errors(Box::new(io::stderr()), err_style);
+    exec.set_batch(batch.is_some());
     let mut source: Box<dyn LineSource> = match batch {
         Some(b) => Box::new(b),
         None if io::stdin().is_terminal() => {
@@ -344,11 +355,11 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
             if !args.quiet {
                 println!("{BANNER}");
             }
+            exec.set_interruptible(true);
             Box::new(it)
         }
         None => Box::new(PipedSource::stdin()),
     };
-    let mut exec = Executor::new(client, Box::new(io::stdout()), out_style, args.quiet);
     let mut out = io::stdout();
     let mut err = io::stderr();
     let outcome: Outcome =

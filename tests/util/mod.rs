@@ -34,6 +34,8 @@ use ftx::proto::limits;
 use ftx::proto::message::Message;
 use tempfile::TempDir;
 
+pub mod pty;
+
 /// How long `ftxd` may take to print its `listening on` line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one `ftx` run may take unless a test says otherwise.
@@ -535,24 +537,38 @@ pub fn run_cmd(
     timeout: Duration,
 ) -> Output {
     // `ftx ADDR ...` to a server of this harness: bring its credentials.
-    let known = (program == ftx_bin())
-        .then(|| args.first().and_then(|a| a.parse::<SocketAddr>().ok()))
-        .flatten()
-        .and_then(|addr| registry().lock().ok()?.get(&addr).cloned());
-    let Some(creds) = known else {
-        return run_cmd_env(program, args, cwd, stdin, timeout, &[], None);
+    let (extra, envs) = if program == ftx_bin() {
+        ftx_access(args.first().copied().unwrap_or(""))
+    } else {
+        (Vec::new(), Vec::new())
     };
     let mut all: Vec<&str> = args.to_vec();
-    match &creds.fingerprint {
-        Some(fp) => all.extend(["--fingerprint", fp.as_str()]),
-        None => all.push("--plain"),
-    }
-    let envs: Vec<(&str, &str)> = if creds.token.is_empty() {
-        vec![]
-    } else {
-        vec![("FTX_TOKEN", creds.token.as_str())]
-    };
+    all.extend(extra.iter().map(String::as_str));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_cmd_env(program, &all, cwd, stdin, timeout, &envs, None)
+}
+
+/// Extra `ftx` flags and environment to reach the harness server at
+/// `addr` (`--fingerprint FP` or `--plain`, and `FTX_TOKEN`); nothing for
+/// an address the harness did not start.
+pub fn ftx_access(addr: &str) -> (Vec<String>, Vec<(&'static str, String)>) {
+    let Some(creds) = addr
+        .parse::<SocketAddr>()
+        .ok()
+        .and_then(|a| registry().lock().ok()?.get(&a).cloned())
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let args = match creds.fingerprint {
+        Some(fp) => vec!["--fingerprint".to_owned(), fp],
+        None => vec!["--plain".to_owned()],
+    };
+    let envs = if creds.token.is_empty() {
+        Vec::new()
+    } else {
+        vec![("FTX_TOKEN", creds.token)]
+    };
+    (args, envs)
 }
 
 /// [`run_cmd`] with extra environment variables and, optionally, a fixed
