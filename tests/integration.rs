@@ -10,6 +10,8 @@ mod util;
 
 #[path = "integration/abuse.rs"]
 mod abuse;
+#[path = "integration/access.rs"]
+mod access;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]

@@ -1,10 +1,13 @@
 //! The client API the shell calls: connect, list, put, get and the simple
 //! remote operations, each a blocking call that drives a `ClientSession`
-//! over a `TcpStream`. Handles local files (temporary file, verify, rename).
+//! over a TCP stream, plain or TLS ([`transport`]) with the server pinned
+//! by fingerprint ([`known_hosts`]). Handles local files (temporary file, verify, rename).
 //! Never prints: results and typed errors go back to the caller, progress
 //! goes through the [`Progress`] trait.
 
+pub mod known_hosts;
 pub mod local;
+pub mod transport;
 
 use std::fmt;
 use std::fs::File;
@@ -18,7 +21,30 @@ use crate::proto::limits::MAX_CHUNK;
 use crate::proto::message::Entry;
 use crate::proto::session::{ClientEvent, ClientSession};
 
+use known_hosts::IdentityChanged;
 use local::LocalDownload;
+use transport::{HandshakeError, Stream};
+
+/// How to reach a server: TLS (pinned to a fingerprint) or plain, and the
+/// access token sent in `Hello`.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `Some(fingerprint)`: TLS, accepting only that certificate;
+    /// `None`: plain TCP.
+    pub pin: Option<String>,
+    /// The access token (empty: none).
+    pub token: Vec<u8>,
+}
+
+impl ConnectOptions {
+    /// Plain TCP, no token (an `ftxd --plain --open`).
+    pub fn plain() -> ConnectOptions {
+        ConnectOptions {
+            pin: None,
+            token: Vec::new(),
+        }
+    }
+}
 
 /// Time allowed to open the TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,6 +87,15 @@ pub enum ClientError {
     /// connection is usable and the transfer ended like a failed one
     /// (an interrupted part stays resumable).
     Cancelled,
+    /// The server presented another certificate than the pinned one.
+    IdentityChanged(IdentityChanged),
+    /// TLS was asked for but the server answered in plain frames.
+    NotTls {
+        /// `HOST:PORT`.
+        addr: String,
+        /// The server's plain error, if it sent one (busy, ...).
+        answer: Option<RemoteError>,
+    },
 }
 
 impl ClientError {
@@ -76,7 +111,11 @@ impl ClientError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            ClientError::Closed(_) | ClientError::Io(_) | ClientError::Connect { .. }
+            ClientError::Closed(_)
+                | ClientError::Io(_)
+                | ClientError::Connect { .. }
+                | ClientError::IdentityChanged(_)
+                | ClientError::NotTls { .. }
         )
     }
 }
@@ -90,6 +129,17 @@ impl fmt::Display for ClientError {
             ClientError::Remote(e) => write!(f, "{e}"),
             ClientError::Closed(e) => write!(f, "connection lost: {e}"),
             ClientError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for the server"),
+            ClientError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                write!(f, "connection lost: {e}")
+            }
             ClientError::Io(e) => write!(f, "network error: {e}"),
             ClientError::Local { path, source } => {
                 write!(
@@ -102,6 +152,15 @@ impl fmt::Display for ClientError {
             ClientError::LocalNotAFile(p) => {
                 write!(f, "local file '{}': is a directory", p.display())
             }
+            ClientError::IdentityChanged(c) => write!(f, "{c}"),
+            ClientError::NotTls {
+                answer: Some(e), ..
+            } => write!(f, "{e}"),
+            ClientError::NotTls { addr, answer: None } => write!(
+                f,
+                "the server at {addr} does not speak TLS (is ftxd running with --plain?); \
+                 use ftx --plain only on a trusted network"
+            ),
             ClientError::LocalChanged(p) => {
                 write!(
                     f,
@@ -208,7 +267,7 @@ pub struct GetOutcome {
 
 /// A connection to an `ftxd`.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     session: ClientSession,
     server: String,
     rbuf: Vec<u8>,
@@ -216,29 +275,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` (`HOST:PORT`) and completes the handshake.
+    /// Connects to `addr` (`HOST:PORT`) over plain TCP without a token
+    /// and completes the handshake.
     pub fn connect(addr: &str) -> Result<Client, ClientError> {
-        let connect_err = |source| ClientError::Connect {
-            addr: addr.to_owned(),
-            source,
+        Client::connect_with(addr, &ConnectOptions::plain())
+    }
+
+    /// Connects to `addr` as `options` say (TLS pinned to a fingerprint or
+    /// plain; the token) and completes the handshake.
+    pub fn connect_with(addr: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
+        let sock = tcp_connect(addr)?;
+        let stream = match &options.pin {
+            None => Stream::Plain(sock),
+            Some(pin) => tls_handshake(addr, sock, Some(pin.clone()))?.0,
         };
-        let addrs: Vec<_> = addr.to_socket_addrs().map_err(connect_err)?.collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
-        let mut stream = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = e,
-            }
-        }
-        let stream = stream.ok_or_else(|| connect_err(last))?;
-        stream.set_nodelay(true).ok();
         let mut client = Client {
             stream,
-            session: ClientSession::new(Vec::new()),
+            session: ClientSession::new(options.token.clone()),
             server: String::new(),
             rbuf: vec![0; IO_BUF],
             last_resumable: false,
@@ -649,6 +702,65 @@ impl Client {
             }
         }
     }
+}
+
+/// Opens the TCP connection to `addr`, trying each address it resolves to.
+fn tcp_connect(addr: &str) -> Result<TcpStream, ClientError> {
+    let connect_err = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let addrs: Vec<_> = addr.to_socket_addrs().map_err(connect_err)?.collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                s.set_nodelay(true).ok();
+                // The TLS handshake must not hang on a silent server.
+                s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+                    .map_err(connect_err)?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(connect_err(last))
+}
+
+fn tls_handshake(
+    addr: &str,
+    sock: TcpStream,
+    pin: Option<String>,
+) -> Result<(Stream, String), ClientError> {
+    let expected = pin.clone();
+    transport::handshake(sock, pin).map_err(|e| match e {
+        HandshakeError::Mismatch { presented } => ClientError::IdentityChanged(IdentityChanged {
+            host: addr.to_owned(),
+            expected: expected.unwrap_or_default(),
+            presented,
+        }),
+        HandshakeError::NotTls(answer) => ClientError::NotTls {
+            addr: addr.to_owned(),
+            answer: answer.map(|(code, msg)| RemoteError::new(code, msg)),
+        },
+        HandshakeError::Other(source) if is_timeout(&source) => ClientError::Connect {
+            addr: addr.to_owned(),
+            source: io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"),
+        },
+        HandshakeError::Other(source) => ClientError::Connect {
+            addr: addr.to_owned(),
+            source: io::Error::new(source.kind(), format!("TLS handshake failed: {source}")),
+        },
+    })
+}
+
+/// Connects to `addr` over TLS accepting any certificate, only to learn
+/// its fingerprint (for trust on first use); sends nothing else.
+pub fn probe_fingerprint(addr: &str) -> Result<String, ClientError> {
+    let sock = tcp_connect(addr)?;
+    let (stream, presented) = tls_handshake(addr, sock, None)?;
+    drop(stream);
+    Ok(presented)
 }
 
 fn command_error(e: crate::proto::session::CommandError) -> ClientError {

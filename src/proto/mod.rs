@@ -73,11 +73,14 @@
 //! cannot take the connection (too many connections) sends `Error(Busy)`
 //! instead of `Welcome` and closes.
 //!
-//! Room for what comes next: `Hello.flags` and `Welcome.flags` are feature
-//! bits (all zero in version 1); `Hello.token` carries an access token
-//! (empty in version 1; a server that requires one will answer
-//! `Error(Unauthorized)`). TLS, when it comes, wraps the whole byte stream
-//! below the frames, so no message changes.
+//! `Hello.flags` and `Welcome.flags` are feature bits (all zero in
+//! version 1). `Hello.token` carries the access token: a server that
+//! requires one checks it before `Welcome` and answers a missing, wrong or
+//! revoked token with `Error(Unauthorized)` and a close; no request is
+//! served before that. TLS 1.3 (`ftxd`'s default; `--plain` turns it off)
+//! wraps the whole byte stream below the frames, so no message changes; a
+//! TLS server answers a plain client's first frame with a plain
+//! `Error(Protocol)` saying TLS is required.
 //!
 //! ## Operations
 //!

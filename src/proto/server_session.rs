@@ -58,6 +58,9 @@ pub struct SessionConfig {
     pub stall_timeout: Duration,
     /// Name and version announced in `Welcome`.
     pub server_name: String,
+    /// Hand the client's `Hello.token` to the driver as
+    /// [`ServerEvent::Hello`] before welcoming it (false: anyone is welcome).
+    pub authenticate: bool,
 }
 
 impl Default for SessionConfig {
@@ -68,6 +71,7 @@ impl Default for SessionConfig {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             server_name: concat!("ftxd ", env!("CARGO_PKG_VERSION")).to_owned(),
+            authenticate: false,
         }
     }
 }
@@ -76,6 +80,12 @@ impl Default for SessionConfig {
 /// (with the method named on the variant) before polling for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
+    /// A well-formed `Hello` (only with [`SessionConfig::authenticate`]):
+    /// check the token, then `accept_hello` or `reply_error` (which closes).
+    Hello {
+        /// The access token the client sent (may be empty).
+        token: Vec<u8>,
+    },
     /// List a directory; answer with `reply_entries` or `reply_error`.
     List {
         /// Directory (the root when empty).
@@ -164,6 +174,7 @@ enum State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
+    Hello { version: u16 },
     List,
     Put { size: u64 },
     Get,
@@ -321,6 +332,13 @@ impl ServerSession {
         });
     }
 
+    /// Answers [`ServerEvent::Hello`]: the token is good, welcome the client.
+    pub fn accept_hello(&mut self) {
+        if let State::AwaitReply(Pending::Hello { version }) = self.state {
+            self.welcome(version);
+        }
+    }
+
     /// Answers `Mkdir`, `Remove` or `Rename` with success.
     pub fn reply_ok(&mut self) {
         if self.take_pending(Pending::Simple) {
@@ -335,6 +353,11 @@ impl ServerSession {
             message: message.to_owned(),
         };
         match std::mem::replace(&mut self.state, State::Idle) {
+            State::AwaitReply(Pending::Hello { .. }) => {
+                // Refused before the handshake completed: nothing more.
+                self.out.push(&msg);
+                self.state = State::Closed;
+            }
             State::AwaitReply(_) => self.out.push(&msg),
             State::AwaitCommit => {
                 self.events
@@ -580,6 +603,7 @@ impl ServerSession {
             magic,
             min_version,
             max_version,
+            token,
             ..
         } = msg
         else {
@@ -597,8 +621,18 @@ impl ServerSession {
             self.fail(ErrorCode::Version, &text);
             return;
         }
+        let version = max_version.min(PROTOCOL_VERSION);
+        if self.config.authenticate {
+            self.events.push_back(ServerEvent::Hello { token });
+            self.state = State::AwaitReply(Pending::Hello { version });
+        } else {
+            self.welcome(version);
+        }
+    }
+
+    fn welcome(&mut self, version: u16) {
         self.out.push(&Message::Welcome {
-            version: max_version.min(PROTOCOL_VERSION),
+            version,
             flags: 0,
             window: self.config.window,
             server: self.config.server_name.clone(),

@@ -201,6 +201,13 @@ struct FakeStore {
 impl FakeStore {
     fn handle(&mut self, s: &mut ServerSession, ev: ServerEvent) {
         match ev {
+            ServerEvent::Hello { token } => {
+                if token == b"good" {
+                    s.accept_hello()
+                } else {
+                    s.reply_error(ErrorCode::Unauthorized, "bad token")
+                }
+            }
             ServerEvent::List { path } => {
                 if !path.is_root() && !self.dirs.contains(&path.as_str().to_owned()) {
                     return s.reply_error(ErrorCode::NotFound, "no such directory");
@@ -810,6 +817,68 @@ fn server_answer(bytes: &[u8]) -> (Option<ErrorCode>, bool) {
         }
     }
     (code, s.is_closed())
+}
+
+/// With `authenticate`, the token goes to the driver before any welcome,
+/// and a request glued to a refused `Hello` is never handed out.
+#[test]
+fn tokens_are_checked_by_the_driver_before_welcome() {
+    let config = SessionConfig {
+        authenticate: true,
+        ..SessionConfig::default()
+    };
+    for (token, welcomed) in [(&b"good"[..], true), (b"bad", false), (b"", false)] {
+        let now = Instant::now();
+        let mut s = ServerSession::new(config.clone(), now);
+        let mut bytes = Vec::new();
+        let hello = Message::Hello {
+            magic: MAGIC,
+            min_version: 1,
+            max_version: 1,
+            flags: 0,
+            token: token.to_vec(),
+        };
+        frame::encode(&hello, &mut bytes);
+        frame::encode(&Message::Mkdir { path: "d".into() }, &mut bytes);
+        s.handle_input(&bytes, now);
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Hello {
+                token: token.to_vec()
+            })
+        );
+        // Nothing is answered or handed out until the driver decides.
+        assert!(s.poll_event().is_none());
+        assert!(s.poll_transmit().is_empty());
+        let mut store = FakeStore::default();
+        store.handle(
+            &mut s,
+            ServerEvent::Hello {
+                token: token.to_vec(),
+            },
+        );
+        let next = s.poll_event();
+        let mut r = FrameReader::new();
+        r.push(s.poll_transmit());
+        let first = r.next_message().unwrap().unwrap();
+        if welcomed {
+            assert!(matches!(first, Message::Welcome { .. }), "{first:?}");
+            assert!(matches!(next, Some(ServerEvent::Mkdir { .. })), "{next:?}");
+        } else {
+            assert!(
+                matches!(
+                    first,
+                    Message::Error {
+                        code: ErrorCode::Unauthorized,
+                        ..
+                    }
+                ),
+                "{first:?}"
+            );
+            assert_eq!(next, None);
+            assert!(s.is_closed());
+        }
+    }
 }
 
 fn hello(magic: [u8; 4], min: u16, max: u16) -> Vec<u8> {

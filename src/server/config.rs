@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use super::store::StoreConfig;
 use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_TIMEOUT};
@@ -28,6 +28,18 @@ pub const DEFAULT_MAX_PER_IP: usize = 64;
     about = "ftx file-transfer server: one thread, many clients"
 )]
 pub struct ServerArgs {
+    /// Manage access tokens instead of serving.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// Where the key, certificate and tokens live (default: $XDG_STATE_HOME/ftxd or ~/.local/state/ftxd; never inside the root)
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// No TLS: bytes cross the network in clear (trusted networks, benchmarks)
+    #[arg(long)]
+    pub plain: bool,
+    /// No access token needed: anyone who can connect may read and write
+    #[arg(long)]
+    pub open: bool,
     /// Address and port to listen on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -70,6 +82,94 @@ pub struct ServerArgs {
     /// Less log output (warnings and errors only).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `ftxd` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ServerCommand {
+    /// Manage access tokens (stored hashed in the state directory).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `ftxd token ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Make a new token and print it (shown only this once).
+    Add {
+        /// A name for the token (letters, digits, '.', '_', '-').
+        name: String,
+        /// The token may list and download but change nothing.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List the tokens' names and access (never the tokens).
+    List,
+    /// Remove a token: clients using it are refused from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+/// Who may connect and how: TLS, tokens, and where their state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// Key, certificate and token file; `None` only when neither TLS nor
+    /// tokens are used.
+    pub state_dir: Option<PathBuf>,
+    /// Speak TLS (off with `--plain`).
+    pub tls: bool,
+    /// Require an access token (off with `--open`).
+    pub require_token: bool,
+}
+
+impl AccessConfig {
+    /// No TLS and no tokens (`--plain --open`).
+    pub fn plain_open() -> AccessConfig {
+        AccessConfig {
+            state_dir: None,
+            tls: false,
+            require_token: false,
+        }
+    }
+}
+
+/// The state directory: `--state-dir`, else the per-user default.
+pub fn resolve_state_dir(flag: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    flag.or_else(super::tls::default_state_dir)
+        .ok_or(ConfigError::StateDir {
+            dir: None,
+            reason: "no --state-dir given and neither $XDG_STATE_HOME nor $HOME is set",
+        })
+}
+
+/// `path` made absolute and free of symlinks as far as it exists (the
+/// rest, not yet created, appended as written).
+fn resolve_existing(path: &std::path::Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut rest = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(cur) {
+            let mut out = real;
+            for c in rest.iter().rev() {
+                out.push(c);
+            }
+            return out;
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                cur = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
 
 /// How much `ftxd` logs when `RUST_LOG` is not set.
@@ -117,6 +217,8 @@ pub struct ServerConfig {
     pub partial_ttl: Duration,
     /// Log level unless `RUST_LOG` says otherwise.
     pub verbosity: Verbosity,
+    /// TLS, tokens and the state directory.
+    pub access: AccessConfig,
 }
 
 /// Why the flags do not make a usable configuration.
@@ -136,6 +238,13 @@ pub enum ConfigError {
         /// What is allowed.
         reason: &'static str,
     },
+    /// The state directory cannot be used.
+    StateDir {
+        /// The directory, when there is one.
+        dir: Option<PathBuf>,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -143,6 +252,13 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Root { root, reason } => write!(f, "root '{}' {reason}", root.display()),
             ConfigError::Range { flag, reason } => write!(f, "{flag} {reason}"),
+            ConfigError::StateDir {
+                dir: Some(d),
+                reason,
+            } => {
+                write!(f, "state directory '{}' {reason}", d.display())
+            }
+            ConfigError::StateDir { dir: None, reason } => write!(f, "{reason}"),
         }
     }
 }
@@ -195,6 +311,24 @@ impl ServerConfig {
                 });
             }
         }
+        let access = if args.plain && args.open {
+            AccessConfig::plain_open()
+        } else {
+            let dir = resolve_state_dir(args.state_dir)?;
+            let real_root = resolve_existing(&args.root);
+            if resolve_existing(&dir).starts_with(&real_root) {
+                // Clients could read the key and overwrite the tokens.
+                return Err(ConfigError::StateDir {
+                    dir: Some(dir),
+                    reason: "is inside the served root; choose one outside it",
+                });
+            }
+            AccessConfig {
+                state_dir: Some(dir),
+                tls: !args.plain,
+                require_token: !args.open,
+            }
+        };
         let verbosity = if args.verbose {
             Verbosity::Verbose
         } else if args.quiet {
@@ -217,6 +351,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
             partial_ttl: args.partial_ttl,
             verbosity,
+            access,
         })
     }
 }
@@ -357,6 +492,51 @@ mod tests {
         let e = ServerConfig::from_args(args(&["--root", missing.to_str().unwrap()]).unwrap())
             .unwrap_err();
         assert!(e.to_string().ends_with("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn access_flags_and_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let r = root.to_str().unwrap();
+        let state = dir.path().join("state");
+        let st = state.to_str().unwrap();
+        let c = ServerConfig::from_args(args(&["--root", r, "--state-dir", st]).unwrap()).unwrap();
+        assert!(c.access.tls && c.access.require_token);
+        assert_eq!(c.access.state_dir.as_deref(), Some(state.as_path()));
+        let c =
+            ServerConfig::from_args(args(&["--root", r, "--plain", "--open"]).unwrap()).unwrap();
+        assert_eq!(c.access, AccessConfig::plain_open());
+        let c = ServerConfig::from_args(args(&["--root", r, "--open", "--state-dir", st]).unwrap())
+            .unwrap();
+        assert!(c.access.tls && !c.access.require_token);
+        // Inside the root, even through a path that does not exist yet.
+        let inside = root.join("a/b/state");
+        let e = ServerConfig::from_args(
+            args(&["--root", r, "--state-dir", inside.to_str().unwrap()]).unwrap(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("inside the served root"), "{e}");
+        let e =
+            ServerConfig::from_args(args(&["--root", r, "--state-dir", r]).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("inside the served root"), "{e}");
+    }
+
+    #[test]
+    fn token_subcommands_parse() {
+        let a = args(&["token", "add", "bob", "--read-only", "--state-dir", "/s"]).unwrap();
+        assert_eq!(a.state_dir, Some(PathBuf::from("/s")));
+        assert!(matches!(
+            a.command,
+            Some(ServerCommand::Token(TokenCommand::Add { ref name, read_only: true })) if name == "bob"
+        ));
+        assert!(matches!(
+            args(&["token", "list"]).unwrap().command,
+            Some(ServerCommand::Token(TokenCommand::List))
+        ));
+        assert!(args(&["token", "revoke"]).is_err());
+        assert!(args(&["token", "frob"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use super::config::ServerConfig;
 use super::conn::{self, Conn, Step};
 use super::shutdown::Shutdown;
 use super::store::Store;
+use super::transport::Security;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{DEFAULT_WINDOW, MAX_CHUNK};
 use crate::proto::session::{ServerSession, SessionConfig};
@@ -58,6 +60,8 @@ pub fn run(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
+    let security = Rc::new(Security::load(&config.access).map_err(io::Error::other)?);
+    let authenticate = security.gate.borrow().requires_token();
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
     let poll = Poll::new()?;
@@ -86,7 +90,9 @@ pub fn run(
             handshake_timeout: config.handshake_timeout,
             stall_timeout: config.stall_timeout,
             server_name: format!("ftxd {}", env!("CARGO_PKG_VERSION")),
+            authenticate,
         },
+        security,
         max_connections,
         max_per_ip: config.max_per_ip,
         per_ip: HashMap::new(),
@@ -174,6 +180,8 @@ struct Server {
     partial_ttl: Duration,
     /// When the next sweep of abandoned part files is due.
     next_sweep: Instant,
+    /// TLS configuration and the token gate, shared by every connection.
+    security: Rc<Security>,
 }
 
 impl Server {
@@ -244,7 +252,16 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         let session = ServerSession::new(self.session_config.clone(), now);
-        match Conn::new(stream, peer, session, self.poll.registry(), token, now) {
+        let security = Rc::clone(&self.security);
+        match Conn::new(
+            stream,
+            peer,
+            session,
+            self.poll.registry(),
+            token,
+            now,
+            security,
+        ) {
             Ok(c) => {
                 info!("{peer}: connection opened ({open} open)");
                 entry.insert(c);
@@ -419,7 +436,7 @@ mod tests {
     use super::*;
     use crate::proto::frame;
     use crate::proto::message::Message;
-    use crate::server::config::{Verbosity, DEFAULT_MAX_PER_IP};
+    use crate::server::config::{AccessConfig, Verbosity, DEFAULT_MAX_PER_IP};
     use crate::server::store::StoreConfig;
     use std::io::Read;
     use std::net::TcpStream;
@@ -447,6 +464,7 @@ mod tests {
             handshake_timeout: handshake,
             partial_ttl: Duration::from_secs(7 * 86_400),
             verbosity: Verbosity::Normal,
+            access: AccessConfig::plain_open(),
         };
         let shutdown = Shutdown::new();
         let s = shutdown.clone();

@@ -9,7 +9,10 @@ mod conn;
 mod event_loop;
 mod shutdown;
 pub mod store;
+pub mod tls;
+pub mod tokens;
+mod transport;
 
-pub use config::{ServerArgs, ServerConfig};
+pub use config::{AccessConfig, ServerArgs, ServerCommand, ServerConfig, TokenCommand};
 pub use event_loop::run;
 pub use shutdown::Shutdown;

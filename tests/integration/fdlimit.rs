@@ -54,6 +54,10 @@ fn start_limited(root: &std::path::Path) -> Limited {
         "--no-fsync",
         "--max-per-ip",
         "1000",
+        // Plain and open: TLS and tokens are tested elsewhere, and this
+        // server must not create a state directory in the user's home.
+        "--plain",
+        "--open",
     ])
     .arg("--root")
     .arg(root)
@@ -89,6 +93,7 @@ fn start_limited(root: &std::path::Path) -> Limited {
     };
     // Keep draining stdout so ftxd never blocks on it.
     thread::spawn(move || for _ in lines {});
+    crate::util::register_plain(addr);
     Limited { child, addr }
 }
 
@@ -121,7 +126,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
             continue;
         }
         match raw.recv() {
-            Recv::Msg(Message::Welcome { .. }) => match raw.recv() {
+            Recv::Msg(Message::Welcome { .. }) => match dbg!(raw.recv()) {
                 Recv::Msg(Message::PutReady { .. }) => ready += 1,
                 Recv::Msg(Message::Error { .. }) => refused += 1,
                 Recv::Timeout => silent += 1,

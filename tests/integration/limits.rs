@@ -152,7 +152,10 @@ fn half_open_handshakes_are_closed_and_others_are_served() {
     let mut shut = Raw::connect(server.addr());
     let bytes = crate::util::encode(&hello());
     shut.send_raw(&bytes[..bytes.len() / 2]).unwrap();
-    shut.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    shut.stream
+        .socket()
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
     let mut half = Raw::connect(server.addr());
     half.send_raw(&bytes[..5]).unwrap();
 

@@ -174,7 +174,10 @@ fn unsafe_names_from_the_server_are_refused() {
 fn batch_raw(server: &Server, cwd: &Path, script: &str, no_color: bool) -> (bool, String, String) {
     let home = server.scratch(if no_color { "home-nc" } else { "home-c" });
     let mut cmd = Command::new(ftx_bin());
+    let (extra, access_env) = crate::util::ftx_access(&server.addr_arg());
     cmd.args([server.addr_arg().as_str(), "-b", "-"])
+        .args(&extra)
+        .envs(access_env)
         .current_dir(cwd)
         .env("HOME", &home)
         .env("XDG_DATA_HOME", home.join("data"))

@@ -2,6 +2,13 @@
 //! own temporary root, runs the real `ftx` in batch mode with a timeout, talks
 //! raw frames to the server, and compares files and directory trees.
 //!
+//! Servers speak TLS and require a token by default, as `ftxd` does: the
+//! harness gives each one a state directory in its temporary base, reads
+//! the token and the certificate fingerprint it prints, and hands them to
+//! `ftx` (`FTX_TOKEN`, `--fingerprint`) and to raw connections (which speak
+//! TLS through rustls and put the token in `Hello`). A server started with
+//! `--plain` and/or `--open` is reached accordingly.
+//!
 //! Every helper fails with a message that shows what the programs printed, so
 //! a failing test explains itself. Nothing here knows the server's or the
 //! client's internals: only the contract in `PRODUCT.md` and the protocol
@@ -9,7 +16,8 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -17,7 +25,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,6 +56,44 @@ pub fn ftx_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ftx")
 }
 
+/// How to reach one server: its certificate fingerprint (`None`: plain)
+/// and its access token (empty: open).
+#[derive(Debug, Clone, Default)]
+pub struct Creds {
+    /// `SHA256:...`, or `None` for `--plain`.
+    pub fingerprint: Option<String>,
+    /// The first token it printed, or empty for `--open`.
+    pub token: String,
+}
+
+/// Records that `addr` is an ftxd this test started by hand with
+/// `--plain --open`, so [`run_batch`] and [`Raw`] reach it without TLS.
+pub fn register_plain(addr: SocketAddr) {
+    if let Ok(mut r) = registry().lock() {
+        r.insert(addr, Creds::default());
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<SocketAddr, Creds>> {
+    static R: OnceLock<Mutex<HashMap<SocketAddr, Creds>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+thread_local! {
+    /// The token of the server this test thread started last, for
+    /// [`hello`] (tests start one server each).
+    static LAST_TOKEN: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// How to reach the server at `addr` (plain and open if unknown).
+pub fn creds(addr: SocketAddr) -> Creds {
+    registry()
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&addr).cloned())
+        .unwrap_or_default()
+}
+
 /// A running `ftxd` on `127.0.0.1` with a fresh root, stopped on drop.
 ///
 /// The root is `BASE/root` inside a temporary directory `BASE`; tests make
@@ -61,6 +107,7 @@ pub struct Server {
     root: PathBuf,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    creds: Creds,
 }
 
 impl Server {
@@ -73,7 +120,7 @@ impl Server {
             .expect("create temp dir");
         let root = base.path().join("root");
         fs::create_dir(&root).expect("create server root");
-        Server::start_in(base, root, args)
+        Server::start_in(base, root, "127.0.0.1:0", args)
     }
 
     /// Starts another `ftxd` serving an existing `root` (one that another
@@ -84,15 +131,24 @@ impl Server {
             .prefix("ftx-test-")
             .tempdir()
             .expect("create temp dir");
-        Server::start_in(base, root.to_path_buf(), args)
+        Server::start_in(base, root.to_path_buf(), "127.0.0.1:0", args)
     }
 
-    fn start_in(base: TempDir, root: PathBuf, args: &[&str]) -> Server {
+    fn start_in(base: TempDir, root: PathBuf, listen: &str, args: &[&str]) -> Server {
+        let plain = args.contains(&"--plain");
+        let open = args.contains(&"--open");
+        let mut extra: Vec<std::ffi::OsString> = Vec::new();
+        let needs_state = !(plain && open);
+        if needs_state && !args.contains(&"--state-dir") {
+            extra.push("--state-dir".into());
+            extra.push(base.path().join("state").into());
+        }
         let mut child = Command::new(ftxd_bin())
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--root")
             .arg(&root)
+            .args(&extra)
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -136,6 +192,7 @@ impl Server {
             root,
             stdout,
             stderr,
+            creds: Creds::default(),
         };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(line) => {
@@ -160,7 +217,52 @@ impl Server {
                 panic!("ftxd closed stdout before printing 'listening on ADDR:PORT'\n{logs}");
             }
         }
+        // Printed before the listening line, so already collected.
+        let printed = server.stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        let word_after = |needle: &str| {
+            printed.lines().find_map(|l| {
+                l.contains(needle)
+                    .then(|| l.split_whitespace().last().unwrap_or("").to_owned())
+            })
+        };
+        server.creds = Creds {
+            fingerprint: if plain {
+                None
+            } else {
+                word_after("fingerprint")
+            },
+            token: if open {
+                String::new()
+            } else {
+                word_after("access token").unwrap_or_default()
+            },
+        };
+        if !plain && server.creds.fingerprint.is_none() {
+            let logs = server.kill_and_logs();
+            panic!("ftxd printed no certificate fingerprint\n{logs}");
+        }
+        if let Ok(mut r) = registry().lock() {
+            r.insert(server.addr, server.creds.clone());
+        }
+        LAST_TOKEN.with(|t| *t.borrow_mut() = server.creds.token.clone());
         server
+    }
+
+    /// Starts another `ftxd` with `args` on the address of a stopped one
+    /// (same port), with its own state directory unless `args` name one.
+    pub fn start_at_addr(addr: SocketAddr, args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = base.path().join("root");
+        fs::create_dir(&root).expect("create server root");
+        Server::start_in(base, root, &addr.to_string(), args)
+    }
+
+    /// The token and fingerprint this server printed.
+    pub fn creds(&self) -> &Creds {
+        &self.creds
     }
 
     /// The address the server really bound.
@@ -214,7 +316,8 @@ impl Server {
         }
     }
 
-    /// Runs a batch script against this server from `cwd`.
+    /// Runs a batch script against this server from `cwd` (with its token
+    /// and fingerprint).
     pub fn batch(&self, cwd: &Path, script: &str) -> Output {
         run_batch(&self.addr_arg(), cwd, script)
     }
@@ -479,7 +582,65 @@ pub struct Running {
 }
 
 /// Starts `program ARGS` in `cwd` as [`run_cmd`] does, without waiting.
+/// `ftx ADDR ...` to a server of this harness gets its credentials.
 pub fn spawn_cmd(program: &str, args: &[&str], cwd: &Path, stdin: Option<&[u8]>) -> Running {
+    let (extra, envs) = if program == ftx_bin() {
+        ftx_access(args.first().copied().unwrap_or(""))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(extra.iter().map(String::as_str));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_cmd_env(program, &all, cwd, stdin, &envs, None)
+}
+
+/// Extra `ftx` flags and environment to reach the harness server at
+/// `addr` (`--fingerprint FP` or `--plain`, and `FTX_TOKEN`); nothing for
+/// an address the harness did not start.
+pub fn ftx_access(addr: &str) -> (Vec<String>, Vec<(&'static str, String)>) {
+    let Some(creds) = addr
+        .parse::<SocketAddr>()
+        .ok()
+        .and_then(|a| registry().lock().ok()?.get(&a).cloned())
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let args = match creds.fingerprint {
+        Some(fp) => vec!["--fingerprint".to_owned(), fp],
+        None => vec!["--plain".to_owned()],
+    };
+    let envs = if creds.token.is_empty() {
+        Vec::new()
+    } else {
+        vec![("FTX_TOKEN", creds.token)]
+    };
+    (args, envs)
+}
+
+/// [`run_cmd`] with extra environment variables and, optionally, a fixed
+/// home directory (so a known-hosts file survives between runs).
+pub fn run_cmd_env(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    envs: &[(&str, &str)],
+    fixed_home: Option<&Path>,
+) -> Output {
+    spawn_cmd_env(program, args, cwd, stdin, envs, fixed_home).wait(timeout)
+}
+
+/// [`spawn_cmd`] with extra environment variables and an optional fixed home.
+pub fn spawn_cmd_env(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdin: Option<&[u8]>,
+    envs: &[(&str, &str)],
+    fixed_home: Option<&Path>,
+) -> Running {
     let home = tempfile::Builder::new()
         .prefix("ftx-home-")
         .tempdir()
@@ -490,9 +651,14 @@ pub fn spawn_cmd(program: &str, args: &[&str], cwd: &Path, stdin: Option<&[u8]>)
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("HOME", fixed_home.unwrap_or(home.path()))
+        .env(
+            "XDG_DATA_HOME",
+            fixed_home.unwrap_or(home.path()).join("data"),
+        )
         .env_remove("RUST_LOG")
+        .env_remove("FTX_TOKEN")
+        .envs(envs.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -886,14 +1052,20 @@ pub fn assert_no_temp_files(dir: &Path) {
 
 // ---------------------------------------------------------------- raw frames
 
-/// The `Hello` a version-1 client sends.
+/// The `Hello` a version-1 client sends, with the token of the server this
+/// test thread started last.
 pub fn hello() -> Message {
+    hello_with(LAST_TOKEN.with(|t| t.borrow().clone()).into_bytes())
+}
+
+/// A version-1 `Hello` carrying `token`.
+pub fn hello_with(token: Vec<u8>) -> Message {
     Message::Hello {
         magic: limits::MAGIC,
         min_version: 1,
         max_version: 1,
         flags: 0,
-        token: vec![],
+        token,
     }
 }
 
@@ -936,16 +1108,20 @@ impl Recv {
     }
 }
 
-/// A raw TCP connection to `ftxd` that speaks frames by hand.
+/// A raw connection to `ftxd` that speaks frames by hand: plain TCP, or
+/// TLS (pinned to the server's fingerprint) for a TLS server.
 pub struct Raw {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The byte pipe (plain or TLS).
+    pub stream: ftx::client::transport::Stream,
     buf: Vec<u8>,
 }
 
 impl Raw {
-    /// Connects (no handshake).
+    /// Connects (no `Hello`); for a TLS server the TLS handshake runs
+    /// first. A server that answers in a plain frame instead (busy) leaves
+    /// that frame to be received.
     pub fn connect(addr: SocketAddr) -> Raw {
+        use ftx::client::transport::{handshake, HandshakeError, Stream};
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream
@@ -955,9 +1131,27 @@ impl Raw {
             .set_write_timeout(Some(RAW_READ_TIMEOUT))
             .expect("set write timeout");
         let _ = stream.set_nodelay(true);
-        Raw {
-            stream,
-            buf: Vec::new(),
+        let Some(fp) = creds(addr).fingerprint else {
+            return Raw {
+                stream: Stream::Plain(stream),
+                buf: Vec::new(),
+            };
+        };
+        let keep = stream.try_clone().expect("clone socket");
+        match handshake(stream, Some(fp)) {
+            Ok((stream, _)) => Raw {
+                stream,
+                buf: Vec::new(),
+            },
+            Err(HandshakeError::NotTls(Some((code, message)))) => Raw {
+                stream: Stream::Plain(keep),
+                buf: encode(&Message::Error { code, message }),
+            },
+            Err(HandshakeError::NotTls(None)) => panic!("{addr} answered TLS in plain"),
+            Err(HandshakeError::Mismatch { presented }) => {
+                panic!("{addr} presented another certificate: {presented}")
+            }
+            Err(HandshakeError::Other(e)) => panic!("TLS handshake with {addr}: {e}"),
         }
     }
 
@@ -965,7 +1159,8 @@ impl Raw {
     #[track_caller]
     pub fn handshake(addr: SocketAddr) -> Raw {
         let mut raw = Raw::connect(addr);
-        raw.send(&hello()).expect("send Hello");
+        raw.send(&hello_with(creds(addr).token.into_bytes()))
+            .expect("send Hello");
         match raw.recv() {
             Recv::Msg(Message::Welcome { version, .. }) => {
                 assert_eq!(version, 1, "server chose version {version}");
@@ -977,12 +1172,14 @@ impl Raw {
 
     /// Sends one message as a frame.
     pub fn send(&mut self, msg: &Message) -> io::Result<()> {
-        self.stream.write_all(&encode(msg))
+        self.stream.write_all(&encode(msg))?;
+        self.stream.flush()
     }
 
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
     }
 
     /// Reads the next frame, a close, or a timeout.
@@ -1201,6 +1398,13 @@ impl Proxy {
                 thread::spawn(move || pump(s2, c2, down, &b, 1));
             }
         });
+        // Clients of the proxy need the target's credentials (the same
+        // certificate and token come through it).
+        if let Ok(mut r) = registry().lock() {
+            if let Some(c) = r.get(&target).cloned() {
+                r.insert(addr, c);
+            }
+        }
         Proxy {
             addr,
             shared,

@@ -60,7 +60,10 @@ impl Pty {
             unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let dup = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty slave"));
         let mut cmd = Command::new(ftx_bin());
+        let (extra, access_env) = super::ftx_access(args.first().copied().unwrap_or(""));
         cmd.args(args)
+            .args(&extra)
+            .envs(access_env)
             .current_dir(cwd)
             .env("TERM", "xterm")
             .env_remove("NO_COLOR")
