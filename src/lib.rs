@@ -10,6 +10,10 @@
 //!   Never imports `client` or `shell`.
 //! - [`client`]: the API the shell calls; drives a `ClientSession` over a
 //!   socket and handles local files. Never prints.
+//! - [`fingerprint`]: the `SHA256:...` certificate fingerprint that
+//!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
+//! - [`partial`]: resumable part files shared by both sides (fixed hidden
+//!   names, cross-process locks, prefix digests, the stale-part sweep).
 //! - [`shell`]: command parsing, line sources (interactive and batch),
 //!   completion, execution and every user-visible text. Never touches `mio`
 //!   or frames.
@@ -18,6 +22,8 @@
 //! user-facing output goes through `shell`'s renderer.
 
 pub mod client;
+pub mod fingerprint;
+pub mod partial;
 pub mod proto;
 pub mod server;
 pub mod shell;

@@ -8,6 +8,10 @@
 
 mod util;
 
+#[path = "integration/abuse.rs"]
+mod abuse;
+#[path = "integration/access.rs"]
+mod access;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]
@@ -16,17 +20,29 @@ mod clash;
 mod cli;
 #[path = "integration/concurrency.rs"]
 mod concurrency;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/fdlimit.rs"]
+mod fdlimit;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
+#[path = "integration/many.rs"]
+mod many;
 #[path = "integration/names.rs"]
 mod names;
+#[path = "integration/pty.rs"]
+mod pty;
 #[path = "integration/raw.rs"]
 mod raw;
 #[path = "integration/symlinks.rs"]
 mod symlinks;
 #[path = "integration/transfer.rs"]
 mod transfer;
+#[path = "integration/traversal.rs"]
+mod traversal;

@@ -1,12 +1,17 @@
-//! `ftxd`: flags -> validated config -> logger -> bind -> "listening on"
-//! -> the event loop. The exit code is decided here only: 0 after a clean
-//! shutdown, 1 with a one-line `error:` on failure, 2 for a bad flag.
+//! `ftxd`: flags -> validated config -> logger -> identity and tokens ->
+//! bind -> "listening on" -> the event loop; or `ftxd token ...`. The exit
+//! code is decided here only: 0 after a clean shutdown, 1 with a one-line
+//! `error:` on failure, 2 for a bad flag. What the operator must see (the
+//! first token, the fingerprint, warnings) is printed here, not logged.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ftx::server::{self, ServerArgs, ServerConfig, Shutdown};
+use ftx::server::config::resolve_state_dir;
+use ftx::server::tls::Identity;
+use ftx::server::tokens::{Access, TokenStore, FIRST_TOKEN_NAME};
+use ftx::server::{self, ServerArgs, ServerCommand, ServerConfig, Shutdown, TokenCommand};
 
 fn main() -> ExitCode {
     let args = match ServerArgs::try_parse() {
@@ -20,7 +25,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match serve(args) {
+    let result = match args.command.clone() {
+        Some(ServerCommand::Token(cmd)) => token_command(args, cmd),
+        None => serve(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("error: {msg}");
@@ -35,6 +44,7 @@ fn serve(args: ServerArgs) -> Result<(), String> {
         env_logger::Env::default().default_filter_or(config.verbosity.filter()),
     )
     .init();
+    prepare_access(&config)?;
     let listener =
         server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener
@@ -45,4 +55,85 @@ fn serve(args: ServerArgs) -> Result<(), String> {
     let _ = writeln!(out, "ftxd listening on {bound}").and_then(|()| out.flush());
     drop(out);
     server::run(listener, config, Shutdown::on_signals()).map_err(|e| e.to_string())
+}
+
+/// Creates the key, certificate and first token on first start and tells
+/// the operator what they need: the fingerprint every time, the token once,
+/// and a warning for `--plain` / `--open`.
+fn prepare_access(config: &ServerConfig) -> Result<(), String> {
+    let access = &config.access;
+    let mut out = std::io::stdout().lock();
+    if let Some(dir) = access.state_dir.as_deref() {
+        let state_err = |e: &dyn std::fmt::Display| format!("state directory: {e}");
+        if access.tls {
+            let (identity, created) = Identity::load_or_create(dir).map_err(|e| state_err(&e))?;
+            if created {
+                let _ = writeln!(
+                    out,
+                    "ftxd: created a new key and certificate in {}",
+                    dir.display()
+                );
+            }
+            let _ = writeln!(
+                out,
+                "ftxd: certificate fingerprint {}",
+                identity.fingerprint()
+            );
+        }
+        if access.require_token {
+            let mut tokens = TokenStore::open(dir).map_err(|e| state_err(&e))?;
+            if tokens.list().is_empty() {
+                let token = tokens
+                    .add(FIRST_TOKEN_NAME, Access::ReadWrite)
+                    .map_err(|e| state_err(&e))?;
+                let _ = writeln!(
+                    out,
+                    "ftxd: created read-write access token '{FIRST_TOKEN_NAME}' (shown only once): {token}"
+                );
+                let _ = writeln!(
+                    out,
+                    "ftxd: give it to ftx with FTX_TOKEN, --token-file or at the prompt; 'ftxd token add' makes more"
+                );
+            }
+        }
+    }
+    let _ = out.flush();
+    drop(out);
+    if !access.tls {
+        eprintln!("warning: --plain: TLS is off; files and tokens cross the network in clear");
+    }
+    if !access.require_token {
+        eprintln!(
+            "warning: --open: no access token is needed; anyone who can connect may read and change files"
+        );
+    }
+    Ok(())
+}
+
+/// `ftxd token add|list|revoke`.
+fn token_command(args: ServerArgs, cmd: TokenCommand) -> Result<(), String> {
+    let dir = resolve_state_dir(args.state_dir).map_err(|e| e.to_string())?;
+    let mut tokens = TokenStore::open(&dir).map_err(|e| e.to_string())?;
+    match cmd {
+        TokenCommand::Add { name, read_only } => {
+            let access = if read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            };
+            let token = tokens.add(&name, access).map_err(|e| e.to_string())?;
+            println!("{token}");
+            eprintln!("created {access} token '{name}'; it is shown only this once");
+        }
+        TokenCommand::List => {
+            for t in tokens.list() {
+                println!("{} {}", t.name, t.access);
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            tokens.revoke(&name).map_err(|e| e.to_string())?;
+            println!("revoked token '{name}'");
+        }
+    }
+    Ok(())
 }

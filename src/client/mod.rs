@@ -1,14 +1,17 @@
 //! The client API the shell calls: connect, list, put, get and the simple
 //! remote operations, each a blocking call that drives a `ClientSession`
-//! over a `TcpStream`. Handles local files (temporary file, verify, rename).
+//! over a TCP stream, plain or TLS ([`transport`]) with the server pinned
+//! by fingerprint ([`known_hosts`]). Handles local files (temporary file, verify, rename).
 //! Never prints: results and typed errors go back to the caller, progress
 //! goes through the [`Progress`] trait.
 
+pub mod known_hosts;
 pub mod local;
+pub mod transport;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,7 +21,30 @@ use crate::proto::limits::MAX_CHUNK;
 use crate::proto::message::Entry;
 use crate::proto::session::{ClientEvent, ClientSession};
 
+use known_hosts::IdentityChanged;
 use local::LocalDownload;
+use transport::{HandshakeError, Stream};
+
+/// How to reach a server: TLS (pinned to a fingerprint) or plain, and the
+/// access token sent in `Hello`.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `Some(fingerprint)`: TLS, accepting only that certificate;
+    /// `None`: plain TCP.
+    pub pin: Option<String>,
+    /// The access token (empty: none).
+    pub token: Vec<u8>,
+}
+
+impl ConnectOptions {
+    /// Plain TCP, no token (an `ftxd --plain --open`).
+    pub fn plain() -> ConnectOptions {
+        ConnectOptions {
+            pin: None,
+            token: Vec::new(),
+        }
+    }
+}
 
 /// Time allowed to open the TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +83,19 @@ pub enum ClientError {
     LocalNotAFile(PathBuf),
     /// The local file changed size while it was being sent.
     LocalChanged(PathBuf),
+    /// The user cancelled the transfer ([`Progress::cancelled`]); the
+    /// connection is usable and the transfer ended like a failed one
+    /// (an interrupted part stays resumable).
+    Cancelled,
+    /// The server presented another certificate than the pinned one.
+    IdentityChanged(IdentityChanged),
+    /// TLS was asked for but the server answered in plain frames.
+    NotTls {
+        /// `HOST:PORT`.
+        addr: String,
+        /// The server's plain error, if it sent one (busy, ...).
+        answer: Option<RemoteError>,
+    },
 }
 
 impl ClientError {
@@ -72,7 +111,11 @@ impl ClientError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            ClientError::Closed(_) | ClientError::Io(_) | ClientError::Connect { .. }
+            ClientError::Closed(_)
+                | ClientError::Io(_)
+                | ClientError::Connect { .. }
+                | ClientError::IdentityChanged(_)
+                | ClientError::NotTls { .. }
         )
     }
 }
@@ -86,6 +129,17 @@ impl fmt::Display for ClientError {
             ClientError::Remote(e) => write!(f, "{e}"),
             ClientError::Closed(e) => write!(f, "connection lost: {e}"),
             ClientError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for the server"),
+            ClientError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                write!(f, "connection lost: {e}")
+            }
             ClientError::Io(e) => write!(f, "network error: {e}"),
             ClientError::Local { path, source } => {
                 write!(
@@ -98,6 +152,15 @@ impl fmt::Display for ClientError {
             ClientError::LocalNotAFile(p) => {
                 write!(f, "local file '{}': is a directory", p.display())
             }
+            ClientError::IdentityChanged(c) => write!(f, "{c}"),
+            ClientError::NotTls {
+                answer: Some(e), ..
+            } => write!(f, "{e}"),
+            ClientError::NotTls { addr, answer: None } => write!(
+                f,
+                "the server at {addr} does not speak TLS (is ftxd running with --plain?); \
+                 use ftx --plain only on a trusted network"
+            ),
             ClientError::LocalChanged(p) => {
                 write!(
                     f,
@@ -105,11 +168,25 @@ impl fmt::Display for ClientError {
                     p.display()
                 )
             }
+            ClientError::Cancelled => write!(f, "cancelled"),
         }
     }
 }
 
 impl std::error::Error for ClientError {}
+
+/// True when `stored`, the name a server says it stored an upload of
+/// `requested` under, is a valid remote path in the same directory: the
+/// server is not trusted to name anything else.
+fn stored_name_fits(requested: &str, stored: &str) -> bool {
+    match (
+        crate::proto::path::RemotePath::parse(requested),
+        crate::proto::path::RemotePath::parse(stored),
+    ) {
+        (Ok(r), Ok(s)) => s.file_name().is_some() && s.parent() == r.parent(),
+        _ => false,
+    }
+}
 
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
@@ -137,6 +214,10 @@ pub trait Progress {
     fn advance(&mut self, done: u64);
     /// The transfer ended (successfully or not).
     fn finish(&mut self);
+    /// Whether the user asked to stop this transfer; polled between chunks.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that shows nothing.
@@ -157,6 +238,13 @@ pub struct PutOutcome {
     pub size: u64,
     /// Wall time of the transfer.
     pub elapsed: Duration,
+    /// Bytes the server already held and that were not sent again.
+    pub resumed_from: u64,
+    /// The server's part was not this file's data: it was sent whole.
+    pub restarted: bool,
+    /// An interrupted upload of the name (this many bytes) is still on the
+    /// server, untouched: `reput` could continue it.
+    pub partial: u64,
 }
 
 /// A finished download.
@@ -168,40 +256,43 @@ pub struct GetOutcome {
     pub size: u64,
     /// Wall time of the transfer.
     pub elapsed: Duration,
+    /// Bytes already held locally and not fetched again.
+    pub resumed_from: u64,
+    /// The local part was not the server's data: it was fetched whole.
+    pub restarted: bool,
+    /// An interrupted download to the same name (this many bytes) is still
+    /// there, untouched: `reget` could continue it.
+    pub partial: u64,
 }
 
 /// A connection to an `ftxd`.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     session: ClientSession,
     server: String,
+    last_resumable: bool,
 }
 
 impl Client {
-    /// Connects to `addr` (`HOST:PORT`) and completes the handshake.
+    /// Connects to `addr` (`HOST:PORT`) over plain TCP without a token
+    /// and completes the handshake.
     pub fn connect(addr: &str) -> Result<Client, ClientError> {
-        let connect_err = |source| ClientError::Connect {
-            addr: addr.to_owned(),
-            source,
+        Client::connect_with(addr, &ConnectOptions::plain())
+    }
+
+    /// Connects to `addr` as `options` say (TLS pinned to a fingerprint or
+    /// plain; the token) and completes the handshake.
+    pub fn connect_with(addr: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
+        let sock = tcp_connect(addr)?;
+        let stream = match &options.pin {
+            None => Stream::Plain(sock),
+            Some(pin) => tls_handshake(addr, sock, Some(pin.clone()))?.0,
         };
-        let addrs: Vec<_> = addr.to_socket_addrs().map_err(connect_err)?.collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
-        let mut stream = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = e,
-            }
-        }
-        let stream = stream.ok_or_else(|| connect_err(last))?;
-        stream.set_nodelay(true).ok();
         let mut client = Client {
             stream,
-            session: ClientSession::new(Vec::new()),
+            session: ClientSession::new(options.token.clone()),
             server: String::new(),
+            last_resumable: false,
         };
         client
             .stream
@@ -251,12 +342,17 @@ impl Client {
     }
 
     /// Uploads `local` as `remote`. Without `force`, a taken name gives
-    /// `stem_N.ext` on the server; the outcome says the stored name.
+    /// `stem_N.ext` on the server; the outcome says the stored name. With
+    /// `resume`, continues the server's interrupted upload of `remote` after
+    /// checking that its prefix is the same data (BLAKE3); a prefix that
+    /// differs restarts from scratch, and with nothing to resume the whole
+    /// file is sent — the outcome says which.
     pub fn put(
         &mut self,
         local: &Path,
         remote: &str,
         force: bool,
+        resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<PutOutcome, ClientError> {
         let local_err = |source| ClientError::Local {
@@ -270,28 +366,86 @@ impl Client {
         }
         let size = meta.len();
         let started = Instant::now();
+        self.last_resumable = false;
         self.session
-            .put(remote, size, 0, force)
+            .put(remote, size, resume.then_some(size), force)
             .map_err(command_error)?;
+        let mut outcome = PutOutcome {
+            stored: String::new(),
+            size,
+            elapsed: Duration::ZERO,
+            resumed_from: 0,
+            restarted: false,
+            partial: 0,
+        };
         let mut fbuf = vec![0u8; IO_BUF];
         let mut sent = 0u64;
         let mut started_progress = false;
+        let mut restart_pending = false;
         let result = loop {
+            // Only once data flows: before PutReady there is nothing to cancel.
+            if started_progress && progress.cancelled() {
+                break Err(ClientError::Cancelled);
+            }
+            let mut step: Option<Result<(), ClientError>> = None;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
-                    ClientEvent::PutReady { offset, .. } => {
-                        sent = offset;
-                        progress.start(size, offset);
+                    ClientEvent::PutReady {
+                        offset,
+                        digest,
+                        partial,
+                        resumable,
+                        ..
+                    } => {
+                        outcome.partial = partial;
+                        self.last_resumable = resumable;
+                        sent = 0;
+                        if offset > 0 {
+                            let same = crate::partial::prefix_hasher(&file, offset)
+                                .ok()
+                                .filter(|h| *h.finalize().as_bytes() == digest);
+                            match same {
+                                Some(prefix) => {
+                                    self.session.resume_with(prefix);
+                                    sent = offset;
+                                    outcome.resumed_from = offset;
+                                }
+                                None => {
+                                    self.session.cancel();
+                                    restart_pending = true;
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Err(e) = file.seek(SeekFrom::Start(sent)) {
+                            step = Some(Err(local_err(e)));
+                            break;
+                        }
+                        progress.start(size, sent);
                         started_progress = true;
                     }
                     ClientEvent::PutDone { name, size } => {
                         progress.advance(size);
                         progress.finish();
-                        return Ok(PutOutcome {
-                            stored: name,
-                            size,
-                            elapsed: started.elapsed(),
-                        });
+                        if !stored_name_fits(remote, &name) {
+                            return Err(ClientError::Remote(RemoteError::new(
+                                ErrorCode::Protocol,
+                                "server reported a stored name outside the requested directory",
+                            )));
+                        }
+                        outcome.stored = name;
+                        outcome.size = size;
+                        outcome.elapsed = started.elapsed();
+                        return Ok(outcome);
+                    }
+                    ClientEvent::Failed(e) if restart_pending && e.code == ErrorCode::Cancelled => {
+                        // The server's part is not our data: start over in it.
+                        restart_pending = false;
+                        outcome.restarted = true;
+                        if let Err(e) = self.session.put(remote, size, Some(0), force) {
+                            step = Some(Err(command_error(e)));
+                            break;
+                        }
                     }
                     other => {
                         if started_progress {
@@ -300,6 +454,9 @@ impl Client {
                         return Err(event_error(other));
                     }
                 }
+            }
+            if let Some(r) = step {
+                break r;
             }
             let want = self.session.wants_data();
             if want > 0 {
@@ -333,47 +490,83 @@ impl Client {
                 self.drain_until_idle();
             }
         }
-        result
+        result.map(|()| outcome)
     }
 
     /// Downloads `remote` to `target` (a file path). The data goes to a
-    /// hidden temporary file that is renamed into place after the digest
-    /// matched; without `force` a taken name gives `stem_N.ext` locally.
+    /// hidden part file beside the target that is published under the
+    /// final name after the digest matched; without `force` a taken name
+    /// gives `stem_N.ext` locally. With `resume`, continues the part left by
+    /// an interrupted download after checking that it is the same data as
+    /// the server's prefix (BLAKE3); otherwise it restarts.
     pub fn get(
         &mut self,
         remote: &str,
         target: &Path,
         force: bool,
+        resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<GetOutcome, ClientError> {
         let started = Instant::now();
-        self.session.get(remote, 0).map_err(command_error)?;
-        let mut download: Option<LocalDownload> = None;
+        let local_err = |source| ClientError::Local {
+            path: target.to_path_buf(),
+            source,
+        };
+        self.last_resumable = false;
+        let (mut dl, stale) = if resume {
+            (LocalDownload::resume(target, force).map_err(local_err)?, 0)
+        } else {
+            LocalDownload::create(target, force).map_err(local_err)?
+        };
+        let held = dl.held().map_err(local_err)?;
+        self.session.get(remote, held).map_err(command_error)?;
+        let mut outcome = GetOutcome {
+            path: PathBuf::new(),
+            size: 0,
+            elapsed: Duration::ZERO,
+            resumed_from: 0,
+            restarted: false,
+            partial: stale,
+        };
         let mut failure: Option<ClientError> = None;
+        let mut restart_pending = false;
         loop {
             while let Some(ev) = self.session.poll_event() {
                 match ev {
-                    ClientEvent::GetReady { size, offset, .. } => {
-                        match LocalDownload::create(target, force) {
-                            Ok(d) => download = Some(d),
-                            Err(source) => {
-                                failure = Some(ClientError::Local {
-                                    path: target.to_path_buf(),
-                                    source,
-                                });
-                                self.session.cancel();
+                    ClientEvent::GetReady {
+                        size,
+                        offset,
+                        digest,
+                        ..
+                    } => {
+                        self.last_resumable = dl.resumable();
+                        let mut from = 0;
+                        if offset > 0 {
+                            match crate::partial::prefix_hasher(&dl.file, offset) {
+                                Ok(h) if *h.finalize().as_bytes() == digest => {
+                                    self.session.resume_with(h);
+                                    from = offset;
+                                }
+                                _ => {
+                                    self.session.cancel();
+                                    restart_pending = true;
+                                    continue;
+                                }
                             }
+                        } else if held > 0 {
+                            outcome.restarted = true;
                         }
-                        progress.start(size, offset);
+                        outcome.resumed_from = from;
+                        if let Err(source) = dl.seek_to(from) {
+                            failure = Some(local_err(source));
+                            self.session.cancel();
+                        }
+                        progress.start(size, from);
                     }
                     ClientEvent::GetData { offset, data } => {
-                        if let Some(d) = download.as_mut() {
-                            if let Err(source) = d.write(&data) {
-                                failure = Some(ClientError::Local {
-                                    path: target.to_path_buf(),
-                                    source,
-                                });
-                                download = None;
+                        if failure.is_none() {
+                            if let Err(source) = dl.write(&data) {
+                                failure = Some(local_err(source));
                                 self.session.cancel();
                             } else {
                                 progress.advance(offset + data.len() as u64);
@@ -382,33 +575,46 @@ impl Client {
                     }
                     ClientEvent::GetDone { size } => {
                         progress.finish();
-                        let Some(d) = download.take() else {
-                            return Err(failure.unwrap_or_else(|| {
-                                ClientError::Closed(RemoteError::new(
-                                    ErrorCode::Protocol,
-                                    "data without a transfer",
-                                ))
-                            }));
-                        };
-                        let path = d.commit().map_err(|source| ClientError::Local {
-                            path: target.to_path_buf(),
-                            source,
-                        })?;
-                        return Ok(GetOutcome {
-                            path,
-                            size,
-                            elapsed: started.elapsed(),
-                        });
+                        if let Some(f) = failure {
+                            return Err(f);
+                        }
+                        outcome.path = dl.commit().map_err(local_err)?;
+                        outcome.size = size;
+                        outcome.elapsed = started.elapsed();
+                        return Ok(outcome);
+                    }
+                    ClientEvent::Failed(e) if restart_pending && e.code == ErrorCode::Cancelled => {
+                        // Our part is not the server's data: start over.
+                        restart_pending = false;
+                        outcome.restarted = true;
+                        dl.seek_to(0).map_err(local_err)?;
+                        self.session.get(remote, 0).map_err(command_error)?;
                     }
                     other => {
                         progress.finish();
+                        if matches!(&other, ClientEvent::Failed(e) if e.code == ErrorCode::Integrity)
+                        {
+                            dl.discard();
+                        }
                         return Err(failure.unwrap_or_else(|| event_error(other)));
                     }
                 }
             }
+            // Cancelled: end it like a local write failure (the part stays
+            // for reget, the server is told), then read on until it agrees.
+            if failure.is_none() && progress.cancelled() {
+                failure = Some(ClientError::Cancelled);
+                self.session.cancel();
+            }
             self.flush()?;
             self.read_some()?;
         }
+    }
+
+    /// Whether the last transfer that started is kept for `reput`/`reget`
+    /// when it fails by interruption.
+    pub fn last_transfer_resumable(&self) -> bool {
+        self.last_resumable
     }
 
     fn expect_ok(&mut self) -> Result<(), ClientError> {
@@ -507,6 +713,65 @@ impl Client {
     }
 }
 
+/// Opens the TCP connection to `addr`, trying each address it resolves to.
+fn tcp_connect(addr: &str) -> Result<TcpStream, ClientError> {
+    let connect_err = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let addrs: Vec<_> = addr.to_socket_addrs().map_err(connect_err)?.collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                s.set_nodelay(true).ok();
+                // The TLS handshake must not hang on a silent server.
+                s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+                    .map_err(connect_err)?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(connect_err(last))
+}
+
+fn tls_handshake(
+    addr: &str,
+    sock: TcpStream,
+    pin: Option<String>,
+) -> Result<(Stream, String), ClientError> {
+    let expected = pin.clone();
+    transport::handshake(sock, pin).map_err(|e| match e {
+        HandshakeError::Mismatch { presented } => ClientError::IdentityChanged(IdentityChanged {
+            host: addr.to_owned(),
+            expected: expected.unwrap_or_default(),
+            presented,
+        }),
+        HandshakeError::NotTls(answer) => ClientError::NotTls {
+            addr: addr.to_owned(),
+            answer: answer.map(|(code, msg)| RemoteError::new(code, msg)),
+        },
+        HandshakeError::Other(source) if is_timeout(&source) => ClientError::Connect {
+            addr: addr.to_owned(),
+            source: io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"),
+        },
+        HandshakeError::Other(source) => ClientError::Connect {
+            addr: addr.to_owned(),
+            source: io::Error::new(source.kind(), format!("TLS handshake failed: {source}")),
+        },
+    })
+}
+
+/// Connects to `addr` over TLS accepting any certificate, only to learn
+/// its fingerprint (for trust on first use); sends nothing else.
+pub fn probe_fingerprint(addr: &str) -> Result<String, ClientError> {
+    let sock = tcp_connect(addr)?;
+    let (stream, presented) = tls_handshake(addr, sock, None)?;
+    drop(stream);
+    Ok(presented)
+}
+
 fn command_error(e: crate::proto::session::CommandError) -> ClientError {
     ClientError::Closed(RemoteError::new(ErrorCode::Protocol, e.to_string()))
 }
@@ -531,7 +796,7 @@ fn unexpected(ev: ClientEvent) -> ClientError {
 }
 
 /// Writes `a` then `b` with as few system calls as the socket allows.
-fn write_both(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<()> {
+fn write_both(stream: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<()> {
     let mut bufs = [IoSlice::new(a), IoSlice::new(b)];
     let mut rest: &mut [IoSlice] = &mut bufs;
     while !rest.is_empty() {
@@ -543,4 +808,26 @@ fn write_both(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod distrust_tests {
+    use super::stored_name_fits;
+
+    #[test]
+    fn a_stored_name_must_stay_in_the_requested_directory() {
+        assert!(stored_name_fits("a.txt", "a_1.txt"));
+        assert!(stored_name_fits("d/a.txt", "d/a_1.txt"));
+        for bad in [
+            "../a.txt",
+            "/etc/passwd",
+            "e/a.txt",
+            "",
+            "d/../a",
+            "a\u{1b}[2J",
+        ] {
+            assert!(!stored_name_fits("d/a.txt", bad), "{bad:?}");
+        }
+        assert!(!stored_name_fits("a.txt", "d/a.txt"));
+    }
 }

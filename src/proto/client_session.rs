@@ -5,8 +5,10 @@
 
 use super::error::{DecodeError, ErrorCode, RemoteError};
 use super::frame::FrameReader;
-use super::limits::{MAGIC, MAX_CHUNK, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION};
-use super::message::{data_header, Entry, Message, PUT_FORCE};
+use super::limits::{
+    MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
+};
+use super::message::{data_header, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
 use super::outbox::Outbox;
 
 /// What happened on the connection, in the order it happened.
@@ -21,12 +23,21 @@ pub enum ClientEvent {
     },
     /// The complete answer to `list`.
     Listing(Vec<Entry>),
-    /// The server is ready for the upload's data, from `offset`.
+    /// The server is ready for the upload's data, from `offset`. When
+    /// `offset` > 0 the driver checks `digest` against its own first
+    /// `offset` bytes and calls [`ClientSession::resume_with`], or cancels.
     PutReady {
         /// Name asked for (the stored name comes with `PutDone`).
         name: String,
         /// Offset of the first byte to send.
         offset: u64,
+        /// BLAKE3 of the server's first `offset` bytes.
+        digest: [u8; 32],
+        /// Bytes of an interrupted upload of the name that `reput` could
+        /// continue (0 if none).
+        partial: u64,
+        /// Whether the server keeps this upload if it is interrupted.
+        resumable: bool,
     },
     /// The upload is verified, durable and stored as `name`.
     PutDone {
@@ -36,6 +47,8 @@ pub enum ClientEvent {
         size: u64,
     },
     /// The download starts: the file has `size` bytes, data from `offset`.
+    /// When `offset` > 0 the driver checks `digest` against the part it
+    /// holds and calls [`ClientSession::resume_with`], or cancels.
     GetReady {
         /// Size of the whole file.
         size: u64,
@@ -43,6 +56,8 @@ pub enum ClientEvent {
         offset: u64,
         /// Modification time on the server (Unix seconds).
         mtime: i64,
+        /// BLAKE3 of the server's first `offset` bytes.
+        digest: [u8; 32],
     },
     /// Bytes of the download, in order.
     GetData {
@@ -163,19 +178,25 @@ impl ClientSession {
         )
     }
 
-    /// Starts an upload of a `size`-byte file, sending from `offset`.
+    /// Starts an upload of a `size`-byte file. With `resume: Some(max)`,
+    /// asks to continue the interrupted upload of this name from at most
+    /// `max` (`Some(0)` restarts it from scratch); `PutReady` says from where.
     pub fn put(
         &mut self,
         path: &str,
         size: u64,
-        offset: u64,
+        resume: Option<u64>,
         force: bool,
     ) -> Result<(), CommandError> {
+        let mut flags = if force { PUT_FORCE } else { 0 };
+        if resume.is_some() {
+            flags |= PUT_RESUME;
+        }
         let msg = Message::Put {
             path: path.to_owned(),
             size,
-            offset,
-            flags: if force { PUT_FORCE } else { 0 },
+            offset: resume.unwrap_or(0).min(size),
+            flags,
         };
         self.request(msg, State::AwaitPutReady { size })
     }
@@ -208,6 +229,20 @@ impl ClientSession {
             to: to.to_owned(),
         };
         self.request(msg, State::AwaitOk)
+    }
+
+    /// After a `PutReady` or `GetReady` with an offset: the BLAKE3 state of
+    /// the first `offset` bytes this side holds, so the whole-file digest
+    /// covers them. Call it before any data moves.
+    pub fn resume_with(&mut self, prefix: blake3::Hasher) {
+        match &mut self.state {
+            State::Putting(p) => {
+                p.hasher = prefix;
+                self.finish_upload_if_complete();
+            }
+            State::Getting(g) => g.hasher = prefix,
+            _ => {}
+        }
     }
 
     /// During an upload: how many bytes `send_data` takes now (0 when the
@@ -407,6 +442,10 @@ impl ClientSession {
                     .push_back(ClientEvent::Connected { version, server });
             }
             (State::AwaitListing(mut acc), Message::Entries { entries, last }) => {
+                // A hostile server must not grow the listing without end.
+                if acc.len() + entries.len() > MAX_LIST_ENTRIES {
+                    return self.close(ErrorCode::Protocol, "server sent too many entries");
+                }
                 acc.extend(entries);
                 if last {
                     self.events.push_back(ClientEvent::Listing(acc));
@@ -414,19 +453,37 @@ impl ClientSession {
                     self.state = State::AwaitListing(acc);
                 }
             }
-            (State::AwaitPutReady { size }, Message::PutReady { name, offset }) => {
+            (
+                State::AwaitPutReady { size },
+                Message::PutReady {
+                    name,
+                    offset,
+                    digest,
+                    partial,
+                    flags,
+                },
+            ) => {
                 if offset > size {
                     return self.close(ErrorCode::Protocol, "server chose an offset past the end");
                 }
-                self.events
-                    .push_back(ClientEvent::PutReady { name, offset });
+                self.events.push_back(ClientEvent::PutReady {
+                    name,
+                    offset,
+                    digest,
+                    partial,
+                    resumable: flags & READY_RESUMABLE != 0,
+                });
                 self.state = State::Putting(Put {
                     size,
                     sent: offset,
                     acked: offset,
                     hasher: blake3::Hasher::new(),
                 });
-                self.finish_upload_if_complete();
+                // A resumed upload finishes only once the driver gave the
+                // prefix state (`resume_with`), so `Done` covers it.
+                if offset == 0 {
+                    self.finish_upload_if_complete();
+                }
             }
             (State::Putting(mut p), Message::Ack { offset }) => {
                 if offset < p.acked || offset > p.sent {
@@ -447,12 +504,14 @@ impl ClientSession {
                     size,
                     offset,
                     mtime,
+                    digest,
                 },
             ) => {
                 if offset > size {
                     return self.close(ErrorCode::Protocol, "server chose an offset past the end");
                 }
                 self.events.push_back(ClientEvent::GetReady {
+                    digest,
                     size,
                     offset,
                     mtime,
@@ -561,7 +620,7 @@ mod tests {
                 s.poll_event(),
                 Some(ClientEvent::Connected { .. })
             ));
-            s.put("f", file.len() as u64, 0, false).unwrap();
+            s.put("f", file.len() as u64, None, false).unwrap();
             // The Put request is still queued: no direct send yet.
             assert!(s.send_data_direct(&file[..10]).is_none());
             let n = s.poll_transmit().len();
@@ -572,6 +631,9 @@ mod tests {
                 &Message::PutReady {
                     name: "f".into(),
                     offset: 0,
+                    digest: [0; 32],
+                    partial: 0,
+                    flags: 0,
                 },
                 &mut reply,
             );

@@ -45,6 +45,9 @@ pub const RESERVED_PREFIX: &str = ".ftx-";
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a connection may stay silent before the server closes it.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default time a running transfer may go without input (data for an
+/// upload, acknowledgments for a download) before the server ends it.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Output a session buffers before it stops asking for more input: bounds
 /// server memory when a client sends requests but never reads replies.
 pub const MAX_PENDING_OUTPUT: usize = 4 * MAX_CHUNK;

@@ -8,6 +8,12 @@ use super::limits::{
 
 /// Flag in `Put`: replace an existing file instead of choosing `stem_N.ext`.
 pub const PUT_FORCE: u8 = 0x01;
+/// Flag in `Put`: continue the interrupted upload of this name; `offset`
+/// is then the most the client can resume from (its file size).
+pub const PUT_RESUME: u8 = 0x02;
+/// Flag in `PutReady`: if this upload is interrupted, the server keeps it
+/// and `Put` with [`PUT_RESUME`] can continue it.
+pub const READY_RESUMABLE: u8 = 0x01;
 
 /// What kind of object a listing entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,12 +111,20 @@ pub enum Message {
         /// [`PUT_FORCE`] or 0.
         flags: u8,
     },
-    /// S->C: ready to receive; `name` is the name the file will be stored under.
+    /// S->C: ready to receive data from `offset`.
     PutReady {
-        /// Stored name (may differ from the request on a name clash).
+        /// Name asked for (the stored name, chosen at commit, comes in `PutDone`).
         name: String,
         /// Offset the server expects the first `Data` at.
         offset: u64,
+        /// BLAKE3 of the `offset` bytes the server already holds (all zero
+        /// when `offset` is 0): the client checks its own prefix against it.
+        digest: [u8; 32],
+        /// Bytes of an interrupted upload of this name that this upload does
+        /// not continue (0 if none): `Put` with [`PUT_RESUME`] could.
+        partial: u64,
+        /// [`READY_RESUMABLE`] or 0.
+        flags: u8,
     },
     /// S->C: the upload is verified, durable and visible under `name`.
     PutDone {
@@ -130,10 +144,14 @@ pub enum Message {
     GetReady {
         /// Size of the whole file.
         size: u64,
-        /// Offset of the first `Data`.
+        /// Offset of the first `Data` (the one asked for, or 0 when it was
+        /// past the end).
         offset: u64,
         /// Modification time, seconds since the Unix epoch.
         mtime: i64,
+        /// BLAKE3 of the file's first `offset` bytes (all zero when `offset`
+        /// is 0): the client checks the prefix it holds against it.
+        digest: [u8; 32],
     },
     /// C->S: create a directory.
     Mkdir {
@@ -301,9 +319,18 @@ impl Message {
                 out.extend_from_slice(&offset.to_be_bytes());
                 out.push(*flags);
             }
-            Message::PutReady { name, offset } => {
+            Message::PutReady {
+                name,
+                offset,
+                digest,
+                partial,
+                flags,
+            } => {
                 put_str(out, name);
                 out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(digest);
+                out.extend_from_slice(&partial.to_be_bytes());
+                out.push(*flags);
             }
             Message::PutDone { name, size } => {
                 put_str(out, name);
@@ -317,10 +344,12 @@ impl Message {
                 size,
                 offset,
                 mtime,
+                digest,
             } => {
                 out.extend_from_slice(&size.to_be_bytes());
                 out.extend_from_slice(&offset.to_be_bytes());
                 out.extend_from_slice(&mtime.to_be_bytes());
+                out.extend_from_slice(digest);
             }
             Message::Rename { from, to } => {
                 put_str(out, from);
@@ -394,6 +423,9 @@ impl Message {
             kind::PUT_READY => Message::PutReady {
                 name: r.path()?,
                 offset: r.u64("ready offset")?,
+                digest: r.array("ready digest")?,
+                partial: r.u64("ready partial")?,
+                flags: r.u8("ready flags")?,
             },
             kind::PUT_DONE => Message::PutDone {
                 name: r.path()?,
@@ -407,6 +439,7 @@ impl Message {
                 size: r.u64("ready size")?,
                 offset: r.u64("ready offset")?,
                 mtime: r.i64("ready mtime")?,
+                digest: r.array("ready digest")?,
             },
             kind::RENAME => Message::Rename {
                 from: r.path()?,

@@ -39,11 +39,11 @@
 //! | 0x81 | `Welcome` | S→C | version u16, flags u32, window u32, server string |
 //! | 0x10 | `List` | C→S | path |
 //! | 0x90 | `Entries` | S→C | last u8 (0/1), count u16 (≤ 512), count × (kind u8, size u64, mtime i64, name string) |
-//! | 0x11 | `Put` | C→S | path, size u64, offset u64, flags u8 (bit 0: force) |
-//! | 0x91 | `PutReady` | S→C | name, offset u64 |
+//! | 0x11 | `Put` | C→S | path, size u64, offset u64, flags u8 (bit 0: force, bit 1: resume) |
+//! | 0x91 | `PutReady` | S→C | name, offset u64, prefix digest \[u8; 32\], partial u64, flags u8 (bit 0: resumable) |
 //! | 0x92 | `PutDone` | S→C | stored name, size u64 |
 //! | 0x12 | `Get` | C→S | path, offset u64 |
-//! | 0x93 | `GetReady` | S→C | size u64, offset u64, mtime i64 |
+//! | 0x93 | `GetReady` | S→C | size u64, offset u64, mtime i64, prefix digest \[u8; 32\] |
 //! | 0x13 | `Mkdir` | C→S | path |
 //! | 0x14 | `Remove` | C→S | path |
 //! | 0x15 | `Rename` | C→S | from path, to path |
@@ -73,11 +73,14 @@
 //! cannot take the connection (too many connections) sends `Error(Busy)`
 //! instead of `Welcome` and closes.
 //!
-//! Room for what comes next: `Hello.flags` and `Welcome.flags` are feature
-//! bits (all zero in version 1); `Hello.token` carries an access token
-//! (empty in version 1; a server that requires one will answer
-//! `Error(Unauthorized)`). TLS, when it comes, wraps the whole byte stream
-//! below the frames, so no message changes.
+//! `Hello.flags` and `Welcome.flags` are feature bits (all zero in
+//! version 1). `Hello.token` carries the access token: a server that
+//! requires one checks it before `Welcome` and answers a missing, wrong or
+//! revoked token with `Error(Unauthorized)` and a close; no request is
+//! served before that. TLS 1.3 (`ftxd`'s default; `--plain` turns it off)
+//! wraps the whole byte stream below the frames, so no message changes; a
+//! TLS server answers a plain client's first frame with a plain
+//! `Error(Protocol)` saying TLS is required.
 //!
 //! ## Operations
 //!
@@ -90,11 +93,12 @@
 //! success reply.
 //!
 //! - list: `List` → `Entries`\* (the last one has `last = 1`). At most
-//!   [`limits::MAX_LIST_ENTRIES`] entries; a listing never shows reserved
-//!   (`.ftx-`) names.
+//!   [`limits::MAX_LIST_ENTRIES`] entries: a larger directory is refused
+//!   with `Error(TooLarge)` (a client drops a server that sends more);
+//!   a listing never shows reserved (`.ftx-`) names.
 //! - mkdir / rm / rename: `Mkdir` | `Remove` | `Rename` → `Ok`. Rename never
 //!   replaces an existing name (`Error(Exists)`).
-//! - put: `Put{path, size, offset, force}` → `PutReady{name, offset}`; then
+//! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`; then
 //!   the client sends `Data` frames in order from `offset`, the server
 //!   answers each with `Ack{offset}` (cumulative); after the last byte the
 //!   client sends `Done{size, digest}`. The server checks the digest, makes
@@ -102,13 +106,36 @@
 //!   directory) and answers `PutDone{stored name, size}`. On a name clash
 //!   without `force` the stored name is `stem_N.ext`; it is chosen
 //!   atomically at commit, so `PutDone` carries the final name.
-//! - get: `Get{path, offset}` → `GetReady{size, offset, mtime}`; then the
+//! - get: `Get{path, offset}` → `GetReady{size, offset, mtime, digest}`; then the
 //!   server sends `Data` from `offset`, the client answers each with `Ack`,
 //!   and the server ends with `Done{size, digest}`; the client checks the
 //!   digest before it renames its temporary file into place.
-//! - resume: `Put` and `Get` carry a start offset. A server that cannot
-//!   resume answers `PutReady` with offset 0 and the whole file is sent.
-//!   The digest in `Done` always covers the whole file.
+//! - resume: the receiving side keeps one hidden part file per target name
+//!   (`.ftx-part-NAME`, locked while a transfer writes it). An interrupted
+//!   transfer (cancel, timeout, lost connection, shutdown) leaves its part;
+//!   a full disk or an integrity failure removes it.
+//!   - reput: `Put` with the resume flag and `offset` = the client's size
+//!     (the most it can resume from). The server answers `PutReady` with
+//!     the length of its part (0 if none, or if the part is longer than the
+//!     client's file) and the BLAKE3 digest of those bytes. The client
+//!     hashes its own first `offset` bytes: equal, it sends from `offset`;
+//!     different (the source changed), it sends `Cancel`, waits for
+//!     `Error(Cancelled)` and asks again with the resume flag and offset 0,
+//!     which restarts the part from scratch. So a changed source is sent
+//!     whole, never mixed.
+//!   - reget: the client asks `Get{path, offset}` with the length of its
+//!     local part; `GetReady` carries the digest of the server's first
+//!     `offset` bytes (an offset past the end is answered with offset 0).
+//!     On a mismatch the client cancels, empties its part and asks again
+//!     from 0.
+//!   - A fresh `Put` (no resume flag) never touches an existing part: it
+//!     uploads into a one-off temporary file, and `PutReady.partial` tells
+//!     the client how many bytes the untouched interrupted upload holds, so
+//!     it can say that reput would continue it. `PutReady`'s resumable flag
+//!     says whether this upload itself is kept if interrupted.
+//!   - The digest in `Done` always covers the whole file, prefix included.
+//!   - Parts untouched for longer than `ftxd --partial-ttl` (default 7 days)
+//!     are removed.
 //!
 //! ## Flow control: the window
 //!
@@ -147,6 +174,8 @@
 //! | token | 256 bytes |
 //! | handshake | 10 s ([`limits::HANDSHAKE_TIMEOUT`]) |
 //! | idle connection | 300 s by default (`ftxd --idle-timeout`) |
+//! | running transfer without data or acks | 60 s by default (`ftxd --stall-timeout`) |
+//! | connections / from one IP address | 1024 / 64 by default (`ftxd --max-connections`, `--max-per-ip`): `Error(Busy)` / `Error(TooManyFromAddress)`, then close |
 //! | output a server queues for one connection before it stops reading | [`limits::MAX_PENDING_OUTPUT`] = 1 MiB |
 //!
 //! Past a deadline the server sends `Error(Timeout)` and closes. Any
@@ -162,6 +191,10 @@ mod outbox;
 pub mod path;
 pub mod server_session;
 pub mod session;
+#[doc(hidden)]
+pub mod testing;
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -10,13 +10,40 @@ use std::time::{Duration, Instant};
 use super::error::{DecodeError, ErrorCode};
 use super::frame::FrameReader;
 use super::limits::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC, MAX_CHUNK,
-    MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
+    MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
 };
-use super::message::{truncate_utf8, Entry, Message, PUT_FORCE};
+use super::message::{truncate_utf8, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
 use super::outbox::Outbox;
 use super::path::RemotePath;
+
+/// How an accepted upload starts: where the data resumes, and what the
+/// server already holds.
+#[derive(Debug, Clone)]
+pub struct PutAccept {
+    /// Offset of the first byte the client sends (0 for a fresh upload).
+    pub offset: u64,
+    /// BLAKE3 state after the `offset` bytes already held.
+    pub prefix: blake3::Hasher,
+    /// Bytes of an interrupted upload of the name that this one does not
+    /// continue (0 if none); the client tells the user `reput` could.
+    pub partial: u64,
+    /// Whether the server keeps this upload if it is interrupted.
+    pub resumable: bool,
+}
+
+impl PutAccept {
+    /// A fresh upload from byte 0.
+    pub fn fresh(resumable: bool, partial: u64) -> PutAccept {
+        PutAccept {
+            offset: 0,
+            prefix: blake3::Hasher::new(),
+            partial,
+            resumable,
+        }
+    }
+}
 
 /// Settings of a server session, validated by the server's config.
 #[derive(Debug, Clone)]
@@ -28,8 +55,13 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Time a client has to send `Hello`.
     pub handshake_timeout: Duration,
+    /// Silence after which a running transfer is ended (`Error(Timeout)`).
+    pub stall_timeout: Duration,
     /// Name and version announced in `Welcome`.
     pub server_name: String,
+    /// Hand the client's `Hello.token` to the driver as
+    /// [`ServerEvent::Hello`] before welcoming it (false: anyone is welcome).
+    pub authenticate: bool,
 }
 
 impl Default for SessionConfig {
@@ -38,7 +70,9 @@ impl Default for SessionConfig {
             window: DEFAULT_WINDOW,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             server_name: concat!("ftxd ", env!("CARGO_PKG_VERSION")).to_owned(),
+            authenticate: false,
         }
     }
 }
@@ -47,6 +81,12 @@ impl Default for SessionConfig {
 /// (with the method named on the variant) before polling for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
+    /// A well-formed `Hello` (only with [`SessionConfig::authenticate`]):
+    /// check the token, then `accept_hello` or `reply_error` (which closes).
+    Hello {
+        /// The access token the client sent (may be empty).
+        token: Vec<u8>,
+    },
     /// List a directory; answer with `reply_entries` or `reply_error`.
     List {
         /// Directory (the root when empty).
@@ -58,10 +98,12 @@ pub enum ServerEvent {
         path: RemotePath,
         /// Declared size of the whole file.
         size: u64,
-        /// Offset the client wants to start at (0 for a fresh upload).
+        /// With `resume`: the most the client can resume from; otherwise 0.
         offset: u64,
         /// Replace an existing file instead of choosing a clash name.
         force: bool,
+        /// Continue the interrupted upload of this name, if there is one.
+        resume: bool,
     },
     /// Bytes of the upload, in order; write them, or `reply_error` on failure.
     PutData {
@@ -135,6 +177,7 @@ enum State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
+    Hello { version: u16 },
     List,
     Put { size: u64 },
     Get,
@@ -241,6 +284,8 @@ impl ServerSession {
         }
         let what = if matches!(self.state, State::Handshake) {
             "handshake not completed in time"
+        } else if self.transferring() {
+            "transfer stalled: no data or acknowledgment for too long"
         } else {
             "connection idle for too long"
         };
@@ -307,6 +352,13 @@ impl ServerSession {
         });
     }
 
+    /// Answers [`ServerEvent::Hello`]: the token is good, welcome the client.
+    pub fn accept_hello(&mut self) {
+        if let State::AwaitReply(Pending::Hello { version }) = self.state {
+            self.welcome(version);
+        }
+    }
+
     /// Answers `Mkdir`, `Remove` or `Rename` with success.
     pub fn reply_ok(&mut self) {
         if self.take_pending(Pending::Simple) {
@@ -321,6 +373,11 @@ impl ServerSession {
             message: message.to_owned(),
         };
         match std::mem::replace(&mut self.state, State::Idle) {
+            State::AwaitReply(Pending::Hello { .. }) => {
+                // Refused before the handshake completed: nothing more.
+                self.out.push(&msg);
+                self.state = State::Closed;
+            }
             State::AwaitReply(_) => self.out.push(&msg),
             State::AwaitCommit => {
                 self.events
@@ -341,21 +398,34 @@ impl ServerSession {
         }
     }
 
-    /// Answers `PutStart`: data is expected from `offset`; `name` is the name
-    /// asked for (the stored name, chosen at commit, comes in `PutDone`).
-    pub fn accept_put(&mut self, name: &RemotePath, offset: u64) {
+    /// Answers `PutStart`: data is expected from `start.offset` (whose
+    /// prefix digest the client checks); `name` is the name asked for (the
+    /// stored name, chosen at commit, comes in `PutDone`).
+    pub fn accept_put(&mut self, name: &RemotePath, start: PutAccept) {
         let State::AwaitReply(Pending::Put { size }) = self.state else {
             return;
         };
-        let offset = offset.min(size);
+        let (offset, prefix) = if start.offset <= size {
+            (start.offset, start.prefix)
+        } else {
+            (0, blake3::Hasher::new())
+        };
+        let digest = if offset == 0 {
+            [0; 32]
+        } else {
+            *prefix.finalize().as_bytes()
+        };
         self.out.push(&Message::PutReady {
             name: name.as_str().to_owned(),
             offset,
+            digest,
+            partial: start.partial,
+            flags: if start.resumable { READY_RESUMABLE } else { 0 },
         });
         self.state = State::Receiving(Box::new(Upload {
             size,
             next: offset,
-            hasher: blake3::Hasher::new(),
+            hasher: prefix,
         }));
     }
 
@@ -370,22 +440,35 @@ impl ServerSession {
         }
     }
 
-    /// Answers `GetStart`: the file has `size` bytes, data follows from `offset`.
-    pub fn accept_get(&mut self, size: u64, offset: u64, mtime: i64) {
+    /// Answers `GetStart`: the file has `size` bytes, data follows from
+    /// `offset`; `prefix` has absorbed the file's first `offset` bytes (its
+    /// digest lets the client check the part it holds). An offset past the
+    /// end restarts from 0.
+    pub fn accept_get(&mut self, size: u64, offset: u64, mtime: i64, prefix: blake3::Hasher) {
         if !self.take_pending(Pending::Get) {
             return;
         }
-        let offset = offset.min(size);
+        let (offset, prefix) = if offset <= size {
+            (offset, prefix)
+        } else {
+            (0, blake3::Hasher::new())
+        };
+        let digest = if offset == 0 {
+            [0; 32]
+        } else {
+            *prefix.finalize().as_bytes()
+        };
         self.out.push(&Message::GetReady {
             size,
             offset,
             mtime,
+            digest,
         });
         let dl = Download {
             size,
             sent: offset,
             acked: offset,
-            hasher: blake3::Hasher::new(),
+            hasher: prefix,
         };
         self.state = State::Sending(Box::new(dl));
         self.finish_download_if_complete();
@@ -441,8 +524,21 @@ impl ServerSession {
         match self.state {
             State::Closed => None,
             State::Handshake => Some(self.created + self.config.handshake_timeout),
+            _ if self.transferring() => {
+                Some(self.last_input + self.config.stall_timeout.min(self.config.idle_timeout))
+            }
             _ => Some(self.last_input + self.config.idle_timeout),
         }
+    }
+
+    /// True while data moves: the stall deadline applies instead of the
+    /// idle one (input is progress here: `Data` for an upload, `Ack`s for
+    /// a download).
+    fn transferring(&self) -> bool {
+        matches!(
+            self.state,
+            State::Receiving(_) | State::Draining | State::Sending(_)
+        )
     }
 
     /// True while the session takes more input.
@@ -527,6 +623,7 @@ impl ServerSession {
             magic,
             min_version,
             max_version,
+            token,
             ..
         } = msg
         else {
@@ -544,8 +641,18 @@ impl ServerSession {
             self.fail(ErrorCode::Version, &text);
             return;
         }
+        let version = max_version.min(PROTOCOL_VERSION);
+        if self.config.authenticate {
+            self.events.push_back(ServerEvent::Hello { token });
+            self.state = State::AwaitReply(Pending::Hello { version });
+        } else {
+            self.welcome(version);
+        }
+    }
+
+    fn welcome(&mut self, version: u16) {
         self.out.push(&Message::Welcome {
-            version: max_version.min(PROTOCOL_VERSION),
+            version,
             flags: 0,
             window: self.config.window,
             server: self.config.server_name.clone(),
@@ -565,7 +672,8 @@ impl ServerSession {
                 offset,
                 flags,
             } => {
-                if offset > size {
+                let resume = flags & PUT_RESUME != 0;
+                if offset > size || (!resume && offset != 0) {
                     return self.fail(ErrorCode::Protocol, "put offset beyond the file size");
                 }
                 match RemotePath::parse_file(&path) {
@@ -575,6 +683,7 @@ impl ServerSession {
                             size,
                             offset,
                             force: flags & PUT_FORCE != 0,
+                            resume,
                         },
                         Pending::Put { size },
                     ),

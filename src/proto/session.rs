@@ -2,4 +2,4 @@
 //! [`ServerSession`] (driven by `ftxd`) and [`ClientSession`] (driven by `ftx`).
 
 pub use super::client_session::{ClientEvent, ClientSession, CommandError};
-pub use super::server_session::{ServerEvent, ServerSession, SessionConfig};
+pub use super::server_session::{PutAccept, ServerEvent, ServerSession, SessionConfig};

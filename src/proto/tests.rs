@@ -54,6 +54,9 @@ fn all_messages() -> Vec<Message> {
         Message::PutReady {
             name: "p".into(),
             offset: 0,
+            digest: [0; 32],
+            partial: 77,
+            flags: 1,
         },
         Message::PutDone {
             name: "p_1".into(),
@@ -67,6 +70,7 @@ fn all_messages() -> Vec<Message> {
             size: 1,
             offset: 0,
             mtime: 5,
+            digest: [3; 32],
         },
         Message::Mkdir { path: "m".into() },
         Message::Remove { path: "r".into() },
@@ -188,6 +192,8 @@ struct FakeStore {
     max_size: Option<u64>,
     space: Option<u64>,
     upload: Option<(String, bool, Vec<u8>)>,
+    /// Interrupted uploads kept for resuming, by name.
+    parts: BTreeMap<String, Vec<u8>>,
     download: Option<Vec<u8>>,
     pos: usize,
 }
@@ -195,6 +201,13 @@ struct FakeStore {
 impl FakeStore {
     fn handle(&mut self, s: &mut ServerSession, ev: ServerEvent) {
         match ev {
+            ServerEvent::Hello { token } => {
+                if token == b"good" {
+                    s.accept_hello()
+                } else {
+                    s.reply_error(ErrorCode::Unauthorized, "bad token")
+                }
+            }
             ServerEvent::List { path } => {
                 if !path.is_root() && !self.dirs.contains(&path.as_str().to_owned()) {
                     return s.reply_error(ErrorCode::NotFound, "no such directory");
@@ -212,7 +225,11 @@ impl FakeStore {
                 s.reply_entries(entries);
             }
             ServerEvent::PutStart {
-                path, size, force, ..
+                path,
+                size,
+                force,
+                resume,
+                offset,
             } => {
                 if self.read_only {
                     return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
@@ -223,8 +240,27 @@ impl FakeStore {
                 if self.dirs.contains(&path.as_str().to_owned()) {
                     return s.reply_error(ErrorCode::IsDirectory, "is a directory");
                 }
-                self.upload = Some((path.as_str().to_owned(), force, Vec::new()));
-                s.accept_put(&path, 0);
+                let name = path.as_str().to_owned();
+                if resume {
+                    let mut held = self.parts.remove(&name).unwrap_or_default();
+                    if held.len() as u64 > offset.min(size) {
+                        held.clear();
+                    }
+                    let mut prefix = blake3::Hasher::new();
+                    prefix.update(&held);
+                    let accept = super::session::PutAccept {
+                        offset: held.len() as u64,
+                        prefix,
+                        partial: 0,
+                        resumable: true,
+                    };
+                    self.upload = Some((name, force, held));
+                    s.accept_put(&path, accept);
+                } else {
+                    let partial = self.parts.get(&name).map_or(0, |p| p.len() as u64);
+                    self.upload = Some((name, force, Vec::new()));
+                    s.accept_put(&path, super::session::PutAccept::fresh(true, partial));
+                }
             }
             ServerEvent::PutData { data, .. } => {
                 let up = self.upload.as_mut().unwrap();
@@ -249,7 +285,13 @@ impl FakeStore {
                 let p = super::path::RemotePath::parse(&stored).unwrap();
                 s.put_committed(&p, size);
             }
-            ServerEvent::PutAbort { .. } => self.upload = None,
+            ServerEvent::PutAbort { reason } => {
+                if let Some((name, _, data)) = self.upload.take() {
+                    if reason == ErrorCode::Cancelled && !data.is_empty() {
+                        self.parts.insert(name, data);
+                    }
+                }
+            }
             ServerEvent::GetStart { path, offset } => {
                 if self.dirs.contains(&path.as_str().to_owned()) {
                     return s.reply_error(ErrorCode::IsDirectory, "is a directory");
@@ -257,9 +299,12 @@ impl FakeStore {
                 match self.files.get(path.as_str()) {
                     None => s.reply_error(ErrorCode::NotFound, "no such file"),
                     Some(d) => {
+                        let offset = if offset as usize > d.len() { 0 } else { offset };
+                        let mut prefix = blake3::Hasher::new();
+                        prefix.update(&d[..offset as usize]);
                         self.download = Some(d.clone());
                         self.pos = offset as usize;
-                        s.accept_get(d.len() as u64, offset, 0);
+                        s.accept_get(d.len() as u64, offset, 0, prefix);
                     }
                 }
             }
@@ -417,7 +462,9 @@ impl Pump {
     }
 
     fn put(&mut self, name: &str, data: &[u8], force: bool) -> Result<String, ErrorCode> {
-        self.client.put(name, data.len() as u64, 0, force).unwrap();
+        self.client
+            .put(name, data.len() as u64, None, force)
+            .unwrap();
         let mut sent = 0usize;
         loop {
             match self.next_event_while_sending(data, &mut sent) {
@@ -576,7 +623,7 @@ fn window_bounds_bytes_in_flight() {
     };
     let mut p = Pump::with(&[usize::MAX], config, FakeStore::default());
     let data = pattern(5 * MAX_CHUNK + 3, 9);
-    p.client.put("w", data.len() as u64, 0, false).unwrap();
+    p.client.put("w", data.len() as u64, None, false).unwrap();
     assert!(matches!(p.next_event(), ClientEvent::PutReady { .. }));
     // With a one-chunk window the client offers one chunk, then nothing
     // until the server's Ack arrives.
@@ -731,7 +778,7 @@ fn corrupted_data_fails_the_integrity_check_both_ways() {
 fn cancel_put_and_get_keeps_the_connection() {
     let mut p = Pump::new(&[usize::MAX]);
     let data = pattern(4 * MAX_CHUNK, 7);
-    p.client.put("big", data.len() as u64, 0, false).unwrap();
+    p.client.put("big", data.len() as u64, None, false).unwrap();
     assert!(matches!(p.next_event(), ClientEvent::PutReady { .. }));
     p.client.send_data(&data[..MAX_CHUNK]);
     p.client.cancel();
@@ -770,6 +817,68 @@ fn server_answer(bytes: &[u8]) -> (Option<ErrorCode>, bool) {
         }
     }
     (code, s.is_closed())
+}
+
+/// With `authenticate`, the token goes to the driver before any welcome,
+/// and a request glued to a refused `Hello` is never handed out.
+#[test]
+fn tokens_are_checked_by_the_driver_before_welcome() {
+    let config = SessionConfig {
+        authenticate: true,
+        ..SessionConfig::default()
+    };
+    for (token, welcomed) in [(&b"good"[..], true), (b"bad", false), (b"", false)] {
+        let now = Instant::now();
+        let mut s = ServerSession::new(config.clone(), now);
+        let mut bytes = Vec::new();
+        let hello = Message::Hello {
+            magic: MAGIC,
+            min_version: 1,
+            max_version: 1,
+            flags: 0,
+            token: token.to_vec(),
+        };
+        frame::encode(&hello, &mut bytes);
+        frame::encode(&Message::Mkdir { path: "d".into() }, &mut bytes);
+        s.handle_input(&bytes, now);
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::Hello {
+                token: token.to_vec()
+            })
+        );
+        // Nothing is answered or handed out until the driver decides.
+        assert!(s.poll_event().is_none());
+        assert!(s.poll_transmit().is_empty());
+        let mut store = FakeStore::default();
+        store.handle(
+            &mut s,
+            ServerEvent::Hello {
+                token: token.to_vec(),
+            },
+        );
+        let next = s.poll_event();
+        let mut r = FrameReader::new();
+        r.push(s.poll_transmit());
+        let first = r.next_message().unwrap().unwrap();
+        if welcomed {
+            assert!(matches!(first, Message::Welcome { .. }), "{first:?}");
+            assert!(matches!(next, Some(ServerEvent::Mkdir { .. })), "{next:?}");
+        } else {
+            assert!(
+                matches!(
+                    first,
+                    Message::Error {
+                        code: ErrorCode::Unauthorized,
+                        ..
+                    }
+                ),
+                "{first:?}"
+            );
+            assert_eq!(next, None);
+            assert!(s.is_closed());
+        }
+    }
 }
 
 fn hello(magic: [u8; 4], min: u16, max: u16) -> Vec<u8> {
@@ -881,6 +990,45 @@ fn handshake_and_idle_deadlines() {
 }
 
 #[test]
+fn a_stalled_upload_gets_the_stall_deadline() {
+    let t0 = Instant::now();
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(300),
+        stall_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    };
+    let mut s = ServerSession::new(config, t0);
+    let mut b = hello(MAGIC, 1, 1);
+    frame::encode(
+        &Message::Put {
+            path: "p".into(),
+            size: 10,
+            offset: 0,
+            flags: 0,
+        },
+        &mut b,
+    );
+    s.handle_input(&b, t0);
+    let Some(ServerEvent::PutStart { path, .. }) = s.poll_event() else {
+        panic!("expected PutStart");
+    };
+    s.accept_put(&path, super::session::PutAccept::fresh(true, 0));
+    assert_eq!(s.poll_deadline(), Some(t0 + Duration::from_secs(5)));
+    s.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(s.is_closed());
+    let mut r = FrameReader::new();
+    r.push(s.poll_transmit());
+    let mut codes = Vec::new();
+    while let Ok(Some(m)) = r.next_message() {
+        if let Message::Error { code, message } = m {
+            assert!(message.contains("stalled"), "{message}");
+            codes.push(code);
+        }
+    }
+    assert_eq!(codes, [ErrorCode::Timeout]);
+}
+
+#[test]
 fn eof_mid_upload_aborts_it() {
     let now = Instant::now();
     let mut s = ServerSession::new(SessionConfig::default(), now);
@@ -896,7 +1044,10 @@ fn eof_mid_upload_aborts_it() {
     );
     s.handle_input(&b, now);
     assert!(matches!(s.poll_event(), Some(ServerEvent::PutStart { .. })));
-    s.accept_put(&super::path::RemotePath::parse("p").unwrap(), 0);
+    s.accept_put(
+        &super::path::RemotePath::parse("p").unwrap(),
+        super::session::PutAccept::fresh(true, 0),
+    );
     s.handle_input(&[0, 0, 0, 20, 0x20], now);
     assert!(s.poll_event().is_none());
     s.handle_eof();
@@ -941,4 +1092,137 @@ fn large_listing_spans_frames() {
 fn commands_are_refused_while_busy() {
     let mut c = ClientSession::new(Vec::new());
     assert_eq!(c.list(""), Err(super::session::CommandError::Busy));
+}
+
+#[test]
+fn interrupted_upload_resumes_with_a_checked_prefix() {
+    let mut p = Pump::new(&[usize::MAX]);
+    let data = pattern(5 * MAX_CHUNK + 99, 21);
+    // Interrupt after two chunks: the fake store keeps them as a part.
+    p.client
+        .put("r.bin", data.len() as u64, None, false)
+        .unwrap();
+    assert!(matches!(
+        p.next_event(),
+        ClientEvent::PutReady { offset: 0, .. }
+    ));
+    p.client.send_data(&data[..2 * MAX_CHUNK]);
+    p.client.cancel();
+    assert!(matches!(p.next_event(), ClientEvent::Failed(e) if e.code == ErrorCode::Cancelled));
+    assert_eq!(p.store.parts["r.bin"].len(), 2 * MAX_CHUNK);
+
+    // A fresh put is told about the part and leaves it alone.
+    assert_eq!(p.put("other", b"x", false), Ok("other".into()));
+    p.client.put("r.bin", 1, None, false).unwrap();
+    match p.next_event() {
+        ClientEvent::PutReady { partial, .. } => assert_eq!(partial, 2 * MAX_CHUNK as u64),
+        other => panic!("unexpected {other:?}"),
+    }
+    p.client.send_data(b"z");
+    assert!(matches!(p.next_event(), ClientEvent::PutDone { .. }));
+
+    // Resume: the server offers its prefix with a digest the client checks.
+    p.client
+        .put("r.bin", data.len() as u64, Some(data.len() as u64), false)
+        .unwrap();
+    let offset = match p.next_event() {
+        ClientEvent::PutReady { offset, digest, .. } => {
+            assert_eq!(offset, 2 * MAX_CHUNK as u64);
+            assert_eq!(digest, *blake3::hash(&data[..offset as usize]).as_bytes());
+            offset as usize
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    let mut prefix = blake3::Hasher::new();
+    prefix.update(&data[..offset]);
+    p.client.resume_with(prefix);
+    let mut sent = offset;
+    match p.next_event_while_sending(&data, &mut sent) {
+        ClientEvent::PutDone { name, size } => {
+            assert_eq!(name, "r_1.bin");
+            assert_eq!(size, data.len() as u64);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Stored under a clash name (the 1-byte put took r.bin), whole and verified.
+    assert_eq!(p.store.files["r.bin"], b"z");
+    assert_eq!(p.get("r_1.bin").unwrap(), data);
+}
+
+#[test]
+fn a_restarted_resume_sends_everything() {
+    let mut p = Pump::new(&[7, 4093]);
+    p.store.parts.insert("s".into(), b"stale bytes".to_vec());
+    let data = pattern(1000, 4);
+    // Some(0): use the part slot but start over.
+    p.client
+        .put("s", data.len() as u64, Some(0), false)
+        .unwrap();
+    assert!(matches!(
+        p.next_event(),
+        ClientEvent::PutReady { offset: 0, .. }
+    ));
+    let mut sent = 0;
+    assert!(matches!(
+        p.next_event_while_sending(&data, &mut sent),
+        ClientEvent::PutDone { .. }
+    ));
+    assert_eq!(p.get("s").unwrap(), data);
+}
+
+#[test]
+fn download_resumes_from_an_offset_and_verifies_the_whole_file() {
+    let mut p = Pump::new(&[1, 65_537]);
+    let data = pattern(3 * MAX_CHUNK + 5, 8);
+    assert_eq!(p.put("d", &data, false), Ok("d".into()));
+    let held = MAX_CHUNK + 17;
+    p.client.get("d", held as u64).unwrap();
+    match p.next_event() {
+        ClientEvent::GetReady { offset, digest, .. } => {
+            assert_eq!(offset, held as u64);
+            assert_eq!(digest, *blake3::hash(&data[..held]).as_bytes());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let mut prefix = blake3::Hasher::new();
+    prefix.update(&data[..held]);
+    p.client.resume_with(prefix);
+    let mut got = data[..held].to_vec();
+    loop {
+        match p.next_event() {
+            ClientEvent::GetData { offset, data: d } => {
+                assert_eq!(offset as usize, got.len());
+                got.extend_from_slice(&d);
+            }
+            ClientEvent::GetDone { size } => {
+                assert_eq!(size as usize, data.len());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, data);
+
+    // A wrong local prefix fed as the resume state fails the whole-file check.
+    p.client.get("d", 10).unwrap();
+    assert!(matches!(p.next_event(), ClientEvent::GetReady { .. }));
+    let mut wrong = blake3::Hasher::new();
+    wrong.update(b"0123456789");
+    p.client.resume_with(wrong);
+    loop {
+        match p.next_event() {
+            ClientEvent::GetData { .. } => {}
+            ClientEvent::Failed(e) => {
+                assert_eq!(e.code, ErrorCode::Integrity);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // An offset past the end restarts from 0.
+    p.client.get("d", data.len() as u64 + 5).unwrap();
+    assert!(matches!(
+        p.next_event(),
+        ClientEvent::GetReady { offset: 0, .. }
+    ));
 }

@@ -1,13 +1,16 @@
 //! One connection of the event loop: a non-blocking socket, its
-//! `ServerSession`, and the open upload or download. Moves bytes between
-//! socket and session, answers the session's events with the store, and
-//! pumps file data into a running download. Socket input goes straight into
-//! the session's input buffer (freed when idle); file reads for downloads
-//! use one scratch buffer the loop lends, so an idle connection costs only
+//! transport (plain or TLS, see `transport`), its `ServerSession`, and the
+//! open upload or download. Moves bytes between socket and session through
+//! the transport, checks the access token and enforces read-only access,
+//! answers the session's events with the store, and pumps file data into a
+//! running download. Input goes straight into the session's input buffer
+//! (freed when idle); file reads for downloads use one scratch buffer the
+//! loop lends, so an idle connection costs only
 //! its session and a few words here. Never blocks, never prints.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Instant;
 
 use log::{debug, info, warn};
@@ -15,6 +18,8 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::store::{Download, Store, Upload};
+use super::tokens::Access;
+use super::transport::{Input, Security, Transport};
 use crate::proto::error::ErrorCode;
 use crate::proto::session::{ServerEvent, ServerSession};
 
@@ -44,6 +49,11 @@ pub(crate) enum Step {
 pub(crate) struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
+    transport: Transport,
+    security: Rc<Security>,
+    /// What the client's token allows (read-write until a token says
+    /// otherwise; no request is served before the token is checked).
+    access: Access,
     session: ServerSession,
     upload: Option<Upload>,
     download: Option<Download>,
@@ -75,12 +85,16 @@ impl Conn {
         registry: &Registry,
         token: Token,
         now: Instant,
+        security: Rc<Security>,
     ) -> io::Result<Conn> {
         let interest = Interest::READABLE;
         registry.register(&mut stream, token, interest)?;
         Ok(Conn {
             stream,
             peer,
+            transport: Transport::new(&security),
+            security,
+            access: Access::ReadWrite,
             session,
             upload: None,
             download: None,
@@ -132,26 +146,46 @@ impl Conn {
     pub(crate) fn drive(&mut self, store: &Store, buf: &mut [u8], now: Instant) -> Step {
         for _ in 0..DRIVE_BUDGET {
             let mut progress = false;
-            if self.readable && !self.eof && self.session.wants_read() {
+            if !self.eof && (self.session.wants_read() || self.transport.wants_read()) {
+                let security = &*self.security;
                 // Requests are small: a big buffer only while data flows.
                 let want = if self.session.in_transfer() {
                     READ_LEN
                 } else {
                     REQUEST_READ_LEN
                 };
-                match self.stream.read(self.session.input_buffer(want)) {
-                    Ok(0) => {
+                match self.transport.read(
+                    &mut self.stream,
+                    &mut self.readable,
+                    self.session.input_buffer(want),
+                    security,
+                ) {
+                    Ok(Input::Eof) => {
                         self.close_reason = "closed by the client";
                         self.eof = true;
                         self.session.handle_eof();
                         progress = true;
                     }
-                    Ok(n) => {
+                    Ok(Input::Data(n)) => {
                         self.session.handle_input_filled(n, now);
                         progress = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Ok(Input::Progress) => progress = true,
+                    Ok(Input::Idle) => {}
+                    Ok(Input::PlainClient) => {
+                        info!("{}: plain client on a TLS server: refused", self.peer);
+                        self.close_reason = "client does not speak TLS";
+                        self.session = ServerSession::refuse(
+                            ErrorCode::Protocol,
+                            "this server requires TLS; use ftx without --plain",
+                        );
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        info!("{}: TLS failed: {e}", self.peer);
+                        self.close_reason = "TLS error";
+                        return self.fail(store, now);
+                    }
                     Err(e) => {
                         debug!("{}: read failed: {e}", self.peer);
                         self.close_reason = "connection lost";
@@ -169,7 +203,7 @@ impl Conn {
                     return self.fail(store, now);
                 }
             }
-            let flushed = self.session.poll_transmit().is_empty();
+            let flushed = self.session.poll_transmit().is_empty() && !self.transport.wants_write();
             if flushed && (self.session.is_closed() || self.eof) {
                 return Step::Close;
             }
@@ -185,8 +219,10 @@ impl Conn {
 
     /// Re-registers the socket if the session now wants something else.
     pub(crate) fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let wants_write = self.session.wants_write() || !self.session.poll_transmit().is_empty();
-        let wants_read = self.session.wants_read() && !self.eof;
+        let wants_write = self.session.wants_write()
+            || !self.session.poll_transmit().is_empty()
+            || self.transport.wants_write();
+        let wants_read = (self.session.wants_read() || self.transport.wants_read()) && !self.eof;
         let interest = match (wants_read, wants_write) {
             (true, true) => Interest::READABLE | Interest::WRITABLE,
             (false, true) => Interest::WRITABLE,
@@ -212,7 +248,8 @@ impl Conn {
                 up.written(),
                 up.size()
             );
-            store.abort(up);
+            // Interrupted, not failed: keep it for `reput`.
+            store.abort(up, true);
         }
         if let Some(dl) = self.download.take() {
             info!(
@@ -222,6 +259,9 @@ impl Conn {
                 dl.position(),
                 dl.size
             );
+        }
+        if self.session.is_closed() || self.eof {
+            self.transport.close_notify();
         }
         let _ = self.flush();
         let _ = registry.deregister(&mut self.stream);
@@ -244,26 +284,22 @@ impl Conn {
         Step::Close
     }
 
-    /// Writes the session's output until it is empty or the socket is full.
+    /// Writes the session's output through the transport until both are
+    /// empty or the socket is full.
     fn flush(&mut self) -> io::Result<bool> {
         let mut wrote = false;
-        while self.writable {
-            let out = self.session.poll_transmit();
-            if out.is_empty() {
-                break;
-            }
-            match self.stream.write(out) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.session.consume_transmit(n);
-                    wrote = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        loop {
+            let (taken, moved) = self.transport.write(
+                &mut self.stream,
+                &mut self.writable,
+                self.session.poll_transmit(),
+            )?;
+            self.session.consume_transmit(taken);
+            wrote |= moved;
+            if !moved {
+                return Ok(wrote);
             }
         }
-        Ok(wrote)
     }
 
     /// Feeds file bytes to a running download while the session takes them.
@@ -305,7 +341,38 @@ impl Conn {
 
     fn handle_event(&mut self, event: ServerEvent, store: &Store, now: Instant) {
         let peer = self.peer;
+        if self.access == Access::ReadOnly && mutates(&event) {
+            debug!("{peer}: change refused: read-only token");
+            self.session.reply_error(
+                ErrorCode::ReadOnly,
+                "read-only access: this token cannot change files",
+            );
+            return;
+        }
         match event {
+            ServerEvent::Hello { token } => {
+                let admitted = self
+                    .security
+                    .gate
+                    .borrow_mut()
+                    .admit(peer.ip(), &token, now);
+                match admitted {
+                    Ok((name, access)) => {
+                        info!("{peer}: access granted: token '{name}' ({access})");
+                        self.access = access;
+                        self.session.accept_hello();
+                    }
+                    Err(refusal) => {
+                        let failures = self.security.gate.borrow().failures(peer.ip());
+                        warn!(
+                            "{peer}: access refused: {refusal} ({failures} failed attempt(s) from this address)"
+                        );
+                        self.close_reason = "access refused";
+                        self.session
+                            .reply_error(ErrorCode::Unauthorized, &refusal.to_string());
+                    }
+                }
+            }
             ServerEvent::List { path } => match store.list(&path) {
                 Ok(entries) => {
                     debug!("{peer}: ls '{path}': {} entries", entries.len());
@@ -321,19 +388,21 @@ impl Conn {
                 size,
                 offset,
                 force,
+                resume,
             } => {
                 if let Some(old) = self.upload.take() {
-                    store.abort(old);
+                    store.abort(old, true);
                 }
-                match store.begin_upload(&path, size, force) {
-                    Ok(up) => {
-                        debug!("{peer}: put '{path}' ({size} bytes) started");
+                let resume = resume.then_some(offset);
+                match store.begin_upload(&path, size, force, resume) {
+                    Ok((up, accept)) => {
+                        debug!(
+                            "{peer}: put '{path}' ({size} bytes) started at byte {}",
+                            accept.offset
+                        );
                         self.upload = Some(up);
                         self.transfer_started = Some(now);
-                        // Resuming is not supported yet: a resume request
-                        // is answered with offset 0 (send everything).
-                        let _ = offset;
-                        self.session.accept_put(&path, 0);
+                        self.session.accept_put(&path, accept);
                     }
                     Err(e) => {
                         info!("{peer}: put '{path}' refused: {e}");
@@ -351,7 +420,8 @@ impl Conn {
                     info!("{peer}: put '{}' failed: {e}", up.remote());
                     self.session.reply_error(e.code(), &e.to_string());
                     if let Some(up) = self.upload.take() {
-                        store.abort(up);
+                        // A full disk or a write error: free the space.
+                        store.abort(up, false);
                     }
                 }
             }
@@ -378,25 +448,39 @@ impl Conn {
             }
             ServerEvent::PutAbort { reason } => {
                 if let Some(up) = self.upload.take() {
+                    // Interruptions stay resumable; corrupt or refused data
+                    // and a full disk do not.
+                    let keep = matches!(
+                        reason,
+                        ErrorCode::Cancelled | ErrorCode::Timeout | ErrorCode::Protocol
+                    );
                     info!(
-                        "{peer}: put '{}' failed: {reason} after {} of {} bytes",
+                        "{peer}: put '{}' failed: {reason} after {} of {} bytes{}",
                         up.remote(),
                         up.written(),
-                        up.size()
+                        up.size(),
+                        if keep && up.resumable() {
+                            " (kept for reput)"
+                        } else {
+                            ""
+                        }
                     );
-                    store.abort(up);
+                    store.abort(up, keep);
                 }
             }
             ServerEvent::GetStart { path, offset } => {
                 self.download = None;
                 let opened = store.open_download(&path).and_then(|mut dl| {
+                    // Past the end: the client's part is not of this file; restart.
+                    let offset = if offset > dl.size { 0 } else { offset };
+                    let prefix = store.prefix_hasher(&dl, offset)?;
                     store.seek(&mut dl, offset)?;
-                    Ok(dl)
+                    Ok((dl, offset, prefix))
                 });
                 match opened {
-                    Ok(dl) => {
+                    Ok((dl, offset, prefix)) => {
                         debug!("{peer}: get '{path}' from byte {offset} of {}", dl.size);
-                        self.session.accept_get(dl.size, offset, dl.mtime);
+                        self.session.accept_get(dl.size, offset, dl.mtime, prefix);
                         self.download = Some(dl);
                         self.transfer_started = Some(now);
                     }
@@ -459,6 +543,17 @@ impl Conn {
             None => "?".to_owned(),
         }
     }
+}
+
+/// Whether `event` would change the served tree (refused to read-only tokens).
+fn mutates(event: &ServerEvent) -> bool {
+    matches!(
+        event,
+        ServerEvent::PutStart { .. }
+            | ServerEvent::Mkdir { .. }
+            | ServerEvent::Remove { .. }
+            | ServerEvent::Rename { .. }
+    )
 }
 
 /// Closes a socket so that an error frame just written is not destroyed:

@@ -9,8 +9,9 @@
 //! entry per connection however often deadlines move.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use super::config::ServerConfig;
 use super::conn::{self, Conn, Step};
 use super::shutdown::Shutdown;
 use super::store::Store;
+use super::transport::Security;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{DEFAULT_WINDOW, MAX_CHUNK};
 use crate::proto::session::{ServerSession, SessionConfig};
@@ -41,9 +43,12 @@ const EVENTS_CAPACITY: usize = 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// File descriptors kept free of connections: the listener, epoll, the
 /// signal pipe and waker, standard streams, and the files of transfers and
-/// listings in progress. Beyond this many concurrent transfers, opening a
-/// file fails with a clear error rather than taking the process down.
-const FD_RESERVE: u64 = 256;
+/// listings in progress — a quarter of the limit, between these bounds.
+/// Beyond that many concurrent transfers, opening a file fails with a clear
+/// error rather than taking the process down, and accepting backs off.
+const FD_RESERVE_MIN: u64 = 16;
+/// Upper bound of the descriptor reserve (see [`FD_RESERVE_MIN`]).
+const FD_RESERVE_MAX: u64 = 256;
 
 /// Serves connections on `listener` until `shutdown` is triggered (or, for
 /// a handle from [`Shutdown::on_signals`], SIGINT/SIGTERM arrives), then
@@ -55,6 +60,8 @@ pub fn run(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
+    let security = Rc::new(Security::load(&config.access).map_err(io::Error::other)?);
+    let authenticate = security.gate.borrow().requires_token();
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
     let poll = Poll::new()?;
@@ -81,12 +88,19 @@ pub fn run(
             window: DEFAULT_WINDOW,
             idle_timeout: config.idle_timeout,
             handshake_timeout: config.handshake_timeout,
+            stall_timeout: config.stall_timeout,
             server_name: format!("ftxd {}", env!("CARGO_PKG_VERSION")),
+            authenticate,
         }),
+        security,
         max_connections,
+        max_per_ip: config.max_per_ip,
+        per_ip: HashMap::new(),
         accept_paused_until: None,
         timers: BinaryHeap::new(),
         again: VecDeque::new(),
+        partial_ttl: config.partial_ttl,
+        next_sweep: Instant::now(),
     };
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     while !shutdown.is_requested() {
@@ -129,6 +143,9 @@ pub fn run(
             server.accept_all(now);
         }
         server.expire_timers(now);
+        if now >= server.next_sweep {
+            server.sweep(now);
+        }
     }
     info!(
         "shutting down: closing {} connection(s)",
@@ -137,6 +154,9 @@ pub fn run(
     server.close_all();
     Ok(())
 }
+
+/// Longest time between two sweeps of abandoned part files.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The state of the loop.
 struct Server {
@@ -149,10 +169,20 @@ struct Server {
     /// Shared by every session.
     session_config: Arc<SessionConfig>,
     max_connections: usize,
+    max_per_ip: usize,
+    /// Open connections by peer address (entries removed at zero, so the
+    /// map never outgrows the connection slab).
+    per_ip: HashMap<std::net::IpAddr, usize>,
     accept_paused_until: Option<Instant>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections that used up their budget with work left.
     again: VecDeque<Token>,
+    /// Age after which abandoned part and temporary files are removed.
+    partial_ttl: Duration,
+    /// When the next sweep of abandoned part files is due.
+    next_sweep: Instant,
+    /// TLS configuration and the token gate, shared by every connection.
+    security: Rc<Security>,
 }
 
 impl Server {
@@ -165,7 +195,21 @@ impl Server {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let next = Some(next.map_or(self.next_sweep, |t| t.min(self.next_sweep)));
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Removes part files of interrupted uploads older than the TTL (and
+    /// temporary files left by a crash), then schedules the next sweep.
+    fn sweep(&mut self, now: Instant) {
+        let removed = self.store.sweep_partials(self.partial_ttl);
+        if removed > 0 {
+            info!(
+                "removed {removed} abandoned part file(s) older than {} s",
+                self.partial_ttl.as_secs()
+            );
+        }
+        self.next_sweep = now + self.partial_ttl.min(SWEEP_INTERVAL);
     }
 
     fn accept_all(&mut self, now: Instant) {
@@ -191,6 +235,16 @@ impl Server {
             conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
             return;
         }
+        let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+        if from_ip >= self.max_per_ip {
+            conn::refuse(
+                stream,
+                peer,
+                ErrorCode::TooManyFromAddress,
+                "too many connections from your address",
+            );
+            return;
+        }
         // Small replies (acks, errors) must not wait for Nagle.
         if let Err(e) = stream.set_nodelay(true) {
             debug!("{peer}: cannot set TCP_NODELAY: {e}");
@@ -199,10 +253,20 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         let session = ServerSession::new(Arc::clone(&self.session_config), now);
-        match Conn::new(stream, peer, session, self.poll.registry(), token, now) {
+        let security = Rc::clone(&self.security);
+        match Conn::new(
+            stream,
+            peer,
+            session,
+            self.poll.registry(),
+            token,
+            now,
+            security,
+        ) {
             Ok(c) => {
                 info!("{peer}: connection opened ({open} open)");
                 entry.insert(c);
+                *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
                 self.drive(token, now);
             }
             Err(e) => warn!("{peer}: cannot register the connection: {e}"),
@@ -286,6 +350,13 @@ impl Server {
 
     fn close(&mut self, token: Token, why: &str) {
         if let Some(c) = self.conns.try_remove(token.0) {
+            let ip = c.peer().ip();
+            if let Some(n) = self.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
             c.close(&self.store, self.poll.registry(), why);
         }
         if self.conns.is_empty() {
@@ -310,11 +381,12 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 }
 
 /// Raises the soft open-file limit to the hard one and returns how many
-/// connections fit: the configured number, at most the limit minus
-/// [`FD_RESERVE`] (and at least 1).
+/// connections fit: the configured number, at most the limit minus a
+/// reserve of a quarter of it (16 to 256), and at least 1.
 fn fit_connections(configured: usize) -> usize {
     let limit = raise_fd_limit();
-    let fit = usize::try_from(limit.saturating_sub(FD_RESERVE))
+    let reserve = (limit / 4).clamp(FD_RESERVE_MIN, FD_RESERVE_MAX);
+    let fit = usize::try_from(limit.saturating_sub(reserve))
         .unwrap_or(usize::MAX)
         .max(1);
     if configured > fit {
@@ -365,7 +437,7 @@ mod tests {
     use super::*;
     use crate::proto::frame;
     use crate::proto::message::Message;
-    use crate::server::config::Verbosity;
+    use crate::server::config::{AccessConfig, Verbosity, DEFAULT_MAX_PER_IP};
     use crate::server::store::StoreConfig;
     use std::io::Read;
     use std::net::TcpStream;
@@ -387,9 +459,13 @@ mod tests {
                 fsync: false,
             },
             max_connections,
+            max_per_ip: DEFAULT_MAX_PER_IP,
             idle_timeout: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(60),
             handshake_timeout: handshake,
+            partial_ttl: Duration::from_secs(7 * 86_400),
             verbosity: Verbosity::Normal,
+            access: AccessConfig::plain_open(),
             reuse_port: false,
         };
         let shutdown = Shutdown::new();

@@ -3,14 +3,18 @@
 //! loop that drives one `ServerSession` per connection. Never imports
 //! `client` or `shell`, never prints (operators get `log` lines).
 
+mod beneath;
 pub mod config;
 mod conn;
 mod event_loop;
 mod listen;
 mod shutdown;
 pub mod store;
+pub mod tls;
+pub mod tokens;
+mod transport;
 
-pub use config::{ServerArgs, ServerConfig};
+pub use config::{AccessConfig, ServerArgs, ServerCommand, ServerConfig, TokenCommand};
 pub use event_loop::run;
 pub use listen::bind;
 pub use shutdown::Shutdown;

@@ -1,26 +1,32 @@
 //! The store: every file-system operation of `ftxd`, beneath one root.
 //!
 //! It owns the path-safety rules (a checked [`RemotePath`] is resolved
-//! beneath the canonical root; a symlink is followed only while it stays
-//! inside the root), the atomic upload (hidden temporary file, fsync, then a
+//! beneath a descriptor of the root by [`super::beneath`], with the
+//! kernel's help; a symlink is followed only while it stays inside the
+//! root), the atomic upload (hidden temporary file, fsync, then a
 //! race-free publish under the final or a `stem_N.ext` name), downloads,
 //! listings and the small management operations. It knows nothing of
 //! sockets, sessions or the event loop, and never logs user-facing text.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::partial;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{MAX_LIST_ENTRIES, RESERVED_PREFIX};
 use crate::proto::message::{Entry, EntryKind};
 use crate::proto::path::{clash_name, RemotePath};
+use crate::proto::session::PutAccept;
+
+use super::beneath;
 
 /// How many `stem_N.ext` names an upload tries before giving up.
 pub const MAX_CLASH_ATTEMPTS: u64 = 10_000;
@@ -91,6 +97,8 @@ pub enum StoreError {
     PermissionDenied(String),
     /// No free `stem_N.ext` name was found for an upload.
     NoFreeName(String),
+    /// The directory holds more than [`MAX_LIST_ENTRIES`] entries.
+    TooManyEntries(String),
     /// Upload data out of order or beyond the declared size, or a download
     /// offset past the end of the file.
     BadOffset {
@@ -101,6 +109,8 @@ pub enum StoreError {
     },
     /// The file changed size while it was being read.
     Changed(String),
+    /// Another upload of the same name holds its part file.
+    InUse(String),
     /// Any other I/O failure.
     Io {
         /// The remote path concerned.
@@ -116,7 +126,7 @@ impl StoreError {
         match self {
             StoreError::BadRoot { .. } => ErrorCode::Io,
             StoreError::ReadOnly => ErrorCode::ReadOnly,
-            StoreError::TooLarge { .. } => ErrorCode::TooLarge,
+            StoreError::TooLarge { .. } | StoreError::TooManyEntries(_) => ErrorCode::TooLarge,
             StoreError::NoSpace => ErrorCode::NoSpace,
             StoreError::OutsideRoot(_) => ErrorCode::PermissionDenied,
             StoreError::RootNotAllowed => ErrorCode::InvalidName,
@@ -129,6 +139,7 @@ impl StoreError {
             StoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             StoreError::BadOffset { .. } => ErrorCode::Protocol,
             StoreError::Changed(_) | StoreError::Io { .. } => ErrorCode::Io,
+            StoreError::InUse(_) => ErrorCode::Busy,
         }
     }
 
@@ -189,6 +200,11 @@ impl fmt::Display for StoreError {
                 write!(f, "data at offset {got}, expected offset {expected}")
             }
             StoreError::Changed(p) => write!(f, "'{p}' changed while it was being read"),
+            StoreError::InUse(p) => write!(f, "another upload of '{p}' is in progress"),
+            StoreError::TooManyEntries(p) => write!(
+                f,
+                "directory '{p}' is too large to list (more than {MAX_LIST_ENTRIES} entries)"
+            ),
             StoreError::Io { path, source } => write!(f, "'{path}': {source}"),
         }
     }
@@ -207,14 +223,18 @@ impl std::error::Error for StoreError {
 #[derive(Debug)]
 pub struct Upload {
     file: File,
-    temp: PathBuf,
-    dir: PathBuf,
+    /// Name of the temporary file in `dir`.
+    temp: CString,
+    /// The directory the upload lands in, opened beneath the root.
+    dir: OwnedFd,
     remote: RemotePath,
     size: u64,
     written: u64,
     /// Bytes already handed to early writeback.
     flushed: u64,
     force: bool,
+    /// In the name's part file: kept for `reput` when interrupted.
+    resumable: bool,
 }
 
 impl Upload {
@@ -229,6 +249,10 @@ impl Upload {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+    /// Whether an interruption keeps this upload for `reput`.
+    pub fn resumable(&self) -> bool {
+        self.resumable
     }
 }
 
@@ -260,6 +284,8 @@ impl Download {
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
+    /// The root, opened once: every path is resolved beneath it.
+    root_fd: OwnedFd,
     config: StoreConfig,
 }
 
@@ -278,7 +304,13 @@ impl Store {
         if !meta.is_dir() {
             return Err(bad("is not a directory".to_owned()));
         }
-        Ok(Store { root, config })
+        let root_fd =
+            beneath::open_root(&root).map_err(|e| bad(format!("cannot be opened: {e}")))?;
+        Ok(Store {
+            root,
+            root_fd,
+            config,
+        })
     }
 
     /// The canonical root directory.
@@ -293,32 +325,30 @@ impl Store {
 
     /// Lists a directory (following a symlink that stays inside the root):
     /// sorted by name, reserved names left out, non-UTF-8 names converted
-    /// lossily, at most [`MAX_LIST_ENTRIES`] entries.
+    /// lossily; a directory with more than [`MAX_LIST_ENTRIES`] entries is
+    /// refused as too large rather than shown incomplete.
     pub fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, StoreError> {
-        let path = self.resolve_follow(dir)?;
-        let meta = fs::metadata(&path).map_err(|e| StoreError::from_io(dir.as_str(), e))?;
-        if !meta.is_dir() {
-            return Err(StoreError::NotADirectory(display_name(dir.as_str())));
+        let fd = self.resolve(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let (names, truncated) = beneath::read_names(fd.as_fd(), MAX_LIST_ENTRIES)
+            .map_err(|e| StoreError::from_io(dir.as_str(), e))?;
+        if truncated {
+            return Err(StoreError::TooManyEntries(display_name(dir.as_str())));
         }
-        let reader = fs::read_dir(&path).map_err(|e| StoreError::from_io(dir.as_str(), e))?;
         let mut entries = Vec::new();
-        for item in reader {
-            if entries.len() >= MAX_LIST_ENTRIES {
-                break;
-            }
+        for raw in names {
             // An entry that vanishes or cannot be inspected is skipped:
             // one bad entry never breaks `ls`.
-            let Ok(item) = item else { continue };
-            let raw = item.file_name();
             if raw.as_bytes().starts_with(RESERVED_PREFIX.as_bytes()) {
                 continue;
             }
-            let Ok(lmeta) = item.metadata() else { continue };
+            let Ok(c) = CString::new(raw.as_bytes()) else {
+                continue;
+            };
+            let Ok(lmeta) = beneath::lstat_at(fd.as_fd(), &c) else {
+                continue;
+            };
             let meta = if lmeta.file_type().is_symlink() {
-                match self.inside_target(&item.path()) {
-                    Some(target) => fs::metadata(target).ok(),
-                    None => None,
-                }
+                self.inside_target(dir, raw.as_bytes())
             } else {
                 Some(lmeta.clone())
             };
@@ -338,13 +368,20 @@ impl Store {
     }
 
     /// Starts an upload of `size` bytes to `path`: checks the rules and
-    /// creates the hidden temporary file next to the target.
+    /// opens the hidden file next to the target. A fresh upload takes the
+    /// name's part file when it is free (so an interruption can be resumed)
+    /// and a one-off temporary file otherwise, reporting the size of an
+    /// interrupted part it leaves alone. With `resume: Some(max)`, the part
+    /// file is continued where it ends (if that is at most `max`, the
+    /// client's size; otherwise it restarts); the returned [`PutAccept`]
+    /// says from where, with the prefix's BLAKE3 state.
     pub fn begin_upload(
         &self,
         path: &RemotePath,
         size: u64,
         force: bool,
-    ) -> Result<Upload, StoreError> {
+        resume: Option<u64>,
+    ) -> Result<(Upload, PutAccept), StoreError> {
         self.check_writable()?;
         if let Some(max) = self.config.max_file_size {
             if size > max {
@@ -352,37 +389,75 @@ impl Store {
             }
         }
         let (dir, name) = self.resolve_parent(path)?;
-        let target = dir.join(name);
         if force {
-            match fs::symlink_metadata(&target) {
+            match beneath::lstat_at(dir.as_fd(), &name) {
                 Ok(m) if m.is_dir() => {
                     return Err(StoreError::IsDirectory(path.as_str().to_owned()))
                 }
                 _ => {}
             }
         }
-        if let Some(free) = free_space(&dir) {
-            if free < size {
-                return Err(StoreError::NoSpace);
+        let io_err = |e| StoreError::from_io(path.as_str(), e);
+        let part = CString::new(partial::part_name(&name.to_string_lossy()))
+            .map_err(|_| StoreError::RootNotAllowed)?;
+        let (mut file, temp, accept) = match resume {
+            Some(max_offset) => {
+                let Some(file) =
+                    partial::open_locked_at(dir.as_fd(), &part, true).map_err(io_err)?
+                else {
+                    return Err(StoreError::InUse(path.as_str().to_owned()));
+                };
+                let mut held = file.metadata().map_err(io_err)?.len();
+                if held > max_offset || held > size {
+                    held = 0;
+                }
+                file.set_len(held).map_err(io_err)?;
+                let prefix = partial::prefix_hasher(&file, held).map_err(io_err)?;
+                let accept = PutAccept {
+                    offset: held,
+                    prefix,
+                    partial: 0,
+                    resumable: true,
+                };
+                (file, part, accept)
             }
+            None => match partial::take_fresh_at(dir.as_fd(), &part).map_err(io_err)? {
+                Some(file) => (file, part, PutAccept::fresh(true, 0)),
+                None => {
+                    let stale = partial::stale_size_at(dir.as_fd(), &part);
+                    let temp = temp_name();
+                    let file = beneath::create_at(dir.as_fd(), &temp, FILE_MODE).map_err(io_err)?;
+                    // Locked too, so the stale-file sweep of another ftxd
+                    // sharing the root never removes it while in use.
+                    let _ = partial::try_lock(&file);
+                    (file, temp, PutAccept::fresh(false, stale))
+                }
+            },
+        };
+        let need = size - accept.offset;
+        if beneath::free_space(dir.as_fd()).is_some_and(|free| free < need) {
+            // Refused before any data flows: a part that holds an
+            // interrupted upload stays for a later `reput`; a file opened
+            // just now is removed, while still locked.
+            if accept.offset == 0 {
+                let _ = beneath::unlink_at(dir.as_fd(), &temp, false);
+            }
+            drop(file);
+            return Err(StoreError::NoSpace);
         }
-        let temp = dir.join(temp_name());
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&temp)
-            .map_err(|e| StoreError::from_io(path.as_str(), e))?;
-        Ok(Upload {
+        file.seek(SeekFrom::Start(accept.offset)).map_err(io_err)?;
+        let up = Upload {
             file,
             temp,
             dir,
             remote: path.clone(),
             size,
-            written: 0,
-            flushed: 0,
+            written: accept.offset,
+            flushed: accept.offset,
             force,
-        })
+            resumable: accept.resumable,
+        };
+        Ok((up, accept))
     }
 
     /// Appends `data` at `offset`, which must be the number of bytes
@@ -421,9 +496,9 @@ impl Store {
         let result = self.publish(&up);
         // After a link the temporary name is redundant, after a failure it
         // must not linger; after a rename it is already gone.
-        if let Err(e) = fs::remove_file(&up.temp) {
+        if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
             if e.kind() != io::ErrorKind::NotFound {
-                log::warn!("cannot remove temporary file {}: {e}", up.temp.display());
+                log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
             }
         }
         let stored = result?;
@@ -447,8 +522,11 @@ impl Store {
         }
         let name = up.remote.file_name().ok_or(StoreError::RootNotAllowed)?;
         let parent = up.remote.parent();
+        let dir = up.dir.as_fd();
         if up.force {
-            fs::rename(&up.temp, up.dir.join(name)).map_err(|e| StoreError::from_io(remote, e))?;
+            let to = CString::new(name).map_err(|_| StoreError::RootNotAllowed)?;
+            beneath::rename_at(dir, &up.temp, dir, &to, 0)
+                .map_err(|e| StoreError::from_io(remote, e))?;
             return Ok(up.remote.clone());
         }
         for n in 0..=MAX_CLASH_ATTEMPTS {
@@ -461,7 +539,10 @@ impl Store {
                 // The clash name grew past the component limit: no free name.
                 break;
             };
-            match publish_noreplace(&up.temp, &up.dir.join(&candidate)) {
+            let Ok(to) = CString::new(candidate) else {
+                break;
+            };
+            match publish_noreplace(up.dir.as_fd(), &up.temp, &to) {
                 Ok(()) => return Ok(stored),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(StoreError::from_io(stored.as_str(), e)),
@@ -470,11 +551,27 @@ impl Store {
         Err(StoreError::NoFreeName(remote.to_owned()))
     }
 
-    /// Abandons an upload: removes its temporary file.
-    pub fn abort(&self, up: Upload) {
-        if let Err(e) = fs::remove_file(&up.temp) {
-            log::warn!("cannot remove temporary file {}: {e}", up.temp.display());
+    /// Abandons an upload. With `keep`, an upload in the name's part file
+    /// stays there (unlocked) for `reput`; anything else is removed.
+    pub fn abort(&self, up: Upload, keep: bool) {
+        if keep && up.resumable && up.written > 0 {
+            return;
         }
+        if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
+            log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+        }
+    }
+
+    /// The BLAKE3 state of a download's first `len` bytes (to resume it).
+    pub fn prefix_hasher(&self, dl: &Download, len: u64) -> Result<blake3::Hasher, StoreError> {
+        partial::prefix_hasher(&dl.file, len)
+            .map_err(|e| StoreError::from_io(dl.remote.as_str(), e))
+    }
+
+    /// Removes part and temporary files older than `ttl` that no upload
+    /// holds, anywhere under the root; returns how many.
+    pub fn sweep_partials(&self, ttl: std::time::Duration) -> usize {
+        partial::sweep(&self.root, ttl, SystemTime::now())
     }
 
     /// Opens a regular file for download (following a symlink that stays
@@ -484,14 +581,9 @@ impl Store {
         if path.is_root() {
             return Err(StoreError::IsDirectory(display_name(remote)));
         }
-        let full = self.resolve_follow(path)?;
         // O_NONBLOCK so that opening a fifo never blocks the loop; it has
         // no effect on regular files.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&full)
-            .map_err(|e| StoreError::from_io(remote, e))?;
+        let file = File::from(self.resolve(path, libc::O_RDONLY | libc::O_NONBLOCK)?);
         let meta = file
             .metadata()
             .map_err(|e| StoreError::from_io(remote, e))?;
@@ -543,9 +635,7 @@ impl Store {
     pub fn mkdir(&self, path: &RemotePath) -> Result<(), StoreError> {
         self.check_writable()?;
         let (dir, name) = self.resolve_parent(path)?;
-        fs::DirBuilder::new()
-            .mode(DIR_MODE)
-            .create(dir.join(name))
+        beneath::mkdir_at(dir.as_fd(), &name, DIR_MODE)
             .map_err(|e| StoreError::from_io(path.as_str(), e))
     }
 
@@ -553,14 +643,9 @@ impl Store {
     pub fn remove(&self, path: &RemotePath) -> Result<(), StoreError> {
         self.check_writable()?;
         let (dir, name) = self.resolve_parent(path)?;
-        let full = dir.join(name);
-        let meta =
-            fs::symlink_metadata(&full).map_err(|e| StoreError::from_io(path.as_str(), e))?;
-        let result = if meta.is_dir() {
-            fs::remove_dir(&full)
-        } else {
-            fs::remove_file(&full)
-        };
+        let meta = beneath::lstat_at(dir.as_fd(), &name)
+            .map_err(|e| StoreError::from_io(path.as_str(), e))?;
+        let result = beneath::unlink_at(dir.as_fd(), &name, meta.is_dir());
         result.map_err(|e| match e.raw_os_error() {
             // Some systems report a non-empty directory as EEXIST.
             Some(libc::EEXIST) => StoreError::NotEmpty(path.as_str().to_owned()),
@@ -574,16 +659,18 @@ impl Store {
         self.check_writable()?;
         let (from_dir, from_name) = self.resolve_parent(from)?;
         let (to_dir, to_name) = self.resolve_parent(to)?;
-        let src = from_dir.join(from_name);
-        let dst = to_dir.join(to_name);
-        let meta = fs::symlink_metadata(&src).map_err(|e| StoreError::from_io(from.as_str(), e))?;
-        match rename_noreplace(&src, &dst) {
+        let (src, dst) = (from_dir.as_fd(), to_dir.as_fd());
+        let meta = beneath::lstat_at(src, &from_name)
+            .map_err(|e| StoreError::from_io(from.as_str(), e))?;
+        match beneath::rename_at(src, &from_name, dst, &to_name, libc::RENAME_NOREPLACE) {
             Ok(()) => Ok(()),
             Err(e) if unsupported(&e) && !meta.is_dir() => {
                 // The file system lacks RENAME_NOREPLACE: a hard link is just
                 // as exclusive for anything but a directory.
-                fs::hard_link(&src, &dst).map_err(|e| self.rename_error(from, to, e))?;
-                fs::remove_file(&src).map_err(|e| StoreError::from_io(from.as_str(), e))
+                beneath::link_at(src, &from_name, dst, &to_name)
+                    .map_err(|e| self.rename_error(from, to, e))?;
+                beneath::unlink_at(src, &from_name, false)
+                    .map_err(|e| StoreError::from_io(from.as_str(), e))
             }
             Err(e) => Err(self.rename_error(from, to, e)),
         }
@@ -614,49 +701,35 @@ impl Store {
         }
     }
 
-    /// The canonical directory holding `path` (checked to be inside the
-    /// root, symlinks on the way resolved) and the last component.
-    fn resolve_parent<'a>(&self, path: &'a RemotePath) -> Result<(PathBuf, &'a str), StoreError> {
-        let name = path.file_name().ok_or(StoreError::RootNotAllowed)?;
-        let parent = path.parent();
-        let dir = self.resolve_follow(&parent)?;
-        let meta = fs::metadata(&dir).map_err(|e| StoreError::from_io(parent.as_str(), e))?;
-        if !meta.is_dir() {
-            return Err(StoreError::NotADirectory(parent.as_str().to_owned()));
-        }
-        Ok((dir, name))
-    }
-
-    /// The canonical location of `path`, following symlinks everywhere;
-    /// refused if it ends up outside the root.
-    fn resolve_follow(&self, path: &RemotePath) -> Result<PathBuf, StoreError> {
+    /// The directory holding `path`, opened beneath the root (symlinks on
+    /// the way followed while they stay inside), and the last component.
+    fn resolve_parent(&self, path: &RemotePath) -> Result<(OwnedFd, CString), StoreError> {
         if path.is_root() {
-            return Ok(self.root.clone());
+            return Err(StoreError::RootNotAllowed);
         }
-        let joined = self.root.join(path.as_str());
-        let canonical = fs::canonicalize(&joined).map_err(|e| {
-            // A dangling final link reads as "not found" from canonicalize;
-            // say so plainly instead.
-            StoreError::from_io(path.as_str(), e)
-        })?;
-        if canonical.starts_with(&self.root) {
-            Ok(canonical)
-        } else {
-            Err(StoreError::OutsideRoot(path.as_str().to_owned()))
-        }
+        let parent = path.parent();
+        beneath::parent_fd_and_name(self.root_fd.as_fd(), path.as_str().as_bytes())
+            .map_err(|e| resolve_error(parent.as_str(), e))
     }
 
-    /// The canonical target of a symlink at `full`, if it resolves inside
-    /// the root.
-    fn inside_target(&self, full: &Path) -> Option<PathBuf> {
-        fs::canonicalize(full)
-            .ok()
-            .filter(|t| t.starts_with(&self.root))
+    /// Opens `path` beneath the root with open `flags`, following symlinks
+    /// while they stay inside; an escape is [`StoreError::OutsideRoot`].
+    fn resolve(&self, path: &RemotePath, flags: libc::c_int) -> Result<OwnedFd, StoreError> {
+        beneath::open(self.root_fd.as_fd(), path.as_str().as_bytes(), flags)
+            .map_err(|e| resolve_error(path.as_str(), e))
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    /// Metadata of the target of the symlink `name` in the listed `dir`, if
+    /// it resolves inside the root.
+    fn inside_target(&self, dir: &RemotePath, name: &[u8]) -> Option<fs::Metadata> {
+        let rel = beneath::join(dir.as_str().as_bytes(), name);
+        let fd = beneath::open(self.root_fd.as_fd(), &rel, libc::O_PATH).ok()?;
+        File::from(fd).metadata().ok()
+    }
+
+    fn sync_dir(&self, dir: &OwnedFd) -> io::Result<()> {
         if self.config.fsync {
-            File::open(dir)?.sync_all()
+            File::from(dir.try_clone()?).sync_all()
         } else {
             Ok(())
         }
@@ -688,32 +761,30 @@ fn size_of(m: &fs::Metadata) -> u64 {
 /// and the clock, so that several `ftxd` processes sharing a root (even on
 /// different hosts reusing a pid) practically never collide; `create_new`
 /// makes a collision an error rather than a shared file.
-fn temp_name() -> String {
+fn temp_name() -> CString {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{RESERVED_PREFIX}tmp-{}-{n}-{nanos:x}", std::process::id())
+    let name = format!("{RESERVED_PREFIX}tmp-{}-{n}-{nanos:x}", std::process::id());
+    // The name is made of ASCII letters and digits only.
+    CString::new(name).unwrap_or_default()
 }
 
+/// Maps a resolution failure on `path`: `EXDEV` is the kernel (or the
+/// fallback walk) refusing to leave the root.
+fn resolve_error(path: &str, e: io::Error) -> StoreError {
+    match e.raw_os_error() {
+        Some(libc::EXDEV) => StoreError::OutsideRoot(display_name(path)),
+        _ => StoreError::from_io(path, e),
+    }
+}
+
+#[cfg(test)]
 fn c_path(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-}
-
-/// Free bytes for unprivileged users on the file system holding `dir`;
-/// `None` if it cannot be known (the write then finds out).
-fn free_space(dir: &Path) -> Option<u64> {
-    let c = c_path(dir).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string and `st` is a plain
-    // struct the kernel fills in.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return None;
-    }
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// True when the kernel or file system does not support an operation.
@@ -724,33 +795,11 @@ fn unsupported(e: &io::Error) -> bool {
     )
 }
 
-/// `rename` that fails with `EEXIST` instead of replacing `to`.
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let f = c_path(from)?;
-    let t = c_path(to)?;
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD with absolute
-    // paths touches no descriptor of ours.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Publishes `temp` as `to` unless `to` exists (`EEXIST`): a hard link,
-/// which is exclusive even on NFS; where links are not supported, an
-/// exclusive rename.
-fn publish_noreplace(temp: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(temp, to) {
+/// Publishes `temp` as `to` (both in `dir`) unless `to` exists (`EEXIST`):
+/// a hard link, which is exclusive even on NFS; where links are not
+/// supported, an exclusive rename.
+fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<()> {
+    match beneath::link_at(dir, temp, dir, to) {
         Ok(()) => Ok(()),
         Err(e)
             if matches!(
@@ -758,7 +807,7 @@ fn publish_noreplace(temp: &Path, to: &Path) -> io::Result<()> {
                 Some(libc::EPERM) | Some(libc::EOPNOTSUPP) | Some(libc::EMLINK)
             ) =>
         {
-            rename_noreplace(temp, to)
+            beneath::rename_at(dir, temp, dir, to, libc::RENAME_NOREPLACE)
         }
         Err(e) => Err(e),
     }
@@ -802,7 +851,9 @@ mod tests {
     }
 
     fn put(s: &Store, name: &str, data: &[u8], force: bool) -> Result<RemotePath, StoreError> {
-        let mut up = s.begin_upload(&rp(name), data.len() as u64, force)?;
+        let mut up = s
+            .begin_upload(&rp(name), data.len() as u64, force, None)
+            .map(|(u, _)| u)?;
         for (i, chunk) in data.chunks(3).enumerate() {
             s.write(&mut up, (i * 3) as u64, chunk)?;
         }
@@ -897,7 +948,9 @@ mod tests {
                 let barrier = Arc::clone(&barrier);
                 std::thread::spawn(move || {
                     let data = format!("upload {i}").into_bytes();
-                    let mut up = s.begin_upload(&rp("same.bin"), data.len() as u64, false)?;
+                    let mut up = s
+                        .begin_upload(&rp("same.bin"), data.len() as u64, false, None)
+                        .map(|(u, _)| u)?;
                     s.write(&mut up, 0, &data)?;
                     barrier.wait();
                     s.commit(up).map(|name| (name, data))
@@ -927,7 +980,10 @@ mod tests {
         assert_eq!(get(&s, "f").unwrap(), b"new!");
         assert_eq!(names(&s, ""), ["f"]);
         fs::create_dir(root.join("dir")).unwrap();
-        let e = s.begin_upload(&rp("dir"), 1, true).unwrap_err();
+        let e = s
+            .begin_upload(&rp("dir"), 1, true, None)
+            .map(|(u, _)| u)
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::IsDirectory);
     }
 
@@ -935,7 +991,10 @@ mod tests {
     fn temp_files_are_hidden_and_cleaned() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        let mut up = s.begin_upload(&rp("x"), 4, false).unwrap();
+        let mut up = s
+            .begin_upload(&rp("x"), 4, false, None)
+            .map(|(u, _)| u)
+            .unwrap();
         s.write(&mut up, 0, b"ab").unwrap();
         let on_disk: Vec<_> = fs::read_dir(&root).unwrap().collect();
         assert_eq!(on_disk.len(), 1, "the temp file exists");
@@ -944,10 +1003,13 @@ mod tests {
             s.open_download(&rp("x")).unwrap_err().code(),
             ErrorCode::NotFound
         );
-        s.abort(up);
+        s.abort(up, false);
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         // Incomplete data fails the commit and leaves nothing behind.
-        let mut up = s.begin_upload(&rp("y"), 4, false).unwrap();
+        let mut up = s
+            .begin_upload(&rp("y"), 4, false, None)
+            .map(|(u, _)| u)
+            .unwrap();
         s.write(&mut up, 0, b"ab").unwrap();
         assert_eq!(s.commit(up).unwrap_err().code(), ErrorCode::Protocol);
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
@@ -957,7 +1019,10 @@ mod tests {
     fn writes_must_be_sequential_and_within_size() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        let mut up = s.begin_upload(&rp("x"), 4, false).unwrap();
+        let mut up = s
+            .begin_upload(&rp("x"), 4, false, None)
+            .map(|(u, _)| u)
+            .unwrap();
         assert_eq!(
             s.write(&mut up, 1, b"a").unwrap_err().code(),
             ErrorCode::Protocol
@@ -981,7 +1046,10 @@ mod tests {
         })
         .unwrap();
         let codes = [
-            s.begin_upload(&rp("g"), 1, false).unwrap_err().code(),
+            s.begin_upload(&rp("g"), 1, false, None)
+                .map(|(u, _)| u)
+                .unwrap_err()
+                .code(),
             s.mkdir(&rp("d")).unwrap_err().code(),
             s.remove(&rp("f")).unwrap_err().code(),
             s.rename(&rp("f"), &rp("g")).unwrap_err().code(),
@@ -999,13 +1067,20 @@ mod tests {
             ..config(&root)
         })
         .unwrap();
-        let e = s.begin_upload(&rp("big"), 11, false).unwrap_err();
+        let e = s
+            .begin_upload(&rp("big"), 11, false, None)
+            .map(|(u, _)| u)
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::TooLarge);
         assert!(e.to_string().contains("larger"), "{e}");
-        assert!(s.begin_upload(&rp("ok"), 10, false).is_ok());
+        assert!(s
+            .begin_upload(&rp("ok"), 10, false, None)
+            .map(|(u, _)| u)
+            .is_ok());
         let s = store(&root);
         let e = s
-            .begin_upload(&rp("huge"), u64::MAX / 2, false)
+            .begin_upload(&rp("huge"), u64::MAX / 2, false, None)
+            .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::NoSpace);
     }
@@ -1018,11 +1093,14 @@ mod tests {
         fs::create_dir(root.join("dir")).unwrap();
         let code = |r: Result<Upload, StoreError>| r.unwrap_err().code();
         assert_eq!(
-            code(s.begin_upload(&rp("no/x"), 1, false)),
+            code(s.begin_upload(&rp("no/x"), 1, false, None).map(|(u, _)| u)),
             ErrorCode::NotFound
         );
         assert_eq!(
-            code(s.begin_upload(&rp("file/x"), 1, false)),
+            code(
+                s.begin_upload(&rp("file/x"), 1, false, None)
+                    .map(|(u, _)| u)
+            ),
             ErrorCode::NotADirectory
         );
         assert_eq!(
@@ -1182,7 +1260,10 @@ mod tests {
             s.list(&rp("out_dir")).unwrap_err().code(),
             ErrorCode::PermissionDenied
         );
-        let e = s.begin_upload(&rp("out_dir/new"), 1, false).unwrap_err();
+        let e = s
+            .begin_upload(&rp("out_dir/new"), 1, false, None)
+            .map(|(u, _)| u)
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::PermissionDenied);
         assert_eq!(
             s.mkdir(&rp("out_dir/d")).unwrap_err().code(),

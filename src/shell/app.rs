@@ -10,7 +10,9 @@ use std::rc::Rc;
 
 use clap::Parser;
 
-use crate::client::Client;
+use crate::client::known_hosts::{data_dir, HostFile, KNOWN_HOSTS_FILE, TOKENS_FILE};
+use crate::client::{probe_fingerprint, Client, ClientError, ConnectOptions};
+use crate::proto::error::ErrorCode;
 
 use super::batch::{run_with_style, Outcome};
 use super::exec::{Executor, RemoteCompleter};
@@ -32,7 +34,7 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
                   Type 'help' at the ftx> prompt for the commands."
 )]
 pub struct ClientArgs {
-    /// Server as HOST or HOST:PORT (default port 9999; IPv6 as [ADDR]:PORT)
+    /// Server as HOST or HOST:PORT (default port 9999; an IPv6 address with a port goes in brackets)
     pub server: Option<String>,
     /// Run commands from FILE ('-' for standard input) and exit
     #[arg(short = 'b', long = "batch", value_name = "FILE")]
@@ -43,6 +45,184 @@ pub struct ClientArgs {
     /// Log protocol details to stderr
     #[arg(short, long)]
     pub verbose: bool,
+    /// No TLS (for an ftxd started with --plain, on a trusted network)
+    #[arg(long)]
+    pub plain: bool,
+    /// Trust an unknown server's certificate without asking and remember it
+    #[arg(long, conflicts_with = "plain")]
+    pub accept_new: bool,
+    /// Accept only the server certificate with this fingerprint (SHA256:...)
+    #[arg(long, value_name = "FP", conflicts_with = "plain")]
+    pub fingerprint: Option<String>,
+    /// Read the access token from FILE (else $FTX_TOKEN, a saved token, or a prompt)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Remember the access token for this server (in the ftx data directory, mode 0600)
+    #[arg(long)]
+    pub save_token: bool,
+}
+
+/// Environment variable holding the access token.
+pub const TOKEN_ENV: &str = "FTX_TOKEN";
+
+/// Reads one line from the terminal without echoing it (for tokens).
+fn read_secret(prompt: &str) -> Result<String, String> {
+    eprint!("{prompt}");
+    io::stderr().flush().ok();
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain data; tcgetattr fills it for a terminal fd.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    let have_tty = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
+    if have_tty {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: a valid termios for the same fd.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let mut line = String::new();
+    let r = io::stdin().lock().read_line(&mut line);
+    if have_tty {
+        // SAFETY: restores what tcgetattr returned.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+        eprintln!();
+    }
+    r.map_err(|e| format!("cannot read the answer: {e}"))?;
+    Ok(line.trim().to_owned())
+}
+
+/// Asks a yes/no question on the terminal; only "yes" (or "y") is yes.
+fn ask_yes_no(question: &str) -> Result<bool, String> {
+    let mut stdin = io::stdin().lock();
+    for _ in 0..3 {
+        eprint!("{question} (yes/no)? ");
+        io::stderr().flush().ok();
+        let mut line = String::new();
+        if stdin
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the answer: {e}"))?
+            == 0
+        {
+            return Ok(false);
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "yes" | "y" => return Ok(true),
+            "no" | "n" => return Ok(false),
+            _ => eprintln!("Please type 'yes' or 'no'."),
+        }
+    }
+    Ok(false)
+}
+
+/// The fingerprint to pin for `addr`: `--fingerprint`, the known-hosts
+/// entry, or (first contact) the one the server shows, trusted by the
+/// user's answer or by `--accept-new`.
+fn choose_pin(args: &ClientArgs, addr: &str, interactive: bool) -> Result<String, String> {
+    if let Some(fp) = &args.fingerprint {
+        return crate::fingerprint::parse(fp)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!("--fingerprint '{fp}' is not of the form SHA256:<43 base64 characters>")
+            });
+    }
+    let dir =
+        data_dir().ok_or("cannot find the ftx data directory: set $XDG_DATA_HOME or $HOME")?;
+    let known = HostFile::at(dir.join(KNOWN_HOSTS_FILE));
+    let read_err = |e: io::Error| format!("cannot read '{}': {e}", known.path().display());
+    if let Some(fp) = known.lookup(addr).map_err(read_err)? {
+        return Ok(fp);
+    }
+    let seen = probe_fingerprint(addr).map_err(|e| e.to_string())?;
+    let trusted = if args.accept_new {
+        true
+    } else if interactive {
+        eprintln!("The authenticity of server '{addr}' can't be established.");
+        eprintln!("Its certificate fingerprint is {seen}.");
+        ask_yes_no("Are you sure you want to continue connecting")?
+    } else {
+        return Err(format!(
+            "unknown server {addr} (certificate fingerprint {seen}): not trusted; \
+             check the fingerprint ftxd printed and pass --fingerprint {seen}, or --accept-new, \
+             or connect once interactively"
+        ));
+    };
+    if !trusted {
+        return Err(format!("server {addr} not trusted: not connecting"));
+    }
+    known
+        .store(addr, &seen)
+        .map_err(|e| format!("cannot write '{}': {e}", known.path().display()))?;
+    eprintln!(
+        "warning: permanently added {addr} ({seen}) to the known servers in {}",
+        known.path().display()
+    );
+    Ok(seen)
+}
+
+/// The token from `--token-file`, `$FTX_TOKEN` or the saved tokens (empty
+/// if none: the server may be `--open`).
+fn find_token(args: &ClientArgs, saved: Option<&HostFile>, addr: &str) -> Result<String, String> {
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read token file '{}': {e}", path.display()))?;
+        return Ok(text.trim().to_owned());
+    }
+    if let Some(t) = std::env::var_os(TOKEN_ENV) {
+        return Ok(t.to_string_lossy().trim().to_owned());
+    }
+    if let Some(f) = saved {
+        if let Ok(Some(t)) = f.lookup(addr) {
+            return Ok(t);
+        }
+    }
+    Ok(String::new())
+}
+
+/// Connects as the flags say: TLS with trust on first use unless
+/// `--plain`, the token from the flags, environment, saved tokens or (on a
+/// terminal, when the server asks for one) a prompt.
+fn connect(args: &ClientArgs, addr: &str, interactive: bool) -> Result<Client, String> {
+    let pin = if args.plain {
+        None
+    } else {
+        Some(choose_pin(args, addr, interactive)?)
+    };
+    let saved = data_dir().map(|d| HostFile::at(d.join(TOKENS_FILE)));
+    let mut token = find_token(args, saved.as_ref(), addr)?;
+    let mut prompted = false;
+    let client = loop {
+        let options = ConnectOptions {
+            pin: pin.clone(),
+            token: token.clone().into_bytes(),
+        };
+        match Client::connect_with(addr, &options) {
+            Ok(c) => break c,
+            Err(e) if e.code() == Some(ErrorCode::Unauthorized) && interactive && !prompted => {
+                if !token.is_empty() {
+                    eprintln!("error: {e}");
+                }
+                token = read_secret("Enter access token: ")?;
+                prompted = true;
+            }
+            Err(ClientError::IdentityChanged(c)) => {
+                let file = data_dir()
+                    .map(|d| d.join(KNOWN_HOSTS_FILE).display().to_string())
+                    .unwrap_or_else(|| KNOWN_HOSTS_FILE.to_owned());
+                return Err(format!(
+                    "{c}; if the change is expected, remove the line for {addr} from {file}"
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    if !token.is_empty()
+        && (args.save_token || (prompted && ask_yes_no("Remember this token for this server")?))
+    {
+        if let Some(f) = &saved {
+            f.store(addr, &token)
+                .map_err(|e| format!("cannot write '{}': {e}", f.path().display()))?;
+        }
+    }
+    Ok(client)
 }
 
 /// Splits `HOST[:PORT]` (IPv6 as `[ADDR]:PORT` or a bare address) into an
@@ -148,12 +328,24 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
         None => ask_server()?,
     };
     let addr = join_host_port(&host, port);
-    let client = Client::connect(&addr).map_err(|e| e.to_string())?;
-    log::info!("connected to {} at {addr}", client.server_name());
+    let interactive = batch.is_none() && io::stdin().is_terminal();
+    let client = connect(&args, &addr, interactive)?;
+    log::info!(
+        "connected to {} at {addr}",
+        super::render::escape_for_terminal(client.server_name())
+    );
     if !args.quiet {
         println!("Connected to server at {addr}");
     }
     let client = Rc::new(RefCell::new(client));
+    let mut exec = Executor::new(
+        client.clone(),
+        Box::new(io::stdout()),
+        out_style,
+        args.quiet,
+    );
+    exec.set_errors(Box::new(io::stderr()), err_style);
+    exec.set_batch(batch.is_some());
     let mut source: Box<dyn LineSource> = match batch {
         Some(b) => Box::new(b),
         None if io::stdin().is_terminal() => {
@@ -163,11 +355,11 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
             if !args.quiet {
                 println!("{BANNER}");
             }
+            exec.set_interruptible(true);
             Box::new(it)
         }
         None => Box::new(PipedSource::stdin()),
     };
-    let mut exec = Executor::new(client, Box::new(io::stdout()), out_style, args.quiet);
     let mut out = io::stdout();
     let mut err = io::stderr();
     let outcome: Outcome =

@@ -17,7 +17,7 @@
 use std::io::{self, Write};
 
 use super::command::{self, Command};
-use super::render::{escape_line_for_terminal, Style};
+use super::render::{escape_for_terminal, escape_line_for_terminal, Style};
 use super::source::{Line, LineSource};
 
 /// The shell prompt.
@@ -126,7 +126,9 @@ pub fn run_with_style(
     let mut outcome = Outcome::default();
     let batch = source.is_batch();
     let report = |err: &mut dyn Write, prefix: &str, msg: &str| {
-        let _ = writeln!(err, "{prefix} {msg}");
+        // Messages may carry text from the server: escape it here, once for
+        // every path (escaping is idempotent on already escaped text).
+        let _ = writeln!(err, "{prefix} {}", escape_for_terminal(msg));
         let _ = err.flush();
     };
     loop {
@@ -171,14 +173,16 @@ pub fn run_with_style(
             Ok(Some(Command::PromptPut)) => ask_name(source, UPLOAD_PROMPT, "1").map(|name| {
                 name.map(|local| Command::Put {
                     force: false,
-                    local,
+                    recursive: false,
+                    local: vec![local],
                     remote: None,
                 })
             }),
             Ok(Some(Command::PromptGet)) => ask_name(source, DOWNLOAD_PROMPT, "2").map(|name| {
                 name.map(|remote| Command::Get {
                     force: false,
-                    remote,
+                    recursive: false,
+                    remote: vec![remote],
                     local: None,
                 })
             }),
@@ -414,12 +418,14 @@ mod tests {
             [
                 Command::Put {
                     force: false,
-                    local: "my file.txt".into(),
+                    recursive: false,
+                    local: vec!["my file.txt".into()],
                     remote: None
                 },
                 Command::Get {
                     force: false,
-                    remote: "b.txt".into(),
+                    recursive: false,
+                    remote: vec!["b.txt".into()],
                     local: None
                 },
                 Command::Exit
@@ -502,7 +508,8 @@ mod tests {
                 rm("fail"),
                 Command::Get {
                     force: false,
-                    remote: "x.bin".into(),
+                    recursive: false,
+                    remote: vec!["x.bin".into()],
                     local: None
                 },
                 Command::Exit

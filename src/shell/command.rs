@@ -62,6 +62,9 @@ pub struct CommandSpec {
     pub summary: &'static str,
     /// Longer help for `help COMMAND`.
     pub help: &'static str,
+    /// When set, the command also takes three or more arguments, all of
+    /// this kind (`put a b c`): its second usage line.
+    pub many: Option<ArgSpec>,
 }
 
 impl CommandSpec {
@@ -96,12 +99,29 @@ impl CommandSpec {
 
     /// What argument position `index` (0-based, options not counted) names.
     pub fn arg_kind(&self, index: usize) -> Option<ArgKind> {
-        self.args.get(index).map(|a| a.kind)
+        self.args.get(index).or(self.many.as_ref()).map(|a| a.kind)
+    }
+
+    /// The second usage line for commands that take many names:
+    /// `put [-f] [-r] LOCAL LOCAL LOCAL...`.
+    pub fn many_synopsis(&self) -> Option<String> {
+        let many = self.many?;
+        let mut s = self.name.to_string();
+        for f in self.flags {
+            s.push_str(&format!(" [-{}]", f.letter));
+        }
+        s.push_str(&format!(" {0} {0} {0}...", many.name));
+        Some(s)
     }
 
     /// The text of `help COMMAND`: synopsis, long help, options, aliases.
     pub fn long_help(&self) -> String {
-        let mut s = format!("usage: {}\n{}\n", self.synopsis(), self.help);
+        let mut s = format!("usage: {}\n", self.synopsis());
+        if let Some(many) = self.many_synopsis() {
+            s.push_str(&format!("       {many}\n"));
+        }
+        s.push_str(self.help);
+        s.push('\n');
         for f in self.flags {
             s.push_str(&format!("  -{}  {}\n", f.letter, f.help));
         }
@@ -135,33 +155,51 @@ const FORCE: FlagSpec = FlagSpec {
     help: "replace an existing file instead of storing under a new name",
 };
 
+const RECURSIVE: FlagSpec = FlagSpec {
+    letter: 'r',
+    help: "copy whole directories, keeping the tree",
+};
+
 /// Every command of the shell, in the order `help` lists them.
 pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         name: "put",
         aliases: &[],
-        flags: &[FORCE],
+        flags: &[FORCE, RECURSIVE],
         args: &[
             req("LOCAL", "LOCAL file name", ArgKind::Local),
             opt("REMOTE", "REMOTE file name", ArgKind::Remote),
         ],
-        summary: "upload a file",
+        summary: "upload files",
         help: "Upload LOCAL to the server as REMOTE (default: LOCAL's base name).\n\
                If REMOTE exists the upload is stored as name_1.ext, name_2.ext, ...\n\
-               unless -f is given.",
+               unless -f is given. LOCAL may be a pattern ('*.log', '?', '[a-z]'):\n\
+               every match is uploaded, into the directory REMOTE if given. With\n\
+               three or more names, each is uploaded under its base name. -r\n\
+               uploads directories with everything in them; 'put -r dir other'\n\
+               stores dir's tree as 'other'. A failed file is reported and the\n\
+               rest go on; the command fails at the end. Ctrl-C cancels.",
+        many: Some(opt("LOCAL", "LOCAL file name", ArgKind::Local)),
     },
     CommandSpec {
         name: "get",
         aliases: &[],
-        flags: &[FORCE],
+        flags: &[FORCE, RECURSIVE],
         args: &[
             req("REMOTE", "REMOTE file name", ArgKind::Remote),
             opt("LOCAL", "LOCAL file name", ArgKind::Local),
         ],
-        summary: "download a file",
+        summary: "download files",
         help: "Download REMOTE from the server as LOCAL (default: REMOTE's base name\n\
                in the current local directory). If LOCAL exists the download is\n\
-               stored as name_1.ext, name_2.ext, ... unless -f is given.",
+               stored as name_1.ext, name_2.ext, ... unless -f is given. REMOTE may\n\
+               be a pattern ('logs/*.gz'): every match is downloaded, into the\n\
+               directory LOCAL if given. With three or more names, each is\n\
+               downloaded under its base name. -r downloads directories with\n\
+               everything in them; 'get -r dir other' stores dir's tree as 'other'.\n\
+               A failed file is reported and the rest go on; the command fails at\n\
+               the end. Ctrl-C cancels.",
+        many: Some(opt("REMOTE", "REMOTE file name", ArgKind::Remote)),
     },
     CommandSpec {
         name: "reput",
@@ -174,6 +212,7 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "resume an interrupted upload",
         help: "Resume an interrupted upload of LOCAL, sending only the missing bytes.\n\
                With nothing to resume it uploads the whole file and says so.",
+        many: None,
     },
     CommandSpec {
         name: "reget",
@@ -186,6 +225,7 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "resume an interrupted download",
         help: "Resume an interrupted download of REMOTE, fetching only the missing\n\
                bytes. With nothing to resume it downloads the whole file and says so.",
+        many: None,
     },
     CommandSpec {
         name: "ls",
@@ -204,6 +244,7 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "list a remote directory",
         help: "List the remote directory PATH (default: the server root): size in\n\
                bytes then name, directories with a trailing '/'.",
+        many: None,
     },
     CommandSpec {
         name: "mkdir",
@@ -212,6 +253,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[req("PATH", "directory PATH", ArgKind::Remote)],
         summary: "create a remote directory",
         help: "Create the directory PATH on the server.",
+        many: None,
     },
     CommandSpec {
         name: "rm",
@@ -220,6 +262,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[req("PATH", "remote PATH", ArgKind::Remote)],
         summary: "remove a remote file",
         help: "Remove PATH on the server (a symbolic link itself, not its target).",
+        many: None,
     },
     CommandSpec {
         name: "rename",
@@ -231,6 +274,7 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         summary: "rename a remote file",
         help: "Rename OLD to NEW on the server.",
+        many: None,
     },
     CommandSpec {
         name: "lls",
@@ -239,6 +283,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[opt("PATH", "PATH", ArgKind::Local)],
         summary: "list a local directory",
         help: "List the local directory PATH (default: the current local directory).",
+        many: None,
     },
     CommandSpec {
         name: "lcd",
@@ -247,6 +292,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[req("PATH", "local directory PATH", ArgKind::Local)],
         summary: "change the local directory",
         help: "Change the current local directory to PATH.",
+        many: None,
     },
     CommandSpec {
         name: "lpwd",
@@ -255,6 +301,18 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[],
         summary: "print the local directory",
         help: "Print the current local directory.",
+        many: None,
+    },
+    CommandSpec {
+        name: "progress",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "toggle the progress bar",
+        help: "Turn the progress bar of transfers off or on again (as in sftp). It is\n\
+               only ever drawn when standard error is a terminal, and starts off in\n\
+               batch mode.",
+        many: None,
     },
     CommandSpec {
         name: "help",
@@ -263,6 +321,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[opt("COMMAND", "COMMAND", ArgKind::Command)],
         summary: "show help",
         help: "List the commands, or show what COMMAND does.",
+        many: None,
     },
     CommandSpec {
         name: "exit",
@@ -271,6 +330,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[],
         summary: "leave ftx",
         help: "Close the connection and leave ftx.",
+        many: None,
     },
     CommandSpec {
         name: "1",
@@ -280,6 +340,7 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "menu: upload a file (asks for its name if not given)",
         help: "The original menu's \"Upload a file\": like 'put FILE'. Without FILE it\n\
                asks 'Enter full filename to upload:' and takes the answer as typed.",
+        many: None,
     },
     CommandSpec {
         name: "2",
@@ -289,6 +350,7 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "menu: download a file (asks for its name if not given)",
         help: "The original menu's \"Download a file\": like 'get FILE'. Without FILE\n\
                it asks 'Enter full filename to download:' and takes the answer as typed.",
+        many: None,
     },
     CommandSpec {
         name: "3",
@@ -297,6 +359,7 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[],
         summary: "menu: exit",
         help: "The original menu's \"Exit\": like 'exit'.",
+        many: None,
     },
 ];
 
@@ -320,22 +383,31 @@ pub fn help_overview() -> String {
 /// A parsed shell command, ready for the executor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `put [-f] LOCAL [REMOTE]`, also `1 FILE`.
+    /// `put [-f] [-r] LOCAL [REMOTE]` or `put [-f] [-r] LOCAL LOCAL LOCAL...`,
+    /// also `1 FILE`.
     Put {
         /// `-f`: replace instead of storing under a free name.
         force: bool,
-        /// The local file to send.
-        local: String,
-        /// The remote name; `None` means LOCAL's base name.
+        /// `-r`: directories with everything in them.
+        recursive: bool,
+        /// The local files, directories or patterns to send (at least one).
+        local: Vec<String>,
+        /// The remote name (or directory, for a pattern); only with exactly
+        /// two names. `None` means each LOCAL's base name.
         remote: Option<String>,
     },
-    /// `get [-f] REMOTE [LOCAL]`, also `2 FILE`.
+    /// `get [-f] [-r] REMOTE [LOCAL]` or `get [-f] [-r] REMOTE REMOTE REMOTE...`,
+    /// also `2 FILE`.
     Get {
         /// `-f`: replace instead of storing under a free name.
         force: bool,
-        /// The remote file to fetch.
-        remote: String,
-        /// The local name; `None` means REMOTE's base name in the local directory.
+        /// `-r`: directories with everything in them.
+        recursive: bool,
+        /// The remote files, directories or patterns to fetch (at least one).
+        remote: Vec<String>,
+        /// The local name (or directory, for a pattern); only with exactly
+        /// two names. `None` means each REMOTE's base name in the local
+        /// directory.
         local: Option<String>,
     },
     /// `reput LOCAL [REMOTE]`.
@@ -390,6 +462,8 @@ pub enum Command {
     },
     /// `lpwd`.
     Lpwd,
+    /// `progress`: toggle the progress bar.
+    Progress,
     /// `help [COMMAND]`; the topic is the canonical name of a known command.
     Help {
         /// The command to explain; `None` for the overview.
@@ -496,6 +570,18 @@ impl Args {
     fn required(&mut self) -> String {
         self.next().unwrap_or_default()
     }
+
+    /// `put`/`get` names: one or two are SOURCE [TARGET]; three or more are
+    /// all sources.
+    fn sources_and_target(self) -> (Vec<String>, Option<String>) {
+        let mut names = self.positional;
+        if names.len() == 2 {
+            let target = names.pop();
+            (names, target)
+        } else {
+            (names, None)
+        }
+    }
 }
 
 /// Separates options from arguments and checks both against `spec`.
@@ -536,7 +622,7 @@ fn check(spec: &'static CommandSpec, words: Vec<String>) -> Result<Args, ParseEr
             what: missing.what,
         });
     }
-    if positional.len() > spec.args.len() {
+    if positional.len() > spec.args.len() && spec.many.is_none() {
         return Err(ParseError::TooManyArguments {
             command: spec.name,
             extra: positional.swap_remove(spec.args.len()),
@@ -558,16 +644,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     let spec = spec(&name).ok_or(ParseError::UnknownCommand(name))?;
     let mut a = check(spec, words)?;
     let command = match spec.name {
-        "put" => Command::Put {
-            force: a.has('f'),
-            local: a.required(),
-            remote: a.next(),
-        },
-        "get" => Command::Get {
-            force: a.has('f'),
-            remote: a.required(),
-            local: a.next(),
-        },
+        "put" => {
+            let (force, recursive) = (a.has('f'), a.has('r'));
+            let (local, remote) = a.sources_and_target();
+            Command::Put {
+                force,
+                recursive,
+                local,
+                remote,
+            }
+        }
+        "get" => {
+            let (force, recursive) = (a.has('f'), a.has('r'));
+            let (remote, local) = a.sources_and_target();
+            Command::Get {
+                force,
+                recursive,
+                remote,
+                local,
+            }
+        }
         "reput" => Command::Reput {
             local: a.required(),
             remote: a.next(),
@@ -590,6 +686,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "lls" => Command::Lls { path: a.next() },
         "lcd" => Command::Lcd { path: a.required() },
         "lpwd" => Command::Lpwd,
+        "progress" => Command::Progress,
         "help" => match a.next() {
             None => Command::Help { topic: None },
             Some(topic) => match self::spec(&topic) {
@@ -603,7 +700,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "1" => match a.next() {
             Some(local) => Command::Put {
                 force: false,
-                local,
+                recursive: false,
+                local: vec![local],
                 remote: None,
             },
             None => Command::PromptPut,
@@ -611,7 +709,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "2" => match a.next() {
             Some(remote) => Command::Get {
                 force: false,
-                remote,
+                recursive: false,
+                remote: vec![remote],
                 local: None,
             },
             None => Command::PromptGet,
@@ -655,7 +754,8 @@ mod tests {
             ok("put a.txt"),
             Command::Put {
                 force: false,
-                local: s("a.txt"),
+                recursive: false,
+                local: vec![s("a.txt")],
                 remote: None
             }
         );
@@ -663,7 +763,8 @@ mod tests {
             ok("put -f a.txt dir/b.txt"),
             Command::Put {
                 force: true,
-                local: s("a.txt"),
+                recursive: false,
+                local: vec![s("a.txt")],
                 remote: Some(s("dir/b.txt"))
             }
         );
@@ -671,7 +772,8 @@ mod tests {
             ok("put a.txt -f"),
             Command::Put {
                 force: true,
-                local: s("a.txt"),
+                recursive: false,
+                local: vec![s("a.txt")],
                 remote: None
             }
         );
@@ -679,14 +781,32 @@ mod tests {
             ok(r#"put "my file.txt""#),
             Command::Put {
                 force: false,
-                local: s("my file.txt"),
+                recursive: false,
+                local: vec![s("my file.txt")],
                 remote: None
             }
         );
         assert_eq!(ok(r"put my\ file.txt"), ok("put 'my file.txt'"));
         assert_eq!(err("put"), "put: missing LOCAL file name");
         assert_eq!(err("put -f"), "put: missing LOCAL file name");
-        assert_eq!(err("put a b c"), "put: unexpected argument 'c'");
+        assert_eq!(
+            ok("put -r a b c"),
+            Command::Put {
+                force: false,
+                recursive: true,
+                local: vec![s("a"), s("b"), s("c")],
+                remote: None
+            }
+        );
+        assert_eq!(
+            ok("put -rf dir other"),
+            Command::Put {
+                force: true,
+                recursive: true,
+                local: vec![s("dir")],
+                remote: Some(s("other"))
+            }
+        );
         assert_eq!(err("put -x a"), "put: unknown option '-x'");
         assert_eq!(err("put --force a"), "put: unknown option '--force'");
     }
@@ -697,7 +817,8 @@ mod tests {
             ok("get a.txt"),
             Command::Get {
                 force: false,
-                remote: s("a.txt"),
+                recursive: false,
+                remote: vec![s("a.txt")],
                 local: None
             }
         );
@@ -705,12 +826,21 @@ mod tests {
             ok("get -f a.txt local.txt"),
             Command::Get {
                 force: true,
-                remote: s("a.txt"),
+                recursive: false,
+                remote: vec![s("a.txt")],
                 local: Some(s("local.txt"))
             }
         );
         assert_eq!(err("get"), "get: missing REMOTE file name");
-        assert_eq!(err("get a b c"), "get: unexpected argument 'c'");
+        assert_eq!(
+            ok("get 'logs/*.gz' a b"),
+            Command::Get {
+                force: false,
+                recursive: false,
+                remote: vec![s("logs/*.gz"), s("a"), s("b")],
+                local: None
+            }
+        );
         assert_eq!(err("get -l a"), "get: unknown option '-l'");
     }
 
@@ -770,7 +900,8 @@ mod tests {
             ok("put -f -- -x --"),
             Command::Put {
                 force: true,
-                local: s("-x"),
+                recursive: false,
+                local: vec![s("-x")],
                 remote: Some(s("--"))
             }
         );
@@ -809,6 +940,8 @@ mod tests {
         );
         assert_eq!(ok("lcd /tmp"), Command::Lcd { path: s("/tmp") });
         assert_eq!(ok("lpwd"), Command::Lpwd);
+        assert_eq!(ok("progress"), Command::Progress);
+        assert_eq!(err("progress on"), "progress: unexpected argument 'on'");
         assert_eq!(err("lcd"), "lcd: missing local directory PATH");
         assert_eq!(err("lpwd x"), "lpwd: unexpected argument 'x'");
         assert_eq!(err("lls a b"), "lls: unexpected argument 'b'");
@@ -849,7 +982,8 @@ mod tests {
             ok("1 'a b.txt'"),
             Command::Put {
                 force: false,
-                local: s("a b.txt"),
+                recursive: false,
+                local: vec![s("a b.txt")],
                 remote: None
             }
         );
@@ -857,7 +991,8 @@ mod tests {
             ok("2 a.txt"),
             Command::Get {
                 force: false,
-                remote: s("a.txt"),
+                recursive: false,
+                remote: vec![s("a.txt")],
                 local: None
             }
         );
@@ -892,7 +1027,15 @@ mod tests {
         }
         assert_eq!(
             spec("put").map(|s| s.synopsis()),
-            Some(s("put [-f] LOCAL [REMOTE]"))
+            Some(s("put [-f] [-r] LOCAL [REMOTE]"))
+        );
+        assert_eq!(
+            spec("put").and_then(|s| s.many_synopsis()),
+            Some(s("put [-f] [-r] LOCAL LOCAL LOCAL..."))
+        );
+        assert_eq!(
+            spec("get").and_then(|s| s.arg_kind(5)),
+            Some(ArgKind::Remote)
         );
         assert_eq!(
             spec("ls").map(|s| s.synopsis()),

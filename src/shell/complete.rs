@@ -142,6 +142,9 @@ fn complete_path(typed: &str, style: Option<Quote>, list: Lister<'_>) -> Vec<Can
     let mut out: Vec<Candidate> = list(dir)
         .into_iter()
         .filter(|(name, _)| name != "." && name != "..")
+        // A name with control characters is not a valid remote name, and
+        // inserting it would send them raw to the terminal.
+        .filter(|(name, _)| !name.chars().any(char::is_control))
         .filter(|(name, _)| name.starts_with(prefix) && (show_hidden || !name.starts_with('.')))
         .map(|(name, is_dir)| {
             let slash = if is_dir { "/" } else { "" };
@@ -433,7 +436,7 @@ mod tests {
 
     #[test]
     fn hints_show_the_synopsis_after_a_command_name() {
-        assert_eq!(hint("put ", 4).as_deref(), Some("[-f] LOCAL [REMOTE]"));
+        assert_eq!(hint("put ", 4).as_deref(), Some("[-f] [-r] LOCAL [REMOTE]"));
         assert_eq!(hint("ls ", 3).as_deref(), Some("[-l] [-a] [PATH]"));
         assert_eq!(hint("bye ", 4), None);
         assert_eq!(hint("put", 3), None);

@@ -9,9 +9,13 @@ use std::fs;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, ClientError, GetOutcome, Progress, PutOutcome};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::client::{Client, ClientError, Progress};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
@@ -19,7 +23,8 @@ use crate::proto::message::{Entry, EntryKind};
 use super::batch::{Execute, Flow};
 use super::command::{self, Command};
 use super::complete::RemoteNames;
-use super::render::{escape_for_terminal, format_size_human, Style};
+use super::glob::{self, check_server_name, has_wildcards};
+use super::render::{escape_for_terminal, format_size_human, quoted_name, Style};
 
 /// The connection, shared between the executor and remote-name completion
 /// (which runs only while the shell waits for a line, never during a command).
@@ -31,92 +36,207 @@ pub struct Executor {
     out: Box<dyn Write>,
     style: Style,
     quiet: bool,
-    progress: bool,
+    /// Whether a progress bar can be drawn at all: stderr is a terminal
+    /// and `-q` was not given. Decided once; `progress` cannot change it.
+    progress_possible: bool,
+    /// The `progress` command's switch (off from the start in batch mode).
+    progress_on: bool,
+    /// Where the failures inside a many-file command go, one line each.
+    err: Box<dyn Write>,
+    err_style: Style,
+    /// Set by SIGINT while a transfer runs, when Ctrl-C may cancel it.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Executor {
-    /// An executor writing results to `out`. `progress` enables the
-    /// progress line on stderr (only sensible when stderr is a terminal).
+    /// An executor writing results to `out`. The progress bar is possible
+    /// only when stderr is a terminal and `quiet` is off.
     pub fn new(client: SharedClient, out: Box<dyn Write>, style: Style, quiet: bool) -> Executor {
-        let progress = !quiet && std::io::stderr().is_terminal();
+        let progress_possible = !quiet && std::io::stderr().is_terminal();
         Executor {
             client,
             out,
             style,
             quiet,
-            progress,
+            progress_possible,
+            progress_on: true,
+            err: Box::new(std::io::stderr()),
+            err_style: Style::plain(),
+            interrupt: None,
         }
+    }
+
+    /// Where failures inside a many-file command are reported (default:
+    /// stderr, uncoloured), and the style of their `error:` prefix.
+    pub fn set_errors(&mut self, err: Box<dyn Write>, style: Style) {
+        self.err = err;
+        self.err_style = style;
+    }
+
+    /// Batch mode: the progress bar starts off (as in `sftp -b`).
+    pub fn set_batch(&mut self, batch: bool) {
+        self.progress_on = !batch;
+    }
+
+    /// Interactive shell: while a command runs, a first Ctrl-C (SIGINT:
+    /// the line editor reads it as a key only at the prompt) cancels the
+    /// transfer under way and the shell goes on; a second one before the
+    /// command ends leaves `ftx` as Ctrl-C normally does, a way out of a
+    /// server that stopped answering.
+    pub fn set_interruptible(&mut self, on: bool) {
+        self.interrupt = None;
+        if !on {
+            return;
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        // Order matters: the default action must see the flag as it was
+        // before this signal set it.
+        let sigint = signal_hook::consts::SIGINT;
+        let armed = signal_hook::flag::register_conditional_default(sigint, Arc::clone(&flag))
+            .and_then(|_| signal_hook::flag::register(sigint, Arc::clone(&flag)));
+        if armed.is_ok() {
+            self.interrupt = Some(flag);
+        }
+    }
+
+    /// Whether Ctrl-C was pressed during the current command.
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// The progress display for one transfer of `name`.
+    fn transfer_bar(&self, name: &str) -> TransferBar {
+        TransferBar::new(
+            self.progress_possible && self.progress_on,
+            self.err_style.is_coloured(),
+            name,
+            self.interrupt.clone(),
+        )
+    }
+
+    /// Reports one failure of a many-file command and goes on.
+    fn report(&mut self, msg: &str) {
+        let _ = writeln!(self.err, "{} {msg}", self.err_style.error_prefix());
+        let _ = self.err.flush();
+    }
+
+    fn warn(&mut self, msg: &str) {
+        let _ = writeln!(self.err, "{} {msg}", self.err_style.warning_prefix());
+        let _ = self.err.flush();
     }
 
     fn say(&mut self, line: &str) -> Result<(), String> {
         writeln!(self.out, "{line}").map_err(|e| format!("cannot write output: {e}"))
     }
 
-    fn put(&mut self, force: bool, local: &str, remote: Option<&str>) -> Result<(), String> {
+    fn put(
+        &mut self,
+        force: bool,
+        resume: bool,
+        local: &str,
+        remote: Option<&str>,
+    ) -> Result<(), String> {
+        let cmd = if resume { "reput" } else { "put" };
         let remote = match remote {
             Some(r) => r.to_owned(),
-            None => base_name(local).ok_or_else(|| format!("put: '{local}' has no file name"))?,
+            None => base_name(local).ok_or_else(|| format!("{cmd}: '{local}' has no file name"))?,
         };
         let remote = trim_trailing_slash(&remote);
-        let mut bar = ProgressLine::new(self.progress, &remote);
+        let mut bar = self.transfer_bar(&remote);
         let r = self
             .client
             .borrow_mut()
-            .put(Path::new(local), &remote, force, &mut bar);
+            .put(Path::new(local), &remote, force, resume, &mut bar);
         match r {
-            Ok(PutOutcome {
-                stored,
-                size,
-                elapsed,
-            }) => {
+            Ok(o) => {
+                if o.partial > 0 {
+                    note(&format!(
+                        "an interrupted upload of '{}' ({} bytes) is still on the server; 'reput' can continue it",
+                        escape_for_terminal(&remote),
+                        o.partial
+                    ));
+                }
                 if self.quiet {
                     return Ok(());
                 }
+                let how = resume_note(resume, o.resumed_from, o.restarted, "the server's");
                 let line = format!(
-                    "uploaded '{}' as '{}' ({})",
+                    "uploaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(local),
-                    escape_for_terminal(&stored),
-                    summary(size, elapsed)
+                    escape_for_terminal(&o.stored),
+                    summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
                 self.say(&line)
             }
-            Err(e) => Err(describe("put", local, &remote, &e)),
+            Err(e) => {
+                let hint = self.resume_hint(&e, "reput");
+                Err(describe(cmd, local, &remote, &e) + &hint)
+            }
         }
     }
 
-    fn get(&mut self, force: bool, remote: &str, local: Option<&str>) -> Result<(), String> {
-        let name = base_name(remote).ok_or_else(|| format!("get: '{remote}' has no file name"))?;
+    fn get(
+        &mut self,
+        force: bool,
+        resume: bool,
+        remote: &str,
+        local: Option<&str>,
+    ) -> Result<(), String> {
+        let cmd = if resume { "reget" } else { "get" };
+        let name =
+            base_name(remote).ok_or_else(|| format!("{cmd}: '{remote}' has no file name"))?;
         let target: PathBuf = match local {
             None => PathBuf::from(&name),
             Some(l) if Path::new(l).is_dir() || l.ends_with('/') => Path::new(l).join(&name),
             Some(l) => PathBuf::from(l),
         };
-        let mut bar = ProgressLine::new(self.progress, remote);
+        let mut bar = self.transfer_bar(remote);
         let result = self
             .client
             .borrow_mut()
-            .get(remote, &target, force, &mut bar);
+            .get(remote, &target, force, resume, &mut bar);
         match result {
-            Ok(GetOutcome {
-                path,
-                size,
-                elapsed,
-            }) => {
+            Ok(o) => {
+                if o.partial > 0 {
+                    note(&format!(
+                        "an interrupted download to '{}' ({} bytes) is still there; 'reget' can continue it",
+                        escape_for_terminal(&target.to_string_lossy()),
+                        o.partial
+                    ));
+                }
                 if self.quiet {
                     return Ok(());
                 }
-                let shown = path.strip_prefix("./").unwrap_or(&path);
+                let shown = o.path.strip_prefix("./").unwrap_or(&o.path);
+                let how = resume_note(resume, o.resumed_from, o.restarted, "the local");
                 let line = format!(
-                    "downloaded '{}' as '{}' ({})",
+                    "downloaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(remote),
                     escape_for_terminal(&shown.to_string_lossy()),
-                    summary(size, elapsed)
+                    summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
                 self.say(&line)
             }
-            Err(e) => Err(describe("get", remote, remote, &e)),
+            Err(e) => {
+                let hint = self.resume_hint(&e, "reget");
+                Err(describe(cmd, remote, remote, &e) + &hint)
+            }
+        }
+    }
+
+    /// `('reput' can continue it)` after an interruption that left a part.
+    fn resume_hint(&self, e: &ClientError, cmd: &str) -> String {
+        let interrupted = e.is_fatal()
+            || matches!(e, ClientError::Cancelled)
+            || matches!(e.code(), Some(ErrorCode::Cancelled | ErrorCode::Timeout));
+        if interrupted && self.client.borrow().last_transfer_resumable() {
+            format!(" ('{cmd}' can continue it)")
+        } else {
+            String::new()
         }
     }
 
@@ -192,31 +312,22 @@ impl Executor {
 
 impl Execute for Executor {
     fn execute(&mut self, cmd: Command) -> Result<Flow, String> {
+        let _ctrl_c = CtrlC::arm(self.interrupt.clone());
         match cmd {
             Command::Put {
                 force,
+                recursive,
                 local,
                 remote,
-            } => self.put(force, &local, remote.as_deref())?,
+            } => self.put_many(force, recursive, &local, remote.as_deref())?,
             Command::Get {
                 force,
+                recursive,
                 remote,
                 local,
-            } => self.get(force, &remote, local.as_deref())?,
-            Command::Reput { local, remote } => {
-                return Err(format!(
-                    "reput: resuming is not available yet; use 'put {}{}'",
-                    local,
-                    remote.map(|r| format!(" {r}")).unwrap_or_default()
-                ))
-            }
-            Command::Reget { remote, local } => {
-                return Err(format!(
-                    "reget: resuming is not available yet; use 'get {}{}'",
-                    remote,
-                    local.map(|l| format!(" {l}")).unwrap_or_default()
-                ))
-            }
+            } => self.get_many(force, recursive, &remote, local.as_deref())?,
+            Command::Reput { local, remote } => self.put(false, true, &local, remote.as_deref())?,
+            Command::Reget { remote, local } => self.get(false, true, &remote, local.as_deref())?,
             Command::Ls { long, all, path } => self.ls(long, all, path.as_deref())?,
             Command::Mkdir { path } => {
                 let p = trim_trailing_slash(&path);
@@ -245,6 +356,17 @@ impl Execute for Executor {
                     std::env::current_dir().map_err(|e| format!("lpwd: {}", io_reason(&e)))?;
                 let line = format!("Local directory: {}", cwd.display());
                 self.say(&line)?;
+            }
+            Command::Progress => {
+                self.progress_on = !self.progress_on;
+                let line = if !self.progress_on {
+                    "Progress meter disabled"
+                } else if self.progress_possible {
+                    "Progress meter enabled"
+                } else {
+                    "Progress meter enabled (shown only when standard error is a terminal)"
+                };
+                self.say(line)?;
             }
             Command::Help { topic } => {
                 let text = match topic.and_then(command::spec) {
@@ -331,6 +453,24 @@ fn trim_trailing_slash(name: &str) -> String {
     }
 }
 
+/// A `note:` line on stderr: worth knowing, not a failure.
+fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "note: {text}");
+}
+
+/// How a resumable transfer went, as the start of its summary.
+fn resume_note(resume: bool, from: u64, restarted: bool, whose: &str) -> String {
+    if from > 0 {
+        format!("resumed at byte {from}, ")
+    } else if restarted {
+        format!("{whose} part was other data: sent whole, ")
+    } else if resume {
+        "nothing to resume: sent whole, ".to_owned()
+    } else {
+        String::new()
+    }
+}
+
 /// `N bytes in T s, R MiB/s, BLAKE3 verified`.
 fn summary(size: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-6);
@@ -353,10 +493,13 @@ fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError) -> String {
             };
             format!("{cmd}: '{remote_shown}': {}{detail}", r.code)
         }
+        ClientError::Cancelled => {
+            let name = if cmd == "put" { local } else { remote };
+            format!("{cmd}: '{}': cancelled", escape_for_terminal(name))
+        }
         ClientError::LocalNotAFile(_)
         | ClientError::Local { .. }
         | ClientError::LocalChanged(_) => {
-            let _ = local;
             format!("{cmd}: {e}")
         }
         other => format!("{cmd}: {other}"),
@@ -405,96 +548,549 @@ fn format_mtime(secs: i64) -> String {
     )
 }
 
-/// Least time between two redraws of the progress line.
-const PROGRESS_REDRAW: Duration = Duration::from_millis(100);
+/// How often the progress bar may redraw, per second.
+const PROGRESS_HZ: u8 = 10;
 /// A transfer shorter than this shows no progress at all.
 const PROGRESS_DELAY: Duration = Duration::from_millis(500);
 
-/// A one-line progress display on stderr: bytes, rate and ETA, redrawn in
-/// place; only used when stderr is a terminal.
-struct ProgressLine {
+/// The progress of one transfer as an `indicatif` bar on stderr: name,
+/// bar, bytes, rate and ETA. The bar exists (hidden, so its rate estimate
+/// sees every byte) from the start of the transfer and is drawn only once
+/// the transfer has lasted [`PROGRESS_DELAY`], so quick ones leave no
+/// trace. Also carries the Ctrl-C flag the client polls.
+struct TransferBar {
     enabled: bool,
+    coloured: bool,
     name: String,
-    total: u64,
-    base: u64,
+    bar: Option<ProgressBar>,
     started: Instant,
-    last_draw: Option<Instant>,
-    drawn: bool,
+    shown: bool,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
-impl ProgressLine {
-    fn new(enabled: bool, name: &str) -> ProgressLine {
-        ProgressLine {
+impl TransferBar {
+    fn new(
+        enabled: bool,
+        coloured: bool,
+        name: &str,
+        interrupt: Option<Arc<AtomicBool>>,
+    ) -> TransferBar {
+        TransferBar {
             enabled,
+            coloured,
             name: escape_for_terminal(name),
-            total: 0,
-            base: 0,
+            bar: None,
             started: Instant::now(),
-            last_draw: None,
-            drawn: false,
+            shown: false,
+            interrupt,
         }
     }
+
+    fn style(&self) -> ProgressStyle {
+        let template = if self.coloured {
+            "{msg:.bold} [{bar:24.green/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+        } else {
+            "{msg} [{bar:24}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+        };
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
 }
 
-impl Progress for ProgressLine {
+impl Progress for TransferBar {
     fn start(&mut self, total: u64, done: u64) {
-        self.total = total;
-        self.base = done;
         self.started = Instant::now();
-    }
-
-    fn advance(&mut self, done: u64) {
         if !self.enabled {
             return;
         }
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.started);
-        if elapsed < PROGRESS_DELAY
-            || self
-                .last_draw
-                .is_some_and(|t| now.duration_since(t) < PROGRESS_REDRAW)
-        {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+            .with_style(self.style())
+            .with_message(self.name.clone())
+            .with_position(done);
+        bar.reset_eta();
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, done: u64) {
+        let Some(bar) = &self.bar else {
             return;
+        };
+        bar.set_position(done);
+        if !self.shown && self.started.elapsed() >= PROGRESS_DELAY {
+            self.shown = true;
+            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(PROGRESS_HZ));
         }
-        self.last_draw = Some(now);
-        let moved = done.saturating_sub(self.base) as f64;
-        let rate = moved / elapsed.as_secs_f64().max(1e-6);
-        let pct = if self.total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / self.total as f64
-        };
-        let eta = if rate > 0.0 {
-            let left = self.total.saturating_sub(done) as f64 / rate;
-            format!("{:.0}s", left)
-        } else {
-            "--".into()
-        };
-        let width = 24usize;
-        let filled = ((pct / 100.0) * width as f64) as usize;
-        let bar: String = "#".repeat(filled.min(width)) + &"-".repeat(width - filled.min(width));
-        let line = format!(
-            "\r{} [{bar}] {:5.1}% {}/{} {}/s ETA {eta}\x1b[K",
-            self.name,
-            pct,
-            format_size_human(done),
-            format_size_human(self.total),
-            format_size_human(rate as u64),
-        );
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(line.as_bytes());
-        let _ = err.flush();
-        self.drawn = true;
     }
 
     fn finish(&mut self) {
-        if self.drawn {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(b"\r\x1b[K");
-            let _ = err.flush();
-            self.drawn = false;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
+
+    fn cancelled(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+}
+
+/// Clears the Ctrl-C flag when a command starts and when it ends, so a
+/// Ctrl-C counts for the command it was pressed during only.
+struct CtrlC(Option<Arc<AtomicBool>>);
+
+impl CtrlC {
+    fn arm(flag: Option<Arc<AtomicBool>>) -> CtrlC {
+        if let Some(f) = &flag {
+            f.store(false, Ordering::Relaxed);
+        }
+        CtrlC(flag)
+    }
+}
+
+impl Drop for CtrlC {
+    fn drop(&mut self) {
+        if let Some(f) = &self.0 {
+            f.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Deepest directory tree `put -r` / `get -r` walk into; a guard against a
+/// server (or a file system) that presents an endless tree.
+const MAX_TREE_DEPTH: usize = 256;
+
+/// Counts the files of a many-file command and its failures, which are
+/// reported as they happen; the command fails at the end if any did. When
+/// the command touched one file only, its failure is held back and becomes
+/// the command's own error, so `get 'a*'` fails in one line like `get a`.
+#[derive(Default)]
+struct Tally {
+    items: usize,
+    failed: usize,
+    held: Option<String>,
+}
+
+impl Tally {
+    fn end(self, cmd: &str) -> Result<(), String> {
+        match (self.failed, self.held) {
+            (0, _) => Ok(()),
+            (_, Some(msg)) => Err(msg),
+            (failed, None) => Err(format!("{cmd}: {failed} of {} files failed", self.items)),
+        }
+    }
+}
+
+impl Executor {
+    /// A file (or a name that could not become one) is about to be handled.
+    fn begin_item(&mut self, tally: &mut Tally) {
+        tally.items += 1;
+        if tally.items == 2 {
+            if let Some(msg) = tally.held.take() {
+                self.report(&msg);
+            }
+        }
+    }
+
+    /// The current item failed: report it, or hold it while it is the only one.
+    fn fail_item(&mut self, tally: &mut Tally, msg: String) {
+        tally.failed += 1;
+        if tally.items <= 1 {
+            tally.held = Some(msg);
+        } else {
+            self.report(&msg);
+        }
+    }
+
+    fn fail(&mut self, tally: &mut Tally, msg: &str) {
+        self.begin_item(tally);
+        self.fail_item(tally, msg.to_owned());
+    }
+
+    /// `put` with patterns, several names or `-r`. One plain name keeps the
+    /// single-file path ([`Executor::put`]) and its exact messages.
+    fn put_many(
+        &mut self,
+        force: bool,
+        recursive: bool,
+        locals: &[String],
+        remote: Option<&str>,
+    ) -> Result<(), String> {
+        if let ([one], false) = (locals, recursive) {
+            if !has_wildcards(one) {
+                return self.put(force, false, one, remote);
+            }
+        }
+        // REMOTE is a directory to put things into when the source was a
+        // pattern or it says so with a trailing '/'; otherwise it is the new
+        // name of the one source (`put -r dir other`).
+        let into_dir =
+            remote.is_some_and(|r| r.ends_with('/') || locals.iter().any(|l| has_wildcards(l)));
+        let base = remote.map_or("", |r| r.trim_end_matches('/')).to_owned();
+        let mut tally = Tally::default();
+        for word in locals {
+            let sources = match expand_local(word) {
+                Ok(v) => v,
+                Err(msg) => {
+                    self.fail(&mut tally, &format!("put: {msg}"));
+                    continue;
+                }
+            };
+            for src in sources {
+                if self.interrupted() {
+                    return Err(format!("put: {}: cancelled", quoted_name(&src)));
+                }
+                let Some(name) = base_name(&src) else {
+                    self.fail(
+                        &mut tally,
+                        &format!("put: {} has no file name", quoted_name(&src)),
+                    );
+                    continue;
+                };
+                let dest = if remote.is_some() && !into_dir {
+                    base.clone()
+                } else {
+                    glob::join(&base, &name)
+                };
+                if Path::new(&src).is_dir() {
+                    if recursive {
+                        self.put_tree(force, &src, &dest, &mut tally)?;
+                    } else {
+                        let msg =
+                            format!("put: {}: is a directory (use put -r)", quoted_name(&src));
+                        self.fail(&mut tally, &msg);
+                    }
+                } else {
+                    self.put_counted(force, &src, &dest, &mut tally)?;
+                }
+            }
+        }
+        tally.end("put")
+    }
+
+    /// One file of a many-file `put`; `Err` only when Ctrl-C cancelled it,
+    /// which ends the whole command.
+    fn put_counted(
+        &mut self,
+        force: bool,
+        local: &str,
+        remote: &str,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        self.begin_item(tally);
+        match self.put(force, false, local, Some(remote)) {
+            Ok(()) => Ok(()),
+            Err(msg) if self.interrupted() => Err(msg),
+            Err(msg) => {
+                self.fail_item(tally, msg);
+                Ok(())
+            }
+        }
+    }
+
+    /// Uploads the tree under the local directory `src` as the remote
+    /// directory `dest`: directories are created (one that exists is used
+    /// as is), files are put one by one. Symbolic links to files are
+    /// followed; links to directories are skipped (no loops).
+    fn put_tree(
+        &mut self,
+        force: bool,
+        src: &str,
+        dest: &str,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        let mut stack = vec![(PathBuf::from(src), dest.to_owned(), 0usize)];
+        while let Some((dir, rdir, depth)) = stack.pop() {
+            if self.interrupted() {
+                return Err(format!(
+                    "put: {}: cancelled",
+                    quoted_name(&dir.to_string_lossy())
+                ));
+            }
+            let made = self.client.borrow_mut().mkdir(&rdir);
+            if let Err(e) = made {
+                if e.code() != Some(ErrorCode::Exists) {
+                    let msg = describe("put", &rdir, &rdir, &e);
+                    self.fail(tally, &msg);
+                    if e.is_fatal() {
+                        return Err(format!("put: {} failed", quoted_name(src)));
+                    }
+                    continue;
+                }
+            }
+            let mut entries: Vec<(String, PathBuf)> = Vec::new();
+            match fs::read_dir(&dir) {
+                Ok(rd) => {
+                    for entry in rd.filter_map(Result::ok) {
+                        match entry.file_name().into_string() {
+                            Ok(name) if name.starts_with(RESERVED_PREFIX) => {}
+                            Ok(name) => entries.push((name, entry.path())),
+                            Err(raw) => {
+                                let shown = dir.join(raw).to_string_lossy().into_owned();
+                                let msg = format!(
+                                    "put: {}: name is not valid UTF-8",
+                                    quoted_name(&shown)
+                                );
+                                self.fail(tally, &msg);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let shown = dir.to_string_lossy().into_owned();
+                    let msg = format!("put: {}: {}", quoted_name(&shown), io_reason(&e));
+                    self.fail(tally, &msg);
+                    continue;
+                }
+            }
+            entries.sort();
+            let mut subdirs = Vec::new();
+            for (name, path) in entries {
+                let shown = path.to_string_lossy().into_owned();
+                let remote = glob::join(&rdir, &name);
+                let link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                match fs::metadata(&path) {
+                    Ok(m) if m.is_dir() && link => {
+                        let msg = format!(
+                            "put: skipped {}: symbolic link to a directory",
+                            quoted_name(&shown)
+                        );
+                        self.warn(&msg);
+                    }
+                    Ok(m) if m.is_dir() => {
+                        if depth + 1 >= MAX_TREE_DEPTH {
+                            let msg = format!("put: {}: tree too deep", quoted_name(&shown));
+                            self.fail(tally, &msg);
+                        } else {
+                            subdirs.push((path, remote, depth + 1));
+                        }
+                    }
+                    _ => self.put_counted(force, &shown, &remote, tally)?,
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        Ok(())
+    }
+
+    /// `get` with patterns, several names or `-r`. One plain name keeps the
+    /// single-file path ([`Executor::get`]) and its exact messages.
+    fn get_many(
+        &mut self,
+        force: bool,
+        recursive: bool,
+        remotes: &[String],
+        local: Option<&str>,
+    ) -> Result<(), String> {
+        if let ([one], false) = (remotes, recursive) {
+            if !has_wildcards(one) {
+                return self.get(force, false, one, local);
+            }
+        }
+        let into_dir =
+            local.is_some_and(|l| l.ends_with('/') || remotes.iter().any(|r| has_wildcards(r)));
+        let base = PathBuf::from(local.unwrap_or(""));
+        let mut tally = Tally::default();
+        for word in remotes {
+            let matches = match self.expand_remote(word) {
+                Ok(v) => v,
+                Err(msg) => {
+                    self.fail(&mut tally, &format!("get: {msg}"));
+                    continue;
+                }
+            };
+            for m in matches {
+                if self.interrupted() {
+                    return Err(format!("get: {}: cancelled", quoted_name(&m.path)));
+                }
+                if let Err(why) = check_server_name(&m.name) {
+                    let msg = format!(
+                        "get: server sent an unsafe name {} ({why}): refused",
+                        quoted_name(&m.name)
+                    );
+                    self.fail(&mut tally, &msg);
+                    continue;
+                }
+                let dest = if local.is_some() && !into_dir {
+                    base.clone()
+                } else {
+                    base.join(&m.name)
+                };
+                if m.is_dir {
+                    if recursive {
+                        self.get_tree(force, &m.path, &dest, &mut tally)?;
+                    } else {
+                        let msg =
+                            format!("get: {}: is a directory (use get -r)", quoted_name(&m.path));
+                        self.fail(&mut tally, &msg);
+                    }
+                } else {
+                    self.get_counted(force, &m.path, &dest, &mut tally)?;
+                }
+            }
+        }
+        tally.end("get")
+    }
+
+    /// One file of a many-file `get`; `Err` only when Ctrl-C cancelled it.
+    fn get_counted(
+        &mut self,
+        force: bool,
+        remote: &str,
+        local: &Path,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        self.begin_item(tally);
+        let local = local.to_string_lossy().into_owned();
+        match self.get(force, false, remote, Some(&local)) {
+            Ok(()) => Ok(()),
+            Err(msg) if self.interrupted() => Err(msg),
+            Err(msg) => {
+                self.fail_item(tally, msg);
+                Ok(())
+            }
+        }
+    }
+
+    /// Expands a remote pattern (or plain name, to learn whether it is a
+    /// directory) against the server's listings.
+    fn expand_remote(&mut self, word: &str) -> Result<Vec<glob::Match>, String> {
+        let client = self.client.clone();
+        let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
+            let entries = client
+                .borrow_mut()
+                .list(dir)
+                .map_err(|e| describe_dir(dir, &e))?;
+            Ok(entries
+                .into_iter()
+                .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
+                .map(|e| {
+                    let is_dir = e.kind == EntryKind::Dir;
+                    (e.name, is_dir)
+                })
+                .collect())
+        };
+        let found = glob::expand(word.trim_end_matches('/'), &mut list)?;
+        if found.is_empty() {
+            return Err(if has_wildcards(word) {
+                format!("{}: no match on server", quoted_name(word))
+            } else {
+                format!("{} not found on server", quoted_name(word))
+            });
+        }
+        Ok(found)
+    }
+
+    /// Downloads the remote directory `src` as the local directory `dest`,
+    /// creating directories (one that exists is used as is). Every name
+    /// the server lists is checked before it becomes a local path.
+    fn get_tree(
+        &mut self,
+        force: bool,
+        src: &str,
+        dest: &Path,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize)];
+        while let Some((rdir, ldir, depth)) = stack.pop() {
+            if self.interrupted() {
+                return Err(format!("get: {}: cancelled", quoted_name(&rdir)));
+            }
+            if let Err(e) = fs::create_dir_all(&ldir) {
+                let shown = ldir.to_string_lossy().into_owned();
+                let msg = format!(
+                    "get: local directory {}: {}",
+                    quoted_name(&shown),
+                    io_reason(&e)
+                );
+                self.fail(tally, &msg);
+                continue;
+            }
+            let listed = self.client.borrow_mut().list(&rdir);
+            let mut entries = match listed {
+                Ok(v) => v,
+                Err(e) => {
+                    let msg = format!("get: {}", describe_dir(&rdir, &e));
+                    self.fail(tally, &msg);
+                    if e.is_fatal() {
+                        return Err(format!("get: {} failed", quoted_name(src)));
+                    }
+                    continue;
+                }
+            };
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut subdirs = Vec::new();
+            for e in entries {
+                if e.name.starts_with(RESERVED_PREFIX) {
+                    continue;
+                }
+                if let Err(why) = check_server_name(&e.name) {
+                    let msg = format!(
+                        "get: server sent an unsafe name {} in {} ({why}): refused",
+                        quoted_name(&e.name),
+                        quoted_name(&rdir)
+                    );
+                    self.fail(tally, &msg);
+                    continue;
+                }
+                let remote = glob::join(&rdir, &e.name);
+                let local = ldir.join(&e.name);
+                if e.kind == EntryKind::Dir {
+                    if depth + 1 >= MAX_TREE_DEPTH {
+                        let msg = format!("get: {}: tree too deep", quoted_name(&remote));
+                        self.fail(tally, &msg);
+                    } else {
+                        subdirs.push((remote, local, depth + 1));
+                    }
+                } else {
+                    self.get_counted(force, &remote, &local, tally)?;
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        Ok(())
+    }
+}
+
+/// A listing failure while expanding or walking: `'dir': cause`.
+fn describe_dir(dir: &str, e: &ClientError) -> String {
+    let shown = if dir.is_empty() { "/" } else { dir };
+    match e {
+        ClientError::Remote(r) | ClientError::Closed(r) if is_name_error(r.code) => {
+            format!("{} {} on server", quoted_name(shown), r.code)
+        }
+        other => format!("{}: {other}", quoted_name(shown)),
+    }
+}
+
+/// Expands a local pattern against the file system; a plain name is taken
+/// as it is (the upload says if it is missing). A pattern that matches
+/// nothing is an error, unless a file has that very name.
+fn expand_local(word: &str) -> Result<Vec<String>, String> {
+    if !has_wildcards(word) {
+        return Ok(vec![word.to_owned()]);
+    }
+    let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
+        let d = if dir.is_empty() { "." } else { dir };
+        let rd = fs::read_dir(d).map_err(|e| format!("{}: {}", quoted_name(d), io_reason(&e)))?;
+        Ok(rd
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let is_dir = fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+                Some((name, is_dir))
+            })
+            .collect())
+    };
+    let found = glob::expand(word, &mut list)?;
+    if found.is_empty() {
+        if Path::new(word).exists() {
+            return Ok(vec![word.to_owned()]);
+        }
+        return Err(format!("{}: no match", quoted_name(word)));
+    }
+    Ok(found.into_iter().map(|m| m.path).collect())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! - [`source`]: `LineSource` and the batch, piped and interactive sources.
 //! - [`batch`]: the command loop and the batch rules.
 //! - [`complete`]: Tab completion, hints and the `rustyline` helper.
+//! - [`glob`]: wildcard matching and expansion for many-file transfers.
 //! - [`render`]: sizes, terminal escaping and colour `Style`.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod batch;
 pub mod command;
 pub mod complete;
 pub mod exec;
+pub mod glob;
 pub mod render;
 pub mod source;
 pub mod words;

@@ -115,6 +115,51 @@ fn read_only_server_refuses_writes_but_serves() {
 }
 
 #[test]
+fn the_same_changes_succeed_without_read_only() {
+    // The counterpart of the read-only test: each mutating operation, on a
+    // server that allows it, with its postcondition on disk.
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let root = server.root();
+    fs::write(root.join("keep.txt"), "keep").unwrap();
+    fs::write(root.join("gone.txt"), "gone").unwrap();
+    fs::write(cwd.join("up.txt"), "up").unwrap();
+
+    server
+        .batch(
+            &cwd,
+            "put up.txt
+",
+        )
+        .assert_success();
+    assert_file_bytes(&root.join("up.txt"), b"up");
+    server
+        .batch(
+            &cwd, "mkdir d
+",
+        )
+        .assert_success();
+    assert!(root.join("d").is_dir());
+    server
+        .batch(
+            &cwd,
+            "rm gone.txt
+",
+        )
+        .assert_success();
+    assert!(!root.join("gone.txt").exists());
+    server
+        .batch(
+            &cwd,
+            "rename keep.txt moved.txt
+",
+        )
+        .assert_success();
+    assert_file_bytes(&root.join("moved.txt"), b"keep");
+    assert_eq!(names_in(root), ["d", "moved.txt", "up.txt"]);
+}
+
+#[test]
 fn file_over_max_file_size_is_too_large() {
     let server = Server::start(&["--max-file-size", "1000"]);
     let cwd = server.scratch("client");

@@ -194,7 +194,7 @@ fn upload_by_hand_with_a_wrong_digest_is_not_stored() {
     })
     .unwrap();
     match raw.recv() {
-        Recv::Msg(Message::PutReady { name, offset }) => {
+        Recv::Msg(Message::PutReady { name, offset, .. }) => {
             assert_eq!((name.as_str(), offset), ("d.txt", 0));
         }
         other => panic!("expected PutReady, got {other:?}"),

@@ -2,6 +2,13 @@
 //! own temporary root, runs the real `ftx` in batch mode with a timeout, talks
 //! raw frames to the server, and compares files and directory trees.
 //!
+//! Servers speak TLS and require a token by default, as `ftxd` does: the
+//! harness gives each one a state directory in its temporary base, reads
+//! the token and the certificate fingerprint it prints, and hands them to
+//! `ftx` (`FTX_TOKEN`, `--fingerprint`) and to raw connections (which speak
+//! TLS through rustls and put the token in `Hello`). A server started with
+//! `--plain` and/or `--open` is reached accordingly.
+//!
 //! Every helper fails with a message that shows what the programs printed, so
 //! a failing test explains itself. Nothing here knows the server's or the
 //! client's internals: only the contract in `PRODUCT.md` and the protocol
@@ -9,14 +16,16 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,6 +34,8 @@ use ftx::proto::frame;
 use ftx::proto::limits;
 use ftx::proto::message::Message;
 use tempfile::TempDir;
+
+pub mod pty;
 
 /// How long `ftxd` may take to print its `listening on` line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -45,6 +56,44 @@ pub fn ftx_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ftx")
 }
 
+/// How to reach one server: its certificate fingerprint (`None`: plain)
+/// and its access token (empty: open).
+#[derive(Debug, Clone, Default)]
+pub struct Creds {
+    /// `SHA256:...`, or `None` for `--plain`.
+    pub fingerprint: Option<String>,
+    /// The first token it printed, or empty for `--open`.
+    pub token: String,
+}
+
+/// Records that `addr` is an ftxd this test started by hand with
+/// `--plain --open`, so [`run_batch`] and [`Raw`] reach it without TLS.
+pub fn register_plain(addr: SocketAddr) {
+    if let Ok(mut r) = registry().lock() {
+        r.insert(addr, Creds::default());
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<SocketAddr, Creds>> {
+    static R: OnceLock<Mutex<HashMap<SocketAddr, Creds>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+thread_local! {
+    /// The token of the server this test thread started last, for
+    /// [`hello`] (tests start one server each).
+    static LAST_TOKEN: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// How to reach the server at `addr` (plain and open if unknown).
+pub fn creds(addr: SocketAddr) -> Creds {
+    registry()
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&addr).cloned())
+        .unwrap_or_default()
+}
+
 /// A running `ftxd` on `127.0.0.1` with a fresh root, stopped on drop.
 ///
 /// The root is `BASE/root` inside a temporary directory `BASE`; tests make
@@ -58,6 +107,7 @@ pub struct Server {
     root: PathBuf,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    creds: Creds,
 }
 
 impl Server {
@@ -70,15 +120,35 @@ impl Server {
             .expect("create temp dir");
         let root = base.path().join("root");
         fs::create_dir(&root).expect("create server root");
-        Server::start_in(base, root, args)
+        Server::start_in(base, root, "127.0.0.1:0", args)
     }
 
-    fn start_in(base: TempDir, root: PathBuf, args: &[&str]) -> Server {
+    /// Starts another `ftxd` serving an existing `root` (one that another
+    /// [`Server`] owns and outlives this one): a second process on a shared
+    /// root, or a restart after [`Server::kill`].
+    pub fn start_on(root: &Path, args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        Server::start_in(base, root.to_path_buf(), "127.0.0.1:0", args)
+    }
+
+    fn start_in(base: TempDir, root: PathBuf, listen: &str, args: &[&str]) -> Server {
+        let plain = args.contains(&"--plain");
+        let open = args.contains(&"--open");
+        let mut extra: Vec<std::ffi::OsString> = Vec::new();
+        let needs_state = !(plain && open);
+        if needs_state && !args.contains(&"--state-dir") {
+            extra.push("--state-dir".into());
+            extra.push(base.path().join("state").into());
+        }
         let mut child = Command::new(ftxd_bin())
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--root")
             .arg(&root)
+            .args(&extra)
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -122,6 +192,7 @@ impl Server {
             root,
             stdout,
             stderr,
+            creds: Creds::default(),
         };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(line) => {
@@ -146,7 +217,52 @@ impl Server {
                 panic!("ftxd closed stdout before printing 'listening on ADDR:PORT'\n{logs}");
             }
         }
+        // Printed before the listening line, so already collected.
+        let printed = server.stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        let word_after = |needle: &str| {
+            printed.lines().find_map(|l| {
+                l.contains(needle)
+                    .then(|| l.split_whitespace().last().unwrap_or("").to_owned())
+            })
+        };
+        server.creds = Creds {
+            fingerprint: if plain {
+                None
+            } else {
+                word_after("fingerprint")
+            },
+            token: if open {
+                String::new()
+            } else {
+                word_after("access token").unwrap_or_default()
+            },
+        };
+        if !plain && server.creds.fingerprint.is_none() {
+            let logs = server.kill_and_logs();
+            panic!("ftxd printed no certificate fingerprint\n{logs}");
+        }
+        if let Ok(mut r) = registry().lock() {
+            r.insert(server.addr, server.creds.clone());
+        }
+        LAST_TOKEN.with(|t| *t.borrow_mut() = server.creds.token.clone());
         server
+    }
+
+    /// Starts another `ftxd` with `args` on the address of a stopped one
+    /// (same port), with its own state directory unless `args` name one.
+    pub fn start_at_addr(addr: SocketAddr, args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = base.path().join("root");
+        fs::create_dir(&root).expect("create server root");
+        Server::start_in(base, root, &addr.to_string(), args)
+    }
+
+    /// The token and fingerprint this server printed.
+    pub fn creds(&self) -> &Creds {
+        &self.creds
     }
 
     /// The address the server really bound.
@@ -200,7 +316,8 @@ impl Server {
         }
     }
 
-    /// Runs a batch script against this server from `cwd`.
+    /// Runs a batch script against this server from `cwd` (with its token
+    /// and fingerprint).
     pub fn batch(&self, cwd: &Path, script: &str) -> Output {
         run_batch(&self.addr_arg(), cwd, script)
     }
@@ -213,6 +330,15 @@ impl Server {
                 self.logs()
             )
         })
+    }
+
+    /// Kills the server with SIGKILL (a crash: no cleanup at all) and
+    /// reaps it. Its root and scratch directories stay.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(self.pid, libc::SIGKILL);
+            let _ = child.wait();
+        }
     }
 
     fn terminate(&mut self) -> Option<ExitStatus> {
@@ -439,6 +565,82 @@ pub fn run_cmd(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Output {
+    spawn_cmd(program, args, cwd, stdin).wait(timeout)
+}
+
+/// A program started by [`spawn_cmd`], still running: wait for it, or kill
+/// it by PID at a moment of the test's choosing.
+pub struct Running {
+    child: Child,
+    pid: u32,
+    what: String,
+    start: Instant,
+    writer: Option<thread::JoinHandle<()>>,
+    out: Option<thread::JoinHandle<Vec<u8>>>,
+    err: Option<thread::JoinHandle<Vec<u8>>>,
+    _home: TempDir,
+}
+
+/// Starts `program ARGS` in `cwd` as [`run_cmd`] does, without waiting.
+/// `ftx ADDR ...` to a server of this harness gets its credentials.
+pub fn spawn_cmd(program: &str, args: &[&str], cwd: &Path, stdin: Option<&[u8]>) -> Running {
+    let (extra, envs) = if program == ftx_bin() {
+        ftx_access(args.first().copied().unwrap_or(""))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(extra.iter().map(String::as_str));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_cmd_env(program, &all, cwd, stdin, &envs, None)
+}
+
+/// Extra `ftx` flags and environment to reach the harness server at
+/// `addr` (`--fingerprint FP` or `--plain`, and `FTX_TOKEN`); nothing for
+/// an address the harness did not start.
+pub fn ftx_access(addr: &str) -> (Vec<String>, Vec<(&'static str, String)>) {
+    let Some(creds) = addr
+        .parse::<SocketAddr>()
+        .ok()
+        .and_then(|a| registry().lock().ok()?.get(&a).cloned())
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let args = match creds.fingerprint {
+        Some(fp) => vec!["--fingerprint".to_owned(), fp],
+        None => vec!["--plain".to_owned()],
+    };
+    let envs = if creds.token.is_empty() {
+        Vec::new()
+    } else {
+        vec![("FTX_TOKEN", creds.token)]
+    };
+    (args, envs)
+}
+
+/// [`run_cmd`] with extra environment variables and, optionally, a fixed
+/// home directory (so a known-hosts file survives between runs).
+pub fn run_cmd_env(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    envs: &[(&str, &str)],
+    fixed_home: Option<&Path>,
+) -> Output {
+    spawn_cmd_env(program, args, cwd, stdin, envs, fixed_home).wait(timeout)
+}
+
+/// [`spawn_cmd`] with extra environment variables and an optional fixed home.
+pub fn spawn_cmd_env(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdin: Option<&[u8]>,
+    envs: &[(&str, &str)],
+    fixed_home: Option<&Path>,
+) -> Running {
     let home = tempfile::Builder::new()
         .prefix("ftx-home-")
         .tempdir()
@@ -449,9 +651,14 @@ pub fn run_cmd(
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("HOME", fixed_home.unwrap_or(home.path()))
+        .env(
+            "XDG_DATA_HOME",
+            fixed_home.unwrap_or(home.path()).join("data"),
+        )
         .env_remove("RUST_LOG")
+        .env_remove("FTX_TOKEN")
+        .envs(envs.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -473,31 +680,72 @@ pub fn run_cmd(
     });
     let out = reader_thread(child.stdout.take().expect("piped stdout"));
     let err = reader_thread(child.stderr.take().expect("piped stderr"));
-
-    let status = match wait_timeout(&mut child, timeout) {
-        Some(status) => status,
-        None => {
-            signal(pid, libc::SIGKILL);
-            let status = child.wait().expect("wait for killed child");
-            let output = Output {
-                what,
-                status,
-                stdout: join_reader(out),
-                stderr: join_reader(err),
-                elapsed: start.elapsed(),
-            };
-            panic!("timed out after {timeout:?}; killed\n{output}");
-        }
-    };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Output {
+    Running {
+        child,
+        pid,
         what,
-        status,
-        stdout: join_reader(out),
-        stderr: join_reader(err),
-        elapsed: start.elapsed(),
+        start,
+        writer,
+        out: Some(out),
+        err: Some(err),
+        _home: home,
+    }
+}
+
+impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// True once the process has exited (it is not reaped twice).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the exit (killing it by PID after `timeout`, which fails
+    /// the test) and returns what it printed.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        match wait_timeout(&mut self.child, timeout) {
+            Some(status) => self.finish(status),
+            None => {
+                signal(self.pid, libc::SIGKILL);
+                let status = self.child.wait().expect("wait for killed child");
+                let output = self.finish(status);
+                panic!("timed out after {timeout:?}; killed\n{output}");
+            }
+        }
+    }
+
+    /// Sends SIGKILL (unless it already exited) and returns what it printed.
+    pub fn kill(mut self) -> Output {
+        if !self.exited() {
+            signal(self.pid, libc::SIGKILL);
+        }
+        let status = self.child.wait().expect("wait for killed child");
+        self.finish(status)
+    }
+
+    fn finish(&mut self, status: ExitStatus) -> Output {
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        Output {
+            what: self.what.clone(),
+            status,
+            stdout: self.out.take().map(join_reader).unwrap_or_default(),
+            stderr: self.err.take().map(join_reader).unwrap_or_default(),
+            elapsed: self.start.elapsed(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.exited() {
+            signal(self.pid, libc::SIGKILL);
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -516,6 +764,11 @@ fn join_reader(h: thread::JoinHandle<Vec<u8>>) -> String {
 /// Runs `ftx ADDR -b -` from `cwd` with `script` on stdin ([`RUN_TIMEOUT`]).
 pub fn run_batch(addr: &str, cwd: &Path, script: &str) -> Output {
     run_batch_timeout(addr, cwd, script, RUN_TIMEOUT)
+}
+
+/// Starts `ftx ADDR -b -` from `cwd` with `script` on stdin, without waiting.
+pub fn spawn_batch(addr: &str, cwd: &Path, script: &str) -> Running {
+    spawn_cmd(ftx_bin(), &[addr, "-b", "-"], cwd, Some(script.as_bytes()))
 }
 
 /// [`run_batch`] with an explicit timeout.
@@ -799,14 +1052,20 @@ pub fn assert_no_temp_files(dir: &Path) {
 
 // ---------------------------------------------------------------- raw frames
 
-/// The `Hello` a version-1 client sends.
+/// The `Hello` a version-1 client sends, with the token of the server this
+/// test thread started last.
 pub fn hello() -> Message {
+    hello_with(LAST_TOKEN.with(|t| t.borrow().clone()).into_bytes())
+}
+
+/// A version-1 `Hello` carrying `token`.
+pub fn hello_with(token: Vec<u8>) -> Message {
     Message::Hello {
         magic: limits::MAGIC,
         min_version: 1,
         max_version: 1,
         flags: 0,
-        token: vec![],
+        token,
     }
 }
 
@@ -849,16 +1108,20 @@ impl Recv {
     }
 }
 
-/// A raw TCP connection to `ftxd` that speaks frames by hand.
+/// A raw connection to `ftxd` that speaks frames by hand: plain TCP, or
+/// TLS (pinned to the server's fingerprint) for a TLS server.
 pub struct Raw {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The byte pipe (plain or TLS).
+    pub stream: ftx::client::transport::Stream,
     buf: Vec<u8>,
 }
 
 impl Raw {
-    /// Connects (no handshake).
+    /// Connects (no `Hello`); for a TLS server the TLS handshake runs
+    /// first. A server that answers in a plain frame instead (busy) leaves
+    /// that frame to be received.
     pub fn connect(addr: SocketAddr) -> Raw {
+        use ftx::client::transport::{handshake, HandshakeError, Stream};
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream
@@ -868,9 +1131,27 @@ impl Raw {
             .set_write_timeout(Some(RAW_READ_TIMEOUT))
             .expect("set write timeout");
         let _ = stream.set_nodelay(true);
-        Raw {
-            stream,
-            buf: Vec::new(),
+        let Some(fp) = creds(addr).fingerprint else {
+            return Raw {
+                stream: Stream::Plain(stream),
+                buf: Vec::new(),
+            };
+        };
+        let keep = stream.try_clone().expect("clone socket");
+        match handshake(stream, Some(fp)) {
+            Ok((stream, _)) => Raw {
+                stream,
+                buf: Vec::new(),
+            },
+            Err(HandshakeError::NotTls(Some((code, message)))) => Raw {
+                stream: Stream::Plain(keep),
+                buf: encode(&Message::Error { code, message }),
+            },
+            Err(HandshakeError::NotTls(None)) => panic!("{addr} answered TLS in plain"),
+            Err(HandshakeError::Mismatch { presented }) => {
+                panic!("{addr} presented another certificate: {presented}")
+            }
+            Err(HandshakeError::Other(e)) => panic!("TLS handshake with {addr}: {e}"),
         }
     }
 
@@ -878,7 +1159,8 @@ impl Raw {
     #[track_caller]
     pub fn handshake(addr: SocketAddr) -> Raw {
         let mut raw = Raw::connect(addr);
-        raw.send(&hello()).expect("send Hello");
+        raw.send(&hello_with(creds(addr).token.into_bytes()))
+            .expect("send Hello");
         match raw.recv() {
             Recv::Msg(Message::Welcome { version, .. }) => {
                 assert_eq!(version, 1, "server chose version {version}");
@@ -890,12 +1172,14 @@ impl Raw {
 
     /// Sends one message as a frame.
     pub fn send(&mut self, msg: &Message) -> io::Result<()> {
-        self.stream.write_all(&encode(msg))
+        self.stream.write_all(&encode(msg))?;
+        self.stream.flush()
     }
 
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
     }
 
     /// Reads the next frame, a close, or a timeout.
@@ -988,4 +1272,216 @@ pub fn parse_ls(lines: &[&str]) -> Vec<(u64, String)> {
             (size, name.trim_start().to_owned())
         })
         .collect()
+}
+
+// ---------------------------------------------------------------- crash helpers
+
+/// The hidden part file that holds an interrupted transfer to `dir/name`
+/// (`.ftx-part-NAME`, on whichever side receives).
+pub fn part_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}part-{name}", limits::RESERVED_PREFIX))
+}
+
+/// Size of `path`, 0 if it does not exist.
+pub fn size_or_zero(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// True when some process holds the `flock` of the file at `path` (a
+/// transfer in progress); false when it is free or does not exist.
+pub fn is_locked(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; dropping `f` releases our lock.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0
+}
+
+/// Waits (at most `timeout`) until nobody holds the part file at `path`:
+/// after a client was killed, until the server has noticed and let go.
+#[track_caller]
+pub fn wait_unlocked(path: &Path, timeout: Duration, why: &dyn fmt::Display) {
+    let deadline = Instant::now() + timeout;
+    while is_locked(path) {
+        assert!(
+            Instant::now() < deadline,
+            "{} still locked after {timeout:?}\n{why}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The stored name in an `uploaded 'L' as 'S' (...)` or
+/// `downloaded 'R' as 'L' (...)` line.
+#[track_caller]
+pub fn stored_name(out: &Output) -> String {
+    for line in out.stdout.lines() {
+        if line.starts_with("uploaded '") || line.starts_with("downloaded '") {
+            if let Some(rest) = line.split("' as '").nth(1) {
+                if let Some((name, _)) = rest.split_once("' (") {
+                    return name.to_owned();
+                }
+            }
+        }
+    }
+    panic!("no 'uploaded/downloaded ... as ...' line\n{out}");
+}
+
+/// What a [`Proxy`] does to one direction of each connection it carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tamper {
+    /// Invert every bit of the byte at this offset of the stream.
+    pub flip_at: Option<u64>,
+    /// Stop forwarding at this offset of the stream until [`Proxy::release`].
+    pub hold_at: Option<u64>,
+}
+
+/// Longest a held direction waits for [`Proxy::release`].
+const PROXY_HOLD_LIMIT: Duration = Duration::from_secs(60);
+
+/// A TCP proxy on `127.0.0.1:0` in front of a server, one thread per
+/// direction of each connection, that can corrupt or hold either stream.
+/// Stopped (every socket shut down) on drop.
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct ProxyShared {
+    stop: AtomicBool,
+    streams: Mutex<Vec<TcpStream>>,
+    /// Bytes forwarded client → server and server → client, all connections.
+    forwarded: [AtomicU64; 2],
+    released: AtomicBool,
+    holding: AtomicBool,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target`; `up` acts on client → server bytes,
+    /// `down` on server → client bytes.
+    pub fn start(target: SocketAddr, up: Tamper, down: Tamper) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        listener.set_nonblocking(true).expect("nonblocking proxy");
+        let shared = Arc::new(ProxyShared::default());
+        let sh = Arc::clone(&shared);
+        let acceptor = thread::spawn(move || {
+            while !sh.stop.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                for s in [&client, &server] {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_nodelay(true);
+                    if let (Ok(mut list), Ok(c)) = (sh.streams.lock(), s.try_clone()) {
+                        list.push(c);
+                    }
+                }
+                let (a, b) = (Arc::clone(&sh), Arc::clone(&sh));
+                thread::spawn(move || pump(client, server, up, &a, 0));
+                thread::spawn(move || pump(s2, c2, down, &b, 1));
+            }
+        });
+        // Clients of the proxy need the target's credentials (the same
+        // certificate and token come through it).
+        if let Ok(mut r) = registry().lock() {
+            if let Some(c) = r.get(&target).cloned() {
+                r.insert(addr, c);
+            }
+        }
+        Proxy {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Bytes forwarded so far from clients to the server.
+    pub fn forwarded_up(&self) -> u64 {
+        self.shared.forwarded[0].load(Ordering::SeqCst)
+    }
+
+    /// True while some direction waits at its `hold_at` offset.
+    pub fn holding(&self) -> bool {
+        self.shared.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets held directions go on.
+    pub fn release(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.released.store(true, Ordering::SeqCst);
+        if let Ok(list) = self.shared.streams.lock() {
+            for s in list.iter() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends, applying `tamper`; `dir` is 0
+/// for client → server, 1 for server → client.
+fn pump(mut from: TcpStream, mut to: TcpStream, tamper: Tamper, sh: &ProxyShared, dir: usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = 0u64;
+    loop {
+        let mut room = buf.len();
+        if let Some(hold) = tamper.hold_at {
+            if pos >= hold && !sh.released.load(Ordering::SeqCst) {
+                sh.holding.store(true, Ordering::SeqCst);
+                let deadline = Instant::now() + PROXY_HOLD_LIMIT;
+                while !sh.released.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(2));
+                }
+                sh.holding.store(false, Ordering::SeqCst);
+            } else if pos < hold {
+                room = room.min((hold - pos) as usize);
+            }
+        }
+        let n = match from.read(&mut buf[..room]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(at) = tamper.flip_at {
+            if at >= pos && at < pos + n as u64 {
+                buf[(at - pos) as usize] ^= 0xFF;
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        pos += n as u64;
+        sh.forwarded[dir].fetch_add(n as u64, Ordering::SeqCst);
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+    let _ = from.shutdown(std::net::Shutdown::Read);
 }

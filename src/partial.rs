@@ -1,0 +1,367 @@
+//! Resumable part files, shared by both sides: the deterministic hidden
+//! name of a target's part file, an exclusive lock that works across
+//! processes (`flock`), the BLAKE3 state of a prefix, and the sweep of stale
+//! parts. File-system work only: no sockets, no protocol, no printing.
+
+use std::ffi::{CStr, CString};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::proto::limits::{MAX_COMPONENT_LEN, RESERVED_PREFIX};
+
+/// Prefix of part files (after the reserved prefix): `.ftx-part-NAME`.
+pub const PART_TAG: &str = "part-";
+/// Prefix of one-off temporary files: `.ftx-tmp-…`.
+pub const TEMP_TAG: &str = "tmp-";
+/// Mode of part files.
+const FILE_MODE: u32 = 0o644;
+/// Read size while hashing a prefix.
+const HASH_BUF: usize = 256 * 1024;
+
+/// The hidden part-file name for a target named `name`: `.ftx-part-NAME`,
+/// or, when that would pass the component limit, `.ftx-part-` and the
+/// BLAKE3 of the name (still one fixed name per target).
+pub fn part_name(name: &str) -> String {
+    let plain = format!("{RESERVED_PREFIX}{PART_TAG}{name}");
+    if plain.len() <= MAX_COMPONENT_LEN {
+        plain
+    } else {
+        let h = blake3::hash(name.as_bytes());
+        format!("{RESERVED_PREFIX}{PART_TAG}{}", h.to_hex())
+    }
+}
+
+/// Tries to take the exclusive lock of `file` without waiting.
+/// `Ok(false)`: another holder (this process or another) has it.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Opens the part file `name` in directory `dir` (creating it when
+/// `create`; never through a symlink) and locks it. `Ok(None)`: it is
+/// locked by someone else (a transfer in progress), or it does not exist
+/// and `create` is false. After locking, the name must still be the locked
+/// file — otherwise its holder finished and removed it meanwhile, and we try
+/// again — so a lock never guards an unlinked file.
+pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Result<Option<File>> {
+    let flags = libc::O_RDWR | if create { libc::O_CREAT } else { 0 };
+    for _ in 0..8 {
+        let file = match openat_file(dir, name, flags) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !try_lock(&file)? {
+            return Ok(None);
+        }
+        if same_file_at(dir, name, &file)? {
+            return Ok(Some(file));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "part file keeps changing",
+    ))
+}
+
+/// Creates the part file `name` in `dir` only if it does not exist, locked.
+/// `Ok(None)`: it exists already (or a resumer locked it first).
+pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
+    match openat_file(dir, name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) {
+        Ok(file) => {
+            // A resumer may have opened it between our create and lock.
+            if try_lock(&file)? {
+                Ok(Some(file))
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the part file `name` in `dir` for a fresh transfer: creates it,
+/// or adopts an empty one that nobody holds (left by a transfer killed
+/// before its first byte, which holds nothing worth resuming). `Ok(None)`:
+/// the part holds an interrupted transfer's data, or a transfer holds it.
+pub fn take_fresh_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
+    if let Some(file) = create_locked_at(dir, name)? {
+        return Ok(Some(file));
+    }
+    match open_locked_at(dir, name, false)? {
+        Some(file) if file.metadata()?.len() == 0 => Ok(Some(file)),
+        _ => Ok(None),
+    }
+}
+
+/// [`take_fresh_at`] for a path.
+pub fn take_fresh(path: &Path) -> io::Result<Option<File>> {
+    let (dir, name) = split_path(path)?;
+    take_fresh_at(dir.as_fd(), &name)
+}
+
+/// Size of an interrupted (unlocked) part file `name` in `dir`; 0 if there
+/// is none or a transfer holds it.
+pub fn stale_size_at(dir: BorrowedFd<'_>, name: &CStr) -> u64 {
+    match open_locked_at(dir, name, false) {
+        Ok(Some(f)) => f.metadata().map(|m| m.len()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// [`open_locked_at`] for a path (the client's own files).
+pub fn open_locked(path: &Path, create: bool) -> io::Result<Option<File>> {
+    let (dir, name) = split_path(path)?;
+    open_locked_at(dir.as_fd(), &name, create)
+}
+
+/// [`create_locked_at`] for a path.
+pub fn create_locked(path: &Path) -> io::Result<Option<File>> {
+    let (dir, name) = split_path(path)?;
+    create_locked_at(dir.as_fd(), &name)
+}
+
+/// [`stale_size_at`] for a path.
+pub fn stale_size(path: &Path) -> u64 {
+    match split_path(path) {
+        Ok((dir, name)) => stale_size_at(dir.as_fd(), &name),
+        Err(_) => 0,
+    }
+}
+
+/// The open parent directory of `path` and its last component.
+fn split_path(path: &Path) -> io::Result<(File, CString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(parent)?;
+    let name =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok((dir, name))
+}
+
+/// `openat` without following a final symlink, close-on-exec.
+fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<File> {
+    // SAFETY: a valid descriptor and a NUL-terminated name; the returned
+    // descriptor is owned by the File.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            FILE_MODE as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Whether `name` in `dir` is (still) the open `file`.
+fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
+    let held = file.metadata()?;
+    // SAFETY: plain struct filled in by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::NotFound {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(st.st_ino == held.ino() && st.st_dev == held.dev())
+}
+
+/// The BLAKE3 state after the first `len` bytes of `file`, read from the
+/// start with positioned reads (the file position does not move).
+/// Fails with `UnexpectedEof` if the file is shorter.
+pub fn prefix_hasher(file: &File, len: u64) -> io::Result<blake3::Hasher> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; HASH_BUF.min(len as usize).max(1)];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = buf.len().min((len - pos) as usize);
+        let n = match file.read_at(&mut buf[..want], pos) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(hasher)
+}
+
+/// Most directories a sweep visits, so one sweep of a huge tree stays bounded.
+const SWEEP_MAX_DIRS: usize = 10_000;
+/// Deepest directory level a sweep descends to.
+const SWEEP_MAX_DEPTH: usize = 32;
+
+/// Removes part and temporary files under `root` whose last change is
+/// older than `ttl` and that no transfer holds. Does not follow symlinks.
+/// Returns how many files it removed.
+pub fn sweep(root: &Path, ttl: Duration, now: SystemTime) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![(root.to_path_buf(), 0usize)];
+    let mut visited = 0;
+    while let Some((dir, depth)) = dirs.pop() {
+        visited += 1;
+        if visited > SWEEP_MAX_DIRS {
+            break;
+        }
+        let Ok(rd) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            let Ok(ft) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if ft.is_dir() {
+                if depth < SWEEP_MAX_DEPTH {
+                    dirs.push((entry.path(), depth + 1));
+                }
+                continue;
+            }
+            let Some(rest) = name.strip_prefix(RESERVED_PREFIX) else {
+                continue;
+            };
+            if !ft.is_file() || !(rest.starts_with(PART_TAG) || rest.starts_with(TEMP_TAG)) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age < ttl {
+                continue;
+            }
+            let path = entry.path();
+            // Only an unlocked file is abandoned; hold the lock while removing.
+            if let Ok(Some(_lock)) = open_locked(&path, false) {
+                if fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn part_names_are_fixed_and_short() {
+        assert_eq!(part_name("a.txt"), ".ftx-part-a.txt");
+        let long = "x".repeat(250);
+        let p = part_name(&long);
+        assert!(p.len() <= MAX_COMPONENT_LEN);
+        assert_eq!(p, part_name(&long));
+        assert_ne!(p, part_name(&"y".repeat(250)));
+    }
+
+    #[test]
+    fn locks_exclude_each_other_and_stale_parts_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(part_name("f"));
+        let mut a = create_locked(&p).unwrap().unwrap();
+        a.write_all(b"12345").unwrap();
+        assert!(create_locked(&p).unwrap().is_none());
+        assert!(open_locked(&p, true).unwrap().is_none());
+        assert_eq!(stale_size(&p), 0, "held parts are not stale");
+        drop(a);
+        assert_eq!(stale_size(&p), 5);
+        assert!(take_fresh(&p).unwrap().is_none(), "a part with data stays");
+        let b = open_locked(&p, false).unwrap().unwrap();
+        assert_eq!(
+            prefix_hasher(&b, 3).unwrap().finalize(),
+            blake3::hash(b"123")
+        );
+        assert!(prefix_hasher(&b, 6).is_err());
+    }
+
+    #[test]
+    fn an_empty_unheld_part_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(part_name("e"));
+        fs::write(&p, b"").unwrap();
+        let a = take_fresh(&p).unwrap().expect("empty and free: taken");
+        assert!(take_fresh(&p).unwrap().is_none(), "but not while held");
+        drop(a);
+    }
+
+    #[test]
+    fn a_lock_never_guards_an_unlinked_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(part_name("g"));
+        let a = create_locked(&p).unwrap().unwrap();
+        fs::remove_file(&p).unwrap();
+        drop(a);
+        // The path is gone: opening without create finds nothing.
+        assert!(open_locked(&p, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn sweep_removes_only_old_unlocked_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let old = sub.join(part_name("old"));
+        let held = sub.join(part_name("held"));
+        let tmp = dir.path().join(".ftx-tmp-1-2-3");
+        let keep = dir.path().join("normal.txt");
+        for p in [&old, &held, &tmp, &keep] {
+            fs::write(p, b"x").unwrap();
+        }
+        let _lock = open_locked(&held, false).unwrap().unwrap();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert_eq!(sweep(dir.path(), Duration::from_secs(7200), later), 0);
+        assert_eq!(sweep(dir.path(), Duration::from_secs(60), later), 2);
+        assert!(!old.exists() && !tmp.exists());
+        assert!(held.exists() && keep.exists());
+    }
+}

@@ -1,0 +1,188 @@
+//! Property tests: every message survives encode/decode, and no byte
+//! stream makes the frame reader or either session panic, loop, or emit a
+//! frame that does not decode (the harnesses are in [`super::testing`],
+//! shared with the fuzz targets in `tests/fuzz/`).
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use super::error::ErrorCode;
+use super::frame::{self, FrameReader};
+use super::limits::{FRAME_HEADER_LEN, MAX_FRAME_LEN};
+use super::message::{Entry, EntryKind, Message, PUT_FORCE};
+use super::testing::{run_client, run_server};
+
+fn text() -> impl Strategy<Value = String> {
+    // Any Unicode, control characters included: the codec carries them.
+    proptest::string::string_regex("(?s).{0,40}").expect("valid regex")
+}
+
+fn code() -> impl Strategy<Value = ErrorCode> {
+    any::<u16>().prop_map(ErrorCode::from_u16)
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    (text(), 0u8..4, any::<u64>(), any::<i64>()).prop_map(|(name, k, size, mtime)| Entry {
+        name,
+        kind: [
+            EntryKind::File,
+            EntryKind::Dir,
+            EntryKind::Symlink,
+            EntryKind::Other,
+        ][k as usize],
+        size,
+        mtime,
+    })
+}
+
+/// Every variant of [`Message`], with fields anywhere in their valid range.
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            any::<[u8; 4]>(),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u32>(),
+            vec(any::<u8>(), 0..32)
+        )
+            .prop_map(
+                |(magic, min_version, max_version, flags, token)| Message::Hello {
+                    magic,
+                    min_version,
+                    max_version,
+                    flags,
+                    token
+                }
+            ),
+        (any::<u16>(), any::<u32>(), any::<u32>(), text()).prop_map(
+            |(version, flags, window, server)| Message::Welcome {
+                version,
+                flags,
+                window,
+                server
+            }
+        ),
+        text().prop_map(|path| Message::List { path }),
+        (vec(entry(), 0..20), any::<bool>())
+            .prop_map(|(entries, last)| Message::Entries { entries, last }),
+        (text(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(path, size, offset, f)| {
+            Message::Put {
+                path,
+                size,
+                offset,
+                flags: if f { PUT_FORCE } else { 0 },
+            }
+        }),
+        (
+            text(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u8>()
+        )
+            .prop_map(|(name, offset, digest, partial, flags)| Message::PutReady {
+                name,
+                offset,
+                digest,
+                partial,
+                flags,
+            }),
+        (text(), any::<u64>()).prop_map(|(name, size)| Message::PutDone { name, size }),
+        (text(), any::<u64>()).prop_map(|(path, offset)| Message::Get { path, offset }),
+        (any::<u64>(), any::<u64>(), any::<i64>(), any::<[u8; 32]>()).prop_map(
+            |(size, offset, mtime, digest)| Message::GetReady {
+                size,
+                offset,
+                mtime,
+                digest,
+            }
+        ),
+        text().prop_map(|path| Message::Mkdir { path }),
+        text().prop_map(|path| Message::Remove { path }),
+        (text(), text()).prop_map(|(from, to)| Message::Rename { from, to }),
+        Just(Message::Ok),
+        (any::<u64>(), vec(any::<u8>(), 0..512))
+            .prop_map(|(offset, data)| Message::Data { offset, data }),
+        any::<u64>().prop_map(|offset| Message::Ack { offset }),
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(size, digest)| Message::Done { size, digest }),
+        Just(Message::Cancel),
+        (code(), text()).prop_map(|(code, message)| Message::Error { code, message }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_message_round_trips(msg in message(), cut in 1usize..64) {
+        let mut wire = Vec::new();
+        frame::encode(&msg, &mut wire);
+        prop_assert!(wire.len() <= FRAME_HEADER_LEN + MAX_FRAME_LEN as usize);
+        let (back, used) = frame::decode(&wire).expect("decodes").expect("whole");
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(&back, &msg);
+        // Cut anywhere, the reader reassembles the same message.
+        let mut r = FrameReader::new();
+        let mut got = Vec::new();
+        for piece in wire.chunks(cut) {
+            r.push(piece);
+            while let Some(m) = r.next_message().expect("decodes") {
+                got.push(m);
+            }
+        }
+        prop_assert_eq!(got, vec![msg]);
+        prop_assert!(r.check_eof().is_ok());
+    }
+
+    #[test]
+    fn any_bytes_give_a_message_or_a_typed_error(bytes in vec(any::<u8>(), 0..2048), cut in 1usize..100) {
+        let mut r = FrameReader::new();
+        'feed: for piece in bytes.chunks(cut) {
+            r.push(piece);
+            loop {
+                match r.next_message() {
+                    Ok(Some(m)) => {
+                        // What decodes re-encodes to a frame that decodes the same.
+                        let mut wire = Vec::new();
+                        frame::encode(&m, &mut wire);
+                        let again = frame::decode(&wire).expect("re-decodes").expect("whole").0;
+                        prop_assert_eq!(again, m);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        prop_assert!(!e.to_string().is_empty());
+                        break 'feed;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn server_session_survives_any_byte_stream(bytes in vec(any::<u8>(), 0..4096), cuts in vec(any::<u8>(), 1..8)) {
+        run_server(&bytes, &cuts);
+    }
+
+    #[test]
+    fn server_session_survives_valid_frames_in_any_order(msgs in vec(message(), 0..12), cuts in vec(any::<u8>(), 1..8)) {
+        // Mostly well-formed frames reach deeper states than random bytes.
+        let mut wire = Vec::new();
+        frame::encode(&crate::proto::message::Message::Hello {
+            magic: super::limits::MAGIC, min_version: 1, max_version: 1, flags: 0, token: vec![],
+        }, &mut wire);
+        for m in &msgs {
+            frame::encode(m, &mut wire);
+        }
+        run_server(&wire, &cuts);
+    }
+
+    #[test]
+    fn client_session_survives_any_server(op in any::<u8>(), msgs in vec(message(), 0..12), junk in vec(any::<u8>(), 0..64), cut in 1usize..300) {
+        let mut wire = Vec::new();
+        for m in &msgs {
+            frame::encode(m, &mut wire);
+        }
+        wire.extend_from_slice(&junk);
+        run_client(op, &wire, cut);
+    }
+}

@@ -1,0 +1,561 @@
+//! Path resolution that cannot leave the root, by construction.
+//!
+//! Every path the store touches is resolved here relative to a descriptor
+//! of the root, with the kernel's help: `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_MAGICLINKS)`, which refuses (`EXDEV`) any `..` or symlink that
+//! would climb above the root, absolute symlinks included, and never follows
+//! `/proc` magic links. Where `openat2` does not exist (`ENOSYS`: kernels
+//! before 5.6, some sandboxes) the same rules are applied by a walk that
+//! opens one component at a time with `O_NOFOLLOW` and reads each symlink
+//! itself. The store then acts only through `*at` calls on a parent
+//! descriptor and a single plain name, so a path string is never handed to
+//! the kernel from the process's working directory. This module knows
+//! nothing of remote-path syntax beyond "a plain component"; it does no
+//! logging and keeps no state except whether `openat2` is available.
+
+use std::ffi::{CStr, CString, OsString};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Most symlinks followed while resolving one path (as the kernel's 40).
+const MAX_SYMLINKS: usize = 40;
+/// How often an `openat2` that lost a race with a rename (`EAGAIN`) is
+/// retried before the error is returned.
+const MAX_RACE_RETRIES: usize = 16;
+/// Longest symlink target read by the fallback walk.
+const MAX_LINK_TARGET: usize = 4096;
+
+/// Cleared the first time `openat2` answers `ENOSYS`.
+static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// Opens the root directory itself (an ordinary open: the root is the
+/// operator's choice, not the client's).
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    let c = cstring(path.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    owned(fd)
+}
+
+/// Opens `rel` (a `/`-separated path relative to `root`; empty for the root)
+/// with open `flags`, following symlinks only while they stay beneath the
+/// root. Escapes fail with `EXDEV`. With `O_NOFOLLOW` in `flags` a final
+/// symlink is not followed (with `O_PATH` it is opened itself).
+pub fn open(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_CLOEXEC;
+    if HAVE_OPENAT2.load(Ordering::Relaxed) {
+        match openat2_beneath(root, rel, flags) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                HAVE_OPENAT2.store(false, Ordering::Relaxed);
+            }
+            other => return other,
+        }
+    }
+    walk(root, rel, flags)
+}
+
+/// Opens the directory `rel` beneath `root` for reading (listing, fsync,
+/// `*at` calls).
+pub fn open_dir(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
+    open(root, rel, libc::O_RDONLY | libc::O_DIRECTORY)
+}
+
+/// Splits `rel` into its parent directory, opened beneath `root`, and its
+/// last component, which must be a plain name (not empty, `.`, `..`, and
+/// without `/`); the caller then acts on that name with `*at` calls, which
+/// by construction cannot leave the parent.
+pub fn parent_fd_and_name(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<(OwnedFd, CString)> {
+    let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&rel[..0], rel),
+    };
+    check_plain(name)?;
+    Ok((open_dir(root, parent)?, cstring(name)?))
+}
+
+/// Metadata of `name` in `dir`, of a symlink itself rather than its target.
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Metadata> {
+    // SAFETY: `name` is a valid C string; `dir` is an open descriptor.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    File::from(owned(fd)?).metadata()
+}
+
+/// The names in the open directory `dir` (without `.` and `..`), at most
+/// `max`; the flag says whether more were left out.
+pub fn read_names(dir: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<OsString>, bool)> {
+    // fdopendir takes ownership of its descriptor: give it a duplicate.
+    // SAFETY: `dir` is open; F_DUPFD_CLOEXEC returns a new descriptor.
+    let dup = owned(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `dup` is a directory descriptor we own; on success the stream
+    // owns it and closedir closes it.
+    let stream = unsafe { libc::fdopendir(dup.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(dup);
+    // Read from the start even if the descriptor was read before.
+    // SAFETY: `stream` is a valid directory stream.
+    unsafe { libc::rewinddir(stream) };
+    let mut names = Vec::new();
+    let mut truncated = false;
+    let result = loop {
+        // SAFETY: clearing errno distinguishes end-of-directory from error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream` is valid until closedir below.
+        let ent = unsafe { libc::readdir64(stream) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            break if e.raw_os_error().unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: d_name is a NUL-terminated array inside the entry.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if names.len() >= max {
+            truncated = true;
+            break Ok(());
+        }
+        names.push(OsString::from_vec(name.to_vec()));
+    };
+    // SAFETY: `stream` came from fdopendir and is closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| (names, truncated))
+}
+
+/// `mkdirat(dir, name, mode)`.
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: valid descriptor and C string.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
+}
+
+/// Removes `name` in `dir`: a directory (`rmdir`) or anything else, a
+/// symlink itself included (`unlink`).
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> io::Result<()> {
+    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: valid descriptor and C string.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })
+}
+
+/// Creates `name` in `dir` as a new file (`O_EXCL`: never an existing file,
+/// never through a symlink), opened for writing.
+pub fn create_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
+    // SAFETY: valid descriptor and C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    owned(fd).map(File::from)
+}
+
+/// Hard-links `from` in `from_dir` as `to` in `to_dir` (fails with `EEXIST`
+/// if `to` exists; a symlink `from` is linked itself, not followed).
+pub fn link_at(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+) -> io::Result<()> {
+    // SAFETY: valid descriptors and C strings.
+    cvt(unsafe {
+        libc::linkat(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    })
+}
+
+/// `renameat2(from_dir, from, to_dir, to, flags)`: flags 0 replaces `to`,
+/// `RENAME_NOREPLACE` fails with `EEXIST` instead.
+pub fn rename_at(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    // SAFETY: valid descriptors and C strings.
+    cvt(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            flags,
+        )
+    })
+}
+
+/// Free bytes for unprivileged users on the file system holding `dir`.
+pub fn free_space(dir: BorrowedFd<'_>) -> Option<u64> {
+    // SAFETY: a plain struct the kernel fills in; `dir` is open.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatvfs(dir.as_raw_fd(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// `rel` with `/` appended and then `name` (for an entry of a listed
+/// directory; the root is the empty path).
+pub fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rel.len() + 1 + name.len());
+    out.extend_from_slice(rel);
+    if !rel.is_empty() {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}
+
+fn check_plain(name: &[u8]) -> io::Result<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    } else {
+        Ok(())
+    }
+}
+
+fn openat2_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = cstring(if rel.is_empty() { b"." } else { rel })?;
+    // SAFETY: open_how is a plain struct; zeroed fields are valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    for _ in 0..MAX_RACE_RETRIES {
+        // SAFETY: valid descriptor, C string and struct with its size.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if rc >= 0 {
+            // SAFETY: the kernel returned a fresh descriptor.
+            return Ok(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(e);
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+}
+
+/// The fallback: the same rules as `RESOLVE_BENEATH`, one component at a
+/// time. Each step opens a single name with `O_NOFOLLOW` relative to the
+/// descriptor of the directory reached so far, so a concurrent swap of a
+/// directory for a symlink is caught (`ELOOP` or the link is read and
+/// checked), never followed blindly. `..` pops back to the previous
+/// directory descriptor and fails with `EXDEV` at the root; absolute
+/// symlinks fail with `EXDEV`, as with `openat2`.
+pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let nofollow = flags & libc::O_NOFOLLOW != 0;
+    // Components still to resolve, the next one last.
+    let mut todo: Vec<Vec<u8>> = rel
+        .split(|&b| b == b'/')
+        .rev()
+        .map(<[u8]>::to_vec)
+        .collect();
+    // Directories entered below the root; the current one is the last.
+    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut links = 0usize;
+    while let Some(comp) = todo.pop() {
+        let last = todo.is_empty();
+        let cur = stack.last().map(|f| f.as_fd()).unwrap_or(root);
+        match comp.as_slice() {
+            b"" | b"." => {}
+            b".." => {
+                if stack.pop().is_none() {
+                    return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                }
+            }
+            name if last => {
+                let c = cstring(name)?;
+                // SAFETY: valid descriptor and C string.
+                let fd =
+                    unsafe { libc::openat(cur.as_raw_fd(), c.as_ptr(), flags | libc::O_NOFOLLOW) };
+                let target = match owned(fd) {
+                    Ok(fd) if nofollow || flags & libc::O_PATH == 0 => return Ok(fd),
+                    // O_PATH without O_NOFOLLOW: the caller wants a final
+                    // symlink followed; O_NOFOLLOW opened the link itself.
+                    Ok(fd) => {
+                        if !File::from(fd.try_clone()?).metadata()?.is_symlink() {
+                            return Ok(fd);
+                        }
+                        read_link(fd.as_fd(), c"")?
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !nofollow => {
+                        match read_link(cur, &c) {
+                            Ok(t) => t,
+                            Err(_) => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                };
+                follow(&mut todo, &mut links, &target)?;
+                continue;
+            }
+            name => {
+                let c = cstring(name)?;
+                // SAFETY: valid descriptor and C string.
+                let fd = owned(unsafe {
+                    libc::openat(
+                        cur.as_raw_fd(),
+                        c.as_ptr(),
+                        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    )
+                })?;
+                let meta = File::from(fd.try_clone()?).metadata()?;
+                if meta.is_symlink() {
+                    let target = read_link(fd.as_fd(), c"")?;
+                    follow(&mut todo, &mut links, &target)?;
+                } else if meta.is_dir() {
+                    stack.push(fd);
+                } else {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                }
+                continue;
+            }
+        }
+        if last {
+            // The path ended on `.` or `..`: reopen the directory reached.
+            let cur = stack.last().map(|f| f.as_fd()).unwrap_or(root);
+            // SAFETY: valid descriptor and C string.
+            let fd =
+                unsafe { libc::openat(cur.as_raw_fd(), c".".as_ptr(), flags & !libc::O_NOFOLLOW) };
+            return owned(fd);
+        }
+    }
+    // An empty path: the root itself.
+    // SAFETY: valid descriptor and C string.
+    owned(unsafe { libc::openat(root.as_raw_fd(), c".".as_ptr(), flags & !libc::O_NOFOLLOW) })
+}
+
+/// Queues the components of a symlink's target in front of the rest.
+fn follow(todo: &mut Vec<Vec<u8>>, links: &mut usize, target: &[u8]) -> io::Result<()> {
+    *links += 1;
+    if *links > MAX_SYMLINKS {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    if target.first() == Some(&b'/') || target.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    todo.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
+    Ok(())
+}
+
+fn read_link(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; MAX_LINK_TARGET + 1];
+    // SAFETY: `buf` has room for the length passed.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    if n > MAX_LINK_TARGET {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: a descriptor just returned by the kernel, owned by nobody.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    type Opener = fn(BorrowedFd<'_>, &[u8], libc::c_int) -> io::Result<OwnedFd>;
+
+    /// Both resolvers must agree on every case.
+    const RESOLVERS: [(&str, Opener); 2] = [("openat2", open), ("walk", walk)];
+
+    fn tree() -> (tempfile::TempDir, OwnedFd) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let out = t.path().join("outside");
+        fs::create_dir_all(root.join("d/e")).unwrap();
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("secret"), b"s").unwrap();
+        fs::write(root.join("d/e/f"), b"f").unwrap();
+        symlink("d/e/f", root.join("in_file")).unwrap();
+        symlink("../e", root.join("d/e/up")).unwrap();
+        symlink("d", root.join("in_dir")).unwrap();
+        symlink("in_dir", root.join("chain")).unwrap();
+        symlink("../outside/secret", root.join("rel_out")).unwrap();
+        symlink(out.join("secret"), root.join("abs_out")).unwrap();
+        symlink(root.join("d"), root.join("abs_in")).unwrap();
+        symlink("d/../..", root.join("up_out")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        symlink("/proc/self/root", root.join("magic")).unwrap();
+        let fd = open_root(&root).unwrap();
+        (t, fd)
+    }
+
+    fn errno(r: io::Result<OwnedFd>) -> i32 {
+        r.unwrap_err().raw_os_error().unwrap()
+    }
+
+    #[test]
+    fn inside_paths_resolve() {
+        let (_t, root) = tree();
+        for (what, op) in RESOLVERS {
+            for p in [
+                "",
+                "d",
+                "d/e/f",
+                "in_file",
+                "in_dir/e/f",
+                "chain/e/f",
+                "d/e/up/f",
+                "d/./e",
+            ] {
+                let r = op(root.as_fd(), p.as_bytes(), libc::O_RDONLY);
+                assert!(r.is_ok(), "{what} {p}: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let (_t, root) = tree();
+        for (what, op) in RESOLVERS {
+            for p in [
+                "..",
+                "../outside/secret",
+                "d/../..",
+                "rel_out",
+                "abs_out",
+                "abs_in",
+                "up_out",
+                "up_out/outside/secret",
+                "chain/../../outside",
+                "magic/etc",
+            ] {
+                let e = errno(op(root.as_fd(), p.as_bytes(), libc::O_RDONLY));
+                assert!(
+                    e == libc::EXDEV || e == libc::ELOOP,
+                    "{what} {p}: errno {e}"
+                );
+            }
+            assert_eq!(
+                errno(op(root.as_fd(), b"loop", libc::O_RDONLY)),
+                libc::ELOOP,
+                "{what}"
+            );
+            assert_eq!(
+                errno(op(root.as_fd(), b"d/e/f/x", libc::O_RDONLY)),
+                libc::ENOTDIR,
+                "{what}"
+            );
+            assert_eq!(
+                errno(op(root.as_fd(), b"nope", libc::O_RDONLY)),
+                libc::ENOENT,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn nofollow_opens_the_link_itself() {
+        let (_t, root) = tree();
+        for (what, op) in RESOLVERS {
+            for p in ["rel_out", "abs_out", "in_dir/e/up"] {
+                let fd = op(root.as_fd(), p.as_bytes(), libc::O_PATH | libc::O_NOFOLLOW).unwrap();
+                assert!(
+                    File::from(fd).metadata().unwrap().is_symlink(),
+                    "{what} {p}"
+                );
+            }
+            let fd = op(root.as_fd(), b"in_dir", libc::O_PATH).unwrap();
+            assert!(File::from(fd).metadata().unwrap().is_dir(), "{what}");
+        }
+    }
+
+    #[test]
+    fn parent_and_name_need_a_plain_name() {
+        let (_t, root) = tree();
+        let (_dir, name) = parent_fd_and_name(root.as_fd(), b"in_dir/e/f").unwrap();
+        assert_eq!(name.to_bytes(), b"f");
+        for bad in [&b""[..], b"d/..", b"d/.", b"d/"] {
+            assert!(parent_fd_and_name(root.as_fd(), bad).is_err());
+        }
+        assert_eq!(
+            parent_fd_and_name(root.as_fd(), b"rel_out/x")
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EXDEV)
+        );
+    }
+
+    #[test]
+    fn read_names_caps_and_flags() {
+        let (_t, root) = tree();
+        let d = open_dir(root.as_fd(), b"").unwrap();
+        let (all, more) = read_names(d.as_fd(), 100).unwrap();
+        assert!(!more);
+        assert_eq!(all.len(), 10);
+        let (some, more) = read_names(d.as_fd(), 3).unwrap();
+        assert!(more);
+        assert_eq!(some.len(), 3);
+    }
+}

@@ -1,0 +1,227 @@
+//! `ftxd`'s identity: the state directory, the private key and the
+//! self-signed certificate created there on first start (rcgen), the
+//! rustls `ServerConfig` made from them (TLS 1.3 only, ring provider), and
+//! the certificate's fingerprint. Touches only the state directory; never
+//! prints (the binary tells the operator what was created).
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::fingerprint;
+
+/// Name of the private key file in the state directory (mode 0600).
+pub const KEY_FILE: &str = "key.pem";
+/// Name of the certificate file in the state directory.
+pub const CERT_FILE: &str = "cert.pem";
+/// Subject name written into the self-signed certificate. Clients pin the
+/// fingerprint, so the name is informative only.
+const CERT_NAME: &str = "ftxd";
+
+/// Why the state directory or the identity cannot be used.
+#[derive(Debug)]
+pub enum TlsError {
+    /// A file or directory could not be read or written.
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The key or certificate could not be made or parsed.
+    Bad {
+        /// The path involved.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Io { path, source } => write!(f, "'{}': {source}", path.display()),
+            TlsError::Bad { path, reason } => write!(f, "'{}': {reason}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The per-user default state directory: `$XDG_STATE_HOME/ftxd`, else
+/// `~/.local/state/ftxd`; `None` when neither variable is set.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(state) = nonempty("XDG_STATE_HOME") {
+        return Some(PathBuf::from(state).join("ftxd"));
+    }
+    nonempty("HOME").map(|h| PathBuf::from(h).join(".local/state/ftxd"))
+}
+
+/// Creates the state directory (and its parents) if needed, mode 0700.
+pub fn create_state_dir(dir: &Path) -> Result<(), TlsError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(dir))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), so
+/// a crash never leaves half a key or half a token list.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// The server's key and certificate.
+pub struct Identity {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        write!(f, "Identity({})", self.fingerprint())
+    }
+}
+
+impl Identity {
+    /// Loads the key and certificate from `dir`, creating both first if
+    /// neither exists. Returns the identity and whether it was just made.
+    pub fn load_or_create(dir: &Path) -> Result<(Identity, bool), TlsError> {
+        let key_path = dir.join(KEY_FILE);
+        let cert_path = dir.join(CERT_FILE);
+        let created = match (key_path.exists(), cert_path.exists()) {
+            (true, true) => false,
+            (false, false) => {
+                create_state_dir(dir)?;
+                let made = rcgen::generate_simple_self_signed(vec![CERT_NAME.to_owned()])
+                    .map_err(|e| TlsError::Bad {
+                        path: cert_path.clone(),
+                        reason: format!("cannot make a certificate: {e}"),
+                    })?;
+                // The key first: a certificate without its key is useless.
+                write_atomic(&key_path, made.signing_key.serialize_pem().as_bytes(), 0o600)?;
+                write_atomic(&cert_path, made.cert.pem().as_bytes(), 0o644)?;
+                true
+            }
+            (true, false) | (false, true) => {
+                return Err(TlsError::Bad {
+                    path: dir.to_path_buf(),
+                    reason: format!(
+                        "holds only one of {KEY_FILE} and {CERT_FILE}; remove the other to make a new identity"
+                    ),
+                })
+            }
+        };
+        Ok((Identity::load(dir)?, created))
+    }
+
+    /// Loads an existing key and certificate from `dir`.
+    pub fn load(dir: &Path) -> Result<Identity, TlsError> {
+        let key_path = dir.join(KEY_FILE);
+        let cert_path = dir.join(CERT_FILE);
+        let pem_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: rustls::pki_types::pem::Error| match e {
+                rustls::pki_types::pem::Error::Io(source) => TlsError::Io { path, source },
+                other => TlsError::Bad {
+                    path,
+                    reason: other.to_string(),
+                },
+            }
+        };
+        let cert = CertificateDer::from_pem_file(&cert_path).map_err(pem_err(&cert_path))?;
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(pem_err(&key_path))?;
+        Ok(Identity { cert, key })
+    }
+
+    /// The certificate's fingerprint (`SHA256:...`), what clients pin.
+    pub fn fingerprint(&self) -> String {
+        fingerprint::of_cert(self.cert.as_ref())
+    }
+
+    /// The rustls configuration: TLS 1.3 only, the ring provider, no
+    /// client certificates.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let bad = |e: rustls::Error| TlsError::Bad {
+            path: PathBuf::from(KEY_FILE),
+            reason: e.to_string(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(bad)?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+            .map_err(bad)?;
+        Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn identity_is_made_once_then_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let (a, created) = Identity::load_or_create(&state).unwrap();
+        assert!(created);
+        let (b, created) = Identity::load_or_create(&state).unwrap();
+        assert!(!created);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mode = fs::metadata(state.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(dmode & 0o777, 0o700);
+        a.server_config().unwrap();
+    }
+
+    #[test]
+    fn two_state_dirs_have_different_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = Identity::load_or_create(&dir.path().join("a")).unwrap();
+        let (b, _) = Identity::load_or_create(&dir.path().join("b")).unwrap();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn half_an_identity_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        Identity::load_or_create(dir.path()).unwrap();
+        fs::remove_file(dir.path().join(CERT_FILE)).unwrap();
+        let e = Identity::load_or_create(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("only one of"), "{e}");
+    }
+}

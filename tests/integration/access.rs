@@ -1,0 +1,257 @@
+//! Who may connect (issue 7): tokens refused before any file operation,
+//! read-only tokens, trust on first use and a changed certificate, and a
+//! plain/TLS mismatch in both directions answered within a second.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::{
+    assert_file_bytes, ftx_bin, ftxd_bin, run_cmd, run_cmd_env, snapshot, Output, Server,
+    RUN_TIMEOUT,
+};
+
+/// `ftx ADDR -b -` with exactly these extra flags and environment.
+fn ftx(
+    server: &Server,
+    cwd: &Path,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+    home: Option<&Path>,
+    script: &str,
+) -> Output {
+    let addr = server.addr_arg();
+    let mut args = vec![addr.as_str(), "-b", "-"];
+    args.extend_from_slice(flags);
+    run_cmd_env(
+        ftx_bin(),
+        &args,
+        cwd,
+        Some(script.as_bytes()),
+        RUN_TIMEOUT,
+        envs,
+        home,
+    )
+}
+
+/// `ftxd token ARGS --state-dir` of `server`.
+fn token_cmd(server: &Server, args: &[&str]) -> Output {
+    let state = server.base().join("state");
+    let mut all = vec!["token"];
+    all.extend_from_slice(args);
+    all.extend(["--state-dir", state.to_str().unwrap()]);
+    run_cmd(ftxd_bin(), &all, server.base(), None, RUN_TIMEOUT)
+}
+
+fn pinned(server: &Server) -> Vec<&str> {
+    vec![
+        "--fingerprint",
+        server.creds().fingerprint.as_deref().unwrap(),
+    ]
+}
+
+#[test]
+fn wrong_missing_and_revoked_tokens_are_refused_before_any_file_operation() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("a.txt"), "a").unwrap();
+    fs::write(server.root().join("keep.txt"), "keep").unwrap();
+    let before = snapshot(server.root());
+    let script = "put a.txt\nmkdir d\nrm keep.txt\n";
+    let pin = pinned(&server);
+
+    let wrong = ftx(
+        &server,
+        &cwd,
+        &pin,
+        &[("FTX_TOKEN", "ftx_0000")],
+        None,
+        script,
+    );
+    wrong.assert_error("not accepted");
+    let missing = ftx(&server, &cwd, &pin, &[], None, script);
+    missing.assert_error("requires an access token");
+    assert_eq!(snapshot(server.root()), before, "{wrong}\n{missing}");
+
+    let added = token_cmd(&server, &["add", "laptop"]);
+    added.assert_success();
+    let token = added.stdout.trim().to_owned();
+    assert!(token.starts_with("ftx_"), "{added}");
+    ftx(
+        &server,
+        &cwd,
+        &pin,
+        &[("FTX_TOKEN", &token)],
+        None,
+        "mkdir d\n",
+    )
+    .assert_success();
+    token_cmd(&server, &["list"]).assert_stdout_contains("laptop read-write");
+    token_cmd(&server, &["revoke", "laptop"]).assert_success();
+    // The running server sees the revocation at the next connection.
+    let revoked = ftx(
+        &server,
+        &cwd,
+        &pin,
+        &[("FTX_TOKEN", &token)],
+        None,
+        "mkdir e\n",
+    );
+    revoked.assert_error("not accepted");
+    assert!(!server.root().join("e").exists(), "{revoked}");
+    assert!(
+        server.logs().contains("access refused"),
+        "{}",
+        server.logs()
+    );
+    // The first token still works (3 failures are below the slow-down).
+    server.batch(&cwd, "ls\n").assert_success();
+}
+
+#[test]
+fn a_read_only_token_can_list_and_get_but_change_nothing() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("up.txt"), "up").unwrap();
+    fs::write(server.root().join("f.txt"), "file").unwrap();
+    fs::create_dir(server.root().join("empty")).unwrap();
+    let added = token_cmd(&server, &["add", "guest", "--read-only"]);
+    added.assert_success();
+    let token = added.stdout.trim().to_owned();
+    let pin = pinned(&server);
+    let env = [("FTX_TOKEN", token.as_str())];
+    let before = snapshot(server.root());
+
+    let ok = ftx(&server, &cwd, &pin, &env, None, "ls\nget f.txt\n");
+    ok.assert_success().assert_stdout_contains("f.txt");
+    assert_file_bytes(&cwd.join("f.txt"), b"file");
+    for cmd in [
+        "put up.txt",
+        "put -f up.txt f.txt",
+        "reput up.txt",
+        "mkdir d",
+        "rm f.txt",
+        "rm empty",
+        "rename f.txt g.txt",
+    ] {
+        let out = ftx(&server, &cwd, &pin, &env, None, &format!("{cmd}\n"));
+        out.assert_error("read-only");
+        assert_eq!(
+            snapshot(server.root()),
+            before,
+            "{cmd} changed the root\n{out}"
+        );
+    }
+}
+
+#[test]
+fn accept_new_stores_a_host_once_and_a_changed_certificate_is_refused() {
+    let a = Server::start(&[]);
+    // Outlives server A's temporary directory.
+    let client = tempfile::tempdir().unwrap();
+    let cwd = client.path().join("client");
+    let home = client.path().join("home");
+    fs::create_dir_all(&cwd).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    let token_a = a.creds().token.clone();
+    let env = [("FTX_TOKEN", token_a.as_str())];
+    // Unknown host in batch mode: refused, nothing stored.
+    let unknown = ftx(&a, &cwd, &[], &env, Some(&home), "ls\n");
+    unknown.assert_error("unknown server");
+    let known_hosts = home.join("data/ftx/known_hosts");
+    assert!(!known_hosts.exists(), "{unknown}");
+    // --accept-new stores it, once.
+    let first = ftx(&a, &cwd, &["--accept-new"], &env, Some(&home), "ls\n");
+    first.assert_success();
+    assert!(first.stderr.contains("permanently added"), "{first}");
+    let second = ftx(&a, &cwd, &["--accept-new"], &env, Some(&home), "ls\n");
+    second.assert_success();
+    assert!(!second.stderr.contains("permanently added"), "{second}");
+    let fp_a = a.creds().fingerprint.clone().unwrap();
+    let text = fs::read_to_string(&known_hosts).unwrap();
+    assert_eq!(text, format!("{} {fp_a}\n", a.addr_arg()));
+
+    // Another server (another key) behind the same address and port: what
+    // a proxy with its own certificate looks like to the client.
+    let addr = a.addr();
+    a.stop();
+    let b = Server::start_at_addr(addr, &[]);
+    let token_b = b.creds().token.clone();
+    let env_b = [("FTX_TOKEN", token_b.as_str())];
+    for flags in [&[][..], &["--accept-new"][..]] {
+        let out = ftx(&b, &cwd, flags, &env_b, Some(&home), "mkdir x\n");
+        out.assert_error("identity has changed");
+        out.assert_error_line("possible attack");
+        assert!(!b.root().join("x").exists(), "{out}");
+    }
+    assert_eq!(fs::read_to_string(&known_hosts).unwrap(), text);
+    // A wrong --fingerprint is refused the same way.
+    let out = ftx(&b, &cwd, &["--fingerprint", &fp_a], &env_b, None, "ls\n");
+    out.assert_error("identity has changed");
+}
+
+#[test]
+fn plain_and_tls_mismatch_fail_clearly_within_a_second() {
+    let tls = Server::start(&[]);
+    let cwd = tls.scratch("client");
+    let env = [("FTX_TOKEN", tls.creds().token.as_str())];
+    let out = ftx(&tls, &cwd, &["--plain"], &env, None, "ls\n");
+    out.assert_error("requires TLS");
+    assert!(
+        out.elapsed < Duration::from_secs(1),
+        "took {:?}\n{out}",
+        out.elapsed
+    );
+
+    let plain = Server::start(&["--plain", "--open"]);
+    let fp = tls.creds().fingerprint.clone().unwrap();
+    let out = ftx(&plain, &cwd, &["--fingerprint", &fp], &[], None, "ls\n");
+    out.assert_error("does not speak TLS");
+    assert!(
+        out.elapsed < Duration::from_secs(1),
+        "took {:?}\n{out}",
+        out.elapsed
+    );
+    // And the matching pair works.
+    run_cmd(
+        ftx_bin(),
+        &[&plain.addr_arg(), "-b", "-"],
+        &cwd,
+        Some(b"ls\n"),
+        RUN_TIMEOUT,
+    )
+    .assert_success();
+}
+
+#[test]
+fn ftxd_warns_about_plain_and_open_and_refuses_a_state_dir_in_the_root() {
+    let server = Server::start(&["--plain", "--open"]);
+    // Stderr is collected by another thread: give it a moment (bounded).
+    let mut logs = server.logs();
+    for _ in 0..40 {
+        if logs.contains("warning: --open") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        logs = server.logs();
+    }
+    assert!(logs.contains("warning: --plain"), "{logs}");
+    assert!(logs.contains("warning: --open"), "{logs}");
+    let inside = server.root().join("state");
+    let out = run_cmd(
+        ftxd_bin(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            server.root().to_str().unwrap(),
+            "--state-dir",
+            inside.to_str().unwrap(),
+        ],
+        server.base(),
+        None,
+        RUN_TIMEOUT,
+    );
+    out.assert_error("inside the served root");
+    assert!(!inside.exists());
+}

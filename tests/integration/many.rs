@@ -1,0 +1,224 @@
+//! Many files at once through `ftx -b`: patterns on both sides, several
+//! names, `-r` trees (nested, empty directories, unicode names) compared
+//! byte for byte, failures that do not stop the rest, names from the
+//! server that the client refuses to use locally, and output without
+//! escape sequences when it goes to a pipe.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    assert_no_temp_files, ftx_bin, names_in, snapshot, tree, write_random_file, Server,
+};
+
+/// A tree with nested and empty directories, unicode and spaced names,
+/// a hidden file, an empty file and one bigger than a chunk.
+fn make_tree(top: &Path) {
+    for dir in [
+        "sub/deeper",
+        "empty",
+        "sub/also empty",
+        "日本語",
+        "ünï cödé",
+    ] {
+        fs::create_dir_all(top.join(dir)).unwrap();
+    }
+    fs::write(top.join("a.txt"), b"top file\n").unwrap();
+    fs::write(top.join(".hidden"), b"dot").unwrap();
+    fs::write(top.join("zero"), b"").unwrap();
+    fs::write(top.join("日本語/ファイル.txt"), "こんにちは".as_bytes()).unwrap();
+    fs::write(top.join("ünï cödé/naïve café.md"), b"x").unwrap();
+    fs::write(top.join("sub/with space.txt"), b"spaced").unwrap();
+    write_random_file(&top.join("sub/deeper/big.bin"), 600_000, 61);
+}
+
+#[test]
+fn recursive_trees_arrive_intact_both_ways() {
+    let server = Server::start(&["--no-fsync"]);
+    let up = server.scratch("up");
+    make_tree(&up.join("tree"));
+    let want = snapshot(&up.join("tree"));
+
+    let out = server.batch(&up, "put -r tree\nput -r tree copy\n");
+    out.assert_success()
+        .assert_stdout_contains("uploaded 'tree/sub/deeper/big.bin' as 'tree/sub/deeper/big.bin'");
+    assert_eq!(
+        snapshot(&server.root().join("tree")),
+        want,
+        "{}",
+        tree(server.root())
+    );
+    assert_eq!(snapshot(&server.root().join("copy")), want);
+
+    // Again onto the existing tree with -f: directories are reused, files replaced.
+    server.batch(&up, "put -rf tree\n").assert_success();
+    assert_eq!(snapshot(&server.root().join("tree")), want);
+
+    let down = server.scratch("down");
+    let out = server.batch(&down, "get -r tree\nget -r copy other\n");
+    out.assert_success();
+    assert_eq!(snapshot(&down.join("tree")), want, "{}", tree(&down));
+    assert_eq!(snapshot(&down.join("other")), want);
+    assert_no_temp_files(server.root());
+    assert_no_temp_files(&down);
+}
+
+#[test]
+fn patterns_and_several_names() {
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    for name in ["a.log", "b.log", "c.txt", "d e.log"] {
+        fs::write(cwd.join(name), name.as_bytes()).unwrap();
+    }
+    let out = server.batch(&cwd, "put *.log\nmkdir logs\nput '[ab].*' logs\n");
+    out.assert_success();
+    assert_eq!(
+        names_in(server.root()),
+        ["a.log", "b.log", "d e.log", "logs"]
+    );
+    assert_eq!(names_in(&server.root().join("logs")), ["a.log", "b.log"]);
+
+    // Three or more names are all sources, each stored under its base
+    // name: the last one is not a target directory.
+    let out = server.batch(&cwd, "mkdir three\nput c.txt a.log 'd e.log' three/\n");
+    out.assert_failure()
+        .assert_stdout_contains("uploaded 'c.txt' as 'c.txt'")
+        .assert_stdout_contains("uploaded 'a.log' as 'a_1.log'")
+        .assert_stdout_contains("uploaded 'd e.log' as 'd e_1.log'")
+        .assert_error_line("put: local file 'three/': not found")
+        .assert_error_line("put: 1 of 4 files failed");
+    assert!(names_in(&server.root().join("three")).is_empty());
+
+    // Remote patterns, matched by ftx against listings.
+    for name in ["x.gz", "y.gz", "z.txt"] {
+        fs::write(server.root().join("logs").join(name), name.as_bytes()).unwrap();
+    }
+    let down = server.scratch("down");
+    let out = server.batch(&down, "get 'logs/*.gz'\nget '*/?.log' fromdirs/\n");
+    // fromdirs/ does not exist: every file of the second line fails.
+    out.assert_failure();
+    assert_eq!(names_in(&down), ["x.gz", "y.gz"]);
+    assert_eq!(fs::read(down.join("x.gz")).unwrap(), b"x.gz");
+    fs::create_dir(down.join("fromdirs")).unwrap();
+    server
+        .batch(&down, "get '*/?.log' fromdirs/\n")
+        .assert_success();
+    assert_eq!(names_in(&down.join("fromdirs")), ["a.log", "b.log"]);
+}
+
+#[test]
+fn one_failure_is_reported_and_the_rest_go_on() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("one"), b"1").unwrap();
+    fs::write(cwd.join("three"), b"3").unwrap();
+    fs::create_dir(cwd.join("adir")).unwrap();
+    let out = server.batch(&cwd, "put one missing adir three\nls\n");
+    out.assert_failure()
+        .assert_error_line("put: local file 'missing': not found")
+        .assert_error_line("put: 'adir': is a directory (use put -r)")
+        .assert_error_line("put: 2 of 4 files failed")
+        // The batch stopped at the failed command.
+        .assert_stdout_lacks("ftx> ls");
+    assert_eq!(names_in(server.root()), ["one", "three"]);
+
+    // A pattern that matches nothing is one plain error.
+    let out = server.batch(&cwd, "get 'nothing*'\n");
+    out.assert_failure()
+        .assert_error_line("get: 'nothing*': no match on server");
+    assert_eq!(out.error_lines().len(), 1, "{out}");
+    let out = server.batch(&cwd, "put 'nothing*'\n");
+    out.assert_failure()
+        .assert_error_line("put: 'nothing*': no match");
+}
+
+#[test]
+fn pathological_remote_pattern_is_quick() {
+    let server = Server::start(&[]);
+    fs::write(server.root().join("a".repeat(250)), b"").unwrap();
+    let cwd = server.scratch("client");
+    let started = Instant::now();
+    let out = server.batch(&cwd, "get 'a*a*a*a*a*a*a*a*a*a*a*a*b'\n");
+    out.assert_failure().assert_error("no match on server");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn unsafe_names_from_the_server_are_refused() {
+    // Names the server lists as they are in its root, but which must never
+    // become local paths as such: control characters (the terminal) and a
+    // backslash (a path separator elsewhere).
+    let server = Server::start(&[]);
+    let dir = server.root().join("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("good.txt"), b"good").unwrap();
+    fs::write(dir.join("bad\x1b[2Jname"), b"bad").unwrap();
+    fs::write(dir.join("back\\slash"), b"bad").unwrap();
+    let cwd = server.scratch("client");
+    let out = server.batch(&cwd, "get -r d\n");
+    out.assert_failure().assert_error("unsafe name");
+    assert_eq!(names_in(&cwd.join("d")), ["good.txt"]);
+    let out = server.batch(&cwd, "get 'd/b*'\n");
+    out.assert_failure().assert_error("unsafe name");
+    assert_eq!(names_in(&cwd), ["d"]);
+}
+
+/// `ftx -b -` with stdout and stderr on pipes and the environment as
+/// given (no NO_COLOR forced); returns (status ok, stdout, stderr).
+fn batch_raw(server: &Server, cwd: &Path, script: &str, no_color: bool) -> (bool, String, String) {
+    let home = server.scratch(if no_color { "home-nc" } else { "home-c" });
+    let mut cmd = Command::new(ftx_bin());
+    let (extra, access_env) = crate::util::ftx_access(&server.addr_arg());
+    cmd.args([server.addr_arg().as_str(), "-b", "-"])
+        .args(&extra)
+        .envs(access_env)
+        .current_dir(cwd)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("TERM", "xterm-256color")
+        .env("CLICOLOR_FORCE", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let mut child = cmd.spawn().expect("spawn ftx");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, script.as_bytes()).expect("write script");
+    drop(stdin);
+    let out = child.wait_with_output().expect("ftx output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn batch_output_to_a_pipe_has_no_escape_sequences() {
+    let server = Server::start(&[]);
+    fs::create_dir(server.root().join("docs")).unwrap();
+    let cwd = server.scratch("client");
+    make_tree(&cwd.join("t"));
+    let script = "ls\nls -l\nput -r t\n-get nope\n-put missing\nprogress\nprogress\nhelp\n\
+                  -get -r 't'\nls -la t\n";
+    for no_color in [false, true] {
+        let (ok, out, err) = batch_raw(&server, &cwd, script, no_color);
+        assert!(ok, "NO_COLOR={no_color}\n{out}\n{err}");
+        assert!(out.contains("docs/") && err.contains("error: get: 'nope'"));
+        assert!(
+            !out.contains('\x1b') && !err.contains('\x1b'),
+            "escape sequence with NO_COLOR={no_color}:\n{out:?}\n{err:?}"
+        );
+    }
+}

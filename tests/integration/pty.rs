@@ -1,0 +1,261 @@
+//! The interactive shell in a real pseudo-terminal against a real `ftxd`:
+//! prompt, Tab completion (commands, remote names, names with spaces),
+//! `help`, Ctrl-C at the prompt and during a transfer, Ctrl-D, `exit`,
+//! history across runs, and colour only without `NO_COLOR`.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::pty::Pty;
+use crate::util::{assert_no_temp_files, names_in, Server};
+
+/// A home for one test: `HOME` and `XDG_DATA_HOME` inside `base`.
+fn home_env(base: &Path) -> Vec<(&'static str, std::path::PathBuf)> {
+    vec![
+        ("HOME", base.join("home")),
+        ("XDG_DATA_HOME", base.join("data")),
+    ]
+}
+
+fn spawn(server: &Server, cwd: &Path, env: &[(&'static str, std::path::PathBuf)]) -> Pty {
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let mut pty = Pty::spawn(&[&server.addr_arg()], cwd, &env);
+    pty.expect(&format!("Connected to server at {}", server.addr()));
+    pty.expect("3. Exit");
+    pty.expect("ftx> ");
+    pty
+}
+
+/// Whether `raw` holds an SGR (colour) escape sequence.
+fn has_colour(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    (0..b.len()).any(|i| {
+        b[i..].starts_with(b"\x1b[") && {
+            let rest = &b[i + 2..];
+            let n = rest
+                .iter()
+                .take_while(|c| c.is_ascii_digit() || **c == b';')
+                .count();
+            rest.get(n) == Some(&b'm')
+        }
+    })
+}
+
+#[test]
+fn prompt_completion_help_and_exit() {
+    let server = Server::start(&[]);
+    fs::write(server.root().join("report.bin"), b"report").unwrap();
+    fs::write(server.root().join("remote file.txt"), b"spaced").unwrap();
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("local.txt"), b"local").unwrap();
+    let home = server.scratch("home");
+    let mut pty = spawn(&server, &cwd, &home_env(&home));
+
+    // A command name completes with its trailing space.
+    pty.send("pu\t");
+    pty.expect("put ");
+    pty.send("local.txt\r");
+    pty.expect("uploaded 'local.txt' as 'local.txt'");
+    pty.expect("ftx> ");
+    assert_eq!(fs::read(server.root().join("local.txt")).unwrap(), b"local");
+
+    // A remote name completes after get.
+    pty.send("get rep\t");
+    pty.expect("report.bin ");
+    pty.send("\r");
+    pty.expect("downloaded 'report.bin' as 'report.bin'");
+    pty.expect("ftx> ");
+    assert_eq!(fs::read(cwd.join("report.bin")).unwrap(), b"report");
+
+    // A name with a space completes quoted (or escaped) and still works.
+    pty.send("get rem\t");
+    let shown = pty.expect("file.txt");
+    assert!(
+        shown.contains("'remote file.txt") || shown.contains("remote\\ file.txt"),
+        "completion of a spaced name is not quoted: {shown:?}"
+    );
+    pty.send("\r");
+    pty.expect("downloaded 'remote file.txt' as 'remote file.txt'");
+    pty.expect("ftx> ");
+    assert_eq!(fs::read(cwd.join("remote file.txt")).unwrap(), b"spaced");
+
+    // Ctrl-C at the prompt drops the line: the rm never runs.
+    pty.send("rm report.bin");
+    pty.expect("rm report.bin");
+    pty.send("\x03");
+    pty.expect("ftx> ");
+    pty.send("lpwd\r");
+    pty.expect("Local directory:");
+    pty.expect("ftx> ");
+    assert!(
+        server.root().join("report.bin").exists(),
+        "Ctrl-C ran the line"
+    );
+
+    // help lists every command.
+    pty.send("help\r");
+    let help = pty.expect("Type 'help COMMAND'");
+    for cmd in [
+        "put [-f] [-r] LOCAL [REMOTE]",
+        "get [-f] [-r] REMOTE [LOCAL]",
+        "reput",
+        "reget",
+        "ls [-l] [-a] [PATH]",
+        "mkdir",
+        "rm",
+        "rename",
+        "lls",
+        "lcd",
+        "lpwd",
+        "progress",
+        "help",
+        "exit",
+    ] {
+        assert!(help.contains(cmd), "help lacks {cmd:?}:\n{help}");
+    }
+    pty.expect("ftx> ");
+
+    pty.send("exit\r");
+    let status = pty.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit gave {status:?}\n{}", pty.text());
+}
+
+#[test]
+fn history_persists_between_runs_and_ctrl_d_leaves() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let home = server.scratch("home");
+    let env = home_env(&home);
+
+    let mut first = spawn(&server, &cwd, &env);
+    first.send("lpwd\r");
+    first.expect("Local directory:");
+    first.expect("ftx> ");
+    first.send("exit\r");
+    assert!(first.wait(Duration::from_secs(10)).success());
+    let history = home.join("data/ftx/history");
+    let saved = fs::read_to_string(&history)
+        .unwrap_or_else(|e| panic!("no history at {}: {e}", history.display()));
+    assert!(saved.contains("lpwd"), "history file: {saved:?}");
+
+    // Up twice: 'exit' then 'lpwd' from the first run.
+    let mut second = spawn(&server, &cwd, &env);
+    second.send("\x1b[A");
+    second.expect("exit");
+    second.send("\x1b[A");
+    second.expect("lpwd");
+    second.send("\r");
+    second.expect("Local directory:");
+    second.expect("ftx> ");
+    // Ctrl-D on an empty line leaves like exit.
+    second.send("\x04");
+    let status = second.wait(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "Ctrl-D gave {status:?}\n{}",
+        second.text()
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_transfer_cancels_it_and_returns_to_the_prompt() {
+    // No fsync and a sparse source: fast to make, yet at debug speed a
+    // 2 GiB upload lasts seconds, long enough to interrupt.
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let home = server.scratch("home");
+    let big = fs::File::create(cwd.join("big.bin")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    drop(big);
+    fs::write(cwd.join("small.txt"), b"after").unwrap();
+    let mut pty = spawn(&server, &cwd, &home_env(&home));
+
+    pty.send("put big.bin\r");
+    // The progress bar is up: bytes of the total, rate, ETA.
+    pty.expect_within("GiB", Duration::from_secs(30));
+    pty.expect("ETA");
+    pty.send("\x03");
+    pty.expect("error: put: 'big.bin': cancelled ('reput' can continue it)");
+    pty.expect("ftx> ");
+    assert!(
+        !server.root().join("big.bin").exists(),
+        "a cancelled upload is under its final name: {:?}",
+        names_in(server.root())
+    );
+
+    // The connection is still in step: the next command works.
+    pty.send("put small.txt\r");
+    pty.expect("uploaded 'small.txt' as 'small.txt'");
+    pty.expect("ftx> ");
+    assert_eq!(fs::read(server.root().join("small.txt")).unwrap(), b"after");
+    assert!(!server.root().join("big.bin").exists());
+
+    // The same for a download: nothing under the final name locally.
+    let remote_big = fs::File::create(server.root().join("down.bin")).unwrap();
+    remote_big.set_len(2 << 30).unwrap();
+    drop(remote_big);
+    pty.send("get down.bin\r");
+    pty.expect_within("GiB", Duration::from_secs(30));
+    pty.expect("ETA");
+    pty.send("\x03");
+    pty.expect("error: get: 'down.bin': cancelled ('reget' can continue it)");
+    pty.expect("ftx> ");
+    assert!(!cwd.join("down.bin").exists(), "{:?}", names_in(&cwd));
+    // The interrupted download stays in its hidden part file, for reget.
+    let part = cwd.join(".ftx-part-down.bin");
+    assert!(part.exists(), "{:?}", names_in(&cwd));
+    fs::remove_file(part).unwrap();
+    fs::remove_file(server.root().join("down.bin")).unwrap();
+
+    pty.send("exit\r");
+    let status = pty.wait(Duration::from_secs(20));
+    // Not killed by the SIGINT; the cancelled put counts as a failed
+    // command, which the exit status reports as for any other failure.
+    assert_eq!(status.code(), Some(1), "{}", pty.text());
+    // Nothing partial under a final name; a temporary, if any, is the
+    // server's (kept for resume) and hidden.
+    let visible: Vec<String> = names_in(server.root())
+        .into_iter()
+        .filter(|n| !n.starts_with(".ftx-"))
+        .collect();
+    assert_eq!(visible, ["small.txt"]);
+    assert_no_temp_files(&cwd);
+}
+
+#[test]
+fn colours_on_a_terminal_only_without_no_color() {
+    let server = Server::start(&[]);
+    fs::create_dir(server.root().join("docs")).unwrap();
+    fs::write(server.root().join("a.txt"), b"a").unwrap();
+    let cwd = server.scratch("client");
+    let home = server.scratch("home");
+    let script = "ls\r";
+
+    let mut coloured = spawn(&server, &cwd, &home_env(&home));
+    coloured.send(script);
+    coloured.expect("docs/");
+    coloured.send("get nope\r");
+    coloured.expect("not found on server");
+    coloured.send("exit\r");
+    // One command failed (get nope): status 1.
+    assert_eq!(coloured.wait(Duration::from_secs(10)).code(), Some(1));
+    let raw = coloured.raw();
+    assert!(
+        raw.contains("\x1b[1;34mdocs/"),
+        "no blue directory:\n{raw:?}"
+    );
+    assert!(raw.contains("\x1b[1;31merror:"), "no red error:\n{raw:?}");
+
+    let mut env = home_env(&home);
+    env.push(("NO_COLOR", "1".into()));
+    let mut plain = spawn(&server, &cwd, &env);
+    plain.send(script);
+    plain.expect("docs/");
+    plain.send("get nope\r");
+    plain.expect("error: get: 'nope' not found on server");
+    plain.send("exit\r");
+    assert_eq!(plain.wait(Duration::from_secs(10)).code(), Some(1));
+    let raw = plain.raw();
+    assert!(!has_colour(&raw), "colour despite NO_COLOR:\n{raw:?}");
+}
