@@ -14,10 +14,6 @@ use crate::proto::path::clash_name;
 
 /// Most clash names tried before giving up (`a_1.txt` .. `a_10000.txt`).
 const MAX_CLASH_TRIES: u64 = 10_000;
-/// Every this many bytes of a download are handed to the disk at once
-/// (`sync_file_range`, not waiting), so the disk works while the rest
-/// arrives and the fsync before the rename has little left to do.
-const WRITEBACK_STEP: u64 = 8 << 20;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -33,9 +29,6 @@ pub struct LocalDownload {
     force: bool,
     resumable: bool,
     done: bool,
-    /// Bytes written so far, and how many of them went to early writeback.
-    written: u64,
-    flushed: u64,
     discard: bool,
 }
 
@@ -90,35 +83,6 @@ impl LocalDownload {
         ))
     }
 
-    /// Appends downloaded bytes, starting their writeback every
-    /// [`WRITEBACK_STEP`] bytes.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        use std::io::Write;
-        use std::os::fd::AsRawFd;
-        self.file.write_all(data)?;
-        self.written += data.len() as u64;
-        if self.written - self.flushed >= WRITEBACK_STEP {
-            if let (Ok(offset), Ok(len)) = (
-                i64::try_from(self.flushed),
-                i64::try_from(self.written - self.flushed),
-            ) {
-                // SAFETY: a plain syscall on a descriptor we own. Only an
-                // optimization for the fsync in `commit`, which reports
-                // any failure, so the result is ignored here.
-                unsafe {
-                    libc::sync_file_range(
-                        self.file.as_raw_fd(),
-                        offset,
-                        len,
-                        libc::SYNC_FILE_RANGE_WRITE,
-                    );
-                }
-            }
-            self.flushed = self.written;
-        }
-        Ok(())
-    }
-
     /// Continues the interrupted download to `target`: its part file,
     /// created empty when there is none. Fails if another download holds it.
     pub fn resume(target: &Path, force: bool) -> io::Result<LocalDownload> {
@@ -142,8 +106,6 @@ impl LocalDownload {
             resumable,
             done: false,
             discard: false,
-            written: 0,
-            flushed: 0,
         }
     }
 
@@ -156,8 +118,6 @@ impl LocalDownload {
     pub fn seek_to(&mut self, offset: u64) -> io::Result<()> {
         self.file.set_len(offset)?;
         self.file.seek(SeekFrom::Start(offset))?;
-        self.written = offset;
-        self.flushed = offset;
         Ok(())
     }
 

@@ -565,7 +565,7 @@ impl Client {
                     }
                     ClientEvent::GetData { offset, data } => {
                         if failure.is_none() {
-                            if let Err(source) = dl.write(&data) {
+                            if let Err(source) = dl.file.write_all(&data) {
                                 failure = Some(local_err(source));
                                 self.session.cancel();
                             } else {
