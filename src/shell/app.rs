@@ -67,8 +67,6 @@ pub const TOKEN_ENV: &str = "FTX_TOKEN";
 
 /// Reads one line from the terminal without echoing it (for tokens).
 fn read_secret(prompt: &str) -> Result<String, String> {
-    eprint!("{prompt}");
-    io::stderr().flush().ok();
     let fd = libc::STDIN_FILENO;
     // SAFETY: termios is plain data; tcgetattr fills it for a terminal fd.
     let mut saved: libc::termios = unsafe { std::mem::zeroed() };
@@ -79,6 +77,10 @@ fn read_secret(prompt: &str) -> Result<String, String> {
         // SAFETY: a valid termios for the same fd.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
     }
+    // The prompt only once echo is off: a token typed (or pasted) as soon
+    // as the prompt shows must never appear on the screen.
+    eprint!("{prompt}");
+    io::stderr().flush().ok();
     let mut line = String::new();
     let r = io::stdin().lock().read_line(&mut line);
     if have_tty {

@@ -259,3 +259,54 @@ fn colours_on_a_terminal_only_without_no_color() {
     let raw = plain.raw();
     assert!(!has_colour(&raw), "colour despite NO_COLOR:\n{raw:?}");
 }
+
+#[test]
+fn first_contact_asks_trust_and_token_then_remembers_both() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let base = server.scratch("first-contact");
+    let env = home_env(&base);
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    // "localhost:PORT" is not an address the harness hands credentials
+    // for, so this ftx knows nothing: no fingerprint, no token.
+    let target = format!("localhost:{}", server.addr().port());
+    let token = server.creds().token.clone();
+    let fingerprint = server.creds().fingerprint.clone().expect("TLS server");
+
+    let mut first = Pty::spawn(&[&target], &cwd, &env);
+    first.expect(&fingerprint);
+    first.expect("Are you sure you want to continue connecting (yes/no)?");
+    first.send("yes\r");
+    first.expect("Enter access token:");
+    first.send(&format!("{token}\r"));
+    first.expect("Remember this token for this server (yes/no)?");
+    first.send("yes\r");
+    first.expect("ftx> ");
+    // The token was typed without echo.
+    assert!(!first.text().contains(&token), "{}", first.text());
+    first.send("exit\r");
+    assert!(first.wait(Duration::from_secs(10)).success());
+
+    // What was learnt is on disk, the token readable by its owner only.
+    let data = base.join("data").join("ftx");
+    let known = fs::read_to_string(data.join("known_hosts")).unwrap();
+    assert!(known.contains(&fingerprint), "{known}");
+    let saved = data.join("tokens");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The second time: no question, no prompt.
+    let mut second = Pty::spawn(&[&target], &cwd, &env);
+    second.expect("ftx> ");
+    assert!(!second.text().contains("Are you sure"), "{}", second.text());
+    assert!(
+        !second.text().contains("Enter access token"),
+        "{}",
+        second.text()
+    );
+    second.send("exit\r");
+    assert!(second.wait(Duration::from_secs(10)).success());
+}
