@@ -813,3 +813,47 @@ fn an_empty_part_left_by_an_early_kill_does_not_block_resuming() {
     assert_no_temp_files(root);
     assert_no_temp_files(&down);
 }
+
+#[test]
+fn sigterm_mid_upload_exits_zero_and_keeps_it_resumable() {
+    // PRODUCT.md: SIGTERM stops accepting, closes connections, keeps
+    // interrupted uploads resumable and exits 0.
+    let mut server = Server::start(&["--no-fsync"]);
+    let root = server.root().to_path_buf();
+    let cwd = server.scratch("client");
+    let src = cwd.join("src.bin");
+    write_random_file(&src, HELD_SIZE as u64, 71);
+    let part = part_path(&root, "t.bin");
+    let hold = Tamper {
+        hold_at: Some(HOLD_AT),
+        ..Tamper::default()
+    };
+    let proxy = Proxy::start(server.addr(), hold, Tamper::default());
+    let run = spawn_batch(&proxy.addr().to_string(), &cwd, "put src.bin t.bin\n");
+    let deadline = Instant::now() + WATCH_TIMEOUT;
+    while !proxy.holding() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(proxy.holding(), "the proxy never held the stream");
+    wait_steady(&part);
+
+    let status = server.terminate().expect("ftxd did not exit on SIGTERM");
+    assert!(
+        status.success(),
+        "ftxd exited with {status:?}\n{}",
+        server.logs()
+    );
+    let out = run.wait(Duration::from_secs(30));
+    drop(proxy);
+    assert!(!out.success(), "the upload cannot have finished\n{out}");
+    assert!(!root.join("t.bin").exists(), "{}", tree(&root));
+    let held = size_or_zero(&part);
+    assert!(held > 0, "no part kept\n{}", tree(&root));
+
+    let server = Server::start_on(&root, &["--no-fsync"]);
+    let out = run_batch(&server.addr_arg(), &cwd, "reput src.bin t.bin\n");
+    out.assert_success();
+    assert_resume_line(&out, held, HELD_SIZE as u64);
+    assert_same_file(&src, &root.join("t.bin"));
+    assert_no_temp_files(&root);
+}

@@ -341,7 +341,9 @@ impl Server {
         }
     }
 
-    fn terminate(&mut self) -> Option<ExitStatus> {
+    /// Sends SIGTERM and waits for the exit (SIGKILL after the stop
+    /// timeout: `None`); the root stays, unlike [`Server::stop`].
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status);
