@@ -17,10 +17,12 @@
 //! - [`shell`]: command parsing, line sources (interactive and batch),
 //!   completion, execution and every user-visible text. Never touches `mio`
 //!   or frames.
+//! - [`cli`]: argument parsing shared by the two binaries.
 //!
 //! Only the binaries in `src/bin/` choose exit codes. `log` is for operators;
 //! user-facing output goes through `shell`'s renderer.
 
+pub mod cli;
 pub mod client;
 pub mod fingerprint;
 pub mod partial;

@@ -4,18 +4,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ftx::shell::app::{self, ClientArgs};
 
 fn main() -> ExitCode {
-    let args = match ClientArgs::try_parse() {
+    let args = match ftx::cli::parse_args::<ClientArgs>() {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let level = if args.verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();

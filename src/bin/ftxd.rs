@@ -7,23 +7,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use ftx::server::config::resolve_state_dir;
 use ftx::server::tls::Identity;
 use ftx::server::tokens::{Access, TokenStore, FIRST_TOKEN_NAME};
 use ftx::server::{self, ServerArgs, ServerCommand, ServerConfig, Shutdown, TokenCommand};
 
 fn main() -> ExitCode {
-    let args = match ServerArgs::try_parse() {
+    let args = match ftx::cli::parse_args::<ServerArgs>() {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            // One line, as every other failure; clap's first line already
-            // starts with "error:".
-            let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = match args.command.clone() {
         Some(ServerCommand::Token(cmd)) => token_command(args, cmd),

@@ -497,11 +497,6 @@ fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError) -> String {
             let name = if cmd == "put" { local } else { remote };
             format!("{cmd}: '{}': cancelled", escape_for_terminal(name))
         }
-        ClientError::LocalNotAFile(_)
-        | ClientError::Local { .. }
-        | ClientError::LocalChanged(_) => {
-            format!("{cmd}: {e}")
-        }
         other => format!("{cmd}: {other}"),
     }
 }

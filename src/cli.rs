@@ -1,0 +1,20 @@
+//! What both binaries do with their command line before anything else:
+//! clap parsing with ftx's rule for failures (one `error:` line, exit 2).
+//! Prints only clap's own output; owns no other policy.
+
+use std::process::ExitCode;
+
+/// Parses the process's arguments into `T`. `--help` and `--version`
+/// print and exit 0 inside; a bad flag prints clap's first line (which
+/// starts with `error:`) and gives exit code 2 for `main` to return.
+pub fn parse_args<T: clap::Parser>() -> Result<T, ExitCode> {
+    match T::try_parse() {
+        Ok(args) => Ok(args),
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            Err(ExitCode::from(2))
+        }
+    }
+}
