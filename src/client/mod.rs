@@ -563,13 +563,13 @@ impl Client {
                         }
                         progress.start(size, from);
                     }
-                    ClientEvent::GetData { offset, data } => {
+                    ClientEvent::GetData { offset, len } => {
                         if failure.is_none() {
-                            if let Err(source) = dl.file.write_all(&data) {
+                            if let Err(source) = dl.file.write_all(self.session.data()) {
                                 failure = Some(local_err(source));
                                 self.session.cancel();
                             } else {
-                                progress.advance(offset + data.len() as u64);
+                                progress.advance(offset + len as u64);
                             }
                         }
                     }

@@ -4,7 +4,7 @@
 //! bytes for the socket are drained with `poll_transmit`. No I/O here.
 
 use super::error::{DecodeError, ErrorCode, RemoteError};
-use super::frame::FrameReader;
+use super::frame::{Frame, FrameReader};
 use super::limits::{
     MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
 };
@@ -59,12 +59,13 @@ pub enum ClientEvent {
         /// BLAKE3 of the server's first `offset` bytes.
         digest: [u8; 32],
     },
-    /// Bytes of the download, in order.
+    /// `len` bytes of the download, in order, readable as
+    /// [`ClientSession::data`] until the session takes more input.
     GetData {
-        /// Offset of `data[0]` in the file.
+        /// Offset of `data()[0]` in the file.
         offset: u64,
-        /// The bytes.
-        data: Vec<u8>,
+        /// How many bytes.
+        len: usize,
     },
     /// All bytes arrived and the whole-file BLAKE3 digest matched.
     GetDone {
@@ -351,8 +352,9 @@ impl ClientSession {
             if matches!(self.state, State::Closed) {
                 return None;
             }
-            match self.input.next_message() {
-                Ok(Some(msg)) => self.handle_message(msg),
+            match self.input.next_frame() {
+                Ok(Some(Frame::Message(msg))) => self.handle_message(msg),
+                Ok(Some(Frame::Data { offset, len })) => self.handle_data(offset, len),
                 Ok(None) => return None,
                 Err(e) => self.decode_error(&e),
             }
@@ -416,6 +418,30 @@ impl ClientSession {
                 self.state = State::AwaitPutDone;
             }
         }
+    }
+
+    /// A `Data` frame, its payload still in the input buffer: hashed there
+    /// and handed to the driver without a copy.
+    fn handle_data(&mut self, offset: u64, len: usize) {
+        let State::Getting(g) = &mut self.state else {
+            // Every other state looks only at the frame's kind.
+            let data = Vec::new();
+            return self.handle_message(Message::Data { offset, data });
+        };
+        let end = offset.checked_add(len as u64);
+        if offset != g.next || end.is_none_or(|e| e > g.size) {
+            return self.close(ErrorCode::Protocol, "data out of order or past the size");
+        }
+        g.hasher.update(self.input.data());
+        g.next += len as u64;
+        self.out.push(&Message::Ack { offset: g.next });
+        self.events.push_back(ClientEvent::GetData { offset, len });
+    }
+
+    /// The bytes of the last [`ClientEvent::GetData`], valid until the
+    /// session takes more input.
+    pub fn data(&self) -> &[u8] {
+        self.input.data()
     }
 
     fn handle_message(&mut self, msg: Message) {
@@ -521,17 +547,6 @@ impl ClientSession {
                     next: offset,
                     hasher: blake3::Hasher::new(),
                 });
-            }
-            (State::Getting(mut g), Message::Data { offset, data }) => {
-                let end = offset.checked_add(data.len() as u64);
-                if offset != g.next || end.is_none_or(|e| e > g.size) {
-                    return self.close(ErrorCode::Protocol, "data out of order or past the size");
-                }
-                g.hasher.update(&data);
-                g.next += data.len() as u64;
-                self.out.push(&Message::Ack { offset: g.next });
-                self.events.push_back(ClientEvent::GetData { offset, data });
-                self.state = State::Getting(g);
             }
             (State::Getting(g), Message::Done { size, digest }) => {
                 if size != g.size || g.next != g.size {

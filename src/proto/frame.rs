@@ -4,7 +4,8 @@
 
 use super::error::DecodeError;
 use super::limits::{FRAME_HEADER_LEN, MAX_FRAME_LEN};
-use super::message::Message;
+use super::message::{kind, Message};
+use std::ops::Range;
 
 /// Appends `msg` as one whole frame (length prefix included) to `out`.
 pub fn encode(msg: &Message, out: &mut Vec<u8>) {
@@ -46,6 +47,29 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeError> {
     Ok(Some((msg, total)))
 }
 
+/// One decoded frame from a [`FrameReader`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Any frame but `Data`, decoded.
+    Message(Message),
+    /// A `Data` frame whose `len` payload bytes stay in the reader's buffer,
+    /// readable through [`FrameReader::data`] until the reader takes more
+    /// input: file bytes are never copied out of the buffer they arrived in.
+    Data {
+        /// File offset of the first payload byte.
+        offset: u64,
+        /// Payload length.
+        len: usize,
+    },
+}
+
+/// How far past the end of a frame in progress [`FrameReader::spare`] lets
+/// a read go: enough for the next frame's header and a few small frames.
+pub const READ_PAST_FRAME: usize = 4096;
+
+/// Type byte and offset: the part of a `Data` body before its payload.
+const DATA_BODY_HEADER: usize = 1 + 8;
+
 /// An input buffer that turns a byte stream cut anywhere into messages.
 ///
 /// Bytes live in `buf[start..end]`; `buf[end..]` is initialized spare room
@@ -56,6 +80,8 @@ pub struct FrameReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Where the payload of the last [`Frame::Data`] lies in `buf`.
+    data: Range<usize>,
 }
 
 impl FrameReader {
@@ -66,14 +92,32 @@ impl FrameReader {
 
     /// Appends bytes received from the peer.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.room(bytes.len()).copy_from_slice(bytes);
         self.commit(bytes.len());
     }
 
-    /// At least `want` bytes of room after the buffered bytes, to receive
-    /// into; pass how many were filled to [`FrameReader::commit`]. The
-    /// buffer grows only as needed and is zeroed only when it grows.
+    /// Room after the buffered bytes to receive into: `want` bytes, or less
+    /// when a frame is in progress, so that a read ends at most
+    /// [`READ_PAST_FRAME`] bytes after that frame; pass how many were filled
+    /// to [`FrameReader::commit`]. Reads that stop near frame ends keep the
+    /// bytes moved to the front of the buffer few: a stream of full `Data`
+    /// frames read in `MAX_CHUNK` pieces would otherwise move half a frame
+    /// per read. The buffer grows only as needed and is zeroed only when it
+    /// grows.
     pub fn spare(&mut self, want: usize) -> &mut [u8] {
+        let want = match peek_len(&self.buf[self.start..self.end]) {
+            Ok(Some(len)) => {
+                let rest = (FRAME_HEADER_LEN + len).saturating_sub(self.buffered());
+                want.min(rest + READ_PAST_FRAME)
+            }
+            _ => want,
+        };
+        self.room(want)
+    }
+
+    /// Exactly `want` bytes of room after the buffered bytes.
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        self.data = 0..0;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -83,7 +127,7 @@ impl FrameReader {
         if self.end + want > self.buf.len() {
             self.buf.resize(self.end + want, 0);
         }
-        &mut self.buf[self.end..]
+        &mut self.buf[self.end..self.end + want]
     }
 
     /// `n` bytes of [`FrameReader::spare`] were filled with received data.
@@ -92,18 +136,53 @@ impl FrameReader {
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
+    /// A `Data` payload is copied out; drivers use [`FrameReader::next_frame`].
     pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
-        match decode(&self.buf[self.start..self.end])? {
-            None => Ok(None),
-            Some((msg, used)) => {
-                self.start += used;
-                if self.start == self.end {
-                    self.start = 0;
-                    self.end = 0;
-                }
-                Ok(Some(msg))
-            }
+        Ok(self.next_frame()?.map(|frame| match frame {
+            Frame::Message(msg) => msg,
+            Frame::Data { offset, .. } => Message::Data {
+                offset,
+                data: self.data().to_vec(),
+            },
+        }))
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed. A
+    /// `Data` frame is checked like [`Message::decode_body`] checks it, but
+    /// its payload stays where it is ([`FrameReader::data`]).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        let buf = &self.buf[self.start..self.end];
+        let Some(len) = peek_len(buf)? else {
+            return Ok(None);
+        };
+        let total = FRAME_HEADER_LEN + len;
+        if buf.len() < total {
+            return Ok(None);
         }
+        let body = &buf[FRAME_HEADER_LEN..total];
+        let frame = if body[0] == kind::DATA {
+            let offset = Message::data_offset(body)?;
+            let payload = self.start + FRAME_HEADER_LEN + DATA_BODY_HEADER;
+            self.data = payload..self.start + total;
+            Frame::Data {
+                offset,
+                len: self.data.len(),
+            }
+        } else {
+            Frame::Message(Message::decode_body(body)?)
+        };
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(Some(frame))
+    }
+
+    /// The payload of the last [`Frame::Data`] from
+    /// [`FrameReader::next_frame`]; empty once more input was taken.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.data.clone()]
     }
 
     /// Bytes received but not yet decoded.
@@ -127,6 +206,7 @@ impl FrameReader {
             self.buf = Vec::new();
             self.start = 0;
             self.end = 0;
+            self.data = 0..0;
         }
     }
 
@@ -141,6 +221,47 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While a frame is in progress a read may go only a little past its
+    /// end, so the bytes moved to the front stay few.
+    #[test]
+    fn spare_stops_a_read_soon_after_the_frame_in_progress() {
+        let mut wire = Vec::new();
+        let data = vec![7u8; 10_000];
+        encode(&Message::Data { offset: 0, data }, &mut wire);
+        let mut r = FrameReader::new();
+        assert_eq!(r.spare(100_000).len(), 100_000);
+        r.push(&wire[..3]);
+        // Not even the length is known yet.
+        assert_eq!(r.spare(100_000).len(), 100_000);
+        r.push(&wire[3..5000]);
+        let rest = wire.len() - 5000;
+        assert_eq!(r.spare(100_000).len(), rest + READ_PAST_FRAME);
+        assert_eq!(r.spare(10).len(), 10);
+    }
+
+    /// A `Data` payload is read where it arrived, until more input comes;
+    /// a `Data` body too short for its offset is an error, as when decoded.
+    #[test]
+    fn data_payload_stays_in_the_buffer_until_more_input() {
+        let mut wire = Vec::new();
+        let data = b"hello".to_vec();
+        encode(&Message::Data { offset: 5, data }, &mut wire);
+        encode(&Message::Ack { offset: 1 }, &mut wire);
+        let mut r = FrameReader::new();
+        r.push(&wire);
+        let first = r.next_frame().unwrap();
+        assert_eq!(first, Some(Frame::Data { offset: 5, len: 5 }));
+        assert_eq!(r.data(), b"hello");
+        let ack = Frame::Message(Message::Ack { offset: 1 });
+        assert_eq!(r.next_frame().unwrap(), Some(ack));
+        assert_eq!(r.data(), b"hello");
+        r.spare(64);
+        assert!(r.data().is_empty());
+
+        r.push(&[0, 0, 0, 5, kind::DATA, 0, 0, 0, 0]);
+        assert_eq!(r.next_frame(), Err(DecodeError::Truncated("data offset")));
+    }
 
     /// Receiving straight into `spare` in odd slices gives the same
     /// messages as the bytes pushed whole.
@@ -161,11 +282,15 @@ mod tests {
         for slice in [1, 7, 13, 4096, wire.len()] {
             let mut r = FrameReader::new();
             let mut got = Vec::new();
-            for piece in wire.chunks(slice) {
-                // Ask for more room than is filled, as a socket read does.
-                let room = r.spare(piece.len() + 100);
-                room[..piece.len()].copy_from_slice(piece);
-                r.commit(piece.len());
+            let mut pos = 0;
+            while pos < wire.len() {
+                // Ask for more room than is filled, as a socket read does;
+                // the room may be shorter near the end of a frame.
+                let room = r.spare(slice + 100);
+                let n = room.len().min(slice).min(wire.len() - pos);
+                room[..n].copy_from_slice(&wire[pos..pos + n]);
+                r.commit(n);
+                pos += n;
                 while let Some(m) = r.next_message().unwrap() {
                     got.push(m);
                 }

@@ -372,6 +372,17 @@ impl Message {
         }
     }
 
+    /// Checks the body of a `Data` frame (type byte first) and returns its
+    /// offset; the payload is the rest of the body after the offset.
+    pub fn data_offset(body: &[u8]) -> Result<u64, DecodeError> {
+        let mut r = Reader { buf: &body[1..] };
+        let offset = r.u64("data offset")?;
+        if r.buf.len() > MAX_CHUNK {
+            return Err(DecodeError::BadValue("data chunk too large"));
+        }
+        Ok(offset)
+    }
+
     /// Decodes one frame body (type byte first, length prefix already removed).
     pub fn decode_body(body: &[u8]) -> Result<Message, DecodeError> {
         let (&t, rest) = body.split_first().ok_or(DecodeError::EmptyFrame)?;
@@ -448,11 +459,8 @@ impl Message {
             kind::OK => Message::Ok,
             kind::CANCEL => Message::Cancel,
             kind::DATA => {
-                let offset = r.u64("data offset")?;
-                if r.buf.len() > MAX_CHUNK {
-                    return Err(DecodeError::BadValue("data chunk too large"));
-                }
-                let data = std::mem::take(&mut r.buf).to_vec();
+                let offset = Message::data_offset(body)?;
+                let data = std::mem::take(&mut r.buf)[8..].to_vec();
                 Message::Data { offset, data }
             }
             kind::ACK => Message::Ack {

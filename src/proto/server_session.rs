@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{DecodeError, ErrorCode};
-use super::frame::FrameReader;
+use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
     MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
@@ -105,12 +105,14 @@ pub enum ServerEvent {
         /// Continue the interrupted upload of this name, if there is one.
         resume: bool,
     },
-    /// Bytes of the upload, in order; write them, or `reply_error` on failure.
+    /// `len` bytes of the upload, in order, readable as
+    /// [`ServerSession::data`] until the session takes more input; write
+    /// them, or `reply_error` on failure.
     PutData {
-        /// Offset in the file of `data[0]`.
+        /// Offset in the file of `data()[0]`.
         offset: u64,
-        /// The bytes.
-        data: Vec<u8>,
+        /// How many bytes.
+        len: usize,
     },
     /// All bytes arrived and the digest matched: make the file durable and
     /// visible, then `put_committed` (or `reply_error`).
@@ -308,10 +310,15 @@ impl ServerSession {
             {
                 return None;
             }
-            match self.input.next_message() {
-                Ok(Some(msg)) => self.handle_message(msg),
+            match self.input.next_frame() {
+                Ok(Some(Frame::Message(msg))) => self.handle_message(msg),
+                Ok(Some(Frame::Data { offset, len })) => self.handle_data(offset, len),
                 Ok(None) => {
-                    self.input.shrink();
+                    // Keep the buffer while data flows: freeing it after
+                    // every frame would zero a new one for the next.
+                    if !self.transferring() {
+                        self.input.shrink();
+                    }
                     return None;
                 }
                 Err(e) => self.protocol_error(&e),
@@ -487,6 +494,29 @@ impl ServerSession {
         let window = u64::from(self.config.window).saturating_sub(in_flight);
         let remaining = dl.size - dl.sent;
         remaining.min(window).min(MAX_CHUNK as u64) as usize
+    }
+
+    /// Room for the next `want` (at most `wants_data()`) bytes of a
+    /// download, queued for the socket in place; say how many were put
+    /// there with [`ServerSession::data_filled`]. Saves copying every byte
+    /// that [`ServerSession::send_data`] would copy.
+    pub fn data_buffer(&mut self, want: usize) -> &mut [u8] {
+        self.out.data_room(want.min(MAX_CHUNK))
+    }
+
+    /// The first `n` bytes of [`ServerSession::data_buffer`] are the next
+    /// bytes of the file; as [`ServerSession::send_data`].
+    pub fn data_filled(&mut self, n: usize) {
+        let State::Sending(dl) = &mut self.state else {
+            return;
+        };
+        let n = n.min((dl.size - dl.sent) as usize);
+        if n == 0 {
+            return;
+        }
+        dl.hasher.update(self.out.data_filled(dl.sent, n));
+        dl.sent += n as u64;
+        self.finish_download_if_complete();
     }
 
     /// During a download: the next bytes of the file (at most `wants_data()`).
@@ -717,22 +747,35 @@ impl ServerSession {
         self.events.push_back(event);
     }
 
-    fn handle_upload(&mut self, mut up: Box<Upload>, msg: Message) {
+    /// A `Data` frame, its payload still in the input buffer: hashed there
+    /// and handed to the driver without a copy.
+    fn handle_data(&mut self, offset: u64, len: usize) {
+        let State::Receiving(up) = &mut self.state else {
+            // Every other state looks only at the frame's kind.
+            let data = Vec::new();
+            return self.handle_message(Message::Data { offset, data });
+        };
+        let end = offset.checked_add(len as u64);
+        if offset != up.next || end.is_none_or(|e| e > up.size) {
+            self.events.push_back(ServerEvent::PutAbort {
+                reason: ErrorCode::Protocol,
+            });
+            return self.fail(ErrorCode::Protocol, "data out of order or past the size");
+        }
+        up.hasher.update(self.input.data());
+        up.next += len as u64;
+        self.out.push(&Message::Ack { offset: up.next });
+        self.events.push_back(ServerEvent::PutData { offset, len });
+    }
+
+    /// The bytes of the last [`ServerEvent::PutData`], valid until the
+    /// session takes more input.
+    pub fn data(&self) -> &[u8] {
+        self.input.data()
+    }
+
+    fn handle_upload(&mut self, up: Box<Upload>, msg: Message) {
         match msg {
-            Message::Data { offset, data } => {
-                let end = offset.checked_add(data.len() as u64);
-                if offset != up.next || end.is_none_or(|e| e > up.size) {
-                    self.events.push_back(ServerEvent::PutAbort {
-                        reason: ErrorCode::Protocol,
-                    });
-                    return self.fail(ErrorCode::Protocol, "data out of order or past the size");
-                }
-                up.hasher.update(&data);
-                up.next += data.len() as u64;
-                self.out.push(&Message::Ack { offset: up.next });
-                self.events.push_back(ServerEvent::PutData { offset, data });
-                self.state = State::Receiving(up);
-            }
             Message::Done { size, digest } => {
                 if size != up.size || up.next != up.size {
                     self.events.push_back(ServerEvent::PutAbort {

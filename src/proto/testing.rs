@@ -99,9 +99,9 @@ impl MemStore {
                     s.accept_put(&path, super::session::PutAccept::fresh(false, 0));
                 }
             }
-            ServerEvent::PutData { data, .. } => {
+            ServerEvent::PutData { .. } => {
                 if let Some((_, buf)) = &mut self.upload {
-                    buf.extend_from_slice(&data);
+                    buf.extend_from_slice(s.data());
                 }
             }
             ServerEvent::PutCommit { size } => match self.upload.take() {

@@ -262,7 +262,9 @@ impl FakeStore {
                     s.accept_put(&path, super::session::PutAccept::fresh(true, partial));
                 }
             }
-            ServerEvent::PutData { data, .. } => {
+            ServerEvent::PutData { len, .. } => {
+                let data = s.data();
+                assert_eq!(data.len(), len);
                 let up = self.upload.as_mut().unwrap();
                 if self
                     .space
@@ -270,7 +272,7 @@ impl FakeStore {
                 {
                     return s.reply_error(ErrorCode::NoSpace, "disk full");
                 }
-                up.2.extend_from_slice(&data);
+                up.2.extend_from_slice(data);
             }
             ServerEvent::PutCommit { size } => {
                 let (name, force, data) = self.upload.take().unwrap();
@@ -540,9 +542,10 @@ impl Pump {
                     assert_eq!(offset, 0);
                     out.reserve(size as usize);
                 }
-                ClientEvent::GetData { offset, data } => {
+                ClientEvent::GetData { offset, len } => {
                     assert_eq!(offset as usize, out.len());
-                    out.extend_from_slice(&data);
+                    assert_eq!(self.client.data().len(), len);
+                    out.extend_from_slice(self.client.data());
                 }
                 ClientEvent::GetDone { size } => {
                     assert_eq!(size as usize, out.len());
@@ -1190,9 +1193,10 @@ fn download_resumes_from_an_offset_and_verifies_the_whole_file() {
     let mut got = data[..held].to_vec();
     loop {
         match p.next_event() {
-            ClientEvent::GetData { offset, data: d } => {
+            ClientEvent::GetData { offset, len } => {
                 assert_eq!(offset as usize, got.len());
-                got.extend_from_slice(&d);
+                assert_eq!(p.client.data().len(), len);
+                got.extend_from_slice(p.client.data());
             }
             ClientEvent::GetDone { size } => {
                 assert_eq!(size as usize, data.len());

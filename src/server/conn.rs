@@ -4,9 +4,9 @@
 //! the transport, checks the access token and enforces read-only access,
 //! answers the session's events with the store, and pumps file data into a
 //! running download. Input goes straight into the session's input buffer
-//! (freed when idle); file reads for downloads use one scratch buffer the
-//! loop lends, so an idle connection costs only
-//! its session and a few words here. Never blocks, never prints.
+//! (freed when idle) and file reads for downloads go straight into its
+//! output queue, behind their frame header, so an idle connection costs
+//! only its session and a few words here. Never blocks, never prints.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -143,7 +143,7 @@ impl Conn {
     /// output is full; once writing makes room the next round reads again
     /// by itself, because the data already waiting in the socket will not
     /// produce a new edge-triggered event.
-    pub(crate) fn drive(&mut self, store: &Store, buf: &mut [u8], now: Instant) -> Step {
+    pub(crate) fn drive(&mut self, store: &Store, now: Instant) -> Step {
         for _ in 0..DRIVE_BUDGET {
             let mut progress = false;
             if !self.eof && (self.session.wants_read() || self.transport.wants_read()) {
@@ -194,7 +194,7 @@ impl Conn {
                 }
             }
             progress |= self.handle_events(store, now);
-            progress |= self.pump_download(store, buf);
+            progress |= self.pump_download(store);
             match self.flush() {
                 Ok(wrote) => progress |= wrote,
                 Err(e) => {
@@ -303,21 +303,21 @@ impl Conn {
     }
 
     /// Feeds file bytes to a running download while the session takes them.
-    fn pump_download(&mut self, store: &Store, buf: &mut [u8]) -> bool {
+    fn pump_download(&mut self, store: &Store) -> bool {
         let mut progress = false;
         while let Some(dl) = self.download.as_mut() {
-            let want = self.session.wants_data().min(buf.len());
+            let want = self.session.wants_data();
             if want == 0 {
                 break;
             }
-            match store.read(dl, &mut buf[..want]) {
+            match store.read(dl, self.session.data_buffer(want)) {
                 Ok(0) => {
                     let msg = format!("'{}' changed while it was being read", dl.remote());
                     info!("{}: get failed: {msg}", self.peer);
                     self.session.reply_error(ErrorCode::Io, &msg);
                     self.download = None;
                 }
-                Ok(n) => self.session.send_data(&buf[..n]),
+                Ok(n) => self.session.data_filled(n),
                 Err(e) => {
                     info!("{}: get '{}' failed: {e}", self.peer, dl.remote());
                     self.session.reply_error(e.code(), &e.to_string());
@@ -410,13 +410,15 @@ impl Conn {
                     }
                 }
             }
-            ServerEvent::PutData { offset, data } => {
+            ServerEvent::PutData { offset, len } => {
                 let Some(up) = self.upload.as_mut() else {
                     self.session
                         .reply_error(ErrorCode::Protocol, "data without an upload");
                     return;
                 };
-                if let Err(e) = store.write(up, offset, &data) {
+                let data = self.session.data();
+                debug_assert_eq!(data.len(), len);
+                if let Err(e) = store.write(up, offset, data) {
                     info!("{peer}: put '{}' failed: {e}", up.remote());
                     self.session.reply_error(e.code(), &e.to_string());
                     if let Some(up) = self.upload.take() {

@@ -26,16 +26,13 @@ use super::shutdown::Shutdown;
 use super::store::Store;
 use super::transport::Security;
 use crate::proto::error::ErrorCode;
-use crate::proto::limits::{DEFAULT_WINDOW, MAX_CHUNK};
+use crate::proto::limits::DEFAULT_WINDOW;
 use crate::proto::session::{ServerSession, SessionConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
 
-/// The one scratch buffer shared by every connection for socket reads and
-/// file reads: one chunk, so a download reads a whole `Data` payload at once.
-const SCRATCH_LEN: usize = MAX_CHUNK;
 /// Readiness events taken per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
 /// How long accepting pauses when the process or system is out of file
@@ -83,7 +80,6 @@ pub fn run(
         listener,
         store,
         conns: Slab::new(),
-        scratch: Vec::new(),
         session_config: Arc::new(SessionConfig {
             window: DEFAULT_WINDOW,
             idle_timeout: config.idle_timeout,
@@ -165,7 +161,6 @@ struct Server {
     store: Store,
     conns: Slab<Conn>,
     /// Allocated on first use, then shared by every connection.
-    scratch: Vec<u8>,
     /// Shared by every session.
     session_config: Arc<SessionConfig>,
     max_connections: usize,
@@ -276,13 +271,10 @@ impl Server {
     /// Drives one connection and acts on the outcome: close it, queue it
     /// for another turn, or update its interest and timer.
     fn drive(&mut self, token: Token, now: Instant) {
-        if self.scratch.is_empty() {
-            self.scratch = vec![0; SCRATCH_LEN];
-        }
         let Some(c) = self.conns.get_mut(token.0) else {
             return;
         };
-        let step = c.drive(&self.store, &mut self.scratch, now);
+        let step = c.drive(&self.store, now);
         let step = match (step, c.update_interest(self.poll.registry(), token)) {
             (Step::Close, _) => Step::Close,
             (s, Ok(())) => s,
@@ -358,10 +350,6 @@ impl Server {
                 }
             }
             c.close(&self.store, self.poll.registry(), why);
-        }
-        if self.conns.is_empty() {
-            // Nothing to serve: give the scratch buffer back.
-            self.scratch = Vec::new();
         }
     }
 
