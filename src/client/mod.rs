@@ -380,10 +380,16 @@ impl Client {
         };
         let mut fbuf = vec![0u8; IO_BUF];
         let mut sent = 0u64;
-        let mut started_progress = false;
+        // A fresh upload's data follows the request at once; a resumed one
+        // waits for PutReady to say where to start.
+        let early = !resume;
+        let mut started_progress = early;
+        if early {
+            progress.start(size, 0);
+        }
         let mut restart_pending = false;
         let result = loop {
-            // Only once data flows: before PutReady there is nothing to cancel.
+            // Only once data flows: before that there is nothing to cancel.
             if started_progress && progress.cancelled() {
                 break Err(ClientError::Cancelled);
             }
@@ -399,6 +405,9 @@ impl Client {
                     } => {
                         outcome.partial = partial;
                         self.last_resumable = resumable;
+                        if early {
+                            continue;
+                        }
                         sent = 0;
                         if offset > 0 {
                             let same = crate::partial::prefix_hasher(&file, offset)

@@ -6,7 +6,8 @@
 use super::error::{DecodeError, ErrorCode, RemoteError};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
-    MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
+    EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW,
+    PROTOCOL_VERSION,
 };
 use super::message::{data_header, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
 use super::outbox::Outbox;
@@ -90,7 +91,10 @@ enum State {
         size: u64,
     },
     Putting(Put),
-    AwaitPutDone,
+    /// `Done` sent; `ready` once `PutReady` came (it may come later).
+    AwaitPutDone {
+        ready: bool,
+    },
     /// Cancel sent during an upload: wait for the server's answer.
     PutCancelling,
     AwaitGetReady,
@@ -107,6 +111,8 @@ struct Put {
     sent: u64,
     acked: u64,
     hasher: blake3::Hasher,
+    /// `PutReady` arrived. A fresh upload sends data before it does.
+    ready: bool,
 }
 
 #[derive(Debug)]
@@ -114,6 +120,18 @@ struct Get {
     size: u64,
     next: u64,
     hasher: blake3::Hasher,
+}
+
+impl Put {
+    fn new(size: u64, from: u64, ready: bool) -> Put {
+        Put {
+            size,
+            sent: from,
+            acked: from,
+            hasher: blake3::Hasher::new(),
+            ready,
+        }
+    }
 }
 
 /// Why a command could not be queued.
@@ -179,9 +197,11 @@ impl ClientSession {
         )
     }
 
-    /// Starts an upload of a `size`-byte file. With `resume: Some(max)`,
-    /// asks to continue the interrupted upload of this name from at most
-    /// `max` (`Some(0)` restarts it from scratch); `PutReady` says from where.
+    /// Starts an upload of a `size`-byte file. Without `resume` the data
+    /// may follow at once (`wants_data`), before `PutReady` arrives. With
+    /// `resume: Some(max)`, asks to continue the interrupted upload of this
+    /// name from at most `max` (`Some(0)` restarts it from scratch);
+    /// `PutReady` says from where, and data waits for it.
     pub fn put(
         &mut self,
         path: &str,
@@ -199,7 +219,12 @@ impl ClientSession {
             offset: resume.unwrap_or(0).min(size),
             flags,
         };
-        self.request(msg, State::AwaitPutReady { size })
+        if resume.is_some() {
+            return self.request(msg, State::AwaitPutReady { size });
+        }
+        self.request(msg, State::Putting(Put::new(size, 0, false)))?;
+        self.finish_upload_if_complete();
+        Ok(())
     }
 
     /// Starts a download from `offset`.
@@ -252,7 +277,12 @@ impl ClientSession {
         let State::Putting(p) = &self.state else {
             return 0;
         };
-        let window = self.window.saturating_sub(p.sent - p.acked);
+        let window = if p.ready {
+            self.window
+        } else {
+            self.window.min(u64::from(EARLY_WINDOW))
+        };
+        let window = window.saturating_sub(p.sent - p.acked);
         (p.size - p.sent).min(window).min(MAX_CHUNK as u64) as usize
     }
 
@@ -415,7 +445,8 @@ impl ClientSession {
                     size: p.size,
                     digest,
                 });
-                self.state = State::AwaitPutDone;
+                let ready = p.ready;
+                self.state = State::AwaitPutDone { ready };
             }
         }
     }
@@ -499,12 +530,7 @@ impl ClientSession {
                     partial,
                     resumable: flags & READY_RESUMABLE != 0,
                 });
-                self.state = State::Putting(Put {
-                    size,
-                    sent: offset,
-                    acked: offset,
-                    hasher: blake3::Hasher::new(),
-                });
+                self.state = State::Putting(Put::new(size, offset, true));
                 // A resumed upload finishes only once the driver gave the
                 // prefix state (`resume_with`), so `Done` covers it.
                 if offset == 0 {
@@ -518,10 +544,44 @@ impl ClientSession {
                 p.acked = offset;
                 self.state = State::Putting(p);
             }
-            (s @ (State::AwaitPutDone | State::PutCancelling), Message::Ack { .. }) => {
+            // The answer to a fresh upload's `Put`, its data already flowing.
+            (
+                mut state @ (State::Putting(Put { ready: false, .. })
+                | State::AwaitPutDone { ready: false }),
+                Message::PutReady {
+                    name,
+                    offset,
+                    digest,
+                    partial,
+                    flags,
+                },
+            ) => {
+                if offset != 0 {
+                    let text = "server chose an offset for a fresh upload";
+                    return self.close(ErrorCode::Protocol, text);
+                }
+                match &mut state {
+                    State::Putting(p) => p.ready = true,
+                    State::AwaitPutDone { ready } => *ready = true,
+                    _ => {}
+                }
+                self.state = state;
+                self.events.push_back(ClientEvent::PutReady {
+                    name,
+                    offset,
+                    digest,
+                    partial,
+                    resumable: flags & READY_RESUMABLE != 0,
+                });
+            }
+            (State::PutCancelling, Message::PutReady { .. }) => self.state = State::PutCancelling,
+            (s @ (State::AwaitPutDone { .. } | State::PutCancelling), Message::Ack { .. }) => {
                 self.state = s;
             }
-            (State::AwaitPutDone | State::PutCancelling, Message::PutDone { name, size }) => {
+            (
+                State::AwaitPutDone { ready: true } | State::PutCancelling,
+                Message::PutDone { name, size },
+            ) => {
                 self.events.push_back(ClientEvent::PutDone { name, size });
             }
             (

@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
-/// The protocol version this build speaks (and the only one so far).
-pub const PROTOCOL_VERSION: u16 = 1;
-/// The oldest protocol version this build still speaks.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2 lets a client send
+/// an upload's data right after `Put`, before `PutReady`.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest protocol version this build still speaks. Version 1 (never
+/// released) ended a refused `Put` at the `Error`; version 2 drains until
+/// the client's `Done` or `Cancel`, so the two cannot share a server.
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 /// Four bytes that open every `Hello`, so a stray client (HTTP, TLS, ...)
 /// is told apart from an ftx peer on its first frame.
 pub const MAGIC: [u8; 4] = *b"FTX\x00";
@@ -22,6 +25,10 @@ pub const MAX_FRAME_LEN: u32 = (MAX_CHUNK + 1024) as u32;
 /// Default sender window: unacknowledged bytes a sender may have in flight.
 /// 16 MiB fills a 100 MiB/s link with a 160 ms round trip.
 pub const DEFAULT_WINDOW: u32 = 16 * 1024 * 1024;
+/// Most of a fresh upload's data a client sends before `PutReady` comes:
+/// enough to fill the first round trip of a 100 MiB/s link 40 ms long,
+/// and all a refused upload can waste.
+pub const EARLY_WINDOW: u32 = 4 * 1024 * 1024;
 /// Smallest window a peer may announce (one chunk).
 pub const MIN_WINDOW: u32 = MAX_CHUNK as u32;
 /// Largest number of entries in one `Entries` frame (a listing spans frames).

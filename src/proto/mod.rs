@@ -1,4 +1,4 @@
-//! # The ftx protocol, version 1
+//! # The ftx protocol, version 2
 //!
 //! This module is the specification. It does no I/O: it takes bytes and
 //! events in and gives bytes and actions out ([`session::ServerSession`],
@@ -73,8 +73,11 @@
 //! cannot take the connection (too many connections) sends `Error(Busy)`
 //! instead of `Welcome` and closes.
 //!
-//! `Hello.flags` and `Welcome.flags` are feature bits (all zero in
-//! version 1). `Hello.token` carries the access token: a server that
+//! `Hello.flags` and `Welcome.flags` are feature bits (all zero so far).
+//! Version 2 differs from version 1 (never released) in one rule: a
+//! fresh upload's data may follow `Put` before `PutReady`, so a refused
+//! `Put` ends with the client's `Cancel` or `Done`; a server speaks one of
+//! the two, and this one speaks only version 2. `Hello.token` carries the access token: a server that
 //! requires one checks it before `Welcome` and answers a missing, wrong or
 //! revoked token with `Error(Unauthorized)` and a close; no request is
 //! served before that. TLS 1.3 (`ftxd`'s default; `--plain` turns it off)
@@ -98,10 +101,18 @@
 //!   a listing never shows reserved (`.ftx-`) names.
 //! - mkdir / rm / rename: `Mkdir` | `Remove` | `Rename` → `Ok`. Rename never
 //!   replaces an existing name (`Error(Exists)`).
-//! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`; then
+//! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`;
 //!   the client sends `Data` frames in order from `offset`, the server
 //!   answers each with `Ack{offset}` (cumulative); after the last byte the
-//!   client sends `Done{size, digest}`. The server checks the digest, makes
+//!   client sends `Done{size, digest}`. A fresh upload (no resume flag)
+//!   always starts at offset 0, so its `Data` (at most
+//!   [`limits::EARLY_WINDOW`], 4 MiB, before `PutReady`) and even its
+//!   `Done` may follow the `Put` at once: no round trip is spent waiting.
+//!   The server reads them only once it accepted the `Put`; if it refuses
+//!   (`Error`), it discards `Data` until the client's `Done` or `Cancel`,
+//!   and a client that gets the refusal before it sent `Done` sends
+//!   `Cancel`. A resumed upload waits for `PutReady`, whose offset it
+//!   needs. The server checks the digest, makes
 //!   the file durable (fsync the file, rename into place, fsync the
 //!   directory) and answers `PutDone{stored name, size}`. On a name clash
 //!   without `force` the stored name is `stem_N.ext`; it is chosen
@@ -141,9 +152,10 @@
 //!
 //! A sender never has more than a window of unacknowledged bytes in flight:
 //! for put, the window the server announced in `Welcome` (default
-//! [`limits::DEFAULT_WINDOW`], 16 MiB, at least one chunk); for get, the
-//! server's own. Acknowledgments are cumulative, one per `Data` frame, so
-//! they never stall the pipe: 16 MiB covers a 100 MiB/s link with a 160 ms
+//! [`limits::DEFAULT_WINDOW`], 16 MiB, at least one chunk; no more than
+//! [`limits::EARLY_WINDOW`] until `PutReady`); for get, the server's own.
+//! Acknowledgments are cumulative, one per `Data` frame, so they never
+//! stall the pipe: 16 MiB covers a 100 MiB/s link with a 160 ms
 //! round trip. Data frames carry at most [`limits::MAX_CHUNK`] (256 KiB).
 //!
 //! ## Failure and cancellation during a transfer

@@ -168,7 +168,7 @@ proptest! {
         // Mostly well-formed frames reach deeper states than random bytes.
         let mut wire = Vec::new();
         frame::encode(&crate::proto::message::Message::Hello {
-            magic: super::limits::MAGIC, min_version: 1, max_version: 1, flags: 0, token: vec![],
+            magic: super::limits::MAGIC, min_version: crate::proto::limits::PROTOCOL_VERSION, max_version: crate::proto::limits::PROTOCOL_VERSION, flags: 0, token: vec![],
         }, &mut wire);
         for m in &msgs {
             frame::encode(m, &mut wire);

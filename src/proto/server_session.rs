@@ -385,6 +385,12 @@ impl ServerSession {
                 self.out.push(&msg);
                 self.state = State::Closed;
             }
+            State::AwaitReply(Pending::Put { .. }) => {
+                // The client may already be sending data (version 2): it
+                // ends the put with `Done` or `Cancel`, so wait for that.
+                self.out.push(&msg);
+                self.state = State::Draining;
+            }
             State::AwaitReply(_) => self.out.push(&msg),
             State::AwaitCommit => {
                 self.events
@@ -717,7 +723,12 @@ impl ServerSession {
                         },
                         Pending::Put { size },
                     ),
-                    Err(e) => return self.refuse_name(&e),
+                    Err(e) => {
+                        // As any refused put: drain until `Done`/`Cancel`.
+                        self.refuse_name(&e);
+                        self.state = State::Draining;
+                        return;
+                    }
                 }
             }
             Message::Get { path, offset } => match RemotePath::parse_file(&path) {

@@ -261,8 +261,8 @@ mod tests {
         for msg in [
             Message::Hello {
                 magic: MAGIC,
-                min_version: 1,
-                max_version: 1,
+                min_version: crate::proto::limits::PROTOCOL_VERSION,
+                max_version: crate::proto::limits::PROTOCOL_VERSION,
                 flags: 0,
                 token: vec![],
             },

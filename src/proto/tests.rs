@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{DecodeError, ErrorCode};
 use super::frame::{self, FrameReader};
-use super::limits::{MAGIC, MAX_CHUNK, MAX_FRAME_LEN};
+use super::limits::{MAGIC, MAX_CHUNK, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use super::message::{Entry, EntryKind, Message};
 use super::path::clash_name;
 use super::session::{ClientEvent, ClientSession, ServerEvent, ServerSession, SessionConfig};
@@ -414,7 +414,7 @@ impl Pump {
             tamper_s2c: None,
         };
         match p.next_event() {
-            ClientEvent::Connected { version, .. } => assert_eq!(version, 1),
+            ClientEvent::Connected { version, .. } => assert_eq!(version, PROTOCOL_VERSION),
             other => panic!("handshake failed: {other:?}"),
         }
         p
@@ -836,8 +836,8 @@ fn tokens_are_checked_by_the_driver_before_welcome() {
         let mut bytes = Vec::new();
         let hello = Message::Hello {
             magic: MAGIC,
-            min_version: 1,
-            max_version: 1,
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
             flags: 0,
             token: token.to_vec(),
         };
@@ -911,11 +911,11 @@ fn hostile_openings_get_typed_errors_and_a_close() {
         (Some(ErrorCode::Protocol), true)
     );
     assert_eq!(
-        server_answer(&hello(MAGIC, 2, 9)),
+        server_answer(&hello(MAGIC, PROTOCOL_VERSION + 1, 9)),
         (Some(ErrorCode::Version), true)
     );
     assert_eq!(
-        server_answer(&hello(MAGIC, 0, 0)),
+        server_answer(&hello(MAGIC, 0, PROTOCOL_VERSION - 1)),
         (Some(ErrorCode::Version), true)
     );
     let mut list_first = Vec::new();
@@ -930,13 +930,13 @@ fn hostile_openings_get_typed_errors_and_a_close() {
         (Some(ErrorCode::Protocol), true)
     );
     // A server-only message after a good handshake.
-    let mut b = hello(MAGIC, 1, 1);
+    let mut b = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
     frame::encode(&Message::Ok, &mut b);
     assert_eq!(server_answer(&b), (Some(ErrorCode::Protocol), true));
     // A good hello alone: welcomed, still open.
     assert_eq!(server_answer(&hello(MAGIC, 1, 5)), (None, false));
     // Data outside a transfer.
-    let mut b = hello(MAGIC, 1, 1);
+    let mut b = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
     frame::encode(
         &Message::Data {
             offset: 0,
@@ -951,7 +951,7 @@ fn hostile_openings_get_typed_errors_and_a_close() {
 fn oversized_prefix_is_refused_without_buffering() {
     let now = Instant::now();
     let mut s = ServerSession::new(SessionConfig::default(), now);
-    s.handle_input(&hello(MAGIC, 1, 1), now);
+    s.handle_input(&hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION), now);
     s.handle_input(&u32::MAX.to_be_bytes(), now);
     assert!(s.poll_event().is_none());
     assert!(s.is_closed());
@@ -983,7 +983,10 @@ fn handshake_and_idle_deadlines() {
     ));
 
     let mut s = ServerSession::new(config, t0);
-    s.handle_input(&hello(MAGIC, 1, 1), t0 + Duration::from_secs(1));
+    s.handle_input(
+        &hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION),
+        t0 + Duration::from_secs(1),
+    );
     assert!(s.poll_event().is_none());
     assert!(!s.is_closed());
     let idle = s.poll_deadline().unwrap();
@@ -1001,7 +1004,7 @@ fn a_stalled_upload_gets_the_stall_deadline() {
         ..SessionConfig::default()
     };
     let mut s = ServerSession::new(config, t0);
-    let mut b = hello(MAGIC, 1, 1);
+    let mut b = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
     frame::encode(
         &Message::Put {
             path: "p".into(),
@@ -1035,7 +1038,7 @@ fn a_stalled_upload_gets_the_stall_deadline() {
 fn eof_mid_upload_aborts_it() {
     let now = Instant::now();
     let mut s = ServerSession::new(SessionConfig::default(), now);
-    let mut b = hello(MAGIC, 1, 1);
+    let mut b = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
     frame::encode(
         &Message::Put {
             path: "p".into(),
@@ -1229,4 +1232,45 @@ fn download_resumes_from_an_offset_and_verifies_the_whole_file() {
         p.next_event(),
         ClientEvent::GetReady { offset: 0, .. }
     ));
+}
+
+/// Protocol version 2: a fresh upload's data goes out with the `Put`
+/// itself, before any answer; a refusal that meets data in flight (or an
+/// empty file's `Done`, sent at once) drains it, and the connection goes on.
+#[test]
+fn fresh_upload_data_precedes_put_ready_and_refusals_drain() {
+    let mut p = Pump::new(&[usize::MAX]);
+    p.client.put("a", 10, None, false).unwrap();
+    assert_eq!(p.client.wants_data(), 10);
+    p.client.send_data(b"0123456789");
+    let mut r = FrameReader::new();
+    r.push(p.client.poll_transmit());
+    assert!(matches!(r.next_message(), Ok(Some(Message::Put { .. }))));
+    let first = r.next_message();
+    assert!(matches!(first, Ok(Some(Message::Data { offset: 0, .. }))));
+    let done = r.next_message();
+    assert!(matches!(done, Ok(Some(Message::Done { size: 10, .. }))));
+    assert!(matches!(
+        p.next_event(),
+        ClientEvent::PutReady { offset: 0, .. }
+    ));
+    match p.next_event() {
+        ClientEvent::PutDone { name, size } => assert_eq!((name.as_str(), size), ("a", 10)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(p.store.files["a"], b"0123456789");
+
+    let store = FakeStore {
+        read_only: true,
+        ..FakeStore::default()
+    };
+    let mut p = Pump::with(&[7, 1000], SessionConfig::default(), store);
+    let big = pattern(3 * MAX_CHUNK, 1);
+    assert_eq!(p.put("big", &big, false), Err(ErrorCode::ReadOnly));
+    assert_eq!(p.put("empty", b"", false), Err(ErrorCode::ReadOnly));
+    assert_eq!(p.put("a/../b", b"xy", false), Err(ErrorCode::InvalidName));
+    assert_eq!(p.put("", b"", false), Err(ErrorCode::InvalidName));
+    p.client.list("").unwrap();
+    assert!(matches!(p.next_event(), ClientEvent::Listing(_)));
+    assert!(!p.server.is_closed());
 }

@@ -20,7 +20,7 @@ use crate::util::{
     size_or_zero, spawn_batch, stored_name, tree, wait_unlocked, write_random_file, Output, Proxy,
     Running, Server, Tamper, XorShift,
 };
-use ftx::proto::limits::RESERVED_PREFIX;
+use ftx::proto::limits::{EARLY_WINDOW, RESERVED_PREFIX};
 
 /// Size of the files killed mid-transfer: big enough that a kill lands
 /// inside the transfer, small enough to keep the suite quick.
@@ -602,12 +602,13 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
     write_random_file(&cwd.join("six.bin"), 6 << 20, 52);
     write_random_file(&cwd.join("small.bin"), 100_000, 53);
 
-    // 1. Declared size over the free space: refused before data flows.
+    // 1. Declared size over the free space: refused at once, with no more
+    // than the data a fresh upload may send before the server's answer.
     let proxy = Proxy::start(server.addr(), Tamper::default(), Tamper::default());
     let out = run_batch(&proxy.addr().to_string(), &cwd, "put big.bin\n");
     out.assert_error("no space left");
     assert!(
-        proxy.forwarded_up() < 64 * 1024,
+        proxy.forwarded_up() < u64::from(EARLY_WINDOW) + 64 * 1024,
         "{} bytes were sent before the refusal",
         proxy.forwarded_up()
     );

@@ -71,7 +71,7 @@ fn raw_client_reads_frames_cut_anywhere() {
         let mut hello = [0u8; 64];
         let _ = s.read(&mut hello).unwrap();
         let mut bytes = encode(&Message::Welcome {
-            version: 1,
+            version: ftx::proto::limits::PROTOCOL_VERSION,
             flags: 0,
             window: 1 << 20,
             server: "fake".into(),

@@ -94,7 +94,7 @@ fn abuse_gets_errors_and_others_are_unaffected() {
     );
     let wrong_version = encode(&Message::Hello {
         magic: limits::MAGIC,
-        min_version: 2,
+        min_version: limits::PROTOCOL_VERSION + 1,
         max_version: 9,
         flags: 0,
         token: vec![],

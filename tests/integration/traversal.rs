@@ -105,8 +105,10 @@ fn ask(server: &Server, raw: &mut Raw, msg: &Message) -> Recv {
         raw.send(msg).expect("send after reconnect");
     }
     let reply = raw.recv();
-    if let Recv::Msg(Message::Error { .. }) = &reply {
-        // Fine: the connection stays usable unless the server says otherwise.
+    if matches!(msg, Message::Put { .. }) && reply.error_code().is_some() && !reply.is_close() {
+        // A refused upload ends with the client's Cancel (protocol 2: its
+        // data may already be on the way); the connection stays usable.
+        raw.send(&Message::Cancel).expect("send Cancel");
     }
     assert!(
         !matches!(reply, Recv::Timeout | Recv::Bad(_)),

@@ -1060,12 +1060,12 @@ pub fn hello() -> Message {
     hello_with(LAST_TOKEN.with(|t| t.borrow().clone()).into_bytes())
 }
 
-/// A version-1 `Hello` carrying `token`.
+/// A `Hello` for this build's protocol version carrying `token`.
 pub fn hello_with(token: Vec<u8>) -> Message {
     Message::Hello {
         magic: limits::MAGIC,
-        min_version: 1,
-        max_version: 1,
+        min_version: limits::PROTOCOL_VERSION,
+        max_version: limits::PROTOCOL_VERSION,
         flags: 0,
         token,
     }
@@ -1165,7 +1165,7 @@ impl Raw {
             .expect("send Hello");
         match raw.recv() {
             Recv::Msg(Message::Welcome { version, .. }) => {
-                assert_eq!(version, 1, "server chose version {version}");
+                assert_eq!(version, limits::PROTOCOL_VERSION, "server chose {version}");
             }
             other => panic!("expected Welcome after Hello, got {other:?}"),
         }
