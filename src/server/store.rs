@@ -38,6 +38,13 @@ const DIR_MODE: u32 = 0o755;
 /// disk at once (`sync_file_range`, not waiting), so the disk works while
 /// the rest arrives and the fsync at commit has little left to do.
 const WRITEBACK_STEP: u64 = 1 << 20;
+/// With fsync on, every this many bytes of an upload are made durable
+/// (`fdatasync`) while the rest arrives. A disk with a write-back cache (a
+/// VM's virtual disk, most SSDs) otherwise keeps the whole file in that
+/// cache until the commit's fsync, which then waits ~65 ms per 64 MiB
+/// here; in steps the wait overlaps the network, the commit waits for the
+/// tail only, and one flush never blocks the loop for long.
+const DURABLE_STEP: u64 = 8 << 20;
 
 /// Numbers temporary files of this process, so two uploads never share one.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -232,6 +239,8 @@ pub struct Upload {
     written: u64,
     /// Bytes already handed to early writeback.
     flushed: u64,
+    /// Bytes already made durable by a step's `fdatasync`.
+    synced: u64,
     force: bool,
     /// In the name's part file: kept for `reput` when interrupted.
     resumable: bool,
@@ -454,6 +463,7 @@ impl Store {
             size,
             written: accept.offset,
             flushed: accept.offset,
+            synced: accept.offset,
             force,
             resumable: accept.resumable,
         };
@@ -483,6 +493,12 @@ impl Store {
         if self.config.fsync && up.written - up.flushed >= WRITEBACK_STEP {
             start_writeback(&up.file, up.flushed, up.written - up.flushed);
             up.flushed = up.written;
+        }
+        if self.config.fsync && up.written - up.synced >= DURABLE_STEP {
+            up.file
+                .sync_data()
+                .map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
+            up.synced = up.written;
         }
         Ok(())
     }
