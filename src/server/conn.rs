@@ -25,8 +25,8 @@ use crate::proto::session::{ServerEvent, ServerSession};
 
 /// Read/process/write rounds one wake-up may spend on a connection before
 /// the loop serves the others (fairness); at 256 KiB a read that is up to
-/// 16 MiB per turn.
-const DRIVE_BUDGET: usize = 64;
+/// 4 MiB per turn, a few milliseconds of work.
+const DRIVE_BUDGET: usize = 16;
 /// Bytes asked of the socket per read, received straight into the
 /// session's input buffer (no copy); one `Data` frame and a bit.
 const READ_LEN: usize = 256 * 1024 + 4096;
@@ -74,6 +74,10 @@ pub(crate) struct Conn {
     pub(crate) close_reason: &'static str,
     /// The earliest deadline this connection has in the loop's timer heap.
     pub(crate) armed: Option<Instant>,
+    /// In the loop's queue of connections to drive again: a connection
+    /// that used its whole budget is queued once, however many readiness
+    /// events it gets meanwhile.
+    pub(crate) queued: bool,
 }
 
 impl Conn {
@@ -106,6 +110,7 @@ impl Conn {
             interest,
             close_reason: "closed by the server",
             armed: None,
+            queued: false,
         })
     }
 

@@ -289,8 +289,11 @@ impl Server {
                 self.close(token, why);
                 return;
             }
-            Step::Again => self.again.push_back(token),
-            Step::Wait => {}
+            // Once: queued again at each readiness event, a busy
+            // connection was driven one more time every turn, and the
+            // others waited longer and longer for the next poll.
+            Step::Again if !std::mem::replace(&mut c.queued, true) => self.again.push_back(token),
+            Step::Again | Step::Wait => {}
         }
         self.arm(token);
     }
@@ -298,6 +301,9 @@ impl Server {
     fn drive_again(&mut self, now: Instant) {
         for _ in 0..self.again.len() {
             if let Some(token) = self.again.pop_front() {
+                if let Some(c) = self.conns.get_mut(token.0) {
+                    c.queued = false;
+                }
                 self.drive(token, now);
             }
         }
