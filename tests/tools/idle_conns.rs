@@ -4,16 +4,23 @@
 //! they are open. Used by `scripts/bench idle`; benchmark helper only.
 //!
 //! ```text
-//! idle_conns ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]
+//! idle_conns [--tls FINGERPRINT] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]
 //! ```
-//! Prints `key=value` lines: `rss_before_kib`, `rss_after_kib`,
-//! `bytes_per_conn`, `ls_median_ms`, `ls_p99_ms`, `ls_max_ms`.
+//! Plain (an `ftxd --plain --open`): raw `Hello` frames, all sent before
+//! any `Welcome` is read. With `--tls`: every connection is a full
+//! `ftx::client::Client` (TLS 1.3 pinned to FINGERPRINT, the token from
+//! `$FTX_TOKEN`), opened by `OPEN_THREADS` threads, since each costs a TLS
+//! handshake on both ends.
+//!
+//! Prints `key=value` lines: `connections`, `open_seconds`,
+//! `rss_before_kib`, `rss_after_kib`, `bytes_per_conn`, `ls_median_ms`,
+//! `ls_p99_ms`, `ls_max_ms`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use ftx::client::Client;
+use ftx::client::{Client, ConnectOptions};
 use ftx::proto::frame;
 use ftx::proto::limits::{MAGIC, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use ftx::proto::message::Message;
@@ -21,6 +28,15 @@ use ftx::proto::message::Message;
 /// Time for the server to settle (allocator, lazy buffers) before and after
 /// the connections open.
 const SETTLE: Duration = Duration::from_millis(500);
+/// Threads opening TLS connections: the handshakes' client half runs here,
+/// the server half on ftxd's one thread, so two keep ftxd busy without
+/// starving it on a 2-core machine.
+const OPEN_THREADS: usize = 2;
+/// The most the TLS connections may take to open, all together (about 7 s
+/// for 10,000 on 2 cores): past it the run fails instead of dragging on.
+const OPEN_DEADLINE: Duration = Duration::from_secs(120);
+/// The environment variable holding the token, as for `ftx`.
+const TOKEN_ENV: &str = "FTX_TOKEN";
 
 fn main() {
     if let Err(e) = run() {
@@ -30,10 +46,31 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let pin = match args.iter().position(|a| a == "--tls") {
+        Some(i) if i + 1 < args.len() => {
+            let fp = args.remove(i + 1);
+            args.remove(i);
+            Some(fp)
+        }
+        Some(_) => return Err("--tls needs the server's fingerprint".into()),
+        None => None,
+    };
     if args.len() < 3 {
-        return Err("usage: idle_conns ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]".into());
+        return Err(
+            "usage: idle_conns [--tls FINGERPRINT] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]"
+                .into(),
+        );
     }
+    let options = match pin {
+        None => ConnectOptions::plain(),
+        Some(pin) => ConnectOptions {
+            pin: Some(pin),
+            token: std::env::var(TOKEN_ENV)
+                .map_err(|_| format!("--tls needs the token in ${TOKEN_ENV}"))?
+                .into_bytes(),
+        },
+    };
     let addr: SocketAddr = args[1].parse().map_err(|e| format!("{}: {e}", args[1]))?;
     let pid: u32 = args[2].parse().map_err(|e| format!("pid: {e}"))?;
     let count: usize = args
@@ -46,46 +83,21 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("requests: {e}"))?;
     raise_nofile(count as u64 + 256)?;
 
-    let hello = {
-        let mut out = Vec::new();
-        frame::encode(
-            &Message::Hello {
-                magic: MAGIC,
-                min_version: MIN_PROTOCOL_VERSION,
-                max_version: PROTOCOL_VERSION,
-                flags: 0,
-                token: Vec::new(),
-            },
-            &mut out,
-        );
-        out
-    };
-
-    // A client that has listed once, so its own first-use costs are paid
-    // before the baseline.
-    let mut probe = Client::connect(&addr.to_string()).map_err(|e| e.to_string())?;
+    // A client that has listed once, so its own first-use costs (and the
+    // server's first TLS handshake) are paid before the baseline.
+    let addr_s = addr.to_string();
+    let mut probe = Client::connect_with(&addr_s, &options).map_err(|e| e.to_string())?;
     probe.list("").map_err(|e| e.to_string())?;
     std::thread::sleep(SETTLE);
     let before = rss_kib(pid)?;
 
-    let mut conns = Vec::with_capacity(count);
     let started = Instant::now();
-    for i in 0..count {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| format!("connection {i}: {e}"))?;
-        s.write_all(&hello)
-            .map_err(|e| format!("connection {i}: {e}"))?;
-        conns.push(s);
-    }
-    // Every connection must be welcomed, not refused as busy.
-    for (i, s) in conns.iter_mut().enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        match read_frame(s).map_err(|e| format!("connection {i}: {e}"))? {
-            Message::Welcome { .. } => {}
-            other => return Err(format!("connection {i}: expected Welcome, got {other:?}")),
-        }
-    }
+    // Held open until the measurements are done.
+    let (plain, tls) = if options.pin.is_some() {
+        (Vec::new(), open_tls(&addr_s, count, &options)?)
+    } else {
+        (open_plain(addr, count)?, Vec::new())
+    };
     let opened = started.elapsed();
     std::thread::sleep(SETTLE);
     let after = rss_kib(pid)?;
@@ -110,8 +122,77 @@ fn run() -> Result<(), String> {
     println!("ls_median_ms={:.3}", ms(pick(0.5)));
     println!("ls_p99_ms={:.3}", ms(pick(0.99)));
     println!("ls_max_ms={:.3}", ms(times[times.len() - 1]));
-    drop(conns);
+    drop((plain, tls));
     Ok(())
+}
+
+/// Opens `count` plain connections: every `Hello` goes out before any
+/// `Welcome` is read, and every one must be welcomed, not refused as busy.
+fn open_plain(addr: SocketAddr, count: usize) -> Result<Vec<TcpStream>, String> {
+    let hello = {
+        let mut out = Vec::new();
+        frame::encode(
+            &Message::Hello {
+                magic: MAGIC,
+                min_version: MIN_PROTOCOL_VERSION,
+                max_version: PROTOCOL_VERSION,
+                flags: 0,
+                token: Vec::new(),
+            },
+            &mut out,
+        );
+        out
+    };
+    let mut conns = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        s.write_all(&hello)
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        conns.push(s);
+    }
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        match read_frame(s).map_err(|e| format!("connection {i}: {e}"))? {
+            Message::Welcome { .. } => {}
+            other => return Err(format!("connection {i}: expected Welcome, got {other:?}")),
+        }
+    }
+    Ok(conns)
+}
+
+/// Opens `count` TLS connections as `ftx` does (pinned certificate,
+/// token, `Hello`/`Welcome`) from `OPEN_THREADS` threads; each returns
+/// only once it is welcomed. Fails past `OPEN_DEADLINE`.
+fn open_tls(addr: &str, count: usize, options: &ConnectOptions) -> Result<Vec<Client>, String> {
+    let deadline = Instant::now() + OPEN_DEADLINE;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..OPEN_THREADS)
+            .map(|t| {
+                let share = count / OPEN_THREADS + usize::from(t < count % OPEN_THREADS);
+                scope.spawn(move || -> Result<Vec<Client>, String> {
+                    (0..share)
+                        .map(|i| {
+                            if Instant::now() > deadline {
+                                return Err(format!(
+                                    "thread {t} opened only {i} of {share} connections in {} s",
+                                    OPEN_DEADLINE.as_secs()
+                                ));
+                            }
+                            Client::connect_with(addr, options)
+                                .map_err(|e| format!("connection {i} of thread {t}: {e}"))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(count);
+        for w in workers {
+            all.extend(w.join().map_err(|_| "an opening thread panicked")??);
+        }
+        Ok(all)
+    })
 }
 
 fn read_frame(s: &mut TcpStream) -> Result<Message, String> {
