@@ -7,10 +7,13 @@
 //! idle_conns [--tls FINGERPRINT] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]
 //! ```
 //! Plain (an `ftxd --plain --open`): raw `Hello` frames, all sent before
-//! any `Welcome` is read. With `--tls`: every connection is a full
-//! `ftx::client::Client` (TLS 1.3 pinned to FINGERPRINT, the token from
-//! `$FTX_TOKEN`), opened by `OPEN_THREADS` threads, since each costs a TLS
-//! handshake on both ends.
+//! any `Welcome` is read. With `--tls`: each connection first runs the
+//! client's own TLS handshake (`ftx::client::transport::handshake`, TLS 1.3
+//! pinned to FINGERPRINT), then sends `Hello` with the token from
+//! `$FTX_TOKEN` and waits for `Welcome`; `OPEN_THREADS` threads open them,
+//! since each costs a handshake on both ends. (Not a whole `Client` each:
+//! its transfer-sized buffers would cost this process gigabytes.) The `ls`
+//! client is an `ftx::client::Client` either way.
 //!
 //! Prints `key=value` lines: `connections`, `open_seconds`,
 //! `rss_before_kib`, `rss_after_kib`, `bytes_per_conn`, `ls_median_ms`,
@@ -20,6 +23,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use ftx::client::transport::{self, Stream};
 use ftx::client::{Client, ConnectOptions};
 use ftx::proto::frame;
 use ftx::proto::limits::{MAGIC, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
@@ -93,10 +97,9 @@ fn run() -> Result<(), String> {
 
     let started = Instant::now();
     // Held open until the measurements are done.
-    let (plain, tls) = if options.pin.is_some() {
-        (Vec::new(), open_tls(&addr_s, count, &options)?)
-    } else {
-        (open_plain(addr, count)?, Vec::new())
+    let (plain, tls) = match &options.pin {
+        Some(pin) => (Vec::new(), open_tls(addr, count, pin, &options.token)?),
+        None => (open_plain(addr, count)?, Vec::new()),
     };
     let opened = started.elapsed();
     std::thread::sleep(SETTLE);
@@ -129,20 +132,7 @@ fn run() -> Result<(), String> {
 /// Opens `count` plain connections: every `Hello` goes out before any
 /// `Welcome` is read, and every one must be welcomed, not refused as busy.
 fn open_plain(addr: SocketAddr, count: usize) -> Result<Vec<TcpStream>, String> {
-    let hello = {
-        let mut out = Vec::new();
-        frame::encode(
-            &Message::Hello {
-                magic: MAGIC,
-                min_version: MIN_PROTOCOL_VERSION,
-                max_version: PROTOCOL_VERSION,
-                flags: 0,
-                token: Vec::new(),
-            },
-            &mut out,
-        );
-        out
-    };
+    let hello = hello_frame(&[]);
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
@@ -162,16 +152,23 @@ fn open_plain(addr: SocketAddr, count: usize) -> Result<Vec<TcpStream>, String> 
     Ok(conns)
 }
 
-/// Opens `count` TLS connections as `ftx` does (pinned certificate,
-/// token, `Hello`/`Welcome`) from `OPEN_THREADS` threads; each returns
-/// only once it is welcomed. Fails past `OPEN_DEADLINE`.
-fn open_tls(addr: &str, count: usize, options: &ConnectOptions) -> Result<Vec<Client>, String> {
+/// Opens `count` TLS connections as `ftx` does (handshake pinned to
+/// `pin`, `Hello` with `token`, `Welcome`) from `OPEN_THREADS` threads.
+/// Fails past `OPEN_DEADLINE`.
+fn open_tls(
+    addr: SocketAddr,
+    count: usize,
+    pin: &str,
+    token: &[u8],
+) -> Result<Vec<Stream>, String> {
     let deadline = Instant::now() + OPEN_DEADLINE;
+    let hello = hello_frame(token);
+    let hello = &hello;
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..OPEN_THREADS)
             .map(|t| {
                 let share = count / OPEN_THREADS + usize::from(t < count % OPEN_THREADS);
-                scope.spawn(move || -> Result<Vec<Client>, String> {
+                scope.spawn(move || -> Result<Vec<Stream>, String> {
                     (0..share)
                         .map(|i| {
                             if Instant::now() > deadline {
@@ -180,7 +177,7 @@ fn open_tls(addr: &str, count: usize, options: &ConnectOptions) -> Result<Vec<Cl
                                     OPEN_DEADLINE.as_secs()
                                 ));
                             }
-                            Client::connect_with(addr, options)
+                            open_one_tls(addr, pin, hello)
                                 .map_err(|e| format!("connection {i} of thread {t}: {e}"))
                         })
                         .collect()
@@ -195,7 +192,42 @@ fn open_tls(addr: &str, count: usize, options: &ConnectOptions) -> Result<Vec<Cl
     })
 }
 
-fn read_frame(s: &mut TcpStream) -> Result<Message, String> {
+fn open_one_tls(addr: SocketAddr, pin: &str, hello: &[u8]) -> Result<Stream, String> {
+    let sock =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    // As the client does: Hello right behind the handshake's last flight
+    // must not wait for an ACK (Nagle).
+    sock.set_nodelay(true)
+        .and_then(|()| sock.set_read_timeout(Some(Duration::from_secs(10))))
+        .map_err(|e| e.to_string())?;
+    let (mut s, _) = transport::handshake(sock, Some(pin.to_owned()))
+        .map_err(|e| format!("TLS handshake: {e:?}"))?;
+    s.write_all(hello)
+        .and_then(|()| s.flush())
+        .map_err(|e| e.to_string())?;
+    match read_frame(&mut s)? {
+        Message::Welcome { .. } => Ok(s),
+        other => Err(format!("expected Welcome, got {other:?}")),
+    }
+}
+
+/// An encoded `Hello` frame carrying `token`.
+fn hello_frame(token: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::encode(
+        &Message::Hello {
+            magic: MAGIC,
+            min_version: MIN_PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            flags: 0,
+            token: token.to_vec(),
+        },
+        &mut out,
+    );
+    out
+}
+
+fn read_frame(s: &mut impl Read) -> Result<Message, String> {
     let mut head = [0u8; 4];
     s.read_exact(&mut head).map_err(|e| e.to_string())?;
     let len = frame::peek_len(&head)
