@@ -4,7 +4,7 @@
 //! they are open. Used by `scripts/bench idle`; benchmark helper only.
 //!
 //! ```text
-//! idle_conns [--tls FINGERPRINT] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]
+//! idle_conns [--tls FINGERPRINT] [--list-first] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]
 //! ```
 //! Plain (an `ftxd --plain --open`): raw `Hello` frames, all sent before
 //! any `Welcome` is read. With `--tls`: each connection first runs the
@@ -13,7 +13,9 @@
 //! `$FTX_TOKEN` and waits for `Welcome`; `OPEN_THREADS` threads open them,
 //! since each costs a handshake on both ends. (Not a whole `Client` each:
 //! its transfer-sized buffers would cost this process gigabytes.) The `ls`
-//! client is an `ftx::client::Client` either way.
+//! client is an `ftx::client::Client` either way. With `--list-first`,
+//! each held connection lists the root once before it idles, as a shell
+//! left open after an `ls` does.
 //!
 //! Prints `key=value` lines: `connections`, `open_seconds`,
 //! `rss_before_kib`, `rss_after_kib`, `bytes_per_conn`, `ls_median_ms`,
@@ -60,9 +62,16 @@ fn run() -> Result<(), String> {
         Some(_) => return Err("--tls needs the server's fingerprint".into()),
         None => None,
     };
+    let list_first = match args.iter().position(|a| a == "--list-first") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
     if args.len() < 3 {
         return Err(
-            "usage: idle_conns [--tls FINGERPRINT] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]"
+            "usage: idle_conns [--tls FINGERPRINT] [--list-first] ADDR FTXD_PID [CONNECTIONS] [LS_REQUESTS]"
                 .into(),
         );
     }
@@ -98,8 +107,11 @@ fn run() -> Result<(), String> {
     let started = Instant::now();
     // Held open until the measurements are done.
     let (plain, tls) = match &options.pin {
-        Some(pin) => (Vec::new(), open_tls(addr, count, pin, &options.token)?),
-        None => (open_plain(addr, count)?, Vec::new()),
+        Some(pin) => (
+            Vec::new(),
+            open_tls(addr, count, pin, &options.token, list_first)?,
+        ),
+        None => (open_plain(addr, count, list_first)?, Vec::new()),
     };
     let opened = started.elapsed();
     std::thread::sleep(SETTLE);
@@ -131,7 +143,7 @@ fn run() -> Result<(), String> {
 
 /// Opens `count` plain connections: every `Hello` goes out before any
 /// `Welcome` is read, and every one must be welcomed, not refused as busy.
-fn open_plain(addr: SocketAddr, count: usize) -> Result<Vec<TcpStream>, String> {
+fn open_plain(addr: SocketAddr, count: usize, list_first: bool) -> Result<Vec<TcpStream>, String> {
     let hello = hello_frame(&[]);
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
@@ -148,6 +160,9 @@ fn open_plain(addr: SocketAddr, count: usize) -> Result<Vec<TcpStream>, String> 
             Message::Welcome { .. } => {}
             other => return Err(format!("connection {i}: expected Welcome, got {other:?}")),
         }
+        if list_first {
+            list_once(s).map_err(|e| format!("connection {i}: {e}"))?;
+        }
     }
     Ok(conns)
 }
@@ -160,6 +175,7 @@ fn open_tls(
     count: usize,
     pin: &str,
     token: &[u8],
+    list_first: bool,
 ) -> Result<Vec<Stream>, String> {
     let deadline = Instant::now() + OPEN_DEADLINE;
     let hello = hello_frame(token);
@@ -177,7 +193,7 @@ fn open_tls(
                                     OPEN_DEADLINE.as_secs()
                                 ));
                             }
-                            open_one_tls(addr, pin, hello)
+                            open_one_tls(addr, pin, hello, list_first)
                                 .map_err(|e| format!("connection {i} of thread {t}: {e}"))
                         })
                         .collect()
@@ -192,7 +208,12 @@ fn open_tls(
     })
 }
 
-fn open_one_tls(addr: SocketAddr, pin: &str, hello: &[u8]) -> Result<Stream, String> {
+fn open_one_tls(
+    addr: SocketAddr,
+    pin: &str,
+    hello: &[u8],
+    list_first: bool,
+) -> Result<Stream, String> {
     let sock =
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     // As the client does: Hello right behind the handshake's last flight
@@ -206,8 +227,33 @@ fn open_one_tls(addr: SocketAddr, pin: &str, hello: &[u8]) -> Result<Stream, Str
         .and_then(|()| s.flush())
         .map_err(|e| e.to_string())?;
     match read_frame(&mut s)? {
-        Message::Welcome { .. } => Ok(s),
-        other => Err(format!("expected Welcome, got {other:?}")),
+        Message::Welcome { .. } => {}
+        other => return Err(format!("expected Welcome, got {other:?}")),
+    }
+    if list_first {
+        list_once(&mut s)?;
+    }
+    Ok(s)
+}
+
+/// Lists the root and reads the whole answer.
+fn list_once(s: &mut (impl Read + Write)) -> Result<(), String> {
+    let mut list = Vec::new();
+    frame::encode(
+        &Message::List {
+            path: String::new(),
+        },
+        &mut list,
+    );
+    s.write_all(&list)
+        .and_then(|()| s.flush())
+        .map_err(|e| e.to_string())?;
+    loop {
+        match read_frame(s)? {
+            Message::Entries { last: true, .. } => return Ok(()),
+            Message::Entries { .. } => {}
+            other => return Err(format!("expected Entries, got {other:?}")),
+        }
     }
 }
 
