@@ -20,10 +20,6 @@ pub(crate) struct Outbox {
     end: usize,
 }
 
-/// Capacity above which an emptied buffer is released, so an idle
-/// connection does not keep a transfer-sized allocation.
-const KEEP_CAPACITY: usize = 4096;
-
 impl Outbox {
     pub(crate) fn push(&mut self, msg: &Message) {
         self.buf.truncate(self.end);
@@ -75,8 +71,11 @@ impl Outbox {
         }
     }
 
+    /// Frees the buffer when it is empty, so an idle connection keeps none:
+    /// not even a listing's worth (up to a few KiB, against a budget of
+    /// 4 KiB a connection); the next reply allocates again, once.
     pub(crate) fn shrink(&mut self) {
-        if self.len() == 0 && self.buf.capacity() > KEEP_CAPACITY {
+        if self.len() == 0 {
             self.buf = Vec::new();
             self.pos = 0;
             self.end = 0;

@@ -606,6 +606,11 @@ impl ServerSession {
     pub fn shrink(&mut self) {
         self.input.shrink();
         self.out.shrink();
+        // The first request grows the queue to a few slots (~220 B) that
+        // would stay for good; it is empty between requests.
+        if self.events.is_empty() {
+            self.events = std::collections::VecDeque::new();
+        }
     }
 
     // ---- internals ----------------------------------------------------

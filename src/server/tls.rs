@@ -167,19 +167,25 @@ impl Identity {
     }
 
     /// The rustls configuration: TLS 1.3 only, the ring provider, no
-    /// client certificates.
+    /// client certificates, no session resumption.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let bad = |e: rustls::Error| TlsError::Bad {
             path: PathBuf::from(KEY_FILE),
             reason: e.to_string(),
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(bad)?
             .with_no_client_auth()
             .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
             .map_err(bad)?;
+        // ftx makes a fresh client configuration for every connection, so
+        // it never resumes: tickets (rustls sends two by default, each
+        // also stored in a 256-entry cache) would only cost every
+        // handshake work and bytes, and the loop memory.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))
     }
 }
@@ -205,7 +211,8 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let dmode = fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(dmode & 0o777, 0o700);
-        a.server_config().unwrap();
+        // No resumption: ftx never uses tickets, so none are made.
+        assert_eq!(a.server_config().unwrap().send_tls13_tickets, 0);
     }
 
     #[test]
