@@ -34,6 +34,8 @@ mod limits;
 mod listing;
 #[path = "integration/many.rs"]
 mod many;
+#[path = "integration/memory.rs"]
+mod memory;
 #[path = "integration/names.rs"]
 mod names;
 #[path = "integration/pty.rs"]

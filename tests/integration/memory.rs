@@ -1,0 +1,60 @@
+//! An idle `ftxd`'s own memory (PRODUCT.md: an idle ftxd under 2 MiB
+//! resident). Checked here is the part that is the same in every build:
+//! its heap and nameless anonymous mappings, where buffers and tables
+//! sized up front would show. The rest of its resident set is mapped code
+//! and tables (its binary, glibc, ld.so), several times larger in the
+//! debug build these tests run and dependent on how the kernel maps
+//! page-cache pages, so the whole RSS is measured on the release build by
+//! `scripts/bench idle` instead.
+
+use std::fs;
+use std::thread;
+use std::time::Duration;
+
+use crate::util::Server;
+
+/// Bound on an idle ftxd's heap and anonymous mappings, in KiB: a quarter
+/// of the 2 MiB target. Release and debug builds hold ~110 KiB.
+const IDLE_HEAP_LIMIT_KIB: u64 = 512;
+
+/// KiB resident in `pid`'s heap and nameless anonymous mappings, from
+/// /proc/PID/smaps, and the mappings counted (for failure messages). The
+/// stack and the relocated pages of the binaries are not counted.
+fn heap_kib(pid: u32) -> (u64, String) {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read /proc smaps");
+    let (mut total, mut counting, mut shown) = (0, false, String::new());
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if !first.ends_with(':') {
+            // A mapping's header: range, perms, offset, device, inode, name.
+            let name = fields.nth(4);
+            counting = matches!(name, None | Some("[heap]"));
+            if counting {
+                shown.push_str(line);
+                shown.push('\n');
+            }
+        } else if counting && first == "Rss:" {
+            let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            total += kib;
+            shown.push_str(&format!("  Rss {kib} KiB\n"));
+        }
+    }
+    (total, shown)
+}
+
+#[test]
+fn idle_ftxd_holds_little_heap_plain_and_tls() {
+    for args in [&["--plain", "--open"][..], &[][..]] {
+        let server = Server::start(args);
+        // Past its first loop turns: the stale-part sweep and the timers.
+        thread::sleep(Duration::from_millis(300));
+        let (kib, shown) = heap_kib(server.pid());
+        assert!(
+            kib < IDLE_HEAP_LIMIT_KIB,
+            "idle ftxd {args:?}: {kib} KiB of heap and anonymous memory, limit \
+             {IDLE_HEAP_LIMIT_KIB} KiB\n{shown}{}",
+            server.logs()
+        );
+    }
+}
