@@ -17,7 +17,7 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::store::{Download, Store, Upload};
+use super::store::{Download, Store, StoreError, Upload};
 use super::tokens::Access;
 use super::transport::{Input, Security, Transport};
 use crate::proto::error::ErrorCode;
@@ -216,6 +216,11 @@ impl Conn {
                 if flushed && self.upload.is_none() && self.download.is_none() {
                     self.session.shrink();
                 }
+                // Waiting for the network: flush the upload meanwhile.
+                if let Some(Err(e)) = self.upload.as_mut().map(|up| store.settle(up)) {
+                    self.upload_failed(store, &e);
+                    continue;
+                }
                 return Step::Wait;
             }
         }
@@ -287,6 +292,16 @@ impl Conn {
         }
         self.handle_events(store, now);
         Step::Close
+    }
+
+    /// Writing or flushing the upload failed (a full disk, an I/O error):
+    /// tell the client and free the space.
+    fn upload_failed(&mut self, store: &Store, e: &StoreError) {
+        if let Some(up) = self.upload.take() {
+            info!("{}: put '{}' failed: {e}", self.peer, up.remote());
+            self.session.reply_error(e.code(), &e.to_string());
+            store.abort(up, false);
+        }
     }
 
     /// Writes the session's output through the transport until both are
@@ -424,12 +439,7 @@ impl Conn {
                 let data = self.session.data();
                 debug_assert_eq!(data.len(), len);
                 if let Err(e) = store.write(up, offset, data) {
-                    info!("{peer}: put '{}' failed: {e}", up.remote());
-                    self.session.reply_error(e.code(), &e.to_string());
-                    if let Some(up) = self.upload.take() {
-                        // A full disk or a write error: free the space.
-                        store.abort(up, false);
-                    }
+                    self.upload_failed(store, &e);
                 }
             }
             ServerEvent::PutCommit { size } => {
