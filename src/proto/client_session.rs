@@ -451,6 +451,38 @@ impl ClientSession {
         }
     }
 
+    /// `PutReady` in `state`: for a resumed upload it says where the data
+    /// starts; a fresh upload's data already flows from 0, so it must say 0.
+    fn put_ready(&mut self, state: State, offset: u64, event: ClientEvent) {
+        let state = match state {
+            State::AwaitPutReady { size } => {
+                if offset > size {
+                    return self.close(ErrorCode::Protocol, "server chose an offset past the end");
+                }
+                State::Putting(Put::new(size, offset, true))
+            }
+            mut fresh => {
+                if offset != 0 {
+                    let text = "server chose an offset for a fresh upload";
+                    return self.close(ErrorCode::Protocol, text);
+                }
+                match &mut fresh {
+                    State::Putting(p) => p.ready = true,
+                    State::AwaitPutDone { ready } => *ready = true,
+                    _ => {}
+                }
+                fresh
+            }
+        };
+        self.events.push_back(event);
+        self.state = state;
+        // A resumed upload finishes only once the driver gave the prefix
+        // state (`resume_with`), so `Done` covers it.
+        if offset == 0 {
+            self.finish_upload_if_complete();
+        }
+    }
+
     /// A `Data` frame, its payload still in the input buffer: hashed there
     /// and handed to the driver without a copy.
     fn handle_data(&mut self, offset: u64, len: usize) {
@@ -511,42 +543,8 @@ impl ClientSession {
                 }
             }
             (
-                State::AwaitPutReady { size },
-                Message::PutReady {
-                    name,
-                    offset,
-                    digest,
-                    partial,
-                    flags,
-                },
-            ) => {
-                if offset > size {
-                    return self.close(ErrorCode::Protocol, "server chose an offset past the end");
-                }
-                self.events.push_back(ClientEvent::PutReady {
-                    name,
-                    offset,
-                    digest,
-                    partial,
-                    resumable: flags & READY_RESUMABLE != 0,
-                });
-                self.state = State::Putting(Put::new(size, offset, true));
-                // A resumed upload finishes only once the driver gave the
-                // prefix state (`resume_with`), so `Done` covers it.
-                if offset == 0 {
-                    self.finish_upload_if_complete();
-                }
-            }
-            (State::Putting(mut p), Message::Ack { offset }) => {
-                if offset < p.acked || offset > p.sent {
-                    return self.close(ErrorCode::Protocol, "acknowledgment of unsent data");
-                }
-                p.acked = offset;
-                self.state = State::Putting(p);
-            }
-            // The answer to a fresh upload's `Put`, its data already flowing.
-            (
-                mut state @ (State::Putting(Put { ready: false, .. })
+                state @ (State::AwaitPutReady { .. }
+                | State::Putting(Put { ready: false, .. })
                 | State::AwaitPutDone { ready: false }),
                 Message::PutReady {
                     name,
@@ -556,23 +554,21 @@ impl ClientSession {
                     flags,
                 },
             ) => {
-                if offset != 0 {
-                    let text = "server chose an offset for a fresh upload";
-                    return self.close(ErrorCode::Protocol, text);
-                }
-                match &mut state {
-                    State::Putting(p) => p.ready = true,
-                    State::AwaitPutDone { ready } => *ready = true,
-                    _ => {}
-                }
-                self.state = state;
-                self.events.push_back(ClientEvent::PutReady {
+                let event = ClientEvent::PutReady {
                     name,
                     offset,
                     digest,
                     partial,
                     resumable: flags & READY_RESUMABLE != 0,
-                });
+                };
+                self.put_ready(state, offset, event);
+            }
+            (State::Putting(mut p), Message::Ack { offset }) => {
+                if offset < p.acked || offset > p.sent {
+                    return self.close(ErrorCode::Protocol, "acknowledgment of unsent data");
+                }
+                p.acked = offset;
+                self.state = State::Putting(p);
             }
             (State::PutCancelling, Message::PutReady { .. }) => self.state = State::PutCancelling,
             (s @ (State::AwaitPutDone { .. } | State::PutCancelling), Message::Ack { .. }) => {
