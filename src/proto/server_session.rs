@@ -525,22 +525,14 @@ impl ServerSession {
         self.finish_download_if_complete();
     }
 
-    /// During a download: the next bytes of the file (at most `wants_data()`).
-    /// When the last byte was given, `Done` with the digest is queued.
+    /// During a download: the next bytes of the file (at most `wants_data()`),
+    /// copied in. When the last byte was given, `Done` with the digest is
+    /// queued.
     pub fn send_data(&mut self, data: &[u8]) {
-        let State::Sending(dl) = &mut self.state else {
-            return;
-        };
-        let data = &data[..data.len().min((dl.size - dl.sent) as usize)];
-        if data.is_empty() {
-            return;
-        }
         for chunk in data.chunks(MAX_CHUNK) {
-            dl.hasher.update(chunk);
-            self.out.push_data(dl.sent, chunk);
-            dl.sent += chunk.len() as u64;
+            self.data_buffer(chunk.len()).copy_from_slice(chunk);
+            self.data_filled(chunk.len());
         }
-        self.finish_download_if_complete();
     }
 
     // ---- outputs ----------------------------------------------------
