@@ -165,8 +165,8 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    /// A session whose `Hello` is queued at once; `token` is reserved for
-    /// access tokens and empty in protocol version 1.
+    /// A session whose `Hello` is queued at once, carrying `token` (empty
+    /// for a server that needs none).
     pub fn new(token: Vec<u8>) -> ClientSession {
         let mut out = Outbox::default();
         out.push(&Message::Hello {

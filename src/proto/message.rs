@@ -60,11 +60,11 @@ pub struct Entry {
     pub mtime: i64,
 }
 
-/// Every message of protocol version 1. See [`crate::proto`] for the
+/// Every message of the protocol (version 2). See [`crate::proto`] for the
 /// sequences they form and who may send which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// C->S, first frame: magic, supported version range, flags (0), token (empty).
+    /// C->S, first frame: magic, supported version range, flags (0), token.
     Hello {
         /// Must equal [`super::limits::MAGIC`].
         magic: [u8; 4],
@@ -72,16 +72,16 @@ pub enum Message {
         min_version: u16,
         /// Newest version the client speaks.
         max_version: u16,
-        /// Reserved feature bits (0 in version 1).
+        /// Reserved feature bits (0 so far).
         flags: u32,
-        /// Access token (reserved; empty in version 1).
+        /// Access token (empty when the server needs none).
         token: Vec<u8>,
     },
     /// S->C, handshake accepted.
     Welcome {
         /// The version chosen for the connection.
         version: u16,
-        /// Reserved feature bits (0 in version 1).
+        /// Reserved feature bits (0 so far).
         flags: u32,
         /// The receive window the server grants to a client sending data.
         window: u32,
