@@ -5,6 +5,7 @@
 //! Never prints: results and typed errors go back to the caller, progress
 //! goes through the [`Progress`] trait.
 
+mod hasher;
 pub mod known_hosts;
 pub mod local;
 pub mod transport;
@@ -21,6 +22,7 @@ use crate::proto::limits::MAX_CHUNK;
 use crate::proto::message::Entry;
 use crate::proto::session::{ClientEvent, ClientSession};
 
+use hasher::DownloadHasher;
 use known_hosts::IdentityChanged;
 use local::LocalDownload;
 use transport::{HandshakeError, Stream};
@@ -288,9 +290,13 @@ impl Client {
             None => Stream::Plain(sock),
             Some(pin) => tls_handshake(addr, sock, Some(pin.clone()))?.0,
         };
+        let mut session = ClientSession::new(options.token.clone());
+        // Downloads are hashed by `DownloadHasher`, on a second thread
+        // when they are large.
+        session.hash_downloads_outside();
         let mut client = Client {
             stream,
-            session: ClientSession::new(options.token.clone()),
+            session,
             server: String::new(),
             last_resumable: false,
         };
@@ -539,6 +545,7 @@ impl Client {
         };
         let mut failure: Option<ClientError> = None;
         let mut restart_pending = false;
+        let mut hasher = DownloadHasher::new(blake3::Hasher::new(), 0);
         loop {
             while let Some(ev) = self.session.poll_event() {
                 match ev {
@@ -553,7 +560,7 @@ impl Client {
                         if offset > 0 {
                             match crate::partial::prefix_hasher(&dl.file, offset) {
                                 Ok(h) if *h.finalize().as_bytes() == digest => {
-                                    self.session.resume_with(h);
+                                    hasher = DownloadHasher::new(h, offset);
                                     from = offset;
                                 }
                                 _ => {
@@ -565,6 +572,9 @@ impl Client {
                         } else if held > 0 {
                             outcome.restarted = true;
                         }
+                        if from == 0 {
+                            hasher = DownloadHasher::new(blake3::Hasher::new(), 0);
+                        }
                         outcome.resumed_from = from;
                         if let Err(source) = dl.seek_to(from) {
                             failure = Some(local_err(source));
@@ -574,18 +584,31 @@ impl Client {
                     }
                     ClientEvent::GetData { offset, len } => {
                         if failure.is_none() {
-                            if let Err(source) = dl.file.write_all(self.session.data()) {
+                            let data = self.session.data();
+                            if let Err(source) = dl.file.write_all(data) {
                                 failure = Some(local_err(source));
                                 self.session.cancel();
                             } else {
+                                hasher.update(data);
                                 progress.advance(offset + len as u64);
                             }
                         }
                     }
-                    ClientEvent::GetDone { size } => {
+                    ClientEvent::GetDone { size, unchecked } => {
                         progress.finish();
                         if let Some(f) = failure {
                             return Err(f);
+                        }
+                        let ours = std::mem::replace(
+                            &mut hasher,
+                            DownloadHasher::new(blake3::Hasher::new(), 0),
+                        )
+                        .finalize();
+                        if unchecked.is_some_and(|theirs| theirs != ours) {
+                            dl.discard();
+                            return Err(ClientError::Remote(
+                                crate::proto::session::integrity_failure(),
+                            ));
                         }
                         outcome.path = dl.commit().map_err(local_err)?;
                         outcome.size = size;

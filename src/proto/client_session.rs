@@ -68,10 +68,16 @@ pub enum ClientEvent {
         /// How many bytes.
         len: usize,
     },
-    /// All bytes arrived and the whole-file BLAKE3 digest matched.
+    /// All bytes arrived and, unless the driver hashes downloads itself
+    /// ([`ClientSession::hash_downloads_outside`]), the whole-file BLAKE3
+    /// digest matched.
     GetDone {
         /// Size of the file.
         size: u64,
+        /// The server's whole-file digest when the session did not check
+        /// it: the driver compares it with its own and treats a mismatch
+        /// as an integrity failure. `None`: checked here.
+        unchecked: Option<[u8; 32]>,
     },
     /// `mkdir`, `rm` or `rename` succeeded.
     Ok,
@@ -119,7 +125,8 @@ struct Put {
 struct Get {
     size: u64,
     next: u64,
-    hasher: blake3::Hasher,
+    /// `None` when the driver hashes the data itself.
+    hasher: Option<blake3::Hasher>,
 }
 
 impl Put {
@@ -162,6 +169,8 @@ pub struct ClientSession {
     out: Outbox,
     events: std::collections::VecDeque<ClientEvent>,
     window: u64,
+    /// Downloads are hashed by the driver, not here.
+    hash_outside: bool,
 }
 
 impl ClientSession {
@@ -182,6 +191,7 @@ impl ClientSession {
             out,
             events: Default::default(),
             window: u64::from(MIN_WINDOW),
+            hash_outside: false,
         }
     }
 
@@ -266,7 +276,11 @@ impl ClientSession {
                 p.hasher = prefix;
                 self.finish_upload_if_complete();
             }
-            State::Getting(g) => g.hasher = prefix,
+            State::Getting(g) => {
+                if let Some(h) = &mut g.hasher {
+                    *h = prefix;
+                }
+            }
             _ => {}
         }
     }
@@ -495,10 +509,21 @@ impl ClientSession {
         if offset != g.next || end.is_none_or(|e| e > g.size) {
             return self.close(ErrorCode::Protocol, "data out of order or past the size");
         }
-        g.hasher.update(self.input.data());
+        if let Some(h) = &mut g.hasher {
+            h.update(self.input.data());
+        }
         g.next += len as u64;
         self.out.push(&Message::Ack { offset: g.next });
         self.events.push_back(ClientEvent::GetData { offset, len });
+    }
+
+    /// From now on downloads are not hashed here: the driver hashes the
+    /// bytes of every [`ClientEvent::GetData`] itself (the prefix too when
+    /// it resumes; [`ClientSession::resume_with`] is then not needed for a
+    /// download) and checks the digest that [`ClientEvent::GetDone`]
+    /// carries. Lets a client hash on another thread.
+    pub fn hash_downloads_outside(&mut self) {
+        self.hash_outside = true;
     }
 
     /// The bytes of the last [`ClientEvent::GetData`], valid until the
@@ -601,20 +626,26 @@ impl ClientSession {
                 self.state = State::Getting(Get {
                     size,
                     next: offset,
-                    hasher: blake3::Hasher::new(),
+                    hasher: (!self.hash_outside).then(blake3::Hasher::new),
                 });
             }
             (State::Getting(g), Message::Done { size, digest }) => {
                 if size != g.size || g.next != g.size {
                     return self.close(ErrorCode::Protocol, "Done before all data arrived");
                 }
-                if *g.hasher.finalize().as_bytes() != digest {
-                    self.events.push_back(ClientEvent::Failed(RemoteError::new(
-                        ErrorCode::Integrity,
-                        "BLAKE3 digest of the received data does not match",
-                    )));
-                } else {
-                    self.events.push_back(ClientEvent::GetDone { size });
+                match g.hasher {
+                    Some(h) if *h.finalize().as_bytes() != digest => {
+                        self.events
+                            .push_back(ClientEvent::Failed(integrity_failure()));
+                    }
+                    Some(_) => self.events.push_back(ClientEvent::GetDone {
+                        size,
+                        unchecked: None,
+                    }),
+                    None => self.events.push_back(ClientEvent::GetDone {
+                        size,
+                        unchecked: Some(digest),
+                    }),
                 }
             }
             (State::GetCancelling, Message::Data { .. }) => self.state = State::GetCancelling,
@@ -660,6 +691,15 @@ impl ClientSession {
                 .push_back(ClientEvent::Closed(RemoteError::new(code, message)));
         }
     }
+}
+
+/// The failure a download ends with when the data does not match the
+/// server's digest.
+pub fn integrity_failure() -> RemoteError {
+    RemoteError::new(
+        ErrorCode::Integrity,
+        "BLAKE3 digest of the received data does not match",
+    )
 }
 
 #[cfg(test)]

@@ -547,7 +547,10 @@ impl Pump {
                     assert_eq!(self.client.data().len(), len);
                     out.extend_from_slice(self.client.data());
                 }
-                ClientEvent::GetDone { size } => {
+                ClientEvent::GetDone {
+                    size,
+                    unchecked: None,
+                } => {
                     assert_eq!(size as usize, out.len());
                     return Ok(out);
                 }
@@ -775,6 +778,45 @@ fn corrupted_data_fails_the_integrity_check_both_ways() {
     assert_eq!(p.get("c"), Err(ErrorCode::Integrity));
     p.tamper_s2c = None;
     assert_eq!(p.get("c").unwrap(), data);
+}
+
+#[test]
+fn a_driver_that_hashes_downloads_itself_gets_the_servers_digest() {
+    let mut p = Pump::new(&[usize::MAX]);
+    let data = pattern(3 * MAX_CHUNK + 11, 6);
+    assert_eq!(p.put("h", &data, false), Ok("h".into()));
+    p.client.hash_downloads_outside();
+    // Corrupt one byte on the way: the session no longer notices, it
+    // hands the server's digest over unchecked.
+    let mut flipped = false;
+    p.tamper_s2c = Some(Box::new(move |bytes: &mut [u8]| {
+        if !flipped && bytes.len() > 50_000 {
+            bytes[40_000] ^= 0x80;
+            flipped = true;
+        }
+    }));
+    p.client.get("h", 0).unwrap();
+    let mut hasher = blake3::Hasher::new();
+    let mut got = Vec::new();
+    loop {
+        match p.next_event() {
+            ClientEvent::GetReady { .. } => {}
+            ClientEvent::GetData { len, .. } => {
+                assert_eq!(p.client.data().len(), len);
+                hasher.update(p.client.data());
+                got.extend_from_slice(p.client.data());
+            }
+            ClientEvent::GetDone { size, unchecked } => {
+                assert_eq!(size as usize, data.len());
+                assert_eq!(unchecked, Some(*blake3::hash(&data).as_bytes()));
+                assert_ne!(unchecked, Some(*hasher.finalize().as_bytes()));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_ne!(got, data);
+    assert_eq!(got.len(), data.len());
 }
 
 #[test]
@@ -1201,7 +1243,10 @@ fn download_resumes_from_an_offset_and_verifies_the_whole_file() {
                 assert_eq!(p.client.data().len(), len);
                 got.extend_from_slice(p.client.data());
             }
-            ClientEvent::GetDone { size } => {
+            ClientEvent::GetDone {
+                size,
+                unchecked: None,
+            } => {
                 assert_eq!(size as usize, data.len());
                 break;
             }

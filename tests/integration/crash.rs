@@ -729,12 +729,26 @@ fn a_flipped_byte_fails_put_and_get_with_an_integrity_error() {
     drop(proxy);
     assert_eq!(names_in(&cwd), ["up.bin"], "{}", tree(&cwd));
 
-    // Without the proxy both work.
+    // Past the first 4 MiB ftx hashes a download on a second thread: a
+    // byte flipped there is caught as well.
+    write_random_file(&root.join("big.bin"), 6 << 20, 63);
+    let late = Tamper {
+        flip_at: Some(5 << 20),
+        ..Tamper::default()
+    };
+    let proxy = Proxy::start(server.addr(), Tamper::default(), late);
+    let out = run_batch(&proxy.addr().to_string(), &cwd, "get big.bin\n");
+    out.assert_error("integrity check failed");
+    drop(proxy);
+    assert_eq!(names_in(&cwd), ["up.bin"], "{}", tree(&cwd));
+
+    // Without the proxy all work.
     server
-        .batch(&cwd, "put up.bin\nget down.bin\n")
+        .batch(&cwd, "put up.bin\nget down.bin\nget big.bin\n")
         .assert_success();
     assert_same_file(&cwd.join("up.bin"), &root.join("up.bin"));
     assert_same_file(&root.join("down.bin"), &cwd.join("down.bin"));
+    assert_same_file(&root.join("big.bin"), &cwd.join("big.bin"));
 }
 
 // ------------------------------------------------------------ two servers
