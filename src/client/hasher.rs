@@ -4,136 +4,175 @@
 //! the hash is a third of the work (BLAKE3 ~0.35 s per GiB here against
 //! the socket and file copies). [`DownloadHasher`] hashes the first
 //! [`INLINE_LIMIT`] bytes inline (a small file is not worth a thread),
-//! then copies each chunk into one of [`BUFFERS`] buffers that a helper
-//! thread hashes while the caller receives and writes the next ones. The
-//! copy costs a fraction of the hash; when all buffers are busy the caller
-//! waits, so memory stays bounded (`BUFFERS` x the largest chunk).
+//! then leaves the rest to a helper thread that reads the bytes back from
+//! the file being written (they are still in the page cache) and hashes
+//! them while the caller receives and writes the next ones.
+//!
+//! Reading back, rather than handing each chunk over in memory, keeps the
+//! receiving thread's working set to its one input buffer: measured here,
+//! copying every chunk into buffers for the helper cost the receiving
+//! thread more (cache misses on its own copies) than the hash it saved.
 
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Bytes hashed on the caller's thread before the helper starts.
 pub const INLINE_LIMIT: u64 = 4 << 20;
 
-/// Buffers in flight between the caller and the helper thread.
-pub const BUFFERS: usize = 4;
+/// The helper is told how far the file is written at most this often.
+const NOTIFY_STEP: u64 = 1 << 20;
+
+/// The helper's read size: small enough to stay in its core's cache.
+const READ_LEN: usize = 128 << 10;
 
 /// The digest state of one download.
 pub struct DownloadHasher {
+    /// Bytes of the file written (and given to `update`) so far.
     absorbed: u64,
     mode: Mode,
 }
 
 enum Mode {
-    Inline(Box<blake3::Hasher>),
+    /// Hashing here; the file to hand over to a helper, if it could be
+    /// shared.
+    Inline(Box<blake3::Hasher>, Option<File>),
     Helper(Helper),
 }
 
 struct Helper {
-    work: Option<SyncSender<Vec<u8>>>,
-    free: Receiver<Vec<u8>>,
-    /// Buffers not yet handed out (made on demand, at most `BUFFERS`).
-    made: usize,
-    thread: Option<JoinHandle<blake3::Hasher>>,
+    /// Written up to here, as last told to the helper.
+    told: u64,
+    written: Option<Sender<u64>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<io::Result<blake3::Hasher>>>,
 }
 
 impl DownloadHasher {
-    /// A hasher that has absorbed `prefix` (a resumed download's bytes
-    /// already held) or nothing.
-    pub fn new(prefix: blake3::Hasher, absorbed: u64) -> DownloadHasher {
+    /// A hasher for bytes written to `file` from `absorbed` on, having
+    /// absorbed `prefix` (a resumed download's bytes already held) or
+    /// nothing.
+    pub fn new(prefix: blake3::Hasher, absorbed: u64, file: &File) -> DownloadHasher {
         DownloadHasher {
             absorbed,
-            mode: Mode::Inline(Box::new(prefix)),
+            mode: Mode::Inline(Box::new(prefix), file.try_clone().ok()),
         }
     }
 
-    /// Absorbs the next bytes of the file.
+    /// Absorbs the next bytes of the file, which the caller has just
+    /// written to it at the end of what was absorbed so far.
     pub fn update(&mut self, data: &[u8]) {
+        let from = self.absorbed;
         self.absorbed += data.len() as u64;
-        if let Mode::Inline(h) = &self.mode {
-            // Without a thread to be had, it goes on inline.
-            if self.absorbed > INLINE_LIMIT {
-                if let Some(helper) = Helper::spawn(h) {
-                    self.mode = Mode::Helper(helper);
+        if let Mode::Inline(h, file) = &mut self.mode {
+            if self.absorbed <= INLINE_LIMIT || file.is_none() {
+                h.update(data);
+                return;
+            }
+            let file = file.take().expect("checked above");
+            match Helper::spawn(h, file, from) {
+                Some(helper) => self.mode = Mode::Helper(helper),
+                // No thread to be had: go on inline.
+                None => {
+                    h.update(data);
+                    return;
                 }
             }
         }
-        match &mut self.mode {
-            Mode::Inline(h) => {
-                h.update(data);
-            }
-            Mode::Helper(helper) => helper.update(data),
+        if let Mode::Helper(helper) = &mut self.mode {
+            helper.written_up_to(self.absorbed, false);
         }
     }
 
-    /// The digest of everything absorbed.
-    pub fn finalize(self) -> [u8; 32] {
+    /// The digest of everything absorbed; an error if the helper could not
+    /// read the file back.
+    pub fn finalize(self) -> io::Result<[u8; 32]> {
         match self.mode {
-            Mode::Inline(h) => *h.finalize().as_bytes(),
-            Mode::Helper(mut helper) => *helper.join().finalize().as_bytes(),
+            Mode::Inline(h, _) => Ok(*h.finalize().as_bytes()),
+            Mode::Helper(mut helper) => {
+                helper.written_up_to(self.absorbed, true);
+                Ok(*helper.join()?.finalize().as_bytes())
+            }
         }
     }
 }
 
 impl Helper {
-    /// Starts the thread from the state so far; `None` if no thread can
-    /// be started.
-    fn spawn(state: &blake3::Hasher) -> Option<Helper> {
-        let (work_tx, work_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    /// Starts a thread that goes on from `state`, reading `file` from
+    /// `from`; `None` if no thread can be started.
+    fn spawn(state: &blake3::Hasher, file: File, from: u64) -> Option<Helper> {
+        let (tx, rx) = mpsc::channel::<u64>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         let mut h = state.clone();
         let thread = std::thread::Builder::new()
             .name("ftx-hash".into())
             .spawn(move || {
-                for buf in work_rx {
-                    h.update(&buf);
-                    // The caller may be gone (a failed download): keep
-                    // hashing what was sent, then end with the channel.
-                    let _ = free_tx.send(buf);
+                let mut buf = vec![0u8; READ_LEN];
+                let mut pos = from;
+                for end in rx {
+                    while pos < end {
+                        if stopped.load(Ordering::Relaxed) {
+                            return Err(io::ErrorKind::Interrupted.into());
+                        }
+                        let want = ((end - pos) as usize).min(READ_LEN);
+                        match file.read_at(&mut buf[..want], pos) {
+                            Ok(0) => {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    "the file being downloaded shrank",
+                                ))
+                            }
+                            Ok(n) => {
+                                h.update(&buf[..n]);
+                                pos += n as u64;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
                 }
-                h
+                Ok(h)
             })
             .ok()?;
         Some(Helper {
-            work: Some(work_tx),
-            free: free_rx,
-            made: 0,
+            told: from,
+            written: Some(tx),
+            stop,
             thread: Some(thread),
         })
     }
 
-    fn update(&mut self, data: &[u8]) {
-        let mut buf = if let Ok(buf) = self.free.try_recv() {
-            buf
-        } else if self.made < BUFFERS {
-            self.made += 1;
-            Vec::with_capacity(data.len())
-        } else {
-            // Waits for the helper to return one.
-            match self.free.recv() {
-                Ok(buf) => buf,
-                Err(_) => unreachable!("the helper ends only when the work channel closes"),
+    /// The file is written up to `end`: tell the helper, at most every
+    /// [`NOTIFY_STEP`] bytes unless `now`.
+    fn written_up_to(&mut self, end: u64, now: bool) {
+        if end > self.told && (now || end - self.told >= NOTIFY_STEP) {
+            if let Some(tx) = &self.written {
+                // A helper that stopped on an error reports it at join.
+                let _ = tx.send(end);
             }
-        };
-        buf.clear();
-        buf.extend_from_slice(data);
-        if let Some(work) = &self.work {
-            work.send(buf)
-                .expect("the helper runs until the work channel closes");
+            self.told = end;
         }
     }
 
-    fn join(&mut self) -> blake3::Hasher {
-        self.work = None;
+    fn join(&mut self) -> io::Result<blake3::Hasher> {
+        self.written = None;
         let thread = self.thread.take().expect("joined once");
-        thread.join().expect("the hashing thread does not panic")
+        thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the hashing thread failed")))
     }
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        // An abandoned download: let the thread finish and end.
-        self.work = None;
+        // An abandoned download: stop the helper and wait for it.
+        self.stop.store(true, Ordering::Relaxed);
+        self.written = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -143,20 +182,41 @@ impl Drop for Helper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn pattern(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 + i / 4093) as u8).collect()
     }
 
-    /// Feeds `data` from `from` on in chunks of `chunk` bytes.
-    fn digest(data: &[u8], from: usize, chunk: usize) -> [u8; 32] {
+    fn scratch(name: &str) -> (std::path::PathBuf, File) {
+        let dir = std::env::temp_dir().join(format!("ftx-hasher-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("part");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        (dir, file)
+    }
+
+    /// Writes `data` from `from` on in chunks of `chunk` bytes, as a
+    /// download does, and returns the digest.
+    fn digest(name: &str, data: &[u8], from: usize, chunk: usize) -> [u8; 32] {
+        let (dir, mut file) = scratch(name);
+        file.write_all(&data[..from]).unwrap();
         let mut prefix = blake3::Hasher::new();
         prefix.update(&data[..from]);
-        let mut h = DownloadHasher::new(prefix, from as u64);
+        let mut h = DownloadHasher::new(prefix, from as u64, &file);
         for c in data[from..].chunks(chunk) {
+            file.write_all(c).unwrap();
             h.update(c);
         }
-        h.finalize()
+        let d = h.finalize().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        d
     }
 
     #[test]
@@ -166,23 +226,45 @@ mod tests {
         for len in [0, 1, limit - 1, limit, limit + 1, data.len()] {
             let want = *blake3::hash(&data[..len]).as_bytes();
             for chunk in [1 << 18, 65_537, 1000] {
-                assert_eq!(digest(&data[..len], 0, chunk), want, "len {len} chunk {chunk}");
+                let got = digest("whole", &data[..len], 0, chunk);
+                assert_eq!(got, want, "len {len} chunk {chunk}");
             }
             // Resumed: the prefix counts toward the inline limit.
             let from = len / 3;
-            assert_eq!(digest(&data[..len], from, 1 << 18), want, "len {len} from {from}");
+            let got = digest("resumed", &data[..len], from, 1 << 18);
+            assert_eq!(got, want, "len {len} from {from}");
         }
     }
 
     #[test]
-    fn a_large_download_moves_to_the_helper_and_drop_ends_it() {
-        let data = pattern(INLINE_LIMIT as usize + (1 << 20));
-        let mut h = DownloadHasher::new(blake3::Hasher::new(), 0);
+    fn the_helper_hashes_what_the_file_holds() {
+        // The helper reads the file back: bytes that differ from what
+        // the caller passed show in the digest (and a short file is an
+        // error), so the digest is of the stored bytes.
+        let data = pattern(INLINE_LIMIT as usize + (3 << 20));
+        let (dir, mut file) = scratch("stored");
+        let mut h = DownloadHasher::new(blake3::Hasher::new(), 0, &file);
+        let mut stored = data.clone();
+        for (i, c) in data.chunks(1 << 18).enumerate() {
+            let mut c = c.to_vec();
+            if i == 20 {
+                c[5] ^= 1;
+                stored[20 * (1 << 18) + 5] ^= 1;
+            }
+            file.write_all(&c).unwrap();
+            h.update(&data[i * (1 << 18)..][..c.len()]);
+        }
+        assert!(matches!(h.mode, Mode::Helper(_)));
+        assert_eq!(h.finalize().unwrap(), *blake3::hash(&stored).as_bytes());
+
+        // The file ends before what the caller claims it wrote.
+        file.set_len(INLINE_LIMIT + 100).unwrap();
+        let mut h = DownloadHasher::new(blake3::Hasher::new(), 0, &file);
         for c in data.chunks(1 << 18) {
             h.update(c);
         }
-        assert!(matches!(h.mode, Mode::Helper(_)));
-        // Drop joins the helper; a hang here would fail the test by timeout.
-        drop(h);
+        let e = h.finalize().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -545,7 +545,8 @@ impl Client {
         };
         let mut failure: Option<ClientError> = None;
         let mut restart_pending = false;
-        let mut hasher = DownloadHasher::new(blake3::Hasher::new(), 0);
+        // Made at `GetReady`, from the offset the server chose.
+        let mut hasher: Option<DownloadHasher> = None;
         loop {
             while let Some(ev) = self.session.poll_event() {
                 match ev {
@@ -560,7 +561,7 @@ impl Client {
                         if offset > 0 {
                             match crate::partial::prefix_hasher(&dl.file, offset) {
                                 Ok(h) if *h.finalize().as_bytes() == digest => {
-                                    hasher = DownloadHasher::new(h, offset);
+                                    hasher = Some(DownloadHasher::new(h, offset, &dl.file));
                                     from = offset;
                                 }
                                 _ => {
@@ -573,7 +574,7 @@ impl Client {
                             outcome.restarted = true;
                         }
                         if from == 0 {
-                            hasher = DownloadHasher::new(blake3::Hasher::new(), 0);
+                            hasher = Some(DownloadHasher::new(blake3::Hasher::new(), 0, &dl.file));
                         }
                         outcome.resumed_from = from;
                         if let Err(source) = dl.seek_to(from) {
@@ -589,7 +590,9 @@ impl Client {
                                 failure = Some(local_err(source));
                                 self.session.cancel();
                             } else {
-                                hasher.update(data);
+                                if let Some(h) = hasher.as_mut() {
+                                    h.update(data);
+                                }
                                 progress.advance(offset + len as u64);
                             }
                         }
@@ -599,12 +602,12 @@ impl Client {
                         if let Some(f) = failure {
                             return Err(f);
                         }
-                        let ours = std::mem::replace(
-                            &mut hasher,
-                            DownloadHasher::new(blake3::Hasher::new(), 0),
-                        )
-                        .finalize();
-                        if unchecked.is_some_and(|theirs| theirs != ours) {
+                        let ours = match hasher.take().map(DownloadHasher::finalize) {
+                            Some(Ok(d)) => Some(d),
+                            Some(Err(source)) => return Err(local_err(source)),
+                            None => None,
+                        };
+                        if unchecked.is_some_and(|theirs| Some(theirs) != ours) {
                             dl.discard();
                             return Err(ClientError::Remote(
                                 crate::proto::session::integrity_failure(),
