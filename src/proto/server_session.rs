@@ -135,7 +135,12 @@ pub enum ServerEvent {
         offset: u64,
     },
     /// The download is over (finished, cancelled or failed): drop the file.
-    GetEnd,
+    GetEnd {
+        /// The whole file's BLAKE3 digest when every byte was sent and the
+        /// session hashed them (the driver may remember it for the next
+        /// download); `None` otherwise.
+        digest: Option<[u8; 32]>,
+    },
     /// Create a directory; answer with `reply_ok` or `reply_error`.
     Mkdir {
         /// Directory to create.
@@ -198,7 +203,9 @@ struct Download {
     size: u64,
     sent: u64,
     acked: u64,
-    hasher: blake3::Hasher,
+    /// The whole file's digest, known beforehand (nothing to hash), or the
+    /// hasher that absorbs every byte sent.
+    digest: Result<[u8; 32], Box<blake3::Hasher>>,
 }
 
 /// The server side of one connection. See [`crate::proto`] for the protocol.
@@ -404,7 +411,7 @@ impl ServerSession {
                 self.state = State::Draining;
             }
             State::Sending(_) => {
-                self.events.push_back(ServerEvent::GetEnd);
+                self.events.push_back(ServerEvent::GetEnd { digest: None });
                 self.out.push(&msg);
             }
             other => self.state = other,
@@ -456,8 +463,16 @@ impl ServerSession {
     /// Answers `GetStart`: the file has `size` bytes, data follows from
     /// `offset`; `prefix` has absorbed the file's first `offset` bytes (its
     /// digest lets the client check the part it holds). An offset past the
-    /// end restarts from 0.
-    pub fn accept_get(&mut self, size: u64, offset: u64, mtime: i64, prefix: blake3::Hasher) {
+    /// end restarts from 0. `known`: the whole file's digest, if the driver
+    /// knows it (then nothing is hashed).
+    pub fn accept_get(
+        &mut self,
+        size: u64,
+        offset: u64,
+        mtime: i64,
+        prefix: blake3::Hasher,
+        known: Option<[u8; 32]>,
+    ) {
         if !self.take_pending(Pending::Get) {
             return;
         }
@@ -481,7 +496,7 @@ impl ServerSession {
             size,
             sent: offset,
             acked: offset,
-            hasher: prefix,
+            digest: known.ok_or_else(|| Box::new(prefix)),
         };
         self.state = State::Sending(Box::new(dl));
         self.finish_download_if_complete();
@@ -520,7 +535,10 @@ impl ServerSession {
         if n == 0 {
             return;
         }
-        dl.hasher.update(self.out.data_filled(dl.sent, n));
+        let data = self.out.data_filled(dl.sent, n);
+        if let Err(hasher) = &mut dl.digest {
+            hasher.update(data);
+        }
         dl.sent += n as u64;
         self.finish_download_if_complete();
     }
@@ -620,14 +638,19 @@ impl ServerSession {
     fn finish_download_if_complete(&mut self) {
         if let State::Sending(dl) = &self.state {
             if dl.sent == dl.size {
-                let digest = *dl.hasher.finalize().as_bytes();
+                let (digest, hashed) = match &dl.digest {
+                    Ok(known) => (*known, false),
+                    Err(hasher) => (*hasher.finalize().as_bytes(), true),
+                };
                 self.out.push(&Message::Done {
                     size: dl.size,
                     digest,
                 });
                 // Acks still in flight are ignored in Idle.
                 self.state = State::Idle;
-                self.events.push_back(ServerEvent::GetEnd);
+                self.events.push_back(ServerEvent::GetEnd {
+                    digest: hashed.then_some(digest),
+                });
             }
         }
     }
@@ -828,14 +851,14 @@ impl ServerSession {
         match msg {
             Message::Ack { offset } => {
                 if offset < dl.acked || offset > dl.sent {
-                    self.events.push_back(ServerEvent::GetEnd);
+                    self.events.push_back(ServerEvent::GetEnd { digest: None });
                     return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
                 }
                 dl.acked = offset;
                 self.state = State::Sending(dl);
             }
             Message::Cancel => {
-                self.events.push_back(ServerEvent::GetEnd);
+                self.events.push_back(ServerEvent::GetEnd { digest: None });
                 self.out.push(&Message::Error {
                     code: ErrorCode::Cancelled,
                     message: "download cancelled".into(),
@@ -843,7 +866,7 @@ impl ServerSession {
                 self.state = State::Idle;
             }
             other => {
-                self.events.push_back(ServerEvent::GetEnd);
+                self.events.push_back(ServerEvent::GetEnd { digest: None });
                 self.unexpected(&other);
             }
         }
@@ -871,7 +894,7 @@ impl ServerSession {
             State::Receiving(_) | State::AwaitCommit => {
                 self.events.push_back(ServerEvent::PutAbort { reason })
             }
-            State::Sending(_) => self.events.push_back(ServerEvent::GetEnd),
+            State::Sending(_) => self.events.push_back(ServerEvent::GetEnd { digest: None }),
             _ => {}
         }
     }

@@ -121,12 +121,12 @@ impl MemStore {
                     let mut prefix = blake3::Hasher::new();
                     prefix.update(&d[..offset as usize]);
                     self.download = Some((d.clone(), offset as usize));
-                    s.accept_get(d.len() as u64, offset, 0, prefix);
+                    s.accept_get(d.len() as u64, offset, 0, prefix, None);
                 }
                 Some(_) => s.reply_error(ErrorCode::Protocol, "offset past the end"),
                 None => s.reply_error(ErrorCode::NotFound, "not found"),
             },
-            ServerEvent::GetEnd => self.download = None,
+            ServerEvent::GetEnd { .. } => self.download = None,
             ServerEvent::Mkdir { path } => {
                 if self.dirs.insert(path.as_str().to_owned()) {
                     s.reply_ok();

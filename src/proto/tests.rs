@@ -196,6 +196,10 @@ struct FakeStore {
     parts: BTreeMap<String, Vec<u8>>,
     download: Option<Vec<u8>>,
     pos: usize,
+    /// Digests the store "remembers" (handed to `accept_get`).
+    known: BTreeMap<String, [u8; 32]>,
+    /// What each `GetEnd` carried.
+    ended: Vec<Option<[u8; 32]>>,
 }
 
 impl FakeStore {
@@ -306,11 +310,15 @@ impl FakeStore {
                         prefix.update(&d[..offset as usize]);
                         self.download = Some(d.clone());
                         self.pos = offset as usize;
-                        s.accept_get(d.len() as u64, offset, 0, prefix);
+                        let known = self.known.get(path.as_str()).copied();
+                        s.accept_get(d.len() as u64, offset, 0, prefix, known);
                     }
                 }
             }
-            ServerEvent::GetEnd => self.download = None,
+            ServerEvent::GetEnd { digest } => {
+                self.download = None;
+                self.ended.push(digest);
+            }
             ServerEvent::Mkdir { path } => {
                 if self.read_only {
                     return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
@@ -817,6 +825,25 @@ fn a_driver_that_hashes_downloads_itself_gets_the_servers_digest() {
     }
     assert_ne!(got, data);
     assert_eq!(got.len(), data.len());
+}
+
+#[test]
+fn a_known_digest_is_sent_as_it_is_and_a_computed_one_handed_back() {
+    let mut p = Pump::new(&[usize::MAX]);
+    let data = pattern(2 * MAX_CHUNK + 3, 9);
+    assert_eq!(p.put("k", &data, false), Ok("k".into()));
+    // Hashed by the session: the driver gets the digest to remember.
+    assert_eq!(p.get("k").unwrap(), data);
+    let digest = *blake3::hash(&data).as_bytes();
+    assert_eq!(p.store.ended, [Some(digest)]);
+    // Known: sent as it is, nothing handed back.
+    p.store.known.insert("k".into(), digest);
+    assert_eq!(p.get("k").unwrap(), data);
+    assert_eq!(p.store.ended[1], None);
+    // A wrong "known" digest is what the client checks against: the
+    // session did not hash the data itself.
+    p.store.known.insert("k".into(), [0; 32]);
+    assert_eq!(p.get("k"), Err(ErrorCode::Integrity));
 }
 
 #[test]

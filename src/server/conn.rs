@@ -56,7 +56,9 @@ pub(crate) struct Conn {
     access: Access,
     session: ServerSession,
     upload: Option<Upload>,
-    download: Option<Download>,
+    /// Boxed: most connections never download, and a download carries a
+    /// few hundred bytes.
+    download: Option<Box<Download>>,
     /// When the transfer in progress started (for the log line).
     transfer_started: Option<Instant>,
     opened: Instant,
@@ -497,8 +499,9 @@ impl Conn {
                 match opened {
                     Ok((dl, offset, prefix)) => {
                         debug!("{peer}: get '{path}' from byte {offset} of {}", dl.size);
-                        self.session.accept_get(dl.size, offset, dl.mtime, prefix);
-                        self.download = Some(dl);
+                        self.session
+                            .accept_get(dl.size, offset, dl.mtime, prefix, dl.known);
+                        self.download = Some(Box::new(dl));
                         self.transfer_started = Some(now);
                     }
                     Err(e) => {
@@ -507,8 +510,11 @@ impl Conn {
                     }
                 }
             }
-            ServerEvent::GetEnd => {
+            ServerEvent::GetEnd { digest } => {
                 if let Some(dl) = self.download.take() {
+                    if let Some(digest) = digest {
+                        store.remember_digest(&dl, &digest);
+                    }
                     if dl.position() == dl.size {
                         info!(
                             "{peer}: get '{}' sent ({} bytes, {})",

@@ -6,6 +6,7 @@
 mod beneath;
 pub mod config;
 mod conn;
+mod digest_cache;
 mod event_loop;
 mod listen;
 mod shutdown;

@@ -27,6 +27,7 @@ use crate::proto::path::{clash_name, RemotePath};
 use crate::proto::session::PutAccept;
 
 use super::beneath;
+use super::digest_cache;
 
 /// How many `stem_N.ext` names an upload tries before giving up.
 pub const MAX_CLASH_ATTEMPTS: u64 = 10_000;
@@ -280,6 +281,11 @@ pub struct Download {
     pub size: u64,
     /// Its modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// The whole file's digest, remembered from an earlier download.
+    pub known: Option<[u8; 32]>,
+    stamp: digest_cache::Stamp,
+    /// When it was opened, seconds since the Unix epoch.
+    opened: i64,
     remote: RemotePath,
     position: u64,
 }
@@ -292,6 +298,11 @@ impl Download {
     /// The next offset `read` returns bytes from.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// `n` bytes were sent from the file without `read` (`sendfile`).
+    pub fn advance(&mut self, n: usize) {
+        self.position += n as u64;
     }
 }
 
@@ -631,13 +642,26 @@ impl Store {
         if !meta.is_file() {
             return Err(StoreError::NotRegular(remote.to_owned()));
         }
+        let stamp = digest_cache::Stamp::of(&meta);
         Ok(Download {
-            file,
+            known: digest_cache::recall(&file, &stamp),
             size: meta.len(),
             mtime: meta.mtime(),
+            stamp,
+            opened: digest_cache::unix_secs(SystemTime::now()),
+            file,
             remote: path.clone(),
             position: 0,
         })
+    }
+
+    /// A download hashed the whole file and got `digest`: remember it for
+    /// the next one if the file is settled and unchanged (see
+    /// `server::digest_cache`). Not on a read-only server.
+    pub fn remember_digest(&self, dl: &Download, digest: &[u8; 32]) {
+        if !self.config.read_only && dl.known.is_none() {
+            digest_cache::remember(&dl.file, &dl.stamp, dl.opened, digest);
+        }
     }
 
     /// Moves the read position of a download (resume); at most its size.

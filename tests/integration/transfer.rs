@@ -110,3 +110,114 @@ fn server_exits_zero_on_sigterm() {
     let status = server.stop();
     assert!(status.success(), "ftxd exited with {status} on SIGTERM");
 }
+
+/// The digest ftxd remembers in `user.ftx.blake3`, or `None`.
+fn remembered(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: valid C strings and a buffer valid for its length.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"user.ftx.blake3".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    usize::try_from(n).ok().map(|n| buf[..n].to_vec())
+}
+
+fn set_remembered(path: &std::path::Path, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C strings and a value valid for its length.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            c"user.ftx.blake3".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    r == 0
+}
+
+/// Sets a file's modification time `secs` seconds into the past.
+fn age(path: &std::path::Path, secs: u64) {
+    let f = fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn a_settled_files_digest_is_remembered_and_used_until_it_changes() {
+    let server = Server::start(&["--no-fsync"]);
+    let root = server.root();
+    let down = server.scratch("down");
+    // Needs user extended attributes on the test directory's filesystem.
+    let probe = root.join("probe");
+    fs::write(&probe, b"").unwrap();
+    let xattrs = set_remembered(&probe, b"x");
+    fs::remove_file(&probe).unwrap();
+    if !xattrs {
+        eprintln!("skipped: no user extended attributes here");
+        return;
+    }
+    let old = root.join("old.bin");
+    let fresh = root.join("fresh.bin");
+    write_random_file(&old, 3 << 20, 71);
+    write_random_file(&fresh, 3 << 20, 72);
+    age(&old, 60);
+
+    // The first download hashes both; only the settled one is remembered.
+    server
+        .batch(&down, "get old.bin\nget fresh.bin\n")
+        .assert_success();
+    assert_same_file(&old, &down.join("old.bin"));
+    assert_same_file(&fresh, &down.join("fresh.bin"));
+    let entry = remembered(&old).expect("a settled file's digest is remembered");
+    assert_eq!(
+        &entry[entry.len() - 32..],
+        blake3::hash(&fs::read(&old).unwrap()).as_bytes()
+    );
+    assert_eq!(remembered(&fresh), None, "a file written just now is not");
+
+    // The next download takes the digest from there: a wrong one fails
+    // the client's check, so it was used rather than computed.
+    let mut wrong = entry.clone();
+    let last = wrong.len() - 1;
+    wrong[last] ^= 1;
+    assert!(set_remembered(&old, &wrong));
+    server
+        .batch(&down, "get -f old.bin\n")
+        .assert_error("integrity check failed");
+    assert_same_file(&old, &down.join("old.bin"));
+
+    // New content: the entry no longer matches, the file is hashed again
+    // (and, once settled, remembered anew).
+    write_random_file(&old, 3 << 20, 73);
+    age(&old, 30);
+    server.batch(&down, "get -f old.bin\n").assert_success();
+    assert_same_file(&old, &down.join("old.bin"));
+    let entry = remembered(&old).expect("remembered again");
+    assert_eq!(
+        &entry[entry.len() - 32..],
+        blake3::hash(&fs::read(&old).unwrap()).as_bytes()
+    );
+    assert_no_temp_files(root);
+}
+
+#[test]
+fn a_read_only_server_remembers_nothing() {
+    let server = Server::start(&["--read-only"]);
+    let root = server.root();
+    let down = server.scratch("down");
+    let f = root.join("f.bin");
+    write_random_file(&f, 2 << 20, 74);
+    age(&f, 60);
+    server.batch(&down, "get f.bin\n").assert_success();
+    assert_same_file(&f, &down.join("f.bin"));
+    assert_eq!(remembered(&f), None);
+}
