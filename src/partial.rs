@@ -183,7 +183,7 @@ fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Resu
 }
 
 /// Whether `name` in `dir` is (still) the open `file`.
-fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
+pub fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
     let held = file.metadata()?;
     // SAFETY: plain struct filled in by the kernel.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };

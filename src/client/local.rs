@@ -181,6 +181,12 @@ pub fn publish(temp: &Path, target: &Path, force: bool) -> io::Result<PathBuf> {
                 fs::remove_file(temp)?;
                 return Ok(candidate);
             }
+            // Already ours: an earlier run linked the part here and was
+            // killed before it removed the part; `reget` finishes that.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(temp, &candidate) => {
+                fs::remove_file(temp)?;
+                return Ok(candidate);
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 candidate = target.with_file_name(clash_name(&name, n));
             }
@@ -193,10 +199,40 @@ pub fn publish(temp: &Path, target: &Path, force: bool) -> io::Result<PathBuf> {
     ))
 }
 
+/// Whether two paths name the same file (not following a final symlink).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn a_part_already_linked_to_its_target_is_finished_not_copied() {
+        // ftx killed between linking the part to the target and removing
+        // the part: both names are the same file.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.txt");
+        let part = dir.path().join(".ftx-part-a.txt");
+        fs::write(&part, b"whole").unwrap();
+        fs::hard_link(&part, &target).unwrap();
+        assert_eq!(publish(&part, &target, false).unwrap(), target);
+        assert!(!part.exists());
+        assert_eq!(fs::read(&target).unwrap(), b"whole");
+        assert!(!dir.path().join("a_1.txt").exists());
+        // A different file under the name still gets the clash rule.
+        fs::write(&part, b"other").unwrap();
+        assert_eq!(
+            publish(&part, &target, false).unwrap(),
+            dir.path().join("a_1.txt")
+        );
+    }
 
     #[test]
     fn clash_rule_and_force_locally() {

@@ -593,6 +593,15 @@ impl Store {
             };
             match publish_noreplace(up.dir.as_fd(), &up.temp, &to) {
                 Ok(()) => return Ok(stored),
+                // Already ours: a commit that linked the part to this
+                // name and stopped (a crash) before it unlinked the part;
+                // the `reput` that finishes it must not store a copy.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EEXIST)
+                        && partial::same_file_at(dir, &to, &up.file).unwrap_or(false) =>
+                {
+                    return Ok(stored)
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(StoreError::from_io(stored.as_str(), e)),
             }

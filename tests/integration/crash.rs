@@ -694,6 +694,44 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
     server.stop();
 }
 
+// ------------------------------------------------------------ crash between link and unlink
+
+#[test]
+fn a_part_already_linked_to_its_name_is_finished_by_reput_and_reget() {
+    // A commit publishes by linking the part to the free name, then
+    // removing the part. Killed between the two, the part and the name are
+    // the same file; reput/reget must finish that, not store a copy.
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let root = server.root();
+    write_random_file(&cwd.join("up.bin"), 3 << 20, 81);
+    fs::copy(cwd.join("up.bin"), root.join("up.bin")).unwrap();
+    fs::hard_link(root.join("up.bin"), part_path(root, "up.bin")).unwrap();
+    let out = server.batch(&cwd, "reput up.bin\n");
+    out.assert_success()
+        .assert_stdout_contains("uploaded 'up.bin' as 'up.bin'");
+    assert_eq!(names_in(root), ["up.bin"], "{}\n{out}", tree(root));
+    assert_same_file(&cwd.join("up.bin"), &root.join("up.bin"));
+    assert_no_temp_files(root);
+
+    // The same on the client's side.
+    write_random_file(&root.join("down.bin"), 3 << 20, 82);
+    fs::copy(root.join("down.bin"), cwd.join("down.bin")).unwrap();
+    fs::hard_link(cwd.join("down.bin"), part_path(&cwd, "down.bin")).unwrap();
+    let out = server.batch(&cwd, "reget down.bin\n");
+    out.assert_success()
+        .assert_stdout_contains("downloaded 'down.bin' as 'down.bin'");
+    assert_eq!(
+        names_in(&cwd),
+        ["down.bin", "up.bin"],
+        "{}\n{out}",
+        tree(&cwd)
+    );
+    assert_same_file(&root.join("down.bin"), &cwd.join("down.bin"));
+    assert_no_temp_files(&cwd);
+    server.stop();
+}
+
 // ------------------------------------------------------------ corruption
 
 /// Offset of the flipped byte in the data direction: well inside the first
