@@ -210,22 +210,56 @@ pub fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result
 /// start with positioned reads (the file position does not move).
 /// Fails with `UnexpectedEof` if the file is shorter.
 pub fn prefix_hasher(file: &File, len: u64) -> io::Result<blake3::Hasher> {
-    use std::os::unix::fs::FileExt;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; HASH_BUF.min(len as usize).max(1)];
-    let mut pos = 0u64;
-    while pos < len {
-        let want = buf.len().min((len - pos) as usize);
-        let n = match file.read_at(&mut buf[..want], pos) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        pos += n as u64;
+    let mut hashing = PrefixHashing::new(len);
+    while !hashing.step(file, u64::MAX)? {}
+    Ok(hashing.finish())
+}
+
+/// Hashing the first `len` bytes of a file a step at a time, so that a
+/// server on one thread can hash a large prefix between other work.
+#[derive(Debug)]
+pub struct PrefixHashing {
+    hasher: blake3::Hasher,
+    pos: u64,
+    len: u64,
+}
+
+impl PrefixHashing {
+    /// Nothing hashed yet of a prefix of `len` bytes.
+    pub fn new(len: u64) -> PrefixHashing {
+        PrefixHashing {
+            hasher: blake3::Hasher::new(),
+            pos: 0,
+            len,
+        }
     }
-    Ok(hasher)
+
+    /// Hashes about `max` more bytes (whole reads of up to 256 KiB) with
+    /// positioned reads (the file position does not move). `Ok(true)`
+    /// once the whole prefix is hashed; `UnexpectedEof` if the file is
+    /// shorter.
+    pub fn step(&mut self, file: &File, max: u64) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; HASH_BUF.min((self.len - self.pos) as usize).max(1)];
+        let stop = self.pos.saturating_add(max).min(self.len);
+        while self.pos < stop {
+            let want = buf.len().min((self.len - self.pos) as usize);
+            let n = match file.read_at(&mut buf[..want], self.pos) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.hasher.update(&buf[..n]);
+            self.pos += n as u64;
+        }
+        Ok(self.pos == self.len)
+    }
+
+    /// The BLAKE3 state after the prefix (call once `step` said done).
+    pub fn finish(self) -> blake3::Hasher {
+        self.hasher
+    }
 }
 
 /// Most directories a sweep visits, so one sweep of a huge tree stays bounded.

@@ -20,8 +20,9 @@ use mio::{Interest, Registry, Token};
 use super::store::{Download, Store, StoreError, Upload};
 use super::tokens::Access;
 use super::transport::{Input, Security, Transport};
+use crate::partial::PrefixHashing;
 use crate::proto::error::ErrorCode;
-use crate::proto::session::{ServerEvent, ServerSession};
+use crate::proto::session::{PutAccept, ServerEvent, ServerSession};
 
 /// Read/process/write rounds one wake-up may spend on a connection before
 /// the loop serves the others (fairness); at 256 KiB a read that is up to
@@ -32,6 +33,10 @@ const DRIVE_BUDGET: usize = 16;
 const READ_LEN: usize = 256 * 1024 + 4096;
 /// Bytes asked of the socket per read between transfers.
 const REQUEST_READ_LEN: usize = 4096;
+
+/// Bytes of a resumed transfer's prefix hashed per round of `drive`
+/// (~0.4 ms here), so resuming a large file never holds the loop for long.
+const PREFIX_STEP: u64 = 1 << 20;
 
 /// What the loop must do with a connection after driving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,9 @@ pub(crate) struct Conn {
     /// Boxed: most connections never download, and a download carries a
     /// few hundred bytes.
     download: Option<Box<Download>>,
+    /// A resumed transfer whose prefix is being hashed, a step per round,
+    /// before the client is answered.
+    prefix: Option<Box<PrefixJob>>,
     /// When the transfer in progress started (for the log line).
     transfer_started: Option<Instant>,
     opened: Instant,
@@ -104,6 +112,7 @@ impl Conn {
             session,
             upload: None,
             download: None,
+            prefix: None,
             transfer_started: None,
             opened: now,
             readable: true,
@@ -201,6 +210,7 @@ impl Conn {
                 }
             }
             progress |= self.handle_events(store, now);
+            progress |= self.hash_prefix(store, now);
             progress |= self.pump_download(store);
             match self.flush() {
                 Ok(wrote) => progress |= wrote,
@@ -215,7 +225,11 @@ impl Conn {
                 return Step::Close;
             }
             if !progress {
-                if flushed && self.upload.is_none() && self.download.is_none() {
+                if flushed
+                    && self.upload.is_none()
+                    && self.download.is_none()
+                    && self.prefix.is_none()
+                {
                     self.session.shrink();
                 }
                 // Waiting for the network: flush the upload meanwhile.
@@ -252,6 +266,11 @@ impl Conn {
     /// temporary file removed), one last non-blocking flush is tried, and
     /// the socket is closed.
     pub(crate) fn close(mut self, store: &Store, registry: &Registry, why: &str) {
+        if let Some(job) = self.prefix.take() {
+            if let Resumed::Put(up, _) = job.then {
+                self.upload = Some(up);
+            }
+        }
         if let Some(up) = self.upload.take() {
             info!(
                 "{}: put '{}' failed: {why} after {} of {} bytes",
@@ -322,6 +341,66 @@ impl Conn {
                 return Ok(wrote);
             }
         }
+    }
+
+    /// Hashes the next step of a resumed transfer's prefix; once it is
+    /// whole, answers the client (`PutReady` / `GetReady` with its digest).
+    fn hash_prefix(&mut self, store: &Store, now: Instant) -> bool {
+        let Some(job) = self.prefix.as_mut() else {
+            return false;
+        };
+        let file = match &job.then {
+            Resumed::Get(dl) => &dl.file,
+            Resumed::Put(up, _) => up.file(),
+        };
+        let step = job.hashing.step(file, PREFIX_STEP);
+        if let Ok(false) = step {
+            return true;
+        }
+        let job = *self.prefix.take().expect("checked above");
+        let peer = self.peer;
+        match (step, job.then) {
+            (Ok(_), Resumed::Get(dl)) => {
+                let offset = dl.position();
+                debug!(
+                    "{peer}: get '{}' from byte {offset} of {} ({})",
+                    dl.remote(),
+                    dl.size,
+                    self.elapsed(now)
+                );
+                let prefix = job.hashing.finish();
+                self.session
+                    .accept_get(dl.size, offset, dl.mtime, prefix, dl.known);
+                self.download = Some(dl);
+            }
+            (Ok(_), Resumed::Put(up, mut accept)) => {
+                debug!(
+                    "{peer}: put '{}' ({} bytes) resumed at byte {} ({})",
+                    up.remote(),
+                    up.size(),
+                    accept.offset,
+                    self.elapsed(now)
+                );
+                accept.prefix = job.hashing.finish();
+                let path = up.remote().clone();
+                self.upload = Some(up);
+                self.session.accept_put(&path, accept);
+            }
+            (Err(e), then) => {
+                let path = match &then {
+                    Resumed::Get(dl) => dl.remote().clone(),
+                    Resumed::Put(up, _) => up.remote().clone(),
+                };
+                let e = StoreError::from_io(path.as_str(), e);
+                info!("{peer}: resuming '{path}' failed: {e}");
+                if let Resumed::Put(up, _) = then {
+                    // Not this upload's fault: the part stays for reput.
+                    store.abort(up, true);
+                }
+                self.session.reply_error(e.code(), &e.to_string());
+            }
+        }
+        true
     }
 
     /// Feeds file bytes to a running download while the session takes them.
@@ -417,11 +496,16 @@ impl Conn {
                 }
                 let resume = resume.then_some(offset);
                 match store.begin_upload(&path, size, force, resume) {
+                    Ok((up, accept)) if accept.offset > 0 => {
+                        // Answered once the part's prefix is hashed.
+                        self.transfer_started = Some(now);
+                        self.prefix = Some(Box::new(PrefixJob {
+                            hashing: PrefixHashing::new(accept.offset),
+                            then: Resumed::Put(up, accept),
+                        }));
+                    }
                     Ok((up, accept)) => {
-                        debug!(
-                            "{peer}: put '{path}' ({size} bytes) started at byte {}",
-                            accept.offset
-                        );
+                        debug!("{peer}: put '{path}' ({size} bytes) started");
                         self.upload = Some(up);
                         self.transfer_started = Some(now);
                         self.session.accept_put(&path, accept);
@@ -492,15 +576,23 @@ impl Conn {
                 let opened = store.open_download(&path).and_then(|mut dl| {
                     // Past the end: the client's part is not of this file; restart.
                     let offset = if offset > dl.size { 0 } else { offset };
-                    let prefix = store.prefix_hasher(&dl, offset)?;
                     store.seek(&mut dl, offset)?;
-                    Ok((dl, offset, prefix))
+                    Ok((dl, offset))
                 });
                 match opened {
-                    Ok((dl, offset, prefix)) => {
-                        debug!("{peer}: get '{path}' from byte {offset} of {}", dl.size);
+                    Ok((dl, offset)) if offset > 0 => {
+                        // Answered once the prefix is hashed.
+                        self.transfer_started = Some(now);
+                        self.prefix = Some(Box::new(PrefixJob {
+                            hashing: PrefixHashing::new(offset),
+                            then: Resumed::Get(Box::new(dl)),
+                        }));
+                    }
+                    Ok((dl, _)) => {
+                        debug!("{peer}: get '{path}' ({} bytes)", dl.size);
+                        let fresh = blake3::Hasher::new();
                         self.session
-                            .accept_get(dl.size, offset, dl.mtime, prefix, dl.known);
+                            .accept_get(dl.size, 0, dl.mtime, fresh, dl.known);
                         self.download = Some(Box::new(dl));
                         self.transfer_started = Some(now);
                     }
@@ -583,6 +675,22 @@ fn mutates(event: &ServerEvent) -> bool {
 /// closing with unread input makes the kernel send a reset, which can
 /// discard our last bytes at the peer. So: shut down our side, drain what
 /// has already arrived (without blocking), then close.
+/// A resumed transfer waiting for its prefix digest.
+struct PrefixJob {
+    hashing: PrefixHashing,
+    then: Resumed,
+}
+
+/// What a finished prefix digest lets start. Lives in a box (`PrefixJob`),
+/// so the size of its largest variant costs nothing elsewhere.
+#[allow(clippy::large_enum_variant)]
+enum Resumed {
+    /// A download positioned at the end of the prefix.
+    Get(Box<Download>),
+    /// An upload and the answer it gets.
+    Put(Upload, PutAccept),
+}
+
 pub(crate) fn linger_close(stream: &mut TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut scratch = [0u8; 512];

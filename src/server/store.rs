@@ -158,7 +158,7 @@ impl StoreError {
     }
 
     /// Maps an I/O error on `path` (a remote path) to its typed cause.
-    fn from_io(path: &str, e: io::Error) -> StoreError {
+    pub(crate) fn from_io(path: &str, e: io::Error) -> StoreError {
         let path = display_name(path);
         match e.raw_os_error() {
             Some(libc::ENOENT) => StoreError::NotFound(path),
@@ -254,6 +254,11 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// The file being written (to hash a resumed upload's prefix).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The remote path asked for (the stored name may differ on a clash).
     pub fn remote(&self) -> &RemotePath {
         &self.remote
@@ -400,7 +405,9 @@ impl Store {
     /// interrupted part it leaves alone. With `resume: Some(max)`, the part
     /// file is continued where it ends (if that is at most `max`, the
     /// client's size; otherwise it restarts); the returned [`PutAccept`]
-    /// says from where, with the prefix's BLAKE3 state.
+    /// says from where. Its `prefix` is still empty: the caller hashes the
+    /// part's first `offset` bytes ([`Upload::file`],
+    /// [`partial::PrefixHashing`]) before it answers the client.
     pub fn begin_upload(
         &self,
         path: &RemotePath,
@@ -438,10 +445,10 @@ impl Store {
                     held = 0;
                 }
                 file.set_len(held).map_err(io_err)?;
-                let prefix = partial::prefix_hasher(&file, held).map_err(io_err)?;
+                // The prefix is the caller's to hash (a step at a time).
                 let accept = PutAccept {
                     offset: held,
-                    prefix,
+                    prefix: blake3::Hasher::new(),
                     partial: 0,
                     resumable: true,
                 };
