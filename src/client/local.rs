@@ -149,8 +149,13 @@ impl Drop for LocalDownload {
         if self.done {
             return;
         }
-        let keep = self.resumable && !self.discard && self.held().unwrap_or(0) > 0;
-        if !keep {
+        let held = self.held().unwrap_or(0);
+        let keep = self.resumable && !self.discard && held > 0;
+        if keep {
+            // Kept for reget: give back the blocks reserved past what
+            // arrived (see `partial::preallocate`).
+            let _ = self.file.set_len(held);
+        } else {
             let _ = fs::remove_file(&self.path);
         }
     }

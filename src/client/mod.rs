@@ -577,7 +577,15 @@ impl Client {
                             hasher = Some(DownloadHasher::new(blake3::Hasher::new(), 0, &dl.file));
                         }
                         outcome.resumed_from = from;
-                        if let Err(source) = dl.seek_to(from) {
+                        let placed = dl.seek_to(from).and_then(|()| {
+                            // Blocks reserved up front: cheaper writes, and
+                            // a local disk too small fails now, not midway.
+                            match crate::partial::preallocate(&dl.file, from, size - from) {
+                                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Err(e),
+                                _ => Ok(()),
+                            }
+                        });
+                        if let Err(source) = placed {
                             failure = Some(local_err(source));
                             self.session.cancel();
                         }

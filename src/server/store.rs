@@ -468,12 +468,24 @@ impl Store {
             },
         };
         let need = size - accept.offset;
-        if beneath::free_space(dir.as_fd()).is_some_and(|free| free < need) {
+        // Blocks reserved up front: cheaper writes, and a disk that cannot
+        // hold the upload refuses it now (another upload may have taken
+        // the space the free-space check saw).
+        let full = match partial::preallocate(&file, accept.offset, need) {
+            Ok(()) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => true,
+            // Not supported here: the free space says whether it fits.
+            Err(_) => beneath::free_space(dir.as_fd()).is_some_and(|free| free < need),
+        };
+        if full {
             // Refused before any data flows: a part that holds an
             // interrupted upload stays for a later `reput`; a file opened
             // just now is removed, while still locked.
             if accept.offset == 0 {
                 let _ = beneath::unlink_at(dir.as_fd(), &temp, false);
+            } else {
+                // A failed reservation may have taken some blocks.
+                let _ = file.set_len(accept.offset);
             }
             drop(file);
             return Err(StoreError::NoSpace);
@@ -620,6 +632,11 @@ impl Store {
     /// stays there (unlocked) for `reput`; anything else is removed.
     pub fn abort(&self, up: Upload, keep: bool) {
         if keep && up.resumable && up.written > 0 {
+            // Kept for reput: give back the blocks reserved past what
+            // arrived (the reput reserves again).
+            if let Err(e) = up.file.set_len(up.written) {
+                log::warn!("cannot trim part file {:?}: {e}", up.temp);
+            }
             return;
         }
         if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
@@ -980,6 +997,51 @@ mod tests {
         fs::write(root.join("f"), b"x").unwrap();
         let file = Store::open(config(&root.join("f"))).unwrap_err();
         assert!(file.to_string().contains("is not a directory"), "{file}");
+    }
+
+    /// Blocks allocated to a file, in bytes.
+    fn allocated(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    /// An upload reserves its declared size up front without changing the
+    /// file's size; kept for reput, its part gives back what did not
+    /// arrive.
+    #[test]
+    fn an_upload_reserves_its_size_and_a_kept_part_gives_the_rest_back() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let size = 8 << 20;
+        let (mut up, accept) = s.begin_upload(&rp("r.bin"), size, false, None).unwrap();
+        assert!(accept.resumable);
+        let part = root.join(partial::part_name("r.bin"));
+        if allocated(&part) < size {
+            eprintln!("skipped: no fallocate on this filesystem");
+            return;
+        }
+        assert_eq!(fs::metadata(&part).unwrap().len(), 0);
+        s.write(&mut up, 0, &[1u8; 100_000]).unwrap();
+        assert_eq!(fs::metadata(&part).unwrap().len(), 100_000);
+        s.abort(up, true);
+        assert_eq!(fs::metadata(&part).unwrap().len(), 100_000);
+        assert!(
+            allocated(&part) < 1 << 20,
+            "{} bytes still reserved",
+            allocated(&part)
+        );
+        // reput reserves the rest again and finishes it.
+        let (mut up, accept) = s
+            .begin_upload(&rp("r.bin"), size, false, Some(size))
+            .unwrap();
+        assert_eq!(accept.offset, 100_000);
+        assert!(allocated(&part) >= size);
+        let rest = vec![1u8; (size - 100_000) as usize];
+        s.write(&mut up, 100_000, &rest).unwrap();
+        assert_eq!(s.commit(up).unwrap(), rp("r.bin"));
+        assert_eq!(
+            fs::read(root.join("r.bin")).unwrap(),
+            vec![1u8; size as usize]
+        );
     }
 
     /// An upload is made durable when it waits for the network with a

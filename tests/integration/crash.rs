@@ -615,7 +615,8 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
     drop(proxy);
     assert!(names_in(&root).is_empty(), "{}", tree(&root));
 
-    // 2. It fits when it starts; another file fills the disk meanwhile.
+    // 2. It fits when it starts, and the space is its own from then on
+    // (reserved with fallocate): another writer cannot take it meanwhile.
     let proxy = Proxy::start(
         server.addr(),
         Tamper {
@@ -630,21 +631,19 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
         thread::sleep(Duration::from_millis(1));
     }
     assert!(proxy.holding(), "the upload never started");
-    // At most 1 MiB of the upload is on disk: 5 MiB more leave less than
-    // the 5 MiB the upload still needs.
-    fs::write(root.join("filler.bin"), random_bytes(5 << 20, 54)).unwrap();
+    // At most 1 MiB of the upload is on disk, but all 6 MiB are reserved:
+    // 5 MiB more do not fit.
+    let e = fs::write(root.join("filler.bin"), random_bytes(5 << 20, 54)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    fs::remove_file(root.join("filler.bin")).unwrap();
     proxy.release();
     let out = run.wait(Duration::from_secs(30));
-    out.assert_error("no space left");
-    drop(proxy);
-    assert_eq!(names_in(&root), ["filler.bin"], "{}\n{out}", tree(&root));
-
-    // The server still serves: listing, and uploads once there is room.
-    let out = server.batch(&cwd, "ls\nput small.bin\nrm filler.bin\nput six.bin\nls\n");
     out.assert_success();
-    assert_same_file(&cwd.join("small.bin"), &root.join("small.bin"));
+    drop(proxy);
     assert_same_file(&cwd.join("six.bin"), &root.join("six.bin"));
+    assert_eq!(names_in(&root), ["six.bin"], "{}\n{out}", tree(&root));
     fs::remove_file(root.join("six.bin")).unwrap();
+    fs::write(root.join("filler.bin"), random_bytes(5 << 20, 54)).unwrap();
 
     // 3. Two uploads, each under the free space, together over it.
     write_random_file(&cwd.join("a.bin"), 5 << 20, 55);
@@ -691,6 +690,28 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
         .assert_stdout_contains(&format!("(resumed at byte {held}, "));
     assert_same_file(&cwd.join("six.bin"), &root.join("six.bin"));
     assert_no_temp_files(&root);
+    server.stop();
+}
+
+#[test]
+fn a_download_too_big_for_the_local_disk_fails_at_once_and_leaves_nothing() {
+    let disk = match Tmpfs::mount("4m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("skipping local disk_full test: {why}");
+            return;
+        }
+    };
+    let server = Server::start(&["--no-fsync"]);
+    write_random_file(&server.root().join("six.bin"), 6 << 20, 58);
+    write_random_file(&server.root().join("two.bin"), 2 << 20, 59);
+    // The blocks are reserved when the download starts: refused before
+    // the data is written, not when the disk runs out halfway.
+    let out = server.batch(&disk.dir, "get six.bin\n");
+    out.assert_error("no space left");
+    assert!(names_in(&disk.dir).is_empty(), "{}\n{out}", tree(&disk.dir));
+    server.batch(&disk.dir, "get two.bin\n").assert_success();
+    assert_same_file(&server.root().join("two.bin"), &disk.dir.join("two.bin"));
     server.stop();
 }
 
