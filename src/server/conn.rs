@@ -217,6 +217,7 @@ impl Conn {
             if !progress {
                 if flushed && self.upload.is_none() && self.download.is_none() {
                     self.session.shrink();
+                    self.transport.shrink();
                 }
                 // Waiting for the network: flush the upload meanwhile.
                 if let Some(Err(e)) = self.upload.as_mut().map(|up| store.settle(up)) {
