@@ -240,6 +240,8 @@ const OUTGOING_STEADY: usize = OUTGOING_LIMIT + RECORD_PLAINTEXT + RECORD_OVERHE
 /// The most `plain` holds: the records of a full `incoming`, decrypted
 /// while writing, and one record left with rustls.
 const PLAIN_STEADY: usize = INCOMING_CAP + RECORD_PLAINTEXT;
+/// Unsent bytes worth moving to the front of `outgoing` to make room.
+const CHEAP_MOVE: usize = RECORD_PLAINTEXT;
 /// Socket reads one `read` may make before it lets the loop go on.
 const MAX_READS: usize = 16;
 
@@ -355,7 +357,8 @@ impl TlsPipe {
                 self.failed = true;
                 return Err(tls_error("TLS record or handshake message too large"));
             }
-            match stream.read(self.incoming.room(INCOMING_CAP - held, INCOMING_CAP)) {
+            let want = self.read_size();
+            match stream.read(&mut self.incoming.room(want, INCOMING_CAP)[..want]) {
                 // A TCP close without close_notify: frames carry their own
                 // lengths and transfers their digests, so a truncation is
                 // seen by the session anyway. A partial record is dropped.
@@ -383,6 +386,24 @@ impl TlsPipe {
         }
     }
 
+    /// How many bytes to ask of the socket: as many as fit, but only up to
+    /// the end of a record already started, so that the buffer empties
+    /// after each record instead of moving a partial one to the front.
+    /// (During the handshake rustls may keep joined messages in front: no
+    /// record header there, so just as many as fit.)
+    fn read_size(&self) -> usize {
+        let held = self.incoming.pending();
+        let room = INCOMING_CAP - held.len();
+        if held.len() < 5 || self.conn.is_handshaking() {
+            return room;
+        }
+        let record = 5 + usize::from(u16::from_be_bytes([held[3], held[4]]));
+        match record.checked_sub(held.len()) {
+            Some(rest) if rest > 0 => rest.min(room),
+            _ => room,
+        }
+    }
+
     /// Encrypts what it may of `out` and writes the queued records while
     /// the socket takes them. Returns the bytes of `out` taken and whether
     /// anything moved.
@@ -392,6 +413,8 @@ impl TlsPipe {
         writable: &mut bool,
         out: &[u8],
     ) -> io::Result<(usize, bool)> {
+        // Records already made go first: the room they leave is reused.
+        let mut moved = self.send(stream, writable)?;
         let mut taken = 0;
         if !out.is_empty() && self.outgoing.len() < OUTGOING_LIMIT && !self.failed {
             let mut none = Sink {
@@ -400,7 +423,14 @@ impl TlsPipe {
             };
             taken = self.pump(&mut none, out, false)?.taken;
         }
-        let mut moved = taken > 0;
+        moved |= taken > 0;
+        moved |= self.send(stream, writable)?;
+        Ok((taken, moved))
+    }
+
+    /// Writes queued records while the socket takes them; whether it took any.
+    fn send<S: Write>(&mut self, stream: &mut S, writable: &mut bool) -> io::Result<bool> {
+        let mut moved = false;
         while *writable && !self.outgoing.is_empty() {
             match stream.write(self.outgoing.pending()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -413,7 +443,7 @@ impl TlsPipe {
                 Err(e) => return Err(e),
             }
         }
-        Ok((taken, moved))
+        Ok(moved)
     }
 
     fn wants_write(&self) -> bool {
@@ -520,13 +550,18 @@ impl TlsPipe {
                 }
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                     let mut result = Ok(0);
-                    while !*failed
-                        && result.is_ok()
-                        && pumped.taken < send.len()
-                        && outgoing.len() < OUTGOING_LIMIT
-                    {
+                    while !*failed && result.is_ok() && pumped.taken < send.len() {
                         let rest = &send[pumped.taken..];
                         let chunk = &rest[..rest.len().min(RECORD_PLAINTEXT)];
+                        // Wait for the socket rather than move many
+                        // unsent bytes to make room (when it takes part
+                        // of them, which is usual while it is the
+                        // bottleneck).
+                        if outgoing.len() >= OUTGOING_LIMIT
+                            || !outgoing.cheap_room(chunk.len() + RECORD_OVERHEAD)
+                        {
+                            break;
+                        }
                         result = fill(outgoing, chunk.len() + RECORD_OVERHEAD, |room| {
                             traffic.encrypt(chunk, room).map_err(encrypt_needs)
                         });
@@ -690,6 +725,15 @@ impl Queue {
         &mut self.buf[self.end as usize..]
     }
 
+    /// Whether [`Queue::room`] can give `want` bytes without moving more
+    /// than [`CHEAP_MOVE`] bytes (growing the block is rare: it stops at
+    /// its steady size).
+    fn cheap_room(&self, want: usize) -> bool {
+        self.buf.len() - (self.end as usize) >= want
+            || self.len() <= CHEAP_MOVE
+            || self.buf.len() - self.len() < want
+    }
+
     /// `n` bytes of [`Queue::room`] were filled.
     fn filled(&mut self, n: usize) {
         debug_assert!(self.end as usize + n <= self.buf.len());
@@ -736,10 +780,13 @@ mod tests {
         eof: bool,
         output: Vec<u8>,
         room: usize,
+        /// The sizes the server asked to read.
+        asked: Vec<usize>,
     }
 
     impl Read for Wire {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.asked.push(buf.len());
             let left = self.input.len() - self.read;
             if left == 0 {
                 return if self.eof {
@@ -1022,6 +1069,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_end_where_a_started_record_ends() {
+        let mut p = Pair::connected();
+        let data = pattern(5 * 16_384);
+        for record in data.chunks(16_384) {
+            p.client_write(record);
+        }
+        p.wire.asked.clear();
+        let (got, _) = p.server_read(1 << 20);
+        assert_eq!(got, data);
+        // A full record on the wire: header, plaintext, content type, tag.
+        let record = 5 + 16_384 + 1 + 16;
+        assert_eq!(p.wire.asked[0], INCOMING_CAP);
+        // The rest of the second record, not more: then the buffer empties.
+        assert_eq!(p.wire.asked[1], 2 * record - INCOMING_CAP);
+        assert_eq!(p.wire.asked[2], INCOMING_CAP);
+        assert!(p.server.incoming.is_empty());
+    }
+
+    #[test]
     fn records_decrypted_while_writing_come_first_on_the_next_read() {
         let mut p = Pair::connected();
         let data = pattern(30_000);
@@ -1255,5 +1321,21 @@ mod tests {
         assert!(q.buf.is_empty());
         q.consume(10);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn room_is_cheap_at_the_end_or_after_a_small_move() {
+        let mut q = Queue::default();
+        // Growing (an empty or small block) is allowed.
+        assert!(q.cheap_room(100));
+        q.push(&vec![1; 60_000], 80_000);
+        q.room(20_000, 80_000);
+        assert_eq!(q.buf.len(), 80_896);
+        q.consume(30_000);
+        // 30,000 bytes pending, 20,896 free at the end.
+        assert!(q.cheap_room(20_000));
+        assert!(!q.cheap_room(30_000), "would move 30,000 bytes");
+        q.consume(30_000 - CHEAP_MOVE);
+        assert!(q.cheap_room(30_000), "moves only {CHEAP_MOVE} bytes");
     }
 }
