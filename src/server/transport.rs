@@ -240,6 +240,9 @@ fn would_block(e: io::Error, readable: &mut bool) -> io::Result<Input> {
 /// handshake message spread over records that do not fit together, is an
 /// error.
 const INCOMING_CAP: usize = 5 + 16_384 + 2048;
+/// The incoming block's first size (what rustls's buffered connection
+/// reads at a time); it doubles while records fill it.
+const INCOMING_FIRST: usize = 4096;
 /// Plaintext per record we encrypt (TLS's maximum fragment).
 const RECORD_PLAINTEXT: usize = 16_384;
 /// Room asked for each record beyond its plaintext: header 5, content
@@ -399,14 +402,23 @@ impl TlsPipe {
         }
     }
 
-    /// How many bytes to ask of the socket: as many as fit, but only up to
-    /// the end of a record already started, so that the buffer empties
-    /// after each record instead of moving a partial one to the front.
-    /// (During the handshake rustls may keep joined messages in front: no
-    /// record header there, so just as many as fit.)
+    /// How many bytes to ask of the socket: as many as the block holds,
+    /// but only up to the end of a record already started, so that the
+    /// buffer empties after each record instead of moving a partial one to
+    /// the front. (During the handshake rustls may keep joined messages in
+    /// front: no record header there, so just as many as fit.) The block
+    /// starts at [`INCOMING_FIRST`] and doubles, up to the cap, only when
+    /// received bytes fill it: a peer that announces a large record and
+    /// stalls holds no more than it sent, and a little.
     fn read_size(&self) -> usize {
         let held = self.incoming.pending();
-        let room = INCOMING_CAP - held.len();
+        let block = self.incoming.buf.len();
+        let limit = if block > held.len() {
+            block
+        } else {
+            (2 * block).max(INCOMING_FIRST)
+        };
+        let room = limit.min(INCOMING_CAP) - held.len();
         if held.len() < 5 || self.conn.is_handshaking() {
             return room;
         }
@@ -1024,6 +1036,7 @@ mod tests {
         assert!(got.is_empty() && end.is_none());
         p.server.shrink();
         assert_eq!(p.server.incoming.len(), 10);
+        assert_eq!(p.server.incoming.buf.len(), INCOMING_FIRST);
         p.wire.input.extend_from_slice(&whole[10..]);
         assert_eq!(p.server_read(4096).0, b"request");
         p.server.shrink();
@@ -1082,8 +1095,33 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_large_record_holds_little() {
+        let mut p = Pair::connected();
+        // A record announced at 16 KiB, of which 100 bytes came.
+        p.client_write(&pattern(16_384));
+        let whole = p.take_input();
+        p.wire.input.extend_from_slice(&whole[..100]);
+        p.server_read(4096);
+        assert_eq!(p.server.incoming.buf.len(), INCOMING_FIRST);
+        // The rest grows the block, doubling, up to the cap.
+        p.wire.input.extend_from_slice(&whole[100..]);
+        assert_eq!(p.server_read(1 << 20).0, pattern(16_384));
+        assert_eq!(
+            p.server.incoming.buf.len(),
+            INCOMING_CAP.next_multiple_of(1024)
+        );
+    }
+
+    #[test]
     fn reads_end_where_a_started_record_ends() {
         let mut p = Pair::connected();
+        // Grow the block first.
+        p.client_write(&pattern(2 * 16_384));
+        p.server_read(1 << 20);
+        assert_eq!(
+            p.server.incoming.buf.len(),
+            INCOMING_CAP.next_multiple_of(1024)
+        );
         let data = pattern(5 * 16_384);
         for record in data.chunks(16_384) {
             p.client_write(record);
