@@ -231,6 +231,7 @@ impl Conn {
                     && self.prefix.is_none()
                 {
                     self.session.shrink();
+                    self.transport.shrink();
                 }
                 // Waiting for the network: flush the upload meanwhile.
                 if let Some(Err(e)) = self.upload.as_mut().map(|up| store.settle(up)) {

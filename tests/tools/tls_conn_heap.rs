@@ -2,8 +2,9 @@
 //! allocation: ftxd's own `ServerConfig`, a pinned client as `ftx` makes
 //! it, a handshake through memory, then a `Hello`-sized request and a
 //! `Welcome`-sized reply. Measured for rustls's buffered
-//! `ServerConnection` (what ftxd uses) and, for comparison, its
-//! `UnbufferedServerConnection`. Benchmark helper only (see README,
+//! `ServerConnection` (what ftxd used before) and its
+//! `UnbufferedServerConnection` (what ftxd uses, with its own buffers
+//! freed when idle, as here). Benchmark helper only (see README,
 //! Performance); `scripts/bench idle` measures the whole process.
 //!
 //! ```text
@@ -162,14 +163,14 @@ fn run() -> Result<(), String> {
     for _ in 0..CONNECTIONS {
         held.push(buffered(&server_config, &client_config)?);
     }
-    report("buffered ServerConnection (ftxd)");
+    report("buffered ServerConnection (ftxd before)");
     drop(held);
 
     let mut held = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         held.push(unbuffered(&server_config, &client_config)?);
     }
-    report("UnbufferedServerConnection");
+    report("UnbufferedServerConnection (ftxd)");
     drop(held);
     Ok(())
 }
@@ -216,7 +217,7 @@ fn client_in(c: &mut ClientConnection, wire: &mut Vec<u8>) -> Result<(), String>
 }
 
 /// One connection through the buffered API, driven as ftxd's transport
-/// does: `read_tls`, `process_new_packets`, `reader`; `writer`, `write_tls`.
+/// did: `read_tls`, `process_new_packets`, `reader`; `writer`, `write_tls`.
 fn buffered(
     config: &Arc<ServerConfig>,
     client_config: &Arc<ClientConfig>,
