@@ -234,7 +234,7 @@ impl Conn {
                     self.transport.shrink();
                 }
                 // Waiting for the network: flush the upload meanwhile.
-                if let Some(Err(e)) = self.upload.as_mut().map(|up| store.settle(up)) {
+                if let Some(Err(e)) = self.upload.as_mut().map(|up| store.settle(up, now)) {
                     self.upload_failed(store, &e);
                     continue;
                 }

@@ -549,9 +549,10 @@ impl Store {
     /// The upload waits for the network: a good moment to make what it
     /// wrote durable, if that is at least [`DURABLE_STEP`] bytes and they
     /// came slower than [`SETTLE_MAX_RATE`].
-    pub fn settle(&self, up: &mut Upload) -> Result<(), StoreError> {
+    /// `now` is the loop's clock.
+    pub fn settle(&self, up: &mut Upload, now: Instant) -> Result<(), StoreError> {
         let pending = up.written - up.synced;
-        let secs = up.synced_at.elapsed().as_secs_f64();
+        let secs = now.saturating_duration_since(up.synced_at).as_secs_f64();
         if pending >= DURABLE_STEP && pending as f64 <= SETTLE_MAX_RATE * secs {
             self.sync_written(up)?;
         }
@@ -1068,21 +1069,25 @@ mod tests {
         let size = DURABLE_MAX + 2 * DURABLE_STEP;
         let (mut up, _) = s.begin_upload(&rp("big"), size, false, None).unwrap();
         let chunk = vec![7u8; step];
-        // As if the bytes had taken a second to come: a slow link.
-        up.synced_at -= std::time::Duration::from_secs(1);
+        // The clock is given: a second after the last flush is a slow
+        // link, a millisecond a fast sender's moment of waiting.
+        let slow = |up: &Upload| up.synced_at + std::time::Duration::from_secs(1);
+        let fast = |up: &Upload| up.synced_at + std::time::Duration::from_millis(1);
         s.write(&mut up, 0, &chunk[..step - 1]).unwrap();
-        s.settle(&mut up).unwrap();
+        let at = slow(&up);
+        s.settle(&mut up, at).unwrap();
         assert_eq!(up.synced, 0, "less than a step: nothing to flush yet");
         s.write(&mut up, step as u64 - 1, &chunk[..1]).unwrap();
-        s.settle(&mut up).unwrap();
+        let at = slow(&up);
+        s.settle(&mut up, at).unwrap();
         assert_eq!(up.synced, DURABLE_STEP);
-        // A step that came at once (a fast sender's moment of waiting)
-        // is left for later.
+        // A step that came at once is left for later.
         s.write(&mut up, DURABLE_STEP, &chunk).unwrap();
-        s.settle(&mut up).unwrap();
+        let at = fast(&up);
+        s.settle(&mut up, at).unwrap();
         assert_eq!(up.synced, DURABLE_STEP, "flushed a fast sender's step");
-        up.synced_at -= std::time::Duration::from_secs(1);
-        s.settle(&mut up).unwrap();
+        let at = slow(&up);
+        s.settle(&mut up, at).unwrap();
         assert_eq!(up.synced, 2 * DURABLE_STEP);
         // Never waiting: flushed once DURABLE_MAX is not yet durable.
         let mut at = 2 * DURABLE_STEP;
