@@ -239,42 +239,68 @@ pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
-/// Hashing the first `len` bytes of a file a step at a time, so that a
-/// server on one thread can hash a large prefix between other work.
+/// Hashing the first `len` bytes of a file a step at a time, with
+/// positioned reads (the file position does not move): a server on one
+/// thread hashes a large prefix between other work, and ftx's download
+/// hasher follows a file as it is written ([`PrefixHashing::extend_to`]).
 #[derive(Debug)]
 pub struct PrefixHashing {
     hasher: blake3::Hasher,
     pos: u64,
     len: u64,
+    /// Bytes a read asks for at most.
+    read_len: usize,
+    /// Read buffer, made at the first step and kept for the next ones.
+    buf: Vec<u8>,
 }
 
 impl PrefixHashing {
     /// Nothing hashed yet of a prefix of `len` bytes.
     pub fn new(len: u64) -> PrefixHashing {
+        PrefixHashing::resume(blake3::Hasher::new(), 0, len)
+    }
+
+    /// Goes on from `hasher`, which has absorbed the file's first `pos`
+    /// bytes, up to `len`.
+    pub fn resume(hasher: blake3::Hasher, pos: u64, len: u64) -> PrefixHashing {
         PrefixHashing {
-            hasher: blake3::Hasher::new(),
-            pos: 0,
-            len,
+            hasher,
+            pos,
+            len: len.max(pos),
+            read_len: HASH_BUF,
+            buf: Vec::new(),
         }
     }
 
-    /// Hashes about `max` more bytes (whole reads of up to 256 KiB) with
-    /// positioned reads (the file position does not move). `Ok(true)`
-    /// once the whole prefix is hashed; `UnexpectedEof` if the file is
-    /// shorter.
+    /// Reads of at most `n` bytes (256 KiB by default).
+    pub fn reading(mut self, n: usize) -> PrefixHashing {
+        self.read_len = n.max(1);
+        self
+    }
+
+    /// The prefix now ends at `len` (a file still being written).
+    pub fn extend_to(&mut self, len: u64) {
+        self.len = self.len.max(len);
+    }
+
+    /// Hashes about `max` more bytes (whole reads).
+    /// `Ok(true)` once the whole prefix is hashed; `UnexpectedEof` if the
+    /// file is shorter.
     pub fn step(&mut self, file: &File, max: u64) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; HASH_BUF.min((self.len - self.pos) as usize).max(1)];
+        if self.buf.is_empty() && self.pos < self.len {
+            self.buf = vec![0u8; self.read_len.min((self.len - self.pos) as usize)];
+        }
         let stop = self.pos.saturating_add(max).min(self.len);
         while self.pos < stop {
-            let want = buf.len().min((self.len - self.pos) as usize);
-            let n = match file.read_at(&mut buf[..want], self.pos) {
+            let want = self.buf.len().min((self.len - self.pos) as usize);
+            let n = match file.read_at(&mut self.buf[..want], self.pos) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.hasher.update(&buf[..n]);
+            self.hasher.update(&self.buf[..n]);
             self.pos += n as u64;
         }
         Ok(self.pos == self.len)

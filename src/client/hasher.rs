@@ -15,11 +15,12 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+use crate::partial::PrefixHashing;
 
 /// Bytes hashed on the caller's thread before the helper starts.
 pub const INLINE_LIMIT: u64 = 4 << 20;
@@ -27,7 +28,12 @@ pub const INLINE_LIMIT: u64 = 4 << 20;
 /// The helper is told how far the file is written at most this often.
 const NOTIFY_STEP: u64 = 1 << 20;
 
-/// The helper's read size: small enough to stay in its core's cache.
+/// Bytes the helper hashes between two looks at the stop flag.
+const STEP: u64 = 1 << 20;
+
+/// The helper's read size: small enough to stay in its core's cache
+/// (1 GiB gets, alternated: ~0.95 s with 128 KiB reads, ~1.12 s with
+/// 256 KiB).
 const READ_LEN: usize = 128 << 10;
 
 /// The digest state of one download.
@@ -108,35 +114,19 @@ impl Helper {
         let (tx, rx) = mpsc::channel::<u64>();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
-        let mut h = state.clone();
+        let mut hashing = PrefixHashing::resume(state.clone(), from, from).reading(READ_LEN);
         let thread = std::thread::Builder::new()
             .name("ftx-hash".into())
             .spawn(move || {
-                let mut buf = vec![0u8; READ_LEN];
-                let mut pos = from;
                 for end in rx {
-                    while pos < end {
+                    hashing.extend_to(end);
+                    while !hashing.step(&file, STEP)? {
                         if stopped.load(Ordering::Relaxed) {
                             return Err(io::ErrorKind::Interrupted.into());
                         }
-                        let want = ((end - pos) as usize).min(READ_LEN);
-                        match file.read_at(&mut buf[..want], pos) {
-                            Ok(0) => {
-                                return Err(io::Error::new(
-                                    io::ErrorKind::UnexpectedEof,
-                                    "the file being downloaded shrank",
-                                ))
-                            }
-                            Ok(n) => {
-                                h.update(&buf[..n]);
-                                pos += n as u64;
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) => return Err(e),
-                        }
                     }
                 }
-                Ok(h)
+                Ok(hashing.finish())
             })
             .ok()?;
         Some(Helper {
@@ -188,24 +178,22 @@ mod tests {
         (0..n).map(|i| (i * 31 + i / 4093) as u8).collect()
     }
 
-    fn scratch(name: &str) -> (std::path::PathBuf, File) {
-        let dir = std::env::temp_dir().join(format!("ftx-hasher-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("part");
+    /// An empty file in a directory of its own (removed on drop).
+    fn scratch() -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
         let file = File::options()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+            .create_new(true)
+            .open(dir.path().join("part"))
             .unwrap();
         (dir, file)
     }
 
     /// Writes `data` from `from` on in chunks of `chunk` bytes, as a
     /// download does, and returns the digest.
-    fn digest(name: &str, data: &[u8], from: usize, chunk: usize) -> [u8; 32] {
-        let (dir, mut file) = scratch(name);
+    fn digest(data: &[u8], from: usize, chunk: usize) -> [u8; 32] {
+        let (_dir, mut file) = scratch();
         file.write_all(&data[..from]).unwrap();
         let mut prefix = blake3::Hasher::new();
         prefix.update(&data[..from]);
@@ -214,9 +202,7 @@ mod tests {
             file.write_all(c).unwrap();
             h.update(c);
         }
-        let d = h.finalize().unwrap();
-        std::fs::remove_dir_all(dir).unwrap();
-        d
+        h.finalize().unwrap()
     }
 
     #[test]
@@ -226,12 +212,12 @@ mod tests {
         for len in [0, 1, limit - 1, limit, limit + 1, data.len()] {
             let want = *blake3::hash(&data[..len]).as_bytes();
             for chunk in [1 << 18, 65_537, 1000] {
-                let got = digest("whole", &data[..len], 0, chunk);
+                let got = digest(&data[..len], 0, chunk);
                 assert_eq!(got, want, "len {len} chunk {chunk}");
             }
             // Resumed: the prefix counts toward the inline limit.
             let from = len / 3;
-            let got = digest("resumed", &data[..len], from, 1 << 18);
+            let got = digest(&data[..len], from, 1 << 18);
             assert_eq!(got, want, "len {len} from {from}");
         }
     }
@@ -242,7 +228,7 @@ mod tests {
         // the caller passed show in the digest (and a short file is an
         // error), so the digest is of the stored bytes.
         let data = pattern(INLINE_LIMIT as usize + (3 << 20));
-        let (dir, mut file) = scratch("stored");
+        let (_dir, mut file) = scratch();
         let mut h = DownloadHasher::new(blake3::Hasher::new(), 0, &file);
         let mut stored = data.clone();
         for (i, c) in data.chunks(1 << 18).enumerate() {
@@ -265,6 +251,5 @@ mod tests {
         }
         let e = h.finalize().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -203,9 +203,16 @@ struct Download {
     size: u64,
     sent: u64,
     acked: u64,
-    /// The whole file's digest, known beforehand (nothing to hash), or the
-    /// hasher that absorbs every byte sent.
-    digest: Result<[u8; 32], Box<blake3::Hasher>>,
+    digest: Digest,
+}
+
+/// The whole file's digest of a download.
+#[derive(Debug)]
+enum Digest {
+    /// Known beforehand: nothing to hash.
+    Known([u8; 32]),
+    /// Absorbs every byte sent (the prefix's too).
+    Hashing(Box<blake3::Hasher>),
 }
 
 /// The server side of one connection. See [`crate::proto`] for the protocol.
@@ -496,7 +503,10 @@ impl ServerSession {
             size,
             sent: offset,
             acked: offset,
-            digest: known.ok_or_else(|| Box::new(prefix)),
+            digest: match known {
+                Some(d) => Digest::Known(d),
+                None => Digest::Hashing(Box::new(prefix)),
+            },
         };
         self.state = State::Sending(Box::new(dl));
         self.finish_download_if_complete();
@@ -536,7 +546,7 @@ impl ServerSession {
             return;
         }
         let data = self.out.data_filled(dl.sent, n);
-        if let Err(hasher) = &mut dl.digest {
+        if let Digest::Hashing(hasher) = &mut dl.digest {
             hasher.update(data);
         }
         dl.sent += n as u64;
@@ -639,8 +649,8 @@ impl ServerSession {
         if let State::Sending(dl) = &self.state {
             if dl.sent == dl.size {
                 let (digest, hashed) = match &dl.digest {
-                    Ok(known) => (*known, false),
-                    Err(hasher) => (*hasher.finalize().as_bytes(), true),
+                    Digest::Known(known) => (*known, false),
+                    Digest::Hashing(hasher) => (*hasher.finalize().as_bytes(), true),
                 };
                 self.out.push(&Message::Done {
                     size: dl.size,

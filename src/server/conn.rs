@@ -672,10 +672,6 @@ fn mutates(event: &ServerEvent) -> bool {
     )
 }
 
-/// Closes a socket so that an error frame just written is not destroyed:
-/// closing with unread input makes the kernel send a reset, which can
-/// discard our last bytes at the peer. So: shut down our side, drain what
-/// has already arrived (without blocking), then close.
 /// A resumed transfer waiting for its prefix digest.
 struct PrefixJob {
     hashing: PrefixHashing,
@@ -692,6 +688,10 @@ enum Resumed {
     Put(Upload, PutAccept),
 }
 
+/// Closes a socket so that an error frame just written is not destroyed:
+/// closing with unread input makes the kernel send a reset, which can
+/// discard our last bytes at the peer. So: shut down our side, drain what
+/// has already arrived (without blocking), then close.
 pub(crate) fn linger_close(stream: &mut TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut scratch = [0u8; 512];

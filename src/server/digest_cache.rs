@@ -5,8 +5,7 @@
 //! space. Once a download has hashed a file from start to end, ftxd stores
 //! the digest in the extended attribute `user.ftx.blake3` together with
 //! the file's size and modification time; a later download of the same
-//! unchanged file takes the digest from there, hashes nothing, and (over
-//! plain TCP) lets the kernel send the bytes (`sendfile`).
+//! unchanged file takes the digest from there and hashes nothing.
 //!
 //! Changing a file's content changes its modification time, so an entry
 //! whose size or time differs is ignored. Timestamps are coarse on some
@@ -191,9 +190,8 @@ mod tests {
 
     #[test]
     fn a_file_remembers_its_digest_until_it_changes() {
-        let dir = std::env::temp_dir().join(format!("ftx-digest-cache-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
         std::fs::write(&path, vec![3u8; MIN_SIZE as usize]).unwrap();
         let file = File::open(&path).unwrap();
         let d = *blake3::hash(&std::fs::read(&path).unwrap()).as_bytes();
@@ -218,6 +216,5 @@ mod tests {
                 assert_eq!(recall(&file, &s2), None);
             }
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

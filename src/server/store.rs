@@ -313,11 +313,6 @@ impl Download {
     pub fn position(&self) -> u64 {
         self.position
     }
-
-    /// `n` bytes were sent from the file without `read` (`sendfile`).
-    pub fn advance(&mut self, n: usize) {
-        self.position += n as u64;
-    }
 }
 
 /// The served tree: resolves remote paths safely and performs every change.
@@ -657,12 +652,6 @@ impl Store {
         if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
             log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
         }
-    }
-
-    /// The BLAKE3 state of a download's first `len` bytes (to resume it).
-    pub fn prefix_hasher(&self, dl: &Download, len: u64) -> Result<blake3::Hasher, StoreError> {
-        partial::prefix_hasher(&dl.file, len)
-            .map_err(|e| StoreError::from_io(dl.remote.as_str(), e))
     }
 
     /// Removes part and temporary files older than `ttl` that no upload
