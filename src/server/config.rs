@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 
 use super::store::StoreConfig;
+use crate::cli::{option, switch, value, Args};
 use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_TIMEOUT};
 
 /// Default listening address (as the original server).
@@ -20,92 +21,68 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default limit of connections from one IP address.
 pub const DEFAULT_MAX_PER_IP: usize = 64;
 
-/// `ftxd` command-line flags, as typed.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "ftxd",
-    version,
-    about = "ftx file-transfer server: one thread, many clients"
-)]
+/// `ftxd` command-line flags, as typed. [`Args::command`] describes them
+/// (the help texts repeat the first line of each field's documentation).
+#[derive(Debug, Clone)]
 pub struct ServerArgs {
     /// Manage access tokens instead of serving.
-    #[command(subcommand)]
     pub command: Option<ServerCommand>,
     /// Where the key, certificate and tokens live (default: $XDG_STATE_HOME/ftxd or ~/.local/state/ftxd; never inside the root)
-    #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// No TLS: bytes cross the network in clear (trusted networks, benchmarks)
-    #[arg(long)]
     pub plain: bool,
     /// No access token needed: anyone who can connect may read and write
-    #[arg(long)]
     pub open: bool,
     /// Address and port to listen on (port 0 picks a free one).
-    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Directory to serve.
-    #[arg(long, value_name = "DIR", default_value = ".")]
     pub root: PathBuf,
     /// Largest number of connections served at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Largest number of connections from one IP address; the next one is
     /// told "too many connections from your address" and closed.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_IP)]
     pub max_per_ip: usize,
     /// Seconds a connection may stay silent before it is closed.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
     /// Seconds a running upload or download may go without data or
     /// acknowledgments before it is ended with a timeout error.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs())]
     pub stall_timeout: u64,
     /// Handshake deadline in milliseconds (the protocol says 10 s; tests
     /// shorten it).
-    #[arg(long, value_name = "MS", hide = true, default_value_t = HANDSHAKE_TIMEOUT.as_millis() as u64)]
     pub handshake_timeout_ms: u64,
     /// Refuse uploads and every change to the served tree.
-    #[arg(long)]
     pub read_only: bool,
     /// Largest upload accepted (bytes; suffixes K, M, G, T are binary).
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_file_size: Option<u64>,
     /// Do not fsync uploads (faster, not durable across a power loss).
-    #[arg(long)]
     pub no_fsync: bool,
     /// Interrupted uploads older than this are removed (e.g. 7d, 12h, 30m, 90s)
-    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
     pub partial_ttl: Duration,
     /// Let several ftxd processes listen on the same address and port
     /// (SO_REUSEPORT): the kernel spreads new connections among them, so
     /// more than one core serves clients. Give each the same --root.
-    #[arg(long)]
     pub reuse_port: bool,
     /// More log output (debug).
-    #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
     /// Less log output (warnings and errors only).
-    #[arg(short, long)]
     pub quiet: bool,
 }
 
 /// `ftxd` subcommands.
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone)]
 pub enum ServerCommand {
     /// Manage access tokens (stored hashed in the state directory).
-    #[command(subcommand)]
     Token(TokenCommand),
 }
 
 /// `ftxd token ...`
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone)]
 pub enum TokenCommand {
     /// Make a new token and print it (shown only this once).
     Add {
         /// A name for the token (letters, digits, '.', '_', '-').
         name: String,
         /// The token may list and download but change nothing.
-        #[arg(long)]
         read_only: bool,
     },
     /// List the tokens' names and access (never the tokens).
@@ -115,6 +92,284 @@ pub enum TokenCommand {
         /// The token's name.
         name: String,
     },
+}
+
+/// The ids of `ftxd`'s arguments (the field names), shared by the
+/// `Command` and the reading of its matches so the two cannot drift apart.
+mod id {
+    pub const STATE_DIR: &str = "state_dir";
+    pub const PLAIN: &str = "plain";
+    pub const OPEN: &str = "open";
+    pub const LISTEN: &str = "listen";
+    pub const ROOT: &str = "root";
+    pub const MAX_CONNECTIONS: &str = "max_connections";
+    pub const MAX_PER_IP: &str = "max_per_ip";
+    pub const IDLE_TIMEOUT: &str = "idle_timeout";
+    pub const STALL_TIMEOUT: &str = "stall_timeout";
+    pub const HANDSHAKE_TIMEOUT_MS: &str = "handshake_timeout_ms";
+    pub const READ_ONLY: &str = "read_only";
+    pub const MAX_FILE_SIZE: &str = "max_file_size";
+    pub const NO_FSYNC: &str = "no_fsync";
+    pub const PARTIAL_TTL: &str = "partial_ttl";
+    pub const REUSE_PORT: &str = "reuse_port";
+    pub const VERBOSE: &str = "verbose";
+    pub const QUIET: &str = "quiet";
+    /// `ftxd token add|revoke NAME`.
+    pub const NAME: &str = "name";
+    /// `ftxd token add --read-only` (an argument of `add` only).
+    pub const TOKEN_READ_ONLY: &str = "read_only";
+}
+
+/// The subcommands' names, as typed.
+const TOKEN: &str = "token";
+const ADD: &str = "add";
+const LIST: &str = "list";
+const REVOKE: &str = "revoke";
+
+impl Args for ServerArgs {
+    fn command() -> Command {
+        Command::new("ftxd")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about("ftx file-transfer server: one thread, many clients")
+            .subcommand(ServerCommand::command())
+            .args(access_args())
+            .args(listen_args())
+            .args(timeout_args())
+            .args(store_args())
+            .args(process_args())
+    }
+
+    fn from_matches(m: &ArgMatches) -> ServerArgs {
+        ServerArgs {
+            command: ServerCommand::from_matches(m),
+            state_dir: m.get_one::<PathBuf>(id::STATE_DIR).cloned(),
+            plain: m.get_flag(id::PLAIN),
+            open: m.get_flag(id::OPEN),
+            listen: value(m, id::LISTEN),
+            root: value(m, id::ROOT),
+            max_connections: value(m, id::MAX_CONNECTIONS),
+            max_per_ip: value(m, id::MAX_PER_IP),
+            idle_timeout: value(m, id::IDLE_TIMEOUT),
+            stall_timeout: value(m, id::STALL_TIMEOUT),
+            handshake_timeout_ms: value(m, id::HANDSHAKE_TIMEOUT_MS),
+            read_only: m.get_flag(id::READ_ONLY),
+            max_file_size: m.get_one::<u64>(id::MAX_FILE_SIZE).copied(),
+            no_fsync: m.get_flag(id::NO_FSYNC),
+            partial_ttl: value(m, id::PARTIAL_TTL),
+            reuse_port: m.get_flag(id::REUSE_PORT),
+            verbose: m.get_flag(id::VERBOSE),
+            quiet: m.get_flag(id::QUIET),
+        }
+    }
+}
+
+/// TLS, tokens and where their state lives. `--state-dir` is global so
+/// that `ftxd token ... --state-dir DIR` works after the subcommand too.
+fn access_args() -> [Arg; 3] {
+    [
+        option(
+            id::STATE_DIR,
+            "state-dir",
+            "DIR",
+            "Where the key, certificate and tokens live (default: $XDG_STATE_HOME/ftxd or ~/.local/state/ftxd; never inside the root)",
+        )
+        .value_parser(value_parser!(PathBuf))
+        .global(true),
+        switch(
+            id::PLAIN,
+            "plain",
+            "No TLS: bytes cross the network in clear (trusted networks, benchmarks)",
+        ),
+        switch(
+            id::OPEN,
+            "open",
+            "No access token needed: anyone who can connect may read and write",
+        ),
+    ]
+}
+
+/// Where to listen, what to serve and to how many.
+fn listen_args() -> [Arg; 4] {
+    [
+        option(
+            id::LISTEN,
+            "listen",
+            "ADDR:PORT",
+            "Address and port to listen on (port 0 picks a free one)",
+        )
+        .value_parser(value_parser!(SocketAddr))
+        .default_value(DEFAULT_LISTEN),
+        option(id::ROOT, "root", "DIR", "Directory to serve")
+            .value_parser(value_parser!(PathBuf))
+            .default_value("."),
+        option(
+            id::MAX_CONNECTIONS,
+            "max-connections",
+            "N",
+            "Largest number of connections served at once",
+        )
+        .value_parser(value_parser!(usize))
+        .default_value(DEFAULT_MAX_CONNECTIONS.to_string()),
+        option(
+            id::MAX_PER_IP,
+            "max-per-ip",
+            "N",
+            "Largest number of connections from one IP address; the next one is told \"too many connections from your address\" and closed",
+        )
+        .value_parser(value_parser!(usize))
+        .default_value(DEFAULT_MAX_PER_IP.to_string()),
+    ]
+}
+
+/// How long a connection may stay silent, stall or take to say hello.
+/// The handshake deadline is hidden: the protocol fixes it, tests shorten it.
+fn timeout_args() -> [Arg; 3] {
+    [
+        option(
+            id::IDLE_TIMEOUT,
+            "idle-timeout",
+            "SECS",
+            "Seconds a connection may stay silent before it is closed",
+        )
+        .value_parser(value_parser!(u64))
+        .default_value(DEFAULT_IDLE_TIMEOUT.as_secs().to_string()),
+        option(
+            id::STALL_TIMEOUT,
+            "stall-timeout",
+            "SECS",
+            "Seconds a running upload or download may go without data or acknowledgments before it is ended with a timeout error",
+        )
+        .value_parser(value_parser!(u64))
+        .default_value(DEFAULT_STALL_TIMEOUT.as_secs().to_string()),
+        option(
+            id::HANDSHAKE_TIMEOUT_MS,
+            "handshake-timeout-ms",
+            "MS",
+            "Handshake deadline in milliseconds (the protocol says 10 s; tests shorten it)",
+        )
+        .value_parser(value_parser!(u64))
+        .default_value(HANDSHAKE_TIMEOUT.as_millis().to_string())
+        .hide(true),
+    ]
+}
+
+/// What the store accepts and how it keeps it.
+fn store_args() -> [Arg; 4] {
+    [
+        switch(
+            id::READ_ONLY,
+            "read-only",
+            "Refuse uploads and every change to the served tree",
+        ),
+        option(
+            id::MAX_FILE_SIZE,
+            "max-file-size",
+            "BYTES",
+            "Largest upload accepted (bytes; suffixes K, M, G, T are binary)",
+        )
+        .value_parser(parse_size),
+        switch(
+            id::NO_FSYNC,
+            "no-fsync",
+            "Do not fsync uploads (faster, not durable across a power loss)",
+        ),
+        option(
+            id::PARTIAL_TTL,
+            "partial-ttl",
+            "DURATION",
+            "Interrupted uploads older than this are removed (e.g. 7d, 12h, 30m, 90s)",
+        )
+        .value_parser(parse_duration)
+        .default_value("7d"),
+    ]
+}
+
+/// Sharing the port with other processes, and how much to log.
+fn process_args() -> [Arg; 3] {
+    [
+        switch(
+            id::REUSE_PORT,
+            "reuse-port",
+            "Let several ftxd processes listen on the same address and port (SO_REUSEPORT): the kernel spreads new connections among them, so more than one core serves clients. Give each the same --root",
+        ),
+        switch(id::VERBOSE, "verbose", "More log output (debug)")
+            .short('v')
+            .conflicts_with(id::QUIET),
+        switch(
+            id::QUIET,
+            "quiet",
+            "Less log output (warnings and errors only)",
+        )
+        .short('q'),
+    ]
+}
+
+impl ServerCommand {
+    /// `ftxd token`. It needs one of its own subcommands: alone it shows
+    /// its help as an error (exit 2), as a mistyped command line should.
+    fn command() -> Command {
+        Command::new(TOKEN)
+            .about("Manage access tokens (stored hashed in the state directory)")
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+            .subcommands(TokenCommand::commands())
+    }
+
+    /// The subcommand in `m`, if any.
+    fn from_matches(m: &ArgMatches) -> Option<ServerCommand> {
+        match m.subcommand() {
+            None => None,
+            Some((TOKEN, sub)) => Some(ServerCommand::Token(TokenCommand::from_matches(sub))),
+            Some((other, _)) => unreachable!("ftxd defines no subcommand '{other}'"),
+        }
+    }
+}
+
+impl TokenCommand {
+    /// `ftxd token add|list|revoke`.
+    fn commands() -> [Command; 3] {
+        [
+            Command::new(ADD)
+                .about("Make a new token and print it (shown only this once)")
+                .arg(name_arg(
+                    "A name for the token (letters, digits, '.', '_', '-')",
+                ))
+                .arg(switch(
+                    id::TOKEN_READ_ONLY,
+                    "read-only",
+                    "The token may list and download but change nothing",
+                )),
+            Command::new(LIST).about("List the tokens' names and access (never the tokens)"),
+            Command::new(REVOKE)
+                .about("Remove a token: clients using it are refused from now on")
+                .arg(name_arg("The token's name")),
+        ]
+    }
+
+    /// The `token` subcommand in `m` (clap requires one).
+    fn from_matches(m: &ArgMatches) -> TokenCommand {
+        match m.subcommand() {
+            Some((ADD, sub)) => TokenCommand::Add {
+                name: value(sub, id::NAME),
+                read_only: sub.get_flag(id::TOKEN_READ_ONLY),
+            },
+            Some((LIST, _)) => TokenCommand::List,
+            Some((REVOKE, sub)) => TokenCommand::Revoke {
+                name: value(sub, id::NAME),
+            },
+            other => unreachable!("'ftxd token' requires add, list or revoke, not {other:?}"),
+        }
+    }
+}
+
+/// The required `NAME` of `token add` and `token revoke`.
+fn name_arg(help: &'static str) -> Arg {
+    Arg::new(id::NAME)
+        .value_name("NAME")
+        .required(true)
+        .value_parser(value_parser!(String))
+        .action(ArgAction::Set)
+        .help(help)
 }
 
 /// Who may connect and how: TLS, tokens, and where their state lives.
@@ -548,6 +803,253 @@ mod tests {
         ));
         assert!(args(&["token", "revoke"]).is_err());
         assert!(args(&["token", "frob"]).is_err());
+    }
+
+    /// The on/off flags in field order, to check that each switch sets
+    /// its own field and no other.
+    fn switches(a: &ServerArgs) -> [bool; 7] {
+        [
+            a.plain,
+            a.open,
+            a.read_only,
+            a.no_fsync,
+            a.reuse_port,
+            a.verbose,
+            a.quiet,
+        ]
+    }
+
+    fn kind(extra: &[&str]) -> clap::error::ErrorKind {
+        args(extra).unwrap_err().kind()
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        ServerArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn absent_flags_take_their_defaults() {
+        let a = args(&[]).unwrap();
+        assert!(a.command.is_none());
+        assert_eq!(a.state_dir, None);
+        assert_eq!(switches(&a), [false; 7]);
+        assert_eq!(a.listen, "0.0.0.0:9999".parse().unwrap());
+        assert_eq!(a.root, PathBuf::from("."));
+        assert_eq!(a.max_connections, 1024);
+        assert_eq!(a.max_per_ip, 64);
+        assert_eq!(a.idle_timeout, 300);
+        assert_eq!(a.stall_timeout, 60);
+        assert_eq!(a.handshake_timeout_ms, 10_000);
+        assert_eq!(a.max_file_size, None);
+        assert_eq!(a.partial_ttl, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn every_value_flag_reaches_its_field() {
+        // Distinct numbers, so two swapped fields cannot pass.
+        let a = args(&[
+            "--state-dir",
+            "/state",
+            "--listen",
+            "127.0.0.1:7",
+            "--root",
+            "/srv",
+            "--max-connections",
+            "11",
+            "--max-per-ip",
+            "12",
+            "--idle-timeout",
+            "13",
+            "--stall-timeout",
+            "14",
+            "--handshake-timeout-ms",
+            "15",
+            "--max-file-size",
+            "16K",
+            "--partial-ttl",
+            "17m",
+        ])
+        .unwrap();
+        assert!(a.command.is_none());
+        assert_eq!(a.state_dir, Some(PathBuf::from("/state")));
+        assert_eq!(a.listen, "127.0.0.1:7".parse().unwrap());
+        assert_eq!(a.root, PathBuf::from("/srv"));
+        assert_eq!(a.max_connections, 11);
+        assert_eq!(a.max_per_ip, 12);
+        assert_eq!(a.idle_timeout, 13);
+        assert_eq!(a.stall_timeout, 14);
+        assert_eq!(a.handshake_timeout_ms, 15);
+        assert_eq!(a.max_file_size, Some(16 << 10));
+        assert_eq!(a.partial_ttl, Duration::from_secs(17 * 60));
+        assert_eq!(switches(&a), [false; 7]);
+        // The `--flag=value` form too.
+        let a = args(&["--max-per-ip=3", "--partial-ttl=2h"]).unwrap();
+        assert_eq!(a.max_per_ip, 3);
+        assert_eq!(a.partial_ttl, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn each_switch_sets_only_its_field() {
+        let cases = [
+            ("--plain", 0),
+            ("--open", 1),
+            ("--read-only", 2),
+            ("--no-fsync", 3),
+            ("--reuse-port", 4),
+            ("--verbose", 5),
+            ("-v", 5),
+            ("--quiet", 6),
+            ("-q", 6),
+        ];
+        for (flag, field) in cases {
+            let mut want = [false; 7];
+            want[field] = true;
+            assert_eq!(switches(&args(&[flag]).unwrap()), want, "{flag}");
+        }
+        let all = args(&[
+            "--plain",
+            "--open",
+            "--read-only",
+            "--no-fsync",
+            "--reuse-port",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(switches(&all), [true, true, true, true, true, true, false]);
+    }
+
+    #[test]
+    fn verbose_and_quiet_conflict() {
+        use clap::error::ErrorKind::ArgumentConflict;
+        assert_eq!(kind(&["-v", "-q"]), ArgumentConflict);
+        assert_eq!(kind(&["-q", "-v"]), ArgumentConflict);
+        assert_eq!(kind(&["--verbose", "--quiet"]), ArgumentConflict);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_the_reason() {
+        let text = |extra: &[&str]| args(extra).unwrap_err().render().to_string();
+        let first = |extra: &[&str]| text(extra).lines().next().unwrap_or_default().to_owned();
+        assert_eq!(
+            first(&["--max-file-size", "12X"]),
+            "error: invalid value '12X' for '--max-file-size <BYTES>': \
+             '12X': unknown size suffix (use K, M, G or T)"
+        );
+        assert_eq!(
+            first(&["--partial-ttl", "nope"]),
+            "error: invalid value 'nope' for '--partial-ttl <DURATION>': \
+             'nope' is not a duration (examples: 7d, 12h, 30m, 90s)"
+        );
+        assert_eq!(
+            first(&["-v", "-q"]),
+            "error: the argument '--verbose' cannot be used with '--quiet'"
+        );
+        assert_eq!(
+            first(&["--max-connections", "abc"]),
+            "error: invalid value 'abc' for '--max-connections <N>': invalid digit found in string"
+        );
+        use clap::error::ErrorKind::*;
+        assert_eq!(kind(&["--listen", "nowhere"]), ValueValidation);
+        assert_eq!(kind(&["--idle-timeout", "-5"]), UnknownArgument);
+        assert_eq!(kind(&["--stall-timeout", "x"]), ValueValidation);
+        assert_eq!(kind(&["--handshake-timeout-ms", "x"]), ValueValidation);
+        assert_eq!(kind(&["--root"]), InvalidValue);
+        assert_eq!(kind(&["--plain=yes"]), TooManyValues);
+        assert_eq!(kind(&["stray"]), InvalidSubcommand);
+    }
+
+    #[test]
+    fn token_subcommands_take_the_state_dir_anywhere() {
+        let add = |a: &ServerArgs| match &a.command {
+            Some(ServerCommand::Token(TokenCommand::Add { name, read_only })) => {
+                (name.clone(), *read_only)
+            }
+            other => panic!("not token add: {other:?}"),
+        };
+        for line in [
+            &["--state-dir", "/s", "token", "add", "bob"][..],
+            &["token", "--state-dir", "/s", "add", "bob"],
+            &["token", "add", "--state-dir", "/s", "bob"],
+            &["token", "add", "bob", "--state-dir", "/s"],
+        ] {
+            let a = args(line).unwrap();
+            assert_eq!(a.state_dir, Some(PathBuf::from("/s")), "{line:?}");
+            assert_eq!(add(&a), ("bob".to_owned(), false), "{line:?}");
+        }
+        let a = args(&["token", "add", "--read-only", "carol"]).unwrap();
+        assert_eq!(
+            (a.state_dir.clone(), add(&a)),
+            (None, ("carol".into(), true))
+        );
+        // Only `token add` has a --read-only; the server's is another flag.
+        assert!(!a.read_only);
+        assert!(args(&["token", "list", "--read-only"]).is_err());
+        let a = args(&["token", "list", "--state-dir", "/t"]).unwrap();
+        assert!(matches!(
+            a.command,
+            Some(ServerCommand::Token(TokenCommand::List))
+        ));
+        assert_eq!(a.state_dir, Some(PathBuf::from("/t")));
+        let a = args(&["--state-dir", "/u", "token", "revoke", "dave"]).unwrap();
+        assert!(matches!(
+            a.command,
+            Some(ServerCommand::Token(TokenCommand::Revoke { ref name })) if name == "dave"
+        ));
+        assert_eq!(a.state_dir, Some(PathBuf::from("/u")));
+    }
+
+    #[test]
+    fn token_subcommands_refuse_bad_lines() {
+        use clap::error::ErrorKind::*;
+        assert_eq!(kind(&["token"]), DisplayHelpOnMissingArgumentOrSubcommand);
+        assert_eq!(kind(&["token", "add"]), MissingRequiredArgument);
+        assert_eq!(kind(&["token", "revoke"]), MissingRequiredArgument);
+        assert_eq!(kind(&["token", "add", "a", "b"]), UnknownArgument);
+        assert_eq!(kind(&["token", "list", "extra"]), UnknownArgument);
+        assert_eq!(kind(&["token", "frob"]), InvalidSubcommand);
+        // Server flags belong before `token`, not after it.
+        assert_eq!(kind(&["token", "list", "--plain"]), UnknownArgument);
+    }
+
+    #[test]
+    fn help_and_version() {
+        let help = ServerArgs::command().render_help().to_string();
+        for flag in [
+            "--state-dir <DIR>",
+            "--plain",
+            "--open",
+            "--listen <ADDR:PORT>",
+            "[default: 0.0.0.0:9999]",
+            "--root <DIR>",
+            "[default: .]",
+            "--max-connections <N>",
+            "[default: 1024]",
+            "--max-per-ip <N>",
+            "[default: 64]",
+            "--idle-timeout <SECS>",
+            "[default: 300]",
+            "--stall-timeout <SECS>",
+            "[default: 60]",
+            "--read-only",
+            "--max-file-size <BYTES>",
+            "--no-fsync",
+            "--partial-ttl <DURATION>",
+            "[default: 7d]",
+            "--reuse-port",
+            "-v, --verbose",
+            "-q, --quiet",
+            "token",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
+        assert!(!help.contains("handshake"), "hidden flag shown:\n{help}");
+        let e = args(&["--version"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(
+            e.render().to_string(),
+            format!("ftxd {}\n", env!("CARGO_PKG_VERSION"))
+        );
     }
 
     #[test]

@@ -33,8 +33,8 @@ pub fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Args;
     use crate::server::config::ServerArgs;
-    use clap::Parser;
 
     fn config(extra: &[&str]) -> ServerConfig {
         let args =
