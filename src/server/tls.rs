@@ -97,6 +97,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), T
     fs::rename(&tmp, path).map_err(io_err(path))
 }
 
+/// A new Ed25519 key and a self-signed certificate for it. Ed25519, not
+/// rcgen's default P-256: to load a P-256 key, ring computes its public
+/// key with a 150 KiB table, which then stays mapped in every idle ftxd.
+/// Keys made before (P-256) still load.
+fn make_identity() -> Result<(rcgen::KeyPair, rcgen::Certificate), rcgen::Error> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let cert = rcgen::CertificateParams::new(vec![CERT_NAME.to_owned()])?.self_signed(&key)?;
+    Ok((key, cert))
+}
+
 /// The server's key and certificate.
 pub struct Identity {
     cert: CertificateDer<'static>,
@@ -120,14 +130,13 @@ impl Identity {
             (true, true) => false,
             (false, false) => {
                 create_state_dir(dir)?;
-                let made = rcgen::generate_simple_self_signed(vec![CERT_NAME.to_owned()])
-                    .map_err(|e| TlsError::Bad {
-                        path: cert_path.clone(),
-                        reason: format!("cannot make a certificate: {e}"),
-                    })?;
+                let (key, cert) = make_identity().map_err(|e| TlsError::Bad {
+                    path: cert_path.clone(),
+                    reason: format!("cannot make a certificate: {e}"),
+                })?;
                 // The key first: a certificate without its key is useless.
-                write_atomic(&key_path, made.signing_key.serialize_pem().as_bytes(), 0o600)?;
-                write_atomic(&cert_path, made.cert.pem().as_bytes(), 0o644)?;
+                write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+                write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
                 true
             }
             (true, false) | (false, true) => {
@@ -190,6 +199,15 @@ impl Identity {
     }
 }
 
+/// Writes a P-256 key and certificate into `dir`, as ftxd made them before
+/// it made Ed25519 ones.
+#[cfg(test)]
+pub(crate) fn write_p256_identity(dir: &Path) {
+    let made = rcgen::generate_simple_self_signed(vec![CERT_NAME.to_owned()]).unwrap();
+    fs::write(dir.join(KEY_FILE), made.signing_key.serialize_pem()).unwrap();
+    fs::write(dir.join(CERT_FILE), made.cert.pem()).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +231,26 @@ mod tests {
         assert_eq!(dmode & 0o777, 0o700);
         // No resumption: ftx never uses tickets, so none are made.
         assert_eq!(a.server_config().unwrap().send_tls13_tickets, 0);
+    }
+
+    #[test]
+    fn a_new_identity_is_ed25519() {
+        let dir = tempfile::tempdir().unwrap();
+        let (identity, _) = Identity::load_or_create(dir.path()).unwrap();
+        let PrivateKeyDer::Pkcs8(der) = &identity.key else {
+            panic!("not PKCS#8: {:?}", identity.key);
+        };
+        ring::signature::Ed25519KeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+    }
+
+    /// Identities made before Ed25519 (rcgen's default, P-256) still serve.
+    #[test]
+    fn a_p256_identity_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        write_p256_identity(dir.path());
+        let (identity, created) = Identity::load_or_create(dir.path()).unwrap();
+        assert!(!created);
+        identity.server_config().unwrap();
     }
 
     #[test]

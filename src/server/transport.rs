@@ -855,7 +855,11 @@ mod tests {
 
     impl Pair {
         fn new() -> Pair {
-            let dir = tempfile::tempdir().unwrap();
+            Pair::over(tempfile::tempdir().unwrap())
+        }
+
+        /// A pair whose server uses the identity in `dir` (made if none).
+        fn over(dir: tempfile::TempDir) -> Pair {
             let (identity, _) = Identity::load_or_create(dir.path()).unwrap();
             let config = identity.server_config().unwrap();
             let server = TlsPipe::new(&config).unwrap();
@@ -882,16 +886,20 @@ mod tests {
 
         /// A pair past the handshake, all buffers idle.
         fn connected() -> Pair {
-            let mut p = Pair::new();
+            Pair::new().handshake()
+        }
+
+        /// This pair past the handshake, all buffers idle.
+        fn handshake(mut self) -> Pair {
             for _ in 0..10 {
-                p.client_send();
-                let (got, end) = p.server_read(4096);
+                self.client_send();
+                let (got, end) = self.server_read(4096);
                 assert!(got.is_empty() && end.is_none());
-                p.server_write(&[]);
-                p.client_recv();
-                if !p.client.is_handshaking() && !p.server.wants_read() {
-                    p.server.shrink();
-                    return p;
+                self.server_write(&[]);
+                self.client_recv();
+                if !self.client.is_handshaking() && !self.server.wants_read() {
+                    self.server.shrink();
+                    return self;
                 }
             }
             panic!("no handshake");
@@ -991,6 +999,19 @@ mod tests {
         assert!(!p.idle(), "buffers stay until the connection is idle");
         p.server.shrink();
         assert!(p.idle());
+    }
+
+    /// A server still on the P-256 identity an earlier ftxd made serves
+    /// today's client.
+    #[test]
+    fn a_p256_identity_still_handshakes() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::server::tls::write_p256_identity(dir.path());
+        let mut p = Pair::over(dir).handshake();
+        p.client_write(b"ls");
+        assert_eq!(p.server_read(4096).0, b"ls");
+        assert_eq!(p.server_write(b"ok"), 2);
+        assert_eq!(p.client_recv(), b"ok");
     }
 
     #[test]
