@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::aligned::AlignedBuf;
 use crate::proto::limits::{MAX_COMPONENT_LEN, RESERVED_PREFIX};
 
 /// Prefix of part files (after the reserved prefix): `.ftx-part-NAME`.
@@ -250,8 +251,9 @@ pub struct PrefixHashing {
     len: u64,
     /// Bytes a read asks for at most.
     read_len: usize,
-    /// Read buffer, made at the first step and kept for the next ones.
-    buf: Vec<u8>,
+    /// Read buffer, made at the first step and kept for the next ones;
+    /// page-aligned, as the kernel fills those faster.
+    buf: AlignedBuf,
 }
 
 impl PrefixHashing {
@@ -268,7 +270,7 @@ impl PrefixHashing {
             pos,
             len: len.max(pos),
             read_len: HASH_BUF,
-            buf: Vec::new(),
+            buf: AlignedBuf::default(),
         }
     }
 
@@ -289,7 +291,7 @@ impl PrefixHashing {
     pub fn step(&mut self, file: &File, max: u64) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
         if self.buf.is_empty() && self.pos < self.len {
-            self.buf = vec![0u8; self.read_len.min((self.len - self.pos) as usize)];
+            self.buf = AlignedBuf::zeroed(self.read_len.min((self.len - self.pos) as usize));
         }
         let stop = self.pos.saturating_add(max).min(self.len);
         while self.pos < stop {
