@@ -127,7 +127,7 @@ impl PinnedVerifier {
         let v = PinnedVerifier {
             expected,
             seen: Arc::clone(&seen),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            provider: Arc::new(crate::crypto::provider()),
         };
         (Arc::new(v), seen)
     }
