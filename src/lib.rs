@@ -10,7 +10,6 @@
 //!   Never imports `client` or `shell`.
 //! - [`client`]: the API the shell calls; drives a `ClientSession` over a
 //!   socket and handles local files. Never prints.
-//! - [`crypto`]: the TLS cipher suites both sides prefer (AES-128-GCM first).
 //! - [`fingerprint`]: the `SHA256:...` certificate fingerprint that
 //!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
 //! - [`partial`]: resumable part files shared by both sides (fixed hidden
@@ -27,7 +26,6 @@
 pub mod aligned;
 pub mod cli;
 pub mod client;
-pub mod crypto;
 pub mod fingerprint;
 pub mod partial;
 pub mod proto;

@@ -127,7 +127,7 @@ impl PinnedVerifier {
         let v = PinnedVerifier {
             expected,
             seen: Arc::clone(&seen),
-            provider: Arc::new(crate::crypto::provider()),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
         };
         (Arc::new(v), seen)
     }

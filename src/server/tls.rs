@@ -175,14 +175,14 @@ impl Identity {
         fingerprint::of_cert(self.cert.as_ref())
     }
 
-    /// The rustls configuration: TLS 1.3 only, the ring provider with
-    /// AES-128-GCM first, no client certificates, no session resumption.
+    /// The rustls configuration: TLS 1.3 only, the ring provider, no
+    /// client certificates, no session resumption.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let bad = |e: rustls::Error| TlsError::Bad {
             path: PathBuf::from(KEY_FILE),
             reason: e.to_string(),
         };
-        let provider = Arc::new(crate::crypto::provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(bad)?
@@ -193,10 +193,6 @@ impl Identity {
         // it never resumes: tickets (rustls sends two by default, each
         // also stored in a 256-entry cache) would only cost every
         // handshake work and bytes, and the loop memory.
-        // ftxd's order of suites, not the client's: AES-128-GCM (see
-        // `crate::crypto`) also for clients that put AES-256-GCM first,
-        // as ftx did before.
-        config.ignore_client_order = true;
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))

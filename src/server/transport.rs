@@ -860,20 +860,11 @@ mod tests {
 
         /// A pair whose server uses the identity in `dir` (made if none).
         fn over(dir: tempfile::TempDir) -> Pair {
-            Pair::with_client_crypto(dir, None)
-        }
-
-        /// A pair whose client uses `crypto` instead of ftx's provider.
-        fn with_client_crypto(
-            dir: tempfile::TempDir,
-            crypto: Option<rustls::crypto::CryptoProvider>,
-        ) -> Pair {
             let (identity, _) = Identity::load_or_create(dir.path()).unwrap();
             let config = identity.server_config().unwrap();
             let server = TlsPipe::new(&config).unwrap();
             let (verifier, _) = PinnedVerifier::new(Some(identity.fingerprint()));
-            let crypto = crypto.map_or_else(|| verifier.provider(), Arc::new);
-            let client_config = ClientConfig::builder_with_provider(crypto)
+            let client_config = ClientConfig::builder_with_provider(verifier.provider())
                 .with_protocol_versions(&[&rustls::version::TLS13])
                 .unwrap()
                 .dangerous()
@@ -1008,20 +999,6 @@ mod tests {
         assert!(!p.idle(), "buffers stay until the connection is idle");
         p.server.shrink();
         assert!(p.idle());
-    }
-
-    /// ftx and ftxd settle on AES-128-GCM, and so does a client that puts
-    /// AES-256-GCM first (rustls's order, and ftx's before).
-    #[test]
-    fn the_suite_is_aes_128_gcm_whatever_the_client_prefers() {
-        let suite = |p: &Pair| p.client.negotiated_cipher_suite().unwrap().suite();
-        let ours = Pair::connected();
-        assert_eq!(suite(&ours), crate::crypto::FIRST_SUITE);
-        let theirs = rustls::crypto::ring::default_provider();
-        assert_ne!(theirs.cipher_suites[0].suite(), crate::crypto::FIRST_SUITE);
-        let dir = tempfile::tempdir().unwrap();
-        let p = Pair::with_client_crypto(dir, Some(theirs)).handshake();
-        assert_eq!(suite(&p), crate::crypto::FIRST_SUITE);
     }
 
     /// A server still on the P-256 identity an earlier ftxd made serves
