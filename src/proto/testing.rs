@@ -22,23 +22,195 @@ const MAX_ROUNDS: usize = 100_000;
 /// bytes is refused like a full disk instead of allocating.
 const MAX_FILE: u64 = 1 << 20;
 
-/// A tiny in-memory store that answers every [`ServerEvent`].
+/// An in-memory store that answers every [`ServerEvent`] as ftxd's store
+/// does (clash names, resumable parts, remembered digests, limits): the
+/// driver of the fuzz and property harnesses here and of the pump tests.
+/// The fields are the knobs and what tests look at.
 #[derive(Debug, Default)]
 pub struct MemStore {
-    files: BTreeMap<String, Vec<u8>>,
-    dirs: BTreeSet<String>,
-    upload: Option<(String, Vec<u8>)>,
-    download: Option<(Vec<u8>, usize)>,
+    /// Files by name.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Directories by name.
+    pub dirs: BTreeSet<String>,
+    /// Any token is welcome; otherwise only `good`.
+    pub open: bool,
+    /// Refuse every change.
+    pub read_only: bool,
+    /// Largest upload accepted.
+    pub max_size: Option<u64>,
+    /// Bytes an upload may hold before the "disk" is full.
+    pub space: Option<u64>,
+    /// The upload in progress: name, force, bytes so far.
+    pub upload: Option<(String, bool, Vec<u8>)>,
+    /// Interrupted uploads kept for resuming, by name.
+    pub parts: BTreeMap<String, Vec<u8>>,
+    /// The download in progress.
+    pub download: Option<Vec<u8>>,
+    /// How far the download has been handed to the session.
+    pub pos: usize,
+    /// Digests the store "remembers" (handed to `accept_get`).
+    pub known: BTreeMap<String, [u8; 32]>,
+    /// What each `GetEnd` carried.
+    pub ended: Vec<Option<[u8; 32]>>,
 }
 
 impl MemStore {
-    /// A store holding a file `a` (1 KiB) and a directory `d`.
+    /// An open store (any token) holding a file `a` (1 KiB) and a directory
+    /// `d`, refusing uploads over [`MAX_FILE`] so that a fuzzer's `Put` of
+    /// 2^60 bytes allocates nothing.
     pub fn seeded() -> MemStore {
-        let mut s = MemStore::default();
+        let mut s = MemStore {
+            open: true,
+            max_size: Some(MAX_FILE),
+            ..MemStore::default()
+        };
         s.files
             .insert("a".into(), (0..1024u32).map(|i| i as u8).collect());
         s.dirs.insert("d".into());
         s
+    }
+
+    /// Answers one event.
+    pub fn handle(&mut self, s: &mut ServerSession, ev: ServerEvent) {
+        match ev {
+            ServerEvent::Hello { token } => {
+                if self.open || token == b"good" {
+                    s.accept_hello()
+                } else {
+                    s.reply_error(ErrorCode::Unauthorized, "bad token")
+                }
+            }
+            ServerEvent::List { path } => {
+                if !path.is_root() && !self.dirs.contains(path.as_str()) {
+                    return s.reply_error(ErrorCode::NotFound, "no such directory");
+                }
+                let entries = self
+                    .files
+                    .iter()
+                    .map(|(n, d)| Entry {
+                        name: n.clone(),
+                        kind: EntryKind::File,
+                        size: d.len() as u64,
+                        mtime: 0,
+                    })
+                    .collect();
+                s.reply_entries(entries);
+            }
+            ServerEvent::PutStart {
+                path,
+                size,
+                force,
+                resume,
+                offset,
+            } => {
+                if self.read_only {
+                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
+                }
+                if self.max_size.is_some_and(|m| size > m) {
+                    return s.reply_error(ErrorCode::TooLarge, "over the limit");
+                }
+                if self.dirs.contains(path.as_str()) {
+                    return s.reply_error(ErrorCode::IsDirectory, "is a directory");
+                }
+                let name = path.as_str().to_owned();
+                if resume {
+                    let mut held = self.parts.remove(&name).unwrap_or_default();
+                    if held.len() as u64 > offset.min(size) {
+                        held.clear();
+                    }
+                    let mut prefix = blake3::Hasher::new();
+                    prefix.update(&held);
+                    let accept = super::session::PutAccept {
+                        offset: held.len() as u64,
+                        prefix,
+                        partial: 0,
+                        resumable: true,
+                    };
+                    self.upload = Some((name, force, held));
+                    s.accept_put(&path, accept);
+                } else {
+                    let partial = self.parts.get(&name).map_or(0, |p| p.len() as u64);
+                    self.upload = Some((name, force, Vec::new()));
+                    s.accept_put(&path, super::session::PutAccept::fresh(true, partial));
+                }
+            }
+            ServerEvent::PutData { len, .. } => {
+                let data = s.data();
+                assert_eq!(data.len(), len);
+                let up = self.upload.as_mut().unwrap();
+                if self
+                    .space
+                    .is_some_and(|sp| (up.2.len() + data.len()) as u64 > sp)
+                {
+                    return s.reply_error(ErrorCode::NoSpace, "disk full");
+                }
+                up.2.extend_from_slice(data);
+            }
+            ServerEvent::PutCommit { size } => {
+                let (name, force, data) = self.upload.take().unwrap();
+                assert_eq!(data.len() as u64, size);
+                let mut stored = name.clone();
+                let mut n = 0;
+                while !force && self.files.contains_key(&stored) {
+                    n += 1;
+                    stored = super::path::clash_name(&name, n);
+                }
+                self.files.insert(stored.clone(), data);
+                let p = super::path::RemotePath::parse(&stored).unwrap();
+                s.put_committed(&p, size);
+            }
+            ServerEvent::PutAbort { reason } => {
+                if let Some((name, _, data)) = self.upload.take() {
+                    if reason == ErrorCode::Cancelled && !data.is_empty() {
+                        self.parts.insert(name, data);
+                    }
+                }
+            }
+            ServerEvent::GetStart { path, offset } => {
+                if self.dirs.contains(path.as_str()) {
+                    return s.reply_error(ErrorCode::IsDirectory, "is a directory");
+                }
+                match self.files.get(path.as_str()) {
+                    None => s.reply_error(ErrorCode::NotFound, "no such file"),
+                    Some(d) => {
+                        let offset = if offset as usize > d.len() { 0 } else { offset };
+                        let mut prefix = blake3::Hasher::new();
+                        prefix.update(&d[..offset as usize]);
+                        self.download = Some(d.clone());
+                        self.pos = offset as usize;
+                        let known = self.known.get(path.as_str()).copied();
+                        s.accept_get(d.len() as u64, offset, 0, prefix, known);
+                    }
+                }
+            }
+            ServerEvent::GetEnd { digest } => {
+                self.download = None;
+                self.ended.push(digest);
+            }
+            ServerEvent::Mkdir { path } => {
+                if self.read_only {
+                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
+                }
+                self.dirs.insert(path.as_str().to_owned());
+                s.reply_ok();
+            }
+            ServerEvent::Remove { path } => match self.files.remove(path.as_str()) {
+                Some(_) => s.reply_ok(),
+                None => s.reply_error(ErrorCode::NotFound, "no such file"),
+            },
+            ServerEvent::Rename { from, to } => {
+                if self.files.contains_key(to.as_str()) {
+                    return s.reply_error(ErrorCode::Exists, "target exists");
+                }
+                match self.files.remove(from.as_str()) {
+                    Some(d) => {
+                        self.files.insert(to.as_str().to_owned(), d);
+                        s.reply_ok();
+                    }
+                    None => s.reply_error(ErrorCode::NotFound, "no such file"),
+                }
+            }
+        }
     }
 
     /// Answers every pending event and feeds downloads until the session
@@ -52,10 +224,10 @@ impl MemStore {
             }
             let want = s.wants_data();
             if want > 0 {
-                if let Some((d, pos)) = &mut self.download {
-                    let end = (*pos + want).min(d.len());
-                    let chunk = d[*pos..end].to_vec();
-                    *pos = end;
+                if let Some(d) = &self.download {
+                    let end = (self.pos + want).min(d.len());
+                    let chunk = d[self.pos..end].to_vec();
+                    self.pos = end;
                     s.send_data(&chunk);
                     progressed = true;
                 }
@@ -65,90 +237,6 @@ impl MemStore {
             }
         }
         panic!("server session still busy after {MAX_ROUNDS} rounds");
-    }
-
-    fn handle(&mut self, s: &mut ServerSession, ev: ServerEvent) {
-        match ev {
-            // Only sessions built with `authenticate` ask; any token will do.
-            ServerEvent::Hello { .. } => s.accept_hello(),
-            ServerEvent::List { path } => {
-                if path.is_root() || self.dirs.contains(path.as_str()) {
-                    let entries = self
-                        .files
-                        .iter()
-                        .map(|(n, d)| Entry {
-                            name: n.clone(),
-                            kind: EntryKind::File,
-                            size: d.len() as u64,
-                            mtime: 0,
-                        })
-                        .collect();
-                    s.reply_entries(entries);
-                } else {
-                    s.reply_error(ErrorCode::NotFound, "not found");
-                }
-            }
-            ServerEvent::PutStart {
-                path, size, offset, ..
-            } => {
-                if size > MAX_FILE {
-                    s.reply_error(ErrorCode::NoSpace, "no space");
-                } else {
-                    self.upload = Some((path.as_str().to_owned(), Vec::new()));
-                    let _ = offset;
-                    s.accept_put(&path, super::session::PutAccept::fresh(false, 0));
-                }
-            }
-            ServerEvent::PutData { .. } => {
-                if let Some((_, buf)) = &mut self.upload {
-                    buf.extend_from_slice(s.data());
-                }
-            }
-            ServerEvent::PutCommit { size } => match self.upload.take() {
-                Some((name, data)) if data.len() as u64 == size => {
-                    let stored = super::path::RemotePath::parse(&name);
-                    self.files.insert(name, data);
-                    match stored {
-                        Ok(p) => s.put_committed(&p, size),
-                        Err(_) => s.reply_error(ErrorCode::Io, "bad name"),
-                    }
-                }
-                _ => s.reply_error(ErrorCode::Protocol, "size mismatch"),
-            },
-            ServerEvent::PutAbort { .. } => self.upload = None,
-            ServerEvent::GetStart { path, offset } => match self.files.get(path.as_str()) {
-                Some(d) if offset <= d.len() as u64 => {
-                    let mut prefix = blake3::Hasher::new();
-                    prefix.update(&d[..offset as usize]);
-                    self.download = Some((d.clone(), offset as usize));
-                    s.accept_get(d.len() as u64, offset, 0, prefix, None);
-                }
-                Some(_) => s.reply_error(ErrorCode::Protocol, "offset past the end"),
-                None => s.reply_error(ErrorCode::NotFound, "not found"),
-            },
-            ServerEvent::GetEnd { .. } => self.download = None,
-            ServerEvent::Mkdir { path } => {
-                if self.dirs.insert(path.as_str().to_owned()) {
-                    s.reply_ok();
-                } else {
-                    s.reply_error(ErrorCode::Exists, "exists");
-                }
-            }
-            ServerEvent::Remove { path } => {
-                if self.files.remove(path.as_str()).is_some() || self.dirs.remove(path.as_str()) {
-                    s.reply_ok();
-                } else {
-                    s.reply_error(ErrorCode::NotFound, "not found");
-                }
-            }
-            ServerEvent::Rename { from, to } => match self.files.remove(from.as_str()) {
-                Some(d) => {
-                    self.files.insert(to.as_str().to_owned(), d);
-                    s.reply_ok();
-                }
-                None => s.reply_error(ErrorCode::NotFound, "not found"),
-            },
-        }
     }
 }
 

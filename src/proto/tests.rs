@@ -2,15 +2,14 @@
 //! memory, bytes delivered in hostile slices, with a fake in-memory store as
 //! the server's driver and simulated time. No sockets, no files.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::error::{DecodeError, ErrorCode};
 use super::frame::{self, FrameReader};
 use super::limits::{MAGIC, MAX_CHUNK, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use super::message::{Entry, EntryKind, Message};
-use super::path::clash_name;
 use super::session::{ClientEvent, ClientSession, ServerEvent, ServerSession, SessionConfig};
+use super::testing::MemStore;
 
 fn all_messages() -> Vec<Message> {
     vec![
@@ -183,193 +182,6 @@ fn malformed_frames_are_typed_errors() {
 
 // ---- the pump ---------------------------------------------------------
 
-/// A fake disk for the server driver.
-#[derive(Default)]
-struct FakeStore {
-    files: BTreeMap<String, Vec<u8>>,
-    dirs: Vec<String>,
-    read_only: bool,
-    max_size: Option<u64>,
-    space: Option<u64>,
-    upload: Option<(String, bool, Vec<u8>)>,
-    /// Interrupted uploads kept for resuming, by name.
-    parts: BTreeMap<String, Vec<u8>>,
-    download: Option<Vec<u8>>,
-    pos: usize,
-    /// Digests the store "remembers" (handed to `accept_get`).
-    known: BTreeMap<String, [u8; 32]>,
-    /// What each `GetEnd` carried.
-    ended: Vec<Option<[u8; 32]>>,
-}
-
-impl FakeStore {
-    fn handle(&mut self, s: &mut ServerSession, ev: ServerEvent) {
-        match ev {
-            ServerEvent::Hello { token } => {
-                if token == b"good" {
-                    s.accept_hello()
-                } else {
-                    s.reply_error(ErrorCode::Unauthorized, "bad token")
-                }
-            }
-            ServerEvent::List { path } => {
-                if !path.is_root() && !self.dirs.contains(&path.as_str().to_owned()) {
-                    return s.reply_error(ErrorCode::NotFound, "no such directory");
-                }
-                let entries = self
-                    .files
-                    .iter()
-                    .map(|(n, d)| Entry {
-                        name: n.clone(),
-                        kind: EntryKind::File,
-                        size: d.len() as u64,
-                        mtime: 0,
-                    })
-                    .collect();
-                s.reply_entries(entries);
-            }
-            ServerEvent::PutStart {
-                path,
-                size,
-                force,
-                resume,
-                offset,
-            } => {
-                if self.read_only {
-                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
-                }
-                if self.max_size.is_some_and(|m| size > m) {
-                    return s.reply_error(ErrorCode::TooLarge, "over the limit");
-                }
-                if self.dirs.contains(&path.as_str().to_owned()) {
-                    return s.reply_error(ErrorCode::IsDirectory, "is a directory");
-                }
-                let name = path.as_str().to_owned();
-                if resume {
-                    let mut held = self.parts.remove(&name).unwrap_or_default();
-                    if held.len() as u64 > offset.min(size) {
-                        held.clear();
-                    }
-                    let mut prefix = blake3::Hasher::new();
-                    prefix.update(&held);
-                    let accept = super::session::PutAccept {
-                        offset: held.len() as u64,
-                        prefix,
-                        partial: 0,
-                        resumable: true,
-                    };
-                    self.upload = Some((name, force, held));
-                    s.accept_put(&path, accept);
-                } else {
-                    let partial = self.parts.get(&name).map_or(0, |p| p.len() as u64);
-                    self.upload = Some((name, force, Vec::new()));
-                    s.accept_put(&path, super::session::PutAccept::fresh(true, partial));
-                }
-            }
-            ServerEvent::PutData { len, .. } => {
-                let data = s.data();
-                assert_eq!(data.len(), len);
-                let up = self.upload.as_mut().unwrap();
-                if self
-                    .space
-                    .is_some_and(|sp| (up.2.len() + data.len()) as u64 > sp)
-                {
-                    return s.reply_error(ErrorCode::NoSpace, "disk full");
-                }
-                up.2.extend_from_slice(data);
-            }
-            ServerEvent::PutCommit { size } => {
-                let (name, force, data) = self.upload.take().unwrap();
-                assert_eq!(data.len() as u64, size);
-                let mut stored = name.clone();
-                let mut n = 0;
-                while !force && self.files.contains_key(&stored) {
-                    n += 1;
-                    stored = clash_name(&name, n);
-                }
-                self.files.insert(stored.clone(), data);
-                let p = super::path::RemotePath::parse(&stored).unwrap();
-                s.put_committed(&p, size);
-            }
-            ServerEvent::PutAbort { reason } => {
-                if let Some((name, _, data)) = self.upload.take() {
-                    if reason == ErrorCode::Cancelled && !data.is_empty() {
-                        self.parts.insert(name, data);
-                    }
-                }
-            }
-            ServerEvent::GetStart { path, offset } => {
-                if self.dirs.contains(&path.as_str().to_owned()) {
-                    return s.reply_error(ErrorCode::IsDirectory, "is a directory");
-                }
-                match self.files.get(path.as_str()) {
-                    None => s.reply_error(ErrorCode::NotFound, "no such file"),
-                    Some(d) => {
-                        let offset = if offset as usize > d.len() { 0 } else { offset };
-                        let mut prefix = blake3::Hasher::new();
-                        prefix.update(&d[..offset as usize]);
-                        self.download = Some(d.clone());
-                        self.pos = offset as usize;
-                        let known = self.known.get(path.as_str()).copied();
-                        s.accept_get(d.len() as u64, offset, 0, prefix, known);
-                    }
-                }
-            }
-            ServerEvent::GetEnd { digest } => {
-                self.download = None;
-                self.ended.push(digest);
-            }
-            ServerEvent::Mkdir { path } => {
-                if self.read_only {
-                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
-                }
-                self.dirs.push(path.as_str().to_owned());
-                s.reply_ok();
-            }
-            ServerEvent::Remove { path } => match self.files.remove(path.as_str()) {
-                Some(_) => s.reply_ok(),
-                None => s.reply_error(ErrorCode::NotFound, "no such file"),
-            },
-            ServerEvent::Rename { from, to } => {
-                if self.files.contains_key(to.as_str()) {
-                    return s.reply_error(ErrorCode::Exists, "target exists");
-                }
-                match self.files.remove(from.as_str()) {
-                    Some(d) => {
-                        self.files.insert(to.as_str().to_owned(), d);
-                        s.reply_ok();
-                    }
-                    None => s.reply_error(ErrorCode::NotFound, "no such file"),
-                }
-            }
-        }
-    }
-
-    /// Drives the server: events, then download data.
-    fn drive(&mut self, s: &mut ServerSession) {
-        loop {
-            let mut progressed = false;
-            while let Some(ev) = s.poll_event() {
-                self.handle(s, ev);
-                progressed = true;
-            }
-            let want = s.wants_data();
-            if want > 0 {
-                if let Some(d) = &self.download {
-                    let end = (self.pos + want).min(d.len());
-                    let chunk = d[self.pos..end].to_vec();
-                    self.pos = end;
-                    s.send_data(&chunk);
-                    progressed = true;
-                }
-            }
-            if !progressed {
-                return;
-            }
-        }
-    }
-}
-
 /// Splits deliveries into slices: 1 byte, odd primes, whole buffers.
 struct Slicer {
     sizes: Vec<usize>,
@@ -397,7 +209,7 @@ type Tamper = Option<Box<dyn FnMut(&mut [u8])>>;
 struct Pump {
     client: ClientSession,
     server: ServerSession,
-    store: FakeStore,
+    store: MemStore,
     slicer: Slicer,
     now: Instant,
     /// Bytes on the wire client->server that a test may corrupt.
@@ -407,10 +219,10 @@ struct Pump {
 
 impl Pump {
     fn new(sizes: &[usize]) -> Pump {
-        Pump::with(sizes, SessionConfig::default(), FakeStore::default())
+        Pump::with(sizes, SessionConfig::default(), MemStore::default())
     }
 
-    fn with(sizes: &[usize], config: SessionConfig, store: FakeStore) -> Pump {
+    fn with(sizes: &[usize], config: SessionConfig, store: MemStore) -> Pump {
         let now = Instant::now();
         let mut p = Pump {
             client: ClientSession::new(Vec::new()),
@@ -635,7 +447,7 @@ fn window_bounds_bytes_in_flight() {
         window: MAX_CHUNK as u32,
         ..SessionConfig::default()
     };
-    let mut p = Pump::with(&[usize::MAX], config, FakeStore::default());
+    let mut p = Pump::with(&[usize::MAX], config, MemStore::default());
     let data = pattern(5 * MAX_CHUNK + 3, 9);
     p.client.put("w", data.len() as u64, None, false).unwrap();
     assert!(matches!(p.next_event(), ClientEvent::PutReady { .. }));
@@ -726,18 +538,18 @@ fn invalid_names_are_refused_and_the_connection_survives() {
 
 #[test]
 fn read_only_too_large_and_no_space() {
-    let store = FakeStore {
+    let store = MemStore {
         read_only: true,
-        ..FakeStore::default()
+        ..MemStore::default()
     };
     let mut p = Pump::with(&[11], SessionConfig::default(), store);
     assert_eq!(p.put("a", b"x", false), Err(ErrorCode::ReadOnly));
     p.client.mkdir("d").unwrap();
     assert_eq!(p.simple(), Err(ErrorCode::ReadOnly));
 
-    let store = FakeStore {
+    let store = MemStore {
         max_size: Some(10),
-        ..FakeStore::default()
+        ..MemStore::default()
     };
     let mut p = Pump::with(&[11], SessionConfig::default(), store);
     assert_eq!(p.put("a", &[0; 11], false), Err(ErrorCode::TooLarge));
@@ -745,9 +557,9 @@ fn read_only_too_large_and_no_space() {
 
     // Disk fills mid-transfer: the client gets NoSpace, the server drains the
     // data in flight, nothing is stored, and the connection keeps working.
-    let store = FakeStore {
+    let store = MemStore {
         space: Some(2 * MAX_CHUNK as u64),
-        ..FakeStore::default()
+        ..MemStore::default()
     };
     let mut p = Pump::with(&[usize::MAX], SessionConfig::default(), store);
     let big = pattern(6 * MAX_CHUNK, 3);
@@ -878,7 +690,7 @@ fn server_answer(bytes: &[u8]) -> (Option<ErrorCode>, bool) {
     let now = Instant::now();
     let mut s = ServerSession::new(SessionConfig::default(), now);
     s.handle_input(bytes, now);
-    let mut store = FakeStore::default();
+    let mut store = MemStore::default();
     store.drive(&mut s);
     let mut r = FrameReader::new();
     r.push(s.poll_transmit());
@@ -922,7 +734,7 @@ fn tokens_are_checked_by_the_driver_before_welcome() {
         // Nothing is answered or handed out until the driver decides.
         assert!(s.poll_event().is_none());
         assert!(s.poll_transmit().is_empty());
-        let mut store = FakeStore::default();
+        let mut store = MemStore::default();
         store.handle(
             &mut s,
             ServerEvent::Hello {
@@ -1151,7 +963,7 @@ fn busy_refusal_reaches_the_client() {
 
 #[test]
 fn large_listing_spans_frames() {
-    let mut store = FakeStore::default();
+    let mut store = MemStore::default();
     for i in 0..2000 {
         store
             .files
@@ -1332,9 +1144,9 @@ fn fresh_upload_data_precedes_put_ready_and_refusals_drain() {
     }
     assert_eq!(p.store.files["a"], b"0123456789");
 
-    let store = FakeStore {
+    let store = MemStore {
         read_only: true,
-        ..FakeStore::default()
+        ..MemStore::default()
     };
     let mut p = Pump::with(&[7, 1000], SessionConfig::default(), store);
     let big = pattern(3 * MAX_CHUNK, 1);
