@@ -251,8 +251,9 @@ pub struct PrefixHashing {
     len: u64,
     /// Bytes a read asks for at most.
     read_len: usize,
-    /// Read buffer, made at the first step and kept for the next ones;
-    /// page-aligned, as the kernel fills those faster.
+    /// Read buffer, made at the first step, grown if the prefix grows, and
+    /// kept for the next steps; page-aligned, as the kernel fills those
+    /// faster.
     buf: AlignedBuf,
 }
 
@@ -290,8 +291,11 @@ impl PrefixHashing {
     /// file is shorter.
     pub fn step(&mut self, file: &File, max: u64) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
-        if self.buf.is_empty() && self.pos < self.len {
-            self.buf = AlignedBuf::zeroed(self.read_len.min((self.len - self.pos) as usize));
+        // As big as a read may be, no bigger than what is left: a prefix
+        // extended since the last step may need a bigger buffer.
+        let fits = self.read_len.min((self.len - self.pos) as usize);
+        if self.buf.len() < fits {
+            self.buf = AlignedBuf::zeroed(fits);
         }
         let stop = self.pos.saturating_add(max).min(self.len);
         while self.pos < stop {
@@ -379,6 +383,23 @@ pub fn sweep(root: &Path, ttl: Duration, now: SystemTime) -> usize {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A prefix that grows after the first step (ftx's download hasher
+    /// follows a file being written) is hashed whole, in full-size reads.
+    #[test]
+    fn a_growing_prefix_is_hashed_whole_in_full_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 + i / 4099) as u8).collect();
+        fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut h = PrefixHashing::new(10).reading(64 << 10);
+        assert!(h.step(&file, u64::MAX).unwrap());
+        h.extend_to(data.len() as u64);
+        assert!(h.step(&file, u64::MAX).unwrap());
+        assert_eq!(h.buf.len(), 64 << 10);
+        assert_eq!(h.finish().finalize(), blake3::hash(&data));
+    }
 
     #[test]
     fn part_names_are_fixed_and_short() {
