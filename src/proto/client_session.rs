@@ -3,7 +3,7 @@
 //! in through `handle_input`, results come out as [`ClientEvent`]s, and
 //! bytes for the socket are drained with `poll_transmit`. No I/O here.
 
-use super::error::{DecodeError, ErrorCode, RemoteError};
+use super::error::{DecodeError, ErrorCode, RemoteError, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
     EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW,
@@ -696,10 +696,7 @@ impl ClientSession {
 /// The failure a download ends with when the data does not match the
 /// server's digest.
 pub fn integrity_failure() -> RemoteError {
-    RemoteError::new(
-        ErrorCode::Integrity,
-        "BLAKE3 digest of the received data does not match",
-    )
+    RemoteError::new(ErrorCode::Integrity, DIGEST_MISMATCH)
 }
 
 #[cfg(test)]

@@ -137,6 +137,10 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The detail of an [`ErrorCode::Integrity`] failure, on either side: the
+/// bytes received do not hash to the sender's digest.
+pub const DIGEST_MISMATCH: &str = "BLAKE3 digest of the received data does not match";
+
 /// An error as reported by the peer in an `Error` frame: a code and a detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteError {

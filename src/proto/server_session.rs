@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::error::{DecodeError, ErrorCode};
+use super::error::{DecodeError, ErrorCode, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
@@ -830,7 +830,7 @@ impl ServerSession {
                     });
                     self.out.push(&Message::Error {
                         code: ErrorCode::Integrity,
-                        message: "BLAKE3 digest of the received data does not match".into(),
+                        message: DIGEST_MISMATCH.into(),
                     });
                     self.state = State::Idle;
                     return;
