@@ -112,7 +112,8 @@
 //!   (`Error`), it discards `Data` until the client's `Done` or `Cancel`,
 //!   and a client that gets the refusal before it sent `Done` sends
 //!   `Cancel`. A resumed upload waits for `PutReady`, whose offset it
-//!   needs. The server checks the digest, makes
+//!   needs, so its refusal ends it: nothing is drained (see "Where each
+//!   side stands after a refusal"). The server checks the digest, makes
 //!   the file durable (fsync the file, rename into place, fsync the
 //!   directory) and answers `PutDone{stored name, size}`. On a name clash
 //!   without `force` the stored name is `stem_N.ext`; it is chosen
@@ -173,6 +174,32 @@
 //!   runs is ignored.
 //! - A digest mismatch is `Error(Integrity)`; nothing is stored under the
 //!   final name.
+//!
+//! ## Where each side stands after a refusal
+//!
+//! Every request ends with exactly one result: its success reply (the
+//! last `Entries`, `PutDone`, `Done` of a get, `Ok`) or one `Error`. Once
+//! it ended, both sides are between requests and the connection serves
+//! the next one; only the errors marked "close" below end the connection.
+//! "Client sends" is what the client owes after the `Error` reached it;
+//! the server's state is what it expects next.
+//!
+//! | request | refused or failed when | client sends | server then |
+//! |---|---|---|---|
+//! | `List`, `Mkdir`, `Remove`, `Rename`, `Get` | on the request (any code, invalid name included) | nothing | between requests |
+//! | fresh or forced `Put` | on the request (invalid name, read-only, too large, no space, is a directory, missing parent, ...) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, answers neither, then between requests |
+//! | resumed `Put` | on the request (any code, "busy" for a part another upload holds) | nothing: it waits for `PutReady` before any data | between requests |
+//! | any `Put` | during the data (no space, I/O, stalled) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, then between requests |
+//! | any `Put` | at `Done` (digest mismatch: `Integrity`; commit failed: no free name, I/O) | nothing | between requests |
+//! | any `Put` | the client's `Cancel` | nothing more | answers `Error(Cancelled)` (nothing if its own `Error` crossed the `Cancel`), between requests |
+//! | `Get` | during the data (I/O) | nothing | between requests (late `Ack`s ignored) |
+//! | `Get` | the client's `Cancel` | discards `Data` until `Done` or `Error` | answers `Error(Cancelled)`, or had already sent `Done`; a late `Cancel` is ignored |
+//! | resumed `Put` or `Get` | the client finds the prefix digest differs | `Cancel`, then asks again from offset 0 | as for a `Cancel` |
+//! | any | malformed or unexpected frame, version, timeout, unauthorized | nothing | close |
+//!
+//! A client that sees an `Error` while no request runs, or the connection
+//! end, reports the connection lost; it never reads it as the answer to
+//! its next request.
 //!
 //! ## Deadlines and limits
 //!

@@ -184,9 +184,17 @@ enum State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
-    Hello { version: u16 },
+    Hello {
+        version: u16,
+    },
     List,
-    Put { size: u64 },
+    /// `resume`: the client waits for `PutReady` before it sends
+    /// anything, so a refusal ends the request at once; a fresh upload's
+    /// early data and `Done` may already be on the way.
+    Put {
+        size: u64,
+        resume: bool,
+    },
     Get,
     Simple,
 }
@@ -399,11 +407,9 @@ impl ServerSession {
                 self.out.push(&msg);
                 self.state = State::Closed;
             }
-            State::AwaitReply(Pending::Put { .. }) => {
-                // The client may already be sending data (version 2): it
-                // ends the put with `Done` or `Cancel`, so wait for that.
+            State::AwaitReply(Pending::Put { resume, .. }) => {
                 self.out.push(&msg);
-                self.state = State::Draining;
+                self.state = Self::after_refused_put(resume);
             }
             State::AwaitReply(_) => self.out.push(&msg),
             State::AwaitCommit => {
@@ -429,7 +435,7 @@ impl ServerSession {
     /// prefix digest the client checks); `name` is the name asked for (the
     /// stored name, chosen at commit, comes in `PutDone`).
     pub fn accept_put(&mut self, name: &RemotePath, start: PutAccept) {
-        let State::AwaitReply(Pending::Put { size }) = self.state else {
+        let State::AwaitReply(Pending::Put { size, .. }) = self.state else {
             return;
         };
         let (offset, prefix) = if start.offset <= size {
@@ -751,12 +757,11 @@ impl ServerSession {
                             force: flags & PUT_FORCE != 0,
                             resume,
                         },
-                        Pending::Put { size },
+                        Pending::Put { size, resume },
                     ),
                     Err(e) => {
-                        // As any refused put: drain until `Done`/`Cancel`.
                         self.refuse_name(&e);
-                        self.state = State::Draining;
+                        self.state = Self::after_refused_put(resume);
                         return;
                     }
                 }
@@ -879,6 +884,19 @@ impl ServerSession {
                 self.events.push_back(ServerEvent::GetEnd { digest: None });
                 self.unexpected(&other);
             }
+        }
+    }
+
+    /// Where a refused `Put` leaves the session. A fresh upload's data
+    /// (and even its `Done`) may already be on the way, and the client ends
+    /// it with `Done` or `Cancel`: drain until then. A resumed upload sends
+    /// nothing before `PutReady`, so the refusal ends it: the next frame is
+    /// the next request.
+    fn after_refused_put(resume: bool) -> State {
+        if resume {
+            State::Idle
+        } else {
+            State::Draining
         }
     }
 

@@ -1158,3 +1158,21 @@ fn fresh_upload_data_precedes_put_ready_and_refusals_drain() {
     assert!(matches!(p.next_event(), ClientEvent::Listing(_)));
     assert!(!p.server.is_closed());
 }
+
+/// A resumed `Put` sends nothing before `PutReady`, so its refusal ends the
+/// request: the next request is served, whatever refused it (the session
+/// checking the name, or the driver).
+#[test]
+fn a_refused_resume_leaves_the_connection_ready() {
+    let store = MemStore {
+        read_only: true,
+        ..MemStore::default()
+    };
+    let mut p = Pump::with(&[3, 1000], SessionConfig::default(), store);
+    for name in ["../x", "ok"] {
+        p.client.put(name, 10, Some(10), false).unwrap();
+        assert!(matches!(p.next_event(), ClientEvent::Failed(_)));
+        assert!(matches!(p.list(""), Ok(v) if v.is_empty()));
+    }
+    assert!(!p.server.is_closed());
+}
