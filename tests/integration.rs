@@ -42,6 +42,8 @@ mod names;
 mod pty;
 #[path = "integration/raw.rs"]
 mod raw;
+#[path = "integration/sequences.rs"]
+mod sequences;
 #[path = "integration/symlinks.rs"]
 mod symlinks;
 #[path = "integration/transfer.rs"]
