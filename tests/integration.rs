@@ -32,6 +32,8 @@ mod harness;
 mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
+#[path = "integration/lost.rs"]
+mod lost;
 #[path = "integration/many.rs"]
 mod many;
 #[path = "integration/memory.rs"]

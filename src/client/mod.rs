@@ -14,6 +14,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use crate::aligned::AlignedBuf;
 use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::MAX_CHUNK;
 use crate::proto::message::Entry;
-use crate::proto::session::{ClientEvent, ClientSession};
+use crate::proto::session::{ClientEvent, ClientSession, CommandError};
 
 use hasher::DownloadHasher;
 use known_hosts::IdentityChanged;
@@ -58,6 +59,53 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Size of the socket read buffer and of file reads.
 const IO_BUF: usize = MAX_CHUNK;
+/// After an error that ends the connection by the protocol (protocol
+/// violation, version, timeout, unauthorized) came as the answer to a
+/// request: how long to wait for the close that confirms it. The server
+/// closes right after such an error, so the close follows at once.
+const CLOSE_WAIT: Duration = Duration::from_millis(300);
+
+/// Why a connection was lost. Kept by the [`Client`], which then refuses
+/// every later request with [`ClientError::NotConnected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostReason {
+    /// The server closed the connection (end of stream, or a reset)
+    /// without saying why: it stopped, crashed or was killed.
+    ServerClosed,
+    /// The connection ended with this error: one the server sent when it
+    /// closed (idle timeout, a protocol error it saw, access refused, ...)
+    /// or a protocol violation by the server found here.
+    Ended(RemoteError),
+    /// The server did not answer within [`REPLY_TIMEOUT`].
+    NoAnswer,
+    /// The network failed (the system's words).
+    Network(String),
+}
+
+impl LostReason {
+    /// The reason behind a failed socket read or write.
+    fn from_io(e: &io::Error) -> LostReason {
+        match e.kind() {
+            _ if is_timeout(e) => LostReason::NoAnswer,
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::WriteZero => LostReason::ServerClosed,
+            _ => LostReason::Network(e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::ServerClosed => f.write_str("server closed the connection"),
+            LostReason::Ended(e) => write!(f, "{e}"),
+            LostReason::NoAnswer => f.write_str("timed out waiting for the server"),
+            LostReason::Network(text) => write!(f, "network error: {text}"),
+        }
+    }
+}
 
 /// What went wrong in a client operation.
 #[derive(Debug)]
@@ -71,10 +119,13 @@ pub enum ClientError {
     },
     /// The server refused or failed the request (the connection is usable).
     Remote(RemoteError),
-    /// The connection is gone (server error, protocol violation, close).
-    Closed(RemoteError),
-    /// The network failed.
-    Io(io::Error),
+    /// The connection was lost during this call (or, when connecting, the
+    /// server refused it). Returned once; later calls get
+    /// [`ClientError::NotConnected`].
+    Lost(LostReason),
+    /// The connection was lost before this call (for this reason): nothing
+    /// was sent.
+    NotConnected(LostReason),
     /// A local file could not be read or written.
     Local {
         /// The local path involved.
@@ -105,7 +156,7 @@ impl ClientError {
     /// The protocol error code behind this error, when there is one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Remote(e) | ClientError::Closed(e) => Some(e.code),
+            ClientError::Remote(e) | ClientError::Lost(LostReason::Ended(e)) => Some(e.code),
             _ => None,
         }
     }
@@ -114,8 +165,8 @@ impl ClientError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            ClientError::Closed(_)
-                | ClientError::Io(_)
+            ClientError::Lost(_)
+                | ClientError::NotConnected(_)
                 | ClientError::Connect { .. }
                 | ClientError::IdentityChanged(_)
                 | ClientError::NotTls { .. }
@@ -130,20 +181,8 @@ impl fmt::Display for ClientError {
                 write!(f, "cannot connect to {addr}: {source}")
             }
             ClientError::Remote(e) => write!(f, "{e}"),
-            ClientError::Closed(e) => write!(f, "connection lost: {e}"),
-            ClientError::Io(e) if is_timeout(e) => write!(f, "timed out waiting for the server"),
-            ClientError::Io(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                write!(f, "connection lost: {e}")
-            }
-            ClientError::Io(e) => write!(f, "network error: {e}"),
+            ClientError::Lost(why) => write!(f, "connection lost: {why}"),
+            ClientError::NotConnected(_) => f.write_str("not connected (connection lost)"),
             ClientError::Local { path, source } => {
                 write!(
                     f,
@@ -269,11 +308,20 @@ pub struct GetOutcome {
 }
 
 /// A connection to an `ftxd`.
+///
+/// Once the connection is lost (the server closed it, ended it with an
+/// error, stopped answering, or the network failed), the call that found
+/// out returns [`ClientError::Lost`] and every later call fails at once
+/// with [`ClientError::NotConnected`]; nothing reconnects.
 pub struct Client {
     stream: Stream,
     session: ClientSession,
     server: String,
     last_resumable: bool,
+    /// Set when the connection was lost, with the first reason found.
+    lost: Option<LostReason>,
+    /// The session was closed by the end of the stream (no error frame).
+    closed_by_eof: bool,
 }
 
 impl Client {
@@ -300,20 +348,32 @@ impl Client {
             session,
             server: String::new(),
             last_resumable: false,
+            lost: None,
+            closed_by_eof: false,
+        };
+        let connect_err = |source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
         };
         client
             .stream
             .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-            .map_err(ClientError::Io)?;
+            .map_err(connect_err)?;
         match client.next_event()? {
             ClientEvent::Connected { server, .. } => client.server = server,
-            other => return Err(unexpected(other)),
+            other => return Err(client.event_error(other)),
         }
         client
             .stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
-            .map_err(ClientError::Io)?;
+            .map_err(connect_err)?;
         Ok(client)
+    }
+
+    /// Why the connection was lost, once it was; `None` while it is usable
+    /// as far as this client knows.
+    pub fn lost(&self) -> Option<&LostReason> {
+        self.lost.as_ref()
     }
 
     /// The server's name and version, as it announced itself.
@@ -323,28 +383,36 @@ impl Client {
 
     /// Lists a remote directory ("" for the root).
     pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, ClientError> {
-        self.session.list(path).map_err(command_error)?;
+        self.begin()?;
+        let queued = self.session.list(path);
+        queued.map_err(|e| self.command_error(e))?;
         match self.next_event()? {
             ClientEvent::Listing(v) => Ok(v),
-            other => Err(unexpected(other)),
+            other => Err(self.event_error(other)),
         }
     }
 
     /// Creates a remote directory.
     pub fn mkdir(&mut self, path: &str) -> Result<(), ClientError> {
-        self.session.mkdir(path).map_err(command_error)?;
+        self.begin()?;
+        let queued = self.session.mkdir(path);
+        queued.map_err(|e| self.command_error(e))?;
         self.expect_ok()
     }
 
     /// Removes a remote file or empty directory.
     pub fn remove(&mut self, path: &str) -> Result<(), ClientError> {
-        self.session.remove(path).map_err(command_error)?;
+        self.begin()?;
+        let queued = self.session.remove(path);
+        queued.map_err(|e| self.command_error(e))?;
         self.expect_ok()
     }
 
     /// Renames a remote file or directory; never replaces an existing name.
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), ClientError> {
-        self.session.rename(from, to).map_err(command_error)?;
+        self.begin()?;
+        let queued = self.session.rename(from, to);
+        queued.map_err(|e| self.command_error(e))?;
         self.expect_ok()
     }
 
@@ -362,6 +430,8 @@ impl Client {
         resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<PutOutcome, ClientError> {
+        self.last_resumable = false;
+        self.begin()?;
         let local_err = |source| ClientError::Local {
             path: local.to_path_buf(),
             source,
@@ -374,9 +444,10 @@ impl Client {
         let size = meta.len();
         let started = Instant::now();
         self.last_resumable = false;
-        self.session
-            .put(remote, size, resume.then_some(size), force)
-            .map_err(command_error)?;
+        let queued = self
+            .session
+            .put(remote, size, resume.then_some(size), force);
+        queued.map_err(|e| self.command_error(e))?;
         let mut outcome = PutOutcome {
             stored: String::new(),
             size,
@@ -460,7 +531,7 @@ impl Client {
                         restart_pending = false;
                         outcome.restarted = true;
                         if let Err(e) = self.session.put(remote, size, Some(0), force) {
-                            step = Some(Err(command_error(e)));
+                            step = Some(Err(self.command_error(e)));
                             break;
                         }
                     }
@@ -468,7 +539,7 @@ impl Client {
                         if started_progress {
                             progress.finish();
                         }
-                        return Err(event_error(other));
+                        return Err(self.event_error(other));
                     }
                 }
             }
@@ -524,19 +595,21 @@ impl Client {
         resume: bool,
         progress: &mut dyn Progress,
     ) -> Result<GetOutcome, ClientError> {
+        self.last_resumable = false;
+        self.begin()?;
         let started = Instant::now();
         let local_err = |source| ClientError::Local {
             path: target.to_path_buf(),
             source,
         };
-        self.last_resumable = false;
         let (mut dl, stale) = if resume {
             (LocalDownload::resume(target, force).map_err(local_err)?, 0)
         } else {
             LocalDownload::create(target, force).map_err(local_err)?
         };
         let held = dl.held().map_err(local_err)?;
-        self.session.get(remote, held).map_err(command_error)?;
+        let queued = self.session.get(remote, held);
+        queued.map_err(|e| self.command_error(e))?;
         let mut outcome = GetOutcome {
             path: PathBuf::new(),
             size: 0,
@@ -633,7 +706,8 @@ impl Client {
                         restart_pending = false;
                         outcome.restarted = true;
                         dl.seek_to(0).map_err(local_err)?;
-                        self.session.get(remote, 0).map_err(command_error)?;
+                        let queued = self.session.get(remote, 0);
+                        queued.map_err(|e| self.command_error(e))?;
                     }
                     other => {
                         progress.finish();
@@ -641,7 +715,9 @@ impl Client {
                         {
                             dl.discard();
                         }
-                        return Err(failure.unwrap_or_else(|| event_error(other)));
+                        // Always made: it records a lost connection.
+                        let e = self.event_error(other);
+                        return Err(failure.unwrap_or(e));
                     }
                 }
             }
@@ -665,7 +741,7 @@ impl Client {
     fn expect_ok(&mut self) -> Result<(), ClientError> {
         match self.next_event()? {
             ClientEvent::Ok => Ok(()),
-            other => Err(event_error(other)),
+            other => Err(self.event_error(other)),
         }
     }
 
@@ -675,7 +751,11 @@ impl Client {
     fn send_file_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.flush()?;
         match self.session.send_data_direct(data) {
-            Some(header) => write_both(&mut self.stream, &header, data).map_err(ClientError::Io)?,
+            Some(header) => {
+                if let Err(e) = write_both(&mut self.stream, &header, data) {
+                    return Err(self.io_failed(e));
+                }
+            }
             None => self.session.send_data(data),
         }
         self.flush()
@@ -689,12 +769,10 @@ impl Client {
                 return Ok(());
             }
             match self.stream.write(out) {
-                Ok(0) => {
-                    return Err(ClientError::Io(io::ErrorKind::WriteZero.into()));
-                }
+                Ok(0) => return Err(self.io_failed(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.session.consume_transmit(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::Io(e)),
+                Err(e) => return Err(self.io_failed(e)),
             }
         }
     }
@@ -704,7 +782,7 @@ impl Client {
         loop {
             match self.stream.read(self.session.input_buffer(IO_BUF)) {
                 Ok(0) => {
-                    self.session.handle_eof();
+                    self.feed_eof();
                     return Ok(());
                 }
                 Ok(n) => {
@@ -715,12 +793,49 @@ impl Client {
                 // The server may have closed after an error frame we have
                 // not read yet; let the session report that first.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    self.session.handle_eof();
+                    self.feed_eof();
                     return Ok(());
                 }
-                Err(e) => return Err(ClientError::Io(e)),
+                Err(e) => return Err(self.io_failed(e)),
             }
         }
+    }
+
+    /// Reads what has already arrived, without waiting: `Ok(true)` when
+    /// bytes or the end of the stream were handed to the session,
+    /// `Ok(false)` when nothing was there.
+    fn read_now(&mut self) -> io::Result<bool> {
+        self.stream.socket().set_nonblocking(true)?;
+        let read = loop {
+            match self.stream.read(self.session.input_buffer(IO_BUF)) {
+                Ok(0) => {
+                    self.feed_eof();
+                    break Ok(true);
+                }
+                Ok(n) => {
+                    self.session.handle_input_filled(n);
+                    break Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    self.feed_eof();
+                    break Ok(true);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.stream.socket().set_nonblocking(false)?;
+        read
+    }
+
+    /// The server closed its end: tell the session, remembering that the
+    /// end of the stream (not an error frame) is what closed it.
+    fn feed_eof(&mut self) {
+        if !self.session.is_closed() {
+            self.closed_by_eof = true;
+        }
+        self.session.handle_eof();
     }
 
     /// Flushes, then reads until the session produces an event.
@@ -730,25 +845,153 @@ impl Client {
                 return Ok(ev);
             }
             if self.session.is_closed() {
-                return Err(ClientError::Closed(RemoteError::new(
-                    ErrorCode::Protocol,
-                    "connection closed",
-                )));
+                return Err(self.lose(LostReason::ServerClosed));
             }
             self.flush()?;
             self.read_some()?;
         }
     }
 
+    /// Before a request: fails at once when the connection was lost
+    /// before, and reads what the server sent while no request ran (an
+    /// idle timeout's error, its close), so that it is reported as the end
+    /// of the connection, never as the answer to this request.
+    fn begin(&mut self) -> Result<(), ClientError> {
+        if let Some(why) = &self.lost {
+            return Err(ClientError::NotConnected(why.clone()));
+        }
+        self.read_between_requests(Duration::ZERO)
+    }
+
+    /// Hands the session what arrives within `wait` while no request runs
+    /// (nothing may: any frame then ends the connection). `Err` once the
+    /// connection turned out to be lost.
+    fn read_between_requests(&mut self, wait: Duration) -> Result<(), ClientError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(ev) = self.session.poll_event() {
+                return Err(self.event_error(ev));
+            }
+            if self.session.is_closed() {
+                return Err(self.lose(LostReason::ServerClosed));
+            }
+            match self.read_now() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Err(self.io_failed(e)),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !wait_readable(self.stream.socket(), left) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records that the connection is lost (the first reason found stays)
+    /// and closes the socket; the error to return for it.
+    fn lose(&mut self, why: LostReason) -> ClientError {
+        if self.lost.is_none() {
+            self.lost = Some(why);
+            let _ = self.stream.socket().shutdown(std::net::Shutdown::Both);
+        }
+        ClientError::Lost(self.lost.clone().unwrap_or(LostReason::ServerClosed))
+    }
+
+    /// A socket read or write failed: the connection is lost. When the
+    /// server simply went away, what it sent before may say why.
+    fn io_failed(&mut self, e: io::Error) -> ClientError {
+        let mut why = LostReason::from_io(&e);
+        if why == LostReason::ServerClosed {
+            if let Some(said) = self.last_words() {
+                why = LostReason::Ended(said);
+            }
+        }
+        self.lose(why)
+    }
+
+    /// The error frame the server sent before it closed, if one is still
+    /// to be read (best effort, without waiting).
+    fn last_words(&mut self) -> Option<RemoteError> {
+        for _ in 0..64 {
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    ClientEvent::Failed(e) => return Some(e),
+                    ClientEvent::Closed(e) if !self.closed_by_eof => return Some(e),
+                    _ => {}
+                }
+            }
+            if self.session.is_closed() || !matches!(self.read_now(), Ok(true)) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// The error for an event that is not the answer the request expects.
+    /// An event no request can get means the session and this client
+    /// disagree: the connection cannot be trusted any more.
+    fn event_error(&mut self, ev: ClientEvent) -> ClientError {
+        match ev {
+            ClientEvent::Failed(e) => self.failed(e),
+            ClientEvent::Closed(_) if self.closed_by_eof => self.lose(LostReason::ServerClosed),
+            ClientEvent::Closed(e) => self.lose(LostReason::Ended(e)),
+            other => self.lose(LostReason::Ended(RemoteError::new(
+                ErrorCode::Protocol,
+                format!("unexpected reply from server: {other:?}"),
+            ))),
+        }
+    }
+
+    /// The server failed the request. An error that by the protocol ends
+    /// the connection (a protocol violation, version, timeout, access) is
+    /// the connection's end when the close follows: it may have been sent
+    /// before the request arrived, and it is no answer to it.
+    fn failed(&mut self, e: RemoteError) -> ClientError {
+        let ends = matches!(
+            e.code,
+            ErrorCode::Protocol | ErrorCode::Version | ErrorCode::Timeout | ErrorCode::Unauthorized
+        );
+        if ends && self.session.is_idle() && self.read_between_requests(CLOSE_WAIT).is_err() {
+            // The close confirms it; the server's error says why.
+            self.lost = Some(LostReason::Ended(e.clone()));
+            return ClientError::Lost(LostReason::Ended(e));
+        }
+        ClientError::Remote(e)
+    }
+
+    /// A request could not be queued: the session is closed (the
+    /// connection is lost) or still busy with an earlier request (the two
+    /// sides are out of step, which only a lost connection explains).
+    fn command_error(&mut self, e: CommandError) -> ClientError {
+        let why = match e {
+            CommandError::Closed => LostReason::ServerClosed,
+            CommandError::Busy => LostReason::Ended(RemoteError::new(
+                ErrorCode::Protocol,
+                "client and server are out of step",
+            )),
+        };
+        self.lose(why)
+    }
+
     /// After a local failure mid-transfer: consume events until the request
-    /// ended, so the next command starts in step.
+    /// ended, so the next command starts in step. A connection lost
+    /// meanwhile is recorded for the next call to report.
     fn drain_until_idle(&mut self) {
         for _ in 0..1_000_000 {
-            if self.session.is_idle() || self.session.is_closed() {
+            if self.session.is_idle() || self.lost.is_some() {
                 return;
             }
-            while self.session.poll_event().is_some() {}
-            if self.session.is_idle() || self.session.is_closed() {
+            while let Some(ev) = self.session.poll_event() {
+                if let ClientEvent::Closed(_) = ev {
+                    let _ = self.event_error(ev);
+                    return;
+                }
+            }
+            if self.session.is_idle() {
+                return;
+            }
+            if self.session.is_closed() {
+                let _ = self.lose(LostReason::ServerClosed);
                 return;
             }
             if self.flush().and_then(|_| self.read_some()).is_err() {
@@ -756,6 +999,20 @@ impl Client {
             }
         }
     }
+}
+
+/// Waits at most `timeout` for `sock` to have something to read (data, the
+/// end of the stream or an error).
+fn wait_readable(sock: &TcpStream, timeout: Duration) -> bool {
+    let mut fds = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fds, 1, ms) };
+    n > 0
 }
 
 /// Opens the TCP connection to `addr`, trying each address it resolves to.
@@ -817,29 +1074,6 @@ pub fn probe_fingerprint(addr: &str) -> Result<String, ClientError> {
     Ok(presented)
 }
 
-fn command_error(e: crate::proto::session::CommandError) -> ClientError {
-    ClientError::Closed(RemoteError::new(ErrorCode::Protocol, e.to_string()))
-}
-
-fn event_error(ev: ClientEvent) -> ClientError {
-    match ev {
-        ClientEvent::Failed(e) => ClientError::Remote(e),
-        ClientEvent::Closed(e) => ClientError::Closed(e),
-        other => unexpected(other),
-    }
-}
-
-fn unexpected(ev: ClientEvent) -> ClientError {
-    match ev {
-        ClientEvent::Failed(e) => ClientError::Remote(e),
-        ClientEvent::Closed(e) => ClientError::Closed(e),
-        other => ClientError::Closed(RemoteError::new(
-            ErrorCode::Protocol,
-            format!("unexpected reply from server: {other:?}"),
-        )),
-    }
-}
-
 /// Writes `a` then `b` with as few system calls as the socket allows.
 fn write_both(stream: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<()> {
     let mut bufs = [IoSlice::new(a), IoSlice::new(b)];
@@ -874,5 +1108,226 @@ mod distrust_tests {
             assert!(!stored_name_fits("d/a.txt", bad), "{bad:?}");
         }
         assert!(!stored_name_fits("a.txt", "d/a.txt"));
+    }
+}
+
+#[cfg(test)]
+mod lost_tests {
+    //! A lost connection, against a scripted server on a local socket:
+    //! said once with its reason, then every call refused at once.
+
+    use super::*;
+    use crate::proto::frame;
+    use crate::proto::limits::{MIN_WINDOW, PROTOCOL_VERSION};
+    use crate::proto::message::Message;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+    use std::thread;
+
+    /// The server's end of one connection.
+    struct Peer {
+        sock: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Peer {
+        fn recv(&mut self) -> Message {
+            loop {
+                if let Some((msg, used)) = frame::decode(&self.buf).expect("client frame") {
+                    self.buf.drain(..used);
+                    return msg;
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.sock.read(&mut chunk).expect("read from client");
+                assert!(n > 0, "client closed");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+
+        fn send(&mut self, msg: &Message) {
+            let mut out = Vec::new();
+            frame::encode(msg, &mut out);
+            self.sock.write_all(&out).expect("write to client");
+        }
+
+        fn error(&mut self, code: ErrorCode, message: &str) {
+            self.send(&Message::Error {
+                code,
+                message: message.into(),
+            });
+        }
+    }
+
+    /// A client connected to a server that completes the handshake and
+    /// then runs `script`; the receiver says when the script is done.
+    fn scripted(script: impl FnOnce(&mut Peer) + Send + 'static) -> (Client, mpsc::Receiver<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (done_tx, done_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let (sock, _) = listener.accept().expect("accept");
+            let mut peer = Peer {
+                sock,
+                buf: Vec::new(),
+            };
+            assert!(matches!(peer.recv(), Message::Hello { .. }));
+            peer.send(&Message::Welcome {
+                version: PROTOCOL_VERSION,
+                flags: 0,
+                window: MIN_WINDOW,
+                server: "scripted".into(),
+            });
+            script(&mut peer);
+            let _ = done_tx.send(());
+            // Dropping `peer` closes the connection.
+        });
+        let client = Client::connect(&addr).expect("connect");
+        (client, done_rx)
+    }
+
+    fn empty_listing(peer: &mut Peer) {
+        assert!(matches!(peer.recv(), Message::List { .. }));
+        peer.send(&Message::Entries {
+            entries: Vec::new(),
+            last: true,
+        });
+    }
+
+    #[test]
+    fn a_close_between_requests_is_the_connection_lost_once() {
+        let (mut client, done) = scripted(|_| {});
+        done.recv().unwrap();
+        let e = client.list("").unwrap_err();
+        assert!(
+            matches!(e, ClientError::Lost(LostReason::ServerClosed)),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "connection lost: server closed the connection"
+        );
+        assert!(e.is_fatal());
+        assert_eq!(client.lost(), Some(&LostReason::ServerClosed));
+        for e in [
+            client.list("").unwrap_err(),
+            client.mkdir("d").unwrap_err(),
+            client.remove("d").unwrap_err(),
+            client.rename("a", "b").unwrap_err(),
+        ] {
+            assert!(matches!(e, ClientError::NotConnected(_)), "{e:?}");
+            assert_eq!(e.to_string(), "not connected (connection lost)");
+            assert!(e.is_fatal());
+        }
+    }
+
+    #[test]
+    fn nothing_is_touched_locally_once_the_connection_is_lost() {
+        let (mut client, done) = scripted(|_| {});
+        done.recv().unwrap();
+        assert!(client.list("").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x");
+        let e = client
+            .get("x", &target, false, false, &mut NoProgress)
+            .unwrap_err();
+        assert!(matches!(e, ClientError::NotConnected(_)), "{e:?}");
+        let e = client
+            .put(
+                &dir.path().join("missing"),
+                "x",
+                false,
+                false,
+                &mut NoProgress,
+            )
+            .unwrap_err();
+        assert!(matches!(e, ClientError::NotConnected(_)), "{e:?}");
+        assert_eq!(fs_names(dir.path()), Vec::<String>::new());
+    }
+
+    fn fs_names(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn an_error_sent_while_idle_is_the_reason_not_the_answer() {
+        let (mut client, done) = scripted(|peer| {
+            empty_listing(peer);
+            peer.error(ErrorCode::Timeout, "connection idle for too long");
+        });
+        assert!(client.list("").unwrap().is_empty());
+        done.recv().unwrap();
+        let e = client.list("").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "connection lost: timed out: connection idle for too long"
+        );
+        assert_eq!(e.code(), Some(ErrorCode::Timeout));
+        assert!(matches!(
+            client.mkdir("d").unwrap_err(),
+            ClientError::NotConnected(LostReason::Ended(_))
+        ));
+    }
+
+    #[test]
+    fn a_closing_error_in_answer_to_a_request_is_the_connection_lost() {
+        let (mut client, _done) = scripted(|peer| {
+            assert!(matches!(peer.recv(), Message::List { .. }));
+            peer.error(ErrorCode::Protocol, "unexpected frame type 0x10 here");
+        });
+        let e = client.list("").unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Lost(LostReason::Ended(r)) if r.code == ErrorCode::Protocol),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "connection lost: protocol error: unexpected frame type 0x10 here"
+        );
+        assert!(matches!(
+            client.list("").unwrap_err(),
+            ClientError::NotConnected(_)
+        ));
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_connection() {
+        let (mut client, _done) = scripted(|peer| {
+            assert!(matches!(peer.recv(), Message::List { .. }));
+            peer.error(ErrorCode::NotFound, "");
+            // A timeout that does not end the connection is only a failure.
+            assert!(matches!(peer.recv(), Message::List { .. }));
+            peer.error(ErrorCode::Timeout, "slow disk");
+            empty_listing(peer);
+        });
+        let e = client.list("nope").unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Remote(r) if r.code == ErrorCode::NotFound),
+            "{e:?}"
+        );
+        assert!(!e.is_fatal());
+        let e = client.list("").unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Remote(r) if r.code == ErrorCode::Timeout),
+            "{e:?}"
+        );
+        assert!(client.list("").unwrap().is_empty());
+        assert_eq!(client.lost(), None);
+    }
+
+    #[test]
+    fn lost_reasons_in_plain_words() {
+        let io = |k: io::ErrorKind| LostReason::from_io(&io::Error::from(k));
+        assert_eq!(io(io::ErrorKind::BrokenPipe), LostReason::ServerClosed);
+        assert_eq!(io(io::ErrorKind::ConnectionReset), LostReason::ServerClosed);
+        assert_eq!(io(io::ErrorKind::WouldBlock), LostReason::NoAnswer);
+        assert_eq!(
+            LostReason::NoAnswer.to_string(),
+            "timed out waiting for the server"
+        );
+        let net = io(io::ErrorKind::HostUnreachable);
+        assert!(net.to_string().starts_with("network error: "), "{net}");
     }
 }

@@ -3,7 +3,7 @@
 //! user-visible output of commands is written here (stdout for results);
 //! failures are returned as one-line messages for the runner to print.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -24,7 +24,7 @@ use super::batch::{Execute, Flow};
 use super::command::{self, Command};
 use super::complete::RemoteNames;
 use super::glob::{self, check_server_name, has_wildcards};
-use super::render::{escape_for_terminal, format_size_human, quoted_name, Style};
+use super::render::{escape_for_terminal, format_size_human, quoted_name, subject, Style};
 
 /// The connection, shared between the executor and remote-name completion
 /// (which runs only while the shell waits for a line, never during a command).
@@ -46,6 +46,9 @@ pub struct Executor {
     err_style: Style,
     /// Set by SIGINT while a transfer runs, when Ctrl-C may cancel it.
     interrupt: Option<Arc<AtomicBool>>,
+    /// The user was told why the connection was lost; later failures on
+    /// it just say it is closed.
+    loss_told: Cell<bool>,
 }
 
 impl Executor {
@@ -63,6 +66,7 @@ impl Executor {
             err: Box::new(std::io::stderr()),
             err_style: Style::plain(),
             interrupt: None,
+            loss_told: Cell::new(false),
         }
     }
 
@@ -141,7 +145,7 @@ impl Executor {
         let cmd = if resume { "reput" } else { "put" };
         let remote = match remote {
             Some(r) => r.to_owned(),
-            None => base_name(local).ok_or_else(|| format!("{cmd}: '{local}' has no file name"))?,
+            None => base_name(local).ok_or_else(|| no_file_name(cmd, local))?,
         };
         let remote = trim_trailing_slash(&remote);
         let mut bar = self.transfer_bar(&remote);
@@ -173,7 +177,7 @@ impl Executor {
             }
             Err(e) => {
                 let hint = self.resume_hint(&e, "reput");
-                Err(describe(cmd, local, &remote, &e) + &hint)
+                Err(self.describe(cmd, local, &remote, &e) + &hint)
             }
         }
     }
@@ -186,8 +190,7 @@ impl Executor {
         local: Option<&str>,
     ) -> Result<(), String> {
         let cmd = if resume { "reget" } else { "get" };
-        let name =
-            base_name(remote).ok_or_else(|| format!("{cmd}: '{remote}' has no file name"))?;
+        let name = base_name(remote).ok_or_else(|| no_file_name(cmd, remote))?;
         let target: PathBuf = match local {
             None => PathBuf::from(&name),
             Some(l) if Path::new(l).is_dir() || l.ends_with('/') => Path::new(l).join(&name),
@@ -223,13 +226,17 @@ impl Executor {
             }
             Err(e) => {
                 let hint = self.resume_hint(&e, "reget");
-                Err(describe(cmd, remote, remote, &e) + &hint)
+                Err(self.describe(cmd, remote, remote, &e) + &hint)
             }
         }
     }
 
     /// `('reput' can continue it)` after an interruption that left a part.
     fn resume_hint(&self, e: &ClientError, cmd: &str) -> String {
+        if matches!(e, ClientError::NotConnected(_)) {
+            // Nothing was sent: the hint would be about an older transfer.
+            return String::new();
+        }
         let interrupted = e.is_fatal()
             || matches!(e, ClientError::Cancelled)
             || matches!(e.code(), Some(ErrorCode::Cancelled | ErrorCode::Timeout));
@@ -246,7 +253,7 @@ impl Executor {
             .client
             .borrow_mut()
             .list(&path)
-            .map_err(|e| describe("ls", &path, &path, &e))?;
+            .map_err(|e| self.describe("ls", &path, &path, &e))?;
         let mut text = String::new();
         for e in entries
             .iter()
@@ -282,7 +289,8 @@ impl Executor {
 
     fn lls(&mut self, path: Option<&str>) -> Result<(), String> {
         let dir = path.unwrap_or(".");
-        let rd = fs::read_dir(dir).map_err(|e| format!("lls: '{dir}': {}", io_reason(&e)))?;
+        let rd =
+            fs::read_dir(dir).map_err(|e| format!("{}: {}", subject("lls", dir), io_reason(&e)))?;
         let mut rows: Vec<(String, bool, u64)> = rd
             .filter_map(Result::ok)
             .map(|d| {
@@ -334,23 +342,23 @@ impl Execute for Executor {
                 self.client
                     .borrow_mut()
                     .mkdir(&p)
-                    .map_err(|e| describe("mkdir", &path, &path, &e))?
+                    .map_err(|e| self.describe("mkdir", &path, &path, &e))?
             }
             Command::Rm { path } => {
                 let p = trim_trailing_slash(&path);
                 self.client
                     .borrow_mut()
                     .remove(&p)
-                    .map_err(|e| describe("rm", &path, &path, &e))?
+                    .map_err(|e| self.describe("rm", &path, &path, &e))?
             }
             Command::Rename { from, to } => self
                 .client
                 .borrow_mut()
                 .rename(&trim_trailing_slash(&from), &trim_trailing_slash(&to))
-                .map_err(|e| describe("rename", &from, &from, &e))?,
+                .map_err(|e| self.describe("rename", &from, &from, &e))?,
             Command::Lls { path } => self.lls(path.as_deref())?,
             Command::Lcd { path } => std::env::set_current_dir(&path)
-                .map_err(|e| format!("lcd: '{path}': {}", io_reason(&e)))?,
+                .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?,
             Command::Lpwd => {
                 let cwd =
                     std::env::current_dir().map_err(|e| format!("lpwd: {}", io_reason(&e)))?;
@@ -478,12 +486,17 @@ fn summary(size: u64, elapsed: Duration) -> String {
     format!("{size} bytes in {secs:.2} s, {rate:.1} MiB/s, BLAKE3 verified")
 }
 
-/// One failure as `CMD: 'NAME' CAUSE`, naming whose side failed.
-fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError) -> String {
-    let remote_shown = escape_for_terminal(remote);
+/// One failure as `CMD: 'NAME' CAUSE`, naming whose side failed (the name
+/// left out when empty, as for `ls` of the root). A lost connection is
+/// `CMD: connection lost: REASON`, without a name: see [`loss`].
+fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError, told: &Cell<bool>) -> String {
     match e {
-        ClientError::Remote(r) | ClientError::Closed(r) if is_name_error(r.code) => {
-            format!("{cmd}: '{remote_shown}' {} on server", r.code)
+        ClientError::Lost(_) | ClientError::NotConnected(_) => format!("{cmd}: {}", loss(e, told)),
+        ClientError::Remote(r) if is_name_error(r.code) && remote.is_empty() => {
+            format!("{cmd}: {} on server", r.code)
+        }
+        ClientError::Remote(r) if is_name_error(r.code) => {
+            format!("{} {} on server", subject(cmd, remote), r.code)
         }
         ClientError::Remote(r) => {
             let detail = if r.message.is_empty() {
@@ -491,13 +504,76 @@ fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError) -> String {
             } else {
                 format!(": {}", escape_for_terminal(&r.message))
             };
-            format!("{cmd}: '{remote_shown}': {}{detail}", r.code)
+            format!("{}: {}{detail}", subject(cmd, remote), r.code)
         }
         ClientError::Cancelled => {
             let name = if cmd == "put" { local } else { remote };
-            format!("{cmd}: '{}': cancelled", escape_for_terminal(name))
+            format!("{}: cancelled", subject(cmd, name))
         }
         other => format!("{cmd}: {other}"),
+    }
+}
+
+/// A listing failure while expanding or walking: `'dir': cause` (`/` for
+/// the root); a lost connection as [`describe`] says it.
+fn describe_dir(dir: &str, e: &ClientError, told: &Cell<bool>) -> String {
+    let shown = if dir.is_empty() { "/" } else { dir };
+    match e {
+        ClientError::Lost(_) | ClientError::NotConnected(_) => loss(e, told),
+        ClientError::Remote(r) if is_name_error(r.code) => {
+            format!("{} {} on server", quoted_name(shown), r.code)
+        }
+        other => format!("{}: {other}", quoted_name(shown)),
+    }
+}
+
+/// What to say about a lost connection: `connection lost: REASON` the
+/// first time the user hears of it (`told` not yet set, even when an
+/// earlier call such as a Tab completion found out), then `not connected
+/// (connection lost)`. The reason may carry the server's text: escaped.
+fn loss(e: &ClientError, told: &Cell<bool>) -> String {
+    let text = match e {
+        ClientError::Lost(why) | ClientError::NotConnected(why) if !told.replace(true) => {
+            ClientError::Lost(why.clone()).to_string()
+        }
+        other => other.to_string(),
+    };
+    escape_for_terminal(&text)
+}
+
+/// `CMD: no file name given`, or `CMD: 'NAME' has no file name`.
+fn no_file_name(cmd: &str, name: &str) -> String {
+    if name.is_empty() {
+        format!("{cmd}: no file name given")
+    } else {
+        format!("{cmd}: {} has no file name", quoted_name(name))
+    }
+}
+
+impl Executor {
+    /// [`describe`], telling of a lost connection once.
+    fn describe(&self, cmd: &str, local: &str, remote: &str, e: &ClientError) -> String {
+        describe(cmd, local, remote, e, &self.loss_told)
+    }
+
+    /// [`describe_dir`], telling of a lost connection once.
+    fn describe_dir(&self, dir: &str, e: &ClientError) -> String {
+        describe_dir(dir, e, &self.loss_told)
+    }
+
+    /// Whether the connection is known to be lost.
+    fn connection_lost(&self) -> bool {
+        self.client.borrow().lost().is_some()
+    }
+
+    /// A failure that ends a many-file command at once (a lost connection):
+    /// the failure held back as the command's own error is reported first,
+    /// then `msg` becomes the command's error.
+    fn abort(&mut self, tally: &mut Tally, msg: String) -> String {
+        if let Some(held) = tally.held.take() {
+            self.report(&held);
+        }
+        msg
     }
 }
 
@@ -737,10 +813,7 @@ impl Executor {
                     return Err(format!("put: {}: cancelled", quoted_name(&src)));
                 }
                 let Some(name) = base_name(&src) else {
-                    self.fail(
-                        &mut tally,
-                        &format!("put: {} has no file name", quoted_name(&src)),
-                    );
+                    self.fail(&mut tally, &no_file_name("put", &src));
                     continue;
                 };
                 let dest = if remote.is_some() && !into_dir {
@@ -777,6 +850,8 @@ impl Executor {
         match self.put(force, false, local, Some(remote)) {
             Ok(()) => Ok(()),
             Err(msg) if self.interrupted() => Err(msg),
+            // Every other file would fail the same way.
+            Err(msg) if self.connection_lost() => Err(self.abort(tally, msg)),
             Err(msg) => {
                 self.fail_item(tally, msg);
                 Ok(())
@@ -805,12 +880,13 @@ impl Executor {
             }
             let made = self.client.borrow_mut().mkdir(&rdir);
             if let Err(e) = made {
+                if e.is_fatal() {
+                    let msg = self.describe("put", &rdir, &rdir, &e);
+                    return Err(self.abort(tally, msg));
+                }
                 if e.code() != Some(ErrorCode::Exists) {
-                    let msg = describe("put", &rdir, &rdir, &e);
+                    let msg = self.describe("put", &rdir, &rdir, &e);
                     self.fail(tally, &msg);
-                    if e.is_fatal() {
-                        return Err(format!("put: {} failed", quoted_name(src)));
-                    }
                     continue;
                 }
             }
@@ -890,6 +966,9 @@ impl Executor {
         for word in remotes {
             let matches = match self.expand_remote(word) {
                 Ok(v) => v,
+                Err(msg) if self.connection_lost() => {
+                    return Err(self.abort(&mut tally, format!("get: {msg}")));
+                }
                 Err(msg) => {
                     self.fail(&mut tally, &format!("get: {msg}"));
                     continue;
@@ -941,6 +1020,8 @@ impl Executor {
         match self.get(force, false, remote, Some(&local)) {
             Ok(()) => Ok(()),
             Err(msg) if self.interrupted() => Err(msg),
+            // Every other file would fail the same way.
+            Err(msg) if self.connection_lost() => Err(self.abort(tally, msg)),
             Err(msg) => {
                 self.fail_item(tally, msg);
                 Ok(())
@@ -956,7 +1037,7 @@ impl Executor {
             let entries = client
                 .borrow_mut()
                 .list(dir)
-                .map_err(|e| describe_dir(dir, &e))?;
+                .map_err(|e| self.describe_dir(dir, &e))?;
             Ok(entries
                 .into_iter()
                 .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
@@ -968,7 +1049,9 @@ impl Executor {
         };
         let found = glob::expand(word.trim_end_matches('/'), &mut list)?;
         if found.is_empty() {
-            return Err(if has_wildcards(word) {
+            return Err(if word.is_empty() {
+                "no file name given".to_owned()
+            } else if has_wildcards(word) {
                 format!("{}: no match on server", quoted_name(word))
             } else {
                 format!("{} not found on server", quoted_name(word))
@@ -1006,11 +1089,11 @@ impl Executor {
             let mut entries = match listed {
                 Ok(v) => v,
                 Err(e) => {
-                    let msg = format!("get: {}", describe_dir(&rdir, &e));
-                    self.fail(tally, &msg);
+                    let msg = format!("get: {}", self.describe_dir(&rdir, &e));
                     if e.is_fatal() {
-                        return Err(format!("get: {} failed", quoted_name(src)));
+                        return Err(self.abort(tally, msg));
                     }
+                    self.fail(tally, &msg);
                     continue;
                 }
             };
@@ -1045,17 +1128,6 @@ impl Executor {
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(())
-    }
-}
-
-/// A listing failure while expanding or walking: `'dir': cause`.
-fn describe_dir(dir: &str, e: &ClientError) -> String {
-    let shown = if dir.is_empty() { "/" } else { dir };
-    match e {
-        ClientError::Remote(r) | ClientError::Closed(r) if is_name_error(r.code) => {
-            format!("{} {} on server", quoted_name(shown), r.code)
-        }
-        other => format!("{}: {other}", quoted_name(shown)),
     }
 }
 
@@ -1107,6 +1179,68 @@ mod tests {
         assert_eq!(format_mtime(0), "1970-01-01 00:00");
         assert_eq!(format_mtime(1_700_000_000), "2023-11-14 22:13");
         assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
+    }
+
+    #[test]
+    fn an_empty_name_never_shows_as_quotes() {
+        use crate::proto::error::RemoteError;
+        let told = Cell::new(false);
+        let remote = |code, msg: &str| ClientError::Remote(RemoteError::new(code, msg));
+        let e = remote(ErrorCode::PermissionDenied, "");
+        assert_eq!(describe("ls", "", "", &e, &told), "ls: permission denied");
+        assert_eq!(
+            describe("ls", "d", "d", &e, &told),
+            "ls: 'd': permission denied"
+        );
+        let e = remote(ErrorCode::Io, "disk on fire");
+        assert_eq!(
+            describe("ls", "", "", &e, &told),
+            "ls: server I/O error: disk on fire"
+        );
+        let e = remote(ErrorCode::NotFound, "");
+        assert_eq!(describe("ls", "", "", &e, &told), "ls: not found on server");
+        assert_eq!(
+            describe("get", "a", "a", &e, &told),
+            "get: 'a' not found on server"
+        );
+        assert_eq!(
+            describe("get", "", "", &ClientError::Cancelled, &told),
+            "get: cancelled"
+        );
+        assert_eq!(no_file_name("put", ""), "put: no file name given");
+        assert_eq!(no_file_name("put", "d/"), "put: 'd/' has no file name");
+        assert!(!told.get());
+    }
+
+    #[test]
+    fn a_lost_connection_is_explained_once() {
+        use crate::client::LostReason;
+        let told = Cell::new(false);
+        let lost = ClientError::Lost(LostReason::ServerClosed);
+        let gone = ClientError::NotConnected(LostReason::ServerClosed);
+        assert_eq!(
+            describe("ls", "", "", &lost, &told),
+            "ls: connection lost: server closed the connection"
+        );
+        assert_eq!(
+            describe("mkdir", "d", "d", &gone, &told),
+            "mkdir: not connected (connection lost)"
+        );
+        assert_eq!(
+            describe_dir("", &gone, &told),
+            "not connected (connection lost)"
+        );
+        // Found out by a call that said nothing (Tab completion): the
+        // first command to hear of it gives the reason.
+        let told = Cell::new(false);
+        assert_eq!(
+            describe("rm", "a", "a", &gone, &told),
+            "rm: connection lost: server closed the connection"
+        );
+        assert_eq!(
+            describe("rm", "a", "a", &gone, &told),
+            "rm: not connected (connection lost)"
+        );
     }
 
     #[test]

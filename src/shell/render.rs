@@ -86,6 +86,16 @@ pub fn quoted_name(name: &str) -> String {
     format!("'{}'", escape_for_terminal(name))
 }
 
+/// The start of a message about `name`: `CMD: 'NAME'`, or just `CMD`
+/// when the name is empty (`ls` of the root), never `CMD: ''`.
+pub fn subject(cmd: &str, name: &str) -> String {
+    if name.is_empty() {
+        cmd.to_owned()
+    } else {
+        format!("{cmd}: {}", quoted_name(name))
+    }
+}
+
 /// Whether colour should be used for a stream: only on a terminal, and
 /// never when `NO_COLOR` is set (to anything, as no-color.org says, but an
 /// empty value counts as unset).
@@ -211,6 +221,12 @@ mod tests {
     #[test]
     fn quoted_names_are_escaped() {
         assert_eq!(quoted_name("a\nb"), "'a\\nb'");
+    }
+
+    #[test]
+    fn an_empty_name_is_left_out() {
+        assert_eq!(subject("ls", "d\x1b"), "ls: 'd\\x1b'");
+        assert_eq!(subject("ls", ""), "ls");
     }
 
     #[test]
