@@ -189,13 +189,13 @@
 //! | `List`, `Mkdir`, `Remove`, `Rename`, `Get` | on the request (any code, invalid name included) | nothing | between requests |
 //! | fresh or forced `Put` | on the request (invalid name, read-only, too large, no space, is a directory, missing parent, ...) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, answers neither, then between requests |
 //! | resumed `Put` | on the request (any code, "busy" for a part another upload holds) | nothing: it waits for `PutReady` before any data | between requests |
-//! | any `Put` | during the data (no space, I/O, stalled) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, then between requests |
+//! | any `Put` | during the data (no space, I/O) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, then between requests |
 //! | any `Put` | at `Done` (digest mismatch: `Integrity`; commit failed: no free name, I/O) | nothing | between requests |
 //! | any `Put` | the client's `Cancel` | nothing more | answers `Error(Cancelled)` (nothing if its own `Error` crossed the `Cancel`), between requests |
 //! | `Get` | during the data (I/O) | nothing | between requests (late `Ack`s ignored) |
 //! | `Get` | the client's `Cancel` | discards `Data` until `Done` or `Error` | answers `Error(Cancelled)`, or had already sent `Done`; a late `Cancel` is ignored |
 //! | resumed `Put` or `Get` | the client finds the prefix digest differs | `Cancel`, then asks again from offset 0 | as for a `Cancel` |
-//! | any | malformed or unexpected frame, version, timeout, unauthorized | nothing | close |
+//! | any | malformed or unexpected frame, version, a deadline (handshake, idle, a stalled transfer), unauthorized | nothing | close |
 //!
 //! A client that sees an `Error` while no request runs, or the connection
 //! end, reports the connection lost; it never reads it as the answer to
@@ -226,6 +226,8 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod message;
+#[doc(hidden)]
+pub mod model;
 mod outbox;
 pub mod path;
 pub mod server_session;

@@ -497,7 +497,11 @@ fn simple_operations_and_their_errors() {
     p.client.remove("y").unwrap();
     assert_eq!(p.simple(), Err(ErrorCode::NotFound));
     assert_eq!(p.get("d"), Err(ErrorCode::IsDirectory));
-    assert_eq!(p.put("d", b"", false), Err(ErrorCode::IsDirectory));
+    // As ftxd: a directory takes its name like a file (the shell, not the
+    // protocol, reads a directory target as "into it"); only a forced put
+    // would replace it, and is refused.
+    assert_eq!(p.put("d", b"", false), Ok("d_1".into()));
+    assert_eq!(p.put("d", b"", true), Err(ErrorCode::IsDirectory));
     assert_eq!(p.get("missing"), Err(ErrorCode::NotFound));
     // The connection is still usable after every failure.
     assert_eq!(p.get("x").unwrap(), b"x2");
@@ -558,13 +562,18 @@ fn read_only_too_large_and_no_space() {
     // Disk fills mid-transfer: the client gets NoSpace, the server drains the
     // data in flight, nothing is stored, and the connection keeps working.
     let store = MemStore {
-        space: Some(2 * MAX_CHUNK as u64),
+        fail_write_at: Some((2 * MAX_CHUNK as u64, ErrorCode::NoSpace)),
         ..MemStore::default()
     };
     let mut p = Pump::with(&[usize::MAX], SessionConfig::default(), store);
     let big = pattern(6 * MAX_CHUNK, 3);
     assert_eq!(p.put("big", &big, false), Err(ErrorCode::NoSpace));
     assert!(p.store.files.is_empty() && p.store.upload.is_none());
+    // Too little free space for the whole file: refused before any data.
+    p.store.fail_write_at = None;
+    p.store.space = Some(10);
+    assert_eq!(p.put("big", &big, false), Err(ErrorCode::NoSpace));
+    assert!(p.store.files.is_empty() && p.store.parts.is_empty());
     assert_eq!(p.put("small", b"tiny", false), Ok("small".into()));
     assert_eq!(p.get("small").unwrap(), b"tiny");
 }
