@@ -351,11 +351,17 @@ impl Execute for Executor {
                     .remove(&p)
                     .map_err(|e| self.describe("rm", &path, &path, &e))?
             }
-            Command::Rename { from, to } => self
-                .client
-                .borrow_mut()
-                .rename(&trim_trailing_slash(&from), &trim_trailing_slash(&to))
-                .map_err(|e| self.describe("rename", &from, &from, &e))?,
+            Command::Rename { from, to } => {
+                let (old, new) = (trim_trailing_slash(&from), trim_trailing_slash(&to));
+                self.client.borrow_mut().rename(&old, &new).map_err(|e| {
+                    let name = if rename_blames_new(&old, &new, &e) {
+                        &to
+                    } else {
+                        &from
+                    };
+                    self.describe("rename", name, name, &e)
+                })?
+            }
             Command::Lls { path } => self.lls(path.as_deref())?,
             Command::Lcd { path } => std::env::set_current_dir(&path)
                 .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?,
@@ -451,6 +457,25 @@ fn base_name(name: &str) -> Option<String> {
 }
 
 /// `dir/` -> `dir`, so that `ls dir/` and `mkdir dir/` work as in sftp.
+/// True when a refused `rename OLD NEW` is about NEW: it exists, it is the
+/// invalid one, or the server's text quotes it or its parent (missing, not
+/// a directory) and not OLD's; the error then names NEW, not OLD.
+fn rename_blames_new(old: &str, new: &str, e: &ClientError) -> bool {
+    let ClientError::Remote(r) = e else {
+        return false;
+    };
+    match r.code {
+        ErrorCode::Exists => true,
+        ErrorCode::InvalidName => crate::proto::path::RemotePath::parse_file(old).is_ok(),
+        _ => {
+            // The store quotes the path (or the parent) it could not use.
+            let quoted = || r.message.split('\'').skip(1).step_by(2);
+            let on = |q: &str, p: &str| p == q || p.starts_with(&format!("{q}/"));
+            quoted().any(|q| on(q, new)) && !quoted().any(|q| on(q, old))
+        }
+    }
+}
+
 fn trim_trailing_slash(name: &str) -> String {
     let t = name.trim_end_matches('/');
     if t.is_empty() && !name.is_empty() {
