@@ -14,7 +14,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -1001,18 +1000,19 @@ impl Client {
     }
 }
 
-/// Waits at most `timeout` for `sock` to have something to read (data, the
-/// end of the stream or an error).
+/// Waits at most `timeout` (not zero) for `sock` to have something to read
+/// (data, the end of the stream or an error), without taking it; the
+/// socket's read timeout is [`REPLY_TIMEOUT`] again afterwards.
 fn wait_readable(sock: &TcpStream, timeout: Duration) -> bool {
-    let mut fds = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+    if sock.set_read_timeout(Some(timeout)).is_err() {
+        return false;
+    }
+    let readable = match sock.peek(&mut [0u8; 1]) {
+        Ok(_) => true,
+        Err(e) => !is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
     };
-    let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `fds` is one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut fds, 1, ms) };
-    n > 0
+    let _ = sock.set_read_timeout(Some(REPLY_TIMEOUT));
+    readable
 }
 
 /// Opens the TCP connection to `addr`, trying each address it resolves to.
