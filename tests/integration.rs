@@ -1,5 +1,5 @@
 //! The one integration-test binary: runs the real `ftxd` and `ftx`
-//! executables (`CARGO_BIN_EXE_*`) against the contract in `PRODUCT.md`,
+//! executables (`CARGO_BIN_EXE_*`) against what the README promises,
 //! each test with its own server, root and client directories.
 //!
 //! The harness lives in `tests/util/`; the tests are grouped by topic in

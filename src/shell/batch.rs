@@ -1,5 +1,5 @@
 //! The command loop: reads lines from a [`LineSource`], applies the batch
-//! rules of PRODUCT.md, parses and hands each [`Command`] to an
+//! rules (echo, `#`, `-` and `@`, stop at the first failure), parses and hands each [`Command`] to an
 //! [`Execute`]r, and reports failures as `error: ...` lines.
 //!
 //! Batch rules (only when [`LineSource::is_batch`]): each line is echoed on

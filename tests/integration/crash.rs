@@ -890,7 +890,7 @@ fn an_empty_part_left_by_an_early_kill_does_not_block_resuming() {
 
 #[test]
 fn sigterm_mid_upload_exits_zero_and_keeps_it_resumable() {
-    // PRODUCT.md: SIGTERM stops accepting, closes connections, keeps
+    // The contract: SIGTERM stops accepting, closes connections, keeps
     // interrupted uploads resumable and exits 0.
     let mut server = Server::start(&["--no-fsync"]);
     let root = server.root().to_path_buf();

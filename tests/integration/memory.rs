@@ -1,4 +1,4 @@
-//! An idle `ftxd`'s own memory (PRODUCT.md: an idle ftxd under 2 MiB
+//! An idle `ftxd`'s own memory (the target: an idle ftxd under 2 MiB
 //! resident). Checked here is the part that is the same in every build:
 //! its heap and nameless anonymous mappings, where buffers and tables
 //! sized up front would show. The rest of its resident set is mapped code

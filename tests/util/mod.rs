@@ -11,7 +11,7 @@
 //!
 //! Every helper fails with a message that shows what the programs printed, so
 //! a failing test explains itself. Nothing here knows the server's or the
-//! client's internals: only the contract in `PRODUCT.md` and the protocol
+//! client's internals: only what the README promises and the protocol
 //! library (`ftx::proto`).
 
 #![allow(dead_code)]
