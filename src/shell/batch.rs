@@ -1,6 +1,7 @@
 //! The command loop: reads lines from a [`LineSource`], applies the batch
-//! rules (echo, `#`, `-` and `@`, stop at the first failure), parses and hands each [`Command`] to an
-//! [`Execute`]r, and reports failures as `error: ...` lines.
+//! rules (echo, `#`, `-` and `@`, stop at the first failure), parses and
+//! hands each [`Command`] to an [`Execute`]r, and reports failures as
+//! `error: ...` lines.
 //!
 //! Batch rules (only when [`LineSource::is_batch`]): each line is echoed on
 //! `out` as `ftx> LINE`, as written (any `-` included), unless it starts
