@@ -46,6 +46,8 @@ mod pty;
 mod raw;
 #[path = "integration/sequences.rs"]
 mod sequences;
+#[path = "integration/session.rs"]
+mod session;
 #[path = "integration/symlinks.rs"]
 mod symlinks;
 #[path = "integration/transfer.rs"]

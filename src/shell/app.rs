@@ -366,16 +366,21 @@ fn join_host_port(host: &str, port: u16) -> String {
 }
 
 /// Asks for the server like the original client did; empty answers take
-/// the defaults.
+/// the defaults, an end of input is an error (never a silent default).
 fn ask_server() -> Result<(String, u16), String> {
     let mut stdin = io::stdin().lock();
     let mut ask = |prompt: &str| -> Result<String, String> {
         print!("{prompt}");
         io::stdout().flush().ok();
         let mut line = String::new();
-        stdin
+        let n = stdin
             .read_line(&mut line)
             .map_err(|e| format!("cannot read the answer: {e}"))?;
+        if n == 0 {
+            // The prompt's line was not ended by the user's Enter.
+            println!();
+            return Err("no server given: end of input at the prompt".to_owned());
+        }
         Ok(line.trim().to_owned())
     };
     let host = ask("Enter IP address of server: ")?;
@@ -460,7 +465,10 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
     let mut err = io::stderr();
     let outcome: Outcome =
         run_with_style(source.as_mut(), &mut exec, &mut out, &mut err, err_style);
-    Ok(outcome.success())
+    // As sftp: an interactive session succeeds whatever its commands did
+    // (each failure was shown as it happened); a batch or piped input
+    // reports failures in the exit status.
+    Ok(interactive || outcome.success())
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! hands each [`Command`] to an [`Execute`]r, and reports failures as
 //! `error: ...` lines.
 //!
-//! Batch rules (only when [`LineSource::is_batch`]): each line is echoed on
-//! `out` as `ftx> LINE`, as written (any `-` included), unless it starts
-//! with `@`; the first failing command stops the run, unless its line
-//! starts with `-`, in which case the failure is reported but counts as a
-//! success. Everywhere: blank lines and `#` comments are skipped, `@`/`-`
-//! prefixes (in either order) are stripped before parsing, every failure
+//! Batch rules (only when [`LineSource::is_batch`]): the first failing
+//! command stops the run, unless its line starts with `-`, in which case
+//! the failure is reported but counts as a success. A batch and piped
+//! input ([`LineSource::echoes`]) echo each line on `out` as
+//! `ftx> LINE`, as written (any `-` included), unless it starts with `@`,
+//! as sftp does when its input is not a terminal. Everywhere: blank lines
+//! and `#` comments are skipped, any run of `@`/`-` prefixes is stripped
+//! before parsing, every failure
 //! is printed and counted, `exit`/`quit`/`bye`/`3` and end of input end the
 //! loop, and Ctrl-C just prompts again. The menu's `1`/`2` without a name
 //! ask for it here, from the same source, so the executor never reads
@@ -75,16 +77,16 @@ pub struct Prefixed<'a> {
     pub command: &'a str,
 }
 
-/// Splits the `@` and `-` prefixes (each at most once, in either order)
-/// off a line, after leading whitespace.
+/// Splits the `@` and `-` prefixes (any run of them, as sftp reads
+/// `-@-lpwd`) off a line, after leading whitespace.
 pub fn split_prefixes(line: &str) -> Prefixed<'_> {
     let mut rest = line.trim_start();
     let mut quiet = false;
     let mut ignore_failure = false;
     loop {
-        if !quiet && rest.starts_with('@') {
+        if rest.starts_with('@') {
             quiet = true;
-        } else if !ignore_failure && rest.starts_with('-') {
+        } else if rest.starts_with('-') {
             ignore_failure = true;
         } else {
             break;
@@ -162,7 +164,7 @@ pub fn run_with_style(
             }
         }
         let line = split_prefixes(&text);
-        if batch && !line.quiet {
+        if source.echoes() && !line.quiet {
             let _ = writeln!(out, "{PROMPT}{}", escape_line_for_terminal(&text));
             let _ = out.flush();
         }
@@ -299,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_split_in_either_order() {
+    fn prefixes_split_in_any_order_and_number() {
         let p = |l| {
             let x = split_prefixes(l);
             (x.quiet, x.ignore_failure, x.command)
@@ -310,8 +312,10 @@ mod tests {
         assert_eq!(p("-@ls"), (true, true, "ls"));
         assert_eq!(p("@-ls"), (true, true, "ls"));
         assert_eq!(p("  @- ls"), (true, true, " ls"));
-        assert_eq!(p("--ls"), (false, true, "-ls"));
-        assert_eq!(p("@@ls"), (true, false, "@ls"));
+        // Any run of them, as sftp reads it.
+        assert_eq!(p("--ls"), (false, true, "ls"));
+        assert_eq!(p("@@ls"), (true, false, "ls"));
+        assert_eq!(p("-@-lpwd"), (true, true, "lpwd"));
     }
 
     #[test]
@@ -396,10 +400,10 @@ mod tests {
     }
 
     #[test]
-    fn piped_commands_go_on_after_failures_and_do_not_echo() {
-        let r = piped("rm fail\nfoo\nrm c\n-rm fail\n");
-        assert_eq!(r.out, "");
-        assert_eq!(r.ran, [rm("fail"), rm("c"), rm("fail")]);
+    fn piped_commands_go_on_after_failures_and_echo_as_sftp() {
+        let r = piped("rm fail\nfoo\nrm c\n-rm fail\n@rm c\n");
+        assert_eq!(r.out, "ftx> rm fail\nftx> foo\nftx> rm c\nftx> -rm fail\n");
+        assert_eq!(r.ran, [rm("fail"), rm("c"), rm("fail"), rm("c")]);
         assert_eq!(r.err.lines().count(), 3);
         assert_eq!(
             r.outcome,

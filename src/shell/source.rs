@@ -41,8 +41,13 @@ pub enum Line {
 pub trait LineSource {
     /// The next line; `prompt` is shown only by interactive sources.
     fn next_line(&mut self, prompt: &str) -> io::Result<Line>;
-    /// Whether the batch rules apply (echo, `@`, `-`, stop on failure).
+    /// Whether the batch rules apply (stop on the first counted failure).
     fn is_batch(&self) -> bool;
+    /// Whether each line is echoed as `ftx> LINE` (unless `@`): lines that
+    /// no one sees typed, from a batch file or a pipe.
+    fn echoes(&self) -> bool {
+        self.is_batch()
+    }
     /// Remembers a line the user typed (interactive sources only).
     fn add_history(&mut self, _line: &str) {}
     /// Warnings the source met since last asked (shown as `warning: ...`).
@@ -143,7 +148,8 @@ impl<R: BufRead> LineSource for BatchSource<R> {
 }
 
 /// Lines piped to `ftx` without `-b`: run like the interactive shell (each
-/// failure reported, the next line runs) but with no prompt and no history.
+/// failure reported, the next line runs) but with no prompt and no
+/// history, each line echoed as a batch's is.
 pub struct PipedSource<R> {
     lines: LineReader<R>,
 }
@@ -171,6 +177,10 @@ impl<R: BufRead> LineSource for PipedSource<R> {
 
     fn is_batch(&self) -> bool {
         false
+    }
+
+    fn echoes(&self) -> bool {
+        true
     }
 }
 
