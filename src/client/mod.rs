@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::aligned::AlignedBuf;
 use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::MAX_CHUNK;
-use crate::proto::message::Entry;
+use crate::proto::message::{Entry, FEATURE_ATTRS};
 use crate::proto::session::{ClientEvent, ClientSession, CommandError};
 
 use hasher::DownloadHasher;
@@ -136,6 +136,8 @@ pub enum ClientError {
     LocalNotAFile(PathBuf),
     /// The local file changed size while it was being sent.
     LocalChanged(PathBuf),
+    /// The server is too old for the request (no [`FEATURE_ATTRS`]).
+    Unsupported,
     /// The user cancelled the transfer ([`Progress::cancelled`]); the
     /// connection is usable and the transfer ended like a failed one
     /// (an interrupted part stays resumable).
@@ -210,6 +212,7 @@ impl fmt::Display for ClientError {
                 )
             }
             ClientError::Cancelled => write!(f, "cancelled"),
+            ClientError::Unsupported => write!(f, "not supported by this server"),
         }
     }
 }
@@ -319,6 +322,8 @@ pub struct Client {
     last_resumable: bool,
     /// Set when the connection was lost, with the first reason found.
     lost: Option<LostReason>,
+    /// The server's feature bits, from its `Welcome`.
+    features: u32,
     /// The session was closed by the end of the stream (no error frame).
     closed_by_eof: bool,
 }
@@ -349,6 +354,7 @@ impl Client {
             last_resumable: false,
             lost: None,
             closed_by_eof: false,
+            features: 0,
         };
         let connect_err = |source| ClientError::Connect {
             addr: addr.to_owned(),
@@ -359,7 +365,12 @@ impl Client {
             .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
             .map_err(connect_err)?;
         match client.next_event()? {
-            ClientEvent::Connected { server, .. } => client.server = server,
+            ClientEvent::Connected {
+                server, features, ..
+            } => {
+                client.server = server;
+                client.features = features;
+            }
             other => return Err(client.event_error(other)),
         }
         client
@@ -397,6 +408,48 @@ impl Client {
         let queued = self.session.mkdir(path);
         queued.map_err(|e| self.command_error(e))?;
         self.expect_ok()
+    }
+
+    /// True when the server lists modes and serves [`Client::set_attrs`]
+    /// and [`Client::space`].
+    pub fn has_attrs(&self) -> bool {
+        self.features & FEATURE_ATTRS != 0
+    }
+
+    /// Sets a remote file's or directory's permission bits (at most
+    /// `0o777`) and/or modification time (Unix seconds).
+    pub fn set_attrs(
+        &mut self,
+        path: &str,
+        mode: Option<u16>,
+        mtime: Option<i64>,
+    ) -> Result<(), ClientError> {
+        self.require_attrs()?;
+        self.begin()?;
+        let queued = self.session.set_attrs(path, mode, mtime);
+        queued.map_err(|e| self.command_error(e))?;
+        self.expect_ok()
+    }
+
+    /// Size of the server's file system holding `path` and the bytes an
+    /// upload may still use.
+    pub fn space(&mut self, path: &str) -> Result<(u64, u64), ClientError> {
+        self.require_attrs()?;
+        self.begin()?;
+        let queued = self.session.statfs(path);
+        queued.map_err(|e| self.command_error(e))?;
+        match self.next_event()? {
+            ClientEvent::Space { total, avail } => Ok((total, avail)),
+            other => Err(self.event_error(other)),
+        }
+    }
+
+    fn require_attrs(&self) -> Result<(), ClientError> {
+        if self.has_attrs() {
+            Ok(())
+        } else {
+            Err(ClientError::Unsupported)
+        }
     }
 
     /// Removes a remote file or empty directory.

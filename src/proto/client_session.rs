@@ -9,7 +9,10 @@ use super::limits::{
     EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW,
     PROTOCOL_VERSION,
 };
-use super::message::{data_header, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
+use super::message::{
+    data_header, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
+    READY_RESUMABLE,
+};
 use super::outbox::Outbox;
 
 /// What happened on the connection, in the order it happened.
@@ -21,6 +24,9 @@ pub enum ClientEvent {
         version: u16,
         /// Server software, as announced.
         server: String,
+        /// The server's feature bits ([`FEATURE_ATTRS`]: it serves
+        /// `set_attrs` and `statfs` and sends modes in listings).
+        features: u32,
     },
     /// The complete answer to `list`.
     Listing(Vec<Entry>),
@@ -79,8 +85,15 @@ pub enum ClientEvent {
         /// as an integrity failure. `None`: checked here.
         unchecked: Option<[u8; 32]>,
     },
-    /// `mkdir`, `rm` or `rename` succeeded.
+    /// `mkdir`, `rm`, `rename` or `set_attrs` succeeded.
     Ok,
+    /// The answer to `statfs`.
+    Space {
+        /// Size of the server's file system in bytes.
+        total: u64,
+        /// Bytes an upload may still use.
+        avail: u64,
+    },
     /// The current request failed; the connection stays usable.
     Failed(RemoteError),
     /// The connection is over (server error, protocol violation or close);
@@ -108,6 +121,7 @@ enum State {
     /// Cancel sent during a download: discard data until `Done`/`Error`.
     GetCancelling,
     AwaitOk,
+    AwaitSpace,
     Closed,
 }
 
@@ -182,7 +196,7 @@ impl ClientSession {
             magic: MAGIC,
             min_version: MIN_PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
-            flags: 0,
+            flags: FEATURE_ATTRS,
             token,
         });
         ClientSession {
@@ -265,6 +279,37 @@ impl ClientSession {
             to: to.to_owned(),
         };
         self.request(msg, State::AwaitOk)
+    }
+
+    /// Sets a remote file's or directory's permission bits and/or
+    /// modification time (a server with [`FEATURE_ATTRS`] only).
+    pub fn set_attrs(
+        &mut self,
+        path: &str,
+        mode: Option<u16>,
+        mtime: Option<i64>,
+    ) -> Result<(), CommandError> {
+        let mut flags = 0;
+        if mode.is_some() {
+            flags |= ATTR_MODE;
+        }
+        if mtime.is_some() {
+            flags |= ATTR_MTIME;
+        }
+        let msg = Message::SetAttrs {
+            path: path.to_owned(),
+            flags,
+            mode: mode.unwrap_or(0),
+            mtime: mtime.unwrap_or(0),
+        };
+        self.request(msg, State::AwaitOk)
+    }
+
+    /// Asks for the space of the server's file system holding `path` (a
+    /// server with [`FEATURE_ATTRS`] only).
+    pub fn statfs(&mut self, path: &str) -> Result<(), CommandError> {
+        let path = path.to_owned();
+        self.request(Message::Statfs { path }, State::AwaitSpace)
     }
 
     /// After a `PutReady` or `GetReady` with an offset: the BLAKE3 state of
@@ -545,15 +590,18 @@ impl ClientSession {
                     version,
                     window,
                     server,
-                    ..
+                    flags,
                 },
             ) => {
                 if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
                     return self.close(ErrorCode::Version, "server chose an unknown version");
                 }
                 self.window = u64::from(window.max(MIN_WINDOW));
-                self.events
-                    .push_back(ClientEvent::Connected { version, server });
+                self.events.push_back(ClientEvent::Connected {
+                    version,
+                    server,
+                    features: flags,
+                });
             }
             (State::AwaitListing(mut acc), Message::Entries { entries, last }) => {
                 // A hostile server must not grow the listing without end.
@@ -656,6 +704,9 @@ impl ClientSession {
                 )));
             }
             (State::AwaitOk, Message::Ok) => self.events.push_back(ClientEvent::Ok),
+            (State::AwaitSpace, Message::Space { total, avail }) => {
+                self.events.push_back(ClientEvent::Space { total, avail })
+            }
             (_, other) => {
                 let text = format!("unexpected frame type 0x{:02x} from server", other.kind());
                 self.close(ErrorCode::Protocol, &text);

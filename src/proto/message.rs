@@ -14,6 +14,21 @@ pub const PUT_RESUME: u8 = 0x02;
 /// Flag in `PutReady`: if this upload is interrupted, the server keeps it
 /// and `Put` with [`PUT_RESUME`] can continue it.
 pub const READY_RESUMABLE: u8 = 0x01;
+/// Feature bit in `Hello.flags` (the client reads modes in `Entries`) and
+/// `Welcome.flags` (the server sends them to such a client and serves
+/// `SetAttrs` and `Statfs`).
+pub const FEATURE_ATTRS: u32 = 0x01;
+/// Bit in the first byte of `Entries`: the final batch.
+const ENTRIES_LAST: u8 = 0x01;
+/// Bit in the first byte of `Entries`: every entry carries its mode.
+const ENTRIES_MODES: u8 = 0x02;
+/// Flag in `SetAttrs`: set the permission bits to `mode`.
+pub const ATTR_MODE: u8 = 0x01;
+/// Flag in `SetAttrs`: set the modification time to `mtime`.
+pub const ATTR_MTIME: u8 = 0x02;
+/// The permission bits a client may set: rwx for owner, group and others;
+/// never setuid, setgid or sticky.
+pub const SETTABLE_MODE: u16 = 0o777;
 
 /// What kind of object a listing entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +73,9 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Permission bits (`0o7777` at most), when the server sent them
+    /// (both sides set [`FEATURE_ATTRS`]).
+    pub mode: Option<u16>,
 }
 
 /// Every message of the protocol (version 2). See [`crate::proto`] for the
@@ -191,6 +209,31 @@ pub enum Message {
         /// BLAKE3 digest of the whole file.
         digest: [u8; 32],
     },
+    /// C->S (with [`FEATURE_ATTRS`]): set a file's or directory's
+    /// permission bits and/or modification time.
+    SetAttrs {
+        /// Remote file or directory.
+        path: String,
+        /// [`ATTR_MODE`] and/or [`ATTR_MTIME`]: which fields apply.
+        flags: u8,
+        /// New permission bits (within [`SETTABLE_MODE`]).
+        mode: u16,
+        /// New modification time, seconds since the Unix epoch.
+        mtime: i64,
+    },
+    /// C->S (with [`FEATURE_ATTRS`]): the space of the file system that
+    /// holds a path.
+    Statfs {
+        /// Remote path (empty: the root).
+        path: String,
+    },
+    /// S->C: the answer to `Statfs`.
+    Space {
+        /// Size of the file system in bytes.
+        total: u64,
+        /// Bytes an upload may still use.
+        avail: u64,
+    },
     /// Either way: abandon the transfer in progress.
     Cancel,
     /// Either way: the request or the connection failed.
@@ -218,6 +261,10 @@ pub mod kind {
     pub const REMOVE: u8 = 0x14;
     /// `Rename`.
     pub const RENAME: u8 = 0x15;
+    /// `SetAttrs`.
+    pub const SET_ATTRS: u8 = 0x16;
+    /// `Statfs`.
+    pub const STATFS: u8 = 0x17;
     /// `Data`.
     pub const DATA: u8 = 0x20;
     /// `Ack`.
@@ -238,6 +285,8 @@ pub mod kind {
     pub const GET_READY: u8 = 0x93;
     /// `Ok`.
     pub const OK: u8 = 0x94;
+    /// `Space`.
+    pub const SPACE: u8 = 0x95;
     /// `Error`.
     pub const ERROR: u8 = 0xE0;
 }
@@ -258,6 +307,9 @@ impl Message {
             Message::Mkdir { .. } => kind::MKDIR,
             Message::Remove { .. } => kind::REMOVE,
             Message::Rename { .. } => kind::RENAME,
+            Message::SetAttrs { .. } => kind::SET_ATTRS,
+            Message::Statfs { .. } => kind::STATFS,
+            Message::Space { .. } => kind::SPACE,
             Message::Ok => kind::OK,
             Message::Data { .. } => kind::DATA,
             Message::Ack { .. } => kind::ACK,
@@ -295,18 +347,43 @@ impl Message {
                 out.extend_from_slice(&window.to_be_bytes());
                 put_str(out, server);
             }
-            Message::List { path } | Message::Mkdir { path } | Message::Remove { path } => {
-                put_str(out, path)
-            }
+            Message::List { path }
+            | Message::Mkdir { path }
+            | Message::Remove { path }
+            | Message::Statfs { path } => put_str(out, path),
             Message::Entries { entries, last } => {
-                out.push(u8::from(*last));
+                // Modes go out only when every entry has one.
+                let modes = !entries.is_empty() && entries.iter().all(|e| e.mode.is_some());
+                let mut head = if *last { ENTRIES_LAST } else { 0 };
+                if modes {
+                    head |= ENTRIES_MODES;
+                }
+                out.push(head);
                 out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
                 for e in entries {
                     out.push(e.kind.to_u8());
                     out.extend_from_slice(&e.size.to_be_bytes());
                     out.extend_from_slice(&e.mtime.to_be_bytes());
+                    if let (true, Some(mode)) = (modes, e.mode) {
+                        out.extend_from_slice(&mode.to_be_bytes());
+                    }
                     put_str(out, &e.name);
                 }
+            }
+            Message::SetAttrs {
+                path,
+                flags,
+                mode,
+                mtime,
+            } => {
+                put_str(out, path);
+                out.push(*flags);
+                out.extend_from_slice(&mode.to_be_bytes());
+                out.extend_from_slice(&mtime.to_be_bytes());
+            }
+            Message::Space { total, avail } => {
+                out.extend_from_slice(&total.to_be_bytes());
+                out.extend_from_slice(&avail.to_be_bytes());
             }
             Message::Put {
                 path,
@@ -405,7 +482,11 @@ impl Message {
             kind::MKDIR => Message::Mkdir { path: r.path()? },
             kind::REMOVE => Message::Remove { path: r.path()? },
             kind::ENTRIES => {
-                let last = r.bool("entries last")?;
+                let head = r.u8("entries flags")?;
+                if head & !(ENTRIES_LAST | ENTRIES_MODES) != 0 {
+                    return Err(DecodeError::BadValue("entries flags"));
+                }
+                let (last, modes) = (head & ENTRIES_LAST != 0, head & ENTRIES_MODES != 0);
                 let n = usize::from(r.u16("entries count")?);
                 if n > MAX_ENTRIES_PER_FRAME {
                     return Err(DecodeError::BadValue("too many entries"));
@@ -415,12 +496,18 @@ impl Message {
                     let kind = EntryKind::from_u8(r.u8("entry kind")?);
                     let size = r.u64("entry size")?;
                     let mtime = r.i64("entry mtime")?;
+                    let mode = if modes {
+                        Some(r.u16("entry mode")?)
+                    } else {
+                        None
+                    };
                     let name = r.string(MAX_PATH_LEN, "entry name")?;
                     entries.push(Entry {
                         name,
                         kind,
                         size,
                         mtime,
+                        mode,
                     });
                 }
                 Message::Entries { entries, last }
@@ -455,6 +542,17 @@ impl Message {
             kind::RENAME => Message::Rename {
                 from: r.path()?,
                 to: r.path()?,
+            },
+            kind::SET_ATTRS => Message::SetAttrs {
+                path: r.path()?,
+                flags: r.u8("attrs flags")?,
+                mode: r.u16("attrs mode")?,
+                mtime: r.i64("attrs mtime")?,
+            },
+            kind::STATFS => Message::Statfs { path: r.path()? },
+            kind::SPACE => Message::Space {
+                total: r.u64("space total")?,
+                avail: r.u64("space avail")?,
             },
             kind::OK => Message::Ok,
             kind::CANCEL => Message::Cancel,
@@ -537,13 +635,6 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
-    }
-    fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
-        match self.u8(what)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError::BadValue(what)),
-        }
     }
     fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(what)?))

@@ -38,7 +38,7 @@
 //! | 0x01 | `Hello` | C→S | magic `b"FTX\0"`, min_version u16, max_version u16, flags u32, token bytes (≤ 256) |
 //! | 0x81 | `Welcome` | S→C | version u16, flags u32, window u32, server string |
 //! | 0x10 | `List` | C→S | path |
-//! | 0x90 | `Entries` | S→C | last u8 (0/1), count u16 (≤ 512), count × (kind u8, size u64, mtime i64, name string) |
+//! | 0x90 | `Entries` | S→C | flags u8 (bit 0: last, bit 1: modes), count u16 (≤ 512), count × (kind u8, size u64, mtime i64, \[mode u16 with bit 1\], name string) |
 //! | 0x11 | `Put` | C→S | path, size u64, offset u64, flags u8 (bit 0: force, bit 1: resume) |
 //! | 0x91 | `PutReady` | S→C | name, offset u64, prefix digest \[u8; 32\], partial u64, flags u8 (bit 0: resumable) |
 //! | 0x92 | `PutDone` | S→C | stored name, size u64 |
@@ -47,6 +47,9 @@
 //! | 0x13 | `Mkdir` | C→S | path |
 //! | 0x14 | `Remove` | C→S | path |
 //! | 0x15 | `Rename` | C→S | from path, to path |
+//! | 0x16 | `SetAttrs` | C→S | path, flags u8 (bit 0: mode, bit 1: mtime), mode u16, mtime i64 |
+//! | 0x17 | `Statfs` | C→S | path |
+//! | 0x95 | `Space` | S→C | total u64, avail u64 |
 //! | 0x94 | `Ok` | S→C | (empty) |
 //! | 0x20 | `Data` | sender→receiver | offset u64, then the rest of the frame is file bytes (≤ 256 KiB) |
 //! | 0x21 | `Ack` | receiver→sender | offset u64: every byte before it was received |
@@ -73,7 +76,13 @@
 //! cannot take the connection (too many connections) sends `Error(Busy)`
 //! instead of `Welcome` and closes.
 //!
-//! `Hello.flags` and `Welcome.flags` are feature bits (all zero so far).
+//! `Hello.flags` and `Welcome.flags` are feature bits; a peer ignores
+//! bits it does not know, so features are added without a new version.
+//! Bit 0, [`message::FEATURE_ATTRS`]: in `Hello`, the client reads modes
+//! in `Entries`; in `Welcome`, the server sends them to such a client and
+//! serves `SetAttrs` and `Statfs`. A client never sends those two to a
+//! server without the bit (it would close the connection on an unknown
+//! frame type); it tells its user "not supported by this server".
 //! Version 2 differs from version 1 (never released) in one rule: a
 //! fresh upload's data may follow `Put` before `PutReady`, so a refused
 //! `Put` ends with the client's `Cancel` or `Done`; a server speaks one of
@@ -101,6 +110,15 @@
 //!   a listing never shows reserved (`.ftx-`) names.
 //! - mkdir / rm / rename: `Mkdir` | `Remove` | `Rename` → `Ok`. Rename never
 //!   replaces an existing name (`Error(Exists)`).
+//! - attributes (with [`message::FEATURE_ATTRS`]): `SetAttrs` → `Ok` sets
+//!   a file's or directory's permission bits (at most `0o777`: setuid,
+//!   setgid and sticky are refused with `Error(PermissionDenied)`) and/or
+//!   modification time, following a symlink that stays inside the root;
+//!   `chmod` and `put -p` use it. `Statfs` → `Space` gives the size of the
+//!   file system holding a path and the bytes an upload may still use
+//!   (`df`). A listing's modes are the permission bits (`0o7777` at most),
+//!   sent only to a client that set the bit, in every `Entries` frame of
+//!   the listing.
 //! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`;
 //!   the client sends `Data` frames in order from `offset`, the server
 //!   answers each with `Ack{offset}` (cumulative); after the last byte the
@@ -186,7 +204,7 @@
 //!
 //! | request | refused or failed when | client sends | server then |
 //! |---|---|---|---|
-//! | `List`, `Mkdir`, `Remove`, `Rename`, `Get` | on the request (any code, invalid name included) | nothing | between requests |
+//! | `List`, `Mkdir`, `Remove`, `Rename`, `SetAttrs`, `Statfs`, `Get` | on the request (any code, invalid name included) | nothing | between requests |
 //! | fresh or forced `Put` | on the request (invalid name, read-only, too large, no space, is a directory, missing parent, ...) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, answers neither, then between requests |
 //! | resumed `Put` | on the request (any code, "busy" for a part another upload holds) | nothing: it waits for `PutReady` before any data | between requests |
 //! | any `Put` | during the data (no space, I/O) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, then between requests |

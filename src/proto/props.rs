@@ -32,6 +32,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         ][k as usize],
         size,
         mtime,
+        mode: None,
     })
 }
 
@@ -65,6 +66,27 @@ fn message() -> impl Strategy<Value = Message> {
         text().prop_map(|path| Message::List { path }),
         (vec(entry(), 0..20), any::<bool>())
             .prop_map(|(entries, last)| Message::Entries { entries, last }),
+        // Modes go on the wire for every entry or for none.
+        (vec(entry(), 1..20), any::<u16>(), any::<bool>()).prop_map(|(entries, mode, last)| {
+            let entries = entries
+                .into_iter()
+                .map(|e| Entry {
+                    mode: Some(mode),
+                    ..e
+                })
+                .collect();
+            Message::Entries { entries, last }
+        }),
+        (text(), 0u8..4, any::<u16>(), any::<i64>()).prop_map(|(path, flags, mode, mtime)| {
+            Message::SetAttrs {
+                path,
+                flags,
+                mode,
+                mtime,
+            }
+        }),
+        text().prop_map(|path| Message::Statfs { path }),
+        (any::<u64>(), any::<u64>()).prop_map(|(total, avail)| Message::Space { total, avail }),
         (text(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(path, size, offset, f)| {
             Message::Put {
                 path,

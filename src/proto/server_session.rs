@@ -14,7 +14,10 @@ use super::limits::{
     MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
 };
-use super::message::{truncate_utf8, Entry, Message, PUT_FORCE, PUT_RESUME, READY_RESUMABLE};
+use super::message::{
+    truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
+    READY_RESUMABLE, SETTABLE_MODE,
+};
 use super::outbox::Outbox;
 use super::path::RemotePath;
 
@@ -158,6 +161,23 @@ pub enum ServerEvent {
         /// New name.
         to: RemotePath,
     },
+    /// Set a file's or directory's permission bits (within
+    /// [`SETTABLE_MODE`], checked here) and/or modification time; answer
+    /// with `reply_ok` or `reply_error`.
+    SetAttrs {
+        /// File or directory.
+        path: RemotePath,
+        /// New permission bits, if any.
+        mode: Option<u16>,
+        /// New modification time (Unix seconds), if any.
+        mtime: Option<i64>,
+    },
+    /// The space of the file system holding `path`; answer with
+    /// `reply_space` or `reply_error`.
+    Statfs {
+        /// Remote path (the root when empty).
+        path: RemotePath,
+    },
 }
 
 #[derive(Debug)]
@@ -188,6 +208,7 @@ enum Pending {
         version: u16,
     },
     List,
+    Space,
     /// `resume`: the client waits for `PutReady` before it sends
     /// anything, so a refusal ends the request at once; a fresh upload's
     /// early data and `Done` may already be on the way.
@@ -234,6 +255,8 @@ pub struct ServerSession {
     events: std::collections::VecDeque<ServerEvent>,
     created: Instant,
     last_input: Instant,
+    /// The client reads modes in listings ([`FEATURE_ATTRS`] in `Hello`).
+    client_attrs: bool,
 }
 
 impl ServerSession {
@@ -247,6 +270,7 @@ impl ServerSession {
             events: Default::default(),
             created: now,
             last_input: now,
+            client_attrs: false,
         }
     }
 
@@ -350,17 +374,22 @@ impl ServerSession {
 
     // ---- answers from the driver ---------------------------------------
 
-    /// Answers `List` with the whole listing (sent in as many frames as needed).
+    /// Answers `List` with the whole listing (sent in as many frames as
+    /// needed); the entries' modes reach only a client that reads them.
     pub fn reply_entries(&mut self, entries: Vec<Entry>) {
         if !self.take_pending(Pending::List) {
             return;
         }
+        let modes = self.client_attrs;
         // Entry cost on the wire: kind + size + mtime + name length + name.
         const FIXED: usize = 1 + 8 + 8 + 2;
         let budget = MAX_FRAME_LEN as usize - 64;
         let mut batch = Vec::new();
         let mut used = 0;
         for mut e in entries {
+            if !modes {
+                e.mode = None;
+            }
             if e.name.len() > 4096 {
                 e.name = truncate_utf8(&e.name, 4096).to_owned();
             }
@@ -388,7 +417,14 @@ impl ServerSession {
         }
     }
 
-    /// Answers `Mkdir`, `Remove` or `Rename` with success.
+    /// Answers `Statfs`.
+    pub fn reply_space(&mut self, total: u64, avail: u64) {
+        if self.take_pending(Pending::Space) {
+            self.out.push(&Message::Space { total, avail });
+        }
+    }
+
+    /// Answers `Mkdir`, `Remove`, `Rename` or `SetAttrs` with success.
     pub fn reply_ok(&mut self) {
         if self.take_pending(Pending::Simple) {
             self.out.push(&Message::Ok);
@@ -696,7 +732,7 @@ impl ServerSession {
             min_version,
             max_version,
             token,
-            ..
+            flags,
         } = msg
         else {
             self.fail(ErrorCode::Protocol, "expected Hello as the first frame");
@@ -714,6 +750,7 @@ impl ServerSession {
             return;
         }
         let version = max_version.min(PROTOCOL_VERSION);
+        self.client_attrs = flags & FEATURE_ATTRS != 0;
         if self.config.authenticate {
             self.events.push_back(ServerEvent::Hello { token });
             self.state = State::AwaitReply(Pending::Hello { version });
@@ -725,7 +762,7 @@ impl ServerSession {
     fn welcome(&mut self, version: u16) {
         self.out.push(&Message::Welcome {
             version,
-            flags: 0,
+            flags: FEATURE_ATTRS,
             window: self.config.window,
             server: self.config.server_name.clone(),
         });
@@ -784,6 +821,33 @@ impl ServerSession {
                     (Err(e), _) | (_, Err(e)) => return self.refuse_name(&e),
                 }
             }
+            Message::SetAttrs {
+                path,
+                flags,
+                mode,
+                mtime,
+            } => match RemotePath::parse_file(&path) {
+                Ok(_) if flags & ATTR_MODE != 0 && mode & !SETTABLE_MODE != 0 => {
+                    self.out.push(&Message::Error {
+                        code: ErrorCode::PermissionDenied,
+                        message: "setuid, setgid and sticky bits cannot be set".into(),
+                    });
+                    return;
+                }
+                Ok(path) => (
+                    ServerEvent::SetAttrs {
+                        path,
+                        mode: (flags & ATTR_MODE != 0).then_some(mode),
+                        mtime: (flags & ATTR_MTIME != 0).then_some(mtime),
+                    },
+                    Pending::Simple,
+                ),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::Statfs { path } => match RemotePath::parse(&path) {
+                Ok(path) => (ServerEvent::Statfs { path }, Pending::Space),
+                Err(e) => return self.refuse_name(&e),
+            },
             // Late acknowledgments of a finished download, and a Cancel that
             // crossed our Done or Error on the wire, are harmless.
             Message::Ack { .. } | Message::Cancel => return,

@@ -212,6 +212,7 @@ impl MemStore {
                         kind,
                         size,
                         mtime: 0,
+                        mode: Some(if kind == EntryKind::Dir { 0o755 } else { 0o644 }),
                     })
                     .collect();
                 entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -384,6 +385,18 @@ impl MemStore {
                 self.dirs.remove(name);
                 s.reply_ok();
             }
+            ServerEvent::SetAttrs { path, .. } => {
+                if self.read_only {
+                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
+                }
+                let name = path.as_str();
+                if self.files.contains_key(name) || self.dirs.contains(name) {
+                    s.reply_ok()
+                } else {
+                    s.reply_error(ErrorCode::NotFound, "no such file")
+                }
+            }
+            ServerEvent::Statfs { .. } => s.reply_space(1 << 30, self.space.unwrap_or(1 << 29)),
             ServerEvent::Rename { from, to } => {
                 if self.read_only {
                     return s.reply_error(ErrorCode::ReadOnly, "server is read-only");

@@ -34,15 +34,38 @@ fn all_messages() -> Vec<Message> {
                     kind: EntryKind::File,
                     size: 5,
                     mtime: -3,
+                    mode: None,
                 },
                 Entry {
                     name: "dir ü".into(),
                     kind: EntryKind::Dir,
                     size: 0,
                     mtime: 1_700_000_000,
+                    mode: None,
                 },
             ],
             last: true,
+        },
+        Message::Entries {
+            entries: vec![Entry {
+                name: "m".into(),
+                kind: EntryKind::File,
+                size: 1,
+                mtime: 2,
+                mode: Some(0o4755),
+            }],
+            last: false,
+        },
+        Message::SetAttrs {
+            path: "s".into(),
+            flags: 3,
+            mode: 0o640,
+            mtime: -7,
+        },
+        Message::Statfs { path: "".into() },
+        Message::Space {
+            total: u64::MAX,
+            avail: 12,
         },
         Message::Put {
             path: "p".into(),
@@ -169,9 +192,9 @@ fn malformed_frames_are_typed_errors() {
         frame::decode(&[0, 0, 0, 5, 0x10, 0, 2, 0xff, 0xfe]),
         Err(DecodeError::BadString(_))
     ));
-    // Entries' bool must be 0 or 1.
+    // Entries' flags byte has two known bits.
     assert!(matches!(
-        frame::decode(&[0, 0, 0, 4, 0x90, 2, 0, 0]),
+        frame::decode(&[0, 0, 0, 4, 0x90, 4, 0, 0]),
         Err(DecodeError::BadValue(_))
     ));
     let mut r = FrameReader::new();
@@ -1184,4 +1207,82 @@ fn a_refused_resume_leaves_the_connection_ready() {
         assert!(matches!(p.list(""), Ok(v) if v.is_empty()));
     }
     assert!(!p.server.is_closed());
+}
+
+/// Attributes: modes reach a client that asked for them (every `ftx`
+/// does), `SetAttrs` and `Statfs` get their answers, setuid/setgid/sticky
+/// bits are refused, and each refusal leaves the connection ready.
+#[test]
+fn attributes_modes_chmod_and_space() {
+    let mut store = MemStore::default();
+    store.files.insert("f".into(), b"abc".to_vec());
+    store.dirs.insert("d".into());
+    let mut p = Pump::with(&[5, 4096], SessionConfig::default(), store);
+    let list = p.list("").unwrap();
+    let modes: Vec<_> = list.iter().map(|e| (e.name.as_str(), e.mode)).collect();
+    assert_eq!(modes, [("d", Some(0o755)), ("f", Some(0o644))]);
+
+    p.client.set_attrs("f", Some(0o600), Some(1_000)).unwrap();
+    assert_eq!(p.simple(), Ok(()));
+    p.client.set_attrs("f", Some(0o4755), None).unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::PermissionDenied));
+    p.client.set_attrs("missing", None, Some(5)).unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::NotFound));
+    p.client.set_attrs("../f", Some(0o600), None).unwrap();
+    assert_eq!(p.simple(), Err(ErrorCode::InvalidName));
+
+    p.store.space = Some(77);
+    p.client.statfs("").unwrap();
+    assert_eq!(
+        p.next_event(),
+        ClientEvent::Space {
+            total: 1 << 30,
+            avail: 77
+        }
+    );
+    p.client.statfs("/abs").unwrap();
+    assert!(matches!(p.next_event(), ClientEvent::Failed(e) if e.code == ErrorCode::InvalidName));
+    assert_eq!(p.list("d").map(|v| v.len()), Ok(0));
+}
+
+/// A client that did not set the feature bit gets listings without modes
+/// (an older peer would refuse the unknown flag), and the server announces
+/// what it serves either way.
+#[test]
+fn modes_only_for_a_client_that_reads_them() {
+    let mut s = ServerSession::new(SessionConfig::default(), Instant::now());
+    let mut input = Vec::new();
+    frame::encode(
+        &Message::Hello {
+            magic: MAGIC,
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            flags: 0,
+            token: vec![],
+        },
+        &mut input,
+    );
+    frame::encode(&Message::List { path: "".into() }, &mut input);
+    s.handle_input(&input, Instant::now());
+    let mut store = MemStore::default();
+    store.files.insert("f".into(), vec![1]);
+    store.drive(&mut s);
+    let mut r = FrameReader::new();
+    r.push(s.poll_transmit());
+    match r.next_message() {
+        Ok(Some(Message::Welcome { flags, .. })) => {
+            assert_eq!(flags & crate::proto::message::FEATURE_ATTRS, 1)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match r.next_message() {
+        Ok(Some(Message::Entries {
+            entries,
+            last: true,
+        })) => {
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].mode, None);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }

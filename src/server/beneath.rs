@@ -214,13 +214,23 @@ pub fn rename_at(
 
 /// Free bytes for unprivileged users on the file system holding `dir`.
 pub fn free_space(dir: BorrowedFd<'_>) -> Option<u64> {
-    // SAFETY: a plain struct the kernel fills in; `dir` is open.
+    space(dir).ok().map(|(_, avail)| avail)
+}
+
+/// Size of the file system holding `fd`, and the bytes an unprivileged
+/// writer may still use, from `fstatvfs`.
+pub fn space(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    // SAFETY: a plain struct the kernel fills in; `fd` is open.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::fstatvfs(dir.as_raw_fd(), &mut st) };
+    let rc = unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) };
     if rc != 0 {
-        return None;
+        return Err(io::Error::last_os_error());
     }
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    let frsize = st.f_frsize as u64;
+    Ok((
+        (st.f_blocks as u64).saturating_mul(frsize),
+        (st.f_bavail as u64).saturating_mul(frsize),
+    ))
 }
 
 /// `rel` with `/` appended and then `name` (for an entry of a listed

@@ -637,6 +637,17 @@ impl Conn {
                 let r = store.rename(&from, &to);
                 self.reply_unit(r, "rename", &format!("{from}' -> '{to}"));
             }
+            ServerEvent::SetAttrs { path, mode, mtime } => {
+                let r = store.set_attrs(&path, mode, mtime);
+                self.reply_unit(r, "setattrs", &path.to_string());
+            }
+            ServerEvent::Statfs { path } => match store.space(&path) {
+                Ok((total, avail)) => self.session.reply_space(total, avail),
+                Err(e) => {
+                    debug!("{peer}: df '{path}' failed: {e}");
+                    self.session.reply_error(e.code(), &e.to_string());
+                }
+            },
         }
     }
 
@@ -666,6 +677,7 @@ fn mutates(event: &ServerEvent) -> bool {
     matches!(
         event,
         ServerEvent::PutStart { .. }
+            | ServerEvent::SetAttrs { .. }
             | ServerEvent::Mkdir { .. }
             | ServerEvent::Remove { .. }
             | ServerEvent::Rename { .. }

@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -387,15 +387,16 @@ impl Store {
             } else {
                 Some(lmeta.clone())
             };
-            let (kind, size, mtime) = match &meta {
-                Some(m) => (kind_of(m), size_of(m), m.mtime()),
-                None => (EntryKind::Symlink, 0, lmeta.mtime()),
+            let (kind, size, mtime, mode) = match &meta {
+                Some(m) => (kind_of(m), size_of(m), m.mtime(), m.mode()),
+                None => (EntryKind::Symlink, 0, lmeta.mtime(), lmeta.mode()),
             };
             entries.push(Entry {
                 name: raw.to_string_lossy().into_owned(),
                 kind,
                 size,
                 mtime,
+                mode: Some((mode & 0o7777) as u16),
             });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -728,6 +729,43 @@ impl Store {
                 Err(e) => return Err(StoreError::from_io(dl.remote.as_str(), e)),
             }
         }
+    }
+
+    /// Sets the permission bits (the session allows no more than
+    /// `0o777`) and/or the modification time of a file or directory,
+    /// following a symlink that stays inside the root.
+    pub fn set_attrs(
+        &self,
+        path: &RemotePath,
+        mode: Option<u16>,
+        mtime: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        // O_NONBLOCK: opening a fifo must not block the loop.
+        let file = File::from(self.resolve(path, libc::O_RDONLY | libc::O_NONBLOCK)?);
+        let io_err = |e| StoreError::from_io(path.as_str(), e);
+        if let Some(mode) = mode {
+            let perms = fs::Permissions::from_mode(u32::from(mode & 0o777));
+            file.set_permissions(perms).map_err(io_err)?;
+        }
+        if let Some(secs) = mtime {
+            let span = std::time::Duration::from_secs(secs.unsigned_abs());
+            let when = if secs >= 0 {
+                UNIX_EPOCH.checked_add(span)
+            } else {
+                UNIX_EPOCH.checked_sub(span)
+            };
+            let when = when.ok_or_else(|| io_err(io::ErrorKind::InvalidInput.into()))?;
+            file.set_modified(when).map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    /// Size and space an upload may still use of the file system that
+    /// holds `path`, in bytes.
+    pub fn space(&self, path: &RemotePath) -> Result<(u64, u64), StoreError> {
+        let fd = self.resolve(path, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        beneath::space(fd.as_fd()).map_err(|e| StoreError::from_io(path.as_str(), e))
     }
 
     /// Creates a directory; `Exists` if the name is taken.
@@ -1239,10 +1277,64 @@ mod tests {
             s.mkdir(&rp("d")).unwrap_err().code(),
             s.remove(&rp("f")).unwrap_err().code(),
             s.rename(&rp("f"), &rp("g")).unwrap_err().code(),
+            s.set_attrs(&rp("f"), Some(0o600), None).unwrap_err().code(),
         ];
         assert!(codes.iter().all(|c| *c == ErrorCode::ReadOnly), "{codes:?}");
         assert_eq!(get(&s, "f").unwrap(), b"data");
         assert_eq!(names(&s, ""), ["f"]);
+    }
+
+    /// Listings carry the permission bits; `set_attrs` sets them and the
+    /// modification time, on files and directories, through a symlink
+    /// that stays inside but never one that leads out; `space` is the
+    /// root's file system.
+    #[test]
+    fn modes_times_and_space() {
+        use std::os::unix::fs::symlink;
+        let (_t, root, outside) = setup();
+        fs::write(root.join("f"), b"data").unwrap();
+        fs::create_dir(root.join("d")).unwrap();
+        symlink("f", root.join("in")).unwrap();
+        fs::write(outside.join("secret"), b"s").unwrap();
+        symlink(outside.join("secret"), root.join("out")).unwrap();
+        let s = store(&root);
+        s.set_attrs(&rp("f"), Some(0o640), Some(1_000_000)).unwrap();
+        s.set_attrs(&rp("d"), Some(0o700), None).unwrap();
+        let meta = fs::metadata(root.join("f")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        assert_eq!(meta.mtime(), 1_000_000);
+        let modes: Vec<_> = s
+            .list(&RemotePath::root())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.name == "f" || e.name == "d")
+            .map(|e| (e.name, e.mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [("d".to_owned(), Some(0o700)), ("f".to_owned(), Some(0o640))]
+        );
+        s.set_attrs(&rp("in"), None, Some(7)).unwrap();
+        assert_eq!(fs::metadata(root.join("f")).unwrap().mtime(), 7);
+        let before = fs::metadata(outside.join("secret")).unwrap();
+        assert_eq!(
+            s.set_attrs(&rp("out"), Some(0o777), None)
+                .unwrap_err()
+                .code(),
+            ErrorCode::PermissionDenied
+        );
+        assert_eq!(
+            fs::metadata(outside.join("secret")).unwrap().mode(),
+            before.mode()
+        );
+        assert_eq!(
+            s.set_attrs(&rp("nope"), Some(0o600), None)
+                .unwrap_err()
+                .code(),
+            ErrorCode::NotFound
+        );
+        let (total, avail) = s.space(&RemotePath::root()).unwrap();
+        assert!(total > 0 && avail <= total, "{total} {avail}");
     }
 
     #[test]
