@@ -639,6 +639,14 @@ impl ServerSession {
         )
     }
 
+    /// True once the client was welcomed: its `Hello` (and token) passed.
+    pub fn is_welcomed(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Handshake | State::AwaitReply(Pending::Hello { .. }) | State::Closed
+        )
+    }
+
     /// True while the session takes more input.
     pub fn wants_read(&self) -> bool {
         !matches!(self.state, State::Closed)

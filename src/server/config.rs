@@ -18,8 +18,14 @@ use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAK
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
 /// Default connection limit.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Default limit of connections from one IP address.
+/// Default limit of connections from one address group (an IPv4 /24, an
+/// IPv6 /64).
 pub const DEFAULT_MAX_PER_IP: usize = 64;
+/// Default limit of connections that have not finished their handshake.
+pub const DEFAULT_MAX_STARTUPS: usize = 128;
+/// Longest idle or stall timeout accepted: a year (a larger one would
+/// overflow the clock's arithmetic).
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 
 /// `ftxd` command-line flags, as typed. [`Args::command`] describes them
 /// (the help texts repeat the first line of each field's documentation).
@@ -42,6 +48,9 @@ pub struct ServerArgs {
     /// Largest number of connections from one IP address; the next one is
     /// told "too many connections from your address" and closed.
     pub max_per_ip: usize,
+    /// Largest number of connections still in their handshake; past it
+    /// the oldest of them is dropped to make room.
+    pub max_startups: usize,
     /// Seconds a connection may stay silent before it is closed.
     pub idle_timeout: u64,
     /// Seconds a running upload or download may go without data or
@@ -104,6 +113,7 @@ mod id {
     pub const ROOT: &str = "root";
     pub const MAX_CONNECTIONS: &str = "max_connections";
     pub const MAX_PER_IP: &str = "max_per_ip";
+    pub const MAX_STARTUPS: &str = "max_startups";
     pub const IDLE_TIMEOUT: &str = "idle_timeout";
     pub const STALL_TIMEOUT: &str = "stall_timeout";
     pub const HANDSHAKE_TIMEOUT_MS: &str = "handshake_timeout_ms";
@@ -149,6 +159,7 @@ impl Args for ServerArgs {
             root: value(m, id::ROOT),
             max_connections: value(m, id::MAX_CONNECTIONS),
             max_per_ip: value(m, id::MAX_PER_IP),
+            max_startups: value(m, id::MAX_STARTUPS),
             idle_timeout: value(m, id::IDLE_TIMEOUT),
             stall_timeout: value(m, id::STALL_TIMEOUT),
             handshake_timeout_ms: value(m, id::HANDSHAKE_TIMEOUT_MS),
@@ -189,7 +200,7 @@ fn access_args() -> [Arg; 3] {
 }
 
 /// Where to listen, what to serve and to how many.
-fn listen_args() -> [Arg; 4] {
+fn listen_args() -> [Arg; 5] {
     [
         option(
             id::LISTEN,
@@ -214,10 +225,18 @@ fn listen_args() -> [Arg; 4] {
             id::MAX_PER_IP,
             "max-per-ip",
             "N",
-            "Largest number of connections from one IP address; the next one is told \"too many connections from your address\" and closed",
+            "Largest number of connections from one IP address (counted by /24 for IPv4, /64 for IPv6); the next one is told \"too many connections from your address\" and closed",
         )
         .value_parser(value_parser!(usize))
         .default_value(DEFAULT_MAX_PER_IP.to_string()),
+        option(
+            id::MAX_STARTUPS,
+            "max-startups",
+            "N",
+            "Largest number of connections not yet past their Hello and token; past it the oldest of them is dropped to make room",
+        )
+        .value_parser(value_parser!(usize))
+        .default_value(DEFAULT_MAX_STARTUPS.to_string()),
     ]
 }
 
@@ -464,8 +483,10 @@ pub struct ServerConfig {
     /// Largest number of connections served at once (at least 1; the loop
     /// may lower it further to fit the open-file limit).
     pub max_connections: usize,
-    /// Largest number of connections from one IP address (at least 1).
+    /// Largest number of connections from one IP address group (at least 1).
     pub max_per_ip: usize,
+    /// Largest number of connections still in their handshake (at least 1).
+    pub max_startups: usize,
     /// Silence after which a connection is closed.
     pub idle_timeout: Duration,
     /// Silence after which a running transfer is ended.
@@ -536,10 +557,16 @@ impl ServerConfig {
                 reason: "must be at least 1",
             });
         }
-        if args.idle_timeout == 0 {
+        if args.idle_timeout == 0 || args.idle_timeout > MAX_TIMEOUT_SECS {
             return Err(ConfigError::Range {
                 flag: "--idle-timeout",
-                reason: "must be at least 1 second",
+                reason: "must be between 1 second and a year (31536000)",
+            });
+        }
+        if args.max_startups == 0 {
+            return Err(ConfigError::Range {
+                flag: "--max-startups",
+                reason: "must be at least 1",
             });
         }
         if args.max_per_ip == 0 {
@@ -548,10 +575,10 @@ impl ServerConfig {
                 reason: "must be at least 1",
             });
         }
-        if args.stall_timeout == 0 {
+        if args.stall_timeout == 0 || args.stall_timeout > MAX_TIMEOUT_SECS {
             return Err(ConfigError::Range {
                 flag: "--stall-timeout",
-                reason: "must be at least 1 second",
+                reason: "must be between 1 second and a year (31536000)",
             });
         }
         match std::fs::metadata(&args.root) {
@@ -608,6 +635,7 @@ impl ServerConfig {
             },
             max_connections: args.max_connections,
             max_per_ip: args.max_per_ip,
+            max_startups: args.max_startups,
             idle_timeout: Duration::from_secs(args.idle_timeout),
             stall_timeout: Duration::from_secs(args.stall_timeout),
             handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
@@ -745,6 +773,15 @@ mod tests {
         assert_eq!(e.to_string(), "--max-connections must be at least 1");
         let e = ServerConfig::from_args(args(&["--idle-timeout", "0"]).unwrap()).unwrap_err();
         assert!(matches!(e, ConfigError::Range { .. }));
+        // Durations past a year would overflow the clock at the first
+        // connection: refused here instead.
+        for flag in ["--idle-timeout", "--stall-timeout"] {
+            let e = ServerConfig::from_args(args(&[flag, "18446744073709551615"]).unwrap())
+                .unwrap_err();
+            assert!(e.to_string().starts_with(flag), "{e}");
+        }
+        let e = ServerConfig::from_args(args(&["--max-startups", "0"]).unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "--max-startups must be at least 1");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
@@ -1027,6 +1064,8 @@ mod tests {
             "[default: 1024]",
             "--max-per-ip <N>",
             "[default: 64]",
+            "--max-startups <N>",
+            "[default: 128]",
             "--idle-timeout <SECS>",
             "[default: 300]",
             "--stall-timeout <SECS>",

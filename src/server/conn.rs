@@ -88,6 +88,9 @@ pub(crate) struct Conn {
     /// that used its whole budget is queued once, however many readiness
     /// events it gets meanwhile.
     pub(crate) queued: bool,
+    /// Counted among the connections still in their handshake (TLS and
+    /// `Hello`, token included).
+    pub(crate) starting: bool,
 }
 
 impl Conn {
@@ -122,7 +125,18 @@ impl Conn {
             close_reason: "closed by the server",
             armed: None,
             queued: false,
+            starting: true,
         })
+    }
+
+    /// When the connection was accepted.
+    pub(crate) fn opened(&self) -> Instant {
+        self.opened
+    }
+
+    /// True once the client passed the handshake (its token included).
+    pub(crate) fn welcomed(&self) -> bool {
+        self.session.is_welcomed()
     }
 
     /// The peer's address.

@@ -92,6 +92,9 @@ pub fn run(
         max_connections,
         max_per_ip: config.max_per_ip,
         per_ip: HashMap::new(),
+        max_startups: config.max_startups.min(max_connections),
+        starting: 0,
+        startups: VecDeque::new(),
         accept_paused_until: None,
         timers: BinaryHeap::new(),
         again: VecDeque::new(),
@@ -165,9 +168,18 @@ struct Server {
     session_config: Arc<SessionConfig>,
     max_connections: usize,
     max_per_ip: usize,
-    /// Open connections by peer address (entries removed at zero, so the
-    /// map never outgrows the connection slab).
+    /// Open connections by address group ([`address_group`]; entries
+    /// removed at zero, so the map never outgrows the connection slab).
     per_ip: HashMap<std::net::IpAddr, usize>,
+    /// Connections still in their handshake: at most this many, the
+    /// oldest dropped to make room for a newcomer (as sshd's MaxStartups),
+    /// so silent connections cannot keep served clients out.
+    max_startups: usize,
+    /// How many connections are in their handshake now.
+    starting: usize,
+    /// Those connections by arrival (slab key, accept time), oldest first;
+    /// entries of connections that finished or closed are skipped when met.
+    startups: VecDeque<(usize, Instant)>,
     accept_paused_until: Option<Instant>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections that used up their budget with work left.
@@ -226,18 +238,25 @@ impl Server {
     }
 
     fn add(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
-        if self.conns.len() >= self.max_connections {
-            conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
-            return;
-        }
-        let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
-        if from_ip >= self.max_per_ip {
+        let group = address_group(peer.ip());
+        let from_group = self.per_ip.get(&group).copied().unwrap_or(0);
+        if from_group >= self.max_per_ip {
             conn::refuse(
                 stream,
                 peer,
                 ErrorCode::TooManyFromAddress,
                 "too many connections from your address",
             );
+            return;
+        }
+        // Room for a newcomer: a connection still in its handshake gives
+        // way to it; served clients never do.
+        if self.starting >= self.max_startups && !self.drop_oldest_startup() {
+            conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
+            return;
+        }
+        if self.conns.len() >= self.max_connections && !self.drop_oldest_startup() {
+            conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
             return;
         }
         // Small replies (acks, errors) must not wait for Nagle.
@@ -261,7 +280,12 @@ impl Server {
             Ok(c) => {
                 info!("{peer}: connection opened ({open} open)");
                 entry.insert(c);
-                *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+                *self.per_ip.entry(group).or_insert(0) += 1;
+                self.starting += 1;
+                self.startups.push_back((token.0, now));
+                if self.startups.len() > 2 * self.max_startups + 16 {
+                    self.forget_finished_startups();
+                }
                 self.drive(token, now);
             }
             Err(e) => warn!("{peer}: cannot register the connection: {e}"),
@@ -275,6 +299,10 @@ impl Server {
             return;
         };
         let step = c.drive(&self.store, now);
+        if c.starting && c.welcomed() {
+            c.starting = false;
+            self.starting -= 1;
+        }
         let step = match (step, c.update_interest(self.poll.registry(), token)) {
             (Step::Close, _) => Step::Close,
             (s, Ok(())) => s,
@@ -346,14 +374,48 @@ impl Server {
         }
     }
 
+    /// Closes the oldest connection still in its handshake; false if
+    /// there is none.
+    fn drop_oldest_startup(&mut self) -> bool {
+        while let Some((key, opened)) = self.startups.pop_front() {
+            let Some(c) = self.conns.get(key) else {
+                continue;
+            };
+            // The key may belong to a later connection by now.
+            if c.starting && c.opened() == opened {
+                debug!(
+                    "{}: dropped: too many connections in their handshake",
+                    c.peer()
+                );
+                self.close(Token(key), "dropped to make room: still in its handshake");
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes the entries of connections that finished their handshake
+    /// or closed, so the queue stays as small as the budget.
+    fn forget_finished_startups(&mut self) {
+        let conns = &self.conns;
+        self.startups.retain(|&(key, opened)| {
+            conns
+                .get(key)
+                .is_some_and(|c| c.starting && c.opened() == opened)
+        });
+    }
+
     fn close(&mut self, token: Token, why: &str) {
         if let Some(c) = self.conns.try_remove(token.0) {
-            let ip = c.peer().ip();
-            if let Some(n) = self.per_ip.get_mut(&ip) {
+            let group = address_group(c.peer().ip());
+            if let Some(n) = self.per_ip.get_mut(&group) {
                 *n -= 1;
                 if *n == 0 {
-                    self.per_ip.remove(&ip);
+                    self.per_ip.remove(&group);
                 }
+            }
+            if c.starting {
+                self.starting -= 1;
             }
             c.close(&self.store, self.poll.registry(), why);
         }
@@ -364,6 +426,20 @@ impl Server {
         for key in keys {
             self.close(Token(key), "server shutting down");
         }
+    }
+}
+
+/// The group an address is counted in for `--max-per-ip`: its IPv4 /24 or
+/// IPv6 /64 (one host usually holds a whole /64, and a /24 is what one
+/// attacker most cheaply has), an IPv4-mapped IPv6 address as IPv4.
+fn address_group(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
     }
 }
 
@@ -431,7 +507,9 @@ mod tests {
     use super::*;
     use crate::proto::frame;
     use crate::proto::message::Message;
-    use crate::server::config::{AccessConfig, Verbosity, DEFAULT_MAX_PER_IP};
+    use crate::server::config::{
+        AccessConfig, Verbosity, DEFAULT_MAX_PER_IP, DEFAULT_MAX_STARTUPS,
+    };
     use crate::server::store::StoreConfig;
     use std::io::Read;
     use std::net::TcpStream;
@@ -440,6 +518,15 @@ mod tests {
     fn start(
         root: &std::path::Path,
         max_connections: usize,
+        handshake: Duration,
+    ) -> (std::net::SocketAddr, Shutdown, JoinHandle<io::Result<()>>) {
+        start_with(root, max_connections, DEFAULT_MAX_STARTUPS, handshake)
+    }
+
+    fn start_with(
+        root: &std::path::Path,
+        max_connections: usize,
+        max_startups: usize,
         handshake: Duration,
     ) -> (std::net::SocketAddr, Shutdown, JoinHandle<io::Result<()>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -454,6 +541,7 @@ mod tests {
             },
             max_connections,
             max_per_ip: DEFAULT_MAX_PER_IP,
+            max_startups,
             idle_timeout: Duration::from_secs(300),
             stall_timeout: Duration::from_secs(60),
             handshake_timeout: handshake,
@@ -487,12 +575,57 @@ mod tests {
         assert!(read_to_eof(client).is_empty());
     }
 
+    /// A connection that says `Hello` and reads the `Welcome`.
+    fn welcomed(addr: std::net::SocketAddr) -> TcpStream {
+        use std::io::Write;
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut hello = Vec::new();
+        frame::encode(
+            &Message::Hello {
+                magic: crate::proto::limits::MAGIC,
+                min_version: crate::proto::limits::PROTOCOL_VERSION,
+                max_version: crate::proto::limits::PROTOCOL_VERSION,
+                flags: 0,
+                token: vec![],
+            },
+            &mut hello,
+        );
+        s.write_all(&hello).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0u8; 256];
+        let n = (&s).read(&mut buf).unwrap();
+        assert!(
+            matches!(
+                frame::decode(&buf[..n]),
+                Ok(Some((Message::Welcome { .. }, _)))
+            ),
+            "no Welcome: {:?}",
+            &buf[..n]
+        );
+        s
+    }
+
+    /// True when the server closed `s` (end of stream, after whatever it
+    /// sent) within a short wait; false when it stays open.
+    fn closed(s: &TcpStream) -> bool {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            match (&*s).read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => return e.kind() == io::ErrorKind::ConnectionReset,
+            }
+        }
+    }
+
     #[test]
     fn extra_connections_are_told_busy() {
         let dir = tempfile::tempdir().unwrap();
         let (addr, shutdown, handle) = start(dir.path(), 1, Duration::from_secs(10));
-        let first = TcpStream::connect(addr).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // A served client is never dropped for a newcomer.
+        let first = welcomed(addr);
         let second = TcpStream::connect(addr).unwrap();
         let bytes = read_to_eof(second);
         let (msg, _) = frame::decode(&bytes).unwrap().unwrap();
@@ -515,6 +648,39 @@ mod tests {
         assert!(r.is_err(), "not refused: {r:?}");
         shutdown.trigger();
         handle.join().unwrap().unwrap();
+    }
+
+    /// Past `--max-startups`, the oldest connection still in its
+    /// handshake is dropped for the newcomer; served ones stay; a full
+    /// server drops a silent connection rather than refuse a new one.
+    #[test]
+    fn silent_connections_give_way_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, shutdown, handle) = start_with(dir.path(), 4, 2, Duration::from_secs(10));
+        let served = welcomed(addr);
+        let a = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let b = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // Two in their handshake: the budget is full; the next drops `a`.
+        let c = TcpStream::connect(addr).unwrap();
+        assert!(closed(&a), "the oldest silent connection was not dropped");
+        // The newcomer can finish its handshake, served or not.
+        let d = welcomed(addr);
+        assert!(closed(&b), "b should have given way to d");
+        assert!(!closed(&served) && !closed(&d), "served clients stay");
+        drop(c);
+        shutdown.trigger();
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn address_groups_are_a_v4_slash_24_and_a_v6_slash_64() {
+        let g = |s: &str| address_group(s.parse().unwrap()).to_string();
+        assert_eq!(g("10.1.2.3"), "10.1.2.0");
+        assert_eq!(g("10.1.2.250"), "10.1.2.0");
+        assert_eq!(g("::ffff:10.1.2.3"), "10.1.2.0");
+        assert_eq!(g("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
     }
 
     #[test]

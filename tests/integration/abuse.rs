@@ -52,7 +52,16 @@ fn sockets_of(pid: u32) -> Vec<(u16, u16, u8)> {
 fn a_thousand_idle_connections_and_no_outbound_socket() {
     let have = raise_nofile(4096);
     let n = 1000.min(have.saturating_sub(100) as usize);
-    let server = Server::start(&["--max-per-ip", "5000", "--max-connections", "5000"]);
+    // Room for every silent connection: this test is about holding them
+    // (the next one, about making room when they are too many).
+    let server = Server::start(&[
+        "--max-per-ip",
+        "5000",
+        "--max-connections",
+        "5000",
+        "--max-startups",
+        "5000",
+    ]);
     let port = server.addr().port();
     let idle: Vec<TcpStream> = (0..n)
         .filter_map(|_| TcpStream::connect_timeout(&server.addr(), Duration::from_secs(5)).ok())
@@ -77,4 +86,88 @@ fn a_thousand_idle_connections_and_no_outbound_socket() {
     }
     assert_eq!(socks.iter().filter(|s| s.2 == 0x0A).count(), 1);
     drop(idle);
+}
+
+/// Opens a silent TCP connection to `server` from the loopback address
+/// `from` (any 127.x.y.z is this machine).
+fn silent_from(server: std::net::SocketAddr, from: std::net::Ipv4Addr) -> Option<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+    sock.bind(&std::net::SocketAddr::from((from, 0)).into())
+        .ok()?;
+    sock.connect_timeout(&server.into(), Duration::from_secs(5))
+        .ok()?;
+    Some(sock.into())
+}
+
+/// Slot exhaustion before authentication: 1,024 silent connections from
+/// 16 address groups (64 each, the per-address limit), renewed as the
+/// server drops them, never keep a client from another address out: the
+/// oldest silent connection gives way to each newcomer.
+#[test]
+fn silent_connections_never_lock_a_client_out() {
+    let have = raise_nofile(4096);
+    let groups = 16u8;
+    let per_group = 64usize.min((have.saturating_sub(200) as usize) / usize::from(groups));
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let mut silent: Vec<TcpStream> = Vec::new();
+    for g in 0..groups {
+        let from = std::net::Ipv4Addr::new(127, 1, g, 1);
+        silent.extend((0..per_group).filter_map(|_| silent_from(addr, from)));
+    }
+    assert!(
+        silent.len() >= 512,
+        "only {} silent connections",
+        silent.len()
+    );
+    let cwd = server.scratch("client");
+    for round in 0..5 {
+        // Renew every dropped one, as an attacker would.
+        for (i, s) in silent.iter_mut().enumerate() {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            if matches!(std::io::Read::read(s, &mut b), Ok(0)) {
+                let from = std::net::Ipv4Addr::new(127, 1, (i / per_group) as u8, 1);
+                if let Some(n) = silent_from(addr, from) {
+                    *s = n;
+                }
+            }
+        }
+        let out = server.batch(&cwd, "ls\n");
+        assert!(out.success(), "round {round}: ls refused\n{out}");
+    }
+    drop(silent);
+}
+
+/// `--max-per-ip` counts an IPv4 /24 as one address: a fourth
+/// connection from 127.0.0.x is refused, one from 127.0.1.x is not.
+#[test]
+fn the_per_address_limit_counts_a_slash_24() {
+    let server = Server::start(&["--max-per-ip", "3"]);
+    let addr = server.addr();
+    let held: Vec<TcpStream> = (2..5)
+        .filter_map(|i| silent_from(addr, std::net::Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
+    assert_eq!(held.len(), 3);
+    std::thread::sleep(Duration::from_millis(100));
+    let refused = silent_from(addr, std::net::Ipv4Addr::new(127, 0, 0, 9)).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut &refused, &mut buf);
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(
+        answer.contains("too many connections from your address"),
+        "{answer:?}"
+    );
+    let other = silent_from(addr, std::net::Ipv4Addr::new(127, 0, 1, 9)).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 8];
+    let r = std::io::Read::read(&mut &other, &mut b);
+    assert!(r.is_err(), "another /24 was refused too: {r:?}");
+    drop(held);
 }
