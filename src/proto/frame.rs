@@ -20,6 +20,11 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
 /// Fails at once on a zero or oversized length, so a hostile prefix never
 /// makes anyone buffer more than [`MAX_FRAME_LEN`] bytes.
 pub fn peek_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+    peek_len_within(buf, MAX_FRAME_LEN)
+}
+
+/// [`peek_len`] with a smaller limit than [`MAX_FRAME_LEN`].
+fn peek_len_within(buf: &[u8], max: u32) -> Result<Option<usize>, DecodeError> {
     if buf.len() < FRAME_HEADER_LEN {
         return Ok(None);
     }
@@ -27,7 +32,7 @@ pub fn peek_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
     if len == 0 {
         return Err(DecodeError::EmptyFrame);
     }
-    if len > MAX_FRAME_LEN {
+    if len > max {
         return Err(DecodeError::FrameTooLarge(len));
     }
     Ok(Some(len as usize))
@@ -75,19 +80,41 @@ const DATA_BODY_HEADER: usize = 1 + 8;
 /// Bytes live in `buf[start..end]`; `buf[end..]` is initialized spare room
 /// that a driver may receive into directly ([`FrameReader::spare`] then
 /// [`FrameReader::commit`]), which saves copying every received byte once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
     /// Where the payload of the last [`Frame::Data`] lies in `buf`.
     data: Range<usize>,
+    /// Largest frame length taken now ([`FrameReader::set_limit`]).
+    limit: u32,
+}
+
+impl Default for FrameReader {
+    fn default() -> FrameReader {
+        FrameReader {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            data: 0..0,
+            limit: MAX_FRAME_LEN,
+        }
+    }
 }
 
 impl FrameReader {
     /// An empty reader; allocates nothing until bytes arrive.
     pub fn new() -> FrameReader {
         FrameReader::default()
+    }
+
+    /// Takes frames of at most `limit` bytes (at most [`MAX_FRAME_LEN`])
+    /// from now on: a longer length prefix is an error as soon as it
+    /// arrives, and [`FrameReader::spare`] offers no more room than such a
+    /// frame needs.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit.min(MAX_FRAME_LEN);
     }
 
     /// Appends bytes received from the peer.
@@ -105,12 +132,14 @@ impl FrameReader {
     /// per read. The buffer grows only as needed and is zeroed only when it
     /// grows.
     pub fn spare(&mut self, want: usize) -> &mut [u8] {
-        let want = match peek_len(&self.buf[self.start..self.end]) {
+        let want = match peek_len_within(&self.buf[self.start..self.end], self.limit) {
             Ok(Some(len)) => {
                 let rest = (FRAME_HEADER_LEN + len).saturating_sub(self.buffered());
                 want.min(rest + READ_PAST_FRAME)
             }
-            _ => want,
+            // A frame of the largest size taken now, at most.
+            Ok(None) => want.min(FRAME_HEADER_LEN + self.limit as usize),
+            Err(_) => want,
         };
         self.room(want)
     }
@@ -152,7 +181,7 @@ impl FrameReader {
     /// its payload stays where it is ([`FrameReader::data`]).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         let buf = &self.buf[self.start..self.end];
-        let Some(len) = peek_len(buf)? else {
+        let Some(len) = peek_len_within(buf, self.limit)? else {
             return Ok(None);
         };
         let total = FRAME_HEADER_LEN + len;

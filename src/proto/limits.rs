@@ -22,6 +22,14 @@ pub const MAX_CHUNK: usize = 256 * 1024;
 /// Largest value of a frame's length field (type byte + body). Checked as
 /// soon as the 4-byte prefix has arrived, before anything is buffered.
 pub const MAX_FRAME_LEN: u32 = (MAX_CHUNK + 1024) as u32;
+/// Largest frame a server takes before the handshake completed: a `Hello`
+/// with the longest token. Limits by state keep a client that never
+/// finishes its handshake, or sends requests only, from holding a
+/// data-sized buffer.
+pub const MAX_HELLO_FRAME_LEN: u32 = (1 + 4 + 2 + 2 + 4 + 2 + MAX_TOKEN_LEN) as u32;
+/// Largest frame a server takes between transfers: a request with two
+/// longest paths (`Rename`).
+pub const MAX_REQUEST_FRAME_LEN: u32 = (1 + 2 * (2 + MAX_PATH_LEN)) as u32;
 /// Default sender window: unacknowledged bytes a sender may have in flight.
 /// 16 MiB fills a 100 MiB/s link with a 160 ms round trip.
 pub const DEFAULT_WINDOW: u32 = 16 * 1024 * 1024;

@@ -25,7 +25,12 @@
 //! `length` counts the type byte and the body; it is at least 1 and at most
 //! [`limits::MAX_FRAME_LEN`] (256 KiB + 1 KiB). A receiver checks it as soon
 //! as the four length bytes arrive, before buffering anything, and treats a
-//! larger value as a protocol error. Integers are big-endian. A string is a
+//! larger value as a protocol error. A server takes less from a client
+//! depending on where it stands: [`limits::MAX_HELLO_FRAME_LEN`] (271
+//! bytes) before the handshake completed, [`limits::MAX_REQUEST_FRAME_LEN`]
+//! (8,197 bytes) between transfers and during a download, the full length
+//! only while an upload's data may flow (after a fresh `Put`, during the
+//! upload, while it drains a refused one). Integers are big-endian. A string is a
 //! `u16` byte length then UTF-8 bytes; a byte string likewise. A body with
 //! bytes left over after its last field, an unknown type, a truncated field
 //! or invalid UTF-8 is a protocol error. EOF between frames is a clean
@@ -223,7 +228,7 @@
 //!
 //! | limit | value |
 //! |---|---|
-//! | frame length | [`limits::MAX_FRAME_LEN`] = 263,168 bytes |
+//! | frame length | [`limits::MAX_FRAME_LEN`] = 263,168 bytes; from a client 271 before the handshake, 8,197 between transfers |
 //! | data per frame | [`limits::MAX_CHUNK`] = 262,144 bytes |
 //! | name component / whole path | 255 / 4096 bytes |
 //! | entries per `Entries` frame / per listing | 512 / 100,000 |

@@ -11,8 +11,8 @@ use super::error::{DecodeError, ErrorCode, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
-    MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, MAX_PENDING_OUTPUT,
+    MAX_REQUEST_FRAME_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use super::message::{
     truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
@@ -298,7 +298,21 @@ impl ServerSession {
     /// `handle_input` makes; report what was filled with
     /// [`ServerSession::handle_input_filled`].
     pub fn input_buffer(&mut self, want: usize) -> &mut [u8] {
+        self.input.set_limit(self.frame_limit());
         self.input.spare(want)
+    }
+
+    /// The largest frame the client may send now: a `Hello` before the
+    /// handshake, `Data` only while an upload's data may flow, a request
+    /// otherwise.
+    fn frame_limit(&self) -> u32 {
+        match self.state {
+            State::Handshake | State::AwaitReply(Pending::Hello { .. }) => MAX_HELLO_FRAME_LEN,
+            State::Receiving(_)
+            | State::Draining
+            | State::AwaitReply(Pending::Put { resume: false, .. }) => MAX_FRAME_LEN,
+            _ => MAX_REQUEST_FRAME_LEN,
+        }
     }
 
     /// `n` bytes of [`ServerSession::input_buffer`] were filled by the client.
@@ -356,6 +370,7 @@ impl ServerSession {
             {
                 return None;
             }
+            self.input.set_limit(self.frame_limit());
             match self.input.next_frame() {
                 Ok(Some(Frame::Message(msg))) => self.handle_message(msg),
                 Ok(Some(Frame::Data { offset, len })) => self.handle_data(offset, len),

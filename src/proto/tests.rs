@@ -871,6 +871,51 @@ fn oversized_prefix_is_refused_without_buffering() {
     assert!(!s.wants_read());
 }
 
+/// Frame limits by state: before the handshake a `Hello`'s size, between
+/// transfers a request's, a data chunk's only while an upload's data may
+/// flow. A longer length prefix is refused at once, and the room offered
+/// for reading stays within the limit, so a client that never finishes
+/// its `Hello` holds a few hundred bytes, not a data frame's worth.
+#[test]
+fn frame_limits_follow_the_state() {
+    use crate::proto::limits::{MAX_HELLO_FRAME_LEN, MAX_REQUEST_FRAME_LEN};
+    let now = Instant::now();
+    let mut s = ServerSession::new(SessionConfig::default(), now);
+    assert!(s.input_buffer(MAX_CHUNK).len() <= 4 + MAX_HELLO_FRAME_LEN as usize);
+    // The longest legitimate Hello still passes.
+    let mut long = Vec::new();
+    frame::encode(
+        &Message::Hello {
+            magic: MAGIC,
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            flags: 0,
+            token: vec![b't'; crate::proto::limits::MAX_TOKEN_LEN],
+        },
+        &mut long,
+    );
+    assert_eq!(long.len(), 4 + MAX_HELLO_FRAME_LEN as usize);
+    assert_eq!(server_answer(&long), (None, false));
+    // One byte more is refused on its length alone.
+    let (code, closed) = server_answer(&(MAX_HELLO_FRAME_LEN + 1).to_be_bytes());
+    assert_eq!((code, closed), (Some(ErrorCode::Protocol), true));
+
+    // Between requests: a request's size.
+    let mut after = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
+    after.extend_from_slice(&(MAX_REQUEST_FRAME_LEN + 1).to_be_bytes());
+    assert_eq!(server_answer(&after), (Some(ErrorCode::Protocol), true));
+    let mut s = ServerSession::new(SessionConfig::default(), now);
+    s.handle_input(&hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION), now);
+    MemStore::default().drive(&mut s);
+    assert!(s.input_buffer(MAX_CHUNK).len() <= 4 + MAX_REQUEST_FRAME_LEN as usize);
+
+    // While an upload runs, whole chunks (every put test sends them).
+    let mut p = Pump::new(&[usize::MAX]);
+    let big = pattern(2 * MAX_CHUNK, 5);
+    assert_eq!(p.put("big", &big, false), Ok("big".into()));
+    assert_eq!(p.get("big").unwrap(), big);
+}
+
 #[test]
 fn handshake_and_idle_deadlines() {
     let t0 = Instant::now();
