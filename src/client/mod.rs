@@ -391,13 +391,17 @@ impl Client {
         &self.server
     }
 
-    /// Lists a remote directory ("" for the root).
+    /// Lists a remote directory ("" for the root), sorted by name.
     pub fn list(&mut self, path: &str) -> Result<Vec<Entry>, ClientError> {
         self.begin()?;
         let queued = self.session.list(path);
         queued.map_err(|e| self.command_error(e))?;
         match self.next_event()? {
-            ClientEvent::Listing(v) => Ok(v),
+            ClientEvent::Listing(mut v) => {
+                // A server lists in directory order, as it reads.
+                v.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(v)
+            }
             other => Err(self.event_error(other)),
         }
     }

@@ -109,10 +109,13 @@
 //! stays usable. Any request may be answered with `Error` instead of its
 //! success reply.
 //!
-//! - list: `List` → `Entries`\* (the last one has `last = 1`). At most
-//!   [`limits::MAX_LIST_ENTRIES`] entries: a larger directory is refused
-//!   with `Error(TooLarge)` (a client drops a server that sends more);
-//!   a listing never shows reserved (`.ftx-`) names.
+//! - list: `List` → `Entries`\* (the last one has `last = 1`), in the
+//!   order the server reads the directory (a client sorts if it wants);
+//!   the server reads it only as fast as the client takes the frames. At
+//!   most [`limits::MAX_LIST_ENTRIES`] entries: a larger directory ends
+//!   with `Error(TooLarge)`, possibly after some `Entries`, which the
+//!   client then drops (and it drops a server that sends more); a listing
+//!   never shows reserved (`.ftx-`) names.
 //! - mkdir / rm / rename: `Mkdir` | `Remove` | `Rename` → `Ok`. Rename never
 //!   replaces an existing name (`Error(Exists)`).
 //! - attributes (with [`message::FEATURE_ATTRS`]): `SetAttrs` → `Ok` sets

@@ -392,12 +392,26 @@ impl ServerSession {
     /// Answers `List` with the whole listing (sent in as many frames as
     /// needed); the entries' modes reach only a client that reads them.
     pub fn reply_entries(&mut self, entries: Vec<Entry>) {
-        if !self.take_pending(Pending::List) {
+        self.reply_entries_part(entries, true);
+    }
+
+    /// True while a `List` is answered a part at a time and the output has
+    /// room for the next part: a driver reads the directory only as fast
+    /// as the client takes the listing.
+    pub fn wants_entries(&self) -> bool {
+        matches!(self.state, State::AwaitReply(Pending::List)) && self.out.len() < MAX_CHUNK
+    }
+
+    /// Answers `List` with the next part of the listing (in as many frames
+    /// as needed); `last` ends it. The entries' modes reach only a client
+    /// that reads them.
+    pub fn reply_entries_part(&mut self, entries: Vec<Entry>, last: bool) {
+        if !matches!(self.state, State::AwaitReply(Pending::List)) {
             return;
         }
         let modes = self.client_attrs;
-        // Entry cost on the wire: kind + size + mtime + name length + name.
-        const FIXED: usize = 1 + 8 + 8 + 2;
+        // Entry cost on the wire: kind + size + mtime + mode + name length + name.
+        const FIXED: usize = 1 + 8 + 8 + 2 + 2;
         let budget = MAX_FRAME_LEN as usize - 64;
         let mut batch = Vec::new();
         let mut used = 0;
@@ -419,10 +433,15 @@ impl ServerSession {
             used += cost;
             batch.push(e);
         }
-        self.out.push(&Message::Entries {
-            entries: batch,
-            last: true,
-        });
+        if last || !batch.is_empty() {
+            self.out.push(&Message::Entries {
+                entries: batch,
+                last,
+            });
+        }
+        if last {
+            self.state = State::Idle;
+        }
     }
 
     /// Answers [`ServerEvent::Hello`]: the token is good, welcome the client.

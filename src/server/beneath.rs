@@ -13,11 +13,11 @@
 //! nothing of remote-path syntax beyond "a plain component"; it does no
 //! logging and keeps no state except whether `openat2` is available.
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, CString};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -93,53 +93,6 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Metadata> {
         )
     };
     File::from(owned(fd)?).metadata()
-}
-
-/// The names in the open directory `dir` (without `.` and `..`), at most
-/// `max`; the flag says whether more were left out.
-pub fn read_names(dir: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<OsString>, bool)> {
-    // fdopendir takes ownership of its descriptor: give it a duplicate.
-    // SAFETY: `dir` is open; F_DUPFD_CLOEXEC returns a new descriptor.
-    let dup = owned(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: `dup` is a directory descriptor we own; on success the stream
-    // owns it and closedir closes it.
-    let stream = unsafe { libc::fdopendir(dup.as_raw_fd()) };
-    if stream.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(dup);
-    // Read from the start even if the descriptor was read before.
-    // SAFETY: `stream` is a valid directory stream.
-    unsafe { libc::rewinddir(stream) };
-    let mut names = Vec::new();
-    let mut truncated = false;
-    let result = loop {
-        // SAFETY: clearing errno distinguishes end-of-directory from error.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `stream` is valid until closedir below.
-        let ent = unsafe { libc::readdir64(stream) };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            break if e.raw_os_error().unwrap_or(0) == 0 {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        // SAFETY: d_name is a NUL-terminated array inside the entry.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        if names.len() >= max {
-            truncated = true;
-            break Ok(());
-        }
-        names.push(OsString::from_vec(name.to_vec()));
-    };
-    // SAFETY: `stream` came from fdopendir and is closed exactly once.
-    unsafe { libc::closedir(stream) };
-    result.map(|()| (names, truncated))
 }
 
 /// `mkdirat(dir, name, mode)`.
@@ -555,17 +508,5 @@ mod tests {
                 .raw_os_error(),
             Some(libc::EXDEV)
         );
-    }
-
-    #[test]
-    fn read_names_caps_and_flags() {
-        let (_t, root) = tree();
-        let d = open_dir(root.as_fd(), b"").unwrap();
-        let (all, more) = read_names(d.as_fd(), 100).unwrap();
-        assert!(!more);
-        assert_eq!(all.len(), 10);
-        let (some, more) = read_names(d.as_fd(), 3).unwrap();
-        assert!(more);
-        assert_eq!(some.len(), 3);
     }
 }

@@ -17,11 +17,12 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::store::{Download, Store, StoreError, Upload};
+use super::store::{Download, Listing, Store, StoreError, Upload};
 use super::tokens::Access;
 use super::transport::{Input, Security, Transport};
 use crate::partial::PrefixHashing;
 use crate::proto::error::ErrorCode;
+use crate::proto::limits::MAX_ENTRIES_PER_FRAME;
 use crate::proto::session::{PutAccept, ServerEvent, ServerSession};
 
 /// Read/process/write rounds one wake-up may spend on a connection before
@@ -67,6 +68,8 @@ pub(crate) struct Conn {
     /// A resumed transfer whose prefix is being hashed, a step per round,
     /// before the client is answered.
     prefix: Option<Box<PrefixJob>>,
+    /// A directory being listed, a part at a time as the client takes it.
+    listing: Option<Box<Listing>>,
     /// When the transfer in progress started (for the log line).
     transfer_started: Option<Instant>,
     opened: Instant,
@@ -116,6 +119,7 @@ impl Conn {
             upload: None,
             download: None,
             prefix: None,
+            listing: None,
             transfer_started: None,
             opened: now,
             readable: true,
@@ -226,6 +230,7 @@ impl Conn {
             progress |= self.handle_events(store, now);
             progress |= self.hash_prefix(store, now);
             progress |= self.pump_download(store);
+            progress |= self.pump_listing(store);
             match self.flush() {
                 Ok(wrote) => progress |= wrote,
                 Err(e) => {
@@ -243,6 +248,7 @@ impl Conn {
                     && self.upload.is_none()
                     && self.download.is_none()
                     && self.prefix.is_none()
+                    && self.listing.is_none()
                 {
                     self.session.shrink();
                     self.transport.shrink();
@@ -418,6 +424,33 @@ impl Conn {
         true
     }
 
+    /// Reads the next part of a listing while the session's output has
+    /// room for it: a client that does not read its listing holds one
+    /// part of it, not the whole directory.
+    fn pump_listing(&mut self, store: &Store) -> bool {
+        let Some(listing) = self.listing.as_mut() else {
+            return false;
+        };
+        if !self.session.wants_entries() {
+            return false;
+        }
+        match store.list_more(listing, MAX_ENTRIES_PER_FRAME) {
+            Ok((entries, done)) => {
+                self.session.reply_entries_part(entries, done);
+                if done {
+                    debug!("{}: ls '{}'", self.peer, listing.dir());
+                    self.listing = None;
+                }
+            }
+            Err(e) => {
+                debug!("{}: ls '{}' failed: {e}", self.peer, listing.dir());
+                self.session.reply_error(e.code(), &e.to_string());
+                self.listing = None;
+            }
+        }
+        true
+    }
+
     /// Feeds file bytes to a running download while the session takes them.
     fn pump_download(&mut self, store: &Store) -> bool {
         let mut progress = false;
@@ -489,11 +522,8 @@ impl Conn {
                     }
                 }
             }
-            ServerEvent::List { path } => match store.list(&path) {
-                Ok(entries) => {
-                    debug!("{peer}: ls '{path}': {} entries", entries.len());
-                    self.session.reply_entries(entries);
-                }
+            ServerEvent::List { path } => match store.open_listing(&path) {
+                Ok(listing) => self.listing = Some(Box::new(listing)),
                 Err(e) => {
                     debug!("{peer}: ls '{path}' failed: {e}");
                     self.session.reply_error(e.code(), &e.to_string());

@@ -13,7 +13,6 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -240,6 +239,25 @@ impl std::error::Error for StoreError {
     }
 }
 
+/// A directory being listed a batch at a time ([`Store::list_more`]), so
+/// that a listing is read only as fast as the client takes it.
+pub struct Listing {
+    dir: RemotePath,
+    /// The directory, for inspecting its entries.
+    fd: OwnedFd,
+    /// Its names, read a kernel buffer at a time.
+    names: rustix::fs::Dir,
+    /// Entries met so far, reserved ones left out.
+    seen: usize,
+}
+
+impl Listing {
+    /// The directory listed.
+    pub fn dir(&self) -> &RemotePath {
+        &self.dir
+    }
+}
+
 /// An upload in progress: a hidden temporary file in the target directory.
 #[derive(Debug)]
 pub struct Upload {
@@ -358,49 +376,96 @@ impl Store {
         &self.config
     }
 
-    /// Lists a directory (following a symlink that stays inside the root):
-    /// sorted by name, reserved names left out, non-UTF-8 names converted
-    /// lossily; a directory with more than [`MAX_LIST_ENTRIES`] entries is
-    /// refused as too large rather than shown incomplete.
+    /// Lists a directory whole (following a symlink that stays inside the
+    /// root): sorted by name, as [`Store::list_more`] gives it.
     pub fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, StoreError> {
-        let fd = self.resolve(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let (names, truncated) = beneath::read_names(fd.as_fd(), MAX_LIST_ENTRIES)
-            .map_err(|e| StoreError::from_io(dir.as_str(), e))?;
-        if truncated {
-            return Err(StoreError::TooManyEntries(display_name(dir.as_str())));
-        }
+        let mut listing = self.open_listing(dir)?;
         let mut entries = Vec::new();
-        for raw in names {
-            // An entry that vanishes or cannot be inspected is skipped:
-            // one bad entry never breaks `ls`.
-            if raw.as_bytes().starts_with(RESERVED_PREFIX.as_bytes()) {
-                continue;
+        loop {
+            let (batch, done) = self.list_more(&mut listing, MAX_LIST_ENTRIES)?;
+            entries.extend(batch);
+            if done {
+                break;
             }
-            let Ok(c) = CString::new(raw.as_bytes()) else {
-                continue;
-            };
-            let Ok(lmeta) = beneath::lstat_at(fd.as_fd(), &c) else {
-                continue;
-            };
-            let meta = if lmeta.file_type().is_symlink() {
-                self.inside_target(dir, raw.as_bytes())
-            } else {
-                Some(lmeta.clone())
-            };
-            let (kind, size, mtime, mode) = match &meta {
-                Some(m) => (kind_of(m), size_of(m), m.mtime(), m.mode()),
-                None => (EntryKind::Symlink, 0, lmeta.mtime(), lmeta.mode()),
-            };
-            entries.push(Entry {
-                name: raw.to_string_lossy().into_owned(),
-                kind,
-                size,
-                mtime,
-                mode: Some((mode & 0o7777) as u16),
-            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// Opens a directory for listing a batch at a time
+    /// ([`Store::list_more`]), following a symlink that stays inside the
+    /// root.
+    pub fn open_listing(&self, dir: &RemotePath) -> Result<Listing, StoreError> {
+        let fd = self.resolve(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let names = rustix::fs::Dir::read_from(&fd)
+            .map_err(|e| StoreError::from_io(dir.as_str(), e.into()))?;
+        Ok(Listing {
+            dir: dir.clone(),
+            fd,
+            names,
+            seen: 0,
+        })
+    }
+
+    /// The next at most `max` entries of a listing, in directory order,
+    /// and whether it is complete: reserved names left out, non-UTF-8
+    /// names converted lossily, an entry that vanishes or cannot be
+    /// inspected skipped (one bad entry never breaks `ls`). A directory
+    /// with more than [`MAX_LIST_ENTRIES`] entries fails as too large when
+    /// the reading gets there, rather than being shown incomplete.
+    pub fn list_more(
+        &self,
+        listing: &mut Listing,
+        max: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError> {
+        let mut entries = Vec::new();
+        while entries.len() < max {
+            let raw = match listing.names.read() {
+                None => return Ok((entries, true)),
+                Some(Err(e)) => {
+                    return Err(StoreError::from_io(listing.dir.as_str(), e.into()));
+                }
+                Some(Ok(raw)) => raw,
+            };
+            let name = raw.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." || bytes.starts_with(RESERVED_PREFIX.as_bytes()) {
+                continue;
+            }
+            listing.seen += 1;
+            if listing.seen > MAX_LIST_ENTRIES {
+                return Err(StoreError::TooManyEntries(display_name(
+                    listing.dir.as_str(),
+                )));
+            }
+            if let Some(e) = self.entry(listing, name) {
+                entries.push(e);
+            }
+        }
+        Ok((entries, false))
+    }
+
+    /// The listing entry of `name` in the listed directory; `None` if it
+    /// vanished or cannot be inspected.
+    fn entry(&self, listing: &Listing, name: &CStr) -> Option<Entry> {
+        let lmeta = beneath::lstat_at(listing.fd.as_fd(), name).ok()?;
+        let raw = name.to_bytes();
+        let meta = if lmeta.file_type().is_symlink() {
+            self.inside_target(&listing.dir, raw)
+        } else {
+            Some(lmeta.clone())
+        };
+        let (kind, size, mtime, mode) = match &meta {
+            Some(m) => (kind_of(m), size_of(m), m.mtime(), m.mode()),
+            None => (EntryKind::Symlink, 0, lmeta.mtime(), lmeta.mode()),
+        };
+        Some(Entry {
+            name: String::from_utf8_lossy(raw).into_owned(),
+            kind,
+            size,
+            mtime,
+            mode: Some((mode & 0o7777) as u16),
+        })
     }
 
     /// Starts an upload of `size` bytes to `path`: checks the rules and
@@ -920,6 +985,7 @@ fn resolve_error(path: &str, e: io::Error) -> StoreError {
 
 #[cfg(test)]
 fn c_path(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
 }
@@ -967,6 +1033,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
     use std::sync::{Arc, Barrier};
 
@@ -1335,6 +1402,39 @@ mod tests {
         );
         let (total, avail) = s.space(&RemotePath::root()).unwrap();
         assert!(total > 0 && avail <= total, "{total} {avail}");
+    }
+
+    /// A listing read a few entries at a time gives every entry once,
+    /// reserved names left out, and says when it is complete.
+    #[test]
+    fn listing_in_parts() {
+        let (_t, root, _) = setup();
+        for i in 0..10 {
+            fs::write(root.join(format!("f{i}")), b"x").unwrap();
+        }
+        fs::write(root.join(".ftx-part-f1"), b"p").unwrap();
+        let s = store(&root);
+        let mut listing = s.open_listing(&RemotePath::root()).unwrap();
+        let mut names = Vec::new();
+        let mut parts = 0;
+        loop {
+            let (batch, done) = s.list_more(&mut listing, 3).unwrap();
+            assert!(batch.len() <= 3);
+            names.extend(batch.into_iter().map(|e| e.name));
+            parts += 1;
+            if done {
+                break;
+            }
+        }
+        assert!(parts >= 4, "{parts} parts");
+        names.sort();
+        let want: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+        assert_eq!(names, want);
+        assert_eq!(names, names_of(&s.list(&RemotePath::root()).unwrap()));
+    }
+
+    fn names_of(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(|e| e.name.clone()).collect()
     }
 
     #[test]

@@ -58,3 +58,41 @@ fn idle_ftxd_holds_little_heap_plain_and_tls() {
         );
     }
 }
+
+/// A listing is read only as fast as the client takes it: connections that
+/// ask for a large directory and never read hold a frame or two each, not
+/// the whole listing (4 MiB here), and another client is served meanwhile.
+#[test]
+fn unread_listings_hold_little() {
+    use crate::util::{register_plain, Raw};
+    use ftx::proto::message::Message;
+    let server = Server::start(&["--plain", "--open"]);
+    register_plain(server.addr());
+    let big = server.root().join("big");
+    fs::create_dir(&big).unwrap();
+    // 20,000 entries of 200-byte names: ~4.4 MiB of listing frames.
+    for i in 0..20_000 {
+        fs::File::create(big.join(format!("{i:05}-{}", "n".repeat(194)))).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let (before, _) = heap_kib(server.pid());
+    let readers = 8;
+    let mut stuck: Vec<Raw> = (0..readers)
+        .map(|_| {
+            let mut r = Raw::handshake(server.addr());
+            r.send(&Message::List { path: "big".into() }).unwrap();
+            r
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(1));
+    let (after, shown) = heap_kib(server.pid());
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < readers * 1024,
+        "{readers} unread listings grew ftxd by {grown} KiB (limit 1 MiB each)\n{shown}"
+    );
+    let cwd = server.scratch("client");
+    let out = server.batch(&cwd, "ls\n");
+    out.assert_success().assert_stdout_contains("big/");
+    stuck.clear();
+}
