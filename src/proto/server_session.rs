@@ -673,6 +673,13 @@ impl ServerSession {
         )
     }
 
+    /// Ends the session from the driver's side (a revoked token): queues
+    /// `Error(code)`, aborts a transfer in progress, and closes once the
+    /// output is flushed.
+    pub fn end(&mut self, code: ErrorCode, message: &str) {
+        self.fail(code, message);
+    }
+
     /// True once the client was welcomed: its `Hello` (and token) passed.
     pub fn is_welcomed(&self) -> bool {
         !matches!(

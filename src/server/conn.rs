@@ -18,7 +18,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::store::{Download, Listing, Store, StoreError, Upload};
-use super::tokens::Access;
+use super::tokens::{token_id, Access};
 use super::transport::{Input, Security, Transport};
 use crate::partial::PrefixHashing;
 use crate::proto::error::ErrorCode;
@@ -94,6 +94,9 @@ pub(crate) struct Conn {
     /// Counted among the connections still in their handshake (TLS and
     /// `Hello`, token included).
     pub(crate) starting: bool,
+    /// The token the client came in with ([`token_id`]), checked again
+    /// whenever the token file changes.
+    token: Option<[u8; 32]>,
 }
 
 impl Conn {
@@ -130,7 +133,25 @@ impl Conn {
             armed: None,
             queued: false,
             starting: true,
+            token: None,
         })
+    }
+
+    /// Ends the session if the token it came in with was revoked; true
+    /// then (drive it once more to send the error and close).
+    pub(crate) fn end_if_revoked(&mut self) -> bool {
+        let Some(id) = &self.token else {
+            return false;
+        };
+        if self.security.gate.borrow().is_valid(id) {
+            return false;
+        }
+        info!("{}: access token revoked: ending the session", self.peer);
+        self.close_reason = "access token revoked";
+        self.token = None;
+        self.session
+            .end(ErrorCode::Unauthorized, "access token revoked");
+        true
     }
 
     /// When the connection was accepted.
@@ -509,6 +530,9 @@ impl Conn {
                     Ok((name, access)) => {
                         info!("{peer}: access granted: token '{name}' ({access})");
                         self.access = access;
+                        if self.security.gate.borrow().requires_token() {
+                            self.token = Some(token_id(&token));
+                        }
                         self.session.accept_hello();
                     }
                     Err(refusal) => {

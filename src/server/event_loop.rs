@@ -100,6 +100,7 @@ pub fn run(
         again: VecDeque::new(),
         partial_ttl: config.partial_ttl,
         next_sweep: Instant::now(),
+        next_token_check: authenticate.then(|| Instant::now() + TOKEN_CHECK_INTERVAL),
     };
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     while !shutdown.is_requested() {
@@ -145,6 +146,9 @@ pub fn run(
         if now >= server.next_sweep {
             server.sweep(now);
         }
+        if server.next_token_check.is_some_and(|t| now >= t) {
+            server.check_tokens(now);
+        }
     }
     info!(
         "shutting down: closing {} connection(s)",
@@ -156,6 +160,9 @@ pub fn run(
 
 /// Longest time between two sweeps of abandoned part files.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the token file is looked at (a `stat`) for revoked tokens,
+/// whose sessions then end.
+const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The state of the loop.
 struct Server {
@@ -188,6 +195,8 @@ struct Server {
     partial_ttl: Duration,
     /// When the next sweep of abandoned part files is due.
     next_sweep: Instant,
+    /// When the token file is looked at next (`None`: no tokens needed).
+    next_token_check: Option<Instant>,
     /// TLS configuration and the token gate, shared by every connection.
     security: Rc<Security>,
 }
@@ -203,6 +212,10 @@ impl Server {
             (a, b) => a.or(b),
         };
         let next = Some(next.map_or(self.next_sweep, |t| t.min(self.next_sweep)));
+        let next = match (next, self.next_token_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         next.map(|t| t.saturating_duration_since(now))
     }
 
@@ -217,6 +230,24 @@ impl Server {
             );
         }
         self.next_sweep = now + self.partial_ttl.min(SWEEP_INTERVAL);
+    }
+
+    /// Looks at the token file; when it changed, ends the sessions whose
+    /// token was revoked (within [`TOKEN_CHECK_INTERVAL`] of `ftxd token
+    /// revoke`).
+    fn check_tokens(&mut self, now: Instant) {
+        self.next_token_check = Some(now + TOKEN_CHECK_INTERVAL);
+        if !self.security.gate.borrow_mut().refresh() {
+            return;
+        }
+        let keys: Vec<usize> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(key, c)| c.end_if_revoked().then_some(key))
+            .collect();
+        for key in keys {
+            self.drive(Token(key), now);
+        }
     }
 
     fn accept_all(&mut self, now: Instant) {

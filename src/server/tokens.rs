@@ -307,6 +307,12 @@ fn check_name(name: &str) -> Result<(), TokenError> {
     }
 }
 
+/// What identifies a token without keeping it: its SHA-256, as the token
+/// file stores it.
+pub fn token_id(token: &[u8]) -> [u8; 32] {
+    hash(token)
+}
+
 fn hash(token: &[u8]) -> [u8; 32] {
     let d = digest(&SHA256, token);
     let mut out = [0u8; 32];
@@ -403,7 +409,10 @@ impl Gate {
     }
 
     /// Decides whether `ip`, presenting `token`, may come in, and with what
-    /// access. A refused attempt counts against the address.
+    /// access. A refused attempt counts against the address; an address
+    /// that failed too often is slowed down for wrong tokens only: a valid
+    /// token always comes in (guessing one is hopeless, and a user who
+    /// mistyped must not be locked out by the retries).
     pub fn admit(
         &mut self,
         ip: IpAddr,
@@ -413,26 +422,48 @@ impl Gate {
         let Some(store) = self.tokens.as_mut() else {
             return Ok((String::new(), Access::ReadWrite));
         };
+        if let Err(e) = store.refresh() {
+            // Keep the list in force; the operator sees the problem in the log.
+            log::warn!("cannot re-read the token file: {e}");
+        }
+        if let Some(e) = store.check(token).filter(|_| !token.is_empty()) {
+            let ok = (e.name.clone(), e.access);
+            self.failures.remove(&ip);
+            return Ok(ok);
+        }
         if let Some(f) = self.failures.get(&ip) {
             if let Some(until) = f.refused_until.filter(|&u| u > now) {
                 return Err(Refusal::SlowDown(until - now));
             }
         }
-        if let Err(e) = store.refresh() {
-            // Keep the list in force; the operator sees the problem in the log.
-            log::warn!("cannot re-read the token file: {e}");
-        }
         let refusal = if token.is_empty() {
             Refusal::Missing
-        } else if let Some(e) = store.check(token) {
-            let ok = (e.name.clone(), e.access);
-            self.failures.remove(&ip);
-            return Ok(ok);
         } else {
             Refusal::Wrong
         };
         self.record_failure(ip, now);
         Err(refusal)
+    }
+
+    /// Re-reads the token file if it changed; true when it did (so the
+    /// loop checks that every open session's token is still valid).
+    pub fn refresh(&mut self) -> bool {
+        let Some(store) = self.tokens.as_mut() else {
+            return false;
+        };
+        let before = store.stamp;
+        if let Err(e) = store.refresh() {
+            log::warn!("cannot re-read the token file: {e}");
+        }
+        store.stamp != before
+    }
+
+    /// True when the token whose [`token_id`] is `id` is still valid (always
+    /// on an open gate).
+    pub fn is_valid(&self, id: &[u8; 32]) -> bool {
+        self.tokens
+            .as_ref()
+            .is_none_or(|store| store.entries.iter().any(|e| constant_time_eq(&e.hash, id)))
     }
 
     /// Failed attempts recorded for `ip` (for the log line).
@@ -554,23 +585,31 @@ mod tests {
         for _ in 0..=FREE_FAILURES {
             let _ = gate.admit(ip(), b"bad", now);
         }
-        // Now even the right token is refused for a while...
+        // Now wrong tokens are refused without a check for a while...
         assert!(matches!(
-            gate.admit(ip(), t.as_bytes(), now),
+            gate.admit(ip(), b"bad", now),
             Err(Refusal::SlowDown(_))
         ));
+        // ...but the right one still comes in (and clears the record)...
+        assert_eq!(
+            gate.admit(ip(), t.as_bytes(), now),
+            Ok(("x".into(), Access::ReadOnly))
+        );
+        for _ in 0..=FREE_FAILURES {
+            let _ = gate.admit(ip(), b"bad", now);
+        }
         // ...other addresses are not affected...
         let other = IpAddr::from([192, 0, 2, 2]);
-        assert!(gate.admit(other, t.as_bytes(), now).is_ok());
+        assert_eq!(gate.admit(other, b"bad", now), Err(Refusal::Wrong));
         // ...and the penalty grows, then passes.
         let later = now + FIRST_PENALTY;
         assert_eq!(gate.admit(ip(), b"bad", later), Err(Refusal::Wrong));
-        match gate.admit(ip(), t.as_bytes(), later) {
+        match gate.admit(ip(), b"bad", later) {
             Err(Refusal::SlowDown(d)) => assert_eq!(d, FIRST_PENALTY * 2),
             other => panic!("{other:?}"),
         }
         let much_later = later + MAX_PENALTY;
-        assert!(gate.admit(ip(), t.as_bytes(), much_later).is_ok());
+        assert_eq!(gate.admit(ip(), b"bad", much_later), Err(Refusal::Wrong));
     }
 
     #[test]

@@ -255,3 +255,39 @@ fn ftxd_warns_about_plain_and_open_and_refuses_a_state_dir_in_the_root() {
     out.assert_error("inside the served root");
     assert!(!inside.exists());
 }
+
+/// Revoking a token ends the sessions already open with it within a couple
+/// of seconds (ftxd looks at the token file every second); sessions of
+/// other tokens go on.
+#[test]
+fn a_revoked_token_ends_its_open_sessions() {
+    use crate::util::{hello_with, Raw, Recv};
+    use ftx::proto::error::ErrorCode;
+    use ftx::proto::message::Message;
+    let server = Server::start(&[]);
+    let bob = token_cmd(&server, &["add", "bob"]);
+    bob.assert_success();
+    let open_with = |token: &str| {
+        let mut raw = Raw::connect(server.addr());
+        raw.send(&hello_with(token.as_bytes().to_vec())).unwrap();
+        assert!(matches!(raw.recv(), Recv::Msg(Message::Welcome { .. })));
+        raw
+    };
+    let mut bobs = open_with(bob.stdout.trim());
+    let mut others = open_with(&server.creds().token);
+    token_cmd(&server, &["revoke", "bob"]).assert_success();
+    // RAW_READ_TIMEOUT (5 s) covers the one-second look at the file.
+    match bobs.recv() {
+        Recv::Msg(Message::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert!(message.contains("revoked"), "{message}");
+        }
+        other => panic!("expected the revocation, got {other:?}\n{}", server.logs()),
+    }
+    assert!(matches!(bobs.recv(), Recv::Closed | Recv::Reset));
+    others.send(&Message::List { path: "".into() }).unwrap();
+    assert!(
+        matches!(others.recv(), Recv::Msg(Message::Entries { .. })),
+        "another token's session was harmed"
+    );
+}
