@@ -71,6 +71,7 @@ pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Res
             return Ok(None);
         }
         if same_file_at(dir, name, &file)? {
+            check_plain_part(&file)?;
             return Ok(Some(file));
         }
     }
@@ -78,6 +79,23 @@ pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Res
         io::ErrorKind::WouldBlock,
         "part file keeps changing",
     ))
+}
+
+/// Refuses a part file that is not a regular file with one link, owned by
+/// this process's user: a hard link planted under the part's name (to a
+/// file outside the root, or another user's) would have a resumed upload
+/// write into that file.
+fn check_plain_part(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.nlink() == 1 && meta.uid() == rustix::process::geteuid().as_raw() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "part file is not a plain file of this server (a link, or another owner's)",
+        ))
+    }
 }
 
 /// Creates the part file `name` in `dir` only if it does not exist, locked.

@@ -6,8 +6,8 @@
 use super::error::{DecodeError, ErrorCode, RemoteError, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
-    EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION, MIN_WINDOW,
-    PROTOCOL_VERSION,
+    EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_COMPONENT_LEN, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION,
+    MIN_WINDOW, PROTOCOL_VERSION,
 };
 use super::message::{
     data_header, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
@@ -604,9 +604,13 @@ impl ClientSession {
                 });
             }
             (State::AwaitListing(mut acc), Message::Entries { entries, last }) => {
-                // A hostile server must not grow the listing without end.
+                // A hostile server must not grow the listing without end:
+                // at most so many entries, each name one component long.
                 if acc.len() + entries.len() > MAX_LIST_ENTRIES {
                     return self.close(ErrorCode::Protocol, "server sent too many entries");
+                }
+                if entries.iter().any(|e| e.name.len() > MAX_COMPONENT_LEN) {
+                    return self.close(ErrorCode::Protocol, "server sent an overlong name");
                 }
                 acc.extend(entries);
                 if last {

@@ -23,6 +23,10 @@ pub enum NameError {
     Nul,
     /// The name holds a control character.
     Control,
+    /// The name holds an invisible formatting character (a direction
+    /// override such as U+202E, a zero-width space, ...) or a line or
+    /// paragraph separator: it would show as another name than it is.
+    Invisible,
     /// The name holds a backslash.
     Backslash,
     /// A component is longer than [`MAX_COMPONENT_LEN`] bytes.
@@ -43,6 +47,7 @@ impl fmt::Display for NameError {
             NameError::DotDot => "'..' components are not allowed",
             NameError::Nul => "NUL byte in name",
             NameError::Control => "control character in name",
+            NameError::Invisible => "invisible or direction-changing character in name",
             NameError::Backslash => "backslash in name",
             NameError::ComponentTooLong => "path component longer than 255 bytes",
             NameError::TooLong => "path longer than 4096 bytes",
@@ -53,6 +58,27 @@ impl fmt::Display for NameError {
 }
 
 impl std::error::Error for NameError {}
+
+/// Unicode's formatting characters (general category Cf: direction
+/// marks and overrides, zero-width characters, the byte-order mark,
+/// interlinear and tag characters) and the line and paragraph separators:
+/// characters that change how a name looks without looking like anything.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
 
 /// A remote path that passed every rule: relative to the server root,
 /// `/`-separated, no `.`/`..`/empty components, no NUL, control characters
@@ -79,6 +105,9 @@ impl RemotePath {
             }
             if c.is_control() {
                 return Err(NameError::Control);
+            }
+            if is_invisible(c) {
+                return Err(NameError::Invisible);
             }
             if c == '\\' {
                 return Err(NameError::Backslash);
@@ -217,6 +246,11 @@ mod tests {
             ("a\nb", NameError::Control),
             ("a\x1bb", NameError::Control),
             ("a\u{85}b", NameError::Control),
+            ("evil\u{202E}txt.exe", NameError::Invisible),
+            ("a\u{200B}b", NameError::Invisible),
+            ("line\u{2028}sep", NameError::Invisible),
+            ("\u{FEFF}bom", NameError::Invisible),
+            ("tag\u{E0041}", NameError::Invisible),
             ("..\\x", NameError::Backslash),
             ("a\\b", NameError::Backslash),
             (".ftx-tmp-1", NameError::Reserved),

@@ -11,8 +11,8 @@ use super::error::{DecodeError, ErrorCode, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
-    MAX_CHUNK, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, MAX_PENDING_OUTPUT,
-    MAX_REQUEST_FRAME_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    MAX_CHUNK, MAX_COMPONENT_LEN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
+    MAX_PENDING_OUTPUT, MAX_REQUEST_FRAME_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use super::message::{
     truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
@@ -419,8 +419,9 @@ impl ServerSession {
             if !modes {
                 e.mode = None;
             }
-            if e.name.len() > 4096 {
-                e.name = truncate_utf8(&e.name, 4096).to_owned();
+            // A name shown lossily (not UTF-8) can outgrow a component.
+            if e.name.len() > MAX_COMPONENT_LEN {
+                e.name = truncate_utf8(&e.name, MAX_COMPONENT_LEN).to_owned();
             }
             let cost = FIXED + e.name.len();
             if !batch.is_empty() && (used + cost > budget || batch.len() == MAX_ENTRIES_PER_FRAME) {

@@ -1331,3 +1331,53 @@ fn modes_only_for_a_client_that_reads_them() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// Names in a listing are one component: a server cuts a longer one (a
+/// non-UTF-8 name shown lossily grows up to three times) at 255 bytes, on a
+/// character boundary, and a client drops a server that sends longer ones
+/// (a hostile server could otherwise make it hold 100,000 names of 4 KiB).
+#[test]
+fn listed_names_are_at_most_one_component_long() {
+    use crate::proto::limits::MAX_COMPONENT_LEN;
+    let mut store = MemStore::default();
+    store.files.insert("é".repeat(200), vec![1]);
+    let mut p = Pump::with(&[usize::MAX], SessionConfig::default(), store);
+    let list = p.list("").unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].name.len() <= MAX_COMPONENT_LEN);
+    assert_eq!(list[0].name, "é".repeat(MAX_COMPONENT_LEN / 2));
+
+    let mut c = ClientSession::new(Vec::new());
+    let mut wire = Vec::new();
+    for m in [
+        Message::Welcome {
+            version: PROTOCOL_VERSION,
+            flags: 0,
+            window: 1 << 20,
+            server: "hostile".into(),
+        },
+        Message::Entries {
+            entries: vec![Entry {
+                name: "x".repeat(MAX_COMPONENT_LEN + 1),
+                kind: EntryKind::File,
+                size: 0,
+                mtime: 0,
+                mode: None,
+            }],
+            last: true,
+        },
+    ] {
+        frame::encode(&m, &mut wire);
+    }
+    c.handle_input(&wire[..wire.len() / 3]);
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::Connected { .. })
+    ));
+    c.list("").unwrap();
+    c.handle_input(&wire[wire.len() / 3..]);
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::Closed(e)) if e.message.contains("overlong")
+    ));
+}

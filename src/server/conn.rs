@@ -673,7 +673,9 @@ impl Conn {
             }
             ServerEvent::GetEnd { digest } => {
                 if let Some(dl) = self.download.take() {
-                    if let Some(digest) = digest {
+                    // A read-only client writes nothing, not even the
+                    // remembered digest (an extended attribute).
+                    if let (Some(digest), Access::ReadWrite) = (digest, self.access) {
                         store.remember_digest(&dl, &digest);
                     }
                     if dl.position() == dl.size {

@@ -175,6 +175,10 @@ impl StoreError {
             Some(libc::EEXIST) => StoreError::Exists(path),
             Some(libc::ENOTEMPTY) => StoreError::NotEmpty(path),
             Some(libc::EROFS) => StoreError::ReadOnly,
+            // A refusal of our own (a part file that is not plainly ours).
+            None if e.kind() == io::ErrorKind::PermissionDenied => {
+                StoreError::PermissionDenied(path)
+            }
             _ => StoreError::Io { path, source: e },
         }
     }
@@ -1402,6 +1406,23 @@ mod tests {
         );
         let (total, avail) = s.space(&RemotePath::root()).unwrap();
         assert!(total > 0 && avail <= total, "{total} {avail}");
+    }
+
+    /// A part file hard-linked to a file outside the root is never
+    /// resumed into: the upload is refused and the outside file unchanged.
+    #[test]
+    fn a_hard_linked_part_is_refused() {
+        let (_t, root, outside) = setup();
+        let victim = outside.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        fs::hard_link(&victim, root.join(".ftx-part-x")).unwrap();
+        let s = store(&root);
+        let err = s
+            .begin_upload(&rp("x"), 20, false, Some(20))
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
     }
 
     /// A listing read a few entries at a time gives every entry once,

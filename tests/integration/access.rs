@@ -291,3 +291,52 @@ fn a_revoked_token_ends_its_open_sessions() {
         "another token's session was harmed"
     );
 }
+
+/// A read-only token writes nothing on the server, not even the digest
+/// ftxd remembers in an extended attribute after a download.
+#[test]
+fn a_read_only_download_leaves_no_remembered_digest() {
+    use crate::transfer::{age, remembered, xattrs_work};
+    let server = Server::start(&["--no-fsync"]);
+    if !xattrs_work(server.root()) {
+        return;
+    }
+    let file = server.root().join("settled.bin");
+    crate::util::write_random_file(&file, 3 << 20, 5);
+    age(&file, 60);
+    let added = token_cmd(&server, &["add", "guest", "--read-only"]);
+    added.assert_success();
+    let cwd = server.scratch("client");
+    let env = [("FTX_TOKEN", added.stdout.trim())];
+    ftx(
+        &server,
+        &cwd,
+        &pinned(&server),
+        &env,
+        None,
+        "get settled.bin\n",
+    )
+    .assert_success();
+    assert_file_bytes(&cwd.join("settled.bin"), &fs::read(&file).unwrap());
+    assert_eq!(
+        remembered(&file),
+        None,
+        "a read-only download wrote an xattr"
+    );
+    // The same download with a read-write token does remember it.
+    let rw = server.scratch("rw");
+    let env = [("FTX_TOKEN", server.creds().token.as_str())];
+    ftx(
+        &server,
+        &rw,
+        &pinned(&server),
+        &env,
+        None,
+        "get settled.bin\n",
+    )
+    .assert_success();
+    assert!(
+        remembered(&file).is_some(),
+        "the control case remembered nothing"
+    );
+}

@@ -112,7 +112,7 @@ fn server_exits_zero_on_sigterm() {
 }
 
 /// The digest ftxd remembers in `user.ftx.blake3`, or `None`.
-fn remembered(path: &std::path::Path) -> Option<Vec<u8>> {
+pub(crate) fn remembered(path: &std::path::Path) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     let mut buf = [0u8; 256];
@@ -146,7 +146,7 @@ fn set_remembered(path: &std::path::Path, value: &[u8]) -> bool {
 
 /// Whether `dir`'s filesystem takes user extended attributes, where ftxd
 /// remembers digests; the tests of that skip (saying so) where it does not.
-fn xattrs_work(dir: &std::path::Path) -> bool {
+pub(crate) fn xattrs_work(dir: &std::path::Path) -> bool {
     let probe = dir.join("probe");
     fs::write(&probe, b"").unwrap();
     let works = set_remembered(&probe, b"x");
@@ -164,7 +164,7 @@ fn set_mtime(path: &std::path::Path, when: std::time::SystemTime) {
 }
 
 /// Sets a file's modification time `secs` seconds into the past.
-fn age(path: &std::path::Path, secs: u64) {
+pub(crate) fn age(path: &std::path::Path, secs: u64) {
     set_mtime(
         path,
         std::time::SystemTime::now() - Duration::from_secs(secs),
