@@ -50,6 +50,8 @@ mod sequences;
 mod session;
 #[path = "integration/symlinks.rs"]
 mod symlinks;
+#[path = "integration/targets.rs"]
+mod targets;
 #[path = "integration/transfer.rs"]
 mod transfer;
 #[path = "integration/traversal.rs"]

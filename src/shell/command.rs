@@ -12,7 +12,7 @@
 use std::fmt;
 
 use super::render::quoted_name;
-use super::words::{self, WordsError};
+use super::words::{self, Word, WordsError};
 
 /// What an argument position names, which decides what Tab completes there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,9 +173,10 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "upload files",
         help: "Upload LOCAL to the server as REMOTE (default: LOCAL's base name).\n\
                If REMOTE exists the upload is stored as name_1.ext, name_2.ext, ...\n\
-               unless -f is given. LOCAL may be a pattern ('*.log', '?', '[a-z]'):\n\
-               every match is uploaded, into the directory REMOTE if given. With\n\
-               three or more names, each is uploaded under its base name. -r\n\
+               unless -f is given. LOCAL may be a pattern (*.log, ?, [a-z]): every\n\
+               match is uploaded, into the directory REMOTE if given. Quoted or\n\
+               escaped wildcards are literal: 'a[1].txt' and a\\[1\\].txt name one file.\n\
+               With three or more names, each is uploaded under its base name. -r\n\
                uploads directories with everything in them; 'put -r dir other'\n\
                stores dir's tree as 'other'. A failed file is reported and the\n\
                rest go on; the command fails at the end. Ctrl-C cancels.",
@@ -193,9 +194,10 @@ pub const SPECS: &[CommandSpec] = &[
         help: "Download REMOTE from the server as LOCAL (default: REMOTE's base name\n\
                in the current local directory). If LOCAL exists the download is\n\
                stored as name_1.ext, name_2.ext, ... unless -f is given. REMOTE may\n\
-               be a pattern ('logs/*.gz'): every match is downloaded, into the\n\
-               directory LOCAL if given. With three or more names, each is\n\
-               downloaded under its base name. -r downloads directories with\n\
+               be a pattern (logs/*.gz): every match is downloaded, into the\n\
+               directory LOCAL if given. Quoted or escaped wildcards are literal:\n\
+               'a[1].txt' and a\\[1\\].txt name one file. With three or more names,\n\
+               each is downloaded under its base name. -r downloads directories with\n\
                everything in them; 'get -r dir other' stores dir's tree as 'other'.\n\
                A failed file is reported and the rest go on; the command fails at\n\
                the end. Ctrl-C cancels.",
@@ -376,7 +378,10 @@ pub fn help_overview() -> String {
     for (syn, summary) in rows {
         out.push_str(&format!("  {syn:width$}  {summary}\n"));
     }
-    out.push_str("Type 'help COMMAND' for more. Names with spaces: \"my file\" or my\\ file.\n");
+    out.push_str(
+        "Type 'help COMMAND' for more. Quote names with spaces or wildcards:\n\
+         \"my file\", my\\ file, 'a[1].txt' (a quoted *, ? or [ is literal).\n",
+    );
     out
 }
 
@@ -390,7 +395,10 @@ pub enum Command {
         force: bool,
         /// `-r`: directories with everything in them.
         recursive: bool,
-        /// The local files, directories or patterns to send (at least one).
+        /// The local files, directories or patterns to send (at least one),
+        /// each as a [`glob`](super::glob) pattern: a wildcard character
+        /// that was quoted or escaped has a backslash before it
+        /// ([`Word::pattern`]); `glob::unescape` gives the name.
         local: Vec<String>,
         /// The remote name (or directory, for a pattern); only with exactly
         /// two names. `None` means each LOCAL's base name.
@@ -403,7 +411,8 @@ pub enum Command {
         force: bool,
         /// `-r`: directories with everything in them.
         recursive: bool,
-        /// The remote files, directories or patterns to fetch (at least one).
+        /// The remote files, directories or patterns to fetch (at least
+        /// one), as patterns like `Put`'s `local`.
         remote: Vec<String>,
         /// The local name (or directory, for a pattern); only with exactly
         /// two names. `None` means each REMOTE's base name in the local
@@ -548,7 +557,7 @@ impl From<WordsError> for ParseError {
 /// Options and positional arguments of one command line, checked against its spec.
 struct Args {
     flags: Vec<char>,
-    positional: Vec<String>,
+    positional: Vec<Word>,
 }
 
 impl Args {
@@ -557,12 +566,23 @@ impl Args {
     }
 
     /// Takes the next positional argument (they are consumed in order).
-    fn next(&mut self) -> Option<String> {
+    fn next_word(&mut self) -> Option<Word> {
         if self.positional.is_empty() {
             None
         } else {
             Some(self.positional.remove(0))
         }
+    }
+
+    /// The next positional argument as a name: its text.
+    fn next(&mut self) -> Option<String> {
+        self.next_word().map(|w| w.text)
+    }
+
+    /// The next positional argument as a pattern, its quoted wildcard
+    /// characters escaped ([`Word::pattern`]).
+    fn next_pattern(&mut self) -> Option<String> {
+        self.next_word().map(|w| w.pattern)
     }
 
     /// The next positional argument, which the spec says is required;
@@ -572,26 +592,28 @@ impl Args {
     }
 
     /// `put`/`get` names: one or two are SOURCE [TARGET]; three or more are
-    /// all sources.
+    /// all sources. Sources are patterns ([`Word::pattern`]), the target a
+    /// plain name (no wildcards there, as in sftp).
     fn sources_and_target(self) -> (Vec<String>, Option<String>) {
         let mut names = self.positional;
-        if names.len() == 2 {
-            let target = names.pop();
-            (names, target)
+        let target = if names.len() == 2 {
+            names.pop().map(|w| w.text)
         } else {
-            (names, None)
-        }
+            None
+        };
+        (names.into_iter().map(|w| w.pattern).collect(), target)
     }
 }
 
 /// Separates options from arguments and checks both against `spec`.
-fn check(spec: &'static CommandSpec, words: Vec<String>) -> Result<Args, ParseError> {
+fn check(spec: &'static CommandSpec, words: Vec<Word>) -> Result<Args, ParseError> {
     let mut flags = Vec::new();
     let mut positional = Vec::new();
     let mut options_done = false;
-    for word in words {
+    for w in words {
+        let word = &w.text;
         if options_done || word == "-" || !word.starts_with('-') {
-            positional.push(word);
+            positional.push(w);
         } else if word == "--" {
             options_done = true;
         } else {
@@ -625,7 +647,7 @@ fn check(spec: &'static CommandSpec, words: Vec<String>) -> Result<Args, ParseEr
     if positional.len() > spec.args.len() && spec.many.is_none() {
         return Err(ParseError::TooManyArguments {
             command: spec.name,
-            extra: positional.swap_remove(spec.args.len()),
+            extra: positional.swap_remove(spec.args.len()).text,
         });
     }
     Ok(Args { flags, positional })
@@ -636,11 +658,11 @@ fn check(spec: &'static CommandSpec, words: Vec<String>) -> Result<Args, ParseEr
 /// Batch prefixes (`-`, `@`) and comment lines are the runner's business and
 /// must be stripped before calling this.
 pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
-    let mut words: Vec<String> = words::split(line)?.into_iter().map(|w| w.text).collect();
+    let mut words = words::split(line)?;
     if words.is_empty() {
         return Ok(None);
     }
-    let name = words.remove(0);
+    let name = words.remove(0).text;
     let spec = spec(&name).ok_or(ParseError::UnknownCommand(name))?;
     let mut a = check(spec, words)?;
     let command = match spec.name {
@@ -697,7 +719,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             },
         },
         "exit" | "3" => Command::Exit,
-        "1" => match a.next() {
+        "1" => match a.next_pattern() {
             Some(local) => Command::Put {
                 force: false,
                 recursive: false,
@@ -706,7 +728,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             },
             None => Command::PromptPut,
         },
-        "2" => match a.next() {
+        "2" => match a.next_pattern() {
             Some(remote) => Command::Get {
                 force: false,
                 recursive: false,
@@ -833,7 +855,7 @@ mod tests {
         );
         assert_eq!(err("get"), "get: missing REMOTE file name");
         assert_eq!(
-            ok("get 'logs/*.gz' a b"),
+            ok("get logs/*.gz a b"),
             Command::Get {
                 force: false,
                 recursive: false,
@@ -842,6 +864,56 @@ mod tests {
             }
         );
         assert_eq!(err("get -l a"), "get: unknown option '-l'");
+    }
+
+    #[test]
+    fn sources_are_patterns_with_quoted_wildcards_escaped() {
+        let put = |local: &[&str], remote: Option<&str>| Command::Put {
+            force: false,
+            recursive: false,
+            local: local.iter().map(|l| s(l)).collect(),
+            remote: remote.map(s),
+        };
+        assert_eq!(ok("put 'a[1].txt'"), put(&[r"a\[1\].txt"], None));
+        assert_eq!(ok(r"put a\[1\].txt"), put(&[r"a\[1\].txt"], None));
+        assert_eq!(ok(r"put \*"), put(&[r"\*"], None));
+        assert_eq!(ok("put *.log"), put(&["*.log"], None));
+        assert_eq!(ok("put 'a[1]'*.txt"), put(&[r"a\[1\]*.txt"], None));
+        // Three or more: every one a source pattern.
+        assert_eq!(ok("put '*' ? \"?\""), put(&[r"\*", "?", r"\?"], None));
+        // The target is a plain name, never a pattern.
+        assert_eq!(ok("put *.log 'd[1]'"), put(&["*.log"], Some("d[1]")));
+        assert_eq!(ok("put x d[1]"), put(&["x"], Some("d[1]")));
+        assert_eq!(
+            ok(r#"get "report[1].txt" 'x?'"#),
+            Command::Get {
+                force: false,
+                recursive: false,
+                remote: vec![s(r"report\[1\].txt")],
+                local: Some(s("x?"))
+            }
+        );
+        // The menu's FILE is a source too.
+        assert_eq!(ok("1 'a*'"), put(&[r"a\*"], None));
+        // Other commands take names as they are.
+        assert_eq!(ok("rm 'a[1]'"), Command::Rm { path: s("a[1]") });
+        assert_eq!(
+            ok("reput 'a[1]' \\*"),
+            Command::Reput {
+                local: s("a[1]"),
+                remote: Some(s("*"))
+            }
+        );
+        // A quoted option is still an option, as in a shell.
+        assert_eq!(
+            ok("put '-f' x"),
+            Command::Put {
+                force: true,
+                recursive: false,
+                local: vec![s("x")],
+                remote: None
+            }
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //!
 //! The word under the cursor is found with the same tokenizer the parser
 //! uses ([`words::cursor_word`]) and what is inserted is quoted with
-//! [`words::quote_in`], in the style the user started the word in, so a completed name always parses back to itself. What
+//! [`words::quote_in`], in the style the user started the word in, so a
+//! completed name always parses back to itself, wildcard characters
+//! included: `a[1].txt` completes as `a\[1\].txt` or `'a[1].txt'`, which
+//! name that one file and are no pattern. What
 //! a position completes (command, local path, remote path) comes from the
 //! command table in [`command::SPECS`]. Remote names come from a
 //! [`RemoteNames`] provider that the client layer implements (a cache);
@@ -263,6 +266,7 @@ impl Helper for ShellHelper {}
 
 #[cfg(test)]
 mod tests {
+    use super::super::glob;
     use super::*;
 
     /// A fake file tree: directory (`""` or `a/b/`) -> entries.
@@ -402,6 +406,48 @@ mod tests {
                     "{r}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn wildcard_characters_in_names_are_inserted_literal() {
+        let names: &[(&str, bool)] = &[
+            ("a[1].txt", false),
+            ("a1.txt", false),
+            ("*", false),
+            ("what?", false),
+            ("[x]", true),
+        ];
+        let complete = |line: &str| -> Vec<String> {
+            let mut local = tree(&[("", names), ("[x]/", &[("in*.txt", false)])]);
+            let mut remote = tree(&[("", names), ("[x]/", &[("in*.txt", false)])]);
+            let c = complete_line(line, line.len(), &mut local, &mut remote);
+            c.candidates.into_iter().map(|c| c.replacement).collect()
+        };
+        // Escaped when typed bare, quoted when the user opened a quote.
+        assert_eq!(complete("get a["), [r"a\[1\].txt "]);
+        assert_eq!(complete(r"get a\["), [r"a\[1\].txt "]);
+        assert_eq!(complete("get 'a["), ["'a[1].txt' "]);
+        assert_eq!(complete("get \"a["), ["\"a[1].txt\" "]);
+        assert_eq!(complete("put wh"), [r"what\? "]);
+        assert_eq!(complete(r"put \*"), [r"\* "]);
+        assert_eq!(complete(r"get \[x\]/"), [r"\[x\]/in\*.txt "]);
+        // Each parses back to a pattern that matches that name only.
+        for (line, name) in [
+            ("get a[", "a[1].txt"),
+            ("get 'a[", "a[1].txt"),
+            ("get \"a[", "a[1].txt"),
+            ("put wh", "what?"),
+            (r"put \*", "*"),
+            ("get [x]/", "[x]/in*.txt"),
+            ("get '[x]/", "[x]/in*.txt"),
+        ] {
+            let got = complete(line);
+            assert_eq!(got.len(), 1, "{line}: {got:?}");
+            let words = words::split(got[0].trim_end()).expect("splits");
+            assert_eq!(words[0].text, name, "{line}");
+            assert_eq!(words[0].pattern, glob::escape(name), "{line}");
+            assert!(!glob::has_wildcards(&words[0].pattern), "{line}");
         }
     }
 

@@ -815,7 +815,7 @@ impl Executor {
     ) -> Result<(), String> {
         if let ([one], false) = (locals, recursive) {
             if !has_wildcards(one) {
-                return self.put(force, false, one, remote);
+                return self.put(force, false, &glob::unescape(one), remote);
             }
         }
         // REMOTE is a directory to put things into when the source was a
@@ -981,7 +981,7 @@ impl Executor {
     ) -> Result<(), String> {
         if let ([one], false) = (remotes, recursive) {
             if !has_wildcards(one) {
-                return self.get(force, false, one, local);
+                return self.get(force, false, &glob::unescape(one), local);
             }
         }
         let into_dir =
@@ -1055,7 +1055,8 @@ impl Executor {
     }
 
     /// Expands a remote pattern (or plain name, to learn whether it is a
-    /// directory) against the server's listings.
+    /// directory) against the server's listings. A pattern that matches
+    /// nothing is shown as written, its literal characters escaped.
     fn expand_remote(&mut self, word: &str) -> Result<Vec<glob::Match>, String> {
         let client = self.client.clone();
         let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
@@ -1079,7 +1080,7 @@ impl Executor {
             } else if has_wildcards(word) {
                 format!("{}: no match on server", quoted_name(word))
             } else {
-                format!("{} not found on server", quoted_name(word))
+                format!("{} not found on server", quoted_name(&glob::unescape(word)))
             });
         }
         Ok(found)
@@ -1157,11 +1158,12 @@ impl Executor {
 }
 
 /// Expands a local pattern against the file system; a plain name is taken
-/// as it is (the upload says if it is missing). A pattern that matches
-/// nothing is an error, unless a file has that very name.
+/// as the name it stands for (the upload says if it is missing). A
+/// pattern that matches nothing is an error, unless a file has that very
+/// name (as a shell passes an unmatched pattern on).
 fn expand_local(word: &str) -> Result<Vec<String>, String> {
     if !has_wildcards(word) {
-        return Ok(vec![word.to_owned()]);
+        return Ok(vec![glob::unescape(word)]);
     }
     let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
         let d = if dir.is_empty() { "." } else { dir };
@@ -1177,8 +1179,9 @@ fn expand_local(word: &str) -> Result<Vec<String>, String> {
     };
     let found = glob::expand(word, &mut list)?;
     if found.is_empty() {
-        if Path::new(word).exists() {
-            return Ok(vec![word.to_owned()]);
+        let name = glob::unescape(word);
+        if Path::new(&name).exists() {
+            return Ok(vec![name]);
         }
         return Err(format!("{}: no match", quoted_name(word)));
     }

@@ -5,6 +5,14 @@
 //! component by component through any directory lister: the local file
 //! system for `put`, the server's listings for `get`.
 //!
+//! Patterns are written as `glob(3)` reads them: a backslash makes the
+//! next character literal (`a\[1\].txt` is the name `a[1].txt`). The word
+//! splitter ([`super::words`]) gives every word in this form, escaping the
+//! wildcard characters that were quoted or escaped on the command line, so
+//! only the ones the user left bare are wildcards; [`unescape`] gives the
+//! name back for literal use and [`escape`] makes a name a pattern that
+//! matches only itself.
+//!
 //! Pure logic: it reads nothing itself and prints nothing. Names the
 //! lister returns are taken as given; callers that list the server check
 //! them with [`check_server_name`] before using them as local paths.
@@ -13,10 +21,54 @@
 /// one command queue an unbounded amount of work by surprise.
 pub const MAX_MATCHES: usize = 100_000;
 
-/// Whether `word` contains a wildcard and so is a pattern, not a name:
-/// `*`, `?`, or a `[` closed by a later `]`.
-pub fn has_wildcards(word: &str) -> bool {
-    word.contains(['*', '?']) || word.find('[').is_some_and(|i| word[i + 1..].contains(']'))
+/// Whether `c` means something to the matcher and so must be escaped with
+/// a backslash to stand for itself: `*`, `?`, `[`, `]` and `\`.
+pub fn is_special(c: char) -> bool {
+    matches!(c, '*' | '?' | '[' | ']' | '\\')
+}
+
+/// The pattern that matches exactly `name`: every [`is_special`]
+/// character behind a backslash. [`unescape`] undoes it.
+pub fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if is_special(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The name a pattern without wildcards stands for: each `\x` becomes `x`
+/// (a backslash at the very end stays).
+pub fn unescape(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().unwrap_or('\\')),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `pattern` contains a wildcard and so is a pattern, not a name:
+/// a bare `*` or `?`, or a bare `[` that opens a class closed by a later
+/// `]`. Characters behind a backslash are not wildcards.
+pub fn has_wildcards(pattern: &str) -> bool {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '*' | '?' => return true,
+            '[' if parse_class(&chars[i + 1..]).is_some() => return true,
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// One element of a parsed pattern component.
@@ -57,13 +109,19 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses `text`; a `[` without its `]` is taken literally.
+    /// Parses `text`; a `[` without its `]` is taken literally, and so is
+    /// any character behind a backslash.
     pub fn new(text: &str) -> Pattern {
         let chars: Vec<char> = text.chars().collect();
         let mut tokens = Vec::new();
         let mut i = 0;
         while i < chars.len() {
             match chars[i] {
+                '\\' => {
+                    // A trailing backslash stands for itself.
+                    tokens.push(Token::Char(chars.get(i + 1).copied().unwrap_or('\\')));
+                    i += 2;
+                }
                 '*' => {
                     // Runs of stars are one star.
                     if tokens.last() != Some(&Token::Star) {
@@ -137,28 +195,36 @@ impl Pattern {
 }
 
 /// Parses a class after its `[`; returns the token and how many characters
-/// it used, `]` included. `None` when there is no closing `]`.
+/// it used, `]` included. `None` when there is no closing `]`. A
+/// backslash makes the next character a plain member (`[\]a]`).
 fn parse_class(chars: &[char]) -> Option<(Token, usize)> {
     let mut i = 0;
     let negated = matches!(chars.first(), Some('!' | '^'));
     if negated {
         i += 1;
     }
+    // One member at `i`: the character and how many characters it took.
+    let member = |i: usize| -> Option<(char, usize)> {
+        match *chars.get(i)? {
+            '\\' => Some((*chars.get(i + 1)?, 2)),
+            c => Some((c, 1)),
+        }
+    };
     let mut ranges = Vec::new();
     let mut first = true;
     loop {
-        let c = *chars.get(i)?;
-        if c == ']' && !first {
+        if chars.get(i) == Some(&']') && !first {
             return Some((Token::Class { negated, ranges }, i + 1));
         }
         first = false;
-        if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|&h| h != ']') {
-            let hi = chars[i + 2];
-            ranges.push((c.min(hi), c.max(hi)));
-            i += 3;
+        let (lo, used) = member(i)?;
+        i += used;
+        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&h| h != ']') {
+            let (hi, used) = member(i + 1)?;
+            ranges.push((lo.min(hi), lo.max(hi)));
+            i += 1 + used;
         } else {
-            ranges.push((c, c));
-            i += 1;
+            ranges.push((lo, lo));
         }
     }
 }
@@ -192,8 +258,9 @@ pub struct Match {
 /// Expands `pattern` (`/`-separated, wildcards in any component) through
 /// `list`, which returns the `(name, is_dir)` entries of a directory (`""`
 /// for the top, otherwise a path without a trailing `/`). Components
-/// without wildcards are taken as they are, except the last, which must
-/// exist. The result is sorted; an empty result means no match.
+/// without wildcards are taken as the names they stand for ([`unescape`]),
+/// except the last, which must exist. The result is sorted; an empty
+/// result means no match.
 pub fn expand<E>(pattern: &str, list: &mut Lister<'_, E>) -> Result<Vec<Match>, E> {
     let (root, rest) = match pattern.strip_prefix('/') {
         Some(rest) => ("/", rest),
@@ -208,7 +275,8 @@ pub fn expand<E>(pattern: &str, list: &mut Lister<'_, E>) -> Result<Vec<Match>, 
     for part in dirs {
         let mut next = Vec::new();
         if !has_wildcards(part) {
-            next = current.iter().map(|d| join(d, part)).collect();
+            let part = unescape(part);
+            next = current.iter().map(|d| join(d, &part)).collect();
         } else {
             let pat = Pattern::new(part);
             for dir in &current {
@@ -222,12 +290,12 @@ pub fn expand<E>(pattern: &str, list: &mut Lister<'_, E>) -> Result<Vec<Match>, 
         current = next;
     }
     let pat = Pattern::new(last);
-    let literal = !has_wildcards(last);
+    let literal = (!has_wildcards(last)).then(|| unescape(last));
     let mut out = Vec::new();
     for dir in &current {
         for (name, is_dir) in list(dir)? {
-            let hit = if literal {
-                name == *last
+            let hit = if let Some(literal) = &literal {
+                name == *literal
             } else {
                 pat.matches(&name)
             };
@@ -327,7 +395,57 @@ mod tests {
     }
 
     #[test]
+    fn escaped_characters_are_literal() {
+        assert!(m(r"a\[1\].txt", "a[1].txt"));
+        assert!(!m(r"a\[1\].txt", "a1.txt"));
+        assert!(m(r"\*", "*"));
+        assert!(!m(r"\*", "x"));
+        assert!(m(r"\?", "?"));
+        assert!(!m(r"\?", "x"));
+        assert!(m(r"a\\b", r"a\b"));
+        // Mixed: the escaped part literal, the bare star a wildcard.
+        assert!(m(r"a\[1\]*.txt", "a[1]-x.txt"));
+        assert!(!m(r"a\[1\]*.txt", "a1-x.txt"));
+        // Inside a class a backslash makes a plain member.
+        assert!(m(r"[\]a]", "]"));
+        assert!(m(r"[\]a]", "a"));
+        assert!(m(r"[\*]", "*"));
+        assert!(!m(r"[\*]", "x"));
+        // A trailing backslash stands for itself.
+        assert!(m("a\\", "a\\"));
+    }
+
+    #[test]
+    fn escape_and_unescape_round_trip() {
+        for name in [
+            "plain.txt",
+            "a[1].txt",
+            "*",
+            "?x?",
+            r"back\slash",
+            "[!x]]",
+            "ünï*cødé",
+            "",
+        ] {
+            let pat = escape(name);
+            assert!(!has_wildcards(&pat), "{name:?} as {pat:?}");
+            assert_eq!(unescape(&pat), name);
+            assert!(name.is_empty() || m(&pat, name), "{name:?} as {pat:?}");
+        }
+        assert_eq!(escape("a[1]*?.txt"), r"a\[1\]\*\?.txt");
+        assert_eq!(escape("plain name"), "plain name");
+        assert_eq!(unescape(r"a\b\\c\"), r"ab\c\");
+    }
+
+    #[test]
     fn wildcard_detection() {
+        assert!(!has_wildcards(r"\*.log"));
+        assert!(!has_wildcards(r"a\?"));
+        assert!(!has_wildcards(r"\[ab]"));
+        assert!(!has_wildcards(r"a\\"));
+        assert!(has_wildcards(r"\[ab]*"));
+        assert!(has_wildcards(r"\\*"));
+        assert!(has_wildcards(r"[\]]"));
         assert!(has_wildcards("*.log"));
         assert!(has_wildcards("a?"));
         assert!(has_wildcards("[ab]"));
@@ -387,6 +505,32 @@ mod tests {
         assert!(got[0].is_dir && got[0].name == "sub");
         let mut list = lister(TREE);
         assert!(expand("missing/*.gz", &mut list).is_err());
+    }
+
+    #[test]
+    fn escaped_components_are_names() {
+        const ODD: &[(&str, &[(&str, bool)])] = &[
+            (
+                "",
+                &[("a[1]", true), ("a1", true), ("*", false), ("x", false)],
+            ),
+            ("a[1]", &[("f?.txt", false), ("fa.txt", false)]),
+            ("a1", &[("f?.txt", false)]),
+        ];
+        let paths = |pattern: &str| -> Vec<String> {
+            let mut list = lister(ODD);
+            expand(pattern, &mut list)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.path)
+                .collect()
+        };
+        assert_eq!(paths(r"\*"), ["*"]);
+        assert_eq!(paths("*"), ["*", "a1", "a[1]", "x"]);
+        assert_eq!(paths(r"a\[1\]/f\?.txt"), ["a[1]/f?.txt"]);
+        assert_eq!(paths(r"a\[1\]/f?.txt"), ["a[1]/f?.txt", "a[1]/fa.txt"]);
+        assert_eq!(paths("a[1]/f?.txt"), ["a1/f?.txt"]);
+        assert_eq!(paths(r"a\[1\]"), ["a[1]"]);
     }
 
     #[test]

@@ -9,9 +9,15 @@
 //! character literal (`my\ file.txt`). Adjacent pieces join into one word
 //! (`a"b c"d` is `ab cd`). There is no expansion of any kind (`~`, `$`, globs)
 //! and no comment syntax: comment lines are the line runner's business.
+//! What it does keep is which characters were quoted: each word also comes
+//! as a glob pattern ([`Word::pattern`]) in which a quoted or escaped `*`,
+//! `?`, `[`, `]` or `\` is escaped for the matcher, so `'a[1]'*.txt`
+//! matches names that start with `a[1]`, as in any shell.
 //! This module must not know about commands, files or the terminal.
 
 use std::fmt;
+
+use super::glob;
 
 /// The kind of quote a word is (or was left) open in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +28,17 @@ pub enum Quote {
     Double,
 }
 
-/// One word of a line: its unescaped text and where it sits in the line.
+/// One word of a line: its unescaped text, the same as a glob pattern,
+/// and where it sits in the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Word {
     /// The word with quotes removed and escapes resolved.
     pub text: String,
+    /// The word as a pattern for [`glob`]: `text` with a backslash before
+    /// each wildcard character (`*`, `?`, `[`, `]`, `\`) that was inside
+    /// quotes or behind a backslash, so only bare ones are wildcards.
+    /// Equal to `text` when no such character was quoted.
+    pub pattern: String,
     /// Byte offset of the word's first character (a quote, if it starts with one).
     pub start: usize,
     /// Byte offset just past the word's last character.
@@ -97,7 +109,7 @@ pub fn tokenize(line: &str) -> Tokens {
                 if c == '\'' {
                     quote = None;
                 } else {
-                    word.text.push(c);
+                    word.push_quoted(c);
                 }
                 word.end = end;
             }
@@ -108,13 +120,13 @@ pub fn tokenize(line: &str) -> Tokens {
                     '\\' => match chars.peek() {
                         Some(&(j, next)) if next == '"' || next == '\\' => {
                             chars.next();
-                            word.text.push(next);
+                            word.push_quoted(next);
                             word.end = j + next.len_utf8();
                             continue;
                         }
-                        _ => word.text.push(c),
+                        _ => word.push_quoted(c),
                     },
-                    _ => word.text.push(c),
+                    _ => word.push_quoted(c),
                 }
                 word.end = end;
             }
@@ -132,12 +144,12 @@ pub fn tokenize(line: &str) -> Tokens {
                     '"' => quote = Some(Quote::Double),
                     '\\' => match chars.next() {
                         Some((j, next)) => {
-                            word.text.push(next);
+                            word.push_quoted(next);
                             word.end = j + next.len_utf8();
                         }
                         None => dangling_escape = true,
                     },
-                    _ => word.text.push(c),
+                    _ => word.push_bare(c),
                 }
             }
         }
@@ -169,9 +181,25 @@ impl Word {
     fn empty(start: usize) -> Word {
         Word {
             text: String::new(),
+            pattern: String::new(),
             start,
             end: start,
         }
+    }
+
+    /// A character outside quotes and not escaped: a wildcard if it is one.
+    fn push_bare(&mut self, c: char) {
+        self.text.push(c);
+        self.pattern.push(c);
+    }
+
+    /// A character inside quotes or behind a backslash: always itself.
+    fn push_quoted(&mut self, c: char) {
+        self.text.push(c);
+        if glob::is_special(c) {
+            self.pattern.push('\\');
+        }
+        self.pattern.push(c);
     }
 }
 
@@ -355,6 +383,53 @@ mod tests {
         let t = tokenize(r"put my\");
         assert!(t.dangling_escape);
         assert_eq!(t.words[1].text, "my");
+    }
+
+    fn patterns(line: &str) -> Vec<String> {
+        split(line)
+            .expect("test line should split")
+            .into_iter()
+            .map(|w| w.pattern)
+            .collect()
+    }
+
+    #[test]
+    fn quoted_wildcards_are_escaped_in_the_pattern() {
+        // Bare wildcards stay wildcards.
+        assert_eq!(patterns("*.log a?[bc]"), ["*.log", "a?[bc]"]);
+        // Quoted or escaped ones are escaped for the matcher.
+        assert_eq!(patterns("'a[1].txt'"), [r"a\[1\].txt"]);
+        assert_eq!(patterns(r#""report[1].txt""#), [r"report\[1\].txt"]);
+        assert_eq!(patterns(r"\* \? \[x\]"), [r"\*", r"\?", r"\[x\]"]);
+        // A word mixing both keeps each part as it was written.
+        assert_eq!(patterns("'a[1]'*.txt"), [r"a\[1\]*.txt"]);
+        assert_eq!(patterns(r#"x"*"?"#), [r"x\*?"]);
+        // Backslashes in the text are always literal.
+        assert_eq!(patterns(r"a\\b 'c\d' "), [r"a\\b", r"c\\d"]);
+        assert_eq!(texts(r"a\\b 'c\d'"), [r"a\b", r"c\d"]);
+        // Nothing to escape: the pattern is the text.
+        assert_eq!(patterns("'my file.txt' plain"), ["my file.txt", "plain"]);
+        // The text never changes.
+        assert_eq!(texts("'a[1]'*.txt \\*"), ["a[1]*.txt", "*"]);
+    }
+
+    #[test]
+    fn quoted_names_round_trip_as_patterns() {
+        // Whatever quote() or quote_in() makes of a name, its pattern
+        // matches that name only: completion inserts names this way.
+        for name in ["a[1].txt", "*", "what?", r"back\slash", "[!x]", "日[本]"] {
+            let forms = [
+                quote(name),
+                quote_in(name, None),
+                quote_in(name, Some(Quote::Single)),
+                quote_in(name, Some(Quote::Double)),
+            ];
+            for q in forms {
+                let words = split(&q).expect("splits");
+                assert_eq!(words[0].pattern, glob::escape(name), "{name:?} as {q:?}");
+                assert!(!glob::has_wildcards(&words[0].pattern), "{q:?}");
+            }
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn patterns_and_several_names() {
     for name in ["a.log", "b.log", "c.txt", "d e.log"] {
         fs::write(cwd.join(name), name.as_bytes()).unwrap();
     }
-    let out = server.batch(&cwd, "put *.log\nmkdir logs\nput '[ab].*' logs\n");
+    let out = server.batch(&cwd, "put *.log\nmkdir logs\nput [ab].* logs\n");
     out.assert_success();
     assert_eq!(
         names_in(server.root()),
@@ -96,14 +96,14 @@ fn patterns_and_several_names() {
         fs::write(server.root().join("logs").join(name), name.as_bytes()).unwrap();
     }
     let down = server.scratch("down");
-    let out = server.batch(&down, "get 'logs/*.gz'\nget '*/?.log' fromdirs/\n");
+    let out = server.batch(&down, "get logs/*.gz\nget */?.log fromdirs/\n");
     // fromdirs/ does not exist: every file of the second line fails.
     out.assert_failure();
     assert_eq!(names_in(&down), ["x.gz", "y.gz"]);
     assert_eq!(fs::read(down.join("x.gz")).unwrap(), b"x.gz");
     fs::create_dir(down.join("fromdirs")).unwrap();
     server
-        .batch(&down, "get '*/?.log' fromdirs/\n")
+        .batch(&down, "get */?.log fromdirs/\n")
         .assert_success();
     assert_eq!(names_in(&down.join("fromdirs")), ["a.log", "b.log"]);
 }
@@ -125,11 +125,11 @@ fn one_failure_is_reported_and_the_rest_go_on() {
     assert_eq!(names_in(server.root()), ["one", "three"]);
 
     // A pattern that matches nothing is one plain error.
-    let out = server.batch(&cwd, "get 'nothing*'\n");
+    let out = server.batch(&cwd, "get nothing*\n");
     out.assert_failure()
         .assert_error_line("get: 'nothing*': no match on server");
     assert_eq!(out.error_lines().len(), 1, "{out}");
-    let out = server.batch(&cwd, "put 'nothing*'\n");
+    let out = server.batch(&cwd, "put nothing*\n");
     out.assert_failure()
         .assert_error_line("put: 'nothing*': no match");
 }
@@ -140,7 +140,7 @@ fn pathological_remote_pattern_is_quick() {
     fs::write(server.root().join("a".repeat(250)), b"").unwrap();
     let cwd = server.scratch("client");
     let started = Instant::now();
-    let out = server.batch(&cwd, "get 'a*a*a*a*a*a*a*a*a*a*a*a*b'\n");
+    let out = server.batch(&cwd, "get a*a*a*a*a*a*a*a*a*a*a*a*b\n");
     out.assert_failure().assert_error("no match on server");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -164,7 +164,7 @@ fn unsafe_names_from_the_server_are_refused() {
     let out = server.batch(&cwd, "get -r d\n");
     out.assert_failure().assert_error("unsafe name");
     assert_eq!(names_in(&cwd.join("d")), ["good.txt"]);
-    let out = server.batch(&cwd, "get 'd/b*'\n");
+    let out = server.batch(&cwd, "get d/b*\n");
     out.assert_failure().assert_error("unsafe name");
     assert_eq!(names_in(&cwd), ["d"]);
 }
