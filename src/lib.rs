@@ -14,6 +14,8 @@
 //!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
 //! - [`partial`]: resumable part files shared by both sides (fixed hidden
 //!   names, cross-process locks, prefix digests, the stale-part sweep).
+//! - [`state_file`]: small private files changed under a lock (ftxd's
+//!   tokens and key, ftx's known hosts and saved tokens).
 //! - [`shell`]: command parsing, line sources (interactive and batch),
 //!   completion, execution and every user-visible text. Never touches `mio`
 //!   or frames.
@@ -31,3 +33,4 @@ pub mod partial;
 pub mod proto;
 pub mod server;
 pub mod shell;
+pub mod state_file;

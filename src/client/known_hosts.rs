@@ -8,8 +8,8 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -77,27 +77,17 @@ impl HostFile {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let old = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e),
-        };
-        let mut text: String = old
-            .lines()
-            .filter(|l| l.split_whitespace().next() != Some(host))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        text.push_str(&format!("{host} {value}\n"));
-        let tmp = self.path.with_extension("tmp");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &self.path)
+        // Under the file's lock: two ftx storing at once both keep theirs.
+        crate::state_file::update::<io::Error>(&self.path, 0o600, |old| {
+            let mut text: String = old
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.split_whitespace().next() != Some(host))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            text.push_str(&format!("{host} {value}\n"));
+            Ok(text)
+        })
     }
 }
 

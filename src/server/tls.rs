@@ -6,8 +6,8 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,21 +80,10 @@ pub fn create_state_dir(dir: &Path) -> Result<(), TlsError> {
         .map_err(io_err(dir))
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), so
-/// a crash never leaves half a key or half a token list.
+/// Writes `bytes` to `path` atomically ([`crate::state_file::write_atomic`]),
+/// so a crash never leaves half a key or half a token list.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    crate::state_file::write_atomic(path, bytes, mode).map_err(io_err(path))
 }
 
 /// A new Ed25519 key and a self-signed certificate for it. Ed25519, not

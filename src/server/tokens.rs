@@ -175,6 +175,9 @@ impl TokenStore {
     /// token itself: the only time it exists in clear.
     pub fn add(&mut self, name: &str, access: Access) -> Result<String, TokenError> {
         check_name(name)?;
+        // Under the lock from reading to writing: an `add` and a `revoke`
+        // at once must not undo each other.
+        let _lock = self.lock()?;
         self.reload()?;
         if self.entries.iter().any(|e| e.name == name) {
             return Err(TokenError::Exists(name.to_owned()));
@@ -195,6 +198,7 @@ impl TokenStore {
 
     /// Removes the token named `name`.
     pub fn revoke(&mut self, name: &str) -> Result<(), TokenError> {
+        let _lock = self.lock()?;
         self.reload()?;
         let before = self.entries.len();
         self.entries.retain(|e| e.name != name);
@@ -266,6 +270,19 @@ impl TokenStore {
         self.entries = entries;
         self.stamp = stamp_before;
         Ok(())
+    }
+
+    /// The lock that guards changes to the token file.
+    fn lock(&self) -> Result<crate::state_file::Lock, TokenError> {
+        if let Some(dir) = self.path.parent() {
+            super::tls::create_state_dir(dir)?;
+        }
+        crate::state_file::lock(&self.path).map_err(|source| {
+            TokenError::File(TlsError::Io {
+                path: self.path.clone(),
+                source,
+            })
+        })
     }
 
     fn save(&mut self) -> Result<(), TokenError> {
@@ -610,6 +627,36 @@ mod tests {
         }
         let much_later = later + MAX_PENALTY;
         assert_eq!(gate.admit(ip(), b"bad", much_later), Err(Refusal::Wrong));
+    }
+
+    /// `token add` and `token revoke` run at once by several processes:
+    /// every addition stays and every revocation holds.
+    #[test]
+    fn concurrent_adds_and_revokes_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = TokenStore::open(dir.path()).unwrap();
+        for i in 0..8 {
+            first.add(&format!("old{i}"), Access::ReadWrite).unwrap();
+        }
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let mut s = TokenStore::open(&dir).unwrap();
+                    s.add(&format!("new{i}"), Access::ReadOnly).unwrap();
+                    let mut s = TokenStore::open(&dir).unwrap();
+                    s.revoke(&format!("old{i}")).unwrap();
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let s = TokenStore::open(dir.path()).unwrap();
+        let mut names: Vec<&str> = s.list().iter().map(|e| e.name.as_str()).collect();
+        names.sort();
+        let want: Vec<String> = (0..8).map(|i| format!("new{i}")).collect();
+        assert_eq!(names, want);
     }
 
     #[test]
