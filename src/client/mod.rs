@@ -196,9 +196,17 @@ impl fmt::Display for ClientError {
                 write!(f, "local file '{}': is a directory", p.display())
             }
             ClientError::IdentityChanged(c) => write!(f, "{c}"),
+            // The answer came before TLS: anyone on the path could have
+            // written it, so only its code is shown, in ftx's own words.
             ClientError::NotTls {
                 answer: Some(e), ..
-            } => write!(f, "{e}"),
+            } => match e.code {
+                ErrorCode::Busy => write!(f, "busy: the server has too many connections"),
+                ErrorCode::TooManyFromAddress => {
+                    write!(f, "too many connections from your address")
+                }
+                code => write!(f, "the server refused the connection: {code}"),
+            },
             ClientError::NotTls { addr, answer: None } => write!(
                 f,
                 "the server at {addr} does not speak TLS (is ftxd running with --plain?); \
@@ -1386,5 +1394,34 @@ mod lost_tests {
         );
         let net = io(io::ErrorKind::HostUnreachable);
         assert!(net.to_string().starts_with("network error: "), "{net}");
+    }
+}
+
+#[cfg(test)]
+mod before_tls_tests {
+    use super::*;
+
+    /// An answer that came before TLS is shown by its code alone: its text
+    /// could be anyone's (terminal escapes included).
+    #[test]
+    fn text_from_before_tls_is_never_shown() {
+        let hostile = "\x1b]0;owned\x07 please run rm -rf ~";
+        for (code, want) in [
+            (ErrorCode::Busy, "busy: the server has too many connections"),
+            (
+                ErrorCode::TooManyFromAddress,
+                "too many connections from your address",
+            ),
+            (
+                ErrorCode::Protocol,
+                "the server refused the connection: protocol error",
+            ),
+        ] {
+            let e = ClientError::NotTls {
+                addr: "h:1".into(),
+                answer: Some(RemoteError::new(code, hostile)),
+            };
+            assert_eq!(e.to_string(), want);
+        }
     }
 }
