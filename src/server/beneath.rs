@@ -278,7 +278,12 @@ pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::
                         }
                         read_link(fd.as_fd(), c"")?
                     }
-                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !nofollow => {
+                    // A symlink met with O_NOFOLLOW: ELOOP, or ENOTDIR when
+                    // O_DIRECTORY is asked too (a link to a directory).
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
+                            && !nofollow =>
+                    {
                         match read_link(cur, &c) {
                             Ok(t) => t,
                             Err(_) => return Err(e),
@@ -416,6 +421,27 @@ mod tests {
 
     fn errno(r: io::Result<OwnedFd>) -> i32 {
         r.unwrap_err().raw_os_error().unwrap()
+    }
+
+    /// A final symlink to a directory inside the root opens as that
+    /// directory when a directory is asked for (as `ls LINK` does), with
+    /// either resolver.
+    #[test]
+    fn a_link_to_a_directory_opens_as_one() {
+        let (_t, root) = tree();
+        for (what, op) in RESOLVERS {
+            for p in ["in_dir", "chain", "abs_in"] {
+                let r = op(
+                    root.as_fd(),
+                    p.as_bytes(),
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                );
+                match (p, r) {
+                    ("abs_in", r) => assert_eq!(errno(r), libc::EXDEV, "{what} {p}"),
+                    (_, r) => assert!(r.is_ok(), "{what} {p}: {r:?}"),
+                }
+            }
+        }
     }
 
     #[test]
