@@ -4,7 +4,7 @@
 //! parts. File-system work only: no sockets, no protocol, no printing.
 
 use std::ffi::{CStr, CString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -341,54 +341,63 @@ const SWEEP_MAX_DIRS: usize = 10_000;
 /// Deepest directory level a sweep descends to.
 const SWEEP_MAX_DEPTH: usize = 32;
 
-/// Removes part and temporary files under `root` whose last change is
-/// older than `ttl` and that no transfer holds. Does not follow symlinks.
-/// Returns how many files it removed.
-pub fn sweep(root: &Path, ttl: Duration, now: SystemTime) -> usize {
+/// Removes part and temporary files under the directory `root` whose
+/// last change is older than `ttl` and that no transfer holds. It walks by
+/// descriptors, each directory opened relative to its parent without
+/// following symlinks, so a directory swapped for a link meanwhile is
+/// never entered and nothing outside `root` is touched. Returns how many
+/// files it removed.
+pub fn sweep(root: BorrowedFd<'_>, ttl: Duration, now: SystemTime) -> usize {
+    use rustix::fs::{openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(top) = openat(root, c".", dir_flags, Mode::empty()) else {
+        return 0;
+    };
     let mut removed = 0;
-    let mut dirs = vec![(root.to_path_buf(), 0usize)];
+    let mut dirs = vec![(top, 0usize)];
     let mut visited = 0;
     while let Some((dir, depth)) = dirs.pop() {
         visited += 1;
         if visited > SWEEP_MAX_DIRS {
             break;
         }
-        let Ok(rd) = fs::read_dir(&dir) else {
+        let Ok(names) = Dir::read_from(&dir) else {
             continue;
         };
-        for entry in rd.flatten() {
-            let Ok(ft) = entry.file_type() else {
+        for entry in names.flatten() {
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let Ok(st) = statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if ft.is_dir() {
+            let kind = FileType::from_raw_mode(st.st_mode);
+            if kind == FileType::Directory {
                 if depth < SWEEP_MAX_DEPTH {
-                    dirs.push((entry.path(), depth + 1));
+                    if let Ok(sub) = openat(&dir, name, dir_flags, Mode::empty()) {
+                        dirs.push((sub, depth + 1));
+                    }
                 }
                 continue;
             }
-            let Some(rest) = name.strip_prefix(RESERVED_PREFIX) else {
+            let Some(rest) = bytes.strip_prefix(RESERVED_PREFIX.as_bytes()) else {
                 continue;
             };
-            if !ft.is_file() || !(rest.starts_with(PART_TAG) || rest.starts_with(TEMP_TAG)) {
+            let tagged =
+                rest.starts_with(PART_TAG.as_bytes()) || rest.starts_with(TEMP_TAG.as_bytes());
+            if kind != FileType::RegularFile || !tagged {
                 continue;
             }
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            if age < ttl {
+            let changed = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0));
+            if now.duration_since(changed).unwrap_or_default() < ttl {
                 continue;
             }
-            let path = entry.path();
             // Only an unlocked file is abandoned; hold the lock while removing.
-            if let Ok(Some(_lock)) = open_locked(&path, false) {
-                if fs::remove_file(&path).is_ok() {
+            if let Ok(Some(_lock)) = open_locked_at(dir.as_fd(), name, false) {
+                if unlinkat(&dir, name, AtFlags::empty()).is_ok() {
                     removed += 1;
                 }
             }
@@ -400,6 +409,7 @@ pub fn sweep(root: &Path, ttl: Duration, now: SystemTime) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
 
     /// A prefix that grows after the first step (ftx's download hasher
@@ -484,9 +494,17 @@ mod tests {
         }
         let _lock = open_locked(&held, false).unwrap().unwrap();
         let later = SystemTime::now() + Duration::from_secs(3600);
-        assert_eq!(sweep(dir.path(), Duration::from_secs(7200), later), 0);
-        assert_eq!(sweep(dir.path(), Duration::from_secs(60), later), 2);
+        let root = File::open(dir.path()).unwrap();
+        assert_eq!(sweep(root.as_fd(), Duration::from_secs(7200), later), 0);
+        assert_eq!(sweep(root.as_fd(), Duration::from_secs(60), later), 2);
         assert!(!old.exists() && !tmp.exists());
         assert!(held.exists() && keep.exists());
+        // A link to a directory outside is never entered.
+        let outside = tempfile::tempdir().unwrap();
+        let theirs = outside.path().join(part_name("theirs"));
+        fs::write(&theirs, b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        assert_eq!(sweep(root.as_fd(), Duration::from_secs(60), later), 0);
+        assert!(theirs.exists());
     }
 }

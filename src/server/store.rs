@@ -727,7 +727,7 @@ impl Store {
     /// Removes part and temporary files older than `ttl` that no upload
     /// holds, anywhere under the root; returns how many.
     pub fn sweep_partials(&self, ttl: std::time::Duration) -> usize {
-        partial::sweep(&self.root, ttl, SystemTime::now())
+        partial::sweep(self.root_fd.as_fd(), ttl, SystemTime::now())
     }
 
     /// Opens a regular file for download (following a symlink that stays
