@@ -71,6 +71,51 @@ pub fn default_state_dir() -> Option<PathBuf> {
     nonempty("HOME").map(|h| PathBuf::from(h).join(".local/state/ftxd"))
 }
 
+/// Checks, as sshd's StrictModes does, that the state directory and the
+/// secrets in it are this user's and private: the directory writable by
+/// no one else (or someone could swap the files), the key and the token
+/// file readable by no one else. Files that do not exist yet pass.
+pub fn check_private(dir: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let check = |path: &Path, forbidden: u32, what: &str| -> Result<(), TlsError> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let bad = |reason: String| TlsError::Bad {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if meta.file_type().is_symlink() {
+            return Err(bad(format!(
+                "{what} is a symbolic link; ftxd uses only its own files"
+            )));
+        }
+        if meta.uid() != me {
+            return Err(bad(format!(
+                "{what} belongs to uid {}, not to ftxd's user",
+                meta.uid()
+            )));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & forbidden != 0 {
+            return Err(bad(format!(
+                "{what} has mode {mode:o}, open to others; make it private (chmod go-rwx)"
+            )));
+        }
+        Ok(())
+    };
+    check(dir, 0o022, "the state directory")?;
+    check(&dir.join(KEY_FILE), 0o077, "the private key")?;
+    check(
+        &dir.join(super::tokens::TOKENS_FILE),
+        0o077,
+        "the token file",
+    )
+}
+
 /// Creates the state directory (and its parents) if needed, mode 0700.
 pub fn create_state_dir(dir: &Path) -> Result<(), TlsError> {
     fs::DirBuilder::new()
@@ -200,6 +245,36 @@ pub(crate) fn write_p256_identity(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state directory and its secrets must be private and ftxd's own,
+    /// as sshd's StrictModes asks: an open directory, a readable key or
+    /// token file, or a symlink in their place is refused, with the fix.
+    #[test]
+    fn state_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("state");
+        Identity::load_or_create(&dir).unwrap();
+        fs::write(dir.join(super::super::tokens::TOKENS_FILE), b"").unwrap();
+        fs::set_permissions(dir.join("tokens"), fs::Permissions::from_mode(0o600)).unwrap();
+        check_private(&dir).unwrap();
+        let set = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        set(&dir, 0o777);
+        let e = check_private(&dir).unwrap_err().to_string();
+        assert!(e.contains("state directory has mode 777"), "{e}");
+        set(&dir, 0o700);
+        set(&dir.join(KEY_FILE), 0o644);
+        let e = check_private(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("private key has mode 644") && e.contains("chmod go-rwx"),
+            "{e}"
+        );
+        set(&dir.join(KEY_FILE), 0o600);
+        fs::remove_file(dir.join("tokens")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("tokens")).unwrap();
+        let e = check_private(&dir).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -57,6 +57,9 @@ impl Security {
         let need_dir = |what: &str| -> Result<&Path, String> {
             dir.ok_or_else(|| format!("{what} needs a state directory (--state-dir)"))
         };
+        if let Some(dir) = dir {
+            super::tls::check_private(dir).map_err(|e| e.to_string())?;
+        }
         let tls = if access.tls {
             let dir = need_dir("TLS")?;
             let identity = Identity::load(dir).map_err(|e| e.to_string())?;
