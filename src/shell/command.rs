@@ -172,14 +172,17 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         summary: "upload files",
         help: "Upload LOCAL to the server as REMOTE (default: LOCAL's base name).\n\
-               If REMOTE exists the upload is stored as name_1.ext, name_2.ext, ...\n\
-               unless -f is given. LOCAL may be a pattern (*.log, ?, [a-z]): every\n\
-               match is uploaded, into the directory REMOTE if given. Quoted or\n\
-               escaped wildcards are literal: 'a[1].txt' and a\\[1\\].txt name one file.\n\
+               When REMOTE is a directory the upload goes into it, under LOCAL's\n\
+               base name; a REMOTE ending in '/' must be an existing directory.\n\
+               A name that is taken gives name_1.ext, name_2.ext, ... unless -f\n\
+               replaces it. LOCAL may be a pattern (*.log, ?, [a-z]): every match\n\
+               is uploaded, into the directory REMOTE if given. Quoted or escaped\n\
+               wildcards are literal: 'a[1].txt' and a\\[1\\].txt name one file.\n\
                With three or more names, each is uploaded under its base name. -r\n\
-               uploads directories with everything in them; 'put -r dir other'\n\
-               stores dir's tree as 'other'. A failed file is reported and the\n\
-               rest go on; the command fails at the end. Ctrl-C cancels.",
+               uploads directories with everything in them: 'put -r dir other'\n\
+               stores dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
+               directory. A failed file is reported and the rest go on; the\n\
+               command fails at the end. Ctrl-C cancels.",
         many: Some(opt("LOCAL", "LOCAL file name", ArgKind::Local)),
     },
     CommandSpec {
@@ -192,15 +195,18 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         summary: "download files",
         help: "Download REMOTE from the server as LOCAL (default: REMOTE's base name\n\
-               in the current local directory). If LOCAL exists the download is\n\
-               stored as name_1.ext, name_2.ext, ... unless -f is given. REMOTE may\n\
-               be a pattern (logs/*.gz): every match is downloaded, into the\n\
-               directory LOCAL if given. Quoted or escaped wildcards are literal:\n\
-               'a[1].txt' and a\\[1\\].txt name one file. With three or more names,\n\
-               each is downloaded under its base name. -r downloads directories with\n\
-               everything in them; 'get -r dir other' stores dir's tree as 'other'.\n\
-               A failed file is reported and the rest go on; the command fails at\n\
-               the end. Ctrl-C cancels.",
+               in the current local directory). When LOCAL is a directory the\n\
+               download goes into it, under REMOTE's base name; a LOCAL ending in\n\
+               '/' must be an existing directory. A name that is taken gives\n\
+               name_1.ext, name_2.ext, ... unless -f replaces it. REMOTE may be a\n\
+               pattern (logs/*.gz): every match is downloaded, into the directory\n\
+               LOCAL if given. Quoted or escaped wildcards are literal:\n\
+               'a[1].txt' and a\\[1\\].txt name one file. With three or more\n\
+               names, each is downloaded under its base name. -r downloads\n\
+               directories with everything in them: 'get -r dir other' stores\n\
+               dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
+               directory. A failed file is reported and the rest go on; the\n\
+               command fails at the end. Ctrl-C cancels.",
         many: Some(opt("REMOTE", "REMOTE file name", ArgKind::Remote)),
     },
     CommandSpec {
@@ -213,7 +219,8 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         summary: "resume an interrupted upload",
         help: "Resume an interrupted upload of LOCAL, sending only the missing bytes.\n\
-               With nothing to resume it uploads the whole file and says so.",
+               With nothing to resume it uploads the whole file and says so. REMOTE\n\
+               names the upload as for put: a directory means into it.",
         many: None,
     },
     CommandSpec {
@@ -226,7 +233,8 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         summary: "resume an interrupted download",
         help: "Resume an interrupted download of REMOTE, fetching only the missing\n\
-               bytes. With nothing to resume it downloads the whole file and says so.",
+               bytes. With nothing to resume it downloads the whole file and says so.\n\
+               LOCAL names the download as for get: a directory means into it.",
         many: None,
     },
     CommandSpec {
@@ -400,8 +408,9 @@ pub enum Command {
         /// that was quoted or escaped has a backslash before it
         /// ([`Word::pattern`]); `glob::unescape` gives the name.
         local: Vec<String>,
-        /// The remote name (or directory, for a pattern); only with exactly
-        /// two names. `None` means each LOCAL's base name.
+        /// The remote name, or the directory to put into (one that exists,
+        /// one named with a trailing `/`, or any for a pattern); only with
+        /// exactly two names. `None` means each LOCAL's base name.
         remote: Option<String>,
     },
     /// `get [-f] [-r] REMOTE [LOCAL]` or `get [-f] [-r] REMOTE REMOTE REMOTE...`,
@@ -414,23 +423,26 @@ pub enum Command {
         /// The remote files, directories or patterns to fetch (at least
         /// one), as patterns like `Put`'s `local`.
         remote: Vec<String>,
-        /// The local name (or directory, for a pattern); only with exactly
-        /// two names. `None` means each REMOTE's base name in the local
-        /// directory.
+        /// The local name, or the directory to get into (one that exists,
+        /// one named with a trailing `/`, or any for a pattern); only with
+        /// exactly two names. `None` means each REMOTE's base name in the
+        /// local directory.
         local: Option<String>,
     },
     /// `reput LOCAL [REMOTE]`.
     Reput {
         /// The local file to send.
         local: String,
-        /// The remote name; `None` means LOCAL's base name.
+        /// The remote name or directory (as for `put`); `None` means
+        /// LOCAL's base name.
         remote: Option<String>,
     },
     /// `reget REMOTE [LOCAL]`.
     Reget {
         /// The remote file to fetch.
         remote: String,
-        /// The local name; `None` means REMOTE's base name.
+        /// The local name or directory (as for `get`); `None` means
+        /// REMOTE's base name.
         local: Option<String>,
     },
     /// `ls [-l] [-a] [PATH]`.

@@ -135,19 +135,30 @@ impl Executor {
         writeln!(self.out, "{line}").map_err(|e| format!("cannot write output: {e}"))
     }
 
-    fn put(
+    /// Uploads the file `local` to `dest` (into a directory under its
+    /// base name, or as an exact name).
+    fn put_one(
         &mut self,
         force: bool,
         resume: bool,
         local: &str,
-        remote: Option<&str>,
+        dest: &Dest,
     ) -> Result<(), String> {
         let cmd = if resume { "reput" } else { "put" };
-        let remote = match remote {
-            Some(r) => r.to_owned(),
-            None => base_name(local).ok_or_else(|| no_file_name(cmd, local))?,
+        let remote = match dest {
+            Dest::As(name) => name.clone(),
+            Dest::Into(dir) => {
+                let name = base_name(local).ok_or_else(|| no_file_name(cmd, local))?;
+                glob::join(dir, &name)
+            }
         };
-        let remote = trim_trailing_slash(&remote);
+        self.put(force, resume, local, &remote)
+    }
+
+    /// Uploads the file `local` as the remote name `remote`.
+    fn put(&mut self, force: bool, resume: bool, local: &str, remote: &str) -> Result<(), String> {
+        let cmd = if resume { "reput" } else { "put" };
+        let remote = remote.to_owned();
         let mut bar = self.transfer_bar(&remote);
         let r = self
             .client
@@ -182,25 +193,35 @@ impl Executor {
         }
     }
 
+    /// Downloads the remote file `remote` to `dest` (into a local
+    /// directory under its base name, or as an exact name).
+    fn get_one(
+        &mut self,
+        force: bool,
+        resume: bool,
+        remote: &str,
+        dest: &Dest,
+    ) -> Result<(), String> {
+        let cmd = if resume { "reget" } else { "get" };
+        let name = base_name(remote).ok_or_else(|| no_file_name(cmd, remote))?;
+        let target = PathBuf::from(dest.for_name(&name));
+        self.get(force, resume, remote, &target)
+    }
+
+    /// Downloads the remote file `remote` as the local path `target`.
     fn get(
         &mut self,
         force: bool,
         resume: bool,
         remote: &str,
-        local: Option<&str>,
+        target: &Path,
     ) -> Result<(), String> {
         let cmd = if resume { "reget" } else { "get" };
-        let name = base_name(remote).ok_or_else(|| no_file_name(cmd, remote))?;
-        let target: PathBuf = match local {
-            None => PathBuf::from(&name),
-            Some(l) if Path::new(l).is_dir() || l.ends_with('/') => Path::new(l).join(&name),
-            Some(l) => PathBuf::from(l),
-        };
         let mut bar = self.transfer_bar(remote);
         let result = self
             .client
             .borrow_mut()
-            .get(remote, &target, force, resume, &mut bar);
+            .get(remote, target, force, resume, &mut bar);
         match result {
             Ok(o) => {
                 if o.partial > 0 {
@@ -334,8 +355,20 @@ impl Execute for Executor {
                 remote,
                 local,
             } => self.get_many(force, recursive, &remote, local.as_deref())?,
-            Command::Reput { local, remote } => self.put(false, true, &local, remote.as_deref())?,
-            Command::Reget { remote, local } => self.get(false, true, &remote, local.as_deref())?,
+            Command::Reput { local, remote } => {
+                let dest = match remote {
+                    Some(r) => self.remote_dest("reput", &r, false)?,
+                    None => Dest::top(),
+                };
+                self.put_one(false, true, &local, &dest)?
+            }
+            Command::Reget { remote, local } => {
+                let dest = match local {
+                    Some(l) => local_dest("reget", &l, false)?,
+                    None => Dest::top(),
+                };
+                self.get_one(false, true, &remote, &dest)?
+            }
             Command::Ls { long, all, path } => self.ls(long, all, path.as_deref())?,
             Command::Mkdir { path } => {
                 let p = trim_trailing_slash(&path);
@@ -813,17 +846,19 @@ impl Executor {
         locals: &[String],
         remote: Option<&str>,
     ) -> Result<(), String> {
+        // REMOTE is a directory to put things into when it is one, says so
+        // with a trailing '/' or the sources are patterns; otherwise it is
+        // the new name of the one source (`put -r dir other`).
+        let patterns = locals.iter().any(|l| has_wildcards(l));
+        let dest = match remote {
+            Some(r) => self.remote_dest("put", r, patterns)?,
+            None => Dest::top(),
+        };
         if let ([one], false) = (locals, recursive) {
             if !has_wildcards(one) {
-                return self.put(force, false, &glob::unescape(one), remote);
+                return self.put_one(force, false, &glob::unescape(one), &dest);
             }
         }
-        // REMOTE is a directory to put things into when the source was a
-        // pattern or it says so with a trailing '/'; otherwise it is the new
-        // name of the one source (`put -r dir other`).
-        let into_dir =
-            remote.is_some_and(|r| r.ends_with('/') || locals.iter().any(|l| has_wildcards(l)));
-        let base = remote.map_or("", |r| r.trim_end_matches('/')).to_owned();
         let mut tally = Tally::default();
         for word in locals {
             let sources = match expand_local(word) {
@@ -841,11 +876,7 @@ impl Executor {
                     self.fail(&mut tally, &no_file_name("put", &src));
                     continue;
                 };
-                let dest = if remote.is_some() && !into_dir {
-                    base.clone()
-                } else {
-                    glob::join(&base, &name)
-                };
+                let dest = dest.for_name(&name);
                 if Path::new(&src).is_dir() {
                     if recursive {
                         self.put_tree(force, &src, &dest, &mut tally)?;
@@ -872,7 +903,7 @@ impl Executor {
         tally: &mut Tally,
     ) -> Result<(), String> {
         self.begin_item(tally);
-        match self.put(force, false, local, Some(remote)) {
+        match self.put(force, false, local, remote) {
             Ok(()) => Ok(()),
             Err(msg) if self.interrupted() => Err(msg),
             // Every other file would fail the same way.
@@ -979,14 +1010,19 @@ impl Executor {
         remotes: &[String],
         local: Option<&str>,
     ) -> Result<(), String> {
+        // LOCAL is a directory to get things into when it is one, says so
+        // with a trailing '/' or the sources are patterns; otherwise it is
+        // the new name of the one source (`get -r dir other`).
+        let patterns = remotes.iter().any(|r| has_wildcards(r));
+        let dest = match local {
+            Some(l) => local_dest("get", l, patterns)?,
+            None => Dest::top(),
+        };
         if let ([one], false) = (remotes, recursive) {
             if !has_wildcards(one) {
-                return self.get(force, false, &glob::unescape(one), local);
+                return self.get_one(force, false, &glob::unescape(one), &dest);
             }
         }
-        let into_dir =
-            local.is_some_and(|l| l.ends_with('/') || remotes.iter().any(|r| has_wildcards(r)));
-        let base = PathBuf::from(local.unwrap_or(""));
         let mut tally = Tally::default();
         for word in remotes {
             let matches = match self.expand_remote(word) {
@@ -1011,11 +1047,7 @@ impl Executor {
                     self.fail(&mut tally, &msg);
                     continue;
                 }
-                let dest = if local.is_some() && !into_dir {
-                    base.clone()
-                } else {
-                    base.join(&m.name)
-                };
+                let dest = PathBuf::from(dest.for_name(&m.name));
                 if m.is_dir {
                     if recursive {
                         self.get_tree(force, &m.path, &dest, &mut tally)?;
@@ -1041,8 +1073,7 @@ impl Executor {
         tally: &mut Tally,
     ) -> Result<(), String> {
         self.begin_item(tally);
-        let local = local.to_string_lossy().into_owned();
-        match self.get(force, false, remote, Some(&local)) {
+        match self.get(force, false, remote, local) {
             Ok(()) => Ok(()),
             Err(msg) if self.interrupted() => Err(msg),
             // Every other file would fail the same way.
@@ -1154,6 +1185,125 @@ impl Executor {
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(())
+    }
+}
+
+/// Where the sources of a transfer go: into a directory, each under its
+/// base name, or (one source) as exactly one name. As in sftp, a TARGET
+/// that is an existing directory means into it; one ending in `/` must be
+/// one; with patterns TARGET is always a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dest {
+    /// Into this directory (`""`: the server's root, or the current
+    /// local directory).
+    Into(String),
+    /// Exactly this name.
+    As(String),
+}
+
+impl Dest {
+    /// No TARGET: each source under its base name at the top.
+    fn top() -> Dest {
+        Dest::Into(String::new())
+    }
+
+    /// Where the source called `name` goes.
+    fn for_name(&self, name: &str) -> String {
+        match self {
+            Dest::Into(dir) => glob::join(dir, name),
+            Dest::As(exact) => exact.clone(),
+        }
+    }
+}
+
+/// [`Dest`] for a local TARGET (`get`, `reget`): into it when it is a
+/// directory here; when it ends in `/` or the sources are patterns
+/// (`must_be_dir`) it has to be one, else nothing is fetched.
+fn local_dest(cmd: &str, target: &str, must_be_dir: bool) -> Result<Dest, String> {
+    if Path::new(target).is_dir() {
+        return Ok(Dest::Into(target.to_owned()));
+    }
+    if !(must_be_dir || target.ends_with('/')) {
+        return Ok(Dest::As(target.to_owned()));
+    }
+    let why = match fs::metadata(target) {
+        Ok(_) => "not a local directory".to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            "not a local directory".to_owned()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "local directory not found".to_owned()
+        }
+        Err(e) => io_reason(&e),
+    };
+    Err(format!("{cmd}: {}: {why}", quoted_name(target)))
+}
+
+impl Executor {
+    /// [`Dest`] for a remote TARGET (`put`, `reput`): into it when it is a
+    /// directory on the server; when it ends in `/` or the sources are
+    /// patterns (`must_be_dir`) it has to be one, else nothing is sent.
+    /// `.` is the top of the server.
+    fn remote_dest(&mut self, cmd: &str, target: &str, must_be_dir: bool) -> Result<Dest, String> {
+        let dir = trim_trailing_slash(target);
+        if dir == "." {
+            return Ok(Dest::top());
+        }
+        if dir.is_empty() {
+            // Not a name at all: the transfer says why.
+            return Ok(Dest::As(dir));
+        }
+        let must_be_dir = must_be_dir || dir != target;
+        match self.remote_is_dir(&dir) {
+            Ok(()) => Ok(Dest::Into(dir)),
+            Err(e) if e.is_fatal() || matches!(e, ClientError::Cancelled) => {
+                Err(self.describe(cmd, target, target, &e))
+            }
+            // Missing, a file, or a name the transfer will refuse itself.
+            Err(_) if !must_be_dir => Ok(Dest::As(dir)),
+            Err(e) => Err(match e.code() {
+                Some(ErrorCode::NotFound) => {
+                    format!(
+                        "{cmd}: {}: directory not found on server",
+                        quoted_name(target)
+                    )
+                }
+                Some(ErrorCode::NotADirectory) => {
+                    format!("{cmd}: {}: not a directory on server", quoted_name(target))
+                }
+                _ => self.describe(cmd, target, target, &e),
+            }),
+        }
+    }
+
+    /// `Ok` when the remote `path` is a directory, else the error that says
+    /// why not. Listing it finds out (the protocol has no stat): a
+    /// directory too large to list is one, and one the server may not
+    /// read is looked up in its parent's listing.
+    fn remote_is_dir(&mut self, path: &str) -> Result<(), ClientError> {
+        let listed = self.client.borrow_mut().list(path).map(drop);
+        let Err(e) = listed else {
+            return Ok(());
+        };
+        match e.code() {
+            Some(ErrorCode::TooLarge) => Ok(()),
+            Some(ErrorCode::PermissionDenied) => {
+                let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+                let in_parent = self.client.borrow_mut().list(parent);
+                match in_parent {
+                    Ok(entries)
+                        if entries
+                            .iter()
+                            .any(|x| x.name == name && x.kind == EntryKind::Dir) =>
+                    {
+                        Ok(())
+                    }
+                    Err(lost) if lost.is_fatal() => Err(lost),
+                    _ => Err(e),
+                }
+            }
+            _ => Err(e),
+        }
     }
 }
 

@@ -97,7 +97,8 @@ fn patterns_and_several_names() {
     }
     let down = server.scratch("down");
     let out = server.batch(&down, "get logs/*.gz\nget */?.log fromdirs/\n");
-    // fromdirs/ does not exist: every file of the second line fails.
+    // fromdirs/ does not exist: the second line fails, fetching nothing.
+    out.assert_error_line("get: 'fromdirs/': local directory not found");
     out.assert_failure();
     assert_eq!(names_in(&down), ["x.gz", "y.gz"]);
     assert_eq!(fs::read(down.join("x.gz")).unwrap(), b"x.gz");

@@ -192,9 +192,8 @@ const IS_A_DIRECTORY: Kind = Kind {
     get dir             | dir         | is a directory
     get -f full         | full        | is a directory
     reget dir           | dir         | is a directory
-    put -f ok.txt dir   | dir         | is a directory
-    put -f big.bin full | full        | is a directory
-    put -f ok.txt full  | full        | is a directory
+    # A directory as put's TARGET is no refusal: the upload goes into it
+    # (tests/integration/targets.rs).
 ",
 };
 
@@ -747,7 +746,6 @@ fn a_refused_rename_quotes_the_name_at_fault() {
 /// `dir/ok.txt`, not `dir_1` beside it (`get file.txt nodir/` already
 /// treats its target so).
 #[test]
-#[ignore = "a directory as put's target is the shell issue's first point; not fixed yet"]
 fn put_to_a_target_ending_in_slash_goes_into_that_directory() {
     let server = Server::start(&[]);
     let cwd = server.scratch("client");

@@ -1,8 +1,16 @@
-//! Which names `put` and `get` read, as an sftp user expects, through the
-//! real binaries in batch mode: a quoted (`'...'`, `"..."`) or
-//! backslash-escaped `*`, `?` or `[` is literal; only bare ones are
-//! wildcards. `put 'a[1].txt'` once uploaded `a1.txt`, with exit 0. Tab
-//! completion inserts names so that they stay literal.
+//! Where `put` and `get` store things, and which names they read, as an
+//! sftp user expects, through the real binaries in batch mode:
+//!
+//! - A TARGET that is an existing directory (on the server for `put` and
+//!   `reput`, here for `get` and `reget`) means "into it", under the
+//!   source's base name, with the clash rule (`notes_1.log`) inside it or
+//!   `-f` replacing there; `-r` trees go into it as `DIR/NAME`. A TARGET
+//!   ending in `/` must be an existing directory: otherwise one plain error
+//!   and nothing stored. These once stored `docs_1` beside `docs`, a file
+//!   called `nodir`, or said "is a directory", all but the last with exit 0.
+//! - A quoted (`'...'`, `"..."`) or backslash-escaped `*`, `?` or `[` is
+//!   literal; only bare ones are wildcards. `put 'a[1].txt'` once uploaded
+//!   `a1.txt`. Tab completion inserts names so that they stay literal.
 //!
 //! Each test checks the files on both sides byte for byte and the exact
 //! `error:` lines.
@@ -65,6 +73,317 @@ fn listed(out: &Output, line: &str) -> Vec<String> {
         .into_iter()
         .map(|(_, name)| name)
         .collect()
+}
+
+const V1: &[u8] = b"notes, first version\n";
+const V2: &[u8] = b"notes, second version\n";
+const TREE_FILE: &[u8] = b"a file in a tree\n";
+const FILE: &[u8] = b"a file on the server\n";
+
+/// The sequence an sftp user types: a directory made, filled twice (the
+/// clash rule inside it), replaced with `-f` through `DIR/`, read back
+/// into the current directory and into a local directory, then `ls`.
+#[test]
+fn a_directory_as_target_both_ways() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    make(
+        &cwd,
+        &[
+            ("a.txt", Some(V1)),
+            ("new/a.txt", Some(V2)),
+            ("localdir", None),
+        ],
+    );
+    let out = server.batch(
+        &cwd,
+        "mkdir docs\n\
+         put a.txt docs\n\
+         put a.txt docs\n\
+         put -f new/a.txt docs/\n\
+         get docs/a.txt .\n\
+         get docs/a.txt localdir\n\
+         get docs/a_1.txt localdir/\n\
+         ls docs\n\
+         ls\n",
+    );
+    out.assert_success();
+    assert!(out.error_lines().is_empty(), "{out}");
+    assert_eq!(
+        moved(&out, "uploaded"),
+        [
+            ("a.txt", "docs/a.txt"),
+            ("a.txt", "docs/a_1.txt"),
+            ("new/a.txt", "docs/a.txt"),
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        moved(&out, "downloaded"),
+        [
+            // `.` is a directory: the clash rule applies inside it.
+            ("docs/a.txt", "a_1.txt"),
+            ("docs/a.txt", "localdir/a.txt"),
+            ("docs/a_1.txt", "localdir/a_1.txt"),
+        ],
+        "{out}"
+    );
+    assert_eq!(listed(&out, "ls docs"), ["a.txt", "a_1.txt"]);
+    assert_eq!(listed(&out, "ls"), ["docs/"]);
+    assert_eq!(
+        snapshot(server.root()),
+        tree_of(&[
+            ("docs", None),
+            ("docs/a.txt", Some(V2)),
+            ("docs/a_1.txt", Some(V1)),
+        ])
+    );
+    assert_eq!(
+        snapshot(&cwd),
+        tree_of(&[
+            ("a.txt", Some(V1)),
+            ("a_1.txt", Some(V2)),
+            ("new", None),
+            ("new/a.txt", Some(V2)),
+            ("localdir", None),
+            ("localdir/a.txt", Some(V2)),
+            ("localdir/a_1.txt", Some(V1)),
+        ])
+    );
+    assert_no_temp_files(server.root());
+    assert_no_temp_files(&cwd);
+}
+
+/// `put`, `put -f`, `reput` and `put -r` into directories on the server;
+/// a file as TARGET keeps the clash rule; `.` is the top. Then every
+/// TARGET that must be a directory and is not: one error each, nothing
+/// stored.
+#[test]
+fn put_into_remote_directories() {
+    let server = Server::start(&[]);
+    make(
+        server.root(),
+        &[("file.txt", Some(FILE)), ("docs", None), ("up", None)],
+    );
+    let cwd = server.scratch("client");
+    make(
+        &cwd,
+        &[
+            ("notes.log", Some(V1)),
+            ("new/notes.log", Some(V2)),
+            ("tree/in/f.txt", Some(TREE_FILE)),
+            ("tree/empty", None),
+        ],
+    );
+    let out = server.batch(
+        &cwd,
+        "put notes.log docs\n\
+         put notes.log docs/\n\
+         put -f new/notes.log docs\n\
+         put notes.log file.txt\n\
+         put notes.log .\n\
+         reput notes.log up\n\
+         put -r tree docs\n\
+         put -r tree newtree\n\
+         put -r tree up/\n\
+         put *.log docs/tree\n",
+    );
+    out.assert_success();
+    assert!(out.error_lines().is_empty(), "{out}");
+    assert_eq!(
+        moved(&out, "uploaded"),
+        [
+            ("notes.log", "docs/notes.log"),
+            ("notes.log", "docs/notes_1.log"),
+            ("new/notes.log", "docs/notes.log"),
+            ("notes.log", "file_1.txt"),
+            ("notes.log", "notes.log"),
+            ("notes.log", "up/notes.log"),
+            ("tree/in/f.txt", "docs/tree/in/f.txt"),
+            ("tree/in/f.txt", "newtree/in/f.txt"),
+            ("tree/in/f.txt", "up/tree/in/f.txt"),
+            ("notes.log", "docs/tree/notes.log"),
+        ],
+        "{out}"
+    );
+    out.assert_stdout_contains("uploaded 'notes.log' as 'up/notes.log' (nothing to resume");
+    let want = tree_of(&[
+        ("file.txt", Some(FILE)),
+        ("file_1.txt", Some(V1)),
+        ("notes.log", Some(V1)),
+        ("docs", None),
+        ("docs/notes.log", Some(V2)),
+        ("docs/notes_1.log", Some(V1)),
+        ("docs/tree", None),
+        ("docs/tree/notes.log", Some(V1)),
+        ("docs/tree/in", None),
+        ("docs/tree/in/f.txt", Some(TREE_FILE)),
+        ("docs/tree/empty", None),
+        ("newtree", None),
+        ("newtree/in", None),
+        ("newtree/in/f.txt", Some(TREE_FILE)),
+        ("newtree/empty", None),
+        ("up", None),
+        ("up/notes.log", Some(V1)),
+        ("up/tree", None),
+        ("up/tree/in", None),
+        ("up/tree/in/f.txt", Some(TREE_FILE)),
+        ("up/tree/empty", None),
+    ]);
+    assert_eq!(snapshot(server.root()), want, "{out}");
+
+    // A TARGET that has to be a directory and is not: refused before
+    // anything is sent, and the connection goes on.
+    let out = server.batch(
+        &cwd,
+        "-put notes.log nodir/\n\
+         -put -f notes.log nodir/\n\
+         -put notes.log file.txt/\n\
+         -put notes.log docs/notes.log/\n\
+         -put *.log nodir\n\
+         -put *.log file.txt\n\
+         -put -r tree nodir/\n\
+         -reput notes.log nodir/\n\
+         ls\n",
+    );
+    out.assert_success();
+    assert_eq!(
+        out.error_lines(),
+        [
+            "error: put: 'nodir/': directory not found on server",
+            "error: put: 'nodir/': directory not found on server",
+            "error: put: 'file.txt/': not a directory on server",
+            "error: put: 'docs/notes.log/': not a directory on server",
+            "error: put: 'nodir': directory not found on server",
+            "error: put: 'file.txt': not a directory on server",
+            "error: put: 'nodir/': directory not found on server",
+            "error: reput: 'nodir/': directory not found on server",
+        ],
+        "{out}"
+    );
+    assert!(moved(&out, "uploaded").is_empty(), "{out}");
+    assert_eq!(
+        listed(&out, "ls"),
+        [
+            "docs/",
+            "file.txt",
+            "file_1.txt",
+            "newtree/",
+            "notes.log",
+            "up/"
+        ]
+    );
+    assert_eq!(snapshot(server.root()), want, "{out}");
+    assert_no_temp_files(server.root());
+}
+
+/// `get`, `get -f`, `reget` and `get -r` into local directories; a file
+/// as TARGET keeps the clash rule. Then every local TARGET that must be a
+/// directory and is not: one error each, nothing written.
+#[test]
+fn get_into_local_directories() {
+    let server = Server::start(&[]);
+    make(
+        server.root(),
+        &[
+            ("docs/a.txt", Some(V1)),
+            ("docs/b.txt", Some(V2)),
+            ("rd/sub/t.txt", Some(TREE_FILE)),
+            ("rd/empty", None),
+        ],
+    );
+    let cwd = server.scratch("client");
+    make(
+        &cwd,
+        &[
+            ("localdir/b.txt", Some(b"old b\n")),
+            ("rdir", None),
+            ("localfile", Some(FILE)),
+        ],
+    );
+    let out = server.batch(
+        &cwd,
+        "get docs/a.txt localdir\n\
+         get docs/a.txt localdir/\n\
+         get -f docs/b.txt localdir\n\
+         get docs/a.txt newname\n\
+         get docs/a.txt localfile\n\
+         reget docs/a.txt rdir\n\
+         get -r rd localdir\n\
+         get -r rd newtree\n\
+         get docs/*.txt rdir/\n",
+    );
+    out.assert_success();
+    assert!(out.error_lines().is_empty(), "{out}");
+    assert_eq!(
+        moved(&out, "downloaded"),
+        [
+            ("docs/a.txt", "localdir/a.txt"),
+            ("docs/a.txt", "localdir/a_1.txt"),
+            ("docs/b.txt", "localdir/b.txt"),
+            ("docs/a.txt", "newname"),
+            ("docs/a.txt", "localfile_1"),
+            ("docs/a.txt", "rdir/a.txt"),
+            ("rd/sub/t.txt", "localdir/rd/sub/t.txt"),
+            ("rd/sub/t.txt", "newtree/sub/t.txt"),
+            ("docs/a.txt", "rdir/a_1.txt"),
+            ("docs/b.txt", "rdir/b.txt"),
+        ],
+        "{out}"
+    );
+    let want = tree_of(&[
+        ("localfile", Some(FILE)),
+        ("localfile_1", Some(V1)),
+        ("newname", Some(V1)),
+        ("localdir", None),
+        ("localdir/a.txt", Some(V1)),
+        ("localdir/a_1.txt", Some(V1)),
+        ("localdir/b.txt", Some(V2)),
+        ("localdir/rd", None),
+        ("localdir/rd/sub", None),
+        ("localdir/rd/sub/t.txt", Some(TREE_FILE)),
+        ("localdir/rd/empty", None),
+        ("newtree", None),
+        ("newtree/sub", None),
+        ("newtree/sub/t.txt", Some(TREE_FILE)),
+        ("newtree/empty", None),
+        ("rdir", None),
+        ("rdir/a.txt", Some(V1)),
+        ("rdir/a_1.txt", Some(V1)),
+        ("rdir/b.txt", Some(V2)),
+    ]);
+    assert_eq!(snapshot(&cwd), want, "{out}");
+
+    let server_before = snapshot(server.root());
+    let out = server.batch(
+        &cwd,
+        "-get docs/a.txt nolocaldir/\n\
+         -get -f docs/a.txt nolocaldir/\n\
+         -get docs/a.txt localfile/\n\
+         -get docs/*.txt nolocaldir\n\
+         -get docs/*.txt localfile\n\
+         -get -r rd nolocaldir/\n\
+         -reget docs/a.txt nolocaldir/\n\
+         lpwd\n",
+    );
+    out.assert_success();
+    assert_eq!(
+        out.error_lines(),
+        [
+            "error: get: 'nolocaldir/': local directory not found",
+            "error: get: 'nolocaldir/': local directory not found",
+            "error: get: 'localfile/': not a local directory",
+            "error: get: 'nolocaldir': local directory not found",
+            "error: get: 'localfile': not a local directory",
+            "error: get: 'nolocaldir/': local directory not found",
+            "error: reget: 'nolocaldir/': local directory not found",
+        ],
+        "{out}"
+    );
+    assert!(moved(&out, "downloaded").is_empty(), "{out}");
+    assert_eq!(snapshot(&cwd), want, "{out}");
+    assert_eq!(snapshot(server.root()), server_before);
+    assert_no_temp_files(&cwd);
 }
 
 const BRACKET: &[u8] = b"the one with brackets\n";
