@@ -239,7 +239,7 @@
 //! | token | 256 bytes |
 //! | handshake | 10 s ([`limits::HANDSHAKE_TIMEOUT`]) |
 //! | idle connection | 300 s by default (`ftxd --idle-timeout`) |
-//! | running transfer without data or acks | 60 s by default (`ftxd --stall-timeout`) |
+//! | running transfer moving less than 64 KiB of data or acknowledgments ([`server_session::MIN_PROGRESS`]) | 60 s by default (`ftxd --stall-timeout`) |
 //! | connections / from one IP address | 1024 / 64 by default (`ftxd --max-connections`, `--max-per-ip`): `Error(Busy)` / `Error(TooManyFromAddress)`, then close |
 //! | output a server queues for one connection before it stops reading | [`limits::MAX_PENDING_OUTPUT`] = 1 MiB |
 //!

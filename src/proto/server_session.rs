@@ -48,6 +48,11 @@ impl PutAccept {
     }
 }
 
+/// Bytes a running transfer must move within each stall timeout to count
+/// as alive (64 KiB: about 1 KiB/s with the default minute): a byte now
+/// and then does not keep an upload, and the space it reserved, forever.
+pub const MIN_PROGRESS: u64 = 64 * 1024;
+
 /// Settings of a server session, validated by the server's config.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -255,6 +260,12 @@ pub struct ServerSession {
     events: std::collections::VecDeque<ServerEvent>,
     created: Instant,
     last_input: Instant,
+    /// When the running transfer last moved [`MIN_PROGRESS`] bytes (or
+    /// started): the stall deadline counts from here, so a byte now and
+    /// then does not keep a transfer (and its reserved space) alive.
+    last_progress: Instant,
+    /// Bytes the running transfer had moved at `last_progress`.
+    progress_mark: u64,
     /// The client reads modes in listings ([`FEATURE_ATTRS`] in `Hello`).
     client_attrs: bool,
 }
@@ -270,6 +281,8 @@ impl ServerSession {
             events: Default::default(),
             created: now,
             last_input: now,
+            last_progress: now,
+            progress_mark: 0,
             client_attrs: false,
         }
     }
@@ -347,7 +360,7 @@ impl ServerSession {
         let what = if matches!(self.state, State::Handshake) {
             "handshake not completed in time"
         } else if self.transferring() {
-            "transfer stalled: no data or acknowledgment for too long"
+            "transfer stalled: too little data or acknowledgment for too long"
         } else {
             "connection idle for too long"
         };
@@ -531,6 +544,7 @@ impl ServerSession {
             next: offset,
             hasher: prefix,
         }));
+        self.start_progress(offset);
     }
 
     /// Answers `PutCommit`: the file is durable and visible as `name`.
@@ -586,6 +600,7 @@ impl ServerSession {
             },
         };
         self.state = State::Sending(Box::new(dl));
+        self.start_progress(offset);
         self.finish_download_if_complete();
     }
 
@@ -657,6 +672,9 @@ impl ServerSession {
         match self.state {
             State::Closed => None,
             State::Handshake => Some(self.created + self.config.handshake_timeout),
+            State::Receiving(_) | State::Sending(_) => {
+                Some(self.last_progress + self.config.stall_timeout.min(self.config.idle_timeout))
+            }
             _ if self.transferring() => {
                 Some(self.last_input + self.config.stall_timeout.min(self.config.idle_timeout))
             }
@@ -924,8 +942,26 @@ impl ServerSession {
         }
         up.hasher.update(self.input.data());
         up.next += len as u64;
-        self.out.push(&Message::Ack { offset: up.next });
+        let (next, done) = (up.next, up.next == up.size);
+        self.out.push(&Message::Ack { offset: next });
         self.events.push_back(ServerEvent::PutData { offset, len });
+        self.note_progress(next, done);
+    }
+
+    /// The running transfer has moved `moved` bytes in all (`done`: all of
+    /// them): the stall deadline starts again once it moved
+    /// [`MIN_PROGRESS`] more since the last time, or finished.
+    fn note_progress(&mut self, moved: u64, done: bool) {
+        if done || moved.saturating_sub(self.progress_mark) >= MIN_PROGRESS {
+            self.last_progress = self.last_input;
+            self.progress_mark = moved;
+        }
+    }
+
+    /// A transfer starts at `offset`: its progress counts from now.
+    fn start_progress(&mut self, offset: u64) {
+        self.last_progress = self.last_input;
+        self.progress_mark = offset;
     }
 
     /// The bytes of the last [`ServerEvent::PutData`], valid until the
@@ -984,6 +1020,8 @@ impl ServerSession {
                     return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
                 }
                 dl.acked = offset;
+                let (acked, done) = (dl.acked, dl.acked == dl.size);
+                self.note_progress(acked, done);
                 self.state = State::Sending(dl);
             }
             Message::Cancel => {

@@ -992,6 +992,69 @@ fn a_stalled_upload_gets_the_stall_deadline() {
     assert_eq!(codes, [ErrorCode::Timeout]);
 }
 
+/// A byte now and then does not keep an upload alive: the stall deadline
+/// moves only when 64 KiB more arrived, so a trickle times out while a slow
+/// but real upload goes on.
+#[test]
+fn a_trickle_times_out_a_slow_upload_does_not() {
+    use crate::proto::server_session::MIN_PROGRESS;
+    let stall = Duration::from_secs(60);
+    let run = |step: usize, every: Duration| -> (bool, Duration) {
+        let t0 = Instant::now();
+        let config = SessionConfig {
+            stall_timeout: stall,
+            ..SessionConfig::default()
+        };
+        let mut s = ServerSession::new(config, t0);
+        let size = 4 * MIN_PROGRESS;
+        let mut b = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
+        frame::encode(
+            &Message::Put {
+                path: "p".into(),
+                size,
+                offset: 0,
+                flags: 0,
+            },
+            &mut b,
+        );
+        s.handle_input(&b, t0);
+        let mut store = MemStore::default();
+        store.drive(&mut s);
+        let mut now = t0;
+        let mut sent = 0u64;
+        while sent < size && !s.is_closed() {
+            now += every;
+            s.handle_timeout(now);
+            if s.is_closed() {
+                break;
+            }
+            let mut data = Vec::new();
+            let n = (step as u64).min(size - sent) as usize;
+            frame::encode(
+                &Message::Data {
+                    offset: sent,
+                    data: vec![7; n],
+                },
+                &mut data,
+            );
+            s.handle_input(&data, now);
+            store.drive(&mut s);
+            sent += n as u64;
+        }
+        (s.is_closed(), now - t0)
+    };
+    // One byte every 10 s: bytes keep coming, yet it ends within a stall.
+    let (closed, after) = run(1, Duration::from_secs(10));
+    assert!(closed, "a trickle kept the upload alive");
+    assert!(
+        after <= stall + Duration::from_secs(10),
+        "ended after {after:?}"
+    );
+    // 64 KiB every 50 s: slow, but each step is progress.
+    let (closed, _) = run(MIN_PROGRESS as usize, Duration::from_secs(50));
+    assert!(!closed, "a slow upload was ended");
+}
+
 #[test]
 fn eof_mid_upload_aborts_it() {
     let now = Instant::now();

@@ -38,6 +38,10 @@ const DIR_MODE: u32 = 0o755;
 /// disk at once (`sync_file_range`, not waiting), so the disk works while
 /// the rest arrives and the fsync at commit has little left to do.
 const WRITEBACK_STEP: u64 = 1 << 20;
+/// Disk space an upload reserves ahead of its data: the window a client
+/// may have in flight (16 MiB), so writes never wait for allocation, while
+/// a client that declares a huge file and trickles holds no more than this.
+const RESERVE_AHEAD: u64 = crate::proto::limits::DEFAULT_WINDOW as u64;
 /// With fsync on, an upload that waits for the network with at least this
 /// many bytes not yet durable makes them durable (`fdatasync`,
 /// [`Store::settle`]). A disk with a write-back cache (a VM's virtual
@@ -282,6 +286,8 @@ pub struct Upload {
     force: bool,
     /// In the name's part file: kept for `reput` when interrupted.
     resumable: bool,
+    /// Disk space reserved up to here (`written` plus a step ahead).
+    reserved: u64,
 }
 
 impl Upload {
@@ -542,15 +548,16 @@ impl Store {
             },
         };
         let need = size - accept.offset;
-        // Blocks reserved up front: cheaper writes, and a disk that cannot
-        // hold the upload refuses it now (another upload may have taken
-        // the space the free-space check saw).
-        let full = match partial::preallocate(&file, accept.offset, need) {
-            Ok(()) => false,
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => true,
-            // Not supported here: the free space says whether it fits.
-            Err(_) => beneath::free_space(dir.as_fd()).is_some_and(|free| free < need),
-        };
+        // A disk that cannot hold the upload refuses it now; the blocks are
+        // reserved a step ahead of the data as it arrives (cheaper writes,
+        // and a client that declares a huge file and sends a byte now and
+        // then holds one step, not the whole size).
+        let ahead = need.min(RESERVE_AHEAD);
+        let full = beneath::free_space(dir.as_fd()).is_some_and(|free| free < need)
+            || match partial::preallocate(&file, accept.offset, ahead) {
+                Ok(()) => false,
+                Err(e) => e.raw_os_error() == Some(libc::ENOSPC),
+            };
         if full {
             // Refused before any data flows: a part that holds an
             // interrupted upload stays for a later `reput`; a file opened
@@ -577,6 +584,7 @@ impl Store {
             synced_at: Instant::now(),
             force,
             resumable: accept.resumable,
+            reserved: accept.offset + ahead,
         };
         Ok((up, accept))
     }
@@ -596,6 +604,18 @@ impl Store {
                 expected: up.size,
                 got: end,
             });
+        }
+        if end + RESERVE_AHEAD / 2 > up.reserved && up.reserved < up.size {
+            // The next step of space, before the data needs it.
+            let step = (up.size - up.reserved).min(RESERVE_AHEAD);
+            match partial::preallocate(&up.file, up.reserved, step) {
+                Ok(()) => up.reserved += step,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    return Err(StoreError::NoSpace)
+                }
+                // Not supported here: writes find out for themselves.
+                Err(_) => up.reserved = up.size,
+            }
         }
         up.file
             .write_all(data)
@@ -1147,7 +1167,7 @@ mod tests {
             .begin_upload(&rp("r.bin"), size, false, Some(size))
             .unwrap();
         assert_eq!(accept.offset, 100_000);
-        assert!(allocated(&part) >= size);
+        assert!(allocated(&part) >= size.min(RESERVE_AHEAD));
         let rest = vec![1u8; (size - 100_000) as usize];
         s.write(&mut up, 100_000, &rest).unwrap();
         assert_eq!(s.commit(up).unwrap(), rp("r.bin"));
@@ -1155,6 +1175,33 @@ mod tests {
             fs::read(root.join("r.bin")).unwrap(),
             vec![1u8; size as usize]
         );
+    }
+
+    /// A large upload reserves its space a step ahead of the data, not all
+    /// at once: a client that declares a huge file and sends a byte now
+    /// and then holds one step of the disk.
+    #[test]
+    fn space_is_reserved_a_step_ahead() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let size = 4 * RESERVE_AHEAD;
+        let (mut up, _) = s.begin_upload(&rp("big"), size, false, None).unwrap();
+        let part = root.join(partial::part_name("big"));
+        if allocated(&part) < RESERVE_AHEAD {
+            eprintln!("skipped: no fallocate on this filesystem");
+            return;
+        }
+        assert!(allocated(&part) < 2 * RESERVE_AHEAD, "{}", allocated(&part));
+        let chunk = vec![3u8; 1 << 20];
+        let mut at = 0;
+        while at < 2 * RESERVE_AHEAD {
+            s.write(&mut up, at, &chunk).unwrap();
+            at += chunk.len() as u64;
+        }
+        // Always a step ahead of what arrived, never the whole size.
+        let held = allocated(&part);
+        assert!(held >= at + RESERVE_AHEAD / 2 && held < size, "{held}");
+        s.abort(up, false);
     }
 
     /// An upload is made durable when it waits for the network with a
