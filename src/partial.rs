@@ -71,7 +71,7 @@ pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Res
             return Ok(None);
         }
         if same_file_at(dir, name, &file)? {
-            check_plain_part(&file)?;
+            check_plain_part(dir, name, &file)?;
             return Ok(Some(file));
         }
     }
@@ -81,14 +81,22 @@ pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Res
     ))
 }
 
-/// Refuses a part file that is not a regular file with one link, owned by
-/// this process's user: a hard link planted under the part's name (to a
-/// file outside the root, or another user's) would have a resumed upload
+/// Refuses a part file that is not a regular file owned by this process's
+/// user with one link, or two when the other is a visible name beside it
+/// (a commit that linked the part to its final name and stopped before it
+/// unlinked the part): a hard link planted under the part's name, to a
+/// file outside the root or another user's, would have a resumed upload
 /// write into that file.
-fn check_plain_part(file: &File) -> io::Result<()> {
+fn check_plain_part(dir: BorrowedFd<'_>, part: &CStr, file: &File) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata()?;
-    if meta.is_file() && meta.nlink() == 1 && meta.uid() == rustix::process::geteuid().as_raw() {
+    let ours = meta.is_file() && meta.uid() == rustix::process::geteuid().as_raw();
+    let links_ok = match meta.nlink() {
+        1 => true,
+        2 => linked_as_target(dir, part, meta.dev(), meta.ino()),
+        _ => false,
+    };
+    if ours && links_ok {
         Ok(())
     } else {
         Err(io::Error::new(
@@ -96,6 +104,41 @@ fn check_plain_part(file: &File) -> io::Result<()> {
             "part file is not a plain file of this server (a link, or another owner's)",
         ))
     }
+}
+
+/// True when the file `dev:ino` is also in `dir` under the name the part
+/// `part` is for, or one of its clash names (`stem_N.ext`): where a commit
+/// links it. Reads the whole directory: only for the rare part with two
+/// links.
+fn linked_as_target(dir: BorrowedFd<'_>, part: &CStr, dev: u64, ino: u64) -> bool {
+    use rustix::fs::{statat, AtFlags, Dir};
+    let prefix = format!("{RESERVED_PREFIX}{PART_TAG}");
+    let Some(target) = part
+        .to_str()
+        .ok()
+        .and_then(|p| p.strip_prefix(prefix.as_str()))
+    else {
+        return false;
+    };
+    let (stem, ext) = crate::proto::path::split_ext(target);
+    let is_target = |name: &str| {
+        name == target
+            || name
+                .strip_prefix(stem)
+                .and_then(|r| r.strip_prefix('_'))
+                .and_then(|r| r.strip_suffix(ext))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let Ok(names) = Dir::read_from(dir) else {
+        return false;
+    };
+    names.flatten().any(|e| {
+        let name = e.file_name();
+        e.ino() == ino
+            && name.to_str().is_ok_and(is_target)
+            && statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+    })
 }
 
 /// Creates the part file `name` in `dir` only if it does not exist, locked.

@@ -1470,6 +1470,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // Nor one linked to another file inside the root: only the part's
+        // own target (a commit that stopped half way) may share it.
+        fs::remove_file(root.join(".ftx-part-x")).unwrap();
+        fs::write(root.join("other"), b"someone's").unwrap();
+        fs::hard_link(root.join("other"), root.join(".ftx-part-x")).unwrap();
+        let err = s
+            .begin_upload(&rp("x"), 20, false, Some(20))
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+        assert_eq!(fs::read(root.join("other")).unwrap(), b"someone's");
     }
 
     /// A listing read a few entries at a time gives every entry once,
