@@ -20,6 +20,7 @@
 use std::io::{self, Write};
 
 use super::command::{self, Command};
+use super::glob;
 use super::render::{escape_for_terminal, escape_line_for_terminal, Style};
 use super::source::{Line, LineSource};
 
@@ -173,11 +174,13 @@ pub fn run_with_style(
         }
         let result = match command::parse(line.command) {
             Ok(None) => continue,
+            // The answer is a name as typed, never a pattern: sources are
+            // carried in pattern form, so its wildcards are escaped.
             Ok(Some(Command::PromptPut)) => ask_name(source, UPLOAD_PROMPT, "1").map(|name| {
                 name.map(|local| Command::Put {
                     force: false,
                     recursive: false,
-                    local: vec![local],
+                    local: vec![glob::escape(&local)],
                     remote: None,
                 })
             }),
@@ -185,7 +188,7 @@ pub fn run_with_style(
                 name.map(|remote| Command::Get {
                     force: false,
                     recursive: false,
-                    remote: vec![remote],
+                    remote: vec![glob::escape(&remote)],
                     local: None,
                 })
             }),
@@ -417,20 +420,22 @@ mod tests {
 
     #[test]
     fn menu_without_a_name_asks_from_the_same_source() {
-        let r = batch("1\nmy file.txt\n2\n  b.txt  \n3\n");
+        // The answer is taken literally: its wildcards are escaped for the
+        // pattern form sources travel in.
+        let r = batch("1\nmy file[1].txt\n2\n  b*.txt  \n3\n");
         assert_eq!(
             r.ran,
             [
                 Command::Put {
                     force: false,
                     recursive: false,
-                    local: vec!["my file.txt".into()],
+                    local: vec!["my file\\[1\\].txt".into()],
                     remote: None
                 },
                 Command::Get {
                     force: false,
                     recursive: false,
-                    remote: vec!["b.txt".into()],
+                    remote: vec!["b\\*.txt".into()],
                     local: None
                 },
                 Command::Exit
