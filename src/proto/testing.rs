@@ -535,6 +535,20 @@ fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// `len` pseudo-random bytes from `seed` (xorshift): test data that differs
+/// by seed and is the same every run.
+pub fn xorshift_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Checks that `bytes`, a session's output, is a sequence of frames that
 /// decode (a trailing partial frame is allowed: output may be cut anywhere).
 pub fn assert_output_decodes(bytes: &[u8], who: &str) {

@@ -422,15 +422,7 @@ impl Pump {
 }
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    super::testing::xorshift_bytes(n, seed)
 }
 
 const SLICINGS: &[&[usize]] = &[&[1], &[7, 1, 4093, 3], &[65_537, 13], &[usize::MAX]];

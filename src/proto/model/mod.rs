@@ -221,8 +221,7 @@ impl Op {
                     Op::Rename { .. } | Op::Overlap { .. } | Op::Idle => {
                         Op::List { c: 1, path: "d" }
                     }
-                    op if r[7] & 1 == 1 => op.on_client(1).on_path(path),
-                    op => op.on_client(1),
+                    op => op.retarget(1, (r[7] & 1 == 1).then_some(path)),
                 };
                 Op::Overlap {
                     path,
@@ -236,45 +235,14 @@ impl Op {
         }
     }
 
-    /// The same operation on `path` (for those that name one file).
-    fn on_path(self, path: &'static str) -> Op {
+    /// The same operation on client `to`, and on `path` when given (for
+    /// those that name one file).
+    fn retarget(self, to: usize, path: Option<&'static str>) -> Op {
+        let on = |p: &'static str| path.unwrap_or(p);
         match self {
-            Op::List { c, .. } => Op::List { c, path },
+            Op::List { path: p, .. } => Op::List { c: to, path: on(p) },
             Op::Put {
-                c,
-                len,
-                seed,
-                mode,
-                stop,
-                ..
-            } => Op::Put {
-                c,
-                path,
-                len,
-                seed,
-                mode,
-                stop,
-            },
-            Op::Get {
-                c, resume, stop, ..
-            } => Op::Get {
-                c,
-                path,
-                resume,
-                stop,
-            },
-            Op::Mkdir { c, .. } => Op::Mkdir { c, path },
-            Op::Remove { c, .. } => Op::Remove { c, path },
-            other => other,
-        }
-    }
-
-    /// The same operation on client `c`.
-    fn on_client(self, to: usize) -> Op {
-        match self {
-            Op::List { path, .. } => Op::List { c: to, path },
-            Op::Put {
-                path,
+                path: p,
                 len,
                 seed,
                 mode,
@@ -282,22 +250,25 @@ impl Op {
                 ..
             } => Op::Put {
                 c: to,
-                path,
+                path: on(p),
                 len,
                 seed,
                 mode,
                 stop,
             },
             Op::Get {
-                path, resume, stop, ..
+                path: p,
+                resume,
+                stop,
+                ..
             } => Op::Get {
                 c: to,
-                path,
+                path: on(p),
                 resume,
                 stop,
             },
-            Op::Mkdir { path, .. } => Op::Mkdir { c: to, path },
-            Op::Remove { path, .. } => Op::Remove { c: to, path },
+            Op::Mkdir { path: p, .. } => Op::Mkdir { c: to, path: on(p) },
+            Op::Remove { path: p, .. } => Op::Remove { c: to, path: on(p) },
             Op::Rename { from, to: dest, .. } => Op::Rename {
                 c: to,
                 from,
@@ -333,13 +304,5 @@ pub fn content(len: usize, seed: u8) -> Vec<u8> {
 const MAX_SIZE: usize = SIZES[SIZES.len() - 1];
 
 fn stream(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    super::testing::xorshift_bytes(len, u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
