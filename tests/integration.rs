@@ -38,6 +38,8 @@ mod lost;
 mod many;
 #[path = "integration/memory.rs"]
 mod memory;
+#[path = "integration/messages.rs"]
+mod messages;
 #[path = "integration/names.rs"]
 mod names;
 #[path = "integration/pty.rs"]

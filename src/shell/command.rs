@@ -378,6 +378,55 @@ pub fn spec(name: &str) -> Option<&'static CommandSpec> {
     SPECS.iter().find(|s| s.is_named(name))
 }
 
+/// The command name (or alias) nearest to `typed`, for "did you mean":
+/// one edit away (a letter added, dropped or changed, or two neighbours
+/// swapped: `gte` -> `get`), two for words of five letters or more, case
+/// ignored (`PUT` -> `put`). The menu's digits and `!` are never offered.
+/// The first such name in [`SPECS`] order wins a tie.
+pub fn suggest(typed: &str) -> Option<&'static str> {
+    let typed: Vec<char> = typed.to_lowercase().chars().collect();
+    if typed.is_empty() || typed.len() > 32 {
+        return None;
+    }
+    let limit = if typed.len() >= 5 { 2 } else { 1 };
+    SPECS
+        .iter()
+        .flat_map(|s| std::iter::once(&s.name).chain(s.aliases))
+        .filter(|name| name.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .map(|name| {
+            (
+                edit_distance(&typed, &name.chars().collect::<Vec<_>>()),
+                *name,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to
+/// `b`: the optimal string alignment distance.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// The `help` overview: one line per command, synopsis then summary.
 pub fn help_overview() -> String {
     let rows: Vec<(String, &str)> = SPECS.iter().map(|s| (s.synopsis(), s.summary)).collect();
@@ -535,9 +584,14 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParseError::Words(e) => write!(f, "{e}"),
-            ParseError::UnknownCommand(name) => {
-                write!(f, "unknown command {} (try 'help')", quoted_name(name))
-            }
+            ParseError::UnknownCommand(name) => match suggest(name) {
+                Some(near) => write!(
+                    f,
+                    "unknown command {} (did you mean '{near}'?)",
+                    quoted_name(name)
+                ),
+                None => write!(f, "unknown command {} (try 'help')", quoted_name(name)),
+            },
             ParseError::UnknownOption { command, option } => {
                 write!(f, "{command}: unknown option {}", quoted_name(option))
             }
@@ -1088,10 +1142,32 @@ mod tests {
     #[test]
     fn unknown_commands_and_bad_quotes() {
         assert_eq!(err("foo"), "unknown command 'foo' (try 'help')");
-        assert_eq!(err("PUT a"), "unknown command 'PUT' (try 'help')");
+        // Commands are lower case; the nearest one is suggested.
+        assert_eq!(err("PUT a"), "unknown command 'PUT' (did you mean 'put'?)");
         assert_eq!(err("put 'a"), "unterminated single quote");
         assert_eq!(err("get \"a"), "unterminated double quote");
         assert_eq!(err("\x1b[31m"), "unknown command '\\x1b[31m' (try 'help')");
+    }
+
+    #[test]
+    fn unknown_commands_suggest_the_nearest() {
+        assert_eq!(err("gte x"), "unknown command 'gte' (did you mean 'get'?)");
+        assert_eq!(suggest("gte"), Some("get"));
+        assert_eq!(suggest("pt"), Some("put"));
+        assert_eq!(suggest("lsl"), Some("ls"));
+        assert_eq!(suggest("mkdri"), Some("mkdir"));
+        assert_eq!(suggest("renmae"), Some("rename"));
+        assert_eq!(suggest("progres"), Some("progress"));
+        assert_eq!(suggest("qiut"), Some("quit"));
+        assert_eq!(suggest("Exit"), Some("exit"));
+        // Too far from anything, or only near a digit of the menu.
+        assert_eq!(suggest("foo"), None);
+        assert_eq!(suggest("4"), None);
+        assert_eq!(suggest("xyzzy"), None);
+        assert_eq!(suggest(""), None);
+        assert_eq!(suggest(&"p".repeat(1000)), None);
+        assert_eq!(edit_distance(&['a', 'b'], &['b', 'a']), 1);
+        assert_eq!(edit_distance(&[], &['a', 'b']), 2);
     }
 
     #[test]

@@ -217,6 +217,10 @@ impl Executor {
         target: &Path,
     ) -> Result<(), String> {
         let cmd = if resume { "reget" } else { "get" };
+        if let Some(why) = missing_local_parent(target) {
+            let shown = target.to_string_lossy().into_owned();
+            return Err(format!("{cmd}: {}: {why}", quoted_name(&shown)));
+        }
         let mut bar = self.transfer_bar(remote);
         let result = self
             .client
@@ -246,7 +250,11 @@ impl Executor {
                 self.say(&line)
             }
             Err(e) => {
-                let hint = self.resume_hint(&e, "reget");
+                let hint = if !resume && e.code() == Some(ErrorCode::IsDirectory) {
+                    " (use get -r)".to_owned()
+                } else {
+                    self.resume_hint(&e, "reget")
+                };
                 Err(self.describe(cmd, remote, remote, &e) + &hint)
             }
         }
@@ -557,12 +565,7 @@ fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError, told: &Cell<b
             format!("{} {} on server", subject(cmd, remote), r.code)
         }
         ClientError::Remote(r) => {
-            let detail = if r.message.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", escape_for_terminal(&r.message))
-            };
-            format!("{}: {}{detail}", subject(cmd, remote), r.code)
+            format!("{}: {}", subject(cmd, remote), server_detail(r, remote))
         }
         ClientError::Cancelled => {
             let name = if cmd == "put" { local } else { remote };
@@ -581,7 +584,33 @@ fn describe_dir(dir: &str, e: &ClientError, told: &Cell<bool>) -> String {
         ClientError::Remote(r) if is_name_error(r.code) => {
             format!("{} {} on server", quoted_name(shown), r.code)
         }
+        ClientError::Remote(r) => format!("{}: {}", quoted_name(shown), server_detail(r, dir)),
         other => format!("{}: {other}", quoted_name(shown)),
+    }
+}
+
+/// What follows `CMD: 'NAME': ` for a server's refusal: the cause in
+/// plain words, then the server's detail when it adds something. ftxd's
+/// detail quotes the path itself (`'secret': permission denied`), so the
+/// name is left out when it is the one already shown (the root is `'/'`
+/// there), and a detail that says no more than the cause is dropped: the
+/// name and the cause each appear once. A detail about another name (a
+/// parent) is kept whole; one that already says the cause in its own words
+/// ("the server is read-only") stands alone.
+fn server_detail(r: &crate::proto::error::RemoteError, name: &str) -> String {
+    let cause = r.code.describe();
+    let name = name.trim_end_matches('/');
+    let shown = if name.is_empty() { "/" } else { name };
+    let mut detail = r.message.trim();
+    if let Some(rest) = detail.strip_prefix(&format!("'{shown}'")) {
+        detail = rest.strip_prefix(':').unwrap_or(rest).trim_start();
+    }
+    if detail.is_empty() || detail == cause {
+        cause.to_owned()
+    } else if detail.contains(cause) {
+        escape_for_terminal(detail)
+    } else {
+        format!("{cause}: {}", escape_for_terminal(detail))
     }
 }
 
@@ -849,6 +878,15 @@ impl Executor {
         // REMOTE is a directory to put things into when it is one, says so
         // with a trailing '/' or the sources are patterns; otherwise it is
         // the new name of the one source (`put -r dir other`).
+        if let ([one], false) = (locals, recursive) {
+            let local = glob::unescape(one);
+            if !has_wildcards(one) && Path::new(&local).is_dir() {
+                return Err(format!(
+                    "put: {}: is a directory (use put -r)",
+                    quoted_name(&local)
+                ));
+            }
+        }
         let patterns = locals.iter().any(|l| has_wildcards(l));
         let dest = match remote {
             Some(r) => self.remote_dest("put", r, patterns)?,
@@ -1127,6 +1165,12 @@ impl Executor {
         dest: &Path,
         tally: &mut Tally,
     ) -> Result<(), String> {
+        if let Some(why) = missing_local_parent(dest) {
+            // As sftp, the tree's directory is made, never its parents.
+            let shown = dest.to_string_lossy().into_owned();
+            self.fail(tally, &format!("get: {}: {why}", quoted_name(&shown)));
+            return Ok(());
+        }
         let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize)];
         while let Some((rdir, ldir, depth)) = stack.pop() {
             if self.interrupted() {
@@ -1307,6 +1351,27 @@ impl Executor {
     }
 }
 
+/// Why a download cannot be stored as `target` because of the local
+/// directory it goes in: `local directory 'DIR' not found` or `'DIR' is not
+/// a local directory`; `None` when that directory is there (the current
+/// one always is).
+fn missing_local_parent(target: &Path) -> Option<String> {
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty())?;
+    let shown = quoted_name(&parent.to_string_lossy());
+    match fs::metadata(parent) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some(format!("{shown} is not a local directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("local directory {shown} not found"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Some(format!("{shown} is not a local directory"))
+        }
+        // Unreadable and the like: the download says why.
+        Err(_) => None,
+    }
+}
+
 /// Expands a local pattern against the file system; a plain name is taken
 /// as the name it stands for (the upload says if it is missing). A
 /// pattern that matches nothing is an error, unless a file has that very
@@ -1388,6 +1453,71 @@ mod tests {
         assert_eq!(no_file_name("put", ""), "put: no file name given");
         assert_eq!(no_file_name("put", "d/"), "put: 'd/' has no file name");
         assert!(!told.get());
+    }
+
+    #[test]
+    fn a_name_and_a_cause_are_said_once() {
+        use crate::proto::error::RemoteError;
+        let told = Cell::new(false);
+        let remote = |code, msg: &str| ClientError::Remote(RemoteError::new(code, msg));
+        let denied = remote(ErrorCode::PermissionDenied, "'secret': permission denied");
+        assert_eq!(
+            describe("get", "secret", "secret", &denied, &told),
+            "get: 'secret': permission denied"
+        );
+        assert_eq!(
+            describe_dir("secret", &denied, &told),
+            "'secret': permission denied"
+        );
+        // The root is '/' in the server's words and left out in ours.
+        let root = remote(ErrorCode::PermissionDenied, "'/': permission denied");
+        assert_eq!(
+            describe("ls", "", "", &root, &told),
+            "ls: permission denied"
+        );
+        assert_eq!(describe_dir("", &root, &told), "'/': permission denied");
+        // `rm d/` names 'd/'; the server says 'd'.
+        let d = remote(ErrorCode::PermissionDenied, "'d': permission denied");
+        assert_eq!(
+            describe("rm", "d/", "d/", &d, &told),
+            "rm: 'd/': permission denied"
+        );
+        // A detail with more to say keeps it, once.
+        let out = remote(
+            ErrorCode::PermissionDenied,
+            "'esc/x': symlink leads outside the root",
+        );
+        assert_eq!(
+            describe("get", "esc/x", "esc/x", &out, &told),
+            "get: 'esc/x': permission denied: symlink leads outside the root"
+        );
+        let io = remote(ErrorCode::Io, "'f': Input/output error (os error 5)");
+        assert_eq!(
+            describe("get", "f", "f", &io, &told),
+            "get: 'f': server I/O error: Input/output error (os error 5)"
+        );
+        // About another name (a parent): kept whole, the cause once.
+        let parent = remote(ErrorCode::PermissionDenied, "'d': permission denied");
+        assert_eq!(
+            describe("put", "x", "d/x", &parent, &told),
+            "put: 'd/x': 'd': permission denied"
+        );
+        let ro = remote(ErrorCode::ReadOnly, "the server is read-only");
+        assert_eq!(
+            describe("put", "x", "x", &ro, &told),
+            "put: 'x': the server is read-only"
+        );
+        let big = remote(
+            ErrorCode::TooLarge,
+            "file of 11 bytes is larger than allowed",
+        );
+        assert_eq!(
+            describe("put", "x", "x", &big, &told),
+            "put: 'x': too large: file of 11 bytes is larger than allowed"
+        );
+        // A hostile detail is escaped.
+        let evil = remote(ErrorCode::Io, "'f': \x1b[2J");
+        assert!(!describe("get", "f", "f", &evil, &told).contains('\x1b'));
     }
 
     #[test]
