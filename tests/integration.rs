@@ -12,6 +12,8 @@ mod util;
 mod abuse;
 #[path = "integration/access.rs"]
 mod access;
+#[path = "integration/attrs.rs"]
+mod attrs;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]

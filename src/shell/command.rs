@@ -23,6 +23,8 @@ pub enum ArgKind {
     Remote,
     /// The name of a shell command.
     Command,
+    /// A value that names nothing (`chmod`'s MODE): nothing to complete.
+    Value,
 }
 
 /// One positional argument of a command.
@@ -103,14 +105,28 @@ impl CommandSpec {
     }
 
     /// The second usage line for commands that take many names:
-    /// `put [-f] [-r] LOCAL LOCAL LOCAL...`.
+    /// `put [-f] [-r] LOCAL LOCAL LOCAL...`; arguments of another kind
+    /// before the names stay (`chmod MODE PATH PATH...`), and the line
+    /// shows three arguments or more.
     pub fn many_synopsis(&self) -> Option<String> {
         let many = self.many?;
         let mut s = self.name.to_string();
         for f in self.flags {
             s.push_str(&format!(" [-{}]", f.letter));
         }
-        s.push_str(&format!(" {0} {0} {0}...", many.name));
+        let lead: Vec<&ArgSpec> = self
+            .args
+            .iter()
+            .take_while(|a| a.kind != many.kind)
+            .collect();
+        for a in &lead {
+            s.push_str(&format!(" {}", a.name));
+        }
+        let repeat = 3usize.saturating_sub(lead.len()).max(2);
+        for _ in 1..repeat {
+            s.push_str(&format!(" {}", many.name));
+        }
+        s.push_str(&format!(" {}...", many.name));
         Some(s)
     }
 
@@ -284,6 +300,38 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         summary: "rename a remote file",
         help: "Rename OLD to NEW on the server.",
+        many: None,
+    },
+    CommandSpec {
+        name: "chmod",
+        aliases: &[],
+        flags: &[],
+        args: &[
+            req("MODE", "MODE", ArgKind::Value),
+            req("PATH", "remote PATH", ArgKind::Remote),
+        ],
+        summary: "change the permissions of remote files",
+        help: "Set the permission bits of each remote PATH to MODE, an octal number\n\
+               such as 644 or 0755 (4 read, 2 write, 1 execute, for the owner, the\n\
+               group and others). Setuid, setgid and sticky bits (4000, 2000, 1000)\n\
+               are refused before anything is sent. PATH may be a pattern\n\
+               (logs/*.gz); a symbolic link inside the root is followed. The server\n\
+               must serve attributes (an older ftxd does not).",
+        many: Some(opt("PATH", "remote PATH", ArgKind::Remote)),
+    },
+    CommandSpec {
+        name: "df",
+        aliases: &[],
+        flags: &[FlagSpec {
+            letter: 'h',
+            help: "sizes for people (K, M, G, ...) instead of KiB",
+        }],
+        args: &[opt("PATH", "PATH", ArgKind::Remote)],
+        summary: "show the server's disk space",
+        help: "Show the file system on the server that holds PATH (default: the\n\
+               root), as sftp does: its size, the space used, the space uploads\n\
+               may still use (in KiB, 1024 bytes) and how full it is. The server\n\
+               must serve attributes (an older ftxd does not).",
         many: None,
     },
     CommandSpec {
@@ -520,6 +568,21 @@ pub enum Command {
         /// The new remote name.
         to: String,
     },
+    /// `chmod MODE PATH...`.
+    Chmod {
+        /// The permission bits, at most `0o777` (checked by the parser).
+        mode: u16,
+        /// The remote paths or patterns (at least one), as patterns like
+        /// `Put`'s `local`.
+        paths: Vec<String>,
+    },
+    /// `df [-h] [PATH]`.
+    Df {
+        /// `-h`: human sizes instead of KiB.
+        human: bool,
+        /// A remote path on the file system to show; `None` means the root.
+        path: Option<String>,
+    },
     /// `lls [PATH]`.
     Lls {
         /// The local directory; `None` means the current one.
@@ -578,6 +641,13 @@ pub enum ParseError {
     },
     /// `help X` where X is not a command.
     UnknownHelpTopic(String),
+    /// `chmod`'s MODE is not permission bits it may set.
+    BadMode {
+        /// The MODE as typed.
+        text: String,
+        /// Why not, in plain words.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ParseError {
@@ -600,6 +670,9 @@ impl fmt::Display for ParseError {
             }
             ParseError::TooManyArguments { command, extra } => {
                 write!(f, "{command}: unexpected argument {}", quoted_name(extra))
+            }
+            ParseError::BadMode { text, why } => {
+                write!(f, "chmod: invalid mode {}: {why}", quoted_name(text))
             }
             ParseError::UnknownHelpTopic(name) => {
                 write!(
@@ -669,6 +742,25 @@ impl Args {
         };
         (names.into_iter().map(|w| w.pattern).collect(), target)
     }
+}
+
+/// `chmod`'s MODE: one to four octal digits (`644`, `0755`), leading
+/// zeros aside, and no setuid, setgid or sticky bit (ftxd refuses them,
+/// so they are refused before anything is sent).
+pub fn parse_mode(text: &str) -> Result<u16, &'static str> {
+    let digits = text.trim_start_matches('0');
+    if text.is_empty() || !text.chars().all(|c| matches!(c, '0'..='7')) {
+        return Err("not an octal mode such as 644 or 0755");
+    }
+    if digits.len() > 4 {
+        return Err("more than four octal digits");
+    }
+    let mode = u16::from_str_radix(if digits.is_empty() { "0" } else { digits }, 8)
+        .map_err(|_| "not an octal mode such as 644 or 0755")?;
+    if mode & !0o777 != 0 {
+        return Err("setuid, setgid and sticky bits cannot be set");
+    }
+    Ok(mode)
 }
 
 /// Separates options from arguments and checks both against `spec`.
@@ -770,6 +862,16 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "rename" => Command::Rename {
             from: a.required(),
             to: a.required(),
+        },
+        "chmod" => {
+            let text = a.required();
+            let mode = parse_mode(&text).map_err(|why| ParseError::BadMode { text, why })?;
+            let paths = a.positional.into_iter().map(|w| w.pattern).collect();
+            Command::Chmod { mode, paths }
+        }
+        "df" => Command::Df {
+            human: a.has('h'),
+            path: a.next(),
         },
         "lls" => Command::Lls { path: a.next() },
         "lcd" => Command::Lcd { path: a.required() },
@@ -1068,6 +1170,64 @@ mod tests {
     }
 
     #[test]
+    fn chmod_forms() {
+        let chmod = |mode, paths: &[&str]| Command::Chmod {
+            mode,
+            paths: paths.iter().map(|p| s(p)).collect(),
+        };
+        assert_eq!(ok("chmod 644 a"), chmod(0o644, &["a"]));
+        assert_eq!(ok("chmod 0755 a b *.sh"), chmod(0o755, &["a", "b", "*.sh"]));
+        assert_eq!(ok("chmod 0 a"), chmod(0, &["a"]));
+        assert_eq!(ok("chmod 000644 'a[1]'"), chmod(0o644, &[r"a\[1\]"]));
+        assert_eq!(ok("chmod 7 -- -x"), chmod(0o7, &["-x"]));
+        assert_eq!(err("chmod"), "chmod: missing MODE");
+        assert_eq!(err("chmod 644"), "chmod: missing remote PATH");
+        assert_eq!(
+            err("chmod 4755 a"),
+            "chmod: invalid mode '4755': setuid, setgid and sticky bits cannot be set"
+        );
+        assert_eq!(
+            err("chmod 1777 a"),
+            "chmod: invalid mode '1777': setuid, setgid and sticky bits cannot be set"
+        );
+        for bad in ["u+x", "8", "64a", "0x1ff", "+644", "''"] {
+            assert_eq!(
+                err(&format!("chmod {bad} a")),
+                format!(
+                    "chmod: invalid mode '{}': not an octal mode such as 644 or 0755",
+                    if bad == "''" { "" } else { bad }
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            err("chmod 77777 a"),
+            "chmod: invalid mode '77777': more than four octal digits"
+        );
+        assert_eq!(err("chmod -R 644 a"), "chmod: unknown option '-R'");
+    }
+
+    #[test]
+    fn df_forms() {
+        assert_eq!(
+            ok("df"),
+            Command::Df {
+                human: false,
+                path: None
+            }
+        );
+        assert_eq!(
+            ok("df -h logs"),
+            Command::Df {
+                human: true,
+                path: Some(s("logs"))
+            }
+        );
+        assert_eq!(err("df -i"), "df: unknown option '-i'");
+        assert_eq!(err("df a b"), "df: unexpected argument 'b'");
+    }
+
+    #[test]
     fn local_side() {
         assert_eq!(ok("lls"), Command::Lls { path: None });
         assert_eq!(
@@ -1202,6 +1362,18 @@ mod tests {
             Some(s("ls [-l] [-a] [PATH]"))
         );
         assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
+        assert_eq!(
+            spec("chmod").and_then(|s| s.many_synopsis()),
+            Some(s("chmod MODE PATH PATH..."))
+        );
+        assert_eq!(
+            spec("chmod").and_then(|s| s.arg_kind(0)),
+            Some(ArgKind::Value)
+        );
+        assert_eq!(
+            spec("chmod").and_then(|s| s.arg_kind(3)),
+            Some(ArgKind::Remote)
+        );
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(1)),
             Some(ArgKind::Local)

@@ -98,7 +98,7 @@ pub fn complete_line(line: &str, pos: usize, local: Lister<'_>, remote: Lister<'
             Some(ArgKind::Command) => complete_command(&word.text, ""),
             Some(ArgKind::Local) => complete_path(&word.text, style, local),
             Some(ArgKind::Remote) => complete_path(&word.text, style, remote),
-            None => Vec::new(),
+            Some(ArgKind::Value) | None => Vec::new(),
         }
     };
     candidates.sort_by(|a, b| a.replacement.cmp(&b.replacement));

@@ -403,6 +403,8 @@ impl Execute for Executor {
                     self.describe("rename", name, name, &e)
                 })?
             }
+            Command::Chmod { mode, paths } => self.chmod(mode, &paths)?,
+            Command::Df { human, path } => self.df(human, path.as_deref())?,
             Command::Lls { path } => self.lls(path.as_deref())?,
             Command::Lcd { path } => std::env::set_current_dir(&path)
                 .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?,
@@ -1232,6 +1234,97 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// `chmod MODE PATH...`: each name, or each match of a pattern, is
+    /// given the permission bits `mode`; a failed one is reported and the
+    /// others go on. A server without attributes is told nothing.
+    fn chmod(&mut self, mode: u16, paths: &[String]) -> Result<(), String> {
+        if !self.client.borrow().has_attrs() {
+            return Err(format!("chmod: {}", ClientError::Unsupported));
+        }
+        let mut tally = Tally::default();
+        for word in paths {
+            let targets = if has_wildcards(word) {
+                match self.expand_remote(word) {
+                    Ok(found) => found.into_iter().map(|m| m.path).collect(),
+                    Err(msg) if self.connection_lost() => {
+                        return Err(self.abort(&mut tally, format!("chmod: {msg}")));
+                    }
+                    Err(msg) => {
+                        self.fail(&mut tally, &format!("chmod: {msg}"));
+                        continue;
+                    }
+                }
+            } else {
+                vec![glob::unescape(word)]
+            };
+            for path in targets {
+                if self.interrupted() {
+                    return Err(format!("chmod: {}: cancelled", quoted_name(&path)));
+                }
+                self.begin_item(&mut tally);
+                let set = self.client.borrow_mut().set_attrs(
+                    &trim_trailing_slash(&path),
+                    Some(mode),
+                    None,
+                );
+                if let Err(e) = set {
+                    let msg = self.describe("chmod", &path, &path, &e);
+                    if e.is_fatal() {
+                        return Err(self.abort(&mut tally, msg));
+                    }
+                    self.fail_item(&mut tally, msg);
+                }
+            }
+        }
+        tally.end("chmod")
+    }
+}
+
+impl Executor {
+    /// `df [-h] [PATH]`: the server's file system holding PATH (`.` and
+    /// `/` are the root, as for a TARGET).
+    fn df(&mut self, human: bool, path: Option<&str>) -> Result<(), String> {
+        let shown = path.unwrap_or("");
+        let path = match trim_trailing_slash(shown).as_str() {
+            "." | "/" => String::new(),
+            p => p.to_owned(),
+        };
+        let space = self.client.borrow_mut().space(&path);
+        let (total, avail) = space.map_err(|e| self.describe("df", shown, shown, &e))?;
+        let text = df_table(total, avail, human);
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write output: {e}"))
+    }
+}
+
+/// `df`'s two lines, laid out as sftp's (whose `(root)` column, the space
+/// only root may use, ftxd does not report): size, used, available and
+/// `%Capacity` (used of size, rounded down). In KiB, or human sizes.
+fn df_table(total: u64, avail: u64, human: bool) -> String {
+    let used = total.saturating_sub(avail);
+    let capacity = match u128::from(used) * 100 {
+        _ if total == 0 => "-".to_owned(),
+        n => format!("{}%", n / u128::from(total)),
+    };
+    let (size, used, avail) = if human {
+        (
+            format_size_human(total),
+            format_size_human(used),
+            format_size_human(avail.min(total)),
+        )
+    } else {
+        let kib = |n: u64| (n / 1024).to_string();
+        (kib(total), kib(used), kib(avail.min(total)))
+    };
+    let w = if human { 8 } else { 12 };
+    format!(
+        "{:>w$} {:>w$} {:>w$} {:>12}\n{size:>w$} {used:>w$} {avail:>w$} {capacity:>12}\n",
+        "Size", "Used", "Avail", "%Capacity"
+    )
+}
+
 /// Where the sources of a transfer go: into a directory, each under its
 /// base name, or (one source) as exactly one name. As in sftp, a TARGET
 /// that is an existing directory means into it; one ending in `/` must be
@@ -1549,6 +1642,25 @@ mod tests {
             describe("rm", "a", "a", &gone, &told),
             "rm: not connected (connection lost)"
         );
+    }
+
+    #[test]
+    fn df_is_laid_out_as_sftp() {
+        let gib = 1u64 << 30;
+        assert_eq!(
+            df_table(100 * gib, 37 * gib, false),
+            "        Size         Used        Avail    %Capacity\n   \
+             104857600     66060288     38797312          63%\n"
+        );
+        assert_eq!(
+            df_table(100 * gib, 37 * gib, true),
+            "    Size     Used    Avail    %Capacity\n  100.0G    63.0G    37.0G          63%\n"
+        );
+        // Rounded down, never more than the size, and no division by zero.
+        assert!(df_table(3000, 1000, false).ends_with(" 66%\n"));
+        assert!(df_table(4096, 9000, false)
+            .ends_with("\n           4            0            4           0%\n"));
+        assert!(df_table(0, 0, true).ends_with("       -\n"));
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn permission_denied_is_said_once() {
         &fake.addr(),
         dir.path(),
         "-get secret\n-ls secret\n-ls\n-rm secret\n-mkdir d/\n-rename secret other\n\
-         -get secret/*\n",
+         -chmod 600 secret\n-df secret\n-get secret/*\n",
     );
     out.assert_success();
     assert_eq!(
@@ -170,6 +170,8 @@ fn permission_denied_is_said_once() {
             "error: rm: 'secret': permission denied",
             "error: mkdir: 'd/': permission denied",
             "error: rename: 'secret': permission denied",
+            "error: chmod: 'secret': permission denied",
+            "error: df: 'secret': permission denied",
             "error: get: 'secret': permission denied",
         ],
         "{out}"

@@ -1,0 +1,190 @@
+//! Attributes through the real binaries in batch mode, as an sftp user
+//! types them: `chmod MODE PATH...` (octal, patterns, several names, no
+//! setuid/setgid/sticky bits), `df [-h] [PATH]` laid out as sftp's, and
+//! `put -p`/`get -p` (with `-r` on trees) keeping modification times and
+//! permission bits, each checked on the files themselves. A server without
+//! the attributes feature (an older ftxd, played by a scripted server) is
+//! told nothing it does not know: each of these fails at once with "not
+//! supported by this server" and the connection goes on.
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use ftx::proto::message::{Entry, EntryKind, Message};
+
+use crate::util::fake::FakeServer;
+use crate::util::{run_batch, Server};
+
+/// The permission bits of `path` (following links).
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn chmod_sets_modes_of_names_and_matches() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let root = server.root();
+    for name in ["a.sh", "b.sh", "notes.txt", "d/inner.txt"] {
+        fs::create_dir_all(root.join(name).parent().unwrap()).unwrap();
+        fs::write(root.join(name), name).unwrap();
+        set_mode(&root.join(name), 0o644);
+    }
+    symlink("notes.txt", root.join("link")).unwrap();
+    let out = server.batch(
+        &cwd,
+        "chmod 755 *.sh\n\
+         chmod 0600 notes.txt d/inner.txt\n\
+         chmod 700 d/\n\
+         chmod 640 link\n\
+         -chmod 4755 a.sh\n\
+         -chmod 1777 d\n\
+         -chmod u+x a.sh\n\
+         -chmod 600 missing\n\
+         -chmod 600 a.sh missing b.sh\n\
+         -chmod 600 *.none\n\
+         ls\n",
+    );
+    out.assert_success();
+    assert_eq!(
+        out.error_lines(),
+        [
+            "error: chmod: invalid mode '4755': setuid, setgid and sticky bits cannot be set",
+            "error: chmod: invalid mode '1777': setuid, setgid and sticky bits cannot be set",
+            "error: chmod: invalid mode 'u+x': not an octal mode such as 644 or 0755",
+            "error: chmod: 'missing' not found on server",
+            "error: chmod: 'missing' not found on server",
+            "error: chmod: 1 of 3 files failed",
+            "error: chmod: '*.none': no match on server",
+        ],
+        "{out}"
+    );
+    // Silent on success, as mkdir and rm.
+    assert!(out.section("chmod 755 *.sh").is_empty(), "{out}");
+    // The refused modes changed nothing; the last good chmod did.
+    assert_eq!(mode(&root.join("a.sh")), 0o600);
+    assert_eq!(mode(&root.join("b.sh")), 0o600);
+    assert_eq!(mode(&root.join("notes.txt")), 0o640, "through the link");
+    assert_eq!(mode(&root.join("d/inner.txt")), 0o600);
+    assert_eq!(mode(&root.join("d")), 0o700);
+    assert!(fs::symlink_metadata(root.join("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// A link leading out of the root is refused, and what it points at keeps
+/// its mode.
+#[test]
+fn chmod_never_reaches_outside_the_root() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let outside = server.scratch("outside");
+    fs::write(outside.join("secret"), b"s").unwrap();
+    set_mode(&outside.join("secret"), 0o600);
+    symlink(outside.join("secret"), server.root().join("esc")).unwrap();
+    let out = server.batch(&cwd, "chmod 666 esc\n");
+    out.assert_error("chmod: 'esc': permission denied: symlink leads outside the root");
+    assert_eq!(mode(&outside.join("secret")), 0o600);
+}
+
+/// `statvfs` of `path`: (size, available to a user) in bytes.
+fn statvfs(path: &Path) -> (u64, u64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a plain struct the kernel fills in; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    let frsize = st.f_frsize as u64;
+    (st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize)
+}
+
+#[test]
+fn df_shows_the_served_file_system() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    fs::create_dir(server.root().join("sub")).unwrap();
+    let out = server.batch(&cwd, "df\ndf -h\ndf sub/\ndf .\n-df missing\n");
+    assert_eq!(
+        out.error_lines(),
+        ["error: df: 'missing' not found on server"],
+        "{out}"
+    );
+    let (total, _) = statvfs(server.root());
+    for line in ["df", "df sub/", "df ."] {
+        let shown = out.section(line);
+        assert_eq!(
+            shown.first().copied(),
+            Some("        Size         Used        Avail    %Capacity"),
+            "{line}\n{out}"
+        );
+        let row: Vec<&str> = shown[1].split_whitespace().collect();
+        assert_eq!(row.len(), 4, "{line}\n{out}");
+        let n = |i: usize| row[i].parse::<u64>().unwrap();
+        assert_eq!(n(0), total / 1024, "size in KiB\n{out}");
+        assert_eq!(n(1) + n(2), n(0), "used + avail = size\n{out}");
+        let pct: u64 = row[3].trim_end_matches('%').parse().unwrap();
+        assert_eq!(pct, n(1) * 100 / n(0), "{out}");
+        assert_eq!(shown.len(), 2, "{out}");
+    }
+    let human = out.section("df -h");
+    assert_eq!(human[0], "    Size     Used    Avail    %Capacity", "{out}");
+    let row: Vec<&str> = human[1].split_whitespace().collect();
+    assert_eq!(row.len(), 4, "{out}");
+    for size in &row[..3] {
+        assert!(
+            size.ends_with(|c: char| "BKMGTPE".contains(c)),
+            "{size:?} is no human size\n{out}"
+        );
+    }
+}
+
+/// An older ftxd has no attributes: chmod, df and -p fail at once without
+/// asking it, and the session goes on.
+#[test]
+fn an_older_server_is_asked_nothing_it_does_not_know() {
+    let fake = FakeServer::start(0, "ftxd 0.0.9", |msg| match msg {
+        Message::List { .. } => vec![Message::Entries {
+            entries: vec![Entry {
+                name: "f".into(),
+                kind: EntryKind::File,
+                size: 1,
+                mtime: 0,
+                mode: None,
+            }],
+            last: true,
+        }],
+        _ => Vec::new(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("x"), b"x").unwrap();
+    let out = run_batch(
+        &fake.addr(),
+        dir.path(),
+        "-chmod 644 f\n-chmod 644 *\n-df\n-df -h f\nls\n",
+    );
+    out.assert_success();
+    assert_eq!(
+        out.error_lines(),
+        [
+            "error: chmod: not supported by this server",
+            "error: chmod: not supported by this server",
+            "error: df: not supported by this server",
+            "error: df: not supported by this server",
+        ],
+        "{out}"
+    );
+    assert_eq!(out.section("ls"), ["           1 f"], "{out}");
+    let sent = fake.received();
+    assert_eq!(
+        sent,
+        [Message::List {
+            path: String::new()
+        }],
+        "{sent:?}"
+    );
+}
