@@ -315,6 +315,9 @@ pub struct GetOutcome {
     /// An interrupted download to the same name (this many bytes) is still
     /// there, untouched: `reget` could continue it.
     pub partial: u64,
+    /// The remote file's modification time (Unix seconds), as `GetReady`
+    /// gave it: what `get -p` keeps.
+    pub mtime: i64,
 }
 
 /// A connection to an `ftxd`.
@@ -681,6 +684,7 @@ impl Client {
             resumed_from: 0,
             restarted: false,
             partial: stale,
+            mtime: 0,
         };
         let mut failure: Option<ClientError> = None;
         let mut restart_pending = false;
@@ -693,8 +697,9 @@ impl Client {
                         size,
                         offset,
                         digest,
-                        ..
+                        mtime,
                     } => {
+                        outcome.mtime = mtime;
                         self.last_resumable = dl.resumable();
                         let mut from = 0;
                         if offset > 0 {

@@ -105,7 +105,7 @@ impl CommandSpec {
     }
 
     /// The second usage line for commands that take many names:
-    /// `put [-f] [-r] LOCAL LOCAL LOCAL...`; arguments of another kind
+    /// `put [-f] [-p] [-r] [-R] LOCAL LOCAL LOCAL...`; arguments of another kind
     /// before the names stay (`chmod MODE PATH PATH...`), and the line
     /// shows three arguments or more.
     pub fn many_synopsis(&self) -> Option<String> {
@@ -176,12 +176,23 @@ const RECURSIVE: FlagSpec = FlagSpec {
     help: "copy whole directories, keeping the tree",
 };
 
+/// `-R`, sftp's other spelling of `-r`.
+const RECURSIVE_R: FlagSpec = FlagSpec {
+    letter: 'R',
+    help: "the same as -r (as in sftp)",
+};
+
+const PRESERVE: FlagSpec = FlagSpec {
+    letter: 'p',
+    help: "keep modification times and permission bits (directories too, with -r)",
+};
+
 /// Every command of the shell, in the order `help` lists them.
 pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         name: "put",
         aliases: &[],
-        flags: &[FORCE, RECURSIVE],
+        flags: &[FORCE, PRESERVE, RECURSIVE, RECURSIVE_R],
         args: &[
             req("LOCAL", "LOCAL file name", ArgKind::Local),
             opt("REMOTE", "REMOTE file name", ArgKind::Remote),
@@ -198,13 +209,15 @@ pub const SPECS: &[CommandSpec] = &[
                uploads directories with everything in them: 'put -r dir other'\n\
                stores dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
                directory. A failed file is reported and the rest go on; the\n\
-               command fails at the end. Ctrl-C cancels.",
+               command fails at the end. Ctrl-C cancels. -p\n\
+               keeps each file's modification time and permission bits on the\n\
+               server (and, with -r, the directories').",
         many: Some(opt("LOCAL", "LOCAL file name", ArgKind::Local)),
     },
     CommandSpec {
         name: "get",
         aliases: &[],
-        flags: &[FORCE, RECURSIVE],
+        flags: &[FORCE, PRESERVE, RECURSIVE, RECURSIVE_R],
         args: &[
             req("REMOTE", "REMOTE file name", ArgKind::Remote),
             opt("LOCAL", "LOCAL file name", ArgKind::Local),
@@ -222,7 +235,9 @@ pub const SPECS: &[CommandSpec] = &[
                directories with everything in them: 'get -r dir other' stores\n\
                dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
                directory. A failed file is reported and the rest go on; the\n\
-               command fails at the end. Ctrl-C cancels.",
+               command fails at the end. Ctrl-C cancels. -p\n\
+               keeps each file's modification time and permission bits here\n\
+               (and, with -r, the directories').",
         many: Some(opt("REMOTE", "REMOTE file name", ArgKind::Remote)),
     },
     CommandSpec {
@@ -493,13 +508,15 @@ pub fn help_overview() -> String {
 /// A parsed shell command, ready for the executor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `put [-f] [-r] LOCAL [REMOTE]` or `put [-f] [-r] LOCAL LOCAL LOCAL...`,
+    /// `put [-f] [-p] [-r] LOCAL [REMOTE]` or `put [-f] [-p] [-r] LOCAL LOCAL LOCAL...`,
     /// also `1 FILE`.
     Put {
         /// `-f`: replace instead of storing under a free name.
         force: bool,
-        /// `-r`: directories with everything in them.
+        /// `-r` (or `-R`): directories with everything in them.
         recursive: bool,
+        /// `-p`: keep modification times and permission bits.
+        preserve: bool,
         /// The local files, directories or patterns to send (at least one),
         /// each as a [`glob`](super::glob) pattern: a wildcard character
         /// that was quoted or escaped has a backslash before it
@@ -510,13 +527,15 @@ pub enum Command {
         /// exactly two names. `None` means each LOCAL's base name.
         remote: Option<String>,
     },
-    /// `get [-f] [-r] REMOTE [LOCAL]` or `get [-f] [-r] REMOTE REMOTE REMOTE...`,
+    /// `get [-f] [-p] [-r] REMOTE [LOCAL]` or `get [-f] [-p] [-r] REMOTE REMOTE REMOTE...`,
     /// also `2 FILE`.
     Get {
         /// `-f`: replace instead of storing under a free name.
         force: bool,
-        /// `-r`: directories with everything in them.
+        /// `-r` (or `-R`): directories with everything in them.
         recursive: bool,
+        /// `-p`: keep modification times and permission bits.
+        preserve: bool,
         /// The remote files, directories or patterns to fetch (at least
         /// one), as patterns like `Put`'s `local`.
         remote: Vec<String>,
@@ -825,21 +844,25 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     let mut a = check(spec, words)?;
     let command = match spec.name {
         "put" => {
-            let (force, recursive) = (a.has('f'), a.has('r'));
+            let (force, preserve) = (a.has('f'), a.has('p'));
+            let recursive = a.has('r') || a.has('R');
             let (local, remote) = a.sources_and_target();
             Command::Put {
                 force,
                 recursive,
+                preserve,
                 local,
                 remote,
             }
         }
         "get" => {
-            let (force, recursive) = (a.has('f'), a.has('r'));
+            let (force, preserve) = (a.has('f'), a.has('p'));
+            let recursive = a.has('r') || a.has('R');
             let (remote, local) = a.sources_and_target();
             Command::Get {
                 force,
                 recursive,
+                preserve,
                 remote,
                 local,
             }
@@ -891,6 +914,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Some(local) => Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![local],
                 remote: None,
             },
@@ -900,6 +924,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Some(remote) => Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![remote],
                 local: None,
             },
@@ -945,6 +970,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a.txt")],
                 remote: None
             }
@@ -954,6 +980,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a.txt")],
                 remote: Some(s("dir/b.txt"))
             }
@@ -963,6 +990,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a.txt")],
                 remote: None
             }
@@ -972,6 +1000,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![s("my file.txt")],
                 remote: None
             }
@@ -984,6 +1013,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: true,
+                preserve: false,
                 local: vec![s("a"), s("b"), s("c")],
                 remote: None
             }
@@ -993,6 +1023,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: true,
+                preserve: false,
                 local: vec![s("dir")],
                 remote: Some(s("other"))
             }
@@ -1002,12 +1033,40 @@ mod tests {
     }
 
     #[test]
+    fn preserve_and_capital_r() {
+        let put = |recursive, preserve, local: &[&str], remote: Option<&str>| Command::Put {
+            force: false,
+            recursive,
+            preserve,
+            local: local.iter().map(|l| s(l)).collect(),
+            remote: remote.map(s),
+        };
+        assert_eq!(ok("put -p a"), put(false, true, &["a"], None));
+        assert_eq!(ok("put -R d"), put(true, false, &["d"], None));
+        assert_eq!(ok("put -pR d x"), put(true, true, &["d"], Some("x")));
+        assert_eq!(ok("put -rp a b c"), put(true, true, &["a", "b", "c"], None));
+        assert_eq!(
+            ok("get -Rp d"),
+            Command::Get {
+                force: false,
+                recursive: true,
+                preserve: true,
+                remote: vec![s("d")],
+                local: None
+            }
+        );
+        assert_eq!(err("reput -p a"), "reput: unknown option '-p'");
+        assert!(spec("put").is_some_and(|s| s.long_help().contains("-R  the same as -r")));
+    }
+
+    #[test]
     fn get_forms() {
         assert_eq!(
             ok("get a.txt"),
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("a.txt")],
                 local: None
             }
@@ -1017,6 +1076,7 @@ mod tests {
             Command::Get {
                 force: true,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("a.txt")],
                 local: Some(s("local.txt"))
             }
@@ -1027,6 +1087,7 @@ mod tests {
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("logs/*.gz"), s("a"), s("b")],
                 local: None
             }
@@ -1039,6 +1100,7 @@ mod tests {
         let put = |local: &[&str], remote: Option<&str>| Command::Put {
             force: false,
             recursive: false,
+            preserve: false,
             local: local.iter().map(|l| s(l)).collect(),
             remote: remote.map(s),
         };
@@ -1057,6 +1119,7 @@ mod tests {
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s(r"report\[1\].txt")],
                 local: Some(s("x?"))
             }
@@ -1078,6 +1141,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("x")],
                 remote: None
             }
@@ -1141,6 +1205,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("-x")],
                 remote: Some(s("--"))
             }
@@ -1281,6 +1346,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a b.txt")],
                 remote: None
             }
@@ -1290,6 +1356,7 @@ mod tests {
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("a.txt")],
                 local: None
             }
@@ -1347,11 +1414,11 @@ mod tests {
         }
         assert_eq!(
             spec("put").map(|s| s.synopsis()),
-            Some(s("put [-f] [-r] LOCAL [REMOTE]"))
+            Some(s("put [-f] [-p] [-r] [-R] LOCAL [REMOTE]"))
         );
         assert_eq!(
             spec("put").and_then(|s| s.many_synopsis()),
-            Some(s("put [-f] [-r] LOCAL LOCAL LOCAL..."))
+            Some(s("put [-f] [-p] [-r] [-R] LOCAL LOCAL LOCAL..."))
         );
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(5)),

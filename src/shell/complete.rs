@@ -482,7 +482,10 @@ mod tests {
 
     #[test]
     fn hints_show_the_synopsis_after_a_command_name() {
-        assert_eq!(hint("put ", 4).as_deref(), Some("[-f] [-r] LOCAL [REMOTE]"));
+        assert_eq!(
+            hint("put ", 4).as_deref(),
+            Some("[-f] [-p] [-r] [-R] LOCAL [REMOTE]")
+        );
         assert_eq!(hint("ls ", 3).as_deref(), Some("[-l] [-a] [PATH]"));
         assert_eq!(hint("bye ", 4), None);
         assert_eq!(hint("put", 3), None);

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,11 @@ pub struct Executor {
     /// The user was told why the connection was lost; later failures on
     /// it just say it is closed.
     loss_told: Cell<bool>,
+    /// `-p` of the `put` or `get` under way: keep times and modes.
+    preserve: bool,
+    /// Remote listings of the command under way, by directory, kept only
+    /// for `get -p` (the modes of the files it fetches).
+    listings: RefCell<HashMap<String, Vec<Entry>>>,
 }
 
 impl Executor {
@@ -67,6 +73,8 @@ impl Executor {
             err_style: Style::plain(),
             interrupt: None,
             loss_told: Cell::new(false),
+            preserve: false,
+            listings: RefCell::new(HashMap::new()),
         }
     }
 
@@ -173,8 +181,9 @@ impl Executor {
                         o.partial
                     ));
                 }
+                let kept = self.keep_remote_attrs(resume, local, &o.stored);
                 if self.quiet {
-                    return Ok(());
+                    return kept;
                 }
                 let how = resume_note(resume, o.resumed_from, o.restarted, "the server's");
                 let line = format!(
@@ -184,7 +193,8 @@ impl Executor {
                     summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
-                self.say(&line)
+                self.say(&line)?;
+                kept
             }
             Err(e) => {
                 let hint = self.resume_hint(&e, "reput");
@@ -235,8 +245,9 @@ impl Executor {
                         o.partial
                     ));
                 }
+                let kept = self.keep_local_attrs(resume, remote, &o.path, o.mtime);
                 if self.quiet {
-                    return Ok(());
+                    return kept;
                 }
                 let shown = o.path.strip_prefix("./").unwrap_or(&o.path);
                 let how = resume_note(resume, o.resumed_from, o.restarted, "the local");
@@ -247,7 +258,8 @@ impl Executor {
                     summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
-                self.say(&line)
+                self.say(&line)?;
+                kept
             }
             Err(e) => {
                 let hint = if !resume && e.code() == Some(ErrorCode::IsDirectory) {
@@ -350,19 +362,29 @@ impl Executor {
 impl Execute for Executor {
     fn execute(&mut self, cmd: Command) -> Result<Flow, String> {
         let _ctrl_c = CtrlC::arm(self.interrupt.clone());
+        self.preserve = false;
+        self.listings.borrow_mut().clear();
         match cmd {
             Command::Put {
                 force,
                 recursive,
+                preserve,
                 local,
                 remote,
-            } => self.put_many(force, recursive, &local, remote.as_deref())?,
+            } => {
+                self.preserve_for("put", preserve)?;
+                self.put_many(force, recursive, &local, remote.as_deref())?
+            }
             Command::Get {
                 force,
                 recursive,
+                preserve,
                 remote,
                 local,
-            } => self.get_many(force, recursive, &remote, local.as_deref())?,
+            } => {
+                self.preserve_for("get", preserve)?;
+                self.get_many(force, recursive, &remote, local.as_deref())?
+            }
             Command::Reput { local, remote } => {
                 let dest = match remote {
                     Some(r) => self.remote_dest("reput", &r, false)?,
@@ -966,6 +988,9 @@ impl Executor {
         dest: &str,
         tally: &mut Tally,
     ) -> Result<(), String> {
+        // With -p: each directory made, for its time and mode once
+        // everything in it is there.
+        let mut dirs: Vec<(PathBuf, String)> = Vec::new();
         let mut stack = vec![(PathBuf::from(src), dest.to_owned(), 0usize)];
         while let Some((dir, rdir, depth)) = stack.pop() {
             if self.interrupted() {
@@ -985,6 +1010,9 @@ impl Executor {
                     self.fail(tally, &msg);
                     continue;
                 }
+            }
+            if self.preserve {
+                dirs.push((dir.clone(), rdir.clone()));
             }
             let mut entries: Vec<(String, PathBuf)> = Vec::new();
             match fs::read_dir(&dir) {
@@ -1037,6 +1065,16 @@ impl Executor {
                 }
             }
             stack.extend(subdirs.into_iter().rev());
+        }
+        // Deepest first: setting a directory's time changes no parent's.
+        for (dir, rdir) in dirs.into_iter().rev() {
+            let shown = dir.to_string_lossy().into_owned();
+            if let Err(msg) = self.keep_remote_attrs(false, &shown, &rdir) {
+                if self.connection_lost() {
+                    return Err(self.abort(tally, msg));
+                }
+                self.fail(tally, &msg);
+            }
         }
         Ok(())
     }
@@ -1135,6 +1173,11 @@ impl Executor {
                 .borrow_mut()
                 .list(dir)
                 .map_err(|e| self.describe_dir(dir, &e))?;
+            if self.preserve {
+                self.listings
+                    .borrow_mut()
+                    .insert(dir.to_owned(), entries.clone());
+            }
             Ok(entries
                 .into_iter()
                 .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
@@ -1173,8 +1216,16 @@ impl Executor {
             self.fail(tally, &format!("get: {}: {why}", quoted_name(&shown)));
             return Ok(());
         }
-        let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize)];
-        while let Some((rdir, ldir, depth)) = stack.pop() {
+        // With -p: each directory made, with its remote entry, for its
+        // time and mode once everything in it is there.
+        let mut made: Vec<(PathBuf, Option<Entry>)> = Vec::new();
+        let top = if self.preserve {
+            self.remote_entry(src).ok().flatten()
+        } else {
+            None
+        };
+        let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize, top)];
+        while let Some((rdir, ldir, depth, entry)) = stack.pop() {
             if self.interrupted() {
                 return Err(format!("get: {}: cancelled", quoted_name(&rdir)));
             }
@@ -1187,6 +1238,9 @@ impl Executor {
                 );
                 self.fail(tally, &msg);
                 continue;
+            }
+            if self.preserve {
+                made.push((ldir.clone(), entry));
             }
             let listed = self.client.borrow_mut().list(&rdir);
             let mut entries = match listed {
@@ -1201,6 +1255,11 @@ impl Executor {
                 }
             };
             entries.sort_by(|a, b| a.name.cmp(&b.name));
+            if self.preserve {
+                self.listings
+                    .borrow_mut()
+                    .insert(rdir.clone(), entries.clone());
+            }
             let mut subdirs = Vec::new();
             for e in entries {
                 if e.name.starts_with(RESERVED_PREFIX) {
@@ -1222,13 +1281,28 @@ impl Executor {
                         let msg = format!("get: {}: tree too deep", quoted_name(&remote));
                         self.fail(tally, &msg);
                     } else {
-                        subdirs.push((remote, local, depth + 1));
+                        subdirs.push((remote, local, depth + 1, Some(e)));
                     }
                 } else {
                     self.get_counted(force, &remote, &local, tally)?;
                 }
             }
             stack.extend(subdirs.into_iter().rev());
+        }
+        // Deepest first: setting a directory's time changes no parent's.
+        for (ldir, entry) in made.into_iter().rev() {
+            let kept = match entry {
+                Some(e) => set_local_attrs(&ldir, e.mtime, e.mode),
+                None => Err("the server did not list it".to_owned()),
+            };
+            if let Err(why) = kept {
+                let shown = ldir.to_string_lossy().into_owned();
+                let msg = format!(
+                    "get: {}: time and mode not kept: {why}",
+                    quoted_name(&shown)
+                );
+                self.fail(tally, &msg);
+            }
         }
         Ok(())
     }
@@ -1323,6 +1397,113 @@ fn df_table(total: u64, avail: u64, human: bool) -> String {
         "{:>w$} {:>w$} {:>w$} {:>12}\n{size:>w$} {used:>w$} {avail:>w$} {capacity:>12}\n",
         "Size", "Used", "Avail", "%Capacity"
     )
+}
+
+impl Executor {
+    /// Takes `-p` for the command under way; the server must serve
+    /// attributes (it keeps modes and times for `put -p`, lists modes for
+    /// `get -p`), else the command fails before anything moves.
+    fn preserve_for(&mut self, cmd: &str, preserve: bool) -> Result<(), String> {
+        if preserve && !self.client.borrow().has_attrs() {
+            return Err(format!("{cmd}: -p: {}", ClientError::Unsupported));
+        }
+        self.preserve = preserve;
+        Ok(())
+    }
+
+    /// `put -p`: gives the remote `stored` the modification time and
+    /// permission bits (`& 0o777`) of the local `local`, a file or a
+    /// directory. Nothing without `-p` or on `reput`.
+    fn keep_remote_attrs(&mut self, resume: bool, local: &str, stored: &str) -> Result<(), String> {
+        if !self.preserve || resume {
+            return Ok(());
+        }
+        let not_kept = |why: String| {
+            format!(
+                "put: {}: time and mode not kept: {why}",
+                quoted_name(stored)
+            )
+        };
+        let meta = fs::metadata(local).map_err(|e| not_kept(io_reason(&e)))?;
+        // Only the permission bits: the server refuses the others.
+        let mode = (meta.mode() & 0o777) as u16;
+        let set = self
+            .client
+            .borrow_mut()
+            .set_attrs(stored, Some(mode), Some(meta.mtime()));
+        set.map_err(|e| match &e {
+            ClientError::Remote(r) => not_kept(server_detail(r, stored)),
+            _ => self.describe("put", local, stored, &e),
+        })
+    }
+
+    /// `get -p`: gives the local `path` the remote file's modification
+    /// time (`mtime`, from the download itself) and permission bits (from
+    /// its entry in its directory's listing). Nothing without `-p` or on
+    /// `reget`.
+    fn keep_local_attrs(
+        &mut self,
+        resume: bool,
+        remote: &str,
+        path: &Path,
+        mtime: i64,
+    ) -> Result<(), String> {
+        if !self.preserve || resume {
+            return Ok(());
+        }
+        let shown = path.strip_prefix("./").unwrap_or(path);
+        let not_kept = |why: String| {
+            format!(
+                "get: {}: time and mode not kept: {why}",
+                quoted_name(&shown.to_string_lossy())
+            )
+        };
+        let mode = match self.remote_entry(remote) {
+            Ok(Some(e)) => e.mode,
+            Ok(None) => return Err(not_kept("the server did not list it".to_owned())),
+            Err(e) if e.is_fatal() => return Err(self.describe("get", remote, remote, &e)),
+            Err(e) => return Err(not_kept(self.describe_dir(remote, &e))),
+        };
+        set_local_attrs(path, mtime, mode).map_err(not_kept)
+    }
+
+    /// The entry of the remote `path` in its directory's listing, which is
+    /// asked for once per command.
+    fn remote_entry(&mut self, path: &str) -> Result<Option<Entry>, ClientError> {
+        let path = path.trim_end_matches('/');
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if !self.listings.borrow().contains_key(dir) {
+            let entries = self.client.borrow_mut().list(dir)?;
+            self.listings.borrow_mut().insert(dir.to_owned(), entries);
+        }
+        Ok(self
+            .listings
+            .borrow()
+            .get(dir)
+            .and_then(|v| v.iter().find(|e| e.name == name).cloned()))
+    }
+}
+
+/// Sets a local file's or directory's modification time (Unix seconds)
+/// and then, when known, its permission bits (`& 0o777`: never setuid
+/// from a server); the time first, so a mode without write access does
+/// not stand in the way. `Err` says why in plain words.
+fn set_local_attrs(path: &Path, mtime: i64, mode: Option<u16>) -> Result<(), String> {
+    let span = Duration::from_secs(mtime.unsigned_abs());
+    let when = if mtime >= 0 {
+        std::time::UNIX_EPOCH.checked_add(span)
+    } else {
+        std::time::UNIX_EPOCH.checked_sub(span)
+    }
+    .ok_or("the server's time is out of range")?;
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(when))
+        .map_err(|e| io_reason(&e))?;
+    if let Some(mode) = mode {
+        let perms = fs::Permissions::from_mode(u32::from(mode & 0o777));
+        fs::set_permissions(path, perms).map_err(|e| io_reason(&e))?;
+    }
+    Ok(())
 }
 
 /// Where the sources of a transfer go: into a directory, each under its

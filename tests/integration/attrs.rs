@@ -165,7 +165,7 @@ fn an_older_server_is_asked_nothing_it_does_not_know() {
     let out = run_batch(
         &fake.addr(),
         dir.path(),
-        "-chmod 644 f\n-chmod 644 *\n-df\n-df -h f\nls\n",
+        "-chmod 644 f\n-chmod 644 *\n-df\n-df -h f\n-put -p x\n-get -p f\n-get -rp f\nls\n",
     );
     out.assert_success();
     assert_eq!(
@@ -175,6 +175,9 @@ fn an_older_server_is_asked_nothing_it_does_not_know() {
             "error: chmod: not supported by this server",
             "error: df: not supported by this server",
             "error: df: not supported by this server",
+            "error: put: -p: not supported by this server",
+            "error: get: -p: not supported by this server",
+            "error: get: -p: not supported by this server",
         ],
         "{out}"
     );
@@ -187,4 +190,120 @@ fn an_older_server_is_asked_nothing_it_does_not_know() {
         }],
         "{sent:?}"
     );
+}
+
+/// Sets the modification time of `path` (a file or a directory) and its mode.
+fn stamp(path: &Path, mtime: i64, mode_bits: u32) {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64);
+    fs::File::open(path).unwrap().set_modified(when).unwrap();
+    set_mode(path, mode_bits);
+}
+
+/// `(mode, mtime)` of `path`.
+fn attrs_of(path: &Path) -> (u32, i64) {
+    let m = fs::metadata(path).unwrap();
+    (m.mode() & 0o7777, m.mtime())
+}
+
+/// Whether `path` was modified in the last hour (not given an old time).
+fn is_recent(path: &Path) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now - fs::metadata(path).unwrap().mtime()).abs() < 3600
+}
+
+/// A small tree with old times and unusual modes: `tree/` (0750),
+/// `tree/f` (0640), `tree/sub/` (0700), `tree/sub/x.sh` (0755),
+/// `tree/sub/ro` (0444).
+fn make_tree(base: &Path) {
+    let t = base.join("tree");
+    fs::create_dir_all(t.join("sub")).unwrap();
+    fs::write(t.join("f"), b"f").unwrap();
+    fs::write(t.join("sub/x.sh"), b"#!/bin/sh\n").unwrap();
+    fs::write(t.join("sub/ro"), b"ro").unwrap();
+    stamp(&t.join("f"), 1_100_000_000, 0o640);
+    stamp(&t.join("sub/x.sh"), 1_200_000_000, 0o755);
+    stamp(&t.join("sub/ro"), 1_300_000_000, 0o444);
+    stamp(&t.join("sub"), 1_400_000_000, 0o700);
+    stamp(&t, 1_500_000_000, 0o750);
+}
+
+fn assert_tree_kept(base: &Path) {
+    let t = base.join("tree");
+    assert_eq!(attrs_of(&t.join("f")), (0o640, 1_100_000_000));
+    assert_eq!(attrs_of(&t.join("sub/x.sh")), (0o755, 1_200_000_000));
+    assert_eq!(attrs_of(&t.join("sub/ro")), (0o444, 1_300_000_000));
+    assert_eq!(attrs_of(&t.join("sub")), (0o700, 1_400_000_000));
+    assert_eq!(attrs_of(&t), (0o750, 1_500_000_000));
+}
+
+#[test]
+fn put_p_keeps_times_and_modes() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let root = server.root();
+    fs::write(cwd.join("a.txt"), b"a").unwrap();
+    stamp(&cwd.join("a.txt"), 1_000_000_000, 0o640);
+    fs::write(cwd.join("b.sh"), b"b").unwrap();
+    stamp(&cwd.join("b.sh"), 1_000_000_001, 0o4755);
+    make_tree(&cwd);
+    let out = server.batch(
+        &cwd,
+        "put -p a.txt\n\
+         put -p a.txt\n\
+         put a.txt plain.txt\n\
+         mkdir up\n\
+         put -p *.sh up\n\
+         put -rp tree\n\
+         put -Rp tree copy\n",
+    );
+    out.assert_success();
+    assert!(out.error_lines().is_empty(), "{out}");
+    assert_eq!(attrs_of(&root.join("a.txt")), (0o640, 1_000_000_000));
+    // The clash rule's name is the one given the attributes.
+    assert_eq!(attrs_of(&root.join("a_1.txt")), (0o640, 1_000_000_000));
+    assert!(is_recent(&root.join("plain.txt")), "no -p: a new time");
+    // Only the permission bits: never setuid on the server.
+    assert_eq!(attrs_of(&root.join("up/b.sh")), (0o755, 1_000_000_001));
+    assert_tree_kept(root);
+    fs::rename(root.join("copy"), root.join("again")).unwrap();
+    fs::create_dir(root.join("x")).unwrap();
+    fs::rename(root.join("again"), root.join("x/tree")).unwrap();
+    assert_tree_kept(&root.join("x"));
+}
+
+#[test]
+fn get_p_keeps_times_and_modes() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let root = server.root();
+    fs::write(root.join("a.txt"), b"a").unwrap();
+    stamp(&root.join("a.txt"), 1_000_000_000, 0o604);
+    fs::write(root.join("b.txt"), b"b").unwrap();
+    stamp(&root.join("b.txt"), 1_000_000_002, 0o4750);
+    make_tree(root);
+    fs::create_dir(cwd.join("into")).unwrap();
+    let out = server.batch(
+        &cwd,
+        "get -p a.txt\n\
+         get -p a.txt same.txt\n\
+         get a.txt plain.txt\n\
+         get -p *.txt into\n\
+         get -rp tree\n\
+         get -pR tree copy\n",
+    );
+    out.assert_success();
+    assert!(out.error_lines().is_empty(), "{out}");
+    assert_eq!(attrs_of(&cwd.join("a.txt")), (0o604, 1_000_000_000));
+    assert_eq!(attrs_of(&cwd.join("same.txt")), (0o604, 1_000_000_000));
+    assert!(is_recent(&cwd.join("plain.txt")), "no -p: a new time");
+    assert_eq!(attrs_of(&cwd.join("into/a.txt")), (0o604, 1_000_000_000));
+    // Only the permission bits: never setuid from a server.
+    assert_eq!(attrs_of(&cwd.join("into/b.txt")), (0o750, 1_000_000_002));
+    assert_tree_kept(&cwd);
+    fs::create_dir(cwd.join("x")).unwrap();
+    fs::rename(cwd.join("copy"), cwd.join("x/tree")).unwrap();
+    assert_tree_kept(&cwd.join("x"));
 }
