@@ -34,6 +34,8 @@ mod harness;
 mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
+#[path = "integration/local.rs"]
+mod local;
 #[path = "integration/lost.rs"]
 mod lost;
 #[path = "integration/many.rs"]

@@ -335,6 +335,8 @@ pub struct Client {
     lost: Option<LostReason>,
     /// The server's feature bits, from its `Welcome`.
     features: u32,
+    /// The protocol version the server chose, from its `Welcome`.
+    version: u16,
     /// The session was closed by the end of the stream (no error frame).
     closed_by_eof: bool,
 }
@@ -366,6 +368,7 @@ impl Client {
             lost: None,
             closed_by_eof: false,
             features: 0,
+            version: 0,
         };
         let connect_err = |source| ClientError::Connect {
             addr: addr.to_owned(),
@@ -377,10 +380,13 @@ impl Client {
             .map_err(connect_err)?;
         match client.next_event()? {
             ClientEvent::Connected {
-                server, features, ..
+                server,
+                features,
+                version,
             } => {
                 client.server = server;
                 client.features = features;
+                client.version = version;
             }
             other => return Err(client.event_error(other)),
         }
@@ -400,6 +406,11 @@ impl Client {
     /// The server's name and version, as it announced itself.
     pub fn server_name(&self) -> &str {
         &self.server
+    }
+
+    /// The protocol version in use, as the server chose it.
+    pub fn protocol_version(&self) -> u16 {
+        self.version
     }
 
     /// Lists a remote directory ("" for the root), sorted by name.

@@ -352,19 +352,30 @@ pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         name: "lls",
         aliases: &[],
-        flags: &[],
+        flags: &[
+            FlagSpec {
+                letter: 'l',
+                help: "long listing: modification time and human sizes",
+            },
+            FlagSpec {
+                letter: 'a',
+                help: "also list names starting with '.'",
+            },
+        ],
         args: &[opt("PATH", "PATH", ArgKind::Local)],
         summary: "list a local directory",
-        help: "List the local directory PATH (default: the current local directory).",
+        help: "List the local directory PATH (default: the current local directory)\n\
+               as ls lists a remote one; a file is listed alone.",
         many: None,
     },
     CommandSpec {
         name: "lcd",
         aliases: &[],
         flags: &[],
-        args: &[req("PATH", "local directory PATH", ArgKind::Local)],
+        args: &[opt("PATH", "local directory PATH", ArgKind::Local)],
         summary: "change the local directory",
-        help: "Change the current local directory to PATH.",
+        help: "Change the current local directory to PATH (default: your home\n\
+               directory, $HOME).",
         many: None,
     },
     CommandSpec {
@@ -374,6 +385,40 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[],
         summary: "print the local directory",
         help: "Print the current local directory.",
+        many: None,
+    },
+    CommandSpec {
+        name: "lmkdir",
+        aliases: &[],
+        flags: &[],
+        args: &[req("PATH", "local directory PATH", ArgKind::Local)],
+        summary: "create a local directory",
+        help: "Create the directory PATH on this machine (its parent must exist).",
+        many: None,
+    },
+    CommandSpec {
+        name: "!",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("COMMAND", "COMMAND", ArgKind::Local)],
+        summary: "run a command in the local shell (alone: a shell)",
+        help: "!COMMAND runs the rest of the line with $SHELL -c (/bin/sh when SHELL\n\
+               is not set), as sftp does; '!' alone starts that shell, and leaving\n\
+               it (exit, Ctrl-D) comes back to ftx. A command that ends with a\n\
+               non-zero status fails like any other (a batch stops there unless\n\
+               the line starts with '-'). Ctrl-C reaches the command, not ftx. When\n\
+               ftx reads its commands from a pipe or 'ftx -b -', the command's\n\
+               standard input is empty.",
+        many: None,
+    },
+    CommandSpec {
+        name: "version",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "show the versions of ftx and the server",
+        help: "Print ftx's version, the server's name and version as it announced\n\
+               them, and the protocol version in use.",
         many: None,
     },
     CommandSpec {
@@ -602,16 +647,34 @@ pub enum Command {
         /// A remote path on the file system to show; `None` means the root.
         path: Option<String>,
     },
-    /// `lls [PATH]`.
+    /// `lls [-l] [-a] [PATH]`.
     Lls {
-        /// The local directory; `None` means the current one.
+        /// `-l`: modification times and human sizes.
+        long: bool,
+        /// `-a`: include names starting with `.`.
+        all: bool,
+        /// The local directory (or file); `None` means the current one.
         path: Option<String>,
     },
-    /// `lcd PATH`.
+    /// `lcd [PATH]`.
     Lcd {
-        /// The new local directory.
+        /// The new local directory; `~` (the home directory) when none
+        /// was given.
         path: String,
     },
+    /// `lmkdir PATH`.
+    Lmkdir {
+        /// The local directory to create.
+        path: String,
+    },
+    /// `!COMMAND` or `!` alone.
+    Shell {
+        /// The rest of the line after `!`, trimmed, as the shell gets it
+        /// (never split into words); empty for an interactive shell.
+        command: String,
+    },
+    /// `version`.
+    Version,
     /// `lpwd`.
     Lpwd,
     /// `progress`: toggle the progress bar.
@@ -835,6 +898,12 @@ fn check(spec: &'static CommandSpec, words: Vec<Word>) -> Result<Args, ParseErro
 /// Batch prefixes (`-`, `@`) and comment lines are the runner's business and
 /// must be stripped before calling this.
 pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
+    // As sftp: the rest of a `!` line is the local shell's, not words.
+    if let Some(rest) = line.trim_start().strip_prefix('!') {
+        return Ok(Some(Command::Shell {
+            command: rest.trim().to_owned(),
+        }));
+    }
     let mut words = words::split(line)?;
     if words.is_empty() {
         return Ok(None);
@@ -896,8 +965,16 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             human: a.has('h'),
             path: a.next(),
         },
-        "lls" => Command::Lls { path: a.next() },
-        "lcd" => Command::Lcd { path: a.required() },
+        "lls" => Command::Lls {
+            long: a.has('l'),
+            all: a.has('a'),
+            path: a.next(),
+        },
+        "lcd" => Command::Lcd {
+            path: a.next().unwrap_or_else(|| "~".to_owned()),
+        },
+        "lmkdir" => Command::Lmkdir { path: a.required() },
+        "version" => Command::Version,
         "lpwd" => Command::Lpwd,
         "progress" => Command::Progress,
         "help" => match a.next() {
@@ -1294,20 +1371,39 @@ mod tests {
 
     #[test]
     fn local_side() {
-        assert_eq!(ok("lls"), Command::Lls { path: None });
-        assert_eq!(
-            ok("lls /tmp"),
-            Command::Lls {
-                path: Some(s("/tmp"))
-            }
-        );
+        let lls = |long, all, path: Option<&str>| Command::Lls {
+            long,
+            all,
+            path: path.map(s),
+        };
+        assert_eq!(ok("lls"), lls(false, false, None));
+        assert_eq!(ok("lls /tmp"), lls(false, false, Some("/tmp")));
+        assert_eq!(ok("lls -la ~/x"), lls(true, true, Some("~/x")));
+        assert_eq!(ok("lls d -a"), lls(false, true, Some("d")));
+        assert_eq!(err("lls -h"), "lls: unknown option '-h'");
         assert_eq!(ok("lcd /tmp"), Command::Lcd { path: s("/tmp") });
+        // Bare lcd goes home, as in sftp.
+        assert_eq!(ok("lcd"), Command::Lcd { path: s("~") });
+        assert_eq!(ok("lmkdir 'a b'"), Command::Lmkdir { path: s("a b") });
+        assert_eq!(err("lmkdir"), "lmkdir: missing local directory PATH");
+        assert_eq!(ok("version"), Command::Version);
+        assert_eq!(err("version x"), "version: unexpected argument 'x'");
         assert_eq!(ok("lpwd"), Command::Lpwd);
         assert_eq!(ok("progress"), Command::Progress);
         assert_eq!(err("progress on"), "progress: unexpected argument 'on'");
-        assert_eq!(err("lcd"), "lcd: missing local directory PATH");
         assert_eq!(err("lpwd x"), "lpwd: unexpected argument 'x'");
         assert_eq!(err("lls a b"), "lls: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn bang_lines_go_to_the_shell_whole() {
+        let sh = |c: &str| Command::Shell { command: s(c) };
+        assert_eq!(ok("!ls -l 'a b' | wc"), sh("ls -l 'a b' | wc"));
+        assert_eq!(ok("  ! echo \"unterminated "), sh("echo \"unterminated"));
+        assert_eq!(ok("!"), sh(""));
+        assert_eq!(ok("!   "), sh(""));
+        assert_eq!(ok("help !"), Command::Help { topic: Some("!") });
+        assert_eq!(spec("!").map(|s| s.synopsis()), Some(s("! [COMMAND]")));
     }
 
     #[test]

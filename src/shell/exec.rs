@@ -52,6 +52,9 @@ pub struct Executor {
     loss_told: Cell<bool>,
     /// `-p` of the `put` or `get` under way: keep times and modes.
     preserve: bool,
+    /// The commands come from standard input (a pipe or `-b -`), so a
+    /// local command run by `!` must not read it.
+    commands_on_stdin: bool,
     /// Remote listings of the command under way, by directory, kept only
     /// for `get -p` (the modes of the files it fetches).
     listings: RefCell<HashMap<String, Vec<Entry>>>,
@@ -74,6 +77,7 @@ impl Executor {
             interrupt: None,
             loss_told: Cell::new(false),
             preserve: false,
+            commands_on_stdin: false,
             listings: RefCell::new(HashMap::new()),
         }
     }
@@ -88,6 +92,13 @@ impl Executor {
     /// Batch mode: the progress bar starts off (as in `sftp -b`).
     pub fn set_batch(&mut self, batch: bool) {
         self.progress_on = !batch;
+    }
+
+    /// The commands are read from standard input and it is no terminal
+    /// (piped input, `-b -`): `!COMMAND` then gets an empty input instead
+    /// of the commands that follow.
+    pub fn set_commands_on_stdin(&mut self, on: bool) {
+        self.commands_on_stdin = on;
     }
 
     /// Interactive shell: while a command runs, a first Ctrl-C (SIGINT:
@@ -328,35 +339,179 @@ impl Executor {
         }
     }
 
-    fn lls(&mut self, path: Option<&str>) -> Result<(), String> {
+    /// `lls [-l] [-a] [PATH]`: a local directory (or one file) in `ls`'s
+    /// format, names sorted, dot files only with `-a`.
+    fn lls(&mut self, long: bool, all: bool, path: Option<&str>) -> Result<(), String> {
         let dir = path.unwrap_or(".");
-        let rd =
-            fs::read_dir(dir).map_err(|e| format!("{}: {}", subject("lls", dir), io_reason(&e)))?;
-        let mut rows: Vec<(String, bool, u64)> = rd
-            .filter_map(Result::ok)
-            .map(|d| {
-                let name = d.file_name().to_string_lossy().into_owned();
-                let meta = fs::metadata(d.path()).ok();
-                let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
-                let size = meta.filter(|m| m.is_file()).map_or(0, |m| m.len());
-                (name, is_dir, size)
-            })
-            .filter(|(n, _, _)| !n.starts_with('.'))
-            .collect();
-        rows.sort();
+        let failed = |e: std::io::Error| format!("{}: {}", subject("lls", dir), io_reason(&e));
+        let mut entries = if fs::metadata(dir).map_err(failed)?.is_dir() {
+            fs::read_dir(dir)
+                .map_err(failed)?
+                .filter_map(Result::ok)
+                .map(|d| local_entry(&d.path(), d.file_name().to_string_lossy().into_owned()))
+                .filter(|e| all || !e.name.starts_with('.'))
+                .collect()
+        } else {
+            vec![local_entry(Path::new(dir), dir.to_owned())]
+        };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut text = String::new();
-        for (name, is_dir, size) in rows {
-            let mut name = escape_for_terminal(&name);
-            if is_dir {
-                name.push('/');
-                name = self.style.dir(&name);
-            }
-            text.push_str(&format!("{size:>12} {name}\n"));
+        for e in &entries {
+            text.push_str(&self.format_entry(e, long));
+            text.push('\n');
         }
         self.out
             .write_all(text.as_bytes())
             .map_err(|e| format!("cannot write output: {e}"))
     }
+
+    /// `!COMMAND` (or `!` alone): runs `$SHELL -c COMMAND` (or the shell
+    /// itself) on this terminal and waits for it. Meanwhile ftx ignores
+    /// Ctrl-C and Ctrl-\ (they are the command's), as `system(3)` does.
+    fn shell(&mut self, command: &str) -> Result<(), String> {
+        let shell = std::env::var_os("SHELL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        let mut child = std::process::Command::new(&shell);
+        if !command.is_empty() {
+            child.arg("-c").arg(command);
+        }
+        if self.commands_on_stdin {
+            // The rest of the commands are there, not the command's input.
+            child.stdin(std::process::Stdio::null());
+        }
+        let _ = self.out.flush();
+        let _ = std::io::stdout().flush();
+        let shown = quoted_name(&shell.to_string_lossy());
+        let mut child = child
+            .spawn()
+            .map_err(|e| format!("!: cannot run {shown}: {}", io_reason(&e)))?;
+        let status = {
+            let _quiet = IgnoreInterrupts::new();
+            child.wait()
+        }
+        .map_err(|e| format!("!: {shown}: {e}"))?;
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Ok(()),
+            (Some(code), _) => Err(format!("!: shell exited with status {code}")),
+            (None, Some(sig)) => Err(format!("!: shell killed by signal {sig}")),
+            (None, None) => Err("!: shell exited abnormally".to_owned()),
+        }
+    }
+}
+
+/// SIGINT and SIGQUIT ignored by ftx while a local command runs (the
+/// terminal sends them to both); the previous handlers come back on drop.
+struct IgnoreInterrupts {
+    saved: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl IgnoreInterrupts {
+    fn new() -> IgnoreInterrupts {
+        let mut saved = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGQUIT] {
+            // SAFETY: sigaction with a zeroed (SIG_DFL-like) struct whose
+            // handler is SIG_IGN and an empty mask; `old` is written by the
+            // kernel and only handed back to sigaction.
+            unsafe {
+                let mut ignore: libc::sigaction = std::mem::zeroed();
+                ignore.sa_sigaction = libc::SIG_IGN;
+                libc::sigemptyset(&mut ignore.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &ignore, &mut old) == 0 {
+                    saved.push((sig, old));
+                }
+            }
+        }
+        IgnoreInterrupts { saved }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores exactly what sigaction returned for `sig`.
+            unsafe {
+                libc::sigaction(*sig, old, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// A local file as a listing entry named `name` (links followed; a
+/// dangling one is listed as the link), for `lls`.
+fn local_entry(path: &Path, name: String) -> Entry {
+    let meta = fs::metadata(path)
+        .or_else(|_| fs::symlink_metadata(path))
+        .ok();
+    let kind = match &meta {
+        Some(m) if m.is_dir() => EntryKind::Dir,
+        Some(m) if m.is_file() => EntryKind::File,
+        Some(m) if m.file_type().is_symlink() => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    };
+    Entry {
+        name,
+        kind,
+        size: meta.as_ref().filter(|m| m.is_file()).map_or(0, |m| m.len()),
+        mtime: meta.as_ref().map_or(0, |m| m.mtime()),
+        mode: meta.as_ref().map(|m| (m.mode() & 0o7777) as u16),
+    }
+}
+
+/// `lmkdir PATH`: one local directory, its parent must exist.
+fn lmkdir(path: &str) -> Result<(), String> {
+    if let Some(why) = missing_local_parent(Path::new(path)) {
+        return Err(format!("lmkdir: {}: {why}", quoted_name(path)));
+    }
+    fs::create_dir(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AlreadyExists => "already exists".to_owned(),
+            _ => io_reason(&e),
+        };
+        format!("lmkdir: {}: {why}", quoted_name(path))
+    })
+}
+
+/// `~` or `~/...` at the start of a local path is the home directory
+/// (`$HOME`), as in a shell (`~user` is not); other paths are returned
+/// as they are. `./~` names a file called `~`.
+fn expand_home(cmd: &str, path: &str) -> Result<String, String> {
+    with_home(path, &|| home(cmd), &str::to_owned)
+}
+
+/// [`expand_home`] for a local pattern: the home directory goes in with
+/// its wildcard characters escaped, so only the rest may match.
+fn expand_home_pattern(cmd: &str, pattern: &str) -> Result<String, String> {
+    with_home(pattern, &|| home(cmd), &glob::escape)
+}
+
+/// `path` with a leading `~` or `~/` replaced by `home()` as `quote` gives it.
+fn with_home(
+    path: &str,
+    home: &dyn Fn() -> Result<String, String>,
+    quote: &dyn Fn(&str) -> String,
+) -> Result<String, String> {
+    match path.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            let home = home()?;
+            let home = home
+                .strip_suffix('/')
+                .filter(|h| !h.is_empty())
+                .unwrap_or(&home);
+            Ok(format!("{}{rest}", quote(home)))
+        }
+        _ => Ok(path.to_owned()),
+    }
+}
+
+/// `$HOME`, or why it cannot stand for `~`.
+fn home(cmd: &str) -> Result<String, String> {
+    std::env::var("HOME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{cmd}: cannot expand '~': HOME is not set"))
 }
 
 impl Execute for Executor {
@@ -373,6 +528,10 @@ impl Execute for Executor {
                 remote,
             } => {
                 self.preserve_for("put", preserve)?;
+                let local: Vec<String> = local
+                    .iter()
+                    .map(|l| expand_home_pattern("put", l))
+                    .collect::<Result<_, _>>()?;
                 self.put_many(force, recursive, &local, remote.as_deref())?
             }
             Command::Get {
@@ -383,9 +542,11 @@ impl Execute for Executor {
                 local,
             } => {
                 self.preserve_for("get", preserve)?;
+                let local = local.map(|l| expand_home("get", &l)).transpose()?;
                 self.get_many(force, recursive, &remote, local.as_deref())?
             }
             Command::Reput { local, remote } => {
+                let local = expand_home("reput", &local)?;
                 let dest = match remote {
                     Some(r) => self.remote_dest("reput", &r, false)?,
                     None => Dest::top(),
@@ -394,7 +555,7 @@ impl Execute for Executor {
             }
             Command::Reget { remote, local } => {
                 let dest = match local {
-                    Some(l) => local_dest("reget", &l, false)?,
+                    Some(l) => local_dest("reget", &expand_home("reget", &l)?, false)?,
                     None => Dest::top(),
                 };
                 self.get_one(false, true, &remote, &dest)?
@@ -427,9 +588,29 @@ impl Execute for Executor {
             }
             Command::Chmod { mode, paths } => self.chmod(mode, &paths)?,
             Command::Df { human, path } => self.df(human, path.as_deref())?,
-            Command::Lls { path } => self.lls(path.as_deref())?,
-            Command::Lcd { path } => std::env::set_current_dir(&path)
-                .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?,
+            Command::Lls { long, all, path } => {
+                let path = path.map(|p| expand_home("lls", &p)).transpose()?;
+                self.lls(long, all, path.as_deref())?
+            }
+            Command::Lcd { path } => {
+                let path = expand_home("lcd", &path)?;
+                std::env::set_current_dir(&path)
+                    .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?
+            }
+            Command::Lmkdir { path } => lmkdir(&expand_home("lmkdir", &path)?)?,
+            Command::Shell { command } => self.shell(&command)?,
+            Command::Version => {
+                let text = {
+                    let client = self.client.borrow();
+                    format!(
+                        "ftx {}\nserver: {}\nprotocol version {}",
+                        env!("CARGO_PKG_VERSION"),
+                        escape_for_terminal(client.server_name()),
+                        client.protocol_version()
+                    )
+                };
+                self.say(&text)?;
+            }
             Command::Lpwd => {
                 let cwd =
                     std::env::current_dir().map_err(|e| format!("lpwd: {}", io_reason(&e)))?;
@@ -1842,6 +2023,31 @@ mod tests {
         assert!(df_table(4096, 9000, false)
             .ends_with("\n           4            0            4           0%\n"));
         assert!(df_table(0, 0, true).ends_with("       -\n"));
+    }
+
+    #[test]
+    fn a_leading_tilde_is_home() {
+        let at = |home: &'static str| move || Ok::<_, String>(home.to_owned());
+        let plain = |s: &str| s.to_owned();
+        let t = |path: &str, home: &'static str| with_home(path, &at(home), &plain).unwrap();
+        assert_eq!(t("~", "/home/u"), "/home/u");
+        assert_eq!(t("~/", "/home/u/"), "/home/u/");
+        assert_eq!(t("~/a/b", "/home/u"), "/home/u/a/b");
+        assert_eq!(t("~/a", "/"), "//a");
+        assert_eq!(t("~", "/"), "/");
+        // Only a leading ~ alone or before '/'.
+        assert_eq!(t("~user/a", "/home/u"), "~user/a");
+        assert_eq!(t("./~", "/home/u"), "./~");
+        assert_eq!(t("a~", "/home/u"), "a~");
+        // A home with wildcard characters is literal in a pattern.
+        let p = with_home("~/*.log", &at("/h[1]"), &glob::escape).unwrap();
+        assert_eq!(p, r"/h\[1\]/*.log");
+        let none = || Err::<String, _>("put: cannot expand '~': HOME is not set".to_owned());
+        assert_eq!(
+            with_home("~/x", &none, &plain),
+            Err("put: cannot expand '~': HOME is not set".to_owned())
+        );
+        assert_eq!(with_home("x", &none, &plain), Ok("x".to_owned()));
     }
 
     #[test]
