@@ -209,9 +209,9 @@ pub const SPECS: &[CommandSpec] = &[
                uploads directories with everything in them: 'put -r dir other'\n\
                stores dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
                directory. A failed file is reported and the rest go on; the\n\
-               command fails at the end. Ctrl-C cancels. -p\n\
-               keeps each file's modification time and permission bits on the\n\
-               server (and, with -r, the directories').",
+               command fails at the end. Ctrl-C cancels. -p keeps each file's\n\
+               modification time and permission bits on the server (with -r,\n\
+               the directories' too).",
         many: Some(opt("LOCAL", "LOCAL file name", ArgKind::Local)),
     },
     CommandSpec {
@@ -235,9 +235,9 @@ pub const SPECS: &[CommandSpec] = &[
                directories with everything in them: 'get -r dir other' stores\n\
                dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
                directory. A failed file is reported and the rest go on; the\n\
-               command fails at the end. Ctrl-C cancels. -p\n\
-               keeps each file's modification time and permission bits here\n\
-               (and, with -r, the directories').",
+               command fails at the end. Ctrl-C cancels. -p keeps each file's\n\
+               modification time and permission bits here (with -r, the\n\
+               directories' too).",
         many: Some(opt("REMOTE", "REMOTE file name", ArgKind::Remote)),
     },
     CommandSpec {
@@ -325,7 +325,7 @@ pub const SPECS: &[CommandSpec] = &[
             req("MODE", "MODE", ArgKind::Value),
             req("PATH", "remote PATH", ArgKind::Remote),
         ],
-        summary: "change the permissions of remote files",
+        summary: "set the permissions of remote files",
         help: "Set the permission bits of each remote PATH to MODE, an octal number\n\
                such as 644 or 0755 (4 read, 2 write, 1 execute, for the owner, the\n\
                group and others). Setuid, setgid and sticky bits (4000, 2000, 1000)\n\
@@ -401,7 +401,7 @@ pub const SPECS: &[CommandSpec] = &[
         aliases: &[],
         flags: &[],
         args: &[opt("COMMAND", "COMMAND", ArgKind::Local)],
-        summary: "run a command in the local shell (alone: a shell)",
+        summary: "run COMMAND in the local shell",
         help: "!COMMAND runs the rest of the line with $SHELL -c (/bin/sh when SHELL\n\
                is not set), as sftp does; '!' alone starts that shell, and leaving\n\
                it (exit, Ctrl-D) comes back to ftx. A command that ends with a\n\
@@ -416,7 +416,7 @@ pub const SPECS: &[CommandSpec] = &[
         aliases: &[],
         flags: &[],
         args: &[],
-        summary: "show the versions of ftx and the server",
+        summary: "show ftx's and the server's versions",
         help: "Print ftx's version, the server's name and version as it announced\n\
                them, and the protocol version in use.",
         many: None,

@@ -1639,13 +1639,27 @@ impl Executor {
                 quoted_name(&shown.to_string_lossy())
             )
         };
-        let mode = match self.remote_entry(remote) {
-            Ok(Some(e)) => e.mode,
-            Ok(None) => return Err(not_kept("the server did not list it".to_owned())),
-            Err(e) if e.is_fatal() => return Err(self.describe("get", remote, remote, &e)),
-            Err(e) => return Err(not_kept(self.describe_dir(remote, &e))),
+        // The time comes with the download; the mode needs the listing.
+        let (mode, missing) = match self.remote_entry(remote) {
+            Ok(Some(Entry { mode: Some(m), .. })) => (Some(m), None),
+            Ok(Some(_)) => (None, "the server listed no mode".to_owned().into()),
+            Ok(None) => (None, "the server did not list it".to_owned().into()),
+            Err(e) => {
+                let dir = remote
+                    .trim_end_matches('/')
+                    .rsplit_once('/')
+                    .map_or("", |d| d.0);
+                (None, Some(self.describe_dir(dir, &e)))
+            }
         };
-        set_local_attrs(path, mtime, mode).map_err(not_kept)
+        set_local_attrs(path, mtime, mode).map_err(not_kept)?;
+        match missing {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "get: {}: mode not kept: {why}",
+                quoted_name(&shown.to_string_lossy())
+            )),
+        }
     }
 
     /// The entry of the remote `path` in its directory's listing, which is

@@ -307,3 +307,121 @@ fn get_p_keeps_times_and_modes() {
     fs::rename(cwd.join("copy"), cwd.join("x/tree")).unwrap();
     assert_tree_kept(&cwd.join("x"));
 }
+
+/// When the mode cannot be learnt (the directory may not be listed, or
+/// the listing has none), `get -p` still keeps the time, keeps the file,
+/// and says which part was not kept.
+#[test]
+fn get_p_says_when_the_mode_is_not_kept() {
+    const DATA: &[u8] = b"readable in an unlistable directory\n";
+    let fake = FakeServer::start(ftx::proto::message::FEATURE_ATTRS, "fake", |msg| {
+        match msg {
+            Message::Get { .. } => vec![
+                Message::GetReady {
+                    size: DATA.len() as u64,
+                    offset: 0,
+                    mtime: 1_234_567_890,
+                    digest: [0; 32],
+                },
+                Message::Data {
+                    offset: 0,
+                    data: DATA.to_vec(),
+                },
+                Message::Done {
+                    size: DATA.len() as u64,
+                    digest: *blake3::hash(DATA).as_bytes(),
+                },
+            ],
+            Message::List { path } if path == "d" => vec![Message::Error {
+                code: ftx::proto::error::ErrorCode::PermissionDenied,
+                message: "'d': permission denied".into(),
+            }],
+            // Listed without modes.
+            Message::List { .. } => vec![Message::Entries {
+                entries: vec![Entry {
+                    name: "top".into(),
+                    kind: EntryKind::File,
+                    size: DATA.len() as u64,
+                    mtime: 1_234_567_890,
+                    mode: None,
+                }],
+                last: true,
+            }],
+            _ => Vec::new(),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_batch(&fake.addr(), dir.path(), "-get -p d/f\n-get -p top\n");
+    out.assert_success();
+    assert_eq!(
+        out.error_lines(),
+        [
+            "error: get: 'f': mode not kept: 'd': permission denied",
+            "error: get: 'top': mode not kept: the server listed no mode",
+        ],
+        "{out}"
+    );
+    for name in ["f", "top"] {
+        let path = dir.path().join(name);
+        assert_eq!(fs::read(&path).unwrap(), DATA);
+        assert_eq!(
+            fs::metadata(&path).unwrap().mtime(),
+            1_234_567_890,
+            "{name}"
+        );
+    }
+}
+
+/// A server that takes the upload but refuses its attributes: the file
+/// is uploaded (and said so), and the failure names what was not kept.
+#[test]
+fn put_p_says_when_the_server_keeps_nothing() {
+    let fake = FakeServer::start(
+        ftx::proto::message::FEATURE_ATTRS,
+        "fake",
+        |msg| match msg {
+            Message::Put { path, .. } => vec![Message::PutReady {
+                name: path.clone(),
+                offset: 0,
+                digest: [0; 32],
+                partial: 0,
+                flags: 0,
+            }],
+            Message::Data { offset, data } => vec![Message::Ack {
+                offset: offset + data.len() as u64,
+            }],
+            Message::Done { size, .. } => vec![Message::PutDone {
+                name: "x_1.txt".into(),
+                size: *size,
+            }],
+            Message::SetAttrs { path, .. } => vec![Message::Error {
+                code: ftx::proto::error::ErrorCode::PermissionDenied,
+                message: format!("'{path}': permission denied"),
+            }],
+            _ => Vec::new(),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("x.txt"), b"x").unwrap();
+    let out = run_batch(&fake.addr(), dir.path(), "-put -p x.txt\n");
+    out.assert_success();
+    out.assert_stdout_contains("uploaded 'x.txt' as 'x_1.txt'");
+    assert_eq!(
+        out.error_lines(),
+        ["error: put: 'x_1.txt': time and mode not kept: permission denied"],
+        "{out}"
+    );
+    let modes: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::SetAttrs {
+                path, flags, mode, ..
+            } => Some((path, flags, mode)),
+            _ => None,
+        })
+        .collect();
+    let want_mode = (fs::metadata(dir.path().join("x.txt")).unwrap().mode() & 0o777) as u16;
+    let both = ftx::proto::message::ATTR_MODE | ftx::proto::message::ATTR_MTIME;
+    assert_eq!(modes, [("x_1.txt".to_owned(), both, want_mode)], "{out}");
+}
