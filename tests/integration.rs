@@ -12,6 +12,8 @@ mod util;
 mod abuse;
 #[path = "integration/access.rs"]
 mod access;
+#[path = "integration/attrs.rs"]
+mod attrs;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/clash.rs"]
@@ -32,12 +34,16 @@ mod harness;
 mod limits;
 #[path = "integration/listing.rs"]
 mod listing;
+#[path = "integration/local.rs"]
+mod local;
 #[path = "integration/lost.rs"]
 mod lost;
 #[path = "integration/many.rs"]
 mod many;
 #[path = "integration/memory.rs"]
 mod memory;
+#[path = "integration/messages.rs"]
+mod messages;
 #[path = "integration/names.rs"]
 mod names;
 #[path = "integration/pty.rs"]

@@ -315,6 +315,9 @@ pub struct GetOutcome {
     /// An interrupted download to the same name (this many bytes) is still
     /// there, untouched: `reget` could continue it.
     pub partial: u64,
+    /// The remote file's modification time (Unix seconds), as `GetReady`
+    /// gave it: what `get -p` keeps.
+    pub mtime: i64,
 }
 
 /// A connection to an `ftxd`.
@@ -332,6 +335,8 @@ pub struct Client {
     lost: Option<LostReason>,
     /// The server's feature bits, from its `Welcome`.
     features: u32,
+    /// The protocol version the server chose, from its `Welcome`.
+    version: u16,
     /// The session was closed by the end of the stream (no error frame).
     closed_by_eof: bool,
 }
@@ -363,6 +368,7 @@ impl Client {
             lost: None,
             closed_by_eof: false,
             features: 0,
+            version: 0,
         };
         let connect_err = |source| ClientError::Connect {
             addr: addr.to_owned(),
@@ -374,10 +380,13 @@ impl Client {
             .map_err(connect_err)?;
         match client.next_event()? {
             ClientEvent::Connected {
-                server, features, ..
+                server,
+                features,
+                version,
             } => {
                 client.server = server;
                 client.features = features;
+                client.version = version;
             }
             other => return Err(client.event_error(other)),
         }
@@ -397,6 +406,11 @@ impl Client {
     /// The server's name and version, as it announced itself.
     pub fn server_name(&self) -> &str {
         &self.server
+    }
+
+    /// The protocol version in use, as the server chose it.
+    pub fn protocol_version(&self) -> u16 {
+        self.version
     }
 
     /// Lists a remote directory ("" for the root), sorted by name.
@@ -681,6 +695,7 @@ impl Client {
             resumed_from: 0,
             restarted: false,
             partial: stale,
+            mtime: 0,
         };
         let mut failure: Option<ClientError> = None;
         let mut restart_pending = false;
@@ -693,8 +708,9 @@ impl Client {
                         size,
                         offset,
                         digest,
-                        ..
+                        mtime,
                     } => {
+                        outcome.mtime = mtime;
                         self.last_resumable = dl.resumable();
                         let mut from = 0;
                         if offset > 0 {

@@ -447,6 +447,11 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
     );
     exec.set_errors(Box::new(io::stderr()), err_style);
     exec.set_batch(batch.is_some());
+    let stdin_commands = match &args.batch {
+        Some(path) => path.as_os_str() == "-",
+        None => true,
+    };
+    exec.set_commands_on_stdin(stdin_commands && !io::stdin().is_terminal());
     let mut source: Box<dyn LineSource> = match batch {
         Some(b) => Box::new(b),
         None if io::stdin().is_terminal() => {

@@ -180,6 +180,7 @@ pub fn run_with_style(
                 name.map(|local| Command::Put {
                     force: false,
                     recursive: false,
+                    preserve: false,
                     local: vec![glob::escape(&local)],
                     remote: None,
                 })
@@ -188,6 +189,7 @@ pub fn run_with_style(
                 name.map(|remote| Command::Get {
                     force: false,
                     recursive: false,
+                    preserve: false,
                     remote: vec![glob::escape(&remote)],
                     local: None,
                 })
@@ -429,12 +431,14 @@ mod tests {
                 Command::Put {
                     force: false,
                     recursive: false,
+                    preserve: false,
                     local: vec!["my file\\[1\\].txt".into()],
                     remote: None
                 },
                 Command::Get {
                     force: false,
                     recursive: false,
+                    preserve: false,
                     remote: vec!["b\\*.txt".into()],
                     local: None
                 },
@@ -519,6 +523,7 @@ mod tests {
                 Command::Get {
                     force: false,
                     recursive: false,
+                    preserve: false,
                     remote: vec!["x.bin".into()],
                     local: None
                 },

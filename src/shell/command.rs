@@ -23,6 +23,8 @@ pub enum ArgKind {
     Remote,
     /// The name of a shell command.
     Command,
+    /// A value that names nothing (`chmod`'s MODE): nothing to complete.
+    Value,
 }
 
 /// One positional argument of a command.
@@ -103,14 +105,28 @@ impl CommandSpec {
     }
 
     /// The second usage line for commands that take many names:
-    /// `put [-f] [-r] LOCAL LOCAL LOCAL...`.
+    /// `put [-f] [-p] [-r] [-R] LOCAL LOCAL LOCAL...`; arguments of another kind
+    /// before the names stay (`chmod MODE PATH PATH...`), and the line
+    /// shows three arguments or more.
     pub fn many_synopsis(&self) -> Option<String> {
         let many = self.many?;
         let mut s = self.name.to_string();
         for f in self.flags {
             s.push_str(&format!(" [-{}]", f.letter));
         }
-        s.push_str(&format!(" {0} {0} {0}...", many.name));
+        let lead: Vec<&ArgSpec> = self
+            .args
+            .iter()
+            .take_while(|a| a.kind != many.kind)
+            .collect();
+        for a in &lead {
+            s.push_str(&format!(" {}", a.name));
+        }
+        let repeat = 3usize.saturating_sub(lead.len()).max(2);
+        for _ in 1..repeat {
+            s.push_str(&format!(" {}", many.name));
+        }
+        s.push_str(&format!(" {}...", many.name));
         Some(s)
     }
 
@@ -160,12 +176,23 @@ const RECURSIVE: FlagSpec = FlagSpec {
     help: "copy whole directories, keeping the tree",
 };
 
+/// `-R`, sftp's other spelling of `-r`.
+const RECURSIVE_R: FlagSpec = FlagSpec {
+    letter: 'R',
+    help: "the same as -r (as in sftp)",
+};
+
+const PRESERVE: FlagSpec = FlagSpec {
+    letter: 'p',
+    help: "keep modification times and permission bits (directories too, with -r)",
+};
+
 /// Every command of the shell, in the order `help` lists them.
 pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         name: "put",
         aliases: &[],
-        flags: &[FORCE, RECURSIVE],
+        flags: &[FORCE, PRESERVE, RECURSIVE, RECURSIVE_R],
         args: &[
             req("LOCAL", "LOCAL file name", ArgKind::Local),
             opt("REMOTE", "REMOTE file name", ArgKind::Remote),
@@ -182,13 +209,15 @@ pub const SPECS: &[CommandSpec] = &[
                uploads directories with everything in them: 'put -r dir other'\n\
                stores dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
                directory. A failed file is reported and the rest go on; the\n\
-               command fails at the end. Ctrl-C cancels.",
+               command fails at the end. Ctrl-C cancels. -p keeps each file's\n\
+               modification time and permission bits on the server (with -r,\n\
+               the directories' too).",
         many: Some(opt("LOCAL", "LOCAL file name", ArgKind::Local)),
     },
     CommandSpec {
         name: "get",
         aliases: &[],
-        flags: &[FORCE, RECURSIVE],
+        flags: &[FORCE, PRESERVE, RECURSIVE, RECURSIVE_R],
         args: &[
             req("REMOTE", "REMOTE file name", ArgKind::Remote),
             opt("LOCAL", "LOCAL file name", ArgKind::Local),
@@ -206,7 +235,9 @@ pub const SPECS: &[CommandSpec] = &[
                directories with everything in them: 'get -r dir other' stores\n\
                dir's tree as 'other', or as 'other/dir' when 'other' is a\n\
                directory. A failed file is reported and the rest go on; the\n\
-               command fails at the end. Ctrl-C cancels.",
+               command fails at the end. Ctrl-C cancels. -p keeps each file's\n\
+               modification time and permission bits here (with -r, the\n\
+               directories' too).",
         many: Some(opt("REMOTE", "REMOTE file name", ArgKind::Remote)),
     },
     CommandSpec {
@@ -287,21 +318,64 @@ pub const SPECS: &[CommandSpec] = &[
         many: None,
     },
     CommandSpec {
-        name: "lls",
+        name: "chmod",
         aliases: &[],
         flags: &[],
+        args: &[
+            req("MODE", "MODE", ArgKind::Value),
+            req("PATH", "remote PATH", ArgKind::Remote),
+        ],
+        summary: "set the permissions of remote files",
+        help: "Set the permission bits of each remote PATH to MODE, an octal number\n\
+               such as 644 or 0755 (4 read, 2 write, 1 execute, for the owner, the\n\
+               group and others). Setuid, setgid and sticky bits (4000, 2000, 1000)\n\
+               are refused before anything is sent. PATH may be a pattern\n\
+               (logs/*.gz); a symbolic link inside the root is followed. The server\n\
+               must serve attributes (an older ftxd does not).",
+        many: Some(opt("PATH", "remote PATH", ArgKind::Remote)),
+    },
+    CommandSpec {
+        name: "df",
+        aliases: &[],
+        flags: &[FlagSpec {
+            letter: 'h',
+            help: "sizes for people (K, M, G, ...) instead of KiB",
+        }],
+        args: &[opt("PATH", "PATH", ArgKind::Remote)],
+        summary: "show the server's disk space",
+        help: "Show the file system on the server that holds PATH (default: the\n\
+               root), as sftp does: its size, the space used, the space uploads\n\
+               may still use (in KiB, 1024 bytes) and how full it is. The server\n\
+               must serve attributes (an older ftxd does not).",
+        many: None,
+    },
+    CommandSpec {
+        name: "lls",
+        aliases: &[],
+        flags: &[
+            FlagSpec {
+                letter: 'l',
+                help: "long listing: modification time and human sizes",
+            },
+            FlagSpec {
+                letter: 'a',
+                help: "also list names starting with '.'",
+            },
+        ],
         args: &[opt("PATH", "PATH", ArgKind::Local)],
         summary: "list a local directory",
-        help: "List the local directory PATH (default: the current local directory).",
+        help: "List the local directory PATH (default: the current local directory)\n\
+               as ls lists a remote one; a file is listed alone.",
         many: None,
     },
     CommandSpec {
         name: "lcd",
         aliases: &[],
         flags: &[],
-        args: &[req("PATH", "local directory PATH", ArgKind::Local)],
+        args: &[opt("PATH", "local directory PATH", ArgKind::Local)],
         summary: "change the local directory",
-        help: "Change the current local directory to PATH.",
+        help: "Change the current local directory to PATH (default: your home\n\
+               directory, $HOME).",
         many: None,
     },
     CommandSpec {
@@ -311,6 +385,40 @@ pub const SPECS: &[CommandSpec] = &[
         args: &[],
         summary: "print the local directory",
         help: "Print the current local directory.",
+        many: None,
+    },
+    CommandSpec {
+        name: "lmkdir",
+        aliases: &[],
+        flags: &[],
+        args: &[req("PATH", "local directory PATH", ArgKind::Local)],
+        summary: "create a local directory",
+        help: "Create the directory PATH on this machine (its parent must exist).",
+        many: None,
+    },
+    CommandSpec {
+        name: "!",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("COMMAND", "COMMAND", ArgKind::Local)],
+        summary: "run COMMAND in the local shell",
+        help: "!COMMAND runs the rest of the line with $SHELL -c (/bin/sh when SHELL\n\
+               is not set), as sftp does; '!' alone starts that shell, and leaving\n\
+               it (exit, Ctrl-D) comes back to ftx. A command that ends with a\n\
+               non-zero status fails like any other (a batch stops there unless\n\
+               the line starts with '-'). Ctrl-C reaches the command, not ftx. When\n\
+               ftx reads its commands from a pipe or 'ftx -b -', the command's\n\
+               standard input is empty.",
+        many: None,
+    },
+    CommandSpec {
+        name: "version",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "show ftx's and the server's versions",
+        help: "Print ftx's version, the server's name and version as it announced\n\
+               them, and the protocol version in use.",
         many: None,
     },
     CommandSpec {
@@ -378,6 +486,55 @@ pub fn spec(name: &str) -> Option<&'static CommandSpec> {
     SPECS.iter().find(|s| s.is_named(name))
 }
 
+/// The command name (or alias) nearest to `typed`, for "did you mean":
+/// one edit away (a letter added, dropped or changed, or two neighbours
+/// swapped: `gte` -> `get`), two for words of five letters or more, case
+/// ignored (`PUT` -> `put`). The menu's digits and `!` are never offered.
+/// The first such name in [`SPECS`] order wins a tie.
+pub fn suggest(typed: &str) -> Option<&'static str> {
+    let typed: Vec<char> = typed.to_lowercase().chars().collect();
+    if typed.is_empty() || typed.len() > 32 {
+        return None;
+    }
+    let limit = if typed.len() >= 5 { 2 } else { 1 };
+    SPECS
+        .iter()
+        .flat_map(|s| std::iter::once(&s.name).chain(s.aliases))
+        .filter(|name| name.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .map(|name| {
+            (
+                edit_distance(&typed, &name.chars().collect::<Vec<_>>()),
+                *name,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to
+/// `b`: the optimal string alignment distance.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// The `help` overview: one line per command, synopsis then summary.
 pub fn help_overview() -> String {
     let rows: Vec<(String, &str)> = SPECS.iter().map(|s| (s.synopsis(), s.summary)).collect();
@@ -396,13 +553,15 @@ pub fn help_overview() -> String {
 /// A parsed shell command, ready for the executor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `put [-f] [-r] LOCAL [REMOTE]` or `put [-f] [-r] LOCAL LOCAL LOCAL...`,
+    /// `put [-f] [-p] [-r] LOCAL [REMOTE]` or `put [-f] [-p] [-r] LOCAL LOCAL LOCAL...`,
     /// also `1 FILE`.
     Put {
         /// `-f`: replace instead of storing under a free name.
         force: bool,
-        /// `-r`: directories with everything in them.
+        /// `-r` (or `-R`): directories with everything in them.
         recursive: bool,
+        /// `-p`: keep modification times and permission bits.
+        preserve: bool,
         /// The local files, directories or patterns to send (at least one),
         /// each as a [`glob`](super::glob) pattern: a wildcard character
         /// that was quoted or escaped has a backslash before it
@@ -413,13 +572,15 @@ pub enum Command {
         /// exactly two names. `None` means each LOCAL's base name.
         remote: Option<String>,
     },
-    /// `get [-f] [-r] REMOTE [LOCAL]` or `get [-f] [-r] REMOTE REMOTE REMOTE...`,
+    /// `get [-f] [-p] [-r] REMOTE [LOCAL]` or `get [-f] [-p] [-r] REMOTE REMOTE REMOTE...`,
     /// also `2 FILE`.
     Get {
         /// `-f`: replace instead of storing under a free name.
         force: bool,
-        /// `-r`: directories with everything in them.
+        /// `-r` (or `-R`): directories with everything in them.
         recursive: bool,
+        /// `-p`: keep modification times and permission bits.
+        preserve: bool,
         /// The remote files, directories or patterns to fetch (at least
         /// one), as patterns like `Put`'s `local`.
         remote: Vec<String>,
@@ -471,16 +632,49 @@ pub enum Command {
         /// The new remote name.
         to: String,
     },
-    /// `lls [PATH]`.
-    Lls {
-        /// The local directory; `None` means the current one.
+    /// `chmod MODE PATH...`.
+    Chmod {
+        /// The permission bits, at most `0o777` (checked by the parser).
+        mode: u16,
+        /// The remote paths or patterns (at least one), as patterns like
+        /// `Put`'s `local`.
+        paths: Vec<String>,
+    },
+    /// `df [-h] [PATH]`.
+    Df {
+        /// `-h`: human sizes instead of KiB.
+        human: bool,
+        /// A remote path on the file system to show; `None` means the root.
         path: Option<String>,
     },
-    /// `lcd PATH`.
+    /// `lls [-l] [-a] [PATH]`.
+    Lls {
+        /// `-l`: modification times and human sizes.
+        long: bool,
+        /// `-a`: include names starting with `.`.
+        all: bool,
+        /// The local directory (or file); `None` means the current one.
+        path: Option<String>,
+    },
+    /// `lcd [PATH]`.
     Lcd {
-        /// The new local directory.
+        /// The new local directory; `~` (the home directory) when none
+        /// was given.
         path: String,
     },
+    /// `lmkdir PATH`.
+    Lmkdir {
+        /// The local directory to create.
+        path: String,
+    },
+    /// `!COMMAND` or `!` alone.
+    Shell {
+        /// The rest of the line after `!`, trimmed, as the shell gets it
+        /// (never split into words); empty for an interactive shell.
+        command: String,
+    },
+    /// `version`.
+    Version,
     /// `lpwd`.
     Lpwd,
     /// `progress`: toggle the progress bar.
@@ -529,15 +723,27 @@ pub enum ParseError {
     },
     /// `help X` where X is not a command.
     UnknownHelpTopic(String),
+    /// `chmod`'s MODE is not permission bits it may set.
+    BadMode {
+        /// The MODE as typed.
+        text: String,
+        /// Why not, in plain words.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParseError::Words(e) => write!(f, "{e}"),
-            ParseError::UnknownCommand(name) => {
-                write!(f, "unknown command {} (try 'help')", quoted_name(name))
-            }
+            ParseError::UnknownCommand(name) => match suggest(name) {
+                Some(near) => write!(
+                    f,
+                    "unknown command {} (did you mean '{near}'?)",
+                    quoted_name(name)
+                ),
+                None => write!(f, "unknown command {} (try 'help')", quoted_name(name)),
+            },
             ParseError::UnknownOption { command, option } => {
                 write!(f, "{command}: unknown option {}", quoted_name(option))
             }
@@ -546,6 +752,9 @@ impl fmt::Display for ParseError {
             }
             ParseError::TooManyArguments { command, extra } => {
                 write!(f, "{command}: unexpected argument {}", quoted_name(extra))
+            }
+            ParseError::BadMode { text, why } => {
+                write!(f, "chmod: invalid mode {}: {why}", quoted_name(text))
             }
             ParseError::UnknownHelpTopic(name) => {
                 write!(
@@ -617,6 +826,25 @@ impl Args {
     }
 }
 
+/// `chmod`'s MODE: one to four octal digits (`644`, `0755`), leading
+/// zeros aside, and no setuid, setgid or sticky bit (ftxd refuses them,
+/// so they are refused before anything is sent).
+pub fn parse_mode(text: &str) -> Result<u16, &'static str> {
+    let digits = text.trim_start_matches('0');
+    if text.is_empty() || !text.chars().all(|c| matches!(c, '0'..='7')) {
+        return Err("not an octal mode such as 644 or 0755");
+    }
+    if digits.len() > 4 {
+        return Err("more than four octal digits");
+    }
+    let mode = u16::from_str_radix(if digits.is_empty() { "0" } else { digits }, 8)
+        .map_err(|_| "not an octal mode such as 644 or 0755")?;
+    if mode & !0o777 != 0 {
+        return Err("setuid, setgid and sticky bits cannot be set");
+    }
+    Ok(mode)
+}
+
 /// Separates options from arguments and checks both against `spec`.
 fn check(spec: &'static CommandSpec, words: Vec<Word>) -> Result<Args, ParseError> {
     let mut flags = Vec::new();
@@ -670,6 +898,12 @@ fn check(spec: &'static CommandSpec, words: Vec<Word>) -> Result<Args, ParseErro
 /// Batch prefixes (`-`, `@`) and comment lines are the runner's business and
 /// must be stripped before calling this.
 pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
+    // As sftp: the rest of a `!` line is the local shell's, not words.
+    if let Some(rest) = line.trim_start().strip_prefix('!') {
+        return Ok(Some(Command::Shell {
+            command: rest.trim().to_owned(),
+        }));
+    }
     let mut words = words::split(line)?;
     if words.is_empty() {
         return Ok(None);
@@ -679,21 +913,25 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     let mut a = check(spec, words)?;
     let command = match spec.name {
         "put" => {
-            let (force, recursive) = (a.has('f'), a.has('r'));
+            let (force, preserve) = (a.has('f'), a.has('p'));
+            let recursive = a.has('r') || a.has('R');
             let (local, remote) = a.sources_and_target();
             Command::Put {
                 force,
                 recursive,
+                preserve,
                 local,
                 remote,
             }
         }
         "get" => {
-            let (force, recursive) = (a.has('f'), a.has('r'));
+            let (force, preserve) = (a.has('f'), a.has('p'));
+            let recursive = a.has('r') || a.has('R');
             let (remote, local) = a.sources_and_target();
             Command::Get {
                 force,
                 recursive,
+                preserve,
                 remote,
                 local,
             }
@@ -717,8 +955,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             from: a.required(),
             to: a.required(),
         },
-        "lls" => Command::Lls { path: a.next() },
-        "lcd" => Command::Lcd { path: a.required() },
+        "chmod" => {
+            let text = a.required();
+            let mode = parse_mode(&text).map_err(|why| ParseError::BadMode { text, why })?;
+            let paths = a.positional.into_iter().map(|w| w.pattern).collect();
+            Command::Chmod { mode, paths }
+        }
+        "df" => Command::Df {
+            human: a.has('h'),
+            path: a.next(),
+        },
+        "lls" => Command::Lls {
+            long: a.has('l'),
+            all: a.has('a'),
+            path: a.next(),
+        },
+        "lcd" => Command::Lcd {
+            path: a.next().unwrap_or_else(|| "~".to_owned()),
+        },
+        "lmkdir" => Command::Lmkdir { path: a.required() },
+        "version" => Command::Version,
         "lpwd" => Command::Lpwd,
         "progress" => Command::Progress,
         "help" => match a.next() {
@@ -735,6 +991,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Some(local) => Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![local],
                 remote: None,
             },
@@ -744,6 +1001,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Some(remote) => Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![remote],
                 local: None,
             },
@@ -789,6 +1047,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a.txt")],
                 remote: None
             }
@@ -798,6 +1057,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a.txt")],
                 remote: Some(s("dir/b.txt"))
             }
@@ -807,6 +1067,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a.txt")],
                 remote: None
             }
@@ -816,6 +1077,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![s("my file.txt")],
                 remote: None
             }
@@ -828,6 +1090,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: true,
+                preserve: false,
                 local: vec![s("a"), s("b"), s("c")],
                 remote: None
             }
@@ -837,6 +1100,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: true,
+                preserve: false,
                 local: vec![s("dir")],
                 remote: Some(s("other"))
             }
@@ -846,12 +1110,40 @@ mod tests {
     }
 
     #[test]
+    fn preserve_and_capital_r() {
+        let put = |recursive, preserve, local: &[&str], remote: Option<&str>| Command::Put {
+            force: false,
+            recursive,
+            preserve,
+            local: local.iter().map(|l| s(l)).collect(),
+            remote: remote.map(s),
+        };
+        assert_eq!(ok("put -p a"), put(false, true, &["a"], None));
+        assert_eq!(ok("put -R d"), put(true, false, &["d"], None));
+        assert_eq!(ok("put -pR d x"), put(true, true, &["d"], Some("x")));
+        assert_eq!(ok("put -rp a b c"), put(true, true, &["a", "b", "c"], None));
+        assert_eq!(
+            ok("get -Rp d"),
+            Command::Get {
+                force: false,
+                recursive: true,
+                preserve: true,
+                remote: vec![s("d")],
+                local: None
+            }
+        );
+        assert_eq!(err("reput -p a"), "reput: unknown option '-p'");
+        assert!(spec("put").is_some_and(|s| s.long_help().contains("-R  the same as -r")));
+    }
+
+    #[test]
     fn get_forms() {
         assert_eq!(
             ok("get a.txt"),
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("a.txt")],
                 local: None
             }
@@ -861,6 +1153,7 @@ mod tests {
             Command::Get {
                 force: true,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("a.txt")],
                 local: Some(s("local.txt"))
             }
@@ -871,6 +1164,7 @@ mod tests {
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("logs/*.gz"), s("a"), s("b")],
                 local: None
             }
@@ -883,6 +1177,7 @@ mod tests {
         let put = |local: &[&str], remote: Option<&str>| Command::Put {
             force: false,
             recursive: false,
+            preserve: false,
             local: local.iter().map(|l| s(l)).collect(),
             remote: remote.map(s),
         };
@@ -901,6 +1196,7 @@ mod tests {
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s(r"report\[1\].txt")],
                 local: Some(s("x?"))
             }
@@ -922,6 +1218,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("x")],
                 remote: None
             }
@@ -985,6 +1282,7 @@ mod tests {
             Command::Put {
                 force: true,
                 recursive: false,
+                preserve: false,
                 local: vec![s("-x")],
                 remote: Some(s("--"))
             }
@@ -1014,21 +1312,98 @@ mod tests {
     }
 
     #[test]
-    fn local_side() {
-        assert_eq!(ok("lls"), Command::Lls { path: None });
+    fn chmod_forms() {
+        let chmod = |mode, paths: &[&str]| Command::Chmod {
+            mode,
+            paths: paths.iter().map(|p| s(p)).collect(),
+        };
+        assert_eq!(ok("chmod 644 a"), chmod(0o644, &["a"]));
+        assert_eq!(ok("chmod 0755 a b *.sh"), chmod(0o755, &["a", "b", "*.sh"]));
+        assert_eq!(ok("chmod 0 a"), chmod(0, &["a"]));
+        assert_eq!(ok("chmod 000644 'a[1]'"), chmod(0o644, &[r"a\[1\]"]));
+        assert_eq!(ok("chmod 7 -- -x"), chmod(0o7, &["-x"]));
+        assert_eq!(err("chmod"), "chmod: missing MODE");
+        assert_eq!(err("chmod 644"), "chmod: missing remote PATH");
         assert_eq!(
-            ok("lls /tmp"),
-            Command::Lls {
-                path: Some(s("/tmp"))
+            err("chmod 4755 a"),
+            "chmod: invalid mode '4755': setuid, setgid and sticky bits cannot be set"
+        );
+        assert_eq!(
+            err("chmod 1777 a"),
+            "chmod: invalid mode '1777': setuid, setgid and sticky bits cannot be set"
+        );
+        for bad in ["u+x", "8", "64a", "0x1ff", "+644", "''"] {
+            assert_eq!(
+                err(&format!("chmod {bad} a")),
+                format!(
+                    "chmod: invalid mode '{}': not an octal mode such as 644 or 0755",
+                    if bad == "''" { "" } else { bad }
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            err("chmod 77777 a"),
+            "chmod: invalid mode '77777': more than four octal digits"
+        );
+        assert_eq!(err("chmod -R 644 a"), "chmod: unknown option '-R'");
+    }
+
+    #[test]
+    fn df_forms() {
+        assert_eq!(
+            ok("df"),
+            Command::Df {
+                human: false,
+                path: None
             }
         );
+        assert_eq!(
+            ok("df -h logs"),
+            Command::Df {
+                human: true,
+                path: Some(s("logs"))
+            }
+        );
+        assert_eq!(err("df -i"), "df: unknown option '-i'");
+        assert_eq!(err("df a b"), "df: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn local_side() {
+        let lls = |long, all, path: Option<&str>| Command::Lls {
+            long,
+            all,
+            path: path.map(s),
+        };
+        assert_eq!(ok("lls"), lls(false, false, None));
+        assert_eq!(ok("lls /tmp"), lls(false, false, Some("/tmp")));
+        assert_eq!(ok("lls -la ~/x"), lls(true, true, Some("~/x")));
+        assert_eq!(ok("lls d -a"), lls(false, true, Some("d")));
+        assert_eq!(err("lls -h"), "lls: unknown option '-h'");
         assert_eq!(ok("lcd /tmp"), Command::Lcd { path: s("/tmp") });
+        // Bare lcd goes home, as in sftp.
+        assert_eq!(ok("lcd"), Command::Lcd { path: s("~") });
+        assert_eq!(ok("lmkdir 'a b'"), Command::Lmkdir { path: s("a b") });
+        assert_eq!(err("lmkdir"), "lmkdir: missing local directory PATH");
+        assert_eq!(ok("version"), Command::Version);
+        assert_eq!(err("version x"), "version: unexpected argument 'x'");
         assert_eq!(ok("lpwd"), Command::Lpwd);
         assert_eq!(ok("progress"), Command::Progress);
         assert_eq!(err("progress on"), "progress: unexpected argument 'on'");
-        assert_eq!(err("lcd"), "lcd: missing local directory PATH");
         assert_eq!(err("lpwd x"), "lpwd: unexpected argument 'x'");
         assert_eq!(err("lls a b"), "lls: unexpected argument 'b'");
+    }
+
+    #[test]
+    fn bang_lines_go_to_the_shell_whole() {
+        let sh = |c: &str| Command::Shell { command: s(c) };
+        assert_eq!(ok("!ls -l 'a b' | wc"), sh("ls -l 'a b' | wc"));
+        assert_eq!(ok("  ! echo \"unterminated "), sh("echo \"unterminated"));
+        assert_eq!(ok("!"), sh(""));
+        assert_eq!(ok("!   "), sh(""));
+        assert_eq!(ok("help !"), Command::Help { topic: Some("!") });
+        assert_eq!(spec("!").map(|s| s.synopsis()), Some(s("! [COMMAND]")));
     }
 
     #[test]
@@ -1067,6 +1442,7 @@ mod tests {
             Command::Put {
                 force: false,
                 recursive: false,
+                preserve: false,
                 local: vec![s("a b.txt")],
                 remote: None
             }
@@ -1076,6 +1452,7 @@ mod tests {
             Command::Get {
                 force: false,
                 recursive: false,
+                preserve: false,
                 remote: vec![s("a.txt")],
                 local: None
             }
@@ -1088,10 +1465,32 @@ mod tests {
     #[test]
     fn unknown_commands_and_bad_quotes() {
         assert_eq!(err("foo"), "unknown command 'foo' (try 'help')");
-        assert_eq!(err("PUT a"), "unknown command 'PUT' (try 'help')");
+        // Commands are lower case; the nearest one is suggested.
+        assert_eq!(err("PUT a"), "unknown command 'PUT' (did you mean 'put'?)");
         assert_eq!(err("put 'a"), "unterminated single quote");
         assert_eq!(err("get \"a"), "unterminated double quote");
         assert_eq!(err("\x1b[31m"), "unknown command '\\x1b[31m' (try 'help')");
+    }
+
+    #[test]
+    fn unknown_commands_suggest_the_nearest() {
+        assert_eq!(err("gte x"), "unknown command 'gte' (did you mean 'get'?)");
+        assert_eq!(suggest("gte"), Some("get"));
+        assert_eq!(suggest("pt"), Some("put"));
+        assert_eq!(suggest("lsl"), Some("ls"));
+        assert_eq!(suggest("mkdri"), Some("mkdir"));
+        assert_eq!(suggest("renmae"), Some("rename"));
+        assert_eq!(suggest("progres"), Some("progress"));
+        assert_eq!(suggest("qiut"), Some("quit"));
+        assert_eq!(suggest("Exit"), Some("exit"));
+        // Too far from anything, or only near a digit of the menu.
+        assert_eq!(suggest("foo"), None);
+        assert_eq!(suggest("4"), None);
+        assert_eq!(suggest("xyzzy"), None);
+        assert_eq!(suggest(""), None);
+        assert_eq!(suggest(&"p".repeat(1000)), None);
+        assert_eq!(edit_distance(&['a', 'b'], &['b', 'a']), 1);
+        assert_eq!(edit_distance(&[], &['a', 'b']), 2);
     }
 
     #[test]
@@ -1111,11 +1510,11 @@ mod tests {
         }
         assert_eq!(
             spec("put").map(|s| s.synopsis()),
-            Some(s("put [-f] [-r] LOCAL [REMOTE]"))
+            Some(s("put [-f] [-p] [-r] [-R] LOCAL [REMOTE]"))
         );
         assert_eq!(
             spec("put").and_then(|s| s.many_synopsis()),
-            Some(s("put [-f] [-r] LOCAL LOCAL LOCAL..."))
+            Some(s("put [-f] [-p] [-r] [-R] LOCAL LOCAL LOCAL..."))
         );
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(5)),
@@ -1126,6 +1525,18 @@ mod tests {
             Some(s("ls [-l] [-a] [PATH]"))
         );
         assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
+        assert_eq!(
+            spec("chmod").and_then(|s| s.many_synopsis()),
+            Some(s("chmod MODE PATH PATH..."))
+        );
+        assert_eq!(
+            spec("chmod").and_then(|s| s.arg_kind(0)),
+            Some(ArgKind::Value)
+        );
+        assert_eq!(
+            spec("chmod").and_then(|s| s.arg_kind(3)),
+            Some(ArgKind::Remote)
+        );
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(1)),
             Some(ArgKind::Local)

@@ -98,7 +98,7 @@ pub fn complete_line(line: &str, pos: usize, local: Lister<'_>, remote: Lister<'
             Some(ArgKind::Command) => complete_command(&word.text, ""),
             Some(ArgKind::Local) => complete_path(&word.text, style, local),
             Some(ArgKind::Remote) => complete_path(&word.text, style, remote),
-            None => Vec::new(),
+            Some(ArgKind::Value) | None => Vec::new(),
         }
     };
     candidates.sort_by(|a, b| a.replacement.cmp(&b.replacement));
@@ -482,7 +482,10 @@ mod tests {
 
     #[test]
     fn hints_show_the_synopsis_after_a_command_name() {
-        assert_eq!(hint("put ", 4).as_deref(), Some("[-f] [-r] LOCAL [REMOTE]"));
+        assert_eq!(
+            hint("put ", 4).as_deref(),
+            Some("[-f] [-p] [-r] [-R] LOCAL [REMOTE]")
+        );
         assert_eq!(hint("ls ", 3).as_deref(), Some("[-l] [-a] [PATH]"));
         assert_eq!(hint("bye ", 4), None);
         assert_eq!(hint("put", 3), None);

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,14 @@ pub struct Executor {
     /// The user was told why the connection was lost; later failures on
     /// it just say it is closed.
     loss_told: Cell<bool>,
+    /// `-p` of the `put` or `get` under way: keep times and modes.
+    preserve: bool,
+    /// The commands come from standard input (a pipe or `-b -`), so a
+    /// local command run by `!` must not read it.
+    commands_on_stdin: bool,
+    /// Remote listings of the command under way, by directory, kept only
+    /// for `get -p` (the modes of the files it fetches).
+    listings: RefCell<HashMap<String, Vec<Entry>>>,
 }
 
 impl Executor {
@@ -67,6 +76,9 @@ impl Executor {
             err_style: Style::plain(),
             interrupt: None,
             loss_told: Cell::new(false),
+            preserve: false,
+            commands_on_stdin: false,
+            listings: RefCell::new(HashMap::new()),
         }
     }
 
@@ -80,6 +92,13 @@ impl Executor {
     /// Batch mode: the progress bar starts off (as in `sftp -b`).
     pub fn set_batch(&mut self, batch: bool) {
         self.progress_on = !batch;
+    }
+
+    /// The commands are read from standard input and it is no terminal
+    /// (piped input, `-b -`): `!COMMAND` then gets an empty input instead
+    /// of the commands that follow.
+    pub fn set_commands_on_stdin(&mut self, on: bool) {
+        self.commands_on_stdin = on;
     }
 
     /// Interactive shell: while a command runs, a first Ctrl-C (SIGINT:
@@ -173,8 +192,9 @@ impl Executor {
                         o.partial
                     ));
                 }
+                let kept = self.keep_remote_attrs(resume, local, &o.stored);
                 if self.quiet {
-                    return Ok(());
+                    return kept;
                 }
                 let how = resume_note(resume, o.resumed_from, o.restarted, "the server's");
                 let line = format!(
@@ -184,7 +204,8 @@ impl Executor {
                     summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
-                self.say(&line)
+                self.say(&line)?;
+                kept
             }
             Err(e) => {
                 let hint = self.resume_hint(&e, "reput");
@@ -217,6 +238,10 @@ impl Executor {
         target: &Path,
     ) -> Result<(), String> {
         let cmd = if resume { "reget" } else { "get" };
+        if let Some(why) = missing_local_parent(target) {
+            let shown = target.to_string_lossy().into_owned();
+            return Err(format!("{cmd}: {}: {why}", quoted_name(&shown)));
+        }
         let mut bar = self.transfer_bar(remote);
         let result = self
             .client
@@ -231,8 +256,9 @@ impl Executor {
                         o.partial
                     ));
                 }
+                let kept = self.keep_local_attrs(resume, remote, &o.path, o.mtime);
                 if self.quiet {
-                    return Ok(());
+                    return kept;
                 }
                 let shown = o.path.strip_prefix("./").unwrap_or(&o.path);
                 let how = resume_note(resume, o.resumed_from, o.restarted, "the local");
@@ -243,10 +269,15 @@ impl Executor {
                     summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
-                self.say(&line)
+                self.say(&line)?;
+                kept
             }
             Err(e) => {
-                let hint = self.resume_hint(&e, "reget");
+                let hint = if !resume && e.code() == Some(ErrorCode::IsDirectory) {
+                    " (use get -r)".to_owned()
+                } else {
+                    self.resume_hint(&e, "reget")
+                };
                 Err(self.describe(cmd, remote, remote, &e) + &hint)
             }
         }
@@ -308,54 +339,214 @@ impl Executor {
         }
     }
 
-    fn lls(&mut self, path: Option<&str>) -> Result<(), String> {
+    /// `lls [-l] [-a] [PATH]`: a local directory (or one file) in `ls`'s
+    /// format, names sorted, dot files only with `-a`.
+    fn lls(&mut self, long: bool, all: bool, path: Option<&str>) -> Result<(), String> {
         let dir = path.unwrap_or(".");
-        let rd =
-            fs::read_dir(dir).map_err(|e| format!("{}: {}", subject("lls", dir), io_reason(&e)))?;
-        let mut rows: Vec<(String, bool, u64)> = rd
-            .filter_map(Result::ok)
-            .map(|d| {
-                let name = d.file_name().to_string_lossy().into_owned();
-                let meta = fs::metadata(d.path()).ok();
-                let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
-                let size = meta.filter(|m| m.is_file()).map_or(0, |m| m.len());
-                (name, is_dir, size)
-            })
-            .filter(|(n, _, _)| !n.starts_with('.'))
-            .collect();
-        rows.sort();
+        let failed = |e: std::io::Error| format!("{}: {}", subject("lls", dir), io_reason(&e));
+        let mut entries = if fs::metadata(dir).map_err(failed)?.is_dir() {
+            fs::read_dir(dir)
+                .map_err(failed)?
+                .filter_map(Result::ok)
+                .map(|d| local_entry(&d.path(), d.file_name().to_string_lossy().into_owned()))
+                .filter(|e| all || !e.name.starts_with('.'))
+                .collect()
+        } else {
+            vec![local_entry(Path::new(dir), dir.to_owned())]
+        };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut text = String::new();
-        for (name, is_dir, size) in rows {
-            let mut name = escape_for_terminal(&name);
-            if is_dir {
-                name.push('/');
-                name = self.style.dir(&name);
-            }
-            text.push_str(&format!("{size:>12} {name}\n"));
+        for e in &entries {
+            text.push_str(&self.format_entry(e, long));
+            text.push('\n');
         }
         self.out
             .write_all(text.as_bytes())
             .map_err(|e| format!("cannot write output: {e}"))
     }
+
+    /// `!COMMAND` (or `!` alone): runs `$SHELL -c COMMAND` (or the shell
+    /// itself) on this terminal and waits for it. Meanwhile ftx ignores
+    /// Ctrl-C and Ctrl-\ (they are the command's), as `system(3)` does.
+    fn shell(&mut self, command: &str) -> Result<(), String> {
+        let shell = std::env::var_os("SHELL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        let mut child = std::process::Command::new(&shell);
+        if !command.is_empty() {
+            child.arg("-c").arg(command);
+        }
+        if self.commands_on_stdin {
+            // The rest of the commands are there, not the command's input.
+            child.stdin(std::process::Stdio::null());
+        }
+        let _ = self.out.flush();
+        let _ = std::io::stdout().flush();
+        let shown = quoted_name(&shell.to_string_lossy());
+        let mut child = child
+            .spawn()
+            .map_err(|e| format!("!: cannot run {shown}: {}", io_reason(&e)))?;
+        let status = {
+            let _quiet = IgnoreInterrupts::new();
+            child.wait()
+        }
+        .map_err(|e| format!("!: {shown}: {e}"))?;
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Ok(()),
+            (Some(code), _) => Err(format!("!: shell exited with status {code}")),
+            (None, Some(sig)) => Err(format!("!: shell killed by signal {sig}")),
+            (None, None) => Err("!: shell exited abnormally".to_owned()),
+        }
+    }
+}
+
+/// SIGINT and SIGQUIT ignored by ftx while a local command runs (the
+/// terminal sends them to both); the previous handlers come back on drop.
+struct IgnoreInterrupts {
+    saved: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl IgnoreInterrupts {
+    fn new() -> IgnoreInterrupts {
+        let mut saved = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGQUIT] {
+            // SAFETY: sigaction with a zeroed (SIG_DFL-like) struct whose
+            // handler is SIG_IGN and an empty mask; `old` is written by the
+            // kernel and only handed back to sigaction.
+            unsafe {
+                let mut ignore: libc::sigaction = std::mem::zeroed();
+                ignore.sa_sigaction = libc::SIG_IGN;
+                libc::sigemptyset(&mut ignore.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &ignore, &mut old) == 0 {
+                    saved.push((sig, old));
+                }
+            }
+        }
+        IgnoreInterrupts { saved }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores exactly what sigaction returned for `sig`.
+            unsafe {
+                libc::sigaction(*sig, old, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// A local file as a listing entry named `name` (links followed; a
+/// dangling one is listed as the link), for `lls`.
+fn local_entry(path: &Path, name: String) -> Entry {
+    let meta = fs::metadata(path)
+        .or_else(|_| fs::symlink_metadata(path))
+        .ok();
+    let kind = match &meta {
+        Some(m) if m.is_dir() => EntryKind::Dir,
+        Some(m) if m.is_file() => EntryKind::File,
+        Some(m) if m.file_type().is_symlink() => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    };
+    Entry {
+        name,
+        kind,
+        size: meta.as_ref().filter(|m| m.is_file()).map_or(0, |m| m.len()),
+        mtime: meta.as_ref().map_or(0, |m| m.mtime()),
+        mode: meta.as_ref().map(|m| (m.mode() & 0o7777) as u16),
+    }
+}
+
+/// `lmkdir PATH`: one local directory, its parent must exist.
+fn lmkdir(path: &str) -> Result<(), String> {
+    if let Some(why) = missing_local_parent(Path::new(path)) {
+        return Err(format!("lmkdir: {}: {why}", quoted_name(path)));
+    }
+    fs::create_dir(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AlreadyExists => "already exists".to_owned(),
+            _ => io_reason(&e),
+        };
+        format!("lmkdir: {}: {why}", quoted_name(path))
+    })
+}
+
+/// `~` or `~/...` at the start of a local path is the home directory
+/// (`$HOME`), as in a shell (`~user` is not); other paths are returned
+/// as they are. `./~` names a file called `~`.
+fn expand_home(cmd: &str, path: &str) -> Result<String, String> {
+    with_home(path, &|| home(cmd), &str::to_owned)
+}
+
+/// [`expand_home`] for a local pattern: the home directory goes in with
+/// its wildcard characters escaped, so only the rest may match.
+fn expand_home_pattern(cmd: &str, pattern: &str) -> Result<String, String> {
+    with_home(pattern, &|| home(cmd), &glob::escape)
+}
+
+/// `path` with a leading `~` or `~/` replaced by `home()` as `quote` gives it.
+fn with_home(
+    path: &str,
+    home: &dyn Fn() -> Result<String, String>,
+    quote: &dyn Fn(&str) -> String,
+) -> Result<String, String> {
+    match path.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            let home = home()?;
+            let home = home
+                .strip_suffix('/')
+                .filter(|h| !h.is_empty())
+                .unwrap_or(&home);
+            Ok(format!("{}{rest}", quote(home)))
+        }
+        _ => Ok(path.to_owned()),
+    }
+}
+
+/// `$HOME`, or why it cannot stand for `~`.
+fn home(cmd: &str) -> Result<String, String> {
+    std::env::var("HOME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{cmd}: cannot expand '~': HOME is not set"))
 }
 
 impl Execute for Executor {
     fn execute(&mut self, cmd: Command) -> Result<Flow, String> {
         let _ctrl_c = CtrlC::arm(self.interrupt.clone());
+        self.preserve = false;
+        self.listings.borrow_mut().clear();
         match cmd {
             Command::Put {
                 force,
                 recursive,
+                preserve,
                 local,
                 remote,
-            } => self.put_many(force, recursive, &local, remote.as_deref())?,
+            } => {
+                self.preserve_for("put", preserve)?;
+                let local: Vec<String> = local
+                    .iter()
+                    .map(|l| expand_home_pattern("put", l))
+                    .collect::<Result<_, _>>()?;
+                self.put_many(force, recursive, &local, remote.as_deref())?
+            }
             Command::Get {
                 force,
                 recursive,
+                preserve,
                 remote,
                 local,
-            } => self.get_many(force, recursive, &remote, local.as_deref())?,
+            } => {
+                self.preserve_for("get", preserve)?;
+                let local = local.map(|l| expand_home("get", &l)).transpose()?;
+                self.get_many(force, recursive, &remote, local.as_deref())?
+            }
             Command::Reput { local, remote } => {
+                let local = expand_home("reput", &local)?;
                 let dest = match remote {
                     Some(r) => self.remote_dest("reput", &r, false)?,
                     None => Dest::top(),
@@ -364,7 +555,7 @@ impl Execute for Executor {
             }
             Command::Reget { remote, local } => {
                 let dest = match local {
-                    Some(l) => local_dest("reget", &l, false)?,
+                    Some(l) => local_dest("reget", &expand_home("reget", &l)?, false)?,
                     None => Dest::top(),
                 };
                 self.get_one(false, true, &remote, &dest)?
@@ -395,9 +586,31 @@ impl Execute for Executor {
                     self.describe("rename", name, name, &e)
                 })?
             }
-            Command::Lls { path } => self.lls(path.as_deref())?,
-            Command::Lcd { path } => std::env::set_current_dir(&path)
-                .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?,
+            Command::Chmod { mode, paths } => self.chmod(mode, &paths)?,
+            Command::Df { human, path } => self.df(human, path.as_deref())?,
+            Command::Lls { long, all, path } => {
+                let path = path.map(|p| expand_home("lls", &p)).transpose()?;
+                self.lls(long, all, path.as_deref())?
+            }
+            Command::Lcd { path } => {
+                let path = expand_home("lcd", &path)?;
+                std::env::set_current_dir(&path)
+                    .map_err(|e| format!("{}: {}", subject("lcd", &path), io_reason(&e)))?
+            }
+            Command::Lmkdir { path } => lmkdir(&expand_home("lmkdir", &path)?)?,
+            Command::Shell { command } => self.shell(&command)?,
+            Command::Version => {
+                let text = {
+                    let client = self.client.borrow();
+                    format!(
+                        "ftx {}\nserver: {}\nprotocol version {}",
+                        env!("CARGO_PKG_VERSION"),
+                        escape_for_terminal(client.server_name()),
+                        client.protocol_version()
+                    )
+                };
+                self.say(&text)?;
+            }
             Command::Lpwd => {
                 let cwd =
                     std::env::current_dir().map_err(|e| format!("lpwd: {}", io_reason(&e)))?;
@@ -557,12 +770,7 @@ fn describe(cmd: &str, local: &str, remote: &str, e: &ClientError, told: &Cell<b
             format!("{} {} on server", subject(cmd, remote), r.code)
         }
         ClientError::Remote(r) => {
-            let detail = if r.message.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", escape_for_terminal(&r.message))
-            };
-            format!("{}: {}{detail}", subject(cmd, remote), r.code)
+            format!("{}: {}", subject(cmd, remote), server_detail(r, remote))
         }
         ClientError::Cancelled => {
             let name = if cmd == "put" { local } else { remote };
@@ -581,7 +789,33 @@ fn describe_dir(dir: &str, e: &ClientError, told: &Cell<bool>) -> String {
         ClientError::Remote(r) if is_name_error(r.code) => {
             format!("{} {} on server", quoted_name(shown), r.code)
         }
+        ClientError::Remote(r) => format!("{}: {}", quoted_name(shown), server_detail(r, dir)),
         other => format!("{}: {other}", quoted_name(shown)),
+    }
+}
+
+/// What follows `CMD: 'NAME': ` for a server's refusal: the cause in
+/// plain words, then the server's detail when it adds something. ftxd's
+/// detail quotes the path itself (`'secret': permission denied`), so the
+/// name is left out when it is the one already shown (the root is `'/'`
+/// there), and a detail that says no more than the cause is dropped: the
+/// name and the cause each appear once. A detail about another name (a
+/// parent) is kept whole; one that already says the cause in its own words
+/// ("the server is read-only") stands alone.
+fn server_detail(r: &crate::proto::error::RemoteError, name: &str) -> String {
+    let cause = r.code.describe();
+    let name = name.trim_end_matches('/');
+    let shown = if name.is_empty() { "/" } else { name };
+    let mut detail = r.message.trim();
+    if let Some(rest) = detail.strip_prefix(&format!("'{shown}'")) {
+        detail = rest.strip_prefix(':').unwrap_or(rest).trim_start();
+    }
+    if detail.is_empty() || detail == cause {
+        cause.to_owned()
+    } else if detail.contains(cause) {
+        escape_for_terminal(detail)
+    } else {
+        format!("{cause}: {}", escape_for_terminal(detail))
     }
 }
 
@@ -849,6 +1083,15 @@ impl Executor {
         // REMOTE is a directory to put things into when it is one, says so
         // with a trailing '/' or the sources are patterns; otherwise it is
         // the new name of the one source (`put -r dir other`).
+        if let ([one], false) = (locals, recursive) {
+            let local = glob::unescape(one);
+            if !has_wildcards(one) && Path::new(&local).is_dir() {
+                return Err(format!(
+                    "put: {}: is a directory (use put -r)",
+                    quoted_name(&local)
+                ));
+            }
+        }
         let patterns = locals.iter().any(|l| has_wildcards(l));
         let dest = match remote {
             Some(r) => self.remote_dest("put", r, patterns)?,
@@ -926,6 +1169,9 @@ impl Executor {
         dest: &str,
         tally: &mut Tally,
     ) -> Result<(), String> {
+        // With -p: each directory made, for its time and mode once
+        // everything in it is there.
+        let mut dirs: Vec<(PathBuf, String)> = Vec::new();
         let mut stack = vec![(PathBuf::from(src), dest.to_owned(), 0usize)];
         while let Some((dir, rdir, depth)) = stack.pop() {
             if self.interrupted() {
@@ -945,6 +1191,9 @@ impl Executor {
                     self.fail(tally, &msg);
                     continue;
                 }
+            }
+            if self.preserve {
+                dirs.push((dir.clone(), rdir.clone()));
             }
             let mut entries: Vec<(String, PathBuf)> = Vec::new();
             match fs::read_dir(&dir) {
@@ -997,6 +1246,16 @@ impl Executor {
                 }
             }
             stack.extend(subdirs.into_iter().rev());
+        }
+        // Deepest first: setting a directory's time changes no parent's.
+        for (dir, rdir) in dirs.into_iter().rev() {
+            let shown = dir.to_string_lossy().into_owned();
+            if let Err(msg) = self.keep_remote_attrs(false, &shown, &rdir) {
+                if self.connection_lost() {
+                    return Err(self.abort(tally, msg));
+                }
+                self.fail(tally, &msg);
+            }
         }
         Ok(())
     }
@@ -1095,6 +1354,11 @@ impl Executor {
                 .borrow_mut()
                 .list(dir)
                 .map_err(|e| self.describe_dir(dir, &e))?;
+            if self.preserve {
+                self.listings
+                    .borrow_mut()
+                    .insert(dir.to_owned(), entries.clone());
+            }
             Ok(entries
                 .into_iter()
                 .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
@@ -1127,8 +1391,22 @@ impl Executor {
         dest: &Path,
         tally: &mut Tally,
     ) -> Result<(), String> {
-        let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize)];
-        while let Some((rdir, ldir, depth)) = stack.pop() {
+        if let Some(why) = missing_local_parent(dest) {
+            // As sftp, the tree's directory is made, never its parents.
+            let shown = dest.to_string_lossy().into_owned();
+            self.fail(tally, &format!("get: {}: {why}", quoted_name(&shown)));
+            return Ok(());
+        }
+        // With -p: each directory made, with its remote entry, for its
+        // time and mode once everything in it is there.
+        let mut made: Vec<(PathBuf, Option<Entry>)> = Vec::new();
+        let top = if self.preserve {
+            self.remote_entry(src).ok().flatten()
+        } else {
+            None
+        };
+        let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize, top)];
+        while let Some((rdir, ldir, depth, entry)) = stack.pop() {
             if self.interrupted() {
                 return Err(format!("get: {}: cancelled", quoted_name(&rdir)));
             }
@@ -1141,6 +1419,9 @@ impl Executor {
                 );
                 self.fail(tally, &msg);
                 continue;
+            }
+            if self.preserve {
+                made.push((ldir.clone(), entry));
             }
             let listed = self.client.borrow_mut().list(&rdir);
             let mut entries = match listed {
@@ -1155,6 +1436,11 @@ impl Executor {
                 }
             };
             entries.sort_by(|a, b| a.name.cmp(&b.name));
+            if self.preserve {
+                self.listings
+                    .borrow_mut()
+                    .insert(rdir.clone(), entries.clone());
+            }
             let mut subdirs = Vec::new();
             for e in entries {
                 if e.name.starts_with(RESERVED_PREFIX) {
@@ -1176,7 +1462,7 @@ impl Executor {
                         let msg = format!("get: {}: tree too deep", quoted_name(&remote));
                         self.fail(tally, &msg);
                     } else {
-                        subdirs.push((remote, local, depth + 1));
+                        subdirs.push((remote, local, depth + 1, Some(e)));
                     }
                 } else {
                     self.get_counted(force, &remote, &local, tally)?;
@@ -1184,8 +1470,235 @@ impl Executor {
             }
             stack.extend(subdirs.into_iter().rev());
         }
+        // Deepest first: setting a directory's time changes no parent's.
+        for (ldir, entry) in made.into_iter().rev() {
+            let kept = match entry {
+                Some(e) => set_local_attrs(&ldir, e.mtime, e.mode),
+                None => Err("the server did not list it".to_owned()),
+            };
+            if let Err(why) = kept {
+                let shown = ldir.to_string_lossy().into_owned();
+                let msg = format!(
+                    "get: {}: time and mode not kept: {why}",
+                    quoted_name(&shown)
+                );
+                self.fail(tally, &msg);
+            }
+        }
         Ok(())
     }
+}
+
+impl Executor {
+    /// `chmod MODE PATH...`: each name, or each match of a pattern, is
+    /// given the permission bits `mode`; a failed one is reported and the
+    /// others go on. A server without attributes is told nothing.
+    fn chmod(&mut self, mode: u16, paths: &[String]) -> Result<(), String> {
+        if !self.client.borrow().has_attrs() {
+            return Err(format!("chmod: {}", ClientError::Unsupported));
+        }
+        let mut tally = Tally::default();
+        for word in paths {
+            let targets = if has_wildcards(word) {
+                match self.expand_remote(word) {
+                    Ok(found) => found.into_iter().map(|m| m.path).collect(),
+                    Err(msg) if self.connection_lost() => {
+                        return Err(self.abort(&mut tally, format!("chmod: {msg}")));
+                    }
+                    Err(msg) => {
+                        self.fail(&mut tally, &format!("chmod: {msg}"));
+                        continue;
+                    }
+                }
+            } else {
+                vec![glob::unescape(word)]
+            };
+            for path in targets {
+                if self.interrupted() {
+                    return Err(format!("chmod: {}: cancelled", quoted_name(&path)));
+                }
+                self.begin_item(&mut tally);
+                let set = self.client.borrow_mut().set_attrs(
+                    &trim_trailing_slash(&path),
+                    Some(mode),
+                    None,
+                );
+                if let Err(e) = set {
+                    let msg = self.describe("chmod", &path, &path, &e);
+                    if e.is_fatal() {
+                        return Err(self.abort(&mut tally, msg));
+                    }
+                    self.fail_item(&mut tally, msg);
+                }
+            }
+        }
+        tally.end("chmod")
+    }
+}
+
+impl Executor {
+    /// `df [-h] [PATH]`: the server's file system holding PATH (`.` and
+    /// `/` are the root, as for a TARGET).
+    fn df(&mut self, human: bool, path: Option<&str>) -> Result<(), String> {
+        let shown = path.unwrap_or("");
+        let path = match trim_trailing_slash(shown).as_str() {
+            "." | "/" => String::new(),
+            p => p.to_owned(),
+        };
+        let space = self.client.borrow_mut().space(&path);
+        let (total, avail) = space.map_err(|e| self.describe("df", shown, shown, &e))?;
+        let text = df_table(total, avail, human);
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write output: {e}"))
+    }
+}
+
+/// `df`'s two lines, laid out as sftp's (whose `(root)` column, the space
+/// only root may use, ftxd does not report): size, used, available and
+/// `%Capacity` (used of size, rounded down). In KiB, or human sizes.
+fn df_table(total: u64, avail: u64, human: bool) -> String {
+    let used = total.saturating_sub(avail);
+    let capacity = match u128::from(used) * 100 {
+        _ if total == 0 => "-".to_owned(),
+        n => format!("{}%", n / u128::from(total)),
+    };
+    let (size, used, avail) = if human {
+        (
+            format_size_human(total),
+            format_size_human(used),
+            format_size_human(avail.min(total)),
+        )
+    } else {
+        let kib = |n: u64| (n / 1024).to_string();
+        (kib(total), kib(used), kib(avail.min(total)))
+    };
+    let w = if human { 8 } else { 12 };
+    format!(
+        "{:>w$} {:>w$} {:>w$} {:>12}\n{size:>w$} {used:>w$} {avail:>w$} {capacity:>12}\n",
+        "Size", "Used", "Avail", "%Capacity"
+    )
+}
+
+impl Executor {
+    /// Takes `-p` for the command under way; the server must serve
+    /// attributes (it keeps modes and times for `put -p`, lists modes for
+    /// `get -p`), else the command fails before anything moves.
+    fn preserve_for(&mut self, cmd: &str, preserve: bool) -> Result<(), String> {
+        if preserve && !self.client.borrow().has_attrs() {
+            return Err(format!("{cmd}: -p: {}", ClientError::Unsupported));
+        }
+        self.preserve = preserve;
+        Ok(())
+    }
+
+    /// `put -p`: gives the remote `stored` the modification time and
+    /// permission bits (`& 0o777`) of the local `local`, a file or a
+    /// directory. Nothing without `-p` or on `reput`.
+    fn keep_remote_attrs(&mut self, resume: bool, local: &str, stored: &str) -> Result<(), String> {
+        if !self.preserve || resume {
+            return Ok(());
+        }
+        let not_kept = |why: String| {
+            format!(
+                "put: {}: time and mode not kept: {why}",
+                quoted_name(stored)
+            )
+        };
+        let meta = fs::metadata(local).map_err(|e| not_kept(io_reason(&e)))?;
+        // Only the permission bits: the server refuses the others.
+        let mode = (meta.mode() & 0o777) as u16;
+        let set = self
+            .client
+            .borrow_mut()
+            .set_attrs(stored, Some(mode), Some(meta.mtime()));
+        set.map_err(|e| match &e {
+            ClientError::Remote(r) => not_kept(server_detail(r, stored)),
+            _ => self.describe("put", local, stored, &e),
+        })
+    }
+
+    /// `get -p`: gives the local `path` the remote file's modification
+    /// time (`mtime`, from the download itself) and permission bits (from
+    /// its entry in its directory's listing). Nothing without `-p` or on
+    /// `reget`.
+    fn keep_local_attrs(
+        &mut self,
+        resume: bool,
+        remote: &str,
+        path: &Path,
+        mtime: i64,
+    ) -> Result<(), String> {
+        if !self.preserve || resume {
+            return Ok(());
+        }
+        let shown = path.strip_prefix("./").unwrap_or(path);
+        let not_kept = |why: String| {
+            format!(
+                "get: {}: time and mode not kept: {why}",
+                quoted_name(&shown.to_string_lossy())
+            )
+        };
+        // The time comes with the download; the mode needs the listing.
+        let (mode, missing) = match self.remote_entry(remote) {
+            Ok(Some(Entry { mode: Some(m), .. })) => (Some(m), None),
+            Ok(Some(_)) => (None, "the server listed no mode".to_owned().into()),
+            Ok(None) => (None, "the server did not list it".to_owned().into()),
+            Err(e) => {
+                let dir = remote
+                    .trim_end_matches('/')
+                    .rsplit_once('/')
+                    .map_or("", |d| d.0);
+                (None, Some(self.describe_dir(dir, &e)))
+            }
+        };
+        set_local_attrs(path, mtime, mode).map_err(not_kept)?;
+        match missing {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "get: {}: mode not kept: {why}",
+                quoted_name(&shown.to_string_lossy())
+            )),
+        }
+    }
+
+    /// The entry of the remote `path` in its directory's listing, which is
+    /// asked for once per command.
+    fn remote_entry(&mut self, path: &str) -> Result<Option<Entry>, ClientError> {
+        let path = path.trim_end_matches('/');
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if !self.listings.borrow().contains_key(dir) {
+            let entries = self.client.borrow_mut().list(dir)?;
+            self.listings.borrow_mut().insert(dir.to_owned(), entries);
+        }
+        Ok(self
+            .listings
+            .borrow()
+            .get(dir)
+            .and_then(|v| v.iter().find(|e| e.name == name).cloned()))
+    }
+}
+
+/// Sets a local file's or directory's modification time (Unix seconds)
+/// and then, when known, its permission bits (`& 0o777`: never setuid
+/// from a server); the time first, so a mode without write access does
+/// not stand in the way. `Err` says why in plain words.
+fn set_local_attrs(path: &Path, mtime: i64, mode: Option<u16>) -> Result<(), String> {
+    let span = Duration::from_secs(mtime.unsigned_abs());
+    let when = if mtime >= 0 {
+        std::time::UNIX_EPOCH.checked_add(span)
+    } else {
+        std::time::UNIX_EPOCH.checked_sub(span)
+    }
+    .ok_or("the server's time is out of range")?;
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(when))
+        .map_err(|e| io_reason(&e))?;
+    if let Some(mode) = mode {
+        let perms = fs::Permissions::from_mode(u32::from(mode & 0o777));
+        fs::set_permissions(path, perms).map_err(|e| io_reason(&e))?;
+    }
+    Ok(())
 }
 
 /// Where the sources of a transfer go: into a directory, each under its
@@ -1307,6 +1820,27 @@ impl Executor {
     }
 }
 
+/// Why a download cannot be stored as `target` because of the local
+/// directory it goes in: `local directory 'DIR' not found` or `'DIR' is not
+/// a local directory`; `None` when that directory is there (the current
+/// one always is).
+fn missing_local_parent(target: &Path) -> Option<String> {
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty())?;
+    let shown = quoted_name(&parent.to_string_lossy());
+    match fs::metadata(parent) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some(format!("{shown} is not a local directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("local directory {shown} not found"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Some(format!("{shown} is not a local directory"))
+        }
+        // Unreadable and the like: the download says why.
+        Err(_) => None,
+    }
+}
+
 /// Expands a local pattern against the file system; a plain name is taken
 /// as the name it stands for (the upload says if it is missing). A
 /// pattern that matches nothing is an error, unless a file has that very
@@ -1391,6 +1925,71 @@ mod tests {
     }
 
     #[test]
+    fn a_name_and_a_cause_are_said_once() {
+        use crate::proto::error::RemoteError;
+        let told = Cell::new(false);
+        let remote = |code, msg: &str| ClientError::Remote(RemoteError::new(code, msg));
+        let denied = remote(ErrorCode::PermissionDenied, "'secret': permission denied");
+        assert_eq!(
+            describe("get", "secret", "secret", &denied, &told),
+            "get: 'secret': permission denied"
+        );
+        assert_eq!(
+            describe_dir("secret", &denied, &told),
+            "'secret': permission denied"
+        );
+        // The root is '/' in the server's words and left out in ours.
+        let root = remote(ErrorCode::PermissionDenied, "'/': permission denied");
+        assert_eq!(
+            describe("ls", "", "", &root, &told),
+            "ls: permission denied"
+        );
+        assert_eq!(describe_dir("", &root, &told), "'/': permission denied");
+        // `rm d/` names 'd/'; the server says 'd'.
+        let d = remote(ErrorCode::PermissionDenied, "'d': permission denied");
+        assert_eq!(
+            describe("rm", "d/", "d/", &d, &told),
+            "rm: 'd/': permission denied"
+        );
+        // A detail with more to say keeps it, once.
+        let out = remote(
+            ErrorCode::PermissionDenied,
+            "'esc/x': symlink leads outside the root",
+        );
+        assert_eq!(
+            describe("get", "esc/x", "esc/x", &out, &told),
+            "get: 'esc/x': permission denied: symlink leads outside the root"
+        );
+        let io = remote(ErrorCode::Io, "'f': Input/output error (os error 5)");
+        assert_eq!(
+            describe("get", "f", "f", &io, &told),
+            "get: 'f': server I/O error: Input/output error (os error 5)"
+        );
+        // About another name (a parent): kept whole, the cause once.
+        let parent = remote(ErrorCode::PermissionDenied, "'d': permission denied");
+        assert_eq!(
+            describe("put", "x", "d/x", &parent, &told),
+            "put: 'd/x': 'd': permission denied"
+        );
+        let ro = remote(ErrorCode::ReadOnly, "the server is read-only");
+        assert_eq!(
+            describe("put", "x", "x", &ro, &told),
+            "put: 'x': the server is read-only"
+        );
+        let big = remote(
+            ErrorCode::TooLarge,
+            "file of 11 bytes is larger than allowed",
+        );
+        assert_eq!(
+            describe("put", "x", "x", &big, &told),
+            "put: 'x': too large: file of 11 bytes is larger than allowed"
+        );
+        // A hostile detail is escaped.
+        let evil = remote(ErrorCode::Io, "'f': \x1b[2J");
+        assert!(!describe("get", "f", "f", &evil, &told).contains('\x1b'));
+    }
+
+    #[test]
     fn a_lost_connection_is_explained_once() {
         use crate::client::LostReason;
         let told = Cell::new(false);
@@ -1419,6 +2018,50 @@ mod tests {
             describe("rm", "a", "a", &gone, &told),
             "rm: not connected (connection lost)"
         );
+    }
+
+    #[test]
+    fn df_is_laid_out_as_sftp() {
+        let gib = 1u64 << 30;
+        assert_eq!(
+            df_table(100 * gib, 37 * gib, false),
+            "        Size         Used        Avail    %Capacity\n   \
+             104857600     66060288     38797312          63%\n"
+        );
+        assert_eq!(
+            df_table(100 * gib, 37 * gib, true),
+            "    Size     Used    Avail    %Capacity\n  100.0G    63.0G    37.0G          63%\n"
+        );
+        // Rounded down, never more than the size, and no division by zero.
+        assert!(df_table(3000, 1000, false).ends_with(" 66%\n"));
+        assert!(df_table(4096, 9000, false)
+            .ends_with("\n           4            0            4           0%\n"));
+        assert!(df_table(0, 0, true).ends_with("       -\n"));
+    }
+
+    #[test]
+    fn a_leading_tilde_is_home() {
+        let at = |home: &'static str| move || Ok::<_, String>(home.to_owned());
+        let plain = |s: &str| s.to_owned();
+        let t = |path: &str, home: &'static str| with_home(path, &at(home), &plain).unwrap();
+        assert_eq!(t("~", "/home/u"), "/home/u");
+        assert_eq!(t("~/", "/home/u/"), "/home/u/");
+        assert_eq!(t("~/a/b", "/home/u"), "/home/u/a/b");
+        assert_eq!(t("~/a", "/"), "//a");
+        assert_eq!(t("~", "/"), "/");
+        // Only a leading ~ alone or before '/'.
+        assert_eq!(t("~user/a", "/home/u"), "~user/a");
+        assert_eq!(t("./~", "/home/u"), "./~");
+        assert_eq!(t("a~", "/home/u"), "a~");
+        // A home with wildcard characters is literal in a pattern.
+        let p = with_home("~/*.log", &at("/h[1]"), &glob::escape).unwrap();
+        assert_eq!(p, r"/h\[1\]/*.log");
+        let none = || Err::<String, _>("put: cannot expand '~': HOME is not set".to_owned());
+        assert_eq!(
+            with_home("~/x", &none, &plain),
+            Err("put: cannot expand '~': HOME is not set".to_owned())
+        );
+        assert_eq!(with_home("x", &none, &plain), Ok("x".to_owned()));
     }
 
     #[test]

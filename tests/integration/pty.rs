@@ -97,8 +97,8 @@ fn prompt_completion_help_and_exit() {
     pty.send("help\r");
     let help = pty.expect("Type 'help COMMAND'");
     for cmd in [
-        "put [-f] [-r] LOCAL [REMOTE]",
-        "get [-f] [-r] REMOTE [LOCAL]",
+        "put [-f] [-p] [-r] [-R] LOCAL [REMOTE]",
+        "get [-f] [-p] [-r] [-R] REMOTE [LOCAL]",
         "reput",
         "reget",
         "ls [-l] [-a] [PATH]",

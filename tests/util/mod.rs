@@ -35,6 +35,7 @@ use ftx::proto::limits;
 use ftx::proto::message::Message;
 use tempfile::TempDir;
 
+pub mod fake;
 pub mod pty;
 
 /// How long `ftxd` may take to print its `listening on` line.
