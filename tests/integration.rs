@@ -40,6 +40,8 @@ mod many;
 mod memory;
 #[path = "integration/names.rs"]
 mod names;
+#[path = "integration/nav.rs"]
+mod nav;
 #[path = "integration/pty.rs"]
 mod pty;
 #[path = "integration/raw.rs"]

@@ -238,6 +238,30 @@ pub const SPECS: &[CommandSpec] = &[
         many: None,
     },
     CommandSpec {
+        name: "cd",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("DIR", "remote directory DIR", ArgKind::Remote)],
+        summary: "change the remote directory",
+        help: "Change the remote working directory to DIR. Every remote name of every\n\
+               command is taken relative to it; a name starting with '/' starts at\n\
+               the top of what the server serves, and '..' never goes above it.\n\
+               'cd' alone goes back to the top, 'cd -' to the directory before. A\n\
+               DIR that is missing or not a directory is an error, and the working\n\
+               directory stays as it was.",
+        many: None,
+    },
+    CommandSpec {
+        name: "pwd",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "print the remote directory",
+        help: "Print the remote working directory, from the top of what the server\n\
+               serves: 'Remote working directory: /docs'.",
+        many: None,
+    },
+    CommandSpec {
         name: "ls",
         aliases: &[],
         flags: &[
@@ -252,8 +276,8 @@ pub const SPECS: &[CommandSpec] = &[
         ],
         args: &[opt("PATH", "PATH", ArgKind::Remote)],
         summary: "list a remote directory",
-        help: "List the remote directory PATH (default: the server root): size in\n\
-               bytes then name, directories with a trailing '/'.",
+        help: "List the remote directory PATH (default: the remote working\n\
+               directory): size in bytes then name, directories with a trailing '/'.",
         many: None,
     },
     CommandSpec {
@@ -445,13 +469,21 @@ pub enum Command {
         /// REMOTE's base name.
         local: Option<String>,
     },
+    /// `cd [DIR]`.
+    Cd {
+        /// The new remote working directory; `None` for the top (the
+        /// served root), `-` for the previous one.
+        path: Option<String>,
+    },
+    /// `pwd`.
+    Pwd,
     /// `ls [-l] [-a] [PATH]`.
     Ls {
         /// `-l`: modification times and human sizes.
         long: bool,
         /// `-a`: include names starting with `.`.
         all: bool,
-        /// The remote directory; `None` means the root.
+        /// The remote directory; `None` means the remote working directory.
         path: Option<String>,
     },
     /// `mkdir PATH`.
@@ -706,6 +738,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             remote: a.required(),
             local: a.next(),
         },
+        "cd" => Command::Cd { path: a.next() },
+        "pwd" => Command::Pwd,
         "ls" => Command::Ls {
             long: a.has('l'),
             all: a.has('a'),
@@ -970,6 +1004,28 @@ mod tests {
     }
 
     #[test]
+    fn remote_directory() {
+        assert_eq!(ok("cd"), Command::Cd { path: None });
+        assert_eq!(
+            ok("cd docs"),
+            Command::Cd {
+                path: Some(s("docs"))
+            }
+        );
+        assert_eq!(
+            ok("cd 'my dir'"),
+            Command::Cd {
+                path: Some(s("my dir"))
+            }
+        );
+        assert_eq!(ok("cd -"), Command::Cd { path: Some(s("-")) });
+        assert_eq!(ok("pwd"), Command::Pwd);
+        assert_eq!(err("cd a b"), "cd: unexpected argument 'b'");
+        assert_eq!(err("pwd x"), "pwd: unexpected argument 'x'");
+        assert_eq!(err("cd -P x"), "cd: unknown option '-P'");
+    }
+
+    #[test]
     fn double_dash_ends_options() {
         assert_eq!(ok("rm -- -odd"), Command::Rm { path: s("-odd") });
         assert_eq!(
@@ -1126,6 +1182,7 @@ mod tests {
             Some(s("ls [-l] [-a] [PATH]"))
         );
         assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
+        assert_eq!(spec("cd").map(|s| s.synopsis()), Some(s("cd [DIR]")));
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(1)),
             Some(ArgKind::Local)

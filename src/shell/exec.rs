@@ -16,15 +16,18 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::{Client, ClientError, Progress};
-use crate::proto::error::ErrorCode;
+use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
 
 use super::batch::{Execute, Flow};
 use super::command::{self, Command};
 use super::complete::RemoteNames;
+use super::cwd::{self, SharedCwd};
 use super::glob::{self, check_server_name, has_wildcards};
 use super::render::{escape_for_terminal, format_size_human, quoted_name, subject, Style};
+
+mod nav;
 
 /// The connection, shared between the executor and remote-name completion
 /// (which runs only while the shell waits for a line, never during a command).
@@ -49,6 +52,11 @@ pub struct Executor {
     /// The user was told why the connection was lost; later failures on
     /// it just say it is closed.
     loss_told: Cell<bool>,
+    /// The remote working directory, root-relative (`""`: the root);
+    /// Tab completion reads it too.
+    cwd: SharedCwd,
+    /// The one before the last `cd`, for `cd -`.
+    previous_cwd: Option<String>,
 }
 
 impl Executor {
@@ -67,7 +75,30 @@ impl Executor {
             err_style: Style::plain(),
             interrupt: None,
             loss_told: Cell::new(false),
+            cwd: SharedCwd::default(),
+            previous_cwd: None,
         }
+    }
+
+    /// Remote names for Tab completion, relative to this executor's remote
+    /// working directory.
+    pub fn remote_names(&self) -> RemoteCompleter {
+        RemoteCompleter {
+            client: self.client.clone(),
+            cwd: self.cwd.clone(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The root-relative path the server is sent for the remote name
+    /// `path` as typed (see [`cwd::resolve`]).
+    fn wire(&self, path: &str) -> String {
+        cwd::resolve(&self.cwd.borrow(), path)
+    }
+
+    /// A root-relative path as the user sees it (see [`cwd::shown`]).
+    fn shown(&self, resolved: &str) -> String {
+        cwd::shown(&self.cwd.borrow(), resolved)
     }
 
     /// Where failures inside a many-file command are reported (default:
@@ -159,11 +190,12 @@ impl Executor {
     fn put(&mut self, force: bool, resume: bool, local: &str, remote: &str) -> Result<(), String> {
         let cmd = if resume { "reput" } else { "put" };
         let remote = remote.to_owned();
+        let wire = self.wire(&remote);
         let mut bar = self.transfer_bar(&remote);
         let r = self
             .client
             .borrow_mut()
-            .put(Path::new(local), &remote, force, resume, &mut bar);
+            .put(Path::new(local), &wire, force, resume, &mut bar);
         match r {
             Ok(o) => {
                 if o.partial > 0 {
@@ -180,7 +212,7 @@ impl Executor {
                 let line = format!(
                     "uploaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(local),
-                    escape_for_terminal(&o.stored),
+                    escape_for_terminal(&self.shown(&o.stored)),
                     summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
@@ -217,11 +249,17 @@ impl Executor {
         target: &Path,
     ) -> Result<(), String> {
         let cmd = if resume { "reget" } else { "get" };
+        let wire = self.wire(remote);
+        if wire.is_empty() {
+            // `get ..` at the top: the root, a directory like any other.
+            let e = ClientError::Remote(RemoteError::new(ErrorCode::IsDirectory, ""));
+            return Err(self.describe(cmd, remote, remote, &e));
+        }
         let mut bar = self.transfer_bar(remote);
         let result = self
             .client
             .borrow_mut()
-            .get(remote, target, force, resume, &mut bar);
+            .get(&wire, target, force, resume, &mut bar);
         match result {
             Ok(o) => {
                 if o.partial > 0 {
@@ -273,7 +311,7 @@ impl Executor {
         let entries = self
             .client
             .borrow_mut()
-            .list(&path)
+            .list(&self.wire(&path))
             .map_err(|e| self.describe("ls", &path, &path, &e))?;
         let mut text = String::new();
         for e in entries
@@ -369,23 +407,45 @@ impl Execute for Executor {
                 };
                 self.get_one(false, true, &remote, &dest)?
             }
+            Command::Cd { path } => self.cd(path.as_deref())?,
+            Command::Pwd => {
+                let line = format!(
+                    "Remote working directory: {}",
+                    escape_for_terminal(&cwd::absolute(&self.cwd.borrow()))
+                );
+                self.say(&line)?;
+            }
             Command::Ls { long, all, path } => self.ls(long, all, path.as_deref())?,
             Command::Mkdir { path } => {
-                let p = trim_trailing_slash(&path);
-                self.client
-                    .borrow_mut()
-                    .mkdir(&p)
-                    .map_err(|e| self.describe("mkdir", &path, &path, &e))?
+                let p = self.wire(&path);
+                let made = if p.is_empty() {
+                    // The root, which is there.
+                    Err(ClientError::Remote(RemoteError::new(ErrorCode::Exists, "")))
+                } else {
+                    self.client.borrow_mut().mkdir(&p)
+                };
+                made.map_err(|e| self.describe("mkdir", &path, &path, &e))?
             }
             Command::Rm { path } => {
-                let p = trim_trailing_slash(&path);
+                if cwd::has_no_name(&path) {
+                    return Err(no_file_name("rm", &path));
+                }
+                let p = self.wire(&path);
                 self.client
                     .borrow_mut()
                     .remove(&p)
                     .map_err(|e| self.describe("rm", &path, &path, &e))?
             }
             Command::Rename { from, to } => {
-                let (old, new) = (trim_trailing_slash(&from), trim_trailing_slash(&to));
+                if cwd::has_no_name(&from) {
+                    return Err(no_file_name("rename", &from));
+                }
+                let (old, new) = (self.wire(&from), self.wire(&to));
+                if new.is_empty() {
+                    // The root, which is there (rename never replaces).
+                    let e = ClientError::Remote(RemoteError::new(ErrorCode::Exists, ""));
+                    return Err(self.describe("rename", &to, &to, &e));
+                }
                 self.client.borrow_mut().rename(&old, &new).map_err(|e| {
                     let name = if rename_blames_new(&old, &new, &e) {
                         &to
@@ -438,24 +498,19 @@ impl Execute for Executor {
 const COMPLETION_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Remote names for Tab completion: listings through the shared client,
-/// cached briefly so repeated Tabs do not ask the server again.
+/// relative to the remote working directory, cached briefly so repeated
+/// Tabs do not ask the server again. Made by [`Executor::remote_names`].
 pub struct RemoteCompleter {
     client: SharedClient,
+    cwd: SharedCwd,
+    /// Listings by root-relative directory.
     cache: HashMap<String, (Instant, Vec<(String, bool)>)>,
-}
-
-impl RemoteCompleter {
-    /// A completer using `client`.
-    pub fn new(client: SharedClient) -> RemoteCompleter {
-        RemoteCompleter {
-            client,
-            cache: HashMap::new(),
-        }
-    }
 }
 
 impl RemoteNames for RemoteCompleter {
     fn list(&mut self, dir: &str) -> Vec<(String, bool)> {
+        let dir = cwd::resolve(&self.cwd.borrow(), dir);
+        let dir = dir.as_str();
         if let Some((at, names)) = self.cache.get(dir) {
             if at.elapsed() < COMPLETION_CACHE_TTL {
                 return names.clone();
@@ -464,7 +519,7 @@ impl RemoteNames for RemoteCompleter {
         let Ok(mut client) = self.client.try_borrow_mut() else {
             return Vec::new();
         };
-        let Ok(entries) = client.list(dir.trim_end_matches('/')) else {
+        let Ok(entries) = client.list(dir) else {
             return Vec::new();
         };
         let names: Vec<(String, bool)> = entries
@@ -614,8 +669,13 @@ impl Executor {
         describe(cmd, local, remote, e, &self.loss_told)
     }
 
-    /// [`describe_dir`], telling of a lost connection once.
+    /// [`describe_dir`], telling of a lost connection once; `""` (the
+    /// remote working directory) is shown from the root.
     fn describe_dir(&self, dir: &str, e: &ClientError) -> String {
+        if dir.is_empty() {
+            let shown = cwd::absolute(&self.cwd.borrow());
+            return describe_dir(&shown, e, &self.loss_told);
+        }
         describe_dir(dir, e, &self.loss_told)
     }
 
@@ -876,7 +936,12 @@ impl Executor {
                     self.fail(&mut tally, &no_file_name("put", &src));
                     continue;
                 };
-                let dest = dest.for_name(&name);
+                // `put -r .` sends what is in the directory, into the target.
+                let dest = if name == "." || name == ".." {
+                    dest.itself()
+                } else {
+                    dest.for_name(&name)
+                };
                 if Path::new(&src).is_dir() {
                     if recursive {
                         self.put_tree(force, &src, &dest, &mut tally)?;
@@ -934,7 +999,13 @@ impl Executor {
                     quoted_name(&dir.to_string_lossy())
                 ));
             }
-            let made = self.client.borrow_mut().mkdir(&rdir);
+            let wire = self.wire(&rdir);
+            // The root always exists (and is no name to create).
+            let made = if wire.is_empty() {
+                Ok(())
+            } else {
+                self.client.borrow_mut().mkdir(&wire)
+            };
             if let Err(e) = made {
                 if e.is_fatal() {
                     let msg = self.describe("put", &rdir, &rdir, &e);
@@ -1025,6 +1096,19 @@ impl Executor {
         }
         let mut tally = Tally::default();
         for word in remotes {
+            if cwd::has_no_name(word) {
+                // `get -r .`, `get -r ..`, `get -r /`: what is in that
+                // directory, into the target, as sftp does.
+                self.begin_item(&mut tally);
+                if recursive {
+                    let local = PathBuf::from(dest.itself());
+                    self.get_tree(force, word, &local, &mut tally)?;
+                } else {
+                    let msg = format!("get: {}: is a directory (use get -r)", quoted_name(word));
+                    self.fail_item(&mut tally, msg);
+                }
+                continue;
+            }
             let matches = match self.expand_remote(word) {
                 Ok(v) => v,
                 Err(msg) if self.connection_lost() => {
@@ -1087,13 +1171,15 @@ impl Executor {
 
     /// Expands a remote pattern (or plain name, to learn whether it is a
     /// directory) against the server's listings. A pattern that matches
-    /// nothing is shown as written, its literal characters escaped.
+    /// nothing is shown as written, its literal characters escaped. The
+    /// matches' paths are as typed (relative to the remote working
+    /// directory, or from `/`).
     fn expand_remote(&mut self, word: &str) -> Result<Vec<glob::Match>, String> {
         let client = self.client.clone();
         let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
             let entries = client
                 .borrow_mut()
-                .list(dir)
+                .list(&self.wire(dir))
                 .map_err(|e| self.describe_dir(dir, &e))?;
             Ok(entries
                 .into_iter()
@@ -1142,7 +1228,7 @@ impl Executor {
                 self.fail(tally, &msg);
                 continue;
             }
-            let listed = self.client.borrow_mut().list(&rdir);
+            let listed = self.client.borrow_mut().list(&self.wire(&rdir));
             let mut entries = match listed {
                 Ok(v) => v,
                 Err(e) => {
@@ -1214,6 +1300,15 @@ impl Dest {
             Dest::As(exact) => exact.clone(),
         }
     }
+
+    /// The target itself, for a source that has no name of its own (`.`):
+    /// what is in it goes there.
+    fn itself(&self) -> String {
+        match self {
+            Dest::Into(dir) if dir.is_empty() => ".".to_owned(),
+            Dest::Into(dir) | Dest::As(dir) => dir.clone(),
+        }
+    }
 }
 
 /// [`Dest`] for a local TARGET (`get`, `reget`): into it when it is a
@@ -1243,15 +1338,15 @@ impl Executor {
     /// [`Dest`] for a remote TARGET (`put`, `reput`): into it when it is a
     /// directory on the server; when it ends in `/` or the sources are
     /// patterns (`must_be_dir`) it has to be one, else nothing is sent.
-    /// `.` is the top of the server.
+    /// `.` is the remote working directory.
     fn remote_dest(&mut self, cmd: &str, target: &str, must_be_dir: bool) -> Result<Dest, String> {
         let dir = trim_trailing_slash(target);
         if dir == "." {
             return Ok(Dest::top());
         }
         if dir.is_empty() {
-            // Not a name at all: the transfer says why.
-            return Ok(Dest::As(dir));
+            // Not a name at all (and not the working directory: that is `.`).
+            return Err(no_file_name(cmd, ""));
         }
         let must_be_dir = must_be_dir || dir != target;
         match self.remote_is_dir(&dir) {
@@ -1276,11 +1371,13 @@ impl Executor {
         }
     }
 
-    /// `Ok` when the remote `path` is a directory, else the error that says
-    /// why not. Listing it finds out (the protocol has no stat): a
-    /// directory too large to list is one, and one the server may not
-    /// read is looked up in its parent's listing.
+    /// `Ok` when the remote `path` (as typed) is a directory, else the
+    /// error that says why not. Listing it finds out (the protocol has no
+    /// stat): a directory too large to list is one, and one the server
+    /// may not read is looked up in its parent's listing.
     fn remote_is_dir(&mut self, path: &str) -> Result<(), ClientError> {
+        let path = self.wire(path);
+        let path = path.as_str();
         let listed = self.client.borrow_mut().list(path).map(drop);
         let Err(e) = listed else {
             return Ok(());

@@ -11,6 +11,8 @@
 //!
 //! - [`words`]: the one tokenizer (quotes, escapes, spans) and `quote`.
 //! - [`command`]: the command table (`SPECS`) and the parser.
+//! - [`cwd`]: the remote working directory and how typed remote paths
+//!   resolve against it.
 //! - [`source`]: `LineSource` and the batch, piped and interactive sources.
 //! - [`batch`]: the command loop and the batch rules.
 //! - [`complete`]: Tab completion, hints and the `rustyline` helper.
@@ -21,6 +23,7 @@ pub mod app;
 pub mod batch;
 pub mod command;
 pub mod complete;
+pub mod cwd;
 pub mod exec;
 pub mod glob;
 pub mod render;

@@ -101,6 +101,8 @@ fn prompt_completion_help_and_exit() {
         "get [-f] [-r] REMOTE [LOCAL]",
         "reput",
         "reget",
+        "cd [DIR]",
+        "pwd",
         "ls [-l] [-a] [PATH]",
         "mkdir",
         "rm",
