@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use super::listing::LsOptions;
 use super::render::quoted_name;
 use super::words::{self, Word, WordsError};
 
@@ -80,8 +81,17 @@ impl CommandSpec {
     }
 
     /// The synopsis without the name: `[-f] LOCAL [REMOTE]` (empty when none).
+    /// More than two options go in one bracket, as sftp writes them:
+    /// `ls [-1ahlRrSt] [PATH]`.
     pub fn args_synopsis(&self) -> String {
-        let flags = self.flags.iter().map(|f| format!("[-{}]", f.letter));
+        let flags: Vec<String> = if self.flags.len() > 2 {
+            vec![format!("[-{}]", self.flags_letters())]
+        } else {
+            self.flags
+                .iter()
+                .map(|f| format!("[-{}]", f.letter))
+                .collect()
+        };
         let args = self.args.iter().map(|a| {
             if a.required {
                 a.name.to_string()
@@ -89,7 +99,12 @@ impl CommandSpec {
                 format!("[{}]", a.name)
             }
         });
-        flags.chain(args).collect::<Vec<_>>().join(" ")
+        flags.into_iter().chain(args).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The option letters, in the table's order: `1ahlRrSt`.
+    fn flags_letters(&self) -> String {
+        self.flags.iter().map(|f| f.letter).collect()
     }
 
     /// Whether `word` names this command (its name or an alias).
@@ -107,8 +122,12 @@ impl CommandSpec {
     pub fn many_synopsis(&self) -> Option<String> {
         let many = self.many?;
         let mut s = self.name.to_string();
-        for f in self.flags {
-            s.push_str(&format!(" [-{}]", f.letter));
+        if self.flags.len() > 2 {
+            s.push_str(&format!(" [-{}]", self.flags_letters()));
+        } else {
+            for f in self.flags {
+                s.push_str(&format!(" [-{}]", f.letter));
+            }
         }
         s.push_str(&format!(" {0} {0} {0}...", many.name));
         Some(s)
@@ -266,18 +285,45 @@ pub const SPECS: &[CommandSpec] = &[
         aliases: &[],
         flags: &[
             FlagSpec {
-                letter: 'l',
-                help: "long listing: modification time and human sizes",
+                letter: '1',
+                help: "names only, one a line",
             },
             FlagSpec {
                 letter: 'a',
                 help: "also list names starting with '.'",
             },
+            FlagSpec {
+                letter: 'h',
+                help: "with -l, sizes as 1.5K, 12.3M, ...",
+            },
+            FlagSpec {
+                letter: 'l',
+                help: "long listing: permissions, size, modification time (UTC), name",
+            },
+            FlagSpec {
+                letter: 'R',
+                help: "list the directories beneath too, each after a 'DIR:' line",
+            },
+            FlagSpec {
+                letter: 'r',
+                help: "reverse the order",
+            },
+            FlagSpec {
+                letter: 'S',
+                help: "sort by size, largest first",
+            },
+            FlagSpec {
+                letter: 't',
+                help: "sort by modification time, newest first",
+            },
         ],
         args: &[opt("PATH", "PATH", ArgKind::Remote)],
-        summary: "list a remote directory",
+        summary: "list remote files",
         help: "List the remote directory PATH (default: the remote working\n\
-               directory): size in bytes then name, directories with a trailing '/'.",
+               directory): size in bytes then name, directories with a trailing\n\
+               '/', sorted by name. A PATH that is a file lists that file; a\n\
+               pattern (*.log, logs/*.gz) lists what it matches, or the contents of\n\
+               the one directory it matches. Options combine: 'ls -laht'.",
         many: None,
     },
     CommandSpec {
@@ -477,13 +523,13 @@ pub enum Command {
     },
     /// `pwd`.
     Pwd,
-    /// `ls [-l] [-a] [PATH]`.
+    /// `ls [-1ahlRrSt] [PATH]`.
     Ls {
-        /// `-l`: modification times and human sizes.
-        long: bool,
-        /// `-a`: include names starting with `.`.
-        all: bool,
-        /// The remote directory; `None` means the remote working directory.
+        /// What to show and in which order.
+        options: LsOptions,
+        /// A directory, file or pattern, as a [`glob`](super::glob)
+        /// pattern like `Put`'s `local`; `None` means the remote working
+        /// directory.
         path: Option<String>,
     },
     /// `mkdir PATH`.
@@ -741,9 +787,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "cd" => Command::Cd { path: a.next() },
         "pwd" => Command::Pwd,
         "ls" => Command::Ls {
-            long: a.has('l'),
-            all: a.has('a'),
-            path: a.next(),
+            options: LsOptions::from_letters(a.flags.iter().copied()),
+            path: a.next_pattern(),
         },
         "mkdir" => Command::Mkdir { path: a.required() },
         "rm" => Command::Rm { path: a.required() },
@@ -986,18 +1031,28 @@ mod tests {
 
     #[test]
     fn ls_flags_combine() {
-        let ls = |long, all, path: Option<&str>| Command::Ls {
-            long,
-            all,
+        use crate::shell::listing::{Sort, View};
+        let ls = |letters: &str, path: Option<&str>| Command::Ls {
+            options: LsOptions::from_letters(letters.chars()),
             path: path.map(s),
         };
-        assert_eq!(ok("ls"), ls(false, false, None));
-        assert_eq!(ok("ls -l"), ls(true, false, None));
-        assert_eq!(ok("ls -a dir"), ls(false, true, Some("dir")));
-        assert_eq!(ok("ls -la"), ls(true, true, None));
-        assert_eq!(ok("ls -al dir"), ls(true, true, Some("dir")));
-        assert_eq!(ok("ls -l -a"), ls(true, true, None));
-        assert_eq!(ok("ls dir -l"), ls(true, false, Some("dir")));
+        assert_eq!(ok("ls"), ls("", None));
+        assert_eq!(ok("ls -l"), ls("l", None));
+        assert_eq!(ok("ls -a dir"), ls("a", Some("dir")));
+        assert_eq!(ok("ls -la"), ls("la", None));
+        assert_eq!(ok("ls -al dir"), ls("la", Some("dir")));
+        assert_eq!(ok("ls -l -a"), ls("la", None));
+        assert_eq!(ok("ls dir -l"), ls("l", Some("dir")));
+        assert_eq!(ok("ls -laht"), ls("laht", None));
+        assert_eq!(ok("ls -1RSr d"), ls("1RSr", Some("d")));
+        let Command::Ls { options, .. } = ok("ls -laht") else {
+            panic!("not ls");
+        };
+        assert!(options.all && options.human);
+        assert_eq!((options.view, options.sort), (View::Long, Sort::Time));
+        // Patterns, with quoted wildcards literal.
+        assert_eq!(ok("ls *.log"), ls("", Some("*.log")));
+        assert_eq!(ok("ls 'a[1]'"), ls("", Some(r"a\[1\]")));
         assert_eq!(err("ls -x"), "ls: unknown option '-x'");
         assert_eq!(err("ls -lx"), "ls: unknown option '-x'");
         assert_eq!(err("ls a b"), "ls: unexpected argument 'b'");
@@ -1031,8 +1086,7 @@ mod tests {
         assert_eq!(
             ok("ls -l -- -a"),
             Command::Ls {
-                long: true,
-                all: false,
+                options: LsOptions::from_letters(['l']),
                 path: Some(s("-a"))
             }
         );
@@ -1179,7 +1233,7 @@ mod tests {
         );
         assert_eq!(
             spec("ls").map(|s| s.synopsis()),
-            Some(s("ls [-l] [-a] [PATH]"))
+            Some(s("ls [-1ahlRrSt] [PATH]"))
         );
         assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
         assert_eq!(spec("cd").map(|s| s.synopsis()), Some(s("cd [DIR]")));

@@ -18,14 +18,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::client::{Client, ClientError, Progress};
 use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::RESERVED_PREFIX;
-use crate::proto::message::{Entry, EntryKind};
+use crate::proto::message::EntryKind;
 
 use super::batch::{Execute, Flow};
 use super::command::{self, Command};
 use super::complete::RemoteNames;
 use super::cwd::{self, SharedCwd};
 use super::glob::{self, check_server_name, has_wildcards};
-use super::render::{escape_for_terminal, format_size_human, quoted_name, subject, Style};
+use super::render::{escape_for_terminal, quoted_name, subject, Style};
 
 mod nav;
 
@@ -306,46 +306,6 @@ impl Executor {
         }
     }
 
-    fn ls(&mut self, long: bool, all: bool, path: Option<&str>) -> Result<(), String> {
-        let path = trim_trailing_slash(path.unwrap_or(""));
-        let entries = self
-            .client
-            .borrow_mut()
-            .list(&self.wire(&path))
-            .map_err(|e| self.describe("ls", &path, &path, &e))?;
-        let mut text = String::new();
-        for e in entries
-            .iter()
-            .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
-            .filter(|e| all || !e.name.starts_with('.'))
-        {
-            text.push_str(&self.format_entry(e, long));
-            text.push('\n');
-        }
-        self.out
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("cannot write output: {e}"))
-    }
-
-    fn format_entry(&self, e: &Entry, long: bool) -> String {
-        let mut name = escape_for_terminal(&e.name);
-        if e.kind == EntryKind::Dir {
-            name.push('/');
-            name = self.style.dir(&name);
-        }
-        if long {
-            format!(
-                "{:>12} {:>7} {} {}",
-                e.size,
-                format_size_human(e.size),
-                format_mtime(e.mtime),
-                name
-            )
-        } else {
-            format!("{:>12} {}", e.size, name)
-        }
-    }
-
     fn lls(&mut self, path: Option<&str>) -> Result<(), String> {
         let dir = path.unwrap_or(".");
         let rd =
@@ -415,7 +375,7 @@ impl Execute for Executor {
                 );
                 self.say(&line)?;
             }
-            Command::Ls { long, all, path } => self.ls(long, all, path.as_deref())?,
+            Command::Ls { options, path } => self.ls(&options, path.as_deref())?,
             Command::Mkdir { path } => {
                 let p = self.wire(&path);
                 let made = if p.is_empty() {
@@ -713,28 +673,6 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotADirectory => "not a directory".into(),
         _ => e.to_string(),
     }
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (no time-zone database on
-/// small machines, so UTC is the honest choice).
-fn format_mtime(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
 }
 
 /// How often the progress bar may redraw, per second.
@@ -1447,13 +1385,6 @@ mod tests {
         assert_eq!(base_name(""), None);
         assert_eq!(trim_trailing_slash("d/"), "d");
         assert_eq!(trim_trailing_slash("/"), "/");
-    }
-
-    #[test]
-    fn mtime_is_formatted_in_utc() {
-        assert_eq!(format_mtime(0), "1970-01-01 00:00");
-        assert_eq!(format_mtime(1_700_000_000), "2023-11-14 22:13");
-        assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
     }
 
     #[test]

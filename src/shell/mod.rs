@@ -13,6 +13,7 @@
 //! - [`command`]: the command table (`SPECS`) and the parser.
 //! - [`cwd`]: the remote working directory and how typed remote paths
 //!   resolve against it.
+//! - [`listing`]: `ls`'s options, order and line formats.
 //! - [`source`]: `LineSource` and the batch, piped and interactive sources.
 //! - [`batch`]: the command loop and the batch rules.
 //! - [`complete`]: Tab completion, hints and the `rustyline` helper.
@@ -26,6 +27,7 @@ pub mod complete;
 pub mod cwd;
 pub mod exec;
 pub mod glob;
+pub mod listing;
 pub mod render;
 pub mod source;
 pub mod words;

@@ -103,7 +103,7 @@ fn prompt_completion_help_and_exit() {
         "reget",
         "cd [DIR]",
         "pwd",
-        "ls [-l] [-a] [PATH]",
+        "ls [-1ahlRrSt] [PATH]",
         "mkdir",
         "rm",
         "rename",

@@ -178,7 +178,7 @@ const NOT_A_DIRECTORY: Kind = Kind {
     rm file.txt/y                    | file.txt/y | not a directory
     rename file.txt/y z              | file.txt/y | not a directory
     rename full/inner.txt file.txt/y | -          | not a directory
-    ls file.txt                      | file.txt   | not a directory
+    ls file.txt/                     | file.txt/  | not a directory
     ls file.txt/y                    | file.txt/y | not a directory
     cd file.txt                      | file.txt   | not a directory
     cd file.txt/y                    | file.txt/y | not a directory

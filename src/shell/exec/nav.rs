@@ -1,10 +1,48 @@
-//! The commands that move about the server's tree: `cd` (and the `pwd`
-//! it answers to). Every name is taken as typed, relative to the remote
-//! working directory, and resolved ([`Executor::wire`]) only when it goes
-//! to the server, so messages show the names the user wrote.
+//! The commands that move about the server's tree: `cd` and `ls` (a
+//! directory, a file or a pattern; `-R` walks). Every name is taken as
+//! typed, relative to the remote working directory, and resolved
+//! ([`Executor::wire`]) only when it goes to the server, so messages and
+//! listings show the names the user wrote. The protocol has no stat: what
+//! a name is comes from its parent's listing.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use crate::client::ClientError;
+use crate::proto::error::{ErrorCode, RemoteError};
+use crate::proto::limits::RESERVED_PREFIX;
+use crate::proto::message::{Entry, EntryKind};
+use crate::proto::path::RemotePath;
 
 use super::super::cwd;
-use super::Executor;
+use super::super::glob::{self, has_wildcards};
+use super::super::listing::{format_row, sort_rows, LsOptions, Row};
+use super::super::render::quoted_name;
+use super::{Executor, MAX_TREE_DEPTH};
+
+/// A refusal the shell itself decides on, in the server's terms, so that
+/// it reads like the server's own.
+fn refused(code: ErrorCode) -> ClientError {
+    ClientError::Remote(RemoteError::new(code, ""))
+}
+
+/// `dir/name` for a listing's headers and the paths beneath: as typed,
+/// `./sub` under `.` (as `ls -R` writes it), `/sub` under `/`.
+fn beneath(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// One directory still to be shown by `ls`: its path as typed (also its
+/// `DIR:` header), how deep it is, and its entries when already listed.
+struct Pending {
+    path: String,
+    depth: usize,
+    entries: Option<Vec<Entry>>,
+}
 
 impl Executor {
     /// `cd [DIR]`: only a directory that lists (or that its parent lists as
@@ -33,5 +71,262 @@ impl Executor {
             self.say(&line)?;
         }
         Ok(())
+    }
+
+    /// The entry the typed `path` names, from its parent's listing (the
+    /// root, which has no parent, as a directory). A name the server would
+    /// refuse is refused here in its words, not looked for.
+    fn remote_entry(&mut self, path: &str) -> Result<Entry, ClientError> {
+        let resolved = self.wire(path);
+        let Some((parent, name)) = cwd::split_parent(&resolved) else {
+            return Ok(Entry {
+                name: String::new(),
+                kind: EntryKind::Dir,
+                size: 0,
+                mtime: 0,
+                mode: None,
+            });
+        };
+        if let Err(e) = RemotePath::parse_file(&resolved) {
+            let why = RemoteError::new(ErrorCode::InvalidName, e.to_string());
+            return Err(ClientError::Remote(why));
+        }
+        let entries = self.client.borrow_mut().list(parent)?;
+        entries
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| refused(ErrorCode::NotFound))
+    }
+
+    /// `ls [OPTIONS] [PATH]`: the working directory, a directory, a file
+    /// or what a pattern matches (the contents of the one directory it
+    /// matches, as sftp does).
+    pub(super) fn ls(&mut self, opts: &LsOptions, path: Option<&str>) -> Result<(), String> {
+        let Some(word) = path else {
+            // Named only when it is not the root (which always lists): the
+            // working directory may have gone since `cd`.
+            let here = if self.cwd.borrow().is_empty() {
+                ""
+            } else {
+                "."
+            };
+            let entries = self
+                .list_typed("")
+                .map_err(|e| self.describe("ls", here, here, &e))?;
+            return self.ls_dirs(opts, ".", entries);
+        };
+        if has_wildcards(word) {
+            return self.ls_pattern(opts, word);
+        }
+        let name = glob::unescape(word);
+        let listed = self.client.borrow_mut().list(&self.wire(&name));
+        match listed {
+            Ok(entries) => {
+                let label = if name.is_empty() { "." } else { name.as_str() };
+                self.ls_dirs(opts, label, entries)
+            }
+            // A file: listed as itself, unless the name said it is a
+            // directory (`ls file/`).
+            Err(e) if e.code() == Some(ErrorCode::NotADirectory) && !name.ends_with('/') => {
+                let entry = self
+                    .remote_entry(&name)
+                    .map_err(|e| self.describe("ls", &name, &name, &e))?;
+                let row = Row {
+                    entry,
+                    shown: name.clone(),
+                };
+                self.print_rows(opts, &[row])
+            }
+            Err(e) => Err(self.describe("ls", &name, &name, &e)),
+        }
+    }
+
+    /// `ls PATTERN`: each match on its line, as matched; the one directory
+    /// it matches is listed instead. With `-R` the directories matched are
+    /// listed beneath, each after its header.
+    fn ls_pattern(&mut self, opts: &LsOptions, word: &str) -> Result<(), String> {
+        // Listings by root-relative directory, for the matches' details.
+        let mut seen: HashMap<String, Vec<Entry>> = HashMap::new();
+        let client = self.client.clone();
+        let found = {
+            let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
+                let wire = self.wire(dir);
+                let entries = client
+                    .borrow_mut()
+                    .list(&wire)
+                    .map_err(|e| self.describe_dir(dir, &e))?;
+                let names = entries
+                    .iter()
+                    .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
+                    .map(|e| (e.name.clone(), e.kind == EntryKind::Dir))
+                    .collect();
+                seen.insert(wire, entries);
+                Ok(names)
+            };
+            glob::expand(word.trim_end_matches('/'), &mut list)
+                .map_err(|msg| format!("ls: {msg}"))?
+        };
+        if found.is_empty() {
+            return Err(format!("ls: {}: no match on server", quoted_name(word)));
+        }
+        if let [one] = found.as_slice() {
+            if one.is_dir {
+                let entries = self
+                    .client
+                    .borrow_mut()
+                    .list(&self.wire(&one.path))
+                    .map_err(|e| self.describe("ls", &one.path, &one.path, &e))?;
+                return self.ls_dirs(opts, &one.path.clone(), entries);
+            }
+        }
+        let mut rows = Vec::new();
+        for m in &found {
+            let dir = &m.path[..m.path.len() - m.name.len()];
+            let entry = seen
+                .get(&self.wire(dir))
+                .and_then(|es| es.iter().find(|e| e.name == m.name));
+            if let Some(entry) = entry {
+                rows.push(Row {
+                    entry: entry.clone(),
+                    shown: m.path.clone(),
+                });
+            }
+        }
+        sort_rows(&mut rows, opts);
+        self.print_rows(opts, &rows)?;
+        if !opts.recursive {
+            return Ok(());
+        }
+        let dirs = rows
+            .iter()
+            .filter(|r| r.entry.kind == EntryKind::Dir)
+            .map(|r| Pending {
+                path: r.shown.clone(),
+                depth: 0,
+                entries: None,
+            })
+            .collect();
+        self.ls_walk(opts, dirs, true)
+    }
+
+    /// Lists the directory `label` (as typed), whose `entries` are at
+    /// hand, and with `-R` everything beneath it.
+    fn ls_dirs(
+        &mut self,
+        opts: &LsOptions,
+        label: &str,
+        entries: Vec<Entry>,
+    ) -> Result<(), String> {
+        let first = Pending {
+            path: label.to_owned(),
+            depth: 0,
+            entries: Some(entries),
+        };
+        self.ls_walk(opts, vec![first], false)
+    }
+
+    /// Shows each directory in `dirs` in turn and, with `-R`, those beneath
+    /// it first, depth first in the order shown (as `ls -R`): a `DIR:`
+    /// header before each when recursive, a blank line between them (also
+    /// after rows already printed, `printed`). A directory that cannot be
+    /// listed is reported and the rest go on; the command fails at the end.
+    fn ls_walk(
+        &mut self,
+        opts: &LsOptions,
+        dirs: Vec<Pending>,
+        printed: bool,
+    ) -> Result<(), String> {
+        let mut stack: Vec<Pending> = dirs.into_iter().rev().collect();
+        let (mut shown, mut failed) = (0usize, 0usize);
+        let mut first = !printed;
+        while let Some(dir) = stack.pop() {
+            if self.interrupted() {
+                return Err(format!("ls: {}: cancelled", quoted_name(&dir.path)));
+            }
+            shown += 1;
+            let entries = match dir.entries {
+                Some(e) => e,
+                None => match self.list_typed(&dir.path) {
+                    Ok(e) => e,
+                    Err(e) if e.is_fatal() => {
+                        return Err(self.describe("ls", &dir.path, &dir.path, &e));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        let msg = self.describe("ls", &dir.path, &dir.path, &e);
+                        self.report(&msg);
+                        continue;
+                    }
+                },
+            };
+            let mut rows: Vec<Row> = entries
+                .into_iter()
+                .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
+                .filter(|e| opts.all || !e.name.starts_with('.'))
+                .map(|e| Row {
+                    shown: e.name.clone(),
+                    entry: e,
+                })
+                .collect();
+            sort_rows(&mut rows, opts);
+            if opts.recursive {
+                let mut head = String::new();
+                if !first {
+                    head.push('\n');
+                }
+                head.push_str(&super::escape_for_terminal(&dir.path));
+                head.push_str(":\n");
+                self.out
+                    .write_all(head.as_bytes())
+                    .map_err(|e| format!("cannot write output: {e}"))?;
+            }
+            first = false;
+            self.print_rows(opts, &rows)?;
+            if opts.recursive {
+                let below: Vec<Pending> = rows
+                    .iter()
+                    .filter(|r| r.entry.kind == EntryKind::Dir)
+                    .map(|r| (beneath(&dir.path, &r.entry.name), dir.depth + 1))
+                    .filter(|(path, depth)| {
+                        if *depth < MAX_TREE_DEPTH {
+                            return true;
+                        }
+                        failed += 1;
+                        self.report(&format!("ls: {}: tree too deep", quoted_name(path)));
+                        false
+                    })
+                    .map(|(path, depth)| Pending {
+                        path,
+                        depth,
+                        entries: None,
+                    })
+                    .collect();
+                stack.extend(below.into_iter().rev());
+            }
+        }
+        match failed {
+            0 => Ok(()),
+            n => Err(format!(
+                "ls: {n} of {shown} directories could not be listed"
+            )),
+        }
+    }
+
+    /// The listing of the directory `path` as typed.
+    fn list_typed(&mut self, path: &str) -> Result<Vec<Entry>, ClientError> {
+        let wire = self.wire(path);
+        self.client.borrow_mut().list(&wire)
+    }
+
+    /// Writes `rows` as the options format them.
+    fn print_rows(&mut self, opts: &LsOptions, rows: &[Row]) -> Result<(), String> {
+        let mut text = String::new();
+        for row in rows {
+            text.push_str(&format_row(row, opts, &self.style));
+            text.push('\n');
+        }
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write output: {e}"))
     }
 }
