@@ -34,6 +34,8 @@ mod limits;
 mod listing;
 #[path = "integration/lost.rs"]
 mod lost;
+#[path = "integration/manage.rs"]
+mod manage;
 #[path = "integration/many.rs"]
 mod many;
 #[path = "integration/memory.rs"]

@@ -329,10 +329,24 @@ pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         name: "mkdir",
         aliases: &[],
-        flags: &[],
+        flags: &[FlagSpec {
+            letter: 'p',
+            help: "create missing parents too; a directory that exists is no error",
+        }],
         args: &[req("PATH", "directory PATH", ArgKind::Remote)],
         summary: "create a remote directory",
-        help: "Create the directory PATH on the server.",
+        help: "Create the directory PATH on the server. Its parent must exist, unless\n\
+               -p creates every missing one.",
+        many: None,
+    },
+    CommandSpec {
+        name: "rmdir",
+        aliases: &[],
+        flags: &[],
+        args: &[req("DIR", "remote directory DIR", ArgKind::Remote)],
+        summary: "remove an empty remote directory",
+        help: "Remove the empty directory DIR on the server (a file, or a symbolic\n\
+               link, is not a directory: use rm).",
         many: None,
     },
     CommandSpec {
@@ -340,9 +354,12 @@ pub const SPECS: &[CommandSpec] = &[
         aliases: &[],
         flags: &[],
         args: &[req("PATH", "remote PATH", ArgKind::Remote)],
-        summary: "remove a remote file",
-        help: "Remove PATH on the server (a symbolic link itself, not its target).",
-        many: None,
+        summary: "remove remote files",
+        help: "Remove the files PATH on the server: names or patterns (rm *.tmp),\n\
+               several at once. A symbolic link is removed itself, not its target.\n\
+               Directories are left alone (use rmdir). A name that fails is\n\
+               reported and the rest go on; the command fails at the end.",
+        many: Some(opt("PATH", "remote PATH", ArgKind::Remote)),
     },
     CommandSpec {
         name: "rename",
@@ -532,15 +549,23 @@ pub enum Command {
         /// directory.
         path: Option<String>,
     },
-    /// `mkdir PATH`.
+    /// `mkdir [-p] PATH`.
     Mkdir {
+        /// `-p`: create missing parents; an existing directory is fine.
+        parents: bool,
         /// The remote directory to create.
         path: String,
     },
-    /// `rm PATH`.
-    Rm {
-        /// The remote path to remove.
+    /// `rmdir DIR`.
+    Rmdir {
+        /// The empty remote directory to remove.
         path: String,
+    },
+    /// `rm PATH...`.
+    Rm {
+        /// The remote files or patterns to remove (at least one), as
+        /// patterns like `Put`'s `local`.
+        paths: Vec<String>,
     },
     /// `rename OLD NEW`.
     Rename {
@@ -790,8 +815,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             options: LsOptions::from_letters(a.flags.iter().copied()),
             path: a.next_pattern(),
         },
-        "mkdir" => Command::Mkdir { path: a.required() },
-        "rm" => Command::Rm { path: a.required() },
+        "mkdir" => Command::Mkdir {
+            parents: a.has('p'),
+            path: a.required(),
+        },
+        "rmdir" => Command::Rmdir { path: a.required() },
+        "rm" => Command::Rm {
+            paths: a.positional.into_iter().map(|w| w.pattern).collect(),
+        },
         "rename" => Command::Rename {
             from: a.required(),
             to: a.required(),
@@ -987,7 +1018,13 @@ mod tests {
         // The menu's FILE is a source too.
         assert_eq!(ok("1 'a*'"), put(&[r"a\*"], None));
         // Other commands take names as they are.
-        assert_eq!(ok("rm 'a[1]'"), Command::Rm { path: s("a[1]") });
+        assert_eq!(
+            ok("rm 'a[1]' *.tmp"),
+            Command::Rm {
+                paths: vec![s(r"a\[1\]"), s("*.tmp")]
+            }
+        );
+        assert_eq!(ok("rmdir 'a[1]'"), Command::Rmdir { path: s("a[1]") });
         assert_eq!(
             ok("reput 'a[1]' \\*"),
             Command::Reput {
@@ -1073,7 +1110,6 @@ mod tests {
                 path: Some(s("my dir"))
             }
         );
-        assert_eq!(ok("cd -"), Command::Cd { path: Some(s("-")) });
         assert_eq!(ok("pwd"), Command::Pwd);
         assert_eq!(err("cd a b"), "cd: unexpected argument 'b'");
         assert_eq!(err("pwd x"), "pwd: unexpected argument 'x'");
@@ -1082,7 +1118,12 @@ mod tests {
 
     #[test]
     fn double_dash_ends_options() {
-        assert_eq!(ok("rm -- -odd"), Command::Rm { path: s("-odd") });
+        assert_eq!(
+            ok("rm -- -odd"),
+            Command::Rm {
+                paths: vec![s("-odd")]
+            }
+        );
         assert_eq!(
             ok("ls -l -- -a"),
             Command::Ls {
@@ -1100,14 +1141,49 @@ mod tests {
             }
         );
         // A lone dash is an argument.
-        assert_eq!(ok("rm -"), Command::Rm { path: s("-") });
+        assert_eq!(
+            ok("rm -"),
+            Command::Rm {
+                paths: vec![s("-")]
+            }
+        );
+        assert_eq!(ok("cd -"), Command::Cd { path: Some(s("-")) });
         assert_eq!(err("rm -odd"), "rm: unknown option '-o'");
     }
 
     #[test]
     fn remote_management() {
-        assert_eq!(ok("mkdir d"), Command::Mkdir { path: s("d") });
-        assert_eq!(ok("rm d/x"), Command::Rm { path: s("d/x") });
+        assert_eq!(
+            ok("mkdir d"),
+            Command::Mkdir {
+                parents: false,
+                path: s("d")
+            }
+        );
+        assert_eq!(
+            ok("mkdir -p a/b/c"),
+            Command::Mkdir {
+                parents: true,
+                path: s("a/b/c")
+            }
+        );
+        assert_eq!(
+            ok("rm d/x"),
+            Command::Rm {
+                paths: vec![s("d/x")]
+            }
+        );
+        assert_eq!(
+            ok("rm a b c"),
+            Command::Rm {
+                paths: vec![s("a"), s("b"), s("c")]
+            }
+        );
+        assert_eq!(ok("rmdir d"), Command::Rmdir { path: s("d") });
+        assert_eq!(err("rmdir"), "rmdir: missing remote directory DIR");
+        assert_eq!(err("rmdir a b"), "rmdir: unexpected argument 'b'");
+        assert_eq!(err("mkdir -x a"), "mkdir: unknown option '-x'");
+        assert_eq!(err("rm -r d"), "rm: unknown option '-r'");
         assert_eq!(
             ok("rename 'a b' c"),
             Command::Rename {
@@ -1235,8 +1311,16 @@ mod tests {
             spec("ls").map(|s| s.synopsis()),
             Some(s("ls [-1ahlRrSt] [PATH]"))
         );
-        assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
+        assert_eq!(
+            spec("rm").and_then(|s| s.many_synopsis()),
+            Some(s("rm PATH PATH PATH..."))
+        );
         assert_eq!(spec("cd").map(|s| s.synopsis()), Some(s("cd [DIR]")));
+        assert_eq!(
+            spec("mkdir").map(|s| s.synopsis()),
+            Some(s("mkdir [-p] PATH"))
+        );
+        assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(1)),
             Some(ArgKind::Local)

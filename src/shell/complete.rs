@@ -359,6 +359,8 @@ mod tests {
         assert_eq!(run("2 r").1, ["remote.bin "]);
         assert_eq!(run("reget d").1, ["docs/"]);
         assert_eq!(run("cd d").1, ["docs/"]);
+        assert_eq!(run("rmdir d").1, ["docs/"]);
+        assert_eq!(run("mkdir -p docs/g").1, ["docs/gone.md", "docs/guide.md"]);
         assert_eq!(run("mkdir docs/").1.len(), 2);
     }
 
@@ -376,7 +378,9 @@ mod tests {
     fn help_completes_command_names_and_no_more_arguments_than_the_spec() {
         assert_eq!(run("help ren").1, ["rename"]);
         assert!(run("lpwd ").1.is_empty());
-        assert!(run("rm a ").1.is_empty());
+        assert!(run("rename a b ").1.is_empty());
+        // rm takes many names: each is remote.
+        assert_eq!(run("rm a d").1, ["docs/"]);
         assert!(run("nosuch ").1.is_empty());
     }
 

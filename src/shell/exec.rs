@@ -376,26 +376,9 @@ impl Execute for Executor {
                 self.say(&line)?;
             }
             Command::Ls { options, path } => self.ls(&options, path.as_deref())?,
-            Command::Mkdir { path } => {
-                let p = self.wire(&path);
-                let made = if p.is_empty() {
-                    // The root, which is there.
-                    Err(ClientError::Remote(RemoteError::new(ErrorCode::Exists, "")))
-                } else {
-                    self.client.borrow_mut().mkdir(&p)
-                };
-                made.map_err(|e| self.describe("mkdir", &path, &path, &e))?
-            }
-            Command::Rm { path } => {
-                if cwd::has_no_name(&path) {
-                    return Err(no_file_name("rm", &path));
-                }
-                let p = self.wire(&path);
-                self.client
-                    .borrow_mut()
-                    .remove(&p)
-                    .map_err(|e| self.describe("rm", &path, &path, &e))?
-            }
+            Command::Mkdir { parents, path } => self.mkdir(parents, &path)?,
+            Command::Rmdir { path } => self.rmdir(&path)?,
+            Command::Rm { paths } => self.rm(&paths)?,
             Command::Rename { from, to } => {
                 if cwd::has_no_name(&from) {
                     return Err(no_file_name("rename", &from));

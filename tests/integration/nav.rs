@@ -125,7 +125,7 @@ fn every_command_works_relative_to_the_remote_directory() {
          mkdir new\n\
          rename re.txt new/moved.txt\n\
          rm up.txt\n\
-         rm ../logs/x.log\n\
+         rm ../logs/x*\n\
          ls\n\
          ls sub\n\
          ls ..\n\
@@ -384,13 +384,15 @@ fn dot_and_root_as_names() {
          get -r logs/.. ../whole\n\
          -get .\n\
          -rm .\n\
+         -rmdir ..\n\
          -rename . x\n",
     );
     assert_eq!(
         out.error_lines(),
         [
             "error: get: '.' is a directory on server",
-            "error: rm: '.' has no file name",
+            "error: rm: '.': is a directory (use rmdir)",
+            "error: rmdir: '..': give the directory's name, not '.', '..' or '/'",
             "error: rename: '.' has no file name",
         ],
         "{out}"

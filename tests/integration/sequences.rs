@@ -118,7 +118,8 @@ const INVALID_NAMES: Kind = Kind {
     payload: 300 * 1024 + 1,
     // `..`, `.`, `//` and a leading `/` are no longer invalid here: the
     // shell resolves them within the root before they go on the wire
-    // (tests/integration/nav.rs). What is left is refused by the server.
+    // (tests/integration/nav.rs). What is left is refused by the server,
+    // or by the shell in the server's words.
     refusals: r"
     reput ok.txt 'a\b'         | a\b         | invalid name
     reput big.bin .ftx-part-x  | .ftx-part-x | invalid name
@@ -130,8 +131,10 @@ const INVALID_NAMES: Kind = Kind {
     get -f .ftx-part-x         | .ftx-part-x | invalid name
     reget 'dir/a\b'            | dir/a\b     | invalid name
     mkdir 'a\b'                | a\b         | invalid name
+    mkdir -p 'up/x\y/z'        | up/x\y/z    | invalid name
     rm 'a\b'                   | a\b         | invalid name
     rm .ftx-part-x             | .ftx-part-x | invalid name
+    rmdir 'a\b'                | a\b         | invalid name
     rename 'a\b' y             | a\b         | invalid name
     rename file.txt 'a\b'      | -           | invalid name
     ls 'a\b'                   | a\b         | invalid name
@@ -152,6 +155,7 @@ const MISSING_PARENT: Kind = Kind {
     get nodir/x             | nodir/x | not found
     reget nodir/x           | nodir/x | not found
     mkdir nodir/x           | nodir/x | not found
+    rmdir nodir/x           | nodir/x | not found
     cd nodir/x              | nodir/x | not found
     rm nodir/x              | nodir/x | not found
     rename nodir/x y        | nodir/x | not found
@@ -182,6 +186,8 @@ const NOT_A_DIRECTORY: Kind = Kind {
     ls file.txt/y                    | file.txt/y | not a directory
     cd file.txt                      | file.txt   | not a directory
     cd file.txt/y                    | file.txt/y | not a directory
+    rmdir file.txt                   | file.txt   | not a directory
+    mkdir -p file.txt/y              | file.txt/y | not a directory
 ",
 };
 
@@ -194,6 +200,9 @@ const IS_A_DIRECTORY: Kind = Kind {
     get dir             | dir         | is a directory
     get -f full         | full        | is a directory
     reget dir           | dir         | is a directory
+    rm dir              | dir         | is a directory (use rmdir)
+    rm full/            | full/       | is a directory (use rmdir)
+    rm d*               | dir         | is a directory (use rmdir)
     # A directory as put's TARGET is no refusal: the upload goes into it
     # (tests/integration/targets.rs).
 ",
@@ -211,6 +220,7 @@ const NOT_FOUND: Kind = Kind {
     reget missing.txt           | missing.txt     | not found
     rm missing.txt              | missing.txt     | not found
     rm dir/missing.txt          | dir/missing.txt | not found
+    rmdir missing               | missing         | not found
     cd missing                  | missing         | not found
     rename missing.txt z.txt    | missing.txt     | not found
     ls missing                  | missing         | not found
@@ -242,8 +252,8 @@ const NOT_EMPTY: Kind = Kind {
     access: Access::Full,
     payload: 300 * 1024 + 1,
     refusals: r"
-    rm full  | full  | not empty
-    rm full/ | full/ | not empty
+    rmdir full  | full  | not empty
+    rmdir full/ | full/ | not empty
 ",
 };
 
@@ -279,8 +289,9 @@ const READ_ONLY_LINES: &str = r"
     reput ok.txt            | ok.txt   | read-only
     reput big.bin new.bin   | new.bin  | read-only
     mkdir d                 | d        | read-only
+    mkdir -p d/e            | d/e      | read-only
     rm file.txt             | file.txt | read-only
-    rm dir                  | dir      | read-only
+    rmdir dir               | dir      | read-only
     rename file.txt g.txt   | file.txt | read-only
 ";
 

@@ -1,9 +1,17 @@
-//! The commands that move about the server's tree: `cd` and `ls` (a
-//! directory, a file or a pattern; `-R` walks). Every name is taken as
-//! typed, relative to the remote working directory, and resolved
-//! ([`Executor::wire`]) only when it goes to the server, so messages and
-//! listings show the names the user wrote. The protocol has no stat: what
-//! a name is comes from its parent's listing.
+//! The commands that move about the server's tree and manage it: `cd`,
+//! `ls` (a directory, a file or a pattern; `-R` walks), `mkdir [-p]`,
+//! `rmdir` and `rm` (files only, several names and patterns). Every name
+//! is taken as typed, relative to the remote working directory, and
+//! resolved ([`Executor::wire`]) only when it goes to the server, so
+//! messages and listings show the names the user wrote.
+//!
+//! The protocol has no stat and its Remove takes files and directories
+//! alike: what a name is comes from its parent's listing, looked up just
+//! before acting on it. (Another client may change the name in between;
+//! the server's own checks still hold then.) ftxd lists a symbolic link
+//! that stays inside the root as what it leads to, so a link to a
+//! directory counts as a directory here: `rm` leaves it alone and
+//! `rmdir` removes it — the link, never the directory it leads to.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,7 +26,7 @@ use super::super::cwd;
 use super::super::glob::{self, has_wildcards};
 use super::super::listing::{format_row, sort_rows, LsOptions, Row};
 use super::super::render::quoted_name;
-use super::{Executor, MAX_TREE_DEPTH};
+use super::{no_file_name, Executor, Tally, MAX_TREE_DEPTH};
 
 /// A refusal the shell itself decides on, in the server's terms, so that
 /// it reads like the server's own.
@@ -96,6 +104,30 @@ impl Executor {
             .into_iter()
             .find(|e| e.name == name)
             .ok_or_else(|| refused(ErrorCode::NotFound))
+    }
+
+    /// What the typed `path` is: from its parent's listing, or, when the
+    /// parent cannot be listed (too large, not readable), by listing the
+    /// name itself (then a link to a directory counts as a directory).
+    fn remote_kind(&mut self, path: &str) -> Result<EntryKind, ClientError> {
+        match self.remote_entry(path) {
+            Ok(e) => Ok(e.kind),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::TooLarge | ErrorCode::PermissionDenied)
+                ) =>
+            {
+                let itself = self.client.borrow_mut().list(&self.wire(path)).map(drop);
+                match itself {
+                    Ok(()) => Ok(EntryKind::Dir),
+                    Err(not) if not.code() == Some(ErrorCode::NotADirectory) => Ok(EntryKind::File),
+                    Err(lost) if lost.is_fatal() => Err(lost),
+                    Err(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `ls [OPTIONS] [PATH]`: the working directory, a directory, a file
@@ -328,5 +360,186 @@ impl Executor {
         self.out
             .write_all(text.as_bytes())
             .map_err(|e| format!("cannot write output: {e}"))
+    }
+
+    /// `mkdir [-p] PATH`. Without `-p` a missing parent is named, with a
+    /// hint; with `-p` each missing one is created and an existing
+    /// directory is fine.
+    pub(super) fn mkdir(&mut self, parents: bool, path: &str) -> Result<(), String> {
+        let resolved = self.wire(path);
+        if resolved.is_empty() {
+            // The root: always there.
+            return if parents {
+                Ok(())
+            } else {
+                Err(self.describe("mkdir", path, path, &refused(ErrorCode::Exists)))
+            };
+        }
+        let made = self.client.borrow_mut().mkdir(&resolved);
+        let e = match made {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match e.code() {
+            Some(ErrorCode::Exists) if parents => self.mkdir_existing(path, &resolved),
+            Some(ErrorCode::NotFound) if parents => {
+                let parts: Vec<&str> = resolved.split('/').collect();
+                for i in 1..=parts.len() {
+                    let prefix = parts[..i].join("/");
+                    let shown = if i == parts.len() {
+                        path.to_owned()
+                    } else {
+                        self.shown(&prefix)
+                    };
+                    let made = self.client.borrow_mut().mkdir(&prefix);
+                    match made {
+                        Ok(()) => {}
+                        Err(e) if e.code() == Some(ErrorCode::Exists) => {
+                            self.mkdir_existing(&shown, &prefix)?;
+                        }
+                        Err(e) => return Err(self.describe("mkdir", &shown, &shown, &e)),
+                    }
+                }
+                Ok(())
+            }
+            Some(ErrorCode::NotFound) => Err(self.missing_parent(path, &resolved, &e)),
+            _ => Err(self.describe("mkdir", path, path, &e)),
+        }
+    }
+
+    /// `mkdir -p` met `resolved` (shown as `shown`) already there: fine
+    /// when it is a directory.
+    fn mkdir_existing(&mut self, shown: &str, resolved: &str) -> Result<(), String> {
+        match self.remote_is_dir(&cwd::absolute(resolved)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_fatal() => Err(self.describe("mkdir", shown, shown, &e)),
+            Err(_) => Err(format!(
+                "mkdir: {}: exists and is not a directory",
+                quoted_name(shown)
+            )),
+        }
+    }
+
+    /// Why `mkdir PATH` found no parent: the highest missing one, named,
+    /// and the hint that `-p` creates it.
+    fn missing_parent(&mut self, path: &str, resolved: &str, e: &ClientError) -> String {
+        let parts: Vec<&str> = resolved.split('/').collect();
+        for i in 1..parts.len() {
+            let prefix = parts[..i].join("/");
+            let probed = self.remote_is_dir(&cwd::absolute(&prefix));
+            match probed {
+                Ok(()) => {}
+                Err(p) if p.code() == Some(ErrorCode::NotFound) => {
+                    return format!(
+                        "mkdir: {}: parent directory {} not found on server (use mkdir -p)",
+                        quoted_name(path),
+                        quoted_name(&self.shown(&prefix))
+                    );
+                }
+                Err(p) if p.is_fatal() => return self.describe("mkdir", path, path, &p),
+                Err(_) => break,
+            }
+        }
+        self.describe("mkdir", path, path, e)
+    }
+
+    /// `rmdir DIR`: an empty directory only (the server's Remove would
+    /// take a file or a link as well).
+    pub(super) fn rmdir(&mut self, path: &str) -> Result<(), String> {
+        if cwd::has_no_name(path) {
+            return Err(if path.is_empty() {
+                no_file_name("rmdir", path)
+            } else {
+                format!(
+                    "rmdir: {}: give the directory's name, not '.', '..' or '/'",
+                    quoted_name(path)
+                )
+            });
+        }
+        let kind = self
+            .remote_kind(path)
+            .map_err(|e| self.describe("rmdir", path, path, &e))?;
+        if kind != EntryKind::Dir {
+            let e = refused(ErrorCode::NotADirectory);
+            return Err(self.describe("rmdir", path, path, &e));
+        }
+        let removed = self.client.borrow_mut().remove(&self.wire(path));
+        removed.map_err(|e| self.describe("rmdir", path, path, &e))
+    }
+
+    /// `rm PATH...`: files (and links) named or matched; a directory is
+    /// refused and left alone. Each failure is reported and the rest go on.
+    pub(super) fn rm(&mut self, words: &[String]) -> Result<(), String> {
+        let mut tally = Tally::default();
+        for word in words {
+            if self.interrupted() {
+                return Err(format!("rm: {}: cancelled", quoted_name(word)));
+            }
+            if !has_wildcards(word) {
+                let name = glob::unescape(word);
+                self.begin_item(&mut tally);
+                let kind = if cwd::has_no_name(&name) && !name.is_empty() {
+                    Ok(EntryKind::Dir)
+                } else {
+                    self.remote_kind(&name)
+                };
+                match kind {
+                    Ok(kind) => self.rm_one(&name, kind, &mut tally)?,
+                    Err(e) => {
+                        let msg = self.describe("rm", &name, &name, &e);
+                        if e.is_fatal() {
+                            return Err(self.abort(&mut tally, msg));
+                        }
+                        self.fail_item(&mut tally, msg);
+                    }
+                }
+                continue;
+            }
+            let matches = match self.expand_remote(word) {
+                Ok(v) => v,
+                Err(msg) if self.connection_lost() => {
+                    return Err(self.abort(&mut tally, format!("rm: {msg}")));
+                }
+                Err(msg) => {
+                    self.fail(&mut tally, &format!("rm: {msg}"));
+                    continue;
+                }
+            };
+            for m in matches {
+                if self.interrupted() {
+                    return Err(format!("rm: {}: cancelled", quoted_name(&m.path)));
+                }
+                self.begin_item(&mut tally);
+                let kind = if m.is_dir {
+                    EntryKind::Dir
+                } else {
+                    EntryKind::File
+                };
+                self.rm_one(&m.path, kind, &mut tally)?;
+            }
+        }
+        tally.end("rm")
+    }
+
+    /// Removes the file `name` (counted already) unless it is a
+    /// directory; `Err` only when the connection is lost.
+    fn rm_one(&mut self, name: &str, kind: EntryKind, tally: &mut Tally) -> Result<(), String> {
+        if kind == EntryKind::Dir {
+            let msg = format!("rm: {}: is a directory (use rmdir)", quoted_name(name));
+            self.fail_item(tally, msg);
+            return Ok(());
+        }
+        let removed = self.client.borrow_mut().remove(&self.wire(name));
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let msg = self.describe("rm", name, name, &e);
+                if e.is_fatal() {
+                    return Err(self.abort(tally, msg));
+                }
+                self.fail_item(tally, msg);
+                Ok(())
+            }
+        }
     }
 }
