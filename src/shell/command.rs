@@ -345,8 +345,9 @@ pub const SPECS: &[CommandSpec] = &[
         flags: &[],
         args: &[req("DIR", "remote directory DIR", ArgKind::Remote)],
         summary: "remove an empty remote directory",
-        help: "Remove the empty directory DIR on the server (a file, or a symbolic\n\
-               link, is not a directory: use rm).",
+        help: "Remove the empty directory DIR on the server (a file is not a\n\
+               directory: use rm). A symbolic link to a directory counts as one\n\
+               (ftxd lists it as what it leads to): rmdir removes the link itself.",
         many: None,
     },
     CommandSpec {
