@@ -38,6 +38,8 @@ mod listing;
 mod local;
 #[path = "integration/lost.rs"]
 mod lost;
+#[path = "integration/manage.rs"]
+mod manage;
 #[path = "integration/many.rs"]
 mod many;
 #[path = "integration/memory.rs"]
@@ -46,6 +48,8 @@ mod memory;
 mod messages;
 #[path = "integration/names.rs"]
 mod names;
+#[path = "integration/nav.rs"]
+mod nav;
 #[path = "integration/pty.rs"]
 mod pty;
 #[path = "integration/raw.rs"]

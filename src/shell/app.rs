@@ -16,7 +16,7 @@ use crate::client::{probe_fingerprint, Client, ClientError, ConnectOptions};
 use crate::proto::error::ErrorCode;
 
 use super::batch::{run_with_style, Outcome};
-use super::exec::{Executor, RemoteCompleter};
+use super::exec::Executor;
 use super::render::Style;
 use super::source::{BatchSource, InteractiveSource, LineSource, PipedSource};
 
@@ -457,7 +457,7 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
         None if io::stdin().is_terminal() => {
             let mut it = InteractiveSource::new(out_style)
                 .map_err(|e| format!("cannot start the shell: {e}"))?;
-            it.set_remote_names(Box::new(RemoteCompleter::new(client.clone())));
+            it.set_remote_names(Box::new(exec.remote_names()));
             if !args.quiet {
                 println!("{BANNER}");
             }

@@ -302,7 +302,9 @@ mod tests {
     }
 
     fn rm(path: &str) -> Command {
-        Command::Rm { path: path.into() }
+        Command::Rm {
+            paths: vec![path.into()],
+        }
     }
 
     #[test]
@@ -353,7 +355,7 @@ mod tests {
         let r = batch("rm a\nrm fail\nrm c\n");
         assert_eq!(r.ran, [rm("a"), rm("fail")]);
         assert_eq!(r.out, "ftx> rm a\nftx> rm fail\n");
-        assert_eq!(r.err, "error: boom: Rm { path: \"fail\" }\n");
+        assert_eq!(r.err, "error: boom: Rm { paths: [\"fail\"] }\n");
         assert_eq!(
             r.outcome,
             Outcome {

@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use super::listing::LsOptions;
 use super::render::quoted_name;
 use super::words::{self, Word, WordsError};
 
@@ -82,8 +83,17 @@ impl CommandSpec {
     }
 
     /// The synopsis without the name: `[-f] LOCAL [REMOTE]` (empty when none).
+    /// More than two options go in one bracket, as sftp writes them:
+    /// `ls [-1ahlRrSt] [PATH]`.
     pub fn args_synopsis(&self) -> String {
-        let flags = self.flags.iter().map(|f| format!("[-{}]", f.letter));
+        let flags: Vec<String> = if self.flags.len() > 2 {
+            vec![format!("[-{}]", self.flags_letters())]
+        } else {
+            self.flags
+                .iter()
+                .map(|f| format!("[-{}]", f.letter))
+                .collect()
+        };
         let args = self.args.iter().map(|a| {
             if a.required {
                 a.name.to_string()
@@ -91,7 +101,12 @@ impl CommandSpec {
                 format!("[{}]", a.name)
             }
         });
-        flags.chain(args).collect::<Vec<_>>().join(" ")
+        flags.into_iter().chain(args).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The option letters, in the table's order: `1ahlRrSt`.
+    fn flags_letters(&self) -> String {
+        self.flags.iter().map(|f| f.letter).collect()
     }
 
     /// Whether `word` names this command (its name or an alias).
@@ -111,8 +126,12 @@ impl CommandSpec {
     pub fn many_synopsis(&self) -> Option<String> {
         let many = self.many?;
         let mut s = self.name.to_string();
-        for f in self.flags {
-            s.push_str(&format!(" [-{}]", f.letter));
+        if self.flags.len() > 2 {
+            s.push_str(&format!(" [-{}]", self.flags_letters()));
+        } else {
+            for f in self.flags {
+                s.push_str(&format!(" [-{}]", f.letter));
+            }
         }
         let lead: Vec<&ArgSpec> = self
             .args
@@ -269,31 +288,97 @@ pub const SPECS: &[CommandSpec] = &[
         many: None,
     },
     CommandSpec {
+        name: "cd",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("DIR", "remote directory DIR", ArgKind::Remote)],
+        summary: "change the remote directory",
+        help: "Change the remote working directory to DIR. Every remote name of every\n\
+               command is taken relative to it; a name starting with '/' starts at\n\
+               the top of what the server serves, and '..' never goes above it.\n\
+               'cd' alone goes back to the top, 'cd -' to the directory before. A\n\
+               DIR that is missing or not a directory is an error, and the working\n\
+               directory stays as it was.",
+        many: None,
+    },
+    CommandSpec {
+        name: "pwd",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "print the remote directory",
+        help: "Print the remote working directory, from the top of what the server\n\
+               serves: 'Remote working directory: /docs'.",
+        many: None,
+    },
+    CommandSpec {
         name: "ls",
         aliases: &[],
         flags: &[
             FlagSpec {
-                letter: 'l',
-                help: "long listing: modification time and human sizes",
+                letter: '1',
+                help: "names only, one a line",
             },
             FlagSpec {
                 letter: 'a',
                 help: "also list names starting with '.'",
             },
+            FlagSpec {
+                letter: 'h',
+                help: "with -l, sizes as 1.5K, 12.3M, ...",
+            },
+            FlagSpec {
+                letter: 'l',
+                help: "long listing: permissions, size, modification time (UTC), name",
+            },
+            FlagSpec {
+                letter: 'R',
+                help: "list the directories beneath too, each after a 'DIR:' line",
+            },
+            FlagSpec {
+                letter: 'r',
+                help: "reverse the order",
+            },
+            FlagSpec {
+                letter: 'S',
+                help: "sort by size, largest first",
+            },
+            FlagSpec {
+                letter: 't',
+                help: "sort by modification time, newest first",
+            },
         ],
         args: &[opt("PATH", "PATH", ArgKind::Remote)],
-        summary: "list a remote directory",
-        help: "List the remote directory PATH (default: the server root): size in\n\
-               bytes then name, directories with a trailing '/'.",
+        summary: "list remote files",
+        help: "List the remote directory PATH (default: the remote working\n\
+               directory): size in bytes then name, directories with a trailing\n\
+               '/', sorted by name. A PATH that is a file lists that file; a\n\
+               pattern (*.log, logs/*.gz) lists what it matches, or the contents of\n\
+               the one directory it matches. Options combine: 'ls -laht'.",
         many: None,
     },
     CommandSpec {
         name: "mkdir",
         aliases: &[],
-        flags: &[],
+        flags: &[FlagSpec {
+            letter: 'p',
+            help: "create missing parents too; a directory that exists is no error",
+        }],
         args: &[req("PATH", "directory PATH", ArgKind::Remote)],
         summary: "create a remote directory",
-        help: "Create the directory PATH on the server.",
+        help: "Create the directory PATH on the server. Its parent must exist, unless\n\
+               -p creates every missing one.",
+        many: None,
+    },
+    CommandSpec {
+        name: "rmdir",
+        aliases: &[],
+        flags: &[],
+        args: &[req("DIR", "remote directory DIR", ArgKind::Remote)],
+        summary: "remove an empty remote directory",
+        help: "Remove the empty directory DIR on the server (a file is not a\n\
+               directory: use rm). A symbolic link to a directory counts as one\n\
+               (ftxd lists it as what it leads to): rmdir removes the link itself.",
         many: None,
     },
     CommandSpec {
@@ -301,9 +386,12 @@ pub const SPECS: &[CommandSpec] = &[
         aliases: &[],
         flags: &[],
         args: &[req("PATH", "remote PATH", ArgKind::Remote)],
-        summary: "remove a remote file",
-        help: "Remove PATH on the server (a symbolic link itself, not its target).",
-        many: None,
+        summary: "remove remote files",
+        help: "Remove the files PATH on the server: names or patterns (rm *.tmp),\n\
+               several at once. A symbolic link is removed itself, not its target.\n\
+               Directories are left alone (use rmdir). A name that fails is\n\
+               reported and the rest go on; the command fails at the end.",
+        many: Some(opt("PATH", "remote PATH", ArgKind::Remote)),
     },
     CommandSpec {
         name: "rename",
@@ -606,24 +694,40 @@ pub enum Command {
         /// REMOTE's base name.
         local: Option<String>,
     },
-    /// `ls [-l] [-a] [PATH]`.
-    Ls {
-        /// `-l`: modification times and human sizes.
-        long: bool,
-        /// `-a`: include names starting with `.`.
-        all: bool,
-        /// The remote directory; `None` means the root.
+    /// `cd [DIR]`.
+    Cd {
+        /// The new remote working directory; `None` for the top (the
+        /// served root), `-` for the previous one.
         path: Option<String>,
     },
-    /// `mkdir PATH`.
+    /// `pwd`.
+    Pwd,
+    /// `ls [-1ahlRrSt] [PATH]`.
+    Ls {
+        /// What to show and in which order.
+        options: LsOptions,
+        /// A directory, file or pattern, as a [`glob`](super::glob)
+        /// pattern like `Put`'s `local`; `None` means the remote working
+        /// directory.
+        path: Option<String>,
+    },
+    /// `mkdir [-p] PATH`.
     Mkdir {
+        /// `-p`: create missing parents; an existing directory is fine.
+        parents: bool,
         /// The remote directory to create.
         path: String,
     },
-    /// `rm PATH`.
-    Rm {
-        /// The remote path to remove.
+    /// `rmdir DIR`.
+    Rmdir {
+        /// The empty remote directory to remove.
         path: String,
+    },
+    /// `rm PATH...`.
+    Rm {
+        /// The remote files or patterns to remove (at least one), as
+        /// patterns like `Put`'s `local`.
+        paths: Vec<String>,
     },
     /// `rename OLD NEW`.
     Rename {
@@ -944,13 +1048,20 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             remote: a.required(),
             local: a.next(),
         },
+        "cd" => Command::Cd { path: a.next() },
+        "pwd" => Command::Pwd,
         "ls" => Command::Ls {
-            long: a.has('l'),
-            all: a.has('a'),
-            path: a.next(),
+            options: LsOptions::from_letters(a.flags.iter().copied()),
+            path: a.next_pattern(),
         },
-        "mkdir" => Command::Mkdir { path: a.required() },
-        "rm" => Command::Rm { path: a.required() },
+        "mkdir" => Command::Mkdir {
+            parents: a.has('p'),
+            path: a.required(),
+        },
+        "rmdir" => Command::Rmdir { path: a.required() },
+        "rm" => Command::Rm {
+            paths: a.positional.into_iter().map(|w| w.pattern).collect(),
+        },
         "rename" => Command::Rename {
             from: a.required(),
             to: a.required(),
@@ -1204,7 +1315,13 @@ mod tests {
         // The menu's FILE is a source too.
         assert_eq!(ok("1 'a*'"), put(&[r"a\*"], None));
         // Other commands take names as they are.
-        assert_eq!(ok("rm 'a[1]'"), Command::Rm { path: s("a[1]") });
+        assert_eq!(
+            ok("rm 'a[1]' *.tmp"),
+            Command::Rm {
+                paths: vec![s(r"a\[1\]"), s("*.tmp")]
+            }
+        );
+        assert_eq!(ok("rmdir 'a[1]'"), Command::Rmdir { path: s("a[1]") });
         assert_eq!(
             ok("reput 'a[1]' \\*"),
             Command::Reput {
@@ -1249,31 +1366,66 @@ mod tests {
 
     #[test]
     fn ls_flags_combine() {
-        let ls = |long, all, path: Option<&str>| Command::Ls {
-            long,
-            all,
+        use crate::shell::listing::{Sort, View};
+        let ls = |letters: &str, path: Option<&str>| Command::Ls {
+            options: LsOptions::from_letters(letters.chars()),
             path: path.map(s),
         };
-        assert_eq!(ok("ls"), ls(false, false, None));
-        assert_eq!(ok("ls -l"), ls(true, false, None));
-        assert_eq!(ok("ls -a dir"), ls(false, true, Some("dir")));
-        assert_eq!(ok("ls -la"), ls(true, true, None));
-        assert_eq!(ok("ls -al dir"), ls(true, true, Some("dir")));
-        assert_eq!(ok("ls -l -a"), ls(true, true, None));
-        assert_eq!(ok("ls dir -l"), ls(true, false, Some("dir")));
+        assert_eq!(ok("ls"), ls("", None));
+        assert_eq!(ok("ls -l"), ls("l", None));
+        assert_eq!(ok("ls -a dir"), ls("a", Some("dir")));
+        assert_eq!(ok("ls -la"), ls("la", None));
+        assert_eq!(ok("ls -al dir"), ls("la", Some("dir")));
+        assert_eq!(ok("ls -l -a"), ls("la", None));
+        assert_eq!(ok("ls dir -l"), ls("l", Some("dir")));
+        assert_eq!(ok("ls -laht"), ls("laht", None));
+        assert_eq!(ok("ls -1RSr d"), ls("1RSr", Some("d")));
+        let Command::Ls { options, .. } = ok("ls -laht") else {
+            panic!("not ls");
+        };
+        assert!(options.all && options.human);
+        assert_eq!((options.view, options.sort), (View::Long, Sort::Time));
+        // Patterns, with quoted wildcards literal.
+        assert_eq!(ok("ls *.log"), ls("", Some("*.log")));
+        assert_eq!(ok("ls 'a[1]'"), ls("", Some(r"a\[1\]")));
         assert_eq!(err("ls -x"), "ls: unknown option '-x'");
         assert_eq!(err("ls -lx"), "ls: unknown option '-x'");
         assert_eq!(err("ls a b"), "ls: unexpected argument 'b'");
     }
 
     #[test]
+    fn remote_directory() {
+        assert_eq!(ok("cd"), Command::Cd { path: None });
+        assert_eq!(
+            ok("cd docs"),
+            Command::Cd {
+                path: Some(s("docs"))
+            }
+        );
+        assert_eq!(
+            ok("cd 'my dir'"),
+            Command::Cd {
+                path: Some(s("my dir"))
+            }
+        );
+        assert_eq!(ok("pwd"), Command::Pwd);
+        assert_eq!(err("cd a b"), "cd: unexpected argument 'b'");
+        assert_eq!(err("pwd x"), "pwd: unexpected argument 'x'");
+        assert_eq!(err("cd -P x"), "cd: unknown option '-P'");
+    }
+
+    #[test]
     fn double_dash_ends_options() {
-        assert_eq!(ok("rm -- -odd"), Command::Rm { path: s("-odd") });
+        assert_eq!(
+            ok("rm -- -odd"),
+            Command::Rm {
+                paths: vec![s("-odd")]
+            }
+        );
         assert_eq!(
             ok("ls -l -- -a"),
             Command::Ls {
-                long: true,
-                all: false,
+                options: LsOptions::from_letters(['l']),
                 path: Some(s("-a"))
             }
         );
@@ -1288,14 +1440,49 @@ mod tests {
             }
         );
         // A lone dash is an argument.
-        assert_eq!(ok("rm -"), Command::Rm { path: s("-") });
+        assert_eq!(
+            ok("rm -"),
+            Command::Rm {
+                paths: vec![s("-")]
+            }
+        );
+        assert_eq!(ok("cd -"), Command::Cd { path: Some(s("-")) });
         assert_eq!(err("rm -odd"), "rm: unknown option '-o'");
     }
 
     #[test]
     fn remote_management() {
-        assert_eq!(ok("mkdir d"), Command::Mkdir { path: s("d") });
-        assert_eq!(ok("rm d/x"), Command::Rm { path: s("d/x") });
+        assert_eq!(
+            ok("mkdir d"),
+            Command::Mkdir {
+                parents: false,
+                path: s("d")
+            }
+        );
+        assert_eq!(
+            ok("mkdir -p a/b/c"),
+            Command::Mkdir {
+                parents: true,
+                path: s("a/b/c")
+            }
+        );
+        assert_eq!(
+            ok("rm d/x"),
+            Command::Rm {
+                paths: vec![s("d/x")]
+            }
+        );
+        assert_eq!(
+            ok("rm a b c"),
+            Command::Rm {
+                paths: vec![s("a"), s("b"), s("c")]
+            }
+        );
+        assert_eq!(ok("rmdir d"), Command::Rmdir { path: s("d") });
+        assert_eq!(err("rmdir"), "rmdir: missing remote directory DIR");
+        assert_eq!(err("rmdir a b"), "rmdir: unexpected argument 'b'");
+        assert_eq!(err("mkdir -x a"), "mkdir: unknown option '-x'");
+        assert_eq!(err("rm -r d"), "rm: unknown option '-r'");
         assert_eq!(
             ok("rename 'a b' c"),
             Command::Rename {
@@ -1510,11 +1697,11 @@ mod tests {
         }
         assert_eq!(
             spec("put").map(|s| s.synopsis()),
-            Some(s("put [-f] [-p] [-r] [-R] LOCAL [REMOTE]"))
+            Some(s("put [-fprR] LOCAL [REMOTE]"))
         );
         assert_eq!(
             spec("put").and_then(|s| s.many_synopsis()),
-            Some(s("put [-f] [-p] [-r] [-R] LOCAL LOCAL LOCAL..."))
+            Some(s("put [-fprR] LOCAL LOCAL LOCAL..."))
         );
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(5)),
@@ -1522,7 +1709,16 @@ mod tests {
         );
         assert_eq!(
             spec("ls").map(|s| s.synopsis()),
-            Some(s("ls [-l] [-a] [PATH]"))
+            Some(s("ls [-1ahlRrSt] [PATH]"))
+        );
+        assert_eq!(
+            spec("rm").and_then(|s| s.many_synopsis()),
+            Some(s("rm PATH PATH PATH..."))
+        );
+        assert_eq!(spec("cd").map(|s| s.synopsis()), Some(s("cd [DIR]")));
+        assert_eq!(
+            spec("mkdir").map(|s| s.synopsis()),
+            Some(s("mkdir [-p] PATH"))
         );
         assert_eq!(spec("lpwd").map(|s| s.synopsis()), Some(s("lpwd")));
         assert_eq!(

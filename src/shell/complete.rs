@@ -28,8 +28,10 @@ use super::words::{self, Quote};
 /// Lists a remote directory for completion. The client layer implements it,
 /// typically over a cache so Tab never waits long on the network.
 pub trait RemoteNames {
-    /// The entries of remote directory `dir` (`""` for the root, otherwise
-    /// ending in `/`) as `(name, is_dir)`; empty when it cannot be listed.
+    /// The entries of remote directory `dir` as typed (`""` for the remote
+    /// working directory, otherwise ending in `/`; `/` and `..` mean what
+    /// they mean to every command) as `(name, is_dir)`; empty when it
+    /// cannot be listed.
     fn list(&mut self, dir: &str) -> Vec<(String, bool)>;
 }
 
@@ -356,6 +358,9 @@ mod tests {
         assert_eq!(run("rename remote.bin d").1, ["docs/"]);
         assert_eq!(run("2 r").1, ["remote.bin "]);
         assert_eq!(run("reget d").1, ["docs/"]);
+        assert_eq!(run("cd d").1, ["docs/"]);
+        assert_eq!(run("rmdir d").1, ["docs/"]);
+        assert_eq!(run("mkdir -p docs/g").1, ["docs/gone.md", "docs/guide.md"]);
         assert_eq!(run("mkdir docs/").1.len(), 2);
     }
 
@@ -373,7 +378,9 @@ mod tests {
     fn help_completes_command_names_and_no_more_arguments_than_the_spec() {
         assert_eq!(run("help ren").1, ["rename"]);
         assert!(run("lpwd ").1.is_empty());
-        assert!(run("rm a ").1.is_empty());
+        assert!(run("rename a b ").1.is_empty());
+        // rm takes many names: each is remote.
+        assert_eq!(run("rm a d").1, ["docs/"]);
         assert!(run("nosuch ").1.is_empty());
     }
 
@@ -482,11 +489,9 @@ mod tests {
 
     #[test]
     fn hints_show_the_synopsis_after_a_command_name() {
-        assert_eq!(
-            hint("put ", 4).as_deref(),
-            Some("[-f] [-p] [-r] [-R] LOCAL [REMOTE]")
-        );
-        assert_eq!(hint("ls ", 3).as_deref(), Some("[-l] [-a] [PATH]"));
+        assert_eq!(hint("put ", 4).as_deref(), Some("[-fprR] LOCAL [REMOTE]"));
+        assert_eq!(hint("ls ", 3).as_deref(), Some("[-1ahlRrSt] [PATH]"));
+        assert_eq!(hint("cd ", 3).as_deref(), Some("[DIR]"));
         assert_eq!(hint("bye ", 4), None);
         assert_eq!(hint("put", 3), None);
         assert_eq!(hint("put a", 5), None);

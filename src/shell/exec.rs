@@ -17,15 +17,19 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::{Client, ClientError, Progress};
-use crate::proto::error::ErrorCode;
+use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
 
 use super::batch::{Execute, Flow};
 use super::command::{self, Command};
 use super::complete::RemoteNames;
+use super::cwd::{self, SharedCwd};
 use super::glob::{self, check_server_name, has_wildcards};
+use super::listing::{format_row, LsOptions, Row, View};
 use super::render::{escape_for_terminal, format_size_human, quoted_name, subject, Style};
+
+mod nav;
 
 /// The connection, shared between the executor and remote-name completion
 /// (which runs only while the shell waits for a line, never during a command).
@@ -58,6 +62,11 @@ pub struct Executor {
     /// Remote listings of the command under way, by directory, kept only
     /// for `get -p` (the modes of the files it fetches).
     listings: RefCell<HashMap<String, Vec<Entry>>>,
+    /// The remote working directory, root-relative (`""`: the root);
+    /// Tab completion reads it too.
+    cwd: SharedCwd,
+    /// The one before the last `cd`, for `cd -`.
+    previous_cwd: Option<String>,
 }
 
 impl Executor {
@@ -79,7 +88,30 @@ impl Executor {
             preserve: false,
             commands_on_stdin: false,
             listings: RefCell::new(HashMap::new()),
+            cwd: SharedCwd::default(),
+            previous_cwd: None,
         }
+    }
+
+    /// Remote names for Tab completion, relative to this executor's remote
+    /// working directory.
+    pub fn remote_names(&self) -> RemoteCompleter {
+        RemoteCompleter {
+            client: self.client.clone(),
+            cwd: self.cwd.clone(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The root-relative path the server is sent for the remote name
+    /// `path` as typed (see [`cwd::resolve`]).
+    fn wire(&self, path: &str) -> String {
+        cwd::resolve(&self.cwd.borrow(), path)
+    }
+
+    /// A root-relative path as the user sees it (see [`cwd::shown`]).
+    fn shown(&self, resolved: &str) -> String {
+        cwd::shown(&self.cwd.borrow(), resolved)
     }
 
     /// Where failures inside a many-file command are reported (default:
@@ -178,11 +210,12 @@ impl Executor {
     fn put(&mut self, force: bool, resume: bool, local: &str, remote: &str) -> Result<(), String> {
         let cmd = if resume { "reput" } else { "put" };
         let remote = remote.to_owned();
+        let wire = self.wire(&remote);
         let mut bar = self.transfer_bar(&remote);
         let r = self
             .client
             .borrow_mut()
-            .put(Path::new(local), &remote, force, resume, &mut bar);
+            .put(Path::new(local), &wire, force, resume, &mut bar);
         match r {
             Ok(o) => {
                 if o.partial > 0 {
@@ -200,7 +233,7 @@ impl Executor {
                 let line = format!(
                     "uploaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(local),
-                    escape_for_terminal(&o.stored),
+                    escape_for_terminal(&self.shown(&o.stored)),
                     summary(o.size, o.elapsed)
                 );
                 let line = self.style.success(&line);
@@ -242,11 +275,17 @@ impl Executor {
             let shown = target.to_string_lossy().into_owned();
             return Err(format!("{cmd}: {}: {why}", quoted_name(&shown)));
         }
+        let wire = self.wire(remote);
+        if wire.is_empty() {
+            // `get ..` at the top: the root, a directory like any other.
+            let e = ClientError::Remote(RemoteError::new(ErrorCode::IsDirectory, ""));
+            return Err(self.describe(cmd, remote, remote, &e));
+        }
         let mut bar = self.transfer_bar(remote);
         let result = self
             .client
             .borrow_mut()
-            .get(remote, target, force, resume, &mut bar);
+            .get(&wire, target, force, resume, &mut bar);
         match result {
             Ok(o) => {
                 if o.partial > 0 {
@@ -299,46 +338,6 @@ impl Executor {
         }
     }
 
-    fn ls(&mut self, long: bool, all: bool, path: Option<&str>) -> Result<(), String> {
-        let path = trim_trailing_slash(path.unwrap_or(""));
-        let entries = self
-            .client
-            .borrow_mut()
-            .list(&path)
-            .map_err(|e| self.describe("ls", &path, &path, &e))?;
-        let mut text = String::new();
-        for e in entries
-            .iter()
-            .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
-            .filter(|e| all || !e.name.starts_with('.'))
-        {
-            text.push_str(&self.format_entry(e, long));
-            text.push('\n');
-        }
-        self.out
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("cannot write output: {e}"))
-    }
-
-    fn format_entry(&self, e: &Entry, long: bool) -> String {
-        let mut name = escape_for_terminal(&e.name);
-        if e.kind == EntryKind::Dir {
-            name.push('/');
-            name = self.style.dir(&name);
-        }
-        if long {
-            format!(
-                "{:>12} {:>7} {} {}",
-                e.size,
-                format_size_human(e.size),
-                format_mtime(e.mtime),
-                name
-            )
-        } else {
-            format!("{:>12} {}", e.size, name)
-        }
-    }
-
     /// `lls [-l] [-a] [PATH]`: a local directory (or one file) in `ls`'s
     /// format, names sorted, dot files only with `-a`.
     fn lls(&mut self, long: bool, all: bool, path: Option<&str>) -> Result<(), String> {
@@ -355,9 +354,19 @@ impl Executor {
             vec![local_entry(Path::new(dir), dir.to_owned())]
         };
         entries.sort_by(|a, b| a.name.cmp(&b.name));
+        // The same lines as `ls` (or `ls -l`) of the same files.
+        let opts = LsOptions {
+            view: if long { View::Long } else { View::Sizes },
+            all,
+            ..LsOptions::default()
+        };
         let mut text = String::new();
-        for e in &entries {
-            text.push_str(&self.format_entry(e, long));
+        for e in entries {
+            let row = Row {
+                shown: e.name.clone(),
+                entry: e,
+            };
+            text.push_str(&format_row(&row, &opts, &self.style));
             text.push('\n');
         }
         self.out
@@ -560,23 +569,28 @@ impl Execute for Executor {
                 };
                 self.get_one(false, true, &remote, &dest)?
             }
-            Command::Ls { long, all, path } => self.ls(long, all, path.as_deref())?,
-            Command::Mkdir { path } => {
-                let p = trim_trailing_slash(&path);
-                self.client
-                    .borrow_mut()
-                    .mkdir(&p)
-                    .map_err(|e| self.describe("mkdir", &path, &path, &e))?
+            Command::Cd { path } => self.cd(path.as_deref())?,
+            Command::Pwd => {
+                let line = format!(
+                    "Remote working directory: {}",
+                    escape_for_terminal(&cwd::absolute(&self.cwd.borrow()))
+                );
+                self.say(&line)?;
             }
-            Command::Rm { path } => {
-                let p = trim_trailing_slash(&path);
-                self.client
-                    .borrow_mut()
-                    .remove(&p)
-                    .map_err(|e| self.describe("rm", &path, &path, &e))?
-            }
+            Command::Ls { options, path } => self.ls(&options, path.as_deref())?,
+            Command::Mkdir { parents, path } => self.mkdir(parents, &path)?,
+            Command::Rmdir { path } => self.rmdir(&path)?,
+            Command::Rm { paths } => self.rm(&paths)?,
             Command::Rename { from, to } => {
-                let (old, new) = (trim_trailing_slash(&from), trim_trailing_slash(&to));
+                if cwd::has_no_name(&from) {
+                    return Err(no_file_name("rename", &from));
+                }
+                let (old, new) = (self.wire(&from), self.wire(&to));
+                if new.is_empty() {
+                    // The root, which is there (rename never replaces).
+                    let e = ClientError::Remote(RemoteError::new(ErrorCode::Exists, ""));
+                    return Err(self.describe("rename", &to, &to, &e));
+                }
                 self.client.borrow_mut().rename(&old, &new).map_err(|e| {
                     let name = if rename_blames_new(&old, &new, &e) {
                         &to
@@ -651,24 +665,19 @@ impl Execute for Executor {
 const COMPLETION_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Remote names for Tab completion: listings through the shared client,
-/// cached briefly so repeated Tabs do not ask the server again.
+/// relative to the remote working directory, cached briefly so repeated
+/// Tabs do not ask the server again. Made by [`Executor::remote_names`].
 pub struct RemoteCompleter {
     client: SharedClient,
+    cwd: SharedCwd,
+    /// Listings by root-relative directory.
     cache: HashMap<String, (Instant, Vec<(String, bool)>)>,
-}
-
-impl RemoteCompleter {
-    /// A completer using `client`.
-    pub fn new(client: SharedClient) -> RemoteCompleter {
-        RemoteCompleter {
-            client,
-            cache: HashMap::new(),
-        }
-    }
 }
 
 impl RemoteNames for RemoteCompleter {
     fn list(&mut self, dir: &str) -> Vec<(String, bool)> {
+        let dir = cwd::resolve(&self.cwd.borrow(), dir);
+        let dir = dir.as_str();
         if let Some((at, names)) = self.cache.get(dir) {
             if at.elapsed() < COMPLETION_CACHE_TTL {
                 return names.clone();
@@ -677,7 +686,7 @@ impl RemoteNames for RemoteCompleter {
         let Ok(mut client) = self.client.try_borrow_mut() else {
             return Vec::new();
         };
-        let Ok(entries) = client.list(dir.trim_end_matches('/')) else {
+        let Ok(entries) = client.list(dir) else {
             return Vec::new();
         };
         let names: Vec<(String, bool)> = entries
@@ -807,7 +816,20 @@ fn server_detail(r: &crate::proto::error::RemoteError, name: &str) -> String {
     let name = name.trim_end_matches('/');
     let shown = if name.is_empty() { "/" } else { name };
     let mut detail = r.message.trim();
-    if let Some(rest) = detail.strip_prefix(&format!("'{shown}'")) {
+    // The server quotes the path it could not use: the name as resolved
+    // from the working directory (`docs/secret` for `secret`), or the root
+    // it had to read first. The line names it already.
+    let same = |q: &str| {
+        q == shown
+            || q == "/"
+            || q.ends_with(&format!("/{shown}"))
+            || shown.ends_with(&format!("/{q}"))
+    };
+    if let Some((_, rest)) = detail
+        .strip_prefix('\'')
+        .and_then(|d| d.split_once('\''))
+        .filter(|(q, _)| same(q))
+    {
         detail = rest.strip_prefix(':').unwrap_or(rest).trim_start();
     }
     if detail.is_empty() || detail == cause {
@@ -848,8 +870,13 @@ impl Executor {
         describe(cmd, local, remote, e, &self.loss_told)
     }
 
-    /// [`describe_dir`], telling of a lost connection once.
+    /// [`describe_dir`], telling of a lost connection once; `""` (the
+    /// remote working directory) is shown from the root.
     fn describe_dir(&self, dir: &str, e: &ClientError) -> String {
+        if dir.is_empty() {
+            let shown = cwd::absolute(&self.cwd.borrow());
+            return describe_dir(&shown, e, &self.loss_told);
+        }
         describe_dir(dir, e, &self.loss_told)
     }
 
@@ -887,28 +914,6 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotADirectory => "not a directory".into(),
         _ => e.to_string(),
     }
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (no time-zone database on
-/// small machines, so UTC is the honest choice).
-fn format_mtime(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
 }
 
 /// How often the progress bar may redraw, per second.
@@ -1119,7 +1124,12 @@ impl Executor {
                     self.fail(&mut tally, &no_file_name("put", &src));
                     continue;
                 };
-                let dest = dest.for_name(&name);
+                // `put -r .` sends what is in the directory, into the target.
+                let dest = if name == "." || name == ".." {
+                    dest.itself()
+                } else {
+                    dest.for_name(&name)
+                };
                 if Path::new(&src).is_dir() {
                     if recursive {
                         self.put_tree(force, &src, &dest, &mut tally)?;
@@ -1180,7 +1190,13 @@ impl Executor {
                     quoted_name(&dir.to_string_lossy())
                 ));
             }
-            let made = self.client.borrow_mut().mkdir(&rdir);
+            let wire = self.wire(&rdir);
+            // The root always exists (and is no name to create).
+            let made = if wire.is_empty() {
+                Ok(())
+            } else {
+                self.client.borrow_mut().mkdir(&wire)
+            };
             if let Err(e) = made {
                 if e.is_fatal() {
                     let msg = self.describe("put", &rdir, &rdir, &e);
@@ -1284,6 +1300,19 @@ impl Executor {
         }
         let mut tally = Tally::default();
         for word in remotes {
+            if cwd::has_no_name(word) {
+                // `get -r .`, `get -r ..`, `get -r /`: what is in that
+                // directory, into the target, as sftp does.
+                self.begin_item(&mut tally);
+                if recursive {
+                    let local = PathBuf::from(dest.itself());
+                    self.get_tree(force, word, &local, &mut tally)?;
+                } else {
+                    let msg = format!("get: {}: is a directory (use get -r)", quoted_name(word));
+                    self.fail_item(&mut tally, msg);
+                }
+                continue;
+            }
             let matches = match self.expand_remote(word) {
                 Ok(v) => v,
                 Err(msg) if self.connection_lost() => {
@@ -1346,18 +1375,20 @@ impl Executor {
 
     /// Expands a remote pattern (or plain name, to learn whether it is a
     /// directory) against the server's listings. A pattern that matches
-    /// nothing is shown as written, its literal characters escaped.
+    /// nothing is shown as written, its literal characters escaped. The
+    /// matches' paths are as typed (relative to the remote working
+    /// directory, or from `/`).
     fn expand_remote(&mut self, word: &str) -> Result<Vec<glob::Match>, String> {
         let client = self.client.clone();
         let mut list = |dir: &str| -> Result<Vec<(String, bool)>, String> {
             let entries = client
                 .borrow_mut()
-                .list(dir)
+                .list(&self.wire(dir))
                 .map_err(|e| self.describe_dir(dir, &e))?;
             if self.preserve {
                 self.listings
                     .borrow_mut()
-                    .insert(dir.to_owned(), entries.clone());
+                    .insert(self.wire(dir), entries.clone());
             }
             Ok(entries
                 .into_iter()
@@ -1401,7 +1432,7 @@ impl Executor {
         // time and mode once everything in it is there.
         let mut made: Vec<(PathBuf, Option<Entry>)> = Vec::new();
         let top = if self.preserve {
-            self.remote_entry(src).ok().flatten()
+            self.cached_entry(src).ok().flatten()
         } else {
             None
         };
@@ -1423,7 +1454,7 @@ impl Executor {
             if self.preserve {
                 made.push((ldir.clone(), entry));
             }
-            let listed = self.client.borrow_mut().list(&rdir);
+            let listed = self.client.borrow_mut().list(&self.wire(&rdir));
             let mut entries = match listed {
                 Ok(v) => v,
                 Err(e) => {
@@ -1518,11 +1549,8 @@ impl Executor {
                     return Err(format!("chmod: {}: cancelled", quoted_name(&path)));
                 }
                 self.begin_item(&mut tally);
-                let set = self.client.borrow_mut().set_attrs(
-                    &trim_trailing_slash(&path),
-                    Some(mode),
-                    None,
-                );
+                let wire = self.wire(&trim_trailing_slash(&path));
+                let set = self.client.borrow_mut().set_attrs(&wire, Some(mode), None);
                 if let Err(e) = set {
                     let msg = self.describe("chmod", &path, &path, &e);
                     if e.is_fatal() {
@@ -1541,10 +1569,8 @@ impl Executor {
     /// `/` are the root, as for a TARGET).
     fn df(&mut self, human: bool, path: Option<&str>) -> Result<(), String> {
         let shown = path.unwrap_or("");
-        let path = match trim_trailing_slash(shown).as_str() {
-            "." | "/" => String::new(),
-            p => p.to_owned(),
-        };
+        // Relative to the working directory; `/` is the root.
+        let path = self.wire(shown);
         let space = self.client.borrow_mut().space(&path);
         let (total, avail) = space.map_err(|e| self.describe("df", shown, shown, &e))?;
         let text = df_table(total, avail, human);
@@ -1640,7 +1666,7 @@ impl Executor {
             )
         };
         // The time comes with the download; the mode needs the listing.
-        let (mode, missing) = match self.remote_entry(remote) {
+        let (mode, missing) = match self.cached_entry(remote) {
             Ok(Some(Entry { mode: Some(m), .. })) => (Some(m), None),
             Ok(Some(_)) => (None, "the server listed no mode".to_owned().into()),
             Ok(None) => (None, "the server did not list it".to_owned().into()),
@@ -1662,10 +1688,12 @@ impl Executor {
         }
     }
 
-    /// The entry of the remote `path` in its directory's listing, which is
-    /// asked for once per command.
-    fn remote_entry(&mut self, path: &str) -> Result<Option<Entry>, ClientError> {
-        let path = path.trim_end_matches('/');
+    /// The entry of the remote `path` (as typed, relative to the working
+    /// directory) in its directory's listing, which is asked for once per
+    /// command.
+    fn cached_entry(&mut self, path: &str) -> Result<Option<Entry>, ClientError> {
+        let resolved = self.wire(path);
+        let path = resolved.trim_end_matches('/');
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if !self.listings.borrow().contains_key(dir) {
             let entries = self.client.borrow_mut().list(dir)?;
@@ -1727,6 +1755,15 @@ impl Dest {
             Dest::As(exact) => exact.clone(),
         }
     }
+
+    /// The target itself, for a source that has no name of its own (`.`):
+    /// what is in it goes there.
+    fn itself(&self) -> String {
+        match self {
+            Dest::Into(dir) if dir.is_empty() => ".".to_owned(),
+            Dest::Into(dir) | Dest::As(dir) => dir.clone(),
+        }
+    }
 }
 
 /// [`Dest`] for a local TARGET (`get`, `reget`): into it when it is a
@@ -1756,15 +1793,15 @@ impl Executor {
     /// [`Dest`] for a remote TARGET (`put`, `reput`): into it when it is a
     /// directory on the server; when it ends in `/` or the sources are
     /// patterns (`must_be_dir`) it has to be one, else nothing is sent.
-    /// `.` is the top of the server.
+    /// `.` is the remote working directory.
     fn remote_dest(&mut self, cmd: &str, target: &str, must_be_dir: bool) -> Result<Dest, String> {
         let dir = trim_trailing_slash(target);
         if dir == "." {
             return Ok(Dest::top());
         }
         if dir.is_empty() {
-            // Not a name at all: the transfer says why.
-            return Ok(Dest::As(dir));
+            // Not a name at all (and not the working directory: that is `.`).
+            return Err(no_file_name(cmd, ""));
         }
         let must_be_dir = must_be_dir || dir != target;
         match self.remote_is_dir(&dir) {
@@ -1789,11 +1826,13 @@ impl Executor {
         }
     }
 
-    /// `Ok` when the remote `path` is a directory, else the error that says
-    /// why not. Listing it finds out (the protocol has no stat): a
-    /// directory too large to list is one, and one the server may not
-    /// read is looked up in its parent's listing.
+    /// `Ok` when the remote `path` (as typed) is a directory, else the
+    /// error that says why not. Listing it finds out (the protocol has no
+    /// stat): a directory too large to list is one, and one the server
+    /// may not read is looked up in its parent's listing.
     fn remote_is_dir(&mut self, path: &str) -> Result<(), ClientError> {
+        let path = self.wire(path);
+        let path = path.as_str();
         let listed = self.client.borrow_mut().list(path).map(drop);
         let Err(e) = listed else {
             return Ok(());
@@ -1884,13 +1923,6 @@ mod tests {
         assert_eq!(base_name(""), None);
         assert_eq!(trim_trailing_slash("d/"), "d");
         assert_eq!(trim_trailing_slash("/"), "/");
-    }
-
-    #[test]
-    fn mtime_is_formatted_in_utc() {
-        assert_eq!(format_mtime(0), "1970-01-01 00:00");
-        assert_eq!(format_mtime(1_700_000_000), "2023-11-14 22:13");
-        assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
     }
 
     #[test]

@@ -229,9 +229,9 @@ fn parse_class(chars: &[char]) -> Option<(Token, usize)> {
     }
 }
 
-/// Joins a directory (`""` for the top) and a name with `/`.
+/// Joins a directory (`""` or `.` for the top) and a name with `/`.
 pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
+    if dir.is_empty() || dir == "." {
         name.to_owned()
     } else if dir.ends_with('/') {
         format!("{dir}{name}")
@@ -536,6 +536,7 @@ mod tests {
     #[test]
     fn joins() {
         assert_eq!(join("", "a"), "a");
+        assert_eq!(join(".", "a"), "a");
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(join("d", "a"), "d/a");
     }

@@ -11,6 +11,9 @@
 //!
 //! - [`words`]: the one tokenizer (quotes, escapes, spans) and `quote`.
 //! - [`command`]: the command table (`SPECS`) and the parser.
+//! - [`cwd`]: the remote working directory and how typed remote paths
+//!   resolve against it.
+//! - [`listing`]: `ls`'s options, order and line formats.
 //! - [`source`]: `LineSource` and the batch, piped and interactive sources.
 //! - [`batch`]: the command loop and the batch rules.
 //! - [`complete`]: Tab completion, hints and the `rustyline` helper.
@@ -21,8 +24,10 @@ pub mod app;
 pub mod batch;
 pub mod command;
 pub mod complete;
+pub mod cwd;
 pub mod exec;
 pub mod glob;
+pub mod listing;
 pub mod render;
 pub mod source;
 pub mod words;

@@ -131,7 +131,8 @@ fn a_read_only_token_can_list_and_get_but_change_nothing() {
         "reput up.txt",
         "mkdir d",
         "rm f.txt",
-        "rm empty",
+        "rmdir empty",
+        "mkdir -p d/e",
         "rename f.txt g.txt",
     ] {
         let out = ftx(&server, &cwd, &pin, &env, None, &format!("{cmd}\n"));

@@ -65,9 +65,20 @@ fn mkdir_rm_rename_are_silent_and_work() {
     let cwd = server.scratch("client");
     let root = server.root();
     fs::write(root.join("a.txt"), "a").unwrap();
-    let out = server.batch(&cwd, "mkdir d\nrename a.txt d/b.txt\nmkdir e\nrm e\n");
+    fs::write(root.join("c.txt"), "c").unwrap();
+    let out = server.batch(
+        &cwd,
+        "mkdir d\nrename a.txt d/b.txt\nmkdir e\nrmdir e\nrm c.txt\nmkdir -p f/g\n",
+    );
     out.assert_success();
-    for line in ["mkdir d", "rename a.txt d/b.txt", "mkdir e", "rm e"] {
+    for line in [
+        "mkdir d",
+        "rename a.txt d/b.txt",
+        "mkdir e",
+        "rmdir e",
+        "rm c.txt",
+        "mkdir -p f/g",
+    ] {
         let printed = out.section(line);
         assert!(
             printed.iter().all(|l| l.trim().is_empty()),
@@ -77,6 +88,8 @@ fn mkdir_rm_rename_are_silent_and_work() {
     assert_file_bytes(&root.join("d/b.txt"), b"a");
     assert!(!root.join("a.txt").exists());
     assert!(!root.join("e").exists());
+    assert!(!root.join("c.txt").exists());
+    assert!(root.join("f/g").is_dir());
 }
 
 #[test]

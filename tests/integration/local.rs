@@ -199,7 +199,7 @@ fn lls_lists_like_ls() {
     );
     assert_eq!(
         out.section("lls -l b.txt"),
-        ["           5      5B 2001-09-09 01:46 b.txt"]
+        ["-rw-r--r--            5 2001-09-09 01:46 UTC b.txt"]
     );
     assert_eq!(out.section("lls dir"), ["           2 in.txt"]);
     assert_eq!(out.section("lls ~"), ["           4 h.txt"]);
@@ -210,7 +210,10 @@ fn lls_lists_like_ls() {
         .filter(|l| !l.ends_with("dir/"))
         .collect();
     assert_eq!(local, out.section("ls -l"), "{out}");
-    assert_eq!(local[1], "        1536    1.5K 2004-11-09 11:33 big.bin");
+    assert_eq!(
+        local[1],
+        "-rw-r--r--         1536 2004-11-09 11:33 UTC big.bin"
+    );
     assert_eq!(
         out.error_lines(),
         ["error: lls: 'nope': not found"],

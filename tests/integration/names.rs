@@ -1,7 +1,10 @@
 //! Hostile remote names: every one is refused with "invalid name" for every
 //! command, through `ftx -b` and through raw frames, and nothing outside the
 //! root is ever read, written or created (a sentinel directory next to the
-//! root is compared before and after).
+//! root is compared before and after). Typed into `ftx`, `..`, `.`, empty
+//! components and a leading `/` are paths the shell resolves within the
+//! root, as a chroot does (`/..` is `/`), before anything goes on the wire:
+//! those are checked to stay inside; on the wire they are still refused.
 
 use std::fs;
 use std::path::Path;
@@ -27,10 +30,10 @@ fn setup(server: &Server) -> (std::path::PathBuf, std::path::PathBuf) {
     (outside, client)
 }
 
-/// Names a shell user can type that must be refused with "invalid name".
-/// (`.`, `/` and trailing slashes are left to the raw tests: a client may
-/// reasonably read them as "the current remote directory".)
-fn typed_hostile_names(outside: &Path) -> Vec<String> {
+/// Paths a shell user can type that climb or start at `/`: `ftx` resolves
+/// them within the root (`../x` at the top is `x`), so they are no longer
+/// refused, and must never reach outside it.
+fn typed_climbing_names(outside: &Path) -> Vec<String> {
     let mut v: Vec<String> = [
         "../x",
         "..",
@@ -47,6 +50,18 @@ fn typed_hostile_names(outside: &Path) -> Vec<String> {
         "sub/./inner.txt",
         "a//b",
         "sub//inner.txt",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    v.push(outside.join("secret.txt").display().to_string());
+    v.push(outside.display().to_string());
+    v
+}
+
+/// Names a shell user can type that must be refused with "invalid name".
+fn typed_hostile_names() -> Vec<String> {
+    let mut v: Vec<String> = [
         "a\\b",
         "..\\x",
         "..\\outside\\secret.txt",
@@ -62,8 +77,6 @@ fn typed_hostile_names(outside: &Path) -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect();
-    v.push(outside.join("secret.txt").display().to_string());
-    v.push(outside.display().to_string());
     v.push("y".repeat(300));
     v.push(format!("sub/{}", "z".repeat(256)));
     // 4999 bytes of short components: only the total length is wrong.
@@ -74,7 +87,8 @@ fn typed_hostile_names(outside: &Path) -> Vec<String> {
 /// Everything the raw tests send: the typed names plus what no shell line
 /// carries (NUL) and the forms a client might rewrite.
 fn raw_hostile_names(outside: &Path) -> Vec<String> {
-    let mut v = typed_hostile_names(outside);
+    let mut v = typed_hostile_names();
+    v.extend(typed_climbing_names(outside));
     for s in [
         "a\0b",
         "\0",
@@ -103,8 +117,8 @@ fn quote(name: &str) -> String {
 fn hostile_names_through_the_client_are_invalid() {
     let mut server = Server::start(&[]);
     let (outside, client) = setup(&server);
-    let names = typed_hostile_names(&outside);
-    assert!(names.len() >= 20);
+    let names = typed_hostile_names();
+    assert!(names.len() >= 12);
     let outside_before = snapshot(&outside);
     let base_before = snapshot_except(server.base(), &["root", "client"]);
     let root_before = snapshot(server.root());
@@ -158,6 +172,59 @@ fn hostile_names_through_the_client_are_invalid() {
         ["local.txt"],
         "the client created local files"
     );
+}
+
+#[test]
+fn climbing_names_through_the_client_stay_inside_the_root() {
+    let mut server = Server::start(&[]);
+    let (outside, client) = setup(&server);
+    let names = typed_climbing_names(&outside);
+    let outside_before = snapshot(&outside);
+    let base_before = snapshot_except(server.base(), &["root", "client"]);
+
+    let templates = [
+        "put local.txt {}",
+        "put -f local.txt {}",
+        "get {} got.bin",
+        "get -f {} got.bin",
+        "ls {}",
+        "mkdir {}",
+        "rm {}",
+        "rename keep.txt {}",
+        "rename {} moved.txt",
+        "cd {}",
+    ];
+    for template in templates {
+        let lines: Vec<String> = names
+            .iter()
+            .map(|n| format!("-{}", template.replace("{}", &quote(n))))
+            .collect();
+        let out = server.batch(&client, &(lines.join("\n") + "\n"));
+        out.assert_success();
+        for line in out.stderr.lines().chain(out.stdout.lines()) {
+            for bad in ["protocol error", "connection lost", "invalid name"] {
+                assert!(!line.contains(bad), "{template:?}: {line:?}\n{out}");
+            }
+        }
+        assert_eq!(out.echoed(), lines, "{template:?}\n{out}");
+    }
+    server.assert_alive();
+    assert_eq!(
+        snapshot(&outside),
+        outside_before,
+        "the sentinel outside the root changed"
+    );
+    assert_eq!(
+        snapshot_except(server.base(), &["root", "client"]),
+        base_before,
+        "something was created next to the root"
+    );
+    for name in names_in(&client) {
+        assert!(
+            name == "local.txt" || name.starts_with("got"),
+            "the client created {name:?}"
+        );
+    }
 }
 
 /// The reply to one raw request must be `Error{InvalidName}`.

@@ -97,12 +97,15 @@ fn prompt_completion_help_and_exit() {
     pty.send("help\r");
     let help = pty.expect("Type 'help COMMAND'");
     for cmd in [
-        "put [-f] [-p] [-r] [-R] LOCAL [REMOTE]",
-        "get [-f] [-p] [-r] [-R] REMOTE [LOCAL]",
+        "put [-fprR] LOCAL [REMOTE]",
+        "get [-fprR] REMOTE [LOCAL]",
         "reput",
         "reget",
-        "ls [-l] [-a] [PATH]",
-        "mkdir",
+        "cd [DIR]",
+        "pwd",
+        "ls [-1ahlRrSt] [PATH]",
+        "mkdir [-p] PATH",
+        "rmdir DIR",
         "rm",
         "rename",
         "lls",
