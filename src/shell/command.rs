@@ -313,7 +313,7 @@ pub const SPECS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "ls",
-        aliases: &[],
+        aliases: &["dir"],
         flags: &[
             FlagSpec {
                 letter: '1',
@@ -522,7 +522,7 @@ pub const SPECS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "help",
-        aliases: &[],
+        aliases: &["?"],
         flags: &[],
         args: &[opt("COMMAND", "COMMAND", ArgKind::Command)],
         summary: "show help",

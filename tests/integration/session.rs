@@ -65,3 +65,18 @@ fn end_of_input_at_the_address_prompt_is_an_error() {
         );
     }
 }
+
+/// sftp's other spellings: `?` is `help`, `dir` is `ls`.
+#[test]
+fn sftp_spellings_question_mark_and_dir() {
+    let server = Server::start(&[]);
+    fs::write(server.root().join("here.txt"), "x").unwrap();
+    let cwd = server.scratch("client");
+    let out = server.batch(&cwd, "?\ndir\n");
+    out.assert_success();
+    assert!(
+        out.section("?").iter().any(|l| l.contains("put [-fprR]")),
+        "{out}"
+    );
+    assert_eq!(out.section("dir"), ["           1 here.txt"], "{out}");
+}
