@@ -172,12 +172,18 @@ impl Executor {
     }
 
     /// Reports one failure of a many-file command and goes on.
+    /// One `error:` line of a many-file command. Its text may carry a
+    /// server's words: escaped here, whatever built it (escaping already
+    /// escaped text changes nothing), as the command loop does for the
+    /// lines it prints.
     fn report(&mut self, msg: &str) {
+        let msg = escape_for_terminal(msg);
         let _ = writeln!(self.err, "{} {msg}", self.err_style.error_prefix());
         let _ = self.err.flush();
     }
 
     fn warn(&mut self, msg: &str) {
+        let msg = escape_for_terminal(msg);
         let _ = writeln!(self.err, "{} {msg}", self.err_style.warning_prefix());
         let _ = self.err.flush();
     }

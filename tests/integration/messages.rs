@@ -178,3 +178,42 @@ fn permission_denied_is_said_once() {
     );
     assert!(names_in(dir.path()).is_empty());
 }
+
+/// A server's text never drives the terminal: its escapes reach the user
+/// as visible `\x1b`, on a single-file line and on each line of a
+/// many-file command alike.
+#[test]
+fn server_text_is_escaped_on_every_line() {
+    let fake = FakeServer::start(FEATURE_ATTRS, "fake", |msg| match msg {
+        Message::Get { .. } => vec![Message::Error {
+            code: ErrorCode::Io,
+            message: "disk \x1b]0;owned\x07 failed".into(),
+        }],
+        Message::List { .. } => vec![Message::Entries {
+            entries: ["a", "b", "c", "one"]
+                .into_iter()
+                .map(|n| ftx::proto::message::Entry {
+                    name: n.into(),
+                    kind: ftx::proto::message::EntryKind::File,
+                    size: 1,
+                    mtime: 0,
+                    mode: Some(0o644),
+                })
+                .collect(),
+            last: true,
+        }],
+        _ => Vec::new(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_batch(&fake.addr(), dir.path(), "-get one\n-get a b c\n");
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "a raw escape reached the terminal\n{out}"
+    );
+    let escaped = out
+        .error_lines()
+        .iter()
+        .filter(|l| l.contains("\\x1b"))
+        .count();
+    assert_eq!(escaped, 4, "one line per failed file, each escaped\n{out}");
+}
