@@ -8,44 +8,15 @@
 //!
 //! Each test checks the trees on both sides and the exact `error:` lines.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::util::pty::Pty;
 use crate::util::{
-    assert_no_temp_files, ftx_bin, parse_ls, run_cmd, snapshot, Node, Output, Server, RUN_TIMEOUT,
+    assert_no_temp_files, ftx_bin, make_tree, parse_ls, run_cmd, snapshot, tree_of, Output, Server,
+    RUN_TIMEOUT,
 };
-
-/// A tree as [`snapshot`] gives it: `(path, Some(bytes))` for a file,
-/// `(path, None)` for a directory.
-fn tree_of(entries: &[(&str, Option<&[u8]>)]) -> BTreeMap<PathBuf, Node> {
-    entries
-        .iter()
-        .map(|(path, bytes)| {
-            let node = match bytes {
-                Some(b) => Node::File(b.to_vec()),
-                None => Node::Dir,
-            };
-            (PathBuf::from(path), node)
-        })
-        .collect()
-}
-
-/// Writes `entries` (as in [`tree_of`]) beneath `dir`.
-fn make(dir: &Path, entries: &[(&str, Option<&[u8]>)]) {
-    for (path, bytes) in entries {
-        let path = dir.join(path);
-        match bytes {
-            Some(b) => {
-                fs::create_dir_all(path.parent().expect("a parent")).unwrap();
-                fs::write(&path, b).unwrap();
-            }
-            None => fs::create_dir_all(&path).unwrap(),
-        }
-    }
-}
 
 /// The names a plain `ls LINE` printed.
 fn listed(out: &Output, line: &str) -> Vec<String> {
@@ -78,7 +49,7 @@ const UP: &[u8] = b"uploaded\n";
 
 /// The server's tree most tests start from.
 fn server_tree(root: &Path) {
-    make(
+    make_tree(
         root,
         &[
             ("a.txt", Some(A)),
@@ -97,7 +68,7 @@ fn every_command_works_relative_to_the_remote_directory() {
     let server = Server::start(&[]);
     server_tree(server.root());
     let cwd = server.scratch("client");
-    make(
+    make_tree(
         &cwd,
         &[
             ("up.txt", Some(UP)),
@@ -361,7 +332,7 @@ fn dot_and_root_as_names() {
     let server = Server::start(&[]);
     server_tree(server.root());
     let cwd = server.scratch("client");
-    make(
+    make_tree(
         &cwd,
         &[
             ("here", None),

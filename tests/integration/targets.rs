@@ -15,42 +15,11 @@
 //! Each test checks the files on both sides byte for byte and the exact
 //! `error:` lines.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::util::pty::Pty;
-use crate::util::{assert_no_temp_files, parse_ls, snapshot, Node, Output, Server};
-
-/// A tree as [`snapshot`] gives it: `(path, Some(bytes))` for a file,
-/// `(path, None)` for a directory.
-fn tree_of(entries: &[(&str, Option<&[u8]>)]) -> BTreeMap<PathBuf, Node> {
-    entries
-        .iter()
-        .map(|(path, bytes)| {
-            let node = match bytes {
-                Some(b) => Node::File(b.to_vec()),
-                None => Node::Dir,
-            };
-            (PathBuf::from(path), node)
-        })
-        .collect()
-}
-
-/// Writes `entries` (as in [`tree_of`]) beneath `dir`.
-fn make(dir: &Path, entries: &[(&str, Option<&[u8]>)]) {
-    for (path, bytes) in entries {
-        let path = dir.join(path);
-        match bytes {
-            Some(b) => {
-                fs::create_dir_all(path.parent().expect("a parent")).unwrap();
-                fs::write(&path, b).unwrap();
-            }
-            None => fs::create_dir_all(&path).unwrap(),
-        }
-    }
-}
+use crate::util::{assert_no_temp_files, make_tree, parse_ls, snapshot, tree_of, Output, Server};
 
 /// `(source, stored)` of every `uploaded 'A' as 'B'` (or `downloaded`)
 /// line, in order: what moved, and nothing else.
@@ -87,7 +56,7 @@ const FILE: &[u8] = b"a file on the server\n";
 fn a_directory_as_target_both_ways() {
     let server = Server::start(&[]);
     let cwd = server.scratch("client");
-    make(
+    make_tree(
         &cwd,
         &[
             ("a.txt", Some(V1)),
@@ -161,12 +130,12 @@ fn a_directory_as_target_both_ways() {
 #[test]
 fn put_into_remote_directories() {
     let server = Server::start(&[]);
-    make(
+    make_tree(
         server.root(),
         &[("file.txt", Some(FILE)), ("docs", None), ("up", None)],
     );
     let cwd = server.scratch("client");
-    make(
+    make_tree(
         &cwd,
         &[
             ("notes.log", Some(V1)),
@@ -283,7 +252,7 @@ fn put_into_remote_directories() {
 #[test]
 fn get_into_local_directories() {
     let server = Server::start(&[]);
-    make(
+    make_tree(
         server.root(),
         &[
             ("docs/a.txt", Some(V1)),
@@ -293,7 +262,7 @@ fn get_into_local_directories() {
         ],
     );
     let cwd = server.scratch("client");
-    make(
+    make_tree(
         &cwd,
         &[
             ("localdir/b.txt", Some(b"old b\n")),
@@ -408,7 +377,7 @@ fn quoted_wildcards_are_literal_both_ways() {
         ("b[x]y.log", Some(BRACKET)),
         ("bxy.log", Some(PLAIN)),
     ];
-    make(&up, &odd);
+    make_tree(&up, &odd);
     let out = server.batch(
         &up,
         "put 'a[1].txt'\n\
@@ -454,7 +423,7 @@ fn quoted_wildcards_are_literal_both_ways() {
     );
 
     // Back down, from the server's names.
-    make(
+    make_tree(
         server.root(),
         &[
             ("a1.txt", Some(PLAIN)),
@@ -464,7 +433,7 @@ fn quoted_wildcards_are_literal_both_ways() {
         ],
     );
     let down = server.scratch("down");
-    make(&down, &[("into", None)]);
+    make_tree(&down, &[("into", None)]);
     let out = server.batch(
         &down,
         "get \"a[1].txt\"\n\
@@ -538,7 +507,7 @@ fn quoted_wildcards_are_literal_both_ways() {
 #[test]
 fn a_completed_bracket_name_fetches_that_file() {
     let server = Server::start(&[]);
-    make(
+    make_tree(
         server.root(),
         &[("sq[1].txt", Some(BRACKET)), ("sq1.txt", Some(PLAIN))],
     );

@@ -942,6 +942,35 @@ pub enum Node {
     Other,
 }
 
+/// A tree as [`snapshot`] gives it: `(path, Some(bytes))` for a file,
+/// `(path, None)` for a directory.
+pub fn tree_of(entries: &[(&str, Option<&[u8]>)]) -> BTreeMap<PathBuf, Node> {
+    entries
+        .iter()
+        .map(|(path, bytes)| {
+            let node = match bytes {
+                Some(b) => Node::File(b.to_vec()),
+                None => Node::Dir,
+            };
+            (PathBuf::from(path), node)
+        })
+        .collect()
+}
+
+/// Writes `entries` (as in [`tree_of`]) beneath `dir`.
+pub fn make_tree(dir: &Path, entries: &[(&str, Option<&[u8]>)]) {
+    for (path, bytes) in entries {
+        let path = dir.join(path);
+        match bytes {
+            Some(b) => {
+                fs::create_dir_all(path.parent().expect("a parent")).unwrap();
+                fs::write(&path, b).unwrap();
+            }
+            None => fs::create_dir_all(&path).unwrap(),
+        }
+    }
+}
+
 /// Every object beneath `dir`, by relative path, contents included.
 /// Meant for small sentinel trees.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Node> {
