@@ -4,10 +4,9 @@
 //! building their `clap::Command`s. Prints only clap's own output; owns no
 //! other policy.
 //!
-//! The commands are built with clap's builder API, not its derive macros:
-//! the binaries are linked statically (`+crt-static`), and with that flag
-//! set for the host cargo cannot build proc-macro crates such as
-//! `clap_derive`.
+//! The commands are built with clap's builder API, not its derive macros
+//! (from when the binaries were linked statically, which kept cargo from
+//! building proc-macro crates; moving to derive is open work).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
