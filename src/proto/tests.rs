@@ -1351,17 +1351,8 @@ fn attributes_modes_chmod_and_space() {
 #[test]
 fn modes_only_for_a_client_that_reads_them() {
     let mut s = ServerSession::new(SessionConfig::default(), Instant::now());
-    let mut input = Vec::new();
-    frame::encode(
-        &Message::Hello {
-            magic: MAGIC,
-            min_version: PROTOCOL_VERSION,
-            max_version: PROTOCOL_VERSION,
-            flags: 0,
-            token: vec![],
-        },
-        &mut input,
-    );
+    // `hello` sends no feature bits.
+    let mut input = hello(MAGIC, PROTOCOL_VERSION, PROTOCOL_VERSION);
     frame::encode(&Message::List { path: "".into() }, &mut input);
     s.handle_input(&input, Instant::now());
     let mut store = MemStore::default();
