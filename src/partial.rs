@@ -17,6 +17,9 @@ use crate::proto::limits::{MAX_COMPONENT_LEN, RESERVED_PREFIX};
 
 /// Prefix of part files (after the reserved prefix): `.ftx-part-NAME`.
 pub const PART_TAG: &str = "part-";
+/// Prefix of a server's part files that belong to one access token
+/// (after the reserved prefix): `.ftx-part=OWNER-NAME`.
+pub const OWNED_PART_TAG: &str = "part=";
 /// Prefix of one-off temporary files: `.ftx-tmp-…`.
 pub const TEMP_TAG: &str = "tmp-";
 /// Mode of part files.
@@ -35,6 +38,66 @@ pub fn part_name(name: &str) -> String {
         let h = blake3::hash(name.as_bytes());
         format!("{RESERVED_PREFIX}{PART_TAG}{}", h.to_hex())
     }
+}
+
+/// Whose interrupted upload a server's part file holds, on a server that
+/// asks for access tokens: a short tag derived from the token's identity
+/// (never the token, nor its stored hash). Each token resumes only its own
+/// parts: another one starts its own part beside them and never learns
+/// their size or digest. Without tokens (an open server) every client is
+/// the same party and parts have no owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PartOwner([u8; 6]);
+
+impl PartOwner {
+    /// The owner tag of the token whose identity (its SHA-256) is `id`.
+    pub fn of_token(id: &[u8; 32]) -> PartOwner {
+        let key = blake3::derive_key("ftx part owner 2026-12 v1", id);
+        let mut tag = [0u8; 6];
+        tag.copy_from_slice(&key[..6]);
+        PartOwner(tag)
+    }
+
+    fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A server's part-file name for a target named `name` uploaded by
+/// `owner`: [`part_name`] without an owner, `.ftx-part=OWNER-NAME` with one
+/// (OWNER is 12 hex digits), or `.ftx-part=OWNER-` and the BLAKE3 of the
+/// name when that would pass the component limit.
+pub fn owned_part_name(owner: Option<PartOwner>, name: &str) -> String {
+    let Some(owner) = owner else {
+        return part_name(name);
+    };
+    let plain = format!("{RESERVED_PREFIX}{OWNED_PART_TAG}{}-{name}", owner.hex());
+    if plain.len() <= MAX_COMPONENT_LEN {
+        plain
+    } else {
+        let h = blake3::hash(name.as_bytes());
+        format!(
+            "{RESERVED_PREFIX}{OWNED_PART_TAG}{}-{}",
+            owner.hex(),
+            h.to_hex()
+        )
+    }
+}
+
+/// The target name a part-file name is for (`.ftx-part-NAME` or
+/// `.ftx-part=OWNER-NAME`), or `None` for another name. For a part whose
+/// name was hashed (a long target name) this is the hash.
+fn part_target(part: &str) -> Option<&str> {
+    let rest = part.strip_prefix(RESERVED_PREFIX)?;
+    if let Some(target) = rest.strip_prefix(PART_TAG) {
+        return Some(target);
+    }
+    let owned = rest.strip_prefix(OWNED_PART_TAG)?;
+    let (tag, target) = owned.split_at_checked(12)?;
+    if !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    target.strip_prefix('-')
 }
 
 /// Tries to take the exclusive lock of `file` without waiting.
@@ -112,12 +175,7 @@ fn check_plain_part(dir: BorrowedFd<'_>, part: &CStr, file: &File) -> io::Result
 /// links.
 fn linked_as_target(dir: BorrowedFd<'_>, part: &CStr, dev: u64, ino: u64) -> bool {
     use rustix::fs::{statat, AtFlags, Dir};
-    let prefix = format!("{RESERVED_PREFIX}{PART_TAG}");
-    let Some(target) = part
-        .to_str()
-        .ok()
-        .and_then(|p| p.strip_prefix(prefix.as_str()))
-    else {
+    let Some(target) = part.to_str().ok().and_then(part_target) else {
         return false;
     };
     let (stem, ext) = crate::proto::path::split_ext(target);
@@ -428,8 +486,9 @@ pub fn sweep(root: BorrowedFd<'_>, ttl: Duration, now: SystemTime) -> usize {
             let Some(rest) = bytes.strip_prefix(RESERVED_PREFIX.as_bytes()) else {
                 continue;
             };
-            let tagged =
-                rest.starts_with(PART_TAG.as_bytes()) || rest.starts_with(TEMP_TAG.as_bytes());
+            let tagged = [PART_TAG, OWNED_PART_TAG, TEMP_TAG]
+                .iter()
+                .any(|tag| rest.starts_with(tag.as_bytes()));
             if kind != FileType::RegularFile || !tagged {
                 continue;
             }
@@ -483,6 +542,46 @@ mod tests {
     }
 
     #[test]
+    fn each_owner_has_its_own_part_name() {
+        let (a, b) = (PartOwner::of_token(&[1; 32]), PartOwner::of_token(&[2; 32]));
+        assert_ne!(a, b);
+        assert_eq!(owned_part_name(None, "f.txt"), part_name("f.txt"));
+        let pa = owned_part_name(Some(a), "f.txt");
+        assert!(
+            pa.starts_with(".ftx-part=") && pa.ends_with("-f.txt"),
+            "{pa}"
+        );
+        assert_eq!(pa.len(), ".ftx-part=".len() + 12 + "-f.txt".len());
+        assert_ne!(pa, owned_part_name(Some(b), "f.txt"));
+        assert_eq!(pa, owned_part_name(Some(a), "f.txt"), "fixed per owner");
+        // Each form names its target back; a long name is hashed.
+        assert_eq!(part_target(&pa), Some("f.txt"));
+        assert_eq!(part_target(&part_name("g")), Some("g"));
+        assert_eq!(part_target(".ftx-part=zz-f.txt"), None);
+        assert_eq!(part_target("f.txt"), None);
+        let long = "x".repeat(MAX_COMPONENT_LEN - 10);
+        let hashed = owned_part_name(Some(a), &long);
+        assert!(hashed.len() <= MAX_COMPONENT_LEN);
+        assert_eq!(part_target(&hashed).map(str::len), Some(64));
+    }
+
+    /// A commit that linked an owned part to its final name and stopped
+    /// before it unlinked the part leaves a part with two links: still
+    /// one of ours, not a planted link.
+    #[test]
+    fn an_owned_part_linked_to_its_target_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = owned_part_name(Some(PartOwner::of_token(&[3; 32])), "t.bin");
+        let part = dir.path().join(&name);
+        fs::write(&part, b"data").unwrap();
+        fs::hard_link(&part, dir.path().join("t_2.bin")).unwrap();
+        assert!(open_locked(&part, false).unwrap().is_some());
+        fs::remove_file(dir.path().join("t_2.bin")).unwrap();
+        fs::hard_link(&part, dir.path().join("other.bin")).unwrap();
+        assert!(open_locked(&part, false).is_err(), "a link to another name");
+    }
+
+    #[test]
     fn locks_exclude_each_other_and_stale_parts_are_found() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(part_name("f"));
@@ -529,18 +628,19 @@ mod tests {
         let sub = dir.path().join("sub");
         fs::create_dir(&sub).unwrap();
         let old = sub.join(part_name("old"));
+        let owned = sub.join(owned_part_name(Some(PartOwner([1; 6])), "old"));
         let held = sub.join(part_name("held"));
         let tmp = dir.path().join(".ftx-tmp-1-2-3");
         let keep = dir.path().join("normal.txt");
-        for p in [&old, &held, &tmp, &keep] {
+        for p in [&old, &owned, &held, &tmp, &keep] {
             fs::write(p, b"x").unwrap();
         }
         let _lock = open_locked(&held, false).unwrap().unwrap();
         let later = SystemTime::now() + Duration::from_secs(3600);
         let root = File::open(dir.path()).unwrap();
         assert_eq!(sweep(root.as_fd(), Duration::from_secs(7200), later), 0);
-        assert_eq!(sweep(root.as_fd(), Duration::from_secs(60), later), 2);
-        assert!(!old.exists() && !tmp.exists());
+        assert_eq!(sweep(root.as_fd(), Duration::from_secs(60), later), 3);
+        assert!(!old.exists() && !owned.exists() && !tmp.exists());
         assert!(held.exists() && keep.exists());
         // A link to a directory outside is never entered.
         let outside = tempfile::tempdir().unwrap();

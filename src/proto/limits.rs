@@ -66,3 +66,6 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Output a session buffers before it stops asking for more input: bounds
 /// server memory when a client sends requests but never reads replies.
 pub const MAX_PENDING_OUTPUT: usize = 4 * MAX_CHUNK;
+/// Least download output a server lets one connection queue however much
+/// the others hold: a quarter chunk.
+pub const MIN_OUTPUT_CAP: usize = MAX_CHUNK / 4;

@@ -149,7 +149,9 @@
 //!   and the server ends with `Done{size, digest}`; the client checks the
 //!   digest before it renames its temporary file into place.
 //! - resume: the receiving side keeps one hidden part file per target name
-//!   (`.ftx-part-NAME`, locked while a transfer writes it). An interrupted
+//!   (`.ftx-part-NAME`, locked while a transfer writes it; a server that
+//!   asks for access tokens keeps one per target name and token,
+//!   `.ftx-part=OWNER-NAME`, so a token resumes only its own uploads). An interrupted
 //!   transfer (cancel, timeout, lost connection, shutdown) leaves its part;
 //!   a full disk or an integrity failure removes it.
 //!   - reput: `Put` with the resume flag and `offset` = the client's size
@@ -242,6 +244,7 @@
 //! | running transfer moving less than 64 KiB of data or acknowledgments ([`server_session::MIN_PROGRESS`]) | 60 s by default (`ftxd --stall-timeout`) |
 //! | connections / from one IP address | 1024 / 64 by default (`ftxd --max-connections`, `--max-per-ip`): `Error(Busy)` / `Error(TooManyFromAddress)`, then close |
 //! | output a server queues for one connection before it stops reading | [`limits::MAX_PENDING_OUTPUT`] = 1 MiB |
+//! | download output a server queues for one connection while all of them together hold more than its budget (ftxd: 32 MiB) | [`limits::MIN_OUTPUT_CAP`] = 64 KiB |
 //!
 //! Past a deadline the server sends `Error(Timeout)` and closes. Any
 //! protocol error is answered with `Error(Protocol)` and a close; it never

@@ -58,6 +58,11 @@ impl Outbox {
         self.end - self.pos
     }
 
+    /// Bytes of memory the queue holds (its buffer, queued or not).
+    pub(crate) fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub(crate) fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.end);
         if self.pos == self.end {

@@ -12,7 +12,8 @@ use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
     MAX_CHUNK, MAX_COMPONENT_LEN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
-    MAX_PENDING_OUTPUT, MAX_REQUEST_FRAME_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    MAX_PENDING_OUTPUT, MAX_REQUEST_FRAME_LEN, MIN_OUTPUT_CAP, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 use super::message::{
     truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
@@ -268,6 +269,9 @@ pub struct ServerSession {
     progress_mark: u64,
     /// The client reads modes in listings ([`FEATURE_ATTRS`] in `Hello`).
     client_attrs: bool,
+    /// Most download output queued before more file data is taken
+    /// ([`ServerSession::set_output_cap`]).
+    output_cap: usize,
 }
 
 impl ServerSession {
@@ -284,6 +288,7 @@ impl ServerSession {
             last_progress: now,
             progress_mark: 0,
             client_attrs: false,
+            output_cap: MAX_PENDING_OUTPUT,
         }
     }
 
@@ -610,13 +615,34 @@ impl ServerSession {
         let State::Sending(dl) = &self.state else {
             return 0;
         };
-        if self.out.len() >= MAX_PENDING_OUTPUT {
+        if self.out.len() >= self.output_cap {
             return 0;
         }
         let in_flight = dl.sent - dl.acked;
         let window = u64::from(self.config.window).saturating_sub(in_flight);
         let remaining = dl.size - dl.sent;
-        remaining.min(window).min(MAX_CHUNK as u64) as usize
+        let chunk = MAX_CHUNK.min(self.output_cap) as u64;
+        remaining.min(window).min(chunk) as usize
+    }
+
+    /// Caps the download output this session queues (between
+    /// [`MIN_OUTPUT_CAP`] and [`MAX_PENDING_OUTPUT`], the default): a server
+    /// whose connections together hold too much unsent output lowers it,
+    /// so clients that do not read cannot pile up its memory, while each
+    /// still gets a chunk at a time.
+    pub fn set_output_cap(&mut self, cap: usize) {
+        self.output_cap = cap.clamp(MIN_OUTPUT_CAP, MAX_PENDING_OUTPUT);
+    }
+
+    /// Bytes of output queued for the client and not yet taken.
+    pub fn queued_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Bytes of memory the output queue holds (queued or not): what a
+    /// server counts against its budget for all connections.
+    pub fn output_memory(&self) -> usize {
+        self.out.held()
     }
 
     /// Room for the next `want` (at most `wants_data()`) bytes of a

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::error::{DecodeError, ErrorCode};
 use super::frame::{self, FrameReader};
-use super::limits::{MAGIC, MAX_CHUNK, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use super::limits::{
+    MAGIC, MAX_CHUNK, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_OUTPUT_CAP, PROTOCOL_VERSION,
+};
 use super::message::{Entry, EntryKind, Message};
 use super::session::{ClientEvent, ClientSession, ServerEvent, ServerSession, SessionConfig};
 use super::testing::MemStore;
@@ -1426,4 +1428,45 @@ fn listed_names_are_at_most_one_component_long() {
         c.poll_event(),
         Some(ClientEvent::Closed(e)) if e.message.contains("overlong")
     ));
+}
+
+/// A download to a client that does not read queues at most the session's
+/// output cap (and one chunk of it): the default, or the least a server
+/// whose connections hold too much output lowers it to.
+#[test]
+fn the_output_cap_bounds_an_unread_download() {
+    for (cap, most) in [
+        (usize::MAX, MAX_PENDING_OUTPUT + MAX_CHUNK),
+        (0, 2 * MIN_OUTPUT_CAP),
+    ] {
+        let mut p = Pump::new(&[usize::MAX]);
+        let data = pattern(16 * MAX_CHUNK, 4);
+        p.put("big", &data, false).unwrap();
+        p.server.set_output_cap(cap);
+        p.client.get("big", 0).unwrap();
+        // The request reaches the server; nothing comes back.
+        for _ in 0..100 {
+            let c2s = p.client.poll_transmit().to_vec();
+            p.client.consume_transmit(c2s.len());
+            p.server.handle_input(&c2s, p.now);
+            p.store.drive(&mut p.server);
+        }
+        let queued = p.server.queued_output();
+        assert!(
+            queued > most / 4 && queued <= most,
+            "cap {cap}: {queued} bytes queued, at most {most}"
+        );
+        // Read on: the whole file arrives all the same.
+        p.server.set_output_cap(MAX_PENDING_OUTPUT);
+        let mut got = Vec::new();
+        loop {
+            match p.next_event() {
+                ClientEvent::GetReady { .. } => {}
+                ClientEvent::GetData { .. } => got.extend_from_slice(p.client.data()),
+                ClientEvent::GetDone { .. } => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, data);
+    }
 }

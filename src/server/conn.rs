@@ -17,10 +17,10 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::store::{Download, Listing, Store, StoreError, Upload};
+use super::store::{Download, Listing, Store, StoreError, Upload, Uploader, RESERVE_AHEAD};
 use super::tokens::{token_id, Access};
 use super::transport::{Input, Security, Transport};
-use crate::partial::PrefixHashing;
+use crate::partial::{PartOwner, PrefixHashing};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::MAX_ENTRIES_PER_FRAME;
 use crate::proto::session::{PutAccept, ServerEvent, ServerSession};
@@ -38,6 +38,17 @@ const REQUEST_READ_LEN: usize = 4096;
 /// Bytes of a resumed transfer's prefix hashed per round of `drive`
 /// (~0.4 ms here), so resuming a large file never holds the loop for long.
 const PREFIX_STEP: u64 = 1 << 20;
+
+/// Whose disk reservations a connection's count among, for the cap on
+/// what one party may hold reserved ahead of its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ReserveKey {
+    /// A token's sessions, from any address.
+    Token(PartOwner),
+    /// An address group's ([`super::event_loop::address_group`]) on a
+    /// server without tokens.
+    Address(std::net::IpAddr),
+}
 
 /// What the loop must do with a connection after driving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +105,21 @@ pub(crate) struct Conn {
     /// Counted among the connections still in their handshake (TLS and
     /// `Hello`, token included).
     pub(crate) starting: bool,
+    /// This connection's reservation as last added to its key's total
+    /// (see `EventLoop::reserved`).
+    pub(crate) counted_reserve: u64,
+    /// This connection's output memory as last added to the loop's total
+    /// (see `EventLoop::output`).
+    pub(crate) counted_output: usize,
     /// The token the client came in with ([`token_id`]), checked again
     /// whenever the token file changes.
     token: Option<[u8; 32]>,
+    /// Whose part files this session's uploads use: its token's, on a
+    /// server that asks for tokens.
+    owner: Option<PartOwner>,
+    /// Disk space its uploads may reserve ahead of their data, set by the
+    /// loop from what its address or token holds already.
+    reserve_ahead: u64,
 }
 
 impl Conn {
@@ -133,7 +156,11 @@ impl Conn {
             armed: None,
             queued: false,
             starting: true,
+            counted_output: 0,
+            counted_reserve: 0,
             token: None,
+            owner: None,
+            reserve_ahead: RESERVE_AHEAD,
         })
     }
 
@@ -152,6 +179,56 @@ impl Conn {
         self.session
             .end(ErrorCode::Unauthorized, "access token revoked");
         true
+    }
+
+    /// Caps the download output this connection queues
+    /// ([`ServerSession::set_output_cap`]).
+    pub(crate) fn set_output_cap(&mut self, cap: usize) {
+        self.session.set_output_cap(cap);
+    }
+
+    /// Who this connection's uploads are from, for the store.
+    fn uploader(&self) -> Uploader {
+        Uploader {
+            owner: self.owner,
+            reserve_ahead: self.reserve_ahead,
+        }
+    }
+
+    /// Whose reservations this connection's count among: its token's on a
+    /// server that asks for tokens, else its address group's.
+    pub(crate) fn reserve_key(&self) -> ReserveKey {
+        match self.owner {
+            Some(owner) => ReserveKey::Token(owner),
+            None => ReserveKey::Address(super::event_loop::address_group(self.peer.ip())),
+        }
+    }
+
+    /// Lets this connection's uploads reserve at most `ahead` bytes ahead
+    /// of their data from now on.
+    pub(crate) fn limit_reserve(&mut self, ahead: u64) {
+        self.reserve_ahead = ahead;
+        if let Some(up) = self.upload.as_mut() {
+            up.limit_reserve(ahead);
+        }
+    }
+
+    /// Disk space this connection's upload holds reserved ahead of its
+    /// data (one being answered after its prefix is hashed included).
+    pub(crate) fn reserved_ahead(&self) -> u64 {
+        let hashing = self.prefix.as_ref().and_then(|job| match &job.then {
+            Resumed::Put(up, _) => Some(up),
+            Resumed::Get(_) => None,
+        });
+        self.upload
+            .as_ref()
+            .or(hashing)
+            .map_or(0, Upload::reserved_ahead)
+    }
+
+    /// Bytes of memory this connection's output queue holds.
+    pub(crate) fn output_memory(&self) -> usize {
+        self.session.output_memory()
     }
 
     /// When the connection was accepted.
@@ -531,7 +608,9 @@ impl Conn {
                         info!("{peer}: access granted: token '{name}' ({access})");
                         self.access = access;
                         if self.security.gate.borrow().requires_token() {
-                            self.token = Some(token_id(&token));
+                            let id = token_id(&token);
+                            self.owner = Some(PartOwner::of_token(&id));
+                            self.token = Some(id);
                         }
                         self.session.accept_hello();
                     }
@@ -564,7 +643,7 @@ impl Conn {
                     store.abort(old, true);
                 }
                 let resume = resume.then_some(offset);
-                match store.begin_upload(&path, size, force, resume) {
+                match store.begin_upload(&path, size, force, resume, &self.uploader()) {
                     Ok((up, accept)) if accept.offset > 0 => {
                         // Answered once the part's prefix is hashed.
                         self.transfer_started = Some(now);

@@ -21,12 +21,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::config::ServerConfig;
-use super::conn::{self, Conn, Step};
+use super::conn::{self, Conn, ReserveKey, Step};
 use super::shutdown::Shutdown;
-use super::store::Store;
+use super::store::{Store, RESERVE_AHEAD};
 use super::transport::Security;
 use crate::proto::error::ErrorCode;
-use crate::proto::limits::DEFAULT_WINDOW;
+use crate::proto::limits::{DEFAULT_WINDOW, MAX_PENDING_OUTPUT, MIN_OUTPUT_CAP};
 use crate::proto::session::{ServerSession, SessionConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -98,6 +98,8 @@ pub fn run(
         accept_paused_until: None,
         timers: BinaryHeap::new(),
         again: VecDeque::new(),
+        output: 0,
+        reserved: HashMap::new(),
         partial_ttl: config.partial_ttl,
         next_sweep: Instant::now(),
         next_token_check: authenticate.then(|| Instant::now() + TOKEN_CHECK_INTERVAL),
@@ -158,6 +160,19 @@ pub fn run(
     Ok(())
 }
 
+/// Memory the output queues of all connections together may hold before
+/// each download is held to [`MIN_OUTPUT_CAP`]: clients that ask for files
+/// and never read them hold that much of ftxd's memory in all, not
+/// [`MAX_PENDING_OUTPUT`] each.
+const OUTPUT_BUDGET: usize = 32 << 20;
+
+/// Disk space the uploads of one token (or, without tokens, one address
+/// group) may hold reserved ahead of their data, all together: past it
+/// their writes allocate as they go. Four uploads' worth of
+/// [`RESERVE_AHEAD`], so a client that declares huge files and trickles
+/// cannot take a small disk from the others however many it opens.
+const RESERVE_CAP: u64 = 4 * RESERVE_AHEAD;
+
 /// Longest time between two sweeps of abandoned part files.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the token file is looked at (a `stat`) for revoked tokens,
@@ -170,7 +185,6 @@ struct Server {
     listener: TcpListener,
     store: Store,
     conns: Slab<Conn>,
-    /// Allocated on first use, then shared by every connection.
     /// Shared by every session.
     session_config: Arc<SessionConfig>,
     max_connections: usize,
@@ -191,6 +205,14 @@ struct Server {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections that used up their budget with work left.
     again: VecDeque<Token>,
+    /// Disk space reserved ahead of their data by the uploads of each
+    /// token (or address group, without tokens), as each connection
+    /// counted it last ([`Conn::counted_reserve`]); entries removed at 0.
+    reserved: HashMap<ReserveKey, u64>,
+    /// Memory held by the output queues of all connections together, as
+    /// each counted it last ([`Conn::counted_output`]). Over
+    /// [`OUTPUT_BUDGET`], downloads queue at most [`MIN_OUTPUT_CAP`] each.
+    output: usize,
     /// Age after which abandoned part and temporary files are removed.
     partial_ttl: Duration,
     /// When the next sweep of abandoned part files is due.
@@ -329,7 +351,27 @@ impl Server {
         let Some(c) = self.conns.get_mut(token.0) else {
             return;
         };
+        c.set_output_cap(if self.output > OUTPUT_BUDGET {
+            MIN_OUTPUT_CAP
+        } else {
+            MAX_PENDING_OUTPUT
+        });
+        let key = c.reserve_key();
+        let others = self.reserved.get(&key).copied().unwrap_or(0) - c.counted_reserve;
+        c.limit_reserve(RESERVE_CAP.saturating_sub(others));
         let step = c.drive(&self.store, now);
+        let queued = c.output_memory();
+        self.output = self.output + queued - std::mem::replace(&mut c.counted_output, queued);
+        let held = c.reserved_ahead();
+        if held != c.counted_reserve {
+            let total = others + held;
+            c.counted_reserve = held;
+            if total == 0 {
+                self.reserved.remove(&key);
+            } else {
+                self.reserved.insert(key, total);
+            }
+        }
         if c.starting && c.welcomed() {
             c.starting = false;
             self.starting -= 1;
@@ -448,6 +490,16 @@ impl Server {
             if c.starting {
                 self.starting -= 1;
             }
+            self.output -= c.counted_output;
+            if c.counted_reserve > 0 {
+                let key = c.reserve_key();
+                if let Some(total) = self.reserved.get_mut(&key) {
+                    *total -= c.counted_reserve;
+                    if *total == 0 {
+                        self.reserved.remove(&key);
+                    }
+                }
+            }
             c.close(&self.store, self.poll.registry(), why);
         }
     }
@@ -463,7 +515,7 @@ impl Server {
 /// The group an address is counted in for `--max-per-ip`: its IPv4 /24 or
 /// IPv6 /64 (one host usually holds a whole /64, and a /24 is what one
 /// attacker most cheaply has), an IPv4-mapped IPv6 address as IPv4.
-fn address_group(ip: std::net::IpAddr) -> std::net::IpAddr {
+pub(crate) fn address_group(ip: std::net::IpAddr) -> std::net::IpAddr {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     match ip.to_canonical() {
         IpAddr::V4(v4) => {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::partial;
+use crate::partial::{self, PartOwner};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{MAX_LIST_ENTRIES, RESERVED_PREFIX};
 use crate::proto::message::{Entry, EntryKind};
@@ -41,7 +41,7 @@ const WRITEBACK_STEP: u64 = 1 << 20;
 /// Disk space an upload reserves ahead of its data: the window a client
 /// may have in flight (16 MiB), so writes never wait for allocation, while
 /// a client that declares a huge file and trickles holds no more than this.
-const RESERVE_AHEAD: u64 = crate::proto::limits::DEFAULT_WINDOW as u64;
+pub const RESERVE_AHEAD: u64 = crate::proto::limits::DEFAULT_WINDOW as u64;
 /// With fsync on, an upload that waits for the network with at least this
 /// many bytes not yet durable makes them durable (`fdatasync`,
 /// [`Store::settle`]). A disk with a write-back cache (a VM's virtual
@@ -288,6 +288,33 @@ pub struct Upload {
     resumable: bool,
     /// Disk space reserved up to here (`written` plus a step ahead).
     reserved: u64,
+    /// How far ahead of the data to reserve ([`Uploader::reserve_ahead`]).
+    ahead: u64,
+    /// The file system cannot reserve space (`fallocate` unsupported).
+    no_reserve: bool,
+}
+
+/// Who starts an upload, as far as the store cares.
+#[derive(Clone, Copy, Debug)]
+pub struct Uploader {
+    /// Whose part files it uses ([`partial::owned_part_name`]): the access
+    /// token's tag on a server that asks for tokens, so another token
+    /// neither resumes, publishes nor learns of them.
+    pub owner: Option<PartOwner>,
+    /// Disk space to reserve ahead of the data (at most
+    /// [`RESERVE_AHEAD`]; 0 reserves nothing, writes allocate as they go):
+    /// a server lowers it for an address or token that holds many
+    /// reservations already.
+    pub reserve_ahead: u64,
+}
+
+impl Default for Uploader {
+    fn default() -> Uploader {
+        Uploader {
+            owner: None,
+            reserve_ahead: RESERVE_AHEAD,
+        }
+    }
 }
 
 impl Upload {
@@ -309,6 +336,18 @@ impl Upload {
         self.written
     }
     /// Whether an interruption keeps this upload for `reput`.
+    /// Disk space reserved ahead of the data written so far.
+    pub fn reserved_ahead(&self) -> u64 {
+        self.reserved.saturating_sub(self.written)
+    }
+
+    /// Reserves at most `ahead` bytes ahead of the data from now on.
+    pub fn limit_reserve(&mut self, ahead: u64) {
+        if !self.no_reserve {
+            self.ahead = ahead.min(RESERVE_AHEAD);
+        }
+    }
+
     pub fn resumable(&self) -> bool {
         self.resumable
     }
@@ -488,12 +527,15 @@ impl Store {
     /// says from where. Its `prefix` is still empty: the caller hashes the
     /// part's first `offset` bytes ([`Upload::file`],
     /// [`partial::PrefixHashing`]) before it answers the client.
+    /// `who` says whose part file it uses and how much space it may
+    /// reserve ahead ([`Uploader`]).
     pub fn begin_upload(
         &self,
         path: &RemotePath,
         size: u64,
         force: bool,
         resume: Option<u64>,
+        who: &Uploader,
     ) -> Result<(Upload, PutAccept), StoreError> {
         self.check_writable()?;
         if let Some(max) = self.config.max_file_size {
@@ -511,7 +553,7 @@ impl Store {
             }
         }
         let io_err = |e| StoreError::from_io(path.as_str(), e);
-        let part = CString::new(partial::part_name(&name.to_string_lossy()))
+        let part = CString::new(partial::owned_part_name(who.owner, &name.to_string_lossy()))
             .map_err(|_| StoreError::RootNotAllowed)?;
         let (mut file, temp, accept) = match resume {
             Some(max_offset) => {
@@ -552,12 +594,20 @@ impl Store {
         // reserved a step ahead of the data as it arrives (cheaper writes,
         // and a client that declares a huge file and sends a byte now and
         // then holds one step, not the whole size).
-        let ahead = need.min(RESERVE_AHEAD);
+        let mut ahead = who.reserve_ahead.min(RESERVE_AHEAD);
+        let mut reserved = need.min(ahead);
+        let mut no_reserve = false;
         let full = beneath::free_space(dir.as_fd()).is_some_and(|free| free < need)
-            || match partial::preallocate(&file, accept.offset, ahead) {
-                Ok(()) => false,
-                Err(e) => e.raw_os_error() == Some(libc::ENOSPC),
-            };
+            || (reserved > 0
+                && match partial::preallocate(&file, accept.offset, reserved) {
+                    Ok(()) => false,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => true,
+                    // Not supported here: writes find out for themselves.
+                    Err(_) => {
+                        (ahead, reserved, no_reserve) = (0, 0, true);
+                        false
+                    }
+                });
         if full {
             // Refused before any data flows: a part that holds an
             // interrupted upload stays for a later `reput`; a file opened
@@ -584,7 +634,9 @@ impl Store {
             synced_at: Instant::now(),
             force,
             resumable: accept.resumable,
-            reserved: accept.offset + ahead,
+            reserved: accept.offset + reserved,
+            ahead,
+            no_reserve,
         };
         Ok((up, accept))
     }
@@ -605,16 +657,18 @@ impl Store {
                 got: end,
             });
         }
-        if end + RESERVE_AHEAD / 2 > up.reserved && up.reserved < up.size {
+        if up.ahead > 0 && end + up.ahead / 2 > up.reserved && up.reserved < up.size {
             // The next step of space, before the data needs it.
-            let step = (up.size - up.reserved).min(RESERVE_AHEAD);
+            let from = up.reserved.max(up.written);
+            let step = (up.size - from).min(up.ahead);
+            up.reserved = from;
             match partial::preallocate(&up.file, up.reserved, step) {
                 Ok(()) => up.reserved += step,
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                     return Err(StoreError::NoSpace)
                 }
                 // Not supported here: writes find out for themselves.
-                Err(_) => up.reserved = up.size,
+                Err(_) => (up.ahead, up.no_reserve) = (0, true),
             }
         }
         up.file
@@ -1080,7 +1134,13 @@ mod tests {
 
     fn put(s: &Store, name: &str, data: &[u8], force: bool) -> Result<RemotePath, StoreError> {
         let mut up = s
-            .begin_upload(&rp(name), data.len() as u64, force, None)
+            .begin_upload(
+                &rp(name),
+                data.len() as u64,
+                force,
+                None,
+                &Uploader::default(),
+            )
             .map(|(u, _)| u)?;
         for (i, chunk) in data.chunks(3).enumerate() {
             s.write(&mut up, (i * 3) as u64, chunk)?;
@@ -1145,7 +1205,9 @@ mod tests {
         let (_t, root, _) = setup();
         let s = store(&root);
         let size = 8 << 20;
-        let (mut up, accept) = s.begin_upload(&rp("r.bin"), size, false, None).unwrap();
+        let (mut up, accept) = s
+            .begin_upload(&rp("r.bin"), size, false, None, &Uploader::default())
+            .unwrap();
         assert!(accept.resumable);
         let part = root.join(partial::part_name("r.bin"));
         if allocated(&part) < size {
@@ -1164,7 +1226,7 @@ mod tests {
         );
         // reput reserves the rest again and finishes it.
         let (mut up, accept) = s
-            .begin_upload(&rp("r.bin"), size, false, Some(size))
+            .begin_upload(&rp("r.bin"), size, false, Some(size), &Uploader::default())
             .unwrap();
         assert_eq!(accept.offset, 100_000);
         assert!(allocated(&part) >= size.min(RESERVE_AHEAD));
@@ -1185,7 +1247,9 @@ mod tests {
         let (_t, root, _) = setup();
         let s = store(&root);
         let size = 4 * RESERVE_AHEAD;
-        let (mut up, _) = s.begin_upload(&rp("big"), size, false, None).unwrap();
+        let (mut up, _) = s
+            .begin_upload(&rp("big"), size, false, None, &Uploader::default())
+            .unwrap();
         let part = root.join(partial::part_name("big"));
         if allocated(&part) < RESERVE_AHEAD {
             eprintln!("skipped: no fallocate on this filesystem");
@@ -1204,6 +1268,45 @@ mod tests {
         s.abort(up, false);
     }
 
+    /// An upload told to reserve nothing ahead allocates as it writes; let
+    /// reserve again, it steps ahead again.
+    #[test]
+    fn a_limited_upload_reserves_only_what_it_may() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let size = 4 * RESERVE_AHEAD;
+        let none = Uploader {
+            reserve_ahead: 0,
+            ..Uploader::default()
+        };
+        let (mut up, _) = s
+            .begin_upload(&rp("big"), size, false, None, &none)
+            .unwrap();
+        let part = root.join(partial::part_name("big"));
+        assert_eq!(up.reserved_ahead(), 0);
+        let chunk = vec![3u8; 1 << 20];
+        let mut at = 0;
+        while at < RESERVE_AHEAD {
+            s.write(&mut up, at, &chunk).unwrap();
+            at += chunk.len() as u64;
+        }
+        assert_eq!(up.reserved_ahead(), 0);
+        assert!(
+            allocated(&part) < at + RESERVE_AHEAD / 2,
+            "{}",
+            allocated(&part)
+        );
+        up.limit_reserve(RESERVE_AHEAD);
+        s.write(&mut up, at, &chunk).unwrap();
+        at += chunk.len() as u64;
+        if allocated(&part) < at + RESERVE_AHEAD / 2 {
+            eprintln!("skipped: no fallocate on this filesystem");
+        } else {
+            assert_eq!(up.reserved_ahead(), RESERVE_AHEAD - chunk.len() as u64);
+        }
+        s.abort(up, false);
+    }
+
     /// An upload is made durable when it waits for the network with a
     /// step's worth written slowly, and every DURABLE_MAX bytes regardless.
     #[test]
@@ -1212,7 +1315,9 @@ mod tests {
         let s = store(&root);
         let step = DURABLE_STEP as usize;
         let size = DURABLE_MAX + 2 * DURABLE_STEP;
-        let (mut up, _) = s.begin_upload(&rp("big"), size, false, None).unwrap();
+        let (mut up, _) = s
+            .begin_upload(&rp("big"), size, false, None, &Uploader::default())
+            .unwrap();
         let chunk = vec![7u8; step];
         // The clock is given: a second after the last flush is a slow
         // link, a millisecond a fast sender's moment of waiting.
@@ -1291,7 +1396,13 @@ mod tests {
                 std::thread::spawn(move || {
                     let data = format!("upload {i}").into_bytes();
                     let mut up = s
-                        .begin_upload(&rp("same.bin"), data.len() as u64, false, None)
+                        .begin_upload(
+                            &rp("same.bin"),
+                            data.len() as u64,
+                            false,
+                            None,
+                            &Uploader::default(),
+                        )
                         .map(|(u, _)| u)?;
                     s.write(&mut up, 0, &data)?;
                     barrier.wait();
@@ -1323,7 +1434,7 @@ mod tests {
         assert_eq!(names(&s, ""), ["f"]);
         fs::create_dir(root.join("dir")).unwrap();
         let e = s
-            .begin_upload(&rp("dir"), 1, true, None)
+            .begin_upload(&rp("dir"), 1, true, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::IsDirectory);
@@ -1334,7 +1445,7 @@ mod tests {
         let (_t, root, _) = setup();
         let s = store(&root);
         let mut up = s
-            .begin_upload(&rp("x"), 4, false, None)
+            .begin_upload(&rp("x"), 4, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap();
         s.write(&mut up, 0, b"ab").unwrap();
@@ -1349,7 +1460,7 @@ mod tests {
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         // Incomplete data fails the commit and leaves nothing behind.
         let mut up = s
-            .begin_upload(&rp("y"), 4, false, None)
+            .begin_upload(&rp("y"), 4, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap();
         s.write(&mut up, 0, b"ab").unwrap();
@@ -1362,7 +1473,7 @@ mod tests {
         let (_t, root, _) = setup();
         let s = store(&root);
         let mut up = s
-            .begin_upload(&rp("x"), 4, false, None)
+            .begin_upload(&rp("x"), 4, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap();
         assert_eq!(
@@ -1388,7 +1499,7 @@ mod tests {
         })
         .unwrap();
         let codes = [
-            s.begin_upload(&rp("g"), 1, false, None)
+            s.begin_upload(&rp("g"), 1, false, None, &Uploader::default())
                 .map(|(u, _)| u)
                 .unwrap_err()
                 .code(),
@@ -1465,7 +1576,7 @@ mod tests {
         fs::hard_link(&victim, root.join(".ftx-part-x")).unwrap();
         let s = store(&root);
         let err = s
-            .begin_upload(&rp("x"), 20, false, Some(20))
+            .begin_upload(&rp("x"), 20, false, Some(20), &Uploader::default())
             .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
@@ -1476,7 +1587,7 @@ mod tests {
         fs::write(root.join("other"), b"someone's").unwrap();
         fs::hard_link(root.join("other"), root.join(".ftx-part-x")).unwrap();
         let err = s
-            .begin_upload(&rp("x"), 20, false, Some(20))
+            .begin_upload(&rp("x"), 20, false, Some(20), &Uploader::default())
             .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
@@ -1525,18 +1636,18 @@ mod tests {
         })
         .unwrap();
         let e = s
-            .begin_upload(&rp("big"), 11, false, None)
+            .begin_upload(&rp("big"), 11, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::TooLarge);
         assert!(e.to_string().contains("larger"), "{e}");
         assert!(s
-            .begin_upload(&rp("ok"), 10, false, None)
+            .begin_upload(&rp("ok"), 10, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .is_ok());
         let s = store(&root);
         let e = s
-            .begin_upload(&rp("huge"), u64::MAX / 2, false, None)
+            .begin_upload(&rp("huge"), u64::MAX / 2, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::NoSpace);
@@ -1550,12 +1661,15 @@ mod tests {
         fs::create_dir(root.join("dir")).unwrap();
         let code = |r: Result<Upload, StoreError>| r.unwrap_err().code();
         assert_eq!(
-            code(s.begin_upload(&rp("no/x"), 1, false, None).map(|(u, _)| u)),
+            code(
+                s.begin_upload(&rp("no/x"), 1, false, None, &Uploader::default())
+                    .map(|(u, _)| u)
+            ),
             ErrorCode::NotFound
         );
         assert_eq!(
             code(
-                s.begin_upload(&rp("file/x"), 1, false, None)
+                s.begin_upload(&rp("file/x"), 1, false, None, &Uploader::default())
                     .map(|(u, _)| u)
             ),
             ErrorCode::NotADirectory
@@ -1718,7 +1832,7 @@ mod tests {
             ErrorCode::PermissionDenied
         );
         let e = s
-            .begin_upload(&rp("out_dir/new"), 1, false, None)
+            .begin_upload(&rp("out_dir/new"), 1, false, None, &Uploader::default())
             .map(|(u, _)| u)
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::PermissionDenied);

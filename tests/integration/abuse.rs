@@ -171,3 +171,72 @@ fn the_per_address_limit_counts_a_slash_24() {
     assert!(r.is_err(), "another /24 was refused too: {r:?}");
     drop(held);
 }
+
+/// Total bytes allocated to the hidden files (parts and temporaries) in
+/// `dir`.
+fn hidden_allocated(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ftx-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+/// Uploads from one address that declare large files and send a little
+/// hold space reserved ahead of their data only up to a cap for that
+/// address (four reservations' worth), not one reservation each: six of
+/// them hold at most 64 MiB, where they held 96 MiB before.
+#[test]
+fn one_address_holds_a_capped_reservation() {
+    use crate::util::{encode, hello, register_plain};
+    use ftx::proto::message::Message;
+    use std::io::Write;
+    use std::time::Instant;
+    const STEP: u64 = 16 << 20;
+    let server = Server::start(&["--plain", "--open", "--no-fsync"]);
+    register_plain(server.addr());
+    let root = server.root();
+    let mut held = Vec::new();
+    let mut first_alone = 0;
+    for i in 0..6 {
+        let mut s = TcpStream::connect(server.addr()).unwrap();
+        s.write_all(&encode(&hello())).unwrap();
+        let put = Message::Put {
+            path: format!("huge{i}.bin"),
+            size: 1 << 30,
+            offset: 0,
+            flags: 0,
+        };
+        s.write_all(&encode(&put)).unwrap();
+        let data = Message::Data {
+            offset: 0,
+            data: vec![7u8; 4096],
+        };
+        s.write_all(&encode(&data)).unwrap();
+        held.push(s);
+        // Wait for this upload's part to exist (and reserve what it may).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let before = hidden_allocated(root);
+        while hidden_allocated(root) <= before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if i == 0 {
+            first_alone = hidden_allocated(root);
+            if first_alone < STEP {
+                eprintln!("skipped: no fallocate on this filesystem ({first_alone} bytes)");
+                return;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let total = hidden_allocated(root);
+    assert!(
+        total <= 4 * STEP + 6 * (1 << 20),
+        "six trickling uploads hold {total} bytes (the first alone held {first_alone})\n{}",
+        server.logs()
+    );
+    drop(held);
+}

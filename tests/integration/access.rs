@@ -341,3 +341,100 @@ fn a_read_only_download_leaves_no_remembered_digest() {
         "the control case remembered nothing"
     );
 }
+
+/// An interrupted upload belongs to the token that started it: another
+/// token's `reput` of the same name neither continues, publishes nor wipes
+/// it (that client sends its own file whole), and the owner's `reput` still
+/// resumes it where it stopped.
+#[test]
+fn an_interrupted_upload_belongs_to_its_token() {
+    use crate::util::{random_bytes, size_or_zero, spawn_cmd_env, wait_unlocked, Proxy, Tamper};
+    use ftx::partial::{owned_part_name, PartOwner};
+    use ftx::server::tokens::token_id;
+    use std::time::Instant;
+
+    let server = Server::start(&["--no-fsync"]);
+    let root = server.root();
+    let (cwd_a, cwd_b) = (server.scratch("a"), server.scratch("b"));
+    let token_a = server.creds().token.clone();
+    let added = token_cmd(&server, &["add", "bob"]);
+    added.assert_success();
+    let token_b = added.stdout.trim().to_owned();
+    let (data_a, data_b) = (random_bytes(2 << 20, 61), random_bytes(2 << 20, 62));
+    fs::write(cwd_a.join("big.bin"), &data_a).unwrap();
+    fs::write(cwd_b.join("big.bin"), &data_b).unwrap();
+    let owner_a = PartOwner::of_token(&token_id(token_a.as_bytes()));
+    let part_a = root.join(owned_part_name(Some(owner_a), "big.bin"));
+
+    // A's upload, cut after 1 MiB by a proxy that holds the stream there.
+    let hold = Tamper {
+        hold_at: Some(1 << 20),
+        ..Tamper::default()
+    };
+    let proxy = Proxy::start(server.addr(), hold, Tamper::default());
+    let proxy_addr = proxy.addr().to_string();
+    let mut args = vec![proxy_addr.as_str(), "-b", "-"];
+    args.extend(pinned(&server));
+    let env_a = [("FTX_TOKEN", token_a.as_str())];
+    let run = spawn_cmd_env(
+        ftx_bin(),
+        &args,
+        &cwd_a,
+        Some(b"put big.bin\n"),
+        &env_a,
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = (0, Instant::now());
+    while Instant::now() < deadline {
+        let now = size_or_zero(&part_a);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if proxy.holding() && now > 0 && last.1.elapsed() > Duration::from_millis(100) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let killed = run.kill();
+    drop(proxy);
+    wait_unlocked(&part_a, Duration::from_secs(10), &killed);
+    let held = fs::read(&part_a).unwrap_or_default();
+    assert!(
+        !held.is_empty() && held.len() < data_a.len(),
+        "expected part of A's upload in {}, found {} bytes\n{killed}",
+        part_a.display(),
+        held.len()
+    );
+    assert_eq!(held, data_a[..held.len()]);
+
+    // B's reput finds nothing of its own to resume: its file goes whole,
+    // and A's part is left exactly as it was.
+    let env_b = [("FTX_TOKEN", token_b.as_str())];
+    let out = ftx(
+        &server,
+        &cwd_b,
+        &pinned(&server),
+        &env_b,
+        None,
+        "reput big.bin\n",
+    );
+    out.assert_success().assert_stdout_lacks("resumed at byte");
+    assert_file_bytes(&root.join("big.bin"), &data_b);
+    assert_eq!(fs::read(&part_a).unwrap(), held, "B touched A's part");
+
+    // A's reput continues its own part; the name is taken, so it is
+    // stored beside B's file.
+    let out = ftx(
+        &server,
+        &cwd_a,
+        &pinned(&server),
+        &env_a,
+        None,
+        "reput big.bin\n",
+    );
+    out.assert_success()
+        .assert_stdout_contains(&format!("(resumed at byte {}, ", held.len()));
+    assert_file_bytes(&root.join("big_1.bin"), &data_a);
+    assert_file_bytes(&root.join("big.bin"), &data_b);
+    assert!(!part_a.exists());
+}

@@ -140,7 +140,7 @@ fn client_killed_during_put_then_reput_completes() {
     let mut resumed = 0;
     for i in 0..runs {
         let name = format!("f{i}.bin");
-        let part = part_path(root, &name);
+        let part = server.part_path(root, &name);
         let at = KillAt::random(&mut rng, KILL_SIZE);
         let run = spawn_batch(&server.addr_arg(), &cwd, &format!("put src.bin {name}\n"));
         let killed = kill_client(run, &part, at);
@@ -235,9 +235,9 @@ fn server_killed_mid_upload_then_restarted_and_reput_completes() {
     // Three crashes, each at a random point of its own upload; each server
     // is a fresh process on the same root.
     for i in 0..3u64 {
-        let mut server = Server::start_on(&root, &["--no-fsync"]);
+        let mut server = Server::restart_of(&first, &["--no-fsync"]);
         let name = format!("s{i}.bin");
-        let part = part_path(&root, &name);
+        let part = server.part_path(&root, &name);
         let at = i * KILL_SIZE / 3 + rng.next_u64() % (KILL_SIZE / 3);
         let mut run = spawn_batch(&server.addr_arg(), &cwd, &format!("put src.bin {name}\n"));
         let deadline = Instant::now() + WATCH_TIMEOUT;
@@ -254,7 +254,7 @@ fn server_killed_mid_upload_then_restarted_and_reput_completes() {
         let final_existed = root.join(&name).exists();
         let held = size_or_zero(&part);
 
-        let server = Server::start_on(&root, &["--no-fsync"]);
+        let server = Server::restart_of(&first, &["--no-fsync"]);
         let out = run_batch(&server.addr_arg(), &cwd, &format!("reput src.bin {name}\n"));
         out.assert_success();
         assert_resume_line(&out, held, KILL_SIZE);
@@ -397,7 +397,7 @@ fn source_changed_before_reput_gives_the_new_file() {
         let name = format!("c{i}.bin");
         let src = cwd.join(&name);
         fs::write(&src, &old).unwrap();
-        let part = part_path(root, &name);
+        let part = server.part_path(root, &name);
         let held = interrupt_at_hold(&server, &cwd, &format!("put {name}\n"), true, &part);
         assert!(!root.join(&name).exists());
 
@@ -471,7 +471,7 @@ fn put_and_get_over_an_interrupted_part_say_reput_and_reget_can_continue() {
     let root = server.root();
     let data = random_bytes(HELD_SIZE, 43);
     fs::write(cwd.join("n.bin"), &data).unwrap();
-    let part = part_path(root, "n.bin");
+    let part = server.part_path(root, "n.bin");
     let held = interrupt_at_hold(&server, &cwd, "put n.bin\n", true, &part);
 
     // A plain put leaves the part alone and says so.
@@ -679,7 +679,7 @@ fn disk_full_gives_no_space_and_the_server_keeps_serving() {
 
     // 4. A resume refused by the free-space check keeps the part it found:
     // nothing was sent, and once there is room reput continues it.
-    let part = part_path(&root, "six.bin");
+    let part = server.part_path(&root, "six.bin");
     let held = interrupt_at_hold(&server, &cwd, "put six.bin\n", true, &part);
     fs::write(root.join("filler.bin"), random_bytes(5 << 20, 57)).unwrap();
     let out = server.batch(&cwd, "reput six.bin\n");
@@ -727,7 +727,7 @@ fn a_part_already_linked_to_its_name_is_finished_by_reput_and_reget() {
     let root = server.root();
     write_random_file(&cwd.join("up.bin"), 3 << 20, 81);
     fs::copy(cwd.join("up.bin"), root.join("up.bin")).unwrap();
-    fs::hard_link(root.join("up.bin"), part_path(root, "up.bin")).unwrap();
+    fs::hard_link(root.join("up.bin"), server.part_path(root, "up.bin")).unwrap();
     let out = server.batch(&cwd, "reput up.bin\n");
     out.assert_success()
         .assert_stdout_contains("uploaded 'up.bin' as 'up.bin'");
@@ -866,10 +866,11 @@ fn an_empty_part_left_by_an_early_kill_does_not_block_resuming() {
     fs::write(cwd.join("e.bin"), &data).unwrap();
     fs::write(root.join("e.bin"), &data).unwrap();
 
-    let part = part_path(root, "u.bin");
+    let part = server.part_path(root, "u.bin");
     fs::write(&part, b"").unwrap();
     let held = interrupt_at_hold(&server, &cwd, "put e.bin u.bin\n", true, &part);
-    assert_eq!(hidden(root), [".ftx-part-u.bin"], "{}", tree(root));
+    let part_name = part.file_name().unwrap().to_str().unwrap();
+    assert_eq!(hidden(root), [part_name], "{}", tree(root));
     let out = run_batch(&server.addr_arg(), &cwd, "reput e.bin u.bin\n");
     out.assert_success()
         .assert_stdout_contains(&format!("(resumed at byte {held}, "));
@@ -897,7 +898,7 @@ fn sigterm_mid_upload_exits_zero_and_keeps_it_resumable() {
     let cwd = server.scratch("client");
     let src = cwd.join("src.bin");
     write_random_file(&src, HELD_SIZE as u64, 71);
-    let part = part_path(&root, "t.bin");
+    let part = server.part_path(&root, "t.bin");
     let hold = Tamper {
         hold_at: Some(HOLD_AT),
         ..Tamper::default()
@@ -924,7 +925,7 @@ fn sigterm_mid_upload_exits_zero_and_keeps_it_resumable() {
     let held = size_or_zero(&part);
     assert!(held > 0, "no part kept\n{}", tree(&root));
 
-    let server = Server::start_on(&root, &["--no-fsync"]);
+    let server = Server::restart_of(&server, &["--no-fsync"]);
     let out = run_batch(&server.addr_arg(), &cwd, "reput src.bin t.bin\n");
     out.assert_success();
     assert_resume_line(&out, held, HELD_SIZE as u64);

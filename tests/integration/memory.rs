@@ -96,3 +96,51 @@ fn unread_listings_hold_little() {
     out.assert_success().assert_stdout_contains("big/");
     stuck.clear();
 }
+
+/// Downloads to clients that ask and never read share one output budget:
+/// past it each queues a quarter chunk, not 1 MiB, so 64 such connections
+/// grow ftxd by well under the ~96 MiB they held before (1.5 MiB each).
+/// Their sockets are made small, so the server's own queues fill.
+#[test]
+fn unread_downloads_share_one_output_budget() {
+    use crate::util::{encode, hello, register_plain};
+    use ftx::proto::message::Message;
+    use std::io::Write;
+    use std::net::TcpStream;
+    let server = Server::start(&["--plain", "--open", "--max-per-ip", "100"]);
+    register_plain(server.addr());
+    crate::util::write_random_file(&server.root().join("big.bin"), 8 << 20, 7);
+    thread::sleep(Duration::from_millis(300));
+    let (before, _) = heap_kib(server.pid());
+    let readers = 64;
+    let mut stuck: Vec<TcpStream> = (0..readers)
+        .map(|_| {
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            sock.set_recv_buffer_size(16 << 10).expect("SO_RCVBUF");
+            sock.connect(&server.addr().into()).expect("connect");
+            let mut s = TcpStream::from(sock);
+            s.write_all(&encode(&hello())).unwrap();
+            let get = Message::Get {
+                path: "big.bin".into(),
+                offset: 0,
+            };
+            s.write_all(&encode(&get)).unwrap();
+            s
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    let (after, shown) = heap_kib(server.pid());
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 56 << 10,
+        "{readers} unread downloads grew ftxd by {grown} KiB (limit 56 MiB: a 32 MiB \
+         budget, then 256 KiB or so each)\n{shown}"
+    );
+    // Another client is served meanwhile.
+    let cwd = server.scratch("client");
+    let out = server.batch(&cwd, "get big.bin\n");
+    out.assert_success();
+    crate::util::assert_same_file(&server.root().join("big.bin"), &cwd.join("big.bin"));
+    stuck.clear();
+}

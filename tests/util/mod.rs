@@ -249,6 +249,30 @@ impl Server {
         server
     }
 
+    /// Starts `ftxd` again on `earlier`'s root and state directory, as a
+    /// restarted server: the same key and the same tokens, so its clients'
+    /// interrupted uploads are theirs to resume (`earlier` must not be
+    /// running).
+    pub fn restart_of(earlier: &Server, args: &[&str]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let state = earlier.base.path().join("state");
+        let mut all = vec!["--state-dir", state.to_str().expect("UTF-8 temp path")];
+        all.extend_from_slice(args);
+        let mut server = Server::start_in(base, earlier.root.clone(), "127.0.0.1:0", &all);
+        if server.creds.token.is_empty() && !args.contains(&"--open") {
+            // Printed at the first start only.
+            server.creds.token = earlier.creds.token.clone();
+            if let Ok(mut r) = registry().lock() {
+                r.insert(server.addr, server.creds.clone());
+            }
+            LAST_TOKEN.with(|t| *t.borrow_mut() = server.creds.token.clone());
+        }
+        server
+    }
+
     /// Starts another `ftxd` with `args` on the address of a stopped one
     /// (same port), with its own state directory unless `args` name one.
     pub fn start_at_addr(addr: SocketAddr, args: &[&str]) -> Server {
@@ -259,6 +283,18 @@ impl Server {
         let root = base.path().join("root");
         fs::create_dir(&root).expect("create server root");
         Server::start_in(base, root, &addr.to_string(), args)
+    }
+
+    /// The hidden part file that holds an interrupted upload of `name` to
+    /// `dir` (a directory under this server's root) by this server's first
+    /// token, `.ftx-part=OWNER-NAME`; on an open server by anyone,
+    /// `.ftx-part-NAME`.
+    pub fn part_path(&self, dir: impl AsRef<Path>, name: &str) -> PathBuf {
+        use ftx::partial::{owned_part_name, PartOwner};
+        let owner = (!self.creds.token.is_empty()).then(|| {
+            PartOwner::of_token(&ftx::server::tokens::token_id(self.creds.token.as_bytes()))
+        });
+        dir.as_ref().join(owned_part_name(owner, name))
     }
 
     /// The token and fingerprint this server printed.
