@@ -3,7 +3,6 @@
 //! the server looks at flags. Opens no sockets and touches no files beyond
 //! checking that the root is a directory.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -417,10 +416,7 @@ impl AccessConfig {
 /// The state directory: `--state-dir`, else the per-user default.
 pub fn resolve_state_dir(flag: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
     flag.or_else(super::tls::default_state_dir)
-        .ok_or(ConfigError::StateDir {
-            dir: None,
-            reason: "no --state-dir given and neither $XDG_STATE_HOME nor $HOME is set",
-        })
+        .ok_or(ConfigError::NoStateDir)
 }
 
 /// `path` made absolute and free of symlinks as far as it exists (the
@@ -505,9 +501,10 @@ pub struct ServerConfig {
 }
 
 /// Why the flags do not make a usable configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The root does not exist or is not a directory.
+    #[error("root '{}' {reason}", root.display())]
     Root {
         /// The root as given.
         root: PathBuf,
@@ -515,6 +512,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// A numeric flag is out of range.
+    #[error("{flag} {reason}")]
     Range {
         /// The flag.
         flag: &'static str,
@@ -522,31 +520,17 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// The state directory cannot be used.
+    #[error("state directory '{}' {reason}", dir.display())]
     StateDir {
-        /// The directory, when there is one.
-        dir: Option<PathBuf>,
+        /// The directory.
+        dir: PathBuf,
         /// What is wrong.
         reason: &'static str,
     },
+    /// No state directory was given and there is no default one.
+    #[error("no --state-dir given and neither $XDG_STATE_HOME nor $HOME is set")]
+    NoStateDir,
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Root { root, reason } => write!(f, "root '{}' {reason}", root.display()),
-            ConfigError::Range { flag, reason } => write!(f, "{flag} {reason}"),
-            ConfigError::StateDir {
-                dir: Some(d),
-                reason,
-            } => {
-                write!(f, "state directory '{}' {reason}", d.display())
-            }
-            ConfigError::StateDir { dir: None, reason } => write!(f, "{reason}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl ServerConfig {
     /// Checks the flags and builds the configuration.
@@ -608,7 +592,7 @@ impl ServerConfig {
             if resolve_existing(&dir).starts_with(&real_root) {
                 // Clients could read the key and overwrite the tokens.
                 return Err(ConfigError::StateDir {
-                    dir: Some(dir),
+                    dir,
                     reason: "is inside the served root; choose one outside it",
                 });
             }
@@ -823,7 +807,14 @@ mod tests {
         assert!(e.to_string().contains("inside the served root"), "{e}");
         let e =
             ServerConfig::from_args(args(&["--root", r, "--state-dir", r]).unwrap()).unwrap_err();
-        assert!(e.to_string().contains("inside the served root"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("state directory '{r}' is inside the served root; choose one outside it")
+        );
+        assert_eq!(
+            ConfigError::NoStateDir.to_string(),
+            "no --state-dir given and neither $XDG_STATE_HOME nor $HOME is set"
+        );
     }
 
     #[test]
