@@ -2,8 +2,9 @@
 //! The binary reads its command line into [`Settings`];
 //! [`ServerConfig::new`] checks them once, and nothing else in the server
 //! looks at flags. The parsers of sizes and durations live here too, for
-//! the binary to use on its flags. Opens no sockets and touches no files
-//! beyond checking that the root is a directory.
+//! the binary to use on its flags. Opens no sockets and touches no files;
+//! the root is checked by the store when it is opened
+//! ([`Store::open`](super::store::Store::open)).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -182,7 +183,7 @@ impl Verbosity {
 pub struct ServerConfig {
     /// Address to bind.
     pub listen: SocketAddr,
-    /// The store's settings (root checked to be a directory).
+    /// The store's settings (the store checks the root when it opens).
     pub store: StoreConfig,
     /// Largest number of connections served at once (at least 1; the loop
     /// may lower it further to fit the open-file limit).
@@ -211,14 +212,6 @@ pub struct ServerConfig {
 /// Why the settings do not make a usable configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The root does not exist or is not a directory.
-    #[error("root '{}' {reason}", root.display())]
-    Root {
-        /// The root as given.
-        root: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
     /// A numeric flag is out of range.
     #[error("{flag} {reason}")]
     Range {
@@ -265,32 +258,14 @@ fn at_least_one(flag: &'static str, value: usize) -> Result<usize, ConfigError> 
 impl ServerConfig {
     /// Checks the settings and builds the configuration. The limits are
     /// checked in a fixed order (the first wrong one is reported), then
-    /// the root, then the state directory.
+    /// the state directory. The root is not looked at: the store checks
+    /// it when it is opened.
     pub fn new(s: Settings) -> Result<ServerConfig, ConfigError> {
         let max_connections = at_least_one("--max-connections", s.max_connections)?;
         let idle_timeout = timeout("--idle-timeout", s.idle_timeout_secs)?;
         let max_startups = at_least_one("--max-startups", s.max_startups)?;
         let max_per_ip = at_least_one("--max-per-ip", s.max_per_ip)?;
         let stall_timeout = timeout("--stall-timeout", s.stall_timeout_secs)?;
-        match std::fs::metadata(&s.root) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(ConfigError::Root {
-                    root: s.root,
-                    reason: "is not a directory".to_owned(),
-                })
-            }
-            Err(e) => {
-                let reason = match e.kind() {
-                    std::io::ErrorKind::NotFound => "does not exist".to_owned(),
-                    _ => format!("cannot be opened: {e}"),
-                };
-                return Err(ConfigError::Root {
-                    root: s.root,
-                    reason,
-                });
-            }
-        }
         let access = if !s.tls && !s.require_token {
             AccessConfig::plain_open()
         } else {
@@ -508,29 +483,18 @@ mod tests {
     }
 
     #[test]
-    fn the_root_must_be_a_directory() {
+    fn the_root_is_left_to_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
-        let e = ServerConfig::new(Settings {
-            root: file.clone(),
-            ..settings_in(&dir)
-        })
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("root '{}' is not a directory", file.display())
-        );
-        let missing = dir.path().join("missing");
-        let e = ServerConfig::new(Settings {
-            root: missing.clone(),
-            ..settings_in(&dir)
-        })
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("root '{}' does not exist", missing.display())
-        );
+        for root in [file, dir.path().join("missing")] {
+            let c = ServerConfig::new(Settings {
+                root: root.clone(),
+                ..settings_in(&dir)
+            })
+            .unwrap();
+            assert_eq!(c.store.root, root);
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! `ftxd`: flags -> validated config -> logger -> identity and tokens ->
-//! bind -> "listening on" -> the event loop; or `ftxd token ...`. The exit
-//! code is decided here only: 0 after a clean shutdown, 1 with a one-line
-//! `error:` on failure, 2 for a bad flag. What the operator must see (the
-//! first token, the fingerprint, warnings) is printed here, not logged.
+//! `ftxd`: flags -> validated config -> the root checked -> logger ->
+//! identity and tokens -> bind -> "listening on" -> the event loop; or
+//! `ftxd token ...`. The exit code is decided here only: 0 after a clean
+//! shutdown, 1 with a one-line `error:` on failure, 2 for a bad flag. What
+//! the operator must see (the first token, the fingerprint, warnings) is
+//! printed here, not logged.
 
 mod args;
 #[path = "../common/command_line.rs"]
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ftx::server::config::{resolve_state_dir, Settings};
+use ftx::server::store::Store;
 use ftx::server::tls::Identity;
 use ftx::server::tokens::{Access, TokenStore, FIRST_TOKEN_NAME};
 use ftx::server::{self, ServerConfig, Shutdown};
@@ -39,6 +41,10 @@ fn main() -> ExitCode {
 
 fn serve(settings: Settings) -> Result<(), String> {
     let config = ServerConfig::new(settings).map_err(|e| e.to_string())?;
+    // The store is the one judge of the root (missing, not a directory,
+    // unreadable): a bad one is refused now, before any state is made and
+    // before the port is taken. The event loop opens its own.
+    Store::open(config.store.clone()).map_err(|e| e.to_string())?;
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(config.verbosity.filter()),
     )
