@@ -19,14 +19,13 @@
 //! - [`shell`]: command parsing, line sources (interactive and batch),
 //!   completion, execution and every user-visible text. Never touches `mio`
 //!   or frames.
-//! - [`cli`]: argument parsing shared by the two binaries.
 //! - [`aligned`]: page-aligned read buffers (the kernel copies into them faster).
 //!
-//! Only the binaries in `src/bin/` choose exit codes. `log` is for operators;
-//! user-facing output goes through `shell`'s renderer.
+//! Only the binaries in `src/bin/` read command lines (into the plain
+//! settings of `server::config` and `shell::app`) and choose exit codes.
+//! `log` is for operators; user-facing output goes through `shell`'s renderer.
 
 pub mod aligned;
-pub mod cli;
 pub mod client;
 pub mod fingerprint;
 pub mod partial;

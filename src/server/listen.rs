@@ -33,21 +33,22 @@ pub fn bind(config: &ServerConfig) -> io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Args;
-    use crate::server::config::ServerArgs;
+    use crate::server::config::Settings;
 
-    fn config(extra: &[&str]) -> ServerConfig {
-        let args =
-            ServerArgs::try_parse_from(["ftxd", "--listen", "127.0.0.1:0"].iter().chain(extra))
-                .unwrap();
-        ServerConfig::from_args(args).unwrap()
+    fn config(reuse_port: bool) -> ServerConfig {
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            reuse_port,
+            ..Settings::default()
+        };
+        ServerConfig::new(settings).unwrap()
     }
 
     #[test]
     fn reuse_port_lets_two_listeners_share_a_port() {
-        let first = bind(&config(&["--reuse-port"])).unwrap();
+        let first = bind(&config(true)).unwrap();
         let port = first.local_addr().unwrap().port();
-        let mut c = config(&["--reuse-port"]);
+        let mut c = config(true);
         c.listen.set_port(port);
         let second = bind(&c).unwrap();
         assert_eq!(second.local_addr().unwrap().port(), port);
@@ -55,8 +56,8 @@ mod tests {
 
     #[test]
     fn without_reuse_port_the_port_is_taken() {
-        let first = bind(&config(&[])).unwrap();
-        let mut c = config(&[]);
+        let first = bind(&config(false)).unwrap();
+        let mut c = config(false);
         c.listen.set_port(first.local_addr().unwrap().port());
         assert!(bind(&c).is_err());
     }

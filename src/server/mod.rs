@@ -15,7 +15,7 @@ pub mod tls;
 pub mod tokens;
 mod transport;
 
-pub use config::{AccessConfig, ServerArgs, ServerCommand, ServerConfig, TokenCommand};
+pub use config::{AccessConfig, ServerConfig};
 pub use event_loop::run;
 pub use listen::bind;
 pub use shutdown::Shutdown;

@@ -92,11 +92,13 @@ pub struct TokenEntry {
 }
 
 /// Why a token operation failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The file could not be read or written.
-    File(TlsError),
+    #[error(transparent)]
+    File(#[from] TlsError),
     /// A line of the file is not `NAME rw|ro HEX`.
+    #[error("'{}' line {line} is not 'NAME rw|ro HASH'", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -105,43 +107,17 @@ pub enum TokenError {
     },
     /// The name is empty, too long or has characters other than letters,
     /// digits, `.`, `_` and `-`.
+    #[error("invalid token name '{0}' (1-{MAX_NAME} letters, digits, '.', '_' or '-')")]
     BadName(String),
     /// `add` with a name already in use.
+    #[error("a token named '{0}' already exists")]
     Exists(String),
     /// `revoke` of a name not in the file.
+    #[error("no token named '{0}'")]
     NoSuchToken(String),
     /// The system's random source failed.
+    #[error("the system's random source failed")]
     Random,
-}
-
-impl fmt::Display for TokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TokenError::File(e) => write!(f, "{e}"),
-            TokenError::Corrupt { path, line } => {
-                write!(
-                    f,
-                    "'{}' line {line} is not 'NAME rw|ro HASH'",
-                    path.display()
-                )
-            }
-            TokenError::BadName(n) => write!(
-                f,
-                "invalid token name '{n}' (1-{MAX_NAME} letters, digits, '.', '_' or '-')"
-            ),
-            TokenError::Exists(n) => write!(f, "a token named '{n}' already exists"),
-            TokenError::NoSuchToken(n) => write!(f, "no token named '{n}'"),
-            TokenError::Random => write!(f, "the system's random source failed"),
-        }
-    }
-}
-
-impl std::error::Error for TokenError {}
-
-impl From<TlsError> for TokenError {
-    fn from(e: TlsError) -> TokenError {
-        TokenError::File(e)
-    }
 }
 
 /// The token file of one state directory.
@@ -362,29 +338,18 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Why a client is not let in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// No token was sent.
+    #[error("this server requires an access token")]
     Missing,
     /// The token is not (or no longer) in the file.
+    #[error("access token not accepted")]
     Wrong,
     /// This address failed too often; it is refused for a while, whatever
     /// it sends.
+    #[error("too many failed attempts from your address; try again in {} s", .0.as_secs().max(1))]
     SlowDown(Duration),
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::Missing => write!(f, "this server requires an access token"),
-            Refusal::Wrong => write!(f, "access token not accepted"),
-            Refusal::SlowDown(d) => write!(
-                f,
-                "too many failed attempts from your address; try again in {} s",
-                d.as_secs().max(1)
-            ),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -677,5 +642,57 @@ mod tests {
         b[31] ^= 1;
         assert!(!constant_time_eq(&a, &b));
         assert_eq!(unhex32(&hex(&a)), Some(a));
+    }
+
+    #[test]
+    fn error_messages() {
+        let cases: [(Box<dyn std::error::Error>, &str); 9] = [
+            (
+                Box::new(TokenError::File(TlsError::Bad {
+                    path: PathBuf::from("/s/key"),
+                    reason: "garbled".into(),
+                })),
+                "'/s/key': garbled",
+            ),
+            (
+                Box::new(TokenError::Corrupt {
+                    path: PathBuf::from("/s/tokens"),
+                    line: 3,
+                }),
+                "'/s/tokens' line 3 is not 'NAME rw|ro HASH'",
+            ),
+            (
+                Box::new(TokenError::BadName("a b".into())),
+                "invalid token name 'a b' (1-64 letters, digits, '.', '_' or '-')",
+            ),
+            (
+                Box::new(TokenError::Exists("bob".into())),
+                "a token named 'bob' already exists",
+            ),
+            (
+                Box::new(TokenError::NoSuchToken("bob".into())),
+                "no token named 'bob'",
+            ),
+            (
+                Box::new(TokenError::Random),
+                "the system's random source failed",
+            ),
+            (
+                Box::new(Refusal::Missing),
+                "this server requires an access token",
+            ),
+            (Box::new(Refusal::Wrong), "access token not accepted"),
+            (
+                Box::new(Refusal::SlowDown(Duration::from_millis(10))),
+                "too many failed attempts from your address; try again in 1 s",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+        assert_eq!(
+            Refusal::SlowDown(Duration::from_secs(42)).to_string(),
+            "too many failed attempts from your address; try again in 42 s"
+        );
     }
 }

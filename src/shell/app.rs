@@ -1,4 +1,4 @@
-//! The `ftx` program as a function: flags, asking for the server like the
+//! The `ftx` program as a function: its settings, asking for the server like the
 //! original client, connecting, choosing the line source and running the
 //! shell. Returns whether every command succeeded; the binary turns that
 //! into the exit code.
@@ -8,9 +8,6 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
-
-use crate::cli::{option, switch, Args};
 use crate::client::known_hosts::{data_dir, HostFile, KNOWN_HOSTS_FILE, TOKENS_FILE};
 use crate::client::{probe_fingerprint, Client, ClientError, ConnectOptions};
 use crate::proto::error::ErrorCode;
@@ -25,135 +22,28 @@ pub const DEFAULT_PORT: u16 = 9999;
 /// Host used when the user just presses Enter at the prompt.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
-/// `ftx [HOST[:PORT]] [-b FILE] [-q] [-v]`; [`Args::command`] describes
-/// the flags (the help texts repeat each field's documentation).
-#[derive(Debug)]
-pub struct ClientArgs {
-    /// Server as HOST or HOST:PORT (default port 9999; an IPv6 address with a port goes in brackets)
+/// What the user asked `ftx` for: the binary fills it from its command
+/// line. Plain values, checked where they are used (the server address
+/// when it is parsed, the fingerprint when it is pinned), so the errors
+/// come in the order the work is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The server as HOST or HOST:PORT; `None`: ask for it.
     pub server: Option<String>,
-    /// Run commands from FILE ('-' for standard input) and exit
+    /// Run the commands of this file (`-` for standard input) and exit.
     pub batch: Option<PathBuf>,
-    /// Print only errors and command results (no connection line, no transfer summaries)
+    /// Print only errors and command results.
     pub quiet: bool,
-    /// Log protocol details to stderr
-    pub verbose: bool,
-    /// No TLS (for an ftxd started with --plain, on a trusted network)
+    /// No TLS.
     pub plain: bool,
-    /// Trust an unknown server's certificate without asking and remember it
+    /// Trust an unknown server's certificate without asking.
     pub accept_new: bool,
-    /// Accept only the server certificate with this fingerprint (SHA256:...)
+    /// Accept only the server certificate with this fingerprint.
     pub fingerprint: Option<String>,
-    /// Read the access token from FILE (else $FTX_TOKEN, a saved token, or a prompt)
+    /// Read the access token from this file.
     pub token_file: Option<PathBuf>,
-    /// Remember the access token for this server (in the ftx data directory, mode 0600)
+    /// Remember the access token for this server.
     pub save_token: bool,
-}
-
-/// The ids of `ftx`'s arguments (the field names), shared by the `Command`
-/// and the reading of its matches so the two cannot drift apart.
-mod id {
-    pub const SERVER: &str = "server";
-    pub const BATCH: &str = "batch";
-    pub const QUIET: &str = "quiet";
-    pub const VERBOSE: &str = "verbose";
-    pub const PLAIN: &str = "plain";
-    pub const ACCEPT_NEW: &str = "accept_new";
-    pub const FINGERPRINT: &str = "fingerprint";
-    pub const TOKEN_FILE: &str = "token_file";
-    pub const SAVE_TOKEN: &str = "save_token";
-}
-
-impl Args for ClientArgs {
-    fn command() -> Command {
-        Command::new("ftx")
-            .version(env!("CARGO_PKG_VERSION"))
-            .about("ftx: a shell for fast, verified file transfers with an ftxd server")
-            .after_help(
-                "Without HOST it asks for the server's address and port.\n\
-                 Type 'help' at the ftx> prompt for the commands.",
-            )
-            .args(session_args())
-            .args(trust_args())
-    }
-
-    fn from_matches(m: &ArgMatches) -> ClientArgs {
-        ClientArgs {
-            server: m.get_one::<String>(id::SERVER).cloned(),
-            batch: m.get_one::<PathBuf>(id::BATCH).cloned(),
-            quiet: m.get_flag(id::QUIET),
-            verbose: m.get_flag(id::VERBOSE),
-            plain: m.get_flag(id::PLAIN),
-            accept_new: m.get_flag(id::ACCEPT_NEW),
-            fingerprint: m.get_one::<String>(id::FINGERPRINT).cloned(),
-            token_file: m.get_one::<PathBuf>(id::TOKEN_FILE).cloned(),
-            save_token: m.get_flag(id::SAVE_TOKEN),
-        }
-    }
-}
-
-/// Which server, where the commands come from and how much is printed.
-fn session_args() -> [Arg; 4] {
-    [
-        Arg::new(id::SERVER)
-            .value_name("SERVER")
-            .value_parser(value_parser!(String))
-            .action(ArgAction::Set)
-            .help("Server as HOST or HOST:PORT (default port 9999; an IPv6 address with a port goes in brackets)"),
-        option(
-            id::BATCH,
-            "batch",
-            "FILE",
-            "Run commands from FILE ('-' for standard input) and exit",
-        )
-        .short('b')
-        .value_parser(value_parser!(PathBuf)),
-        switch(
-            id::QUIET,
-            "quiet",
-            "Print only errors and command results (no connection line, no transfer summaries)",
-        )
-        .short('q')
-        .conflicts_with(id::VERBOSE),
-        switch(id::VERBOSE, "verbose", "Log protocol details to stderr").short('v'),
-    ]
-}
-
-/// TLS and the server's certificate (both pins are meaningless without
-/// TLS, so they conflict with `--plain`), and the access token.
-fn trust_args() -> [Arg; 5] {
-    [
-        switch(
-            id::PLAIN,
-            "plain",
-            "No TLS (for an ftxd started with --plain, on a trusted network)",
-        ),
-        switch(
-            id::ACCEPT_NEW,
-            "accept-new",
-            "Trust an unknown server's certificate without asking and remember it",
-        )
-        .conflicts_with(id::PLAIN),
-        option(
-            id::FINGERPRINT,
-            "fingerprint",
-            "FP",
-            "Accept only the server certificate with this fingerprint (SHA256:...)",
-        )
-        .value_parser(value_parser!(String))
-        .conflicts_with(id::PLAIN),
-        option(
-            id::TOKEN_FILE,
-            "token-file",
-            "FILE",
-            "Read the access token from FILE (else $FTX_TOKEN, a saved token, or a prompt)",
-        )
-        .value_parser(value_parser!(PathBuf)),
-        switch(
-            id::SAVE_TOKEN,
-            "save-token",
-            "Remember the access token for this server (in the ftx data directory, mode 0600)",
-        ),
-    ]
 }
 
 /// Environment variable holding the access token.
@@ -212,8 +102,8 @@ fn ask_yes_no(question: &str) -> Result<bool, String> {
 /// The fingerprint to pin for `addr`: `--fingerprint`, the known-hosts
 /// entry, or (first contact) the one the server shows, trusted by the
 /// user's answer or by `--accept-new`.
-fn choose_pin(args: &ClientArgs, addr: &str, interactive: bool) -> Result<String, String> {
-    if let Some(fp) = &args.fingerprint {
+fn choose_pin(settings: &Settings, addr: &str, interactive: bool) -> Result<String, String> {
+    if let Some(fp) = &settings.fingerprint {
         return crate::fingerprint::parse(fp)
             .map(str::to_owned)
             .ok_or_else(|| {
@@ -228,7 +118,7 @@ fn choose_pin(args: &ClientArgs, addr: &str, interactive: bool) -> Result<String
         return Ok(fp);
     }
     let seen = probe_fingerprint(addr).map_err(|e| e.to_string())?;
-    let trusted = if args.accept_new {
+    let trusted = if settings.accept_new {
         true
     } else if interactive {
         eprintln!("The authenticity of server '{addr}' can't be established.");
@@ -256,8 +146,8 @@ fn choose_pin(args: &ClientArgs, addr: &str, interactive: bool) -> Result<String
 
 /// The token from `--token-file`, `$FTX_TOKEN` or the saved tokens (empty
 /// if none: the server may be `--open`).
-fn find_token(args: &ClientArgs, saved: Option<&HostFile>, addr: &str) -> Result<String, String> {
-    if let Some(path) = &args.token_file {
+fn find_token(settings: &Settings, saved: Option<&HostFile>, addr: &str) -> Result<String, String> {
+    if let Some(path) = &settings.token_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read token file '{}': {e}", path.display()))?;
         return Ok(text.trim().to_owned());
@@ -276,14 +166,14 @@ fn find_token(args: &ClientArgs, saved: Option<&HostFile>, addr: &str) -> Result
 /// Connects as the flags say: TLS with trust on first use unless
 /// `--plain`, the token from the flags, environment, saved tokens or (on a
 /// terminal, when the server asks for one) a prompt.
-fn connect(args: &ClientArgs, addr: &str, interactive: bool) -> Result<Client, String> {
-    let pin = if args.plain {
+fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client, String> {
+    let pin = if settings.plain {
         None
     } else {
-        Some(choose_pin(args, addr, interactive)?)
+        Some(choose_pin(settings, addr, interactive)?)
     };
     let saved = data_dir().map(|d| HostFile::at(d.join(TOKENS_FILE)));
-    let mut token = find_token(args, saved.as_ref(), addr)?;
+    let mut token = find_token(settings, saved.as_ref(), addr)?;
     let mut prompted = false;
     let client = loop {
         let options = ConnectOptions {
@@ -311,7 +201,7 @@ fn connect(args: &ClientArgs, addr: &str, interactive: bool) -> Result<Client, S
         }
     };
     if !token.is_empty()
-        && (args.save_token || (prompted && ask_yes_no("Remember this token for this server")?))
+        && (settings.save_token || (prompted && ask_yes_no("Remember this token for this server")?))
     {
         if let Some(f) = &saved {
             f.store(addr, &token)
@@ -407,11 +297,11 @@ const BANNER: &str = "Options:\n1. Upload a file\n2. Download a file\n3. Exit\n\
 
 /// Runs `ftx`: `Ok(true)` when every command succeeded, `Ok(false)` when
 /// some failed (already reported), `Err` for a failure before the shell ran.
-pub fn run(args: ClientArgs) -> Result<bool, String> {
+pub fn run(settings: Settings) -> Result<bool, String> {
     let out_style = Style::for_stdout();
     let err_style = Style::for_stderr();
     // Open the batch first: a missing file must fail before any network work.
-    let batch = match &args.batch {
+    let batch = match &settings.batch {
         Some(path) => Some(BatchSource::open(path).map_err(|e| {
             format!(
                 "cannot read batch file '{}': {}",
@@ -424,18 +314,18 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
         })?),
         None => None,
     };
-    let (host, port) = match &args.server {
+    let (host, port) = match &settings.server {
         Some(s) => parse_server(s)?,
         None => ask_server()?,
     };
     let addr = join_host_port(&host, port);
     let interactive = batch.is_none() && io::stdin().is_terminal();
-    let client = connect(&args, &addr, interactive)?;
+    let client = connect(&settings, &addr, interactive)?;
     log::info!(
         "connected to {} at {addr}",
         super::render::escape_for_terminal(client.server_name())
     );
-    if !args.quiet {
+    if !settings.quiet {
         println!("Connected to server at {addr}");
     }
     let client = Rc::new(RefCell::new(client));
@@ -443,11 +333,11 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
         client.clone(),
         Box::new(io::stdout()),
         out_style,
-        args.quiet,
+        settings.quiet,
     );
     exec.set_errors(Box::new(io::stderr()), err_style);
     exec.set_batch(batch.is_some());
-    let stdin_commands = match &args.batch {
+    let stdin_commands = match &settings.batch {
         Some(path) => path.as_os_str() == "-",
         None => true,
     };
@@ -458,7 +348,7 @@ pub fn run(args: ClientArgs) -> Result<bool, String> {
             let mut it = InteractiveSource::new(out_style)
                 .map_err(|e| format!("cannot start the shell: {e}"))?;
             it.set_remote_names(Box::new(exec.remote_names()));
-            if !args.quiet {
+            if !settings.quiet {
                 println!("{BANNER}");
             }
             exec.set_interruptible(true);
@@ -492,136 +382,5 @@ mod tests {
         assert!(parse_server("h:0").is_err());
         assert!(parse_server("h:70000").is_err());
         assert_eq!(join_host_port("::1", 5), "[::1]:5");
-    }
-
-    fn args(extra: &[&str]) -> Result<ClientArgs, clap::Error> {
-        ClientArgs::try_parse_from(std::iter::once("ftx").chain(extra.iter().copied()))
-    }
-
-    fn kind(extra: &[&str]) -> clap::error::ErrorKind {
-        args(extra).unwrap_err().kind()
-    }
-
-    /// The on/off flags in field order, to check that each switch sets
-    /// its own field and no other.
-    fn switches(a: &ClientArgs) -> [bool; 5] {
-        [a.quiet, a.verbose, a.plain, a.accept_new, a.save_token]
-    }
-
-    #[test]
-    fn command_is_well_formed() {
-        ClientArgs::command().debug_assert();
-    }
-
-    #[test]
-    fn absent_flags_take_their_defaults() {
-        let a = args(&[]).unwrap();
-        assert_eq!(a.server, None);
-        assert_eq!(a.batch, None);
-        assert_eq!(a.fingerprint, None);
-        assert_eq!(a.token_file, None);
-        assert_eq!(switches(&a), [false; 5]);
-    }
-
-    #[test]
-    fn every_value_flag_reaches_its_field() {
-        let a = args(&[
-            "host:7",
-            "-b",
-            "cmds",
-            "--fingerprint",
-            "SHA256:x",
-            "--token-file",
-            "tok",
-        ])
-        .unwrap();
-        assert_eq!(a.server.as_deref(), Some("host:7"));
-        assert_eq!(a.batch, Some(PathBuf::from("cmds")));
-        assert_eq!(a.fingerprint.as_deref(), Some("SHA256:x"));
-        assert_eq!(a.token_file, Some(PathBuf::from("tok")));
-        assert_eq!(switches(&a), [false; 5]);
-        // Long form, `=` form, and the server after the flags.
-        let a = args(&["--batch", "-", "--token-file=t2", "[::1]:9"]).unwrap();
-        assert_eq!(a.batch, Some(PathBuf::from("-")));
-        assert_eq!(a.token_file, Some(PathBuf::from("t2")));
-        assert_eq!(a.server.as_deref(), Some("[::1]:9"));
-    }
-
-    #[test]
-    fn each_switch_sets_only_its_field() {
-        let cases = [
-            ("--quiet", 0),
-            ("-q", 0),
-            ("--verbose", 1),
-            ("-v", 1),
-            ("--plain", 2),
-            ("--accept-new", 3),
-            ("--save-token", 4),
-        ];
-        for (flag, field) in cases {
-            let mut want = [false; 5];
-            want[field] = true;
-            assert_eq!(switches(&args(&[flag]).unwrap()), want, "{flag}");
-        }
-        let a = args(&["-q", "--accept-new", "--save-token"]).unwrap();
-        assert_eq!(switches(&a), [true, false, false, true, true]);
-        let a = args(&["-v", "--plain", "--save-token"]).unwrap();
-        assert_eq!(switches(&a), [false, true, true, false, true]);
-    }
-
-    #[test]
-    fn conflicts_are_refused() {
-        use clap::error::ErrorKind::ArgumentConflict;
-        assert_eq!(kind(&["-q", "-v"]), ArgumentConflict);
-        assert_eq!(kind(&["-v", "-q"]), ArgumentConflict);
-        assert_eq!(kind(&["--plain", "--accept-new"]), ArgumentConflict);
-        assert_eq!(kind(&["--accept-new", "--plain"]), ArgumentConflict);
-        assert_eq!(kind(&["--plain", "--fingerprint", "X"]), ArgumentConflict);
-        let e = args(&["--plain", "--fingerprint", "X"]).unwrap_err();
-        assert_eq!(
-            e.render().to_string().lines().next(),
-            Some("error: the argument '--plain' cannot be used with '--fingerprint <FP>'")
-        );
-        // Pins go together; they only conflict with --plain.
-        let a = args(&["--accept-new", "--fingerprint", "X"]).unwrap();
-        assert!(a.accept_new && a.fingerprint.is_some());
-    }
-
-    #[test]
-    fn bad_lines_are_refused() {
-        use clap::error::ErrorKind::*;
-        assert_eq!(kind(&["a", "b"]), UnknownArgument);
-        assert_eq!(kind(&["-b"]), InvalidValue);
-        assert_eq!(kind(&["--fingerprint"]), InvalidValue);
-        assert_eq!(kind(&["--bogus"]), UnknownArgument);
-        assert_eq!(kind(&["--plain=yes"]), TooManyValues);
-    }
-
-    #[test]
-    fn help_and_version() {
-        let help = ClientArgs::command().render_help().to_string();
-        for text in [
-            "Usage: ftx [OPTIONS] [SERVER]",
-            "[SERVER]  Server as HOST or HOST:PORT",
-            "-b, --batch <FILE>",
-            "-q, --quiet",
-            "-v, --verbose",
-            "--plain",
-            "--accept-new",
-            "--fingerprint <FP>",
-            "--token-file <FILE>",
-            "--save-token",
-            "\n\nWithout HOST it asks for the server's address and port.\n\
-             Type 'help' at the ftx> prompt for the commands.\n",
-        ] {
-            assert!(help.contains(text), "{text:?} missing from:\n{help}");
-        }
-        let e = args(&["--version"]).unwrap_err();
-        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
-        assert_eq!(
-            e.render().to_string(),
-            format!("ftx {}\n", env!("CARGO_PKG_VERSION"))
-        );
-        assert_eq!(kind(&["-h"]), clap::error::ErrorKind::DisplayHelp);
     }
 }

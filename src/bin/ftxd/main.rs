@@ -1,25 +1,34 @@
-//! `ftxd`: flags -> validated config -> logger -> identity and tokens ->
-//! bind -> "listening on" -> the event loop; or `ftxd token ...`. The exit
-//! code is decided here only: 0 after a clean shutdown, 1 with a one-line
-//! `error:` on failure, 2 for a bad flag. What the operator must see (the
-//! first token, the fingerprint, warnings) is printed here, not logged.
+//! `ftxd`: flags -> validated config -> the root checked -> logger ->
+//! identity and tokens -> bind -> "listening on" -> the event loop; or
+//! `ftxd token ...`. The exit code is decided here only: 0 after a clean
+//! shutdown, 1 with a one-line `error:` on failure, 2 for a bad flag. What
+//! the operator must see (the first token, the fingerprint, warnings) is
+//! printed here, not logged.
+
+mod args;
+#[path = "../common/command_line.rs"]
+mod command_line;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ftx::server::config::resolve_state_dir;
+use ftx::server::config::{resolve_state_dir, Settings};
+use ftx::server::store::Store;
 use ftx::server::tls::Identity;
 use ftx::server::tokens::{Access, TokenStore, FIRST_TOKEN_NAME};
-use ftx::server::{self, ServerArgs, ServerCommand, ServerConfig, Shutdown, TokenCommand};
+use ftx::server::{self, ServerConfig, Shutdown};
+
+use args::{ServerArgs, ServerCommand, TokenCommand};
 
 fn main() -> ExitCode {
-    let args = match ftx::cli::parse_args::<ServerArgs>() {
+    let mut args = match command_line::parse::<ServerArgs>() {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let result = match args.command.clone() {
-        Some(ServerCommand::Token(cmd)) => token_command(args, cmd),
-        None => serve(args),
+    let result = match args.command.take() {
+        Some(ServerCommand::Token(cmd)) => token_command(args.state_dir, cmd),
+        None => serve(args.settings()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -30,8 +39,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServerArgs) -> Result<(), String> {
-    let config = ServerConfig::from_args(args).map_err(|e| e.to_string())?;
+fn serve(settings: Settings) -> Result<(), String> {
+    let config = ServerConfig::new(settings).map_err(|e| e.to_string())?;
+    // The store is the one judge of the root (missing, not a directory,
+    // unreadable): a bad one is refused now, before any state is made and
+    // before the port is taken. The event loop opens its own.
+    Store::open(config.store.clone()).map_err(|e| e.to_string())?;
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(config.verbosity.filter()),
     )
@@ -103,8 +116,8 @@ fn prepare_access(config: &ServerConfig) -> Result<(), String> {
 }
 
 /// `ftxd token add|list|revoke`.
-fn token_command(args: ServerArgs, cmd: TokenCommand) -> Result<(), String> {
-    let dir = resolve_state_dir(args.state_dir).map_err(|e| e.to_string())?;
+fn token_command(state_dir: Option<PathBuf>, cmd: TokenCommand) -> Result<(), String> {
+    let dir = resolve_state_dir(state_dir).map_err(|e| e.to_string())?;
     let mut tokens = TokenStore::open(&dir).map_err(|e| e.to_string())?;
     match cmd {
         TokenCommand::Add { name, read_only } => {
