@@ -275,7 +275,8 @@ impl ServerConfig {
                 // Clients could read the key and overwrite the tokens.
                 return Err(ConfigError::StateDir {
                     dir,
-                    reason: "is inside the served root; choose one outside it",
+                    reason:
+                        "is inside the served root (--root); give one outside it with --state-dir",
                 });
             }
             AccessConfig {
@@ -529,7 +530,7 @@ mod tests {
             assert_eq!(
                 e.to_string(),
                 format!(
-                    "state directory '{}' is inside the served root; choose one outside it",
+                    "state directory '{}' is inside the served root (--root); give one outside it with --state-dir",
                     inside.display()
                 )
             );

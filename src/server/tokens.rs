@@ -418,13 +418,14 @@ impl Gate {
                 return Err(Refusal::SlowDown(until - now));
             }
         }
-        let refusal = if token.is_empty() {
-            Refusal::Missing
-        } else {
-            Refusal::Wrong
-        };
+        if token.is_empty() {
+            // A client learning whether a token is needed (it asks its
+            // user next): no guess was made, so nothing counts against
+            // the address.
+            return Err(Refusal::Missing);
+        }
         self.record_failure(ip, now);
-        Err(refusal)
+        Err(Refusal::Wrong)
     }
 
     /// Re-reads the token file if it changed; true when it did (so the
@@ -592,6 +593,29 @@ mod tests {
         }
         let much_later = later + MAX_PENALTY;
         assert_eq!(gate.admit(ip(), b"bad", much_later), Err(Refusal::Wrong));
+    }
+
+    /// Asking without a token (to learn that one is needed) is no failed
+    /// attempt: any number of them never slows the address down.
+    #[test]
+    fn a_missing_token_is_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut admin = TokenStore::open(dir.path()).unwrap();
+        let t = admin.add("x", Access::ReadWrite).unwrap();
+        let mut gate = Gate::with_tokens(TokenStore::open(dir.path()).unwrap());
+        let now = Instant::now();
+        for _ in 0..3 * FREE_FAILURES {
+            assert_eq!(gate.admit(ip(), b"", now), Err(Refusal::Missing));
+        }
+        assert_eq!(gate.failures(ip()), 0);
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(gate.admit(ip(), b"bad", now), Err(Refusal::Wrong));
+        }
+        assert_eq!(gate.failures(ip()), FREE_FAILURES);
+        assert_eq!(
+            gate.admit(ip(), t.as_bytes(), now),
+            Ok(("x".into(), Access::ReadWrite))
+        );
     }
 
     /// `token add` and `token revoke` run at once by several processes:

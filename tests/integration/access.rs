@@ -438,3 +438,47 @@ fn an_interrupted_upload_belongs_to_its_token() {
     assert_file_bytes(&root.join("big.bin"), &data_b);
     assert!(!part_a.exists());
 }
+
+/// Every start of ftxd prints the `ftx` command that reaches it: run as
+/// printed (with the token where it says), it connects, pinned, at once.
+#[test]
+fn ftxd_prints_the_command_that_reaches_it() {
+    let server = Server::start(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let logs = server.logs();
+        if let Some(l) = logs.lines().find(|l| l.contains("connect with: ")) {
+            break l.split("connect with: ").nth(1).unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connect line\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let fp = server.creds().fingerprint.clone().unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "ftx {} --fingerprint {fp} (with a token: FTX_TOKEN=..., --token-file FILE, or at its prompt)",
+            server.addr_arg()
+        )
+    );
+    let command: Vec<&str> = line.split(" (").next().unwrap().split(' ').collect();
+    assert_eq!(command[0], "ftx");
+    let mut args = command[1..].to_vec();
+    args.extend(["-b", "-"]);
+    let cwd = server.scratch("client");
+    let env = [("FTX_TOKEN", server.creds().token.as_str())];
+    run_cmd_env(
+        ftx_bin(),
+        &args,
+        &cwd,
+        Some(b"mkdir seen\n"),
+        RUN_TIMEOUT,
+        &env,
+        None,
+    )
+    .assert_success();
+    assert!(server.root().join("seen").is_dir());
+}

@@ -10,6 +10,7 @@ mod args;
 mod command_line;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,7 +50,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         env_logger::Env::default().default_filter_or(config.verbosity.filter()),
     )
     .init();
-    prepare_access(&config)?;
+    let fingerprint = prepare_access(&config)?;
     let listener =
         server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener
@@ -57,15 +58,50 @@ fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let mut out = std::io::stdout().lock();
     // A closed stdout must not stop the server: the line is informative.
-    let _ = writeln!(out, "ftxd listening on {bound}").and_then(|()| out.flush());
+    let _ = writeln!(out, "ftxd listening on {bound}")
+        .and_then(|()| {
+            writeln!(
+                out,
+                "ftxd: connect with: {}",
+                connect_line(&config, bound, fingerprint.as_deref())
+            )
+        })
+        .and_then(|()| out.flush());
     drop(out);
     server::run(listener, config, Shutdown::on_signals()).map_err(|e| e.to_string())
 }
 
+/// The `ftx` command that reaches this server, for the operator to hand
+/// on: the address (this machine's name when listening on every
+/// address), the fingerprint to pin or `--plain`, and how to give a token.
+fn connect_line(config: &ServerConfig, bound: SocketAddr, fingerprint: Option<&str>) -> String {
+    let host = if bound.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "HOST".to_owned())
+    } else if bound.is_ipv6() {
+        format!("[{}]", bound.ip())
+    } else {
+        bound.ip().to_string()
+    };
+    let mut line = format!("ftx {host}:{}", bound.port());
+    match fingerprint {
+        Some(fp) => line.push_str(&format!(" --fingerprint {fp}")),
+        None => line.push_str(" --plain"),
+    }
+    if config.access.require_token {
+        line.push_str(" (with a token: FTX_TOKEN=..., --token-file FILE, or at its prompt)");
+    }
+    line
+}
+
 /// Creates the key, certificate and first token on first start and tells
 /// the operator what they need: the fingerprint every time, the token once,
-/// and a warning for `--plain` / `--open`.
-fn prepare_access(config: &ServerConfig) -> Result<(), String> {
+/// and a warning for `--plain` / `--open`. Returns the fingerprint.
+fn prepare_access(config: &ServerConfig) -> Result<Option<String>, String> {
+    let mut fingerprint = None;
     let access = &config.access;
     let mut out = std::io::stdout().lock();
     if let Some(dir) = access.state_dir.as_deref() {
@@ -84,6 +120,7 @@ fn prepare_access(config: &ServerConfig) -> Result<(), String> {
                 "ftxd: certificate fingerprint {}",
                 identity.fingerprint()
             );
+            fingerprint = Some(identity.fingerprint());
         }
         if access.require_token {
             let mut tokens = TokenStore::open(dir).map_err(|e| state_err(&e))?;
@@ -112,7 +149,7 @@ fn prepare_access(config: &ServerConfig) -> Result<(), String> {
             "warning: --open: no access token is needed; anyone who can connect may read and change files"
         );
     }
-    Ok(())
+    Ok(fingerprint)
 }
 
 /// `ftxd token add|list|revoke`.
