@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::client::known_hosts::{data_dir, HostFile, KNOWN_HOSTS_FILE, TOKENS_FILE};
-use crate::client::{probe_fingerprint, Client, ClientError, ConnectOptions};
+use crate::client::{probe_fingerprint, Client, ClientError, ConnectOptions, LostReason};
 use crate::proto::error::ErrorCode;
 
 use super::batch::{run_with_style, Outcome};
 use super::exec::Executor;
-use super::render::Style;
+use super::render::{escape_line_for_terminal, Style};
 use super::source::{BatchSource, InteractiveSource, LineSource, PipedSource};
 
 /// Port used when none is given (the original's).
@@ -174,7 +174,7 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
     };
     let saved = data_dir().map(|d| HostFile::at(d.join(TOKENS_FILE)));
     let mut token = find_token(settings, saved.as_ref(), addr)?;
-    let mut prompted = false;
+    let mut prompts = 0;
     let client = loop {
         let options = ConnectOptions {
             pin: pin.clone(),
@@ -182,12 +182,18 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
         };
         match Client::connect_with(addr, &options) {
             Ok(c) => break c,
-            Err(e) if e.code() == Some(ErrorCode::Unauthorized) && interactive && !prompted => {
-                if !token.is_empty() {
-                    eprintln!("error: {e}");
+            Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
+                let missing = token.is_empty();
+                if !interactive || prompts == TOKEN_PROMPTS {
+                    return Err(refused_text(&e, missing, prompts > 0));
+                }
+                if !missing {
+                    // As ssh after a wrong password; the server's own
+                    // words when it slows this address down.
+                    eprintln!("{}", refused_text(&e, missing, prompts > 0));
                 }
                 token = read_secret("Enter access token: ")?;
-                prompted = true;
+                prompts += 1;
             }
             Err(ClientError::IdentityChanged(c)) => {
                 let file = data_dir()
@@ -201,7 +207,8 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
         }
     };
     if !token.is_empty()
-        && (settings.save_token || (prompted && ask_yes_no("Remember this token for this server")?))
+        && (settings.save_token
+            || (prompts > 0 && ask_yes_no("Remember this token for this server")?))
     {
         if let Some(f) = &saved {
             f.store(addr, &token)
@@ -209,6 +216,33 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
         }
     }
     Ok(client)
+}
+
+/// How many times the shell asks for a token before it gives up, as ssh
+/// asks for a password.
+const TOKEN_PROMPTS: usize = 3;
+
+/// What a refused token means, said as a refusal (the connection did not
+/// break: the server said no). `missing`: none was given; `typed`: the
+/// last one came from the prompt.
+fn refused_text(e: &ClientError, missing: bool, typed: bool) -> String {
+    let server = escape_line_for_terminal(&match e {
+        ClientError::Remote(r) | ClientError::Lost(LostReason::Ended(r)) => r.message.clone(),
+        other => other.to_string(),
+    });
+    if missing {
+        format!(
+            "this server needs an access token: give it with ${TOKEN_ENV} or --token-file, \
+             or run ftx on a terminal to be asked for it"
+        )
+    } else if typed {
+        format!("the server refused the access token: {server}")
+    } else {
+        format!(
+            "the server refused the access token: {server}; check ${TOKEN_ENV}, --token-file \
+             or the token saved for this server"
+        )
+    }
 }
 
 /// Splits `HOST[:PORT]` (IPv6 as `[ADDR]:PORT` or a bare address) into an

@@ -70,7 +70,7 @@ fn wrong_missing_and_revoked_tokens_are_refused_before_any_file_operation() {
     );
     wrong.assert_error("not accepted");
     let missing = ftx(&server, &cwd, &pin, &[], None, script);
-    missing.assert_error("requires an access token");
+    missing.assert_error("this server needs an access token");
     assert_eq!(snapshot(server.root()), before, "{wrong}\n{missing}");
 
     let added = token_cmd(&server, &["add", "laptop"]);

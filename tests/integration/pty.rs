@@ -314,3 +314,53 @@ fn first_contact_asks_trust_and_token_then_remembers_both() {
     second.send("exit\r");
     assert!(second.wait(Duration::from_secs(10)).success());
 }
+
+/// A wrong token at the prompt is asked for again, three times in all as
+/// ssh asks for a password; the right one then connects. Asking without a
+/// token first is no failed attempt on the server, the wrong ones are.
+#[test]
+fn a_wrong_token_is_asked_for_again_three_times() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    let base = server.scratch("home");
+    let env = home_env(&base);
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let fingerprint = server.creds().fingerprint.clone().expect("TLS server");
+    let token = server.creds().token.clone();
+    // Not an address the harness hands credentials for: no token given.
+    let target = format!("localhost:{}", server.addr().port());
+    let args = [target.as_str(), "--fingerprint", fingerprint.as_str()];
+
+    let mut pty = Pty::spawn(&args, &cwd, &env);
+    pty.expect("Enter access token:");
+    pty.send("ftx_wrong1\r");
+    pty.expect("the server refused the access token");
+    pty.expect("Enter access token:");
+    pty.send("ftx_wrong2\r");
+    pty.expect("Enter access token:");
+    pty.send(&format!("{token}\r"));
+    pty.expect("Remember this token for this server (yes/no)?");
+    pty.send("no\r");
+    pty.expect("ftx> ");
+    pty.send("exit\r");
+    assert!(pty.wait(Duration::from_secs(10)).success());
+    let logs = server.logs();
+    assert!(logs.contains("(2 failed attempt(s)"), "{logs}");
+    assert!(!logs.contains("(3 failed attempt(s)"), "{logs}");
+
+    // Three wrong answers end it, saying so.
+    let mut pty = Pty::spawn(&args, &cwd, &env);
+    for _ in 0..3 {
+        pty.expect("Enter access token:");
+        pty.send("ftx_wrong\r");
+    }
+    let status = pty.wait(Duration::from_secs(10));
+    assert!(!status.success(), "{}", pty.text());
+    assert!(
+        pty.text()
+            .contains("error: the server refused the access token"),
+        "{}",
+        pty.text()
+    );
+    assert_eq!(pty.text().matches("Enter access token:").count(), 3);
+}
