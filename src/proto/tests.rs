@@ -1081,7 +1081,7 @@ fn eof_mid_upload_aborts_it() {
 
 #[test]
 fn busy_refusal_reaches_the_client() {
-    let mut server = ServerSession::refuse(ErrorCode::Busy, "too many connections");
+    let mut server = ServerSession::refuse(ErrorCode::Busy, "too many connections", Instant::now());
     let mut client = ClientSession::new(Vec::new());
     client.handle_input(server.poll_transmit());
     let n = server.poll_transmit().len();
