@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::proto::client_session::{self, ClientEvent};
 use crate::proto::error::ErrorCode;
-use crate::proto::session::ClientEvent;
 
 use super::hasher::DownloadHasher;
 use super::local::LocalDownload;
@@ -145,9 +145,7 @@ impl Client {
                         };
                         if unchecked.is_some_and(|theirs| Some(theirs) != ours) {
                             dl.discard();
-                            return Err(ClientError::Remote(
-                                crate::proto::session::integrity_failure(),
-                            ));
+                            return Err(ClientError::Remote(client_session::integrity_failure()));
                         }
                         outcome.path = dl.commit().map_err(local_err)?;
                         outcome.size = size;

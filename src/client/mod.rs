@@ -21,10 +21,10 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::proto::client_session::{ClientEvent, ClientSession, CommandError};
 use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::MAX_CHUNK;
 use crate::proto::message::{Entry, FEATURE_ATTRS};
-use crate::proto::session::{ClientEvent, ClientSession, CommandError};
 
 pub use error::{ClientError, LostReason};
 pub use get::GetOutcome;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::aligned::AlignedBuf;
+use crate::proto::client_session::ClientEvent;
 use crate::proto::error::{ErrorCode, RemoteError};
-use crate::proto::session::ClientEvent;
 
 use super::{Client, ClientError, Progress, Restart, IO_BUF};
 

@@ -1,8 +1,8 @@
 //! # The ftx protocol, version 2
 //!
 //! This module is the specification. It does no I/O: it takes bytes and
-//! events in and gives bytes and actions out ([`session::ServerSession`],
-//! [`session::ClientSession`]), so it is tested without sockets; `ftxd`
+//! events in and gives bytes and actions out ([`server_session::ServerSession`],
+//! [`client_session::ClientSession`]), so it is tested without sockets; `ftxd`
 //! and `ftx` drive it.
 //!
 //! ## One connection for control and data
