@@ -10,7 +10,7 @@
 //! The seed (and FTP) use a control connection and separate data
 //! connections. ftx carries requests, replies and file bytes as frames on
 //! ONE TCP connection: no second port to open in firewalls, nothing for NAT
-//! to rewrite, no passive-mode port ranges, and one place to add TLS later.
+//! to rewrite, no passive-mode port ranges, and one stream for TLS to wrap.
 //! Many operations run one after another on the same connection.
 //!
 //! ## Frames
@@ -263,5 +263,7 @@ pub mod testing;
 
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod spec;
 #[cfg(test)]
 mod tests;
