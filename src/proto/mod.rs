@@ -252,12 +252,16 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod message;
+// The model and the hostile-input drivers are for the property tests
+// and the fuzz targets (feature `testing`): not in a release library.
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod model;
 mod outbox;
 pub mod path;
 pub mod server_session;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 
