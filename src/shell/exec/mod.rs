@@ -6,10 +6,10 @@
 //! This file dispatches each command and holds the single-file transfers,
 //! the local commands and the wording of failures; beside it:
 //!
-//! - [`many`]: `put`/`get` with patterns, several names or `-r`, `chmod`
+//! - `many`: `put`/`get` with patterns, several names or `-r`, `chmod`
 //!   over several names, and where a transfer's sources go.
-//! - [`nav`]: `cd`, `ls`, `mkdir`, `rmdir`, `rm`.
-//! - [`attrs`]: `-p`, keeping times and modes.
+//! - `nav`: `cd`, `ls`, `mkdir`, `rmdir`, `rm`.
+//! - `attrs`: `-p`, keeping times and modes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
