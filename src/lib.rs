@@ -4,12 +4,16 @@
 //! # Module map and layering
 //!
 //! - [`proto`]: the protocol, no I/O at all (no sockets, no files, no clock,
-//!   no UI crates). Its module documentation is the protocol specification.
+//!   no UI crates). Its module documentation is the protocol specification;
+//!   `client_session` and `server_session` are the two state machines. Its
+//!   test drivers (`testing`, `model`) exist only in tests and with the
+//!   `testing` feature (the fuzz targets).
 //! - [`server`]: `ftxd` — the one `mio` event loop, connections, the store
 //!   (safe paths beneath the root, clash names, temp files, fsync, rename).
 //!   Never imports `client` or `shell`.
 //! - [`client`]: the API the shell calls; drives a `ClientSession` over a
-//!   socket and handles local files. Never prints.
+//!   socket and handles local files (`put.rs`, `get.rs`; the error types
+//!   in `error.rs`). Never prints.
 //! - [`fingerprint`]: the `SHA256:...` certificate fingerprint that
 //!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
 //! - [`partial`]: resumable part files shared by both sides (fixed hidden
@@ -17,8 +21,10 @@
 //! - [`state_file`]: small private files changed under a lock (ftxd's
 //!   tokens and key, ftx's known hosts and saved tokens).
 //! - [`shell`]: command parsing, line sources (interactive and batch),
-//!   completion, execution and every user-visible text. Never touches `mio`
-//!   or frames.
+//!   completion, execution (`exec/mod.rs` dispatches, `exec/many.rs` runs
+//!   many-file commands), the progress bar (`progress.rs`), Ctrl-C
+//!   (`interrupt.rs`) and every user-visible text. Never touches `mio` or
+//!   frames.
 //! - [`aligned`]: page-aligned read buffers (the kernel copies into them faster).
 //!
 //! Only the binaries in `src/bin/` read command lines (into the plain

@@ -6,7 +6,6 @@
 //! provider, so only the holder of the pinned key gets through). Asking
 //! the user is the shell's business; nothing here prints.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
@@ -184,7 +183,12 @@ impl ServerCertVerifier for PinnedVerifier {
 }
 
 /// A changed server identity, in words a user acts on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "WARNING: the server's identity has changed: {host} presented certificate {presented} but {expected} was expected; \
+     this is a possible attack (someone may be intercepting the connection), or the server got a new key; \
+     not connecting"
+)]
 pub struct IdentityChanged {
     /// `HOST:PORT`.
     pub host: String,
@@ -192,18 +196,6 @@ pub struct IdentityChanged {
     pub expected: String,
     /// What the server presented.
     pub presented: String,
-}
-
-impl fmt::Display for IdentityChanged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "WARNING: the server's identity has changed: {} presented certificate {} but {} was expected; \
-             this is a possible attack (someone may be intercepting the connection), or the server got a new key; \
-             not connecting",
-            self.host, self.presented, self.expected
-        )
-    }
 }
 
 #[cfg(test)]

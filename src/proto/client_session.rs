@@ -156,24 +156,15 @@ impl Put {
 }
 
 /// Why a command could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// Another request is still running, or the handshake is not done.
+    #[error("another request is in progress")]
     Busy,
     /// The connection is closed.
+    #[error("connection closed")]
     Closed,
 }
-
-impl std::fmt::Display for CommandError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CommandError::Busy => f.write_str("another request is in progress"),
-            CommandError::Closed => f.write_str("connection closed"),
-        }
-    }
-}
-
-impl std::error::Error for CommandError {}
 
 /// The client side of one connection. See [`crate::proto`] for the protocol.
 #[derive(Debug)]

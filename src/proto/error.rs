@@ -142,7 +142,8 @@ impl fmt::Display for ErrorCode {
 pub const DIGEST_MISMATCH: &str = "BLAKE3 digest of the received data does not match";
 
 /// An error as reported by the peer in an `Error` frame: a code and a detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}{sep}{message}", sep = if .message.is_empty() { "" } else { ": " })]
 pub struct RemoteError {
     /// What went wrong.
     pub code: ErrorCode,
@@ -160,55 +161,32 @@ impl RemoteError {
     }
 }
 
-impl fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            write!(f, "{}", self.code)
-        } else {
-            write!(f, "{}: {}", self.code, self.message)
-        }
-    }
-}
-
-impl std::error::Error for RemoteError {}
-
 /// Why bytes from the peer could not be decoded. Every variant is fatal for
 /// the connection: the stream can no longer be trusted to be in sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The length prefix announces a frame larger than [`crate::proto::limits::MAX_FRAME_LEN`].
+    #[error("frame of {0} bytes exceeds the limit")]
     FrameTooLarge(u32),
     /// A frame with a zero length (no type byte).
+    #[error("empty frame")]
     EmptyFrame,
     /// The frame type byte is not a known message.
+    #[error("unknown frame type 0x{0:02x}")]
     UnknownType(u8),
     /// The frame ended before a field was complete.
+    #[error("truncated frame (in {0})")]
     Truncated(&'static str),
     /// A frame carried bytes after its last field.
+    #[error("trailing bytes after frame type 0x{0:02x}")]
     TrailingBytes(u8),
     /// A string field is not valid UTF-8 or too long.
+    #[error("malformed string ({0})")]
     BadString(&'static str),
     /// A field holds a value that is not allowed.
+    #[error("bad value ({0})")]
     BadValue(&'static str),
     /// The peer closed the stream in the middle of a frame.
+    #[error("connection closed in the middle of a frame")]
     UnexpectedEof,
 }
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::FrameTooLarge(n) => write!(f, "frame of {n} bytes exceeds the limit"),
-            DecodeError::EmptyFrame => write!(f, "empty frame"),
-            DecodeError::UnknownType(t) => write!(f, "unknown frame type 0x{t:02x}"),
-            DecodeError::Truncated(what) => write!(f, "truncated frame (in {what})"),
-            DecodeError::TrailingBytes(t) => {
-                write!(f, "trailing bytes after frame type 0x{t:02x}")
-            }
-            DecodeError::BadString(what) => write!(f, "malformed string ({what})"),
-            DecodeError::BadValue(what) => write!(f, "bad value ({what})"),
-            DecodeError::UnexpectedEof => write!(f, "connection closed in the middle of a frame"),
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}

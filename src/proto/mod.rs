@@ -1,8 +1,8 @@
 //! # The ftx protocol, version 2
 //!
 //! This module is the specification. It does no I/O: it takes bytes and
-//! events in and gives bytes and actions out ([`session::ServerSession`],
-//! [`session::ClientSession`]), so it is tested without sockets; `ftxd`
+//! events in and gives bytes and actions out ([`server_session::ServerSession`],
+//! [`client_session::ClientSession`]), so it is tested without sockets; `ftxd`
 //! and `ftx` drive it.
 //!
 //! ## One connection for control and data
@@ -10,7 +10,7 @@
 //! The seed (and FTP) use a control connection and separate data
 //! connections. ftx carries requests, replies and file bytes as frames on
 //! ONE TCP connection: no second port to open in firewalls, nothing for NAT
-//! to rewrite, no passive-mode port ranges, and one place to add TLS later.
+//! to rewrite, no passive-mode port ranges, and one stream for TLS to wrap.
 //! Many operations run one after another on the same connection.
 //!
 //! ## Frames
@@ -255,16 +255,22 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod message;
+// The model and the hostile-input drivers are for the property tests
+// and the fuzz targets (feature `testing`): not in a release library.
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod model;
 mod outbox;
 pub mod path;
 pub mod server_session;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod spec;
 #[cfg(test)]
 mod tests;

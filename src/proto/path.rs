@@ -7,57 +7,47 @@ use std::fmt;
 use super::limits::{MAX_COMPONENT_LEN, MAX_PATH_LEN, RESERVED_PREFIX};
 
 /// Why a remote name was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// The name is empty where a file name is required.
+    #[error("empty name")]
     Empty,
     /// The name starts with `/`.
+    #[error("absolute paths are not allowed")]
     Absolute,
     /// A component is empty (`a//b`, trailing `/`).
+    #[error("empty path component")]
     EmptyComponent,
     /// A component is `.`.
+    #[error("'.' components are not allowed")]
     Dot,
     /// A component is `..`.
+    #[error("'..' components are not allowed")]
     DotDot,
     /// The name holds a NUL byte.
+    #[error("NUL byte in name")]
     Nul,
     /// The name holds a control character.
+    #[error("control character in name")]
     Control,
     /// The name holds an invisible formatting character (a direction
     /// override such as U+202E, a zero-width space, ...) or a line or
     /// paragraph separator: it would show as another name than it is.
+    #[error("invisible or direction-changing character in name")]
     Invisible,
     /// The name holds a backslash.
+    #[error("backslash in name")]
     Backslash,
     /// A component is longer than [`MAX_COMPONENT_LEN`] bytes.
+    #[error("path component longer than 255 bytes")]
     ComponentTooLong,
     /// The whole name is longer than [`MAX_PATH_LEN`] bytes.
+    #[error("path longer than 4096 bytes")]
     TooLong,
     /// A component starts with the prefix reserved for temporary files.
+    #[error("names starting with '.ftx-' are reserved")]
     Reserved,
 }
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            NameError::Empty => "empty name",
-            NameError::Absolute => "absolute paths are not allowed",
-            NameError::EmptyComponent => "empty path component",
-            NameError::Dot => "'.' components are not allowed",
-            NameError::DotDot => "'..' components are not allowed",
-            NameError::Nul => "NUL byte in name",
-            NameError::Control => "control character in name",
-            NameError::Invisible => "invisible or direction-changing character in name",
-            NameError::Backslash => "backslash in name",
-            NameError::ComponentTooLong => "path component longer than 255 bytes",
-            NameError::TooLong => "path longer than 4096 bytes",
-            NameError::Reserved => "names starting with '.ftx-' are reserved",
-        };
-        f.write_str(s)
-    }
-}
-
-impl std::error::Error for NameError {}
 
 /// Unicode's formatting characters (general category Cf: direction
 /// marks and overrides, zero-width characters, the byte-order mark,

@@ -293,9 +293,9 @@ impl ServerSession {
     }
 
     /// A session that only tells the client why it is refused (busy, too many
-    /// connections from one address) and then closes.
-    pub fn refuse(code: ErrorCode, message: &str) -> ServerSession {
-        let now = Instant::now();
+    /// connections from one address) and then closes; `now` is the time of
+    /// the refusal.
+    pub fn refuse(code: ErrorCode, message: &str, now: Instant) -> ServerSession {
         let mut s = ServerSession::new(SessionConfig::default(), now);
         s.fail(code, message);
         s

@@ -9,11 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::client_session::ClientSession;
 use super::error::ErrorCode;
 use super::frame;
 use super::message::{Entry, EntryKind};
 use super::server_session::{ServerEvent, ServerSession, SessionConfig};
-use super::session::ClientSession;
 
 /// Most rounds of event handling one input slice may cause: a session that
 /// needs more is stuck in a loop, which the harness reports as a panic.
@@ -271,7 +271,7 @@ impl MemStore {
                 }
                 let mut prefix = blake3::Hasher::new();
                 prefix.update(&held);
-                let accept = super::session::PutAccept {
+                let accept = super::server_session::PutAccept {
                     offset: held.len() as u64,
                     prefix,
                     partial,

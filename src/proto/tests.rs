@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
+use super::client_session::{ClientEvent, ClientSession, CommandError};
 use super::error::{DecodeError, ErrorCode};
 use super::frame::{self, FrameReader};
 use super::limits::{
     MAGIC, MAX_CHUNK, MAX_FRAME_LEN, MAX_PENDING_OUTPUT, MIN_OUTPUT_CAP, PROTOCOL_VERSION,
 };
 use super::message::{Entry, EntryKind, Message};
-use super::session::{ClientEvent, ClientSession, ServerEvent, ServerSession, SessionConfig};
+use super::server_session::{PutAccept, ServerEvent, ServerSession, SessionConfig};
 use super::testing::MemStore;
 
 fn all_messages() -> Vec<Message> {
@@ -970,7 +971,7 @@ fn a_stalled_upload_gets_the_stall_deadline() {
     let Some(ServerEvent::PutStart { path, .. }) = s.poll_event() else {
         panic!("expected PutStart");
     };
-    s.accept_put(&path, super::session::PutAccept::fresh(true, 0));
+    s.accept_put(&path, PutAccept::fresh(true, 0));
     assert_eq!(s.poll_deadline(), Some(t0 + Duration::from_secs(5)));
     s.handle_timeout(t0 + Duration::from_secs(5));
     assert!(s.is_closed());
@@ -1067,7 +1068,7 @@ fn eof_mid_upload_aborts_it() {
     assert!(matches!(s.poll_event(), Some(ServerEvent::PutStart { .. })));
     s.accept_put(
         &super::path::RemotePath::parse("p").unwrap(),
-        super::session::PutAccept::fresh(true, 0),
+        PutAccept::fresh(true, 0),
     );
     s.handle_input(&[0, 0, 0, 20, 0x20], now);
     assert!(s.poll_event().is_none());
@@ -1083,7 +1084,7 @@ fn eof_mid_upload_aborts_it() {
 
 #[test]
 fn busy_refusal_reaches_the_client() {
-    let mut server = ServerSession::refuse(ErrorCode::Busy, "too many connections");
+    let mut server = ServerSession::refuse(ErrorCode::Busy, "too many connections", Instant::now());
     let mut client = ClientSession::new(Vec::new());
     client.handle_input(server.poll_transmit());
     let n = server.poll_transmit().len();
@@ -1112,7 +1113,7 @@ fn large_listing_spans_frames() {
 #[test]
 fn commands_are_refused_while_busy() {
     let mut c = ClientSession::new(Vec::new());
-    assert_eq!(c.list(""), Err(super::session::CommandError::Busy));
+    assert_eq!(c.list(""), Err(CommandError::Busy));
 }
 
 #[test]

@@ -310,6 +310,7 @@ impl Conn {
                         self.session = ServerSession::refuse(
                             ErrorCode::Protocol,
                             "this server requires TLS; use ftx without --plain",
+                            now,
                         );
                         progress = true;
                     }
@@ -869,7 +870,7 @@ pub(crate) fn linger_close(stream: &mut TcpStream) {
 /// Answers a connection the loop cannot serve with the session's error
 /// frame (best effort, non-blocking) and closes it.
 pub(crate) fn refuse(mut stream: TcpStream, peer: SocketAddr, code: ErrorCode, message: &str) {
-    let session = ServerSession::refuse(code, message);
+    let session = ServerSession::refuse(code, message, Instant::now());
     match stream.write(session.poll_transmit()) {
         Ok(_) => {}
         Err(e) => warn!("{peer}: cannot send the refusal: {e}"),

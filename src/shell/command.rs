@@ -798,13 +798,16 @@ pub enum Command {
 
 /// Why a line is not a valid command; `Display` is one line without the
 /// `error:` prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The line cannot be split into words (unterminated quote...).
+    #[error("{0}")]
     Words(WordsError),
     /// The first word is not a command.
+    #[error(fmt = unknown_command)]
     UnknownCommand(String),
     /// An option the command does not have.
+    #[error("{command}: unknown option {}", quoted_name(.option))]
     UnknownOption {
         /// The command's name.
         command: &'static str,
@@ -812,6 +815,7 @@ pub enum ParseError {
         option: String,
     },
     /// A required argument is missing.
+    #[error("{command}: missing {what}")]
     MissingArgument {
         /// The command's name.
         command: &'static str,
@@ -819,6 +823,7 @@ pub enum ParseError {
         what: &'static str,
     },
     /// More arguments than the command takes.
+    #[error("{command}: unexpected argument {}", quoted_name(.extra))]
     TooManyArguments {
         /// The command's name.
         command: &'static str,
@@ -826,8 +831,10 @@ pub enum ParseError {
         extra: String,
     },
     /// `help X` where X is not a command.
+    #[error("help: no command named {} (try 'help')", quoted_name(.0))]
     UnknownHelpTopic(String),
     /// `chmod`'s MODE is not permission bits it may set.
+    #[error("chmod: invalid mode {}: {why}", quoted_name(.text))]
     BadMode {
         /// The MODE as typed.
         text: String,
@@ -836,42 +843,18 @@ pub enum ParseError {
     },
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::Words(e) => write!(f, "{e}"),
-            ParseError::UnknownCommand(name) => match suggest(name) {
-                Some(near) => write!(
-                    f,
-                    "unknown command {} (did you mean '{near}'?)",
-                    quoted_name(name)
-                ),
-                None => write!(f, "unknown command {} (try 'help')", quoted_name(name)),
-            },
-            ParseError::UnknownOption { command, option } => {
-                write!(f, "{command}: unknown option {}", quoted_name(option))
-            }
-            ParseError::MissingArgument { command, what } => {
-                write!(f, "{command}: missing {what}")
-            }
-            ParseError::TooManyArguments { command, extra } => {
-                write!(f, "{command}: unexpected argument {}", quoted_name(extra))
-            }
-            ParseError::BadMode { text, why } => {
-                write!(f, "chmod: invalid mode {}: {why}", quoted_name(text))
-            }
-            ParseError::UnknownHelpTopic(name) => {
-                write!(
-                    f,
-                    "help: no command named {} (try 'help')",
-                    quoted_name(name)
-                )
-            }
-        }
+/// [`ParseError::UnknownCommand`] in words, with the nearest command
+/// when there is one.
+fn unknown_command(name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match suggest(name) {
+        Some(near) => write!(
+            f,
+            "unknown command {} (did you mean '{near}'?)",
+            quoted_name(name)
+        ),
+        None => write!(f, "unknown command {} (try 'help')", quoted_name(name)),
     }
 }
-
-impl std::error::Error for ParseError {}
 
 impl From<WordsError> for ParseError {
     fn from(e: WordsError) -> Self {

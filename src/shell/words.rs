@@ -15,8 +15,6 @@
 //! matches names that start with `a[1]`, as in any shell.
 //! This module must not know about commands, files or the terminal.
 
-use std::fmt;
-
 use super::glob;
 
 /// The kind of quote a word is (or was left) open in.
@@ -65,31 +63,15 @@ impl Tokens {
 }
 
 /// Why a line cannot be split into words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WordsError {
     /// A quote was opened and never closed.
+    #[error("unterminated {} quote", match .0 { Quote::Single => "single", Quote::Double => "double" })]
     UnterminatedQuote(Quote),
     /// The line ends with a backslash that escapes nothing.
+    #[error("backslash at end of line escapes nothing")]
     DanglingBackslash,
 }
-
-impl fmt::Display for WordsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WordsError::UnterminatedQuote(Quote::Single) => {
-                f.write_str("unterminated single quote")
-            }
-            WordsError::UnterminatedQuote(Quote::Double) => {
-                f.write_str("unterminated double quote")
-            }
-            WordsError::DanglingBackslash => {
-                f.write_str("backslash at end of line escapes nothing")
-            }
-        }
-    }
-}
-
-impl std::error::Error for WordsError {}
 
 /// Splits `line` into words, never failing: an unterminated quote or a
 /// trailing backslash is reported in the flags and the partial last word is

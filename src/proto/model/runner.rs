@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use super::tree::{Model, Node, PutPlan};
 use super::{content, decode_ops, Op, PutMode, Stop};
+use crate::proto::client_session::{ClientEvent, ClientSession};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::MIN_WINDOW;
-use crate::proto::session::{ClientEvent, ClientSession, ServerSession, SessionConfig};
+use crate::proto::server_session::{ServerSession, SessionConfig};
 use crate::proto::testing::MemStore;
 
 /// How bytes are cut on the wire, chosen per sequence.

@@ -26,7 +26,8 @@ use super::super::cwd;
 use super::super::glob::{self, has_wildcards};
 use super::super::listing::{format_row, sort_rows, LsOptions, Row};
 use super::super::render::quoted_name;
-use super::{no_file_name, Executor, Tally, MAX_TREE_DEPTH};
+use super::many::{Tally, MAX_TREE_DEPTH};
+use super::{no_file_name, Executor};
 
 /// A refusal the shell itself decides on, in the server's terms, so that
 /// it reads like the server's own.
