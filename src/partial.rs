@@ -84,6 +84,20 @@ pub fn owned_part_name(owner: Option<PartOwner>, name: &str) -> String {
     }
 }
 
+/// The target name `part` is `owner`'s part file for (the inverse of
+/// [`owned_part_name`]); `None` for any other name, another owner's parts
+/// included. A part of a long name gives back the name's hash.
+pub fn owned_part_target(owner: Option<PartOwner>, part: &str) -> Option<&str> {
+    let rest = part.strip_prefix(RESERVED_PREFIX)?;
+    match owner {
+        None => rest.strip_prefix(PART_TAG),
+        Some(owner) => rest
+            .strip_prefix(OWNED_PART_TAG)?
+            .strip_prefix(owner.hex().as_str())?
+            .strip_prefix('-'),
+    }
+}
+
 /// The target name a part-file name is for (`.ftx-part-NAME` or
 /// `.ftx-part=OWNER-NAME`), or `None` for another name. For a part whose
 /// name was hashed (a long target name) this is the hash.
@@ -554,6 +568,12 @@ mod tests {
         assert_eq!(pa.len(), ".ftx-part=".len() + 12 + "-f.txt".len());
         assert_ne!(pa, owned_part_name(Some(b), "f.txt"));
         assert_eq!(pa, owned_part_name(Some(a), "f.txt"), "fixed per owner");
+        // Each owner finds its own parts, and only those.
+        assert_eq!(owned_part_target(Some(a), &pa), Some("f.txt"));
+        assert_eq!(owned_part_target(Some(b), &pa), None);
+        assert_eq!(owned_part_target(None, &pa), None);
+        assert_eq!(owned_part_target(None, &part_name("g")), Some("g"));
+        assert_eq!(owned_part_target(Some(a), &part_name("g")), None);
         // Each form names its target back; a long name is hashed.
         assert_eq!(part_target(&pa), Some("f.txt"));
         assert_eq!(part_target(&part_name("g")), Some("g"));

@@ -50,6 +50,8 @@ mod messages;
 mod names;
 #[path = "integration/nav.rs"]
 mod nav;
+#[path = "integration/parts.rs"]
+mod parts;
 #[path = "integration/pty.rs"]
 mod pty;
 #[path = "integration/raw.rs"]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::proto::client_session::{ClientEvent, ClientSession, CommandError};
 use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::MAX_CHUNK;
-use crate::proto::message::{Entry, FEATURE_ATTRS};
+use crate::proto::message::{Entry, FEATURE_ATTRS, FEATURE_PARTS};
 
 pub use error::{ClientError, LostReason};
 pub use get::GetOutcome;
@@ -259,6 +259,35 @@ impl Client {
             ClientEvent::Space { total, avail } => Ok((total, avail)),
             other => Err(self.event_error(other)),
         }
+    }
+
+    /// This client's interrupted uploads in a remote directory, as entries
+    /// named for their targets (size: the bytes the server holds).
+    pub fn list_parts(&mut self, dir: &str) -> Result<Vec<Entry>, ClientError> {
+        if self.features & FEATURE_PARTS == 0 {
+            return Err(ClientError::Unsupported);
+        }
+        self.begin()?;
+        let queued = self.session.list_parts(dir);
+        queued.map_err(|e| self.command_error(e))?;
+        match self.next_event()? {
+            ClientEvent::Listing(mut v) => {
+                v.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(v)
+            }
+            other => Err(self.event_error(other)),
+        }
+    }
+
+    /// Drops this client's interrupted upload of `path` on the server.
+    pub fn discard_part(&mut self, path: &str) -> Result<(), ClientError> {
+        if self.features & FEATURE_PARTS == 0 {
+            return Err(ClientError::Unsupported);
+        }
+        self.begin()?;
+        let queued = self.session.discard_part(path);
+        queued.map_err(|e| self.command_error(e))?;
+        self.expect_ok()
     }
 
     fn require_attrs(&self) -> Result<(), ClientError> {

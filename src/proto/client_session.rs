@@ -303,6 +303,21 @@ impl ClientSession {
         self.request(Message::Statfs { path }, State::AwaitSpace)
     }
 
+    /// Lists this client's interrupted uploads in a remote directory (a
+    /// server with [`FEATURE_PARTS`](super::message::FEATURE_PARTS) only):
+    /// answered as a listing.
+    pub fn list_parts(&mut self, path: &str) -> Result<(), CommandError> {
+        let path = path.to_owned();
+        self.request(Message::ListParts { path }, State::AwaitListing(Vec::new()))
+    }
+
+    /// Drops this client's interrupted upload of `path` (a server with
+    /// [`FEATURE_PARTS`](super::message::FEATURE_PARTS) only).
+    pub fn discard_part(&mut self, path: &str) -> Result<(), CommandError> {
+        let path = path.to_owned();
+        self.request(Message::DiscardPart { path }, State::AwaitOk)
+    }
+
     /// After a `PutReady` or `GetReady` with an offset: the BLAKE3 state of
     /// the first `offset` bytes this side holds, so the whole-file digest
     /// covers them. Call it before any data moves.

@@ -18,6 +18,9 @@ pub const READY_RESUMABLE: u8 = 0x01;
 /// `Welcome.flags` (the server sends them to such a client and serves
 /// `SetAttrs` and `Statfs`).
 pub const FEATURE_ATTRS: u32 = 0x01;
+/// Feature bit in `Welcome.flags`: the server serves `ListParts` and
+/// `DiscardPart` (a client's interrupted uploads).
+pub const FEATURE_PARTS: u32 = 0x02;
 /// Bit in the first byte of `Entries`: the final batch.
 const ENTRIES_LAST: u8 = 0x01;
 /// Bit in the first byte of `Entries`: every entry carries its mode.
@@ -227,6 +230,19 @@ pub enum Message {
         /// Remote path (empty: the root).
         path: String,
     },
+    /// C->S (with [`FEATURE_PARTS`]): this client's interrupted uploads in
+    /// a directory, answered with `Entries` (each a file: the name it was
+    /// uploaded to, the bytes held, the part's modification time).
+    ListParts {
+        /// Remote directory (empty: the root).
+        path: String,
+    },
+    /// C->S (with [`FEATURE_PARTS`]): drop this client's interrupted
+    /// upload of `path`, answered with `Ok`.
+    DiscardPart {
+        /// The name the interrupted upload was for.
+        path: String,
+    },
     /// S->C: the answer to `Statfs`.
     Space {
         /// Size of the file system in bytes.
@@ -265,6 +281,10 @@ pub mod kind {
     pub const SET_ATTRS: u8 = 0x16;
     /// `Statfs`.
     pub const STATFS: u8 = 0x17;
+    /// `ListParts`.
+    pub const LIST_PARTS: u8 = 0x18;
+    /// `DiscardPart`.
+    pub const DISCARD_PART: u8 = 0x19;
     /// `Data`.
     pub const DATA: u8 = 0x20;
     /// `Ack`.
@@ -309,6 +329,8 @@ impl Message {
             Message::Rename { .. } => kind::RENAME,
             Message::SetAttrs { .. } => kind::SET_ATTRS,
             Message::Statfs { .. } => kind::STATFS,
+            Message::ListParts { .. } => kind::LIST_PARTS,
+            Message::DiscardPart { .. } => kind::DISCARD_PART,
             Message::Space { .. } => kind::SPACE,
             Message::Ok => kind::OK,
             Message::Data { .. } => kind::DATA,
@@ -350,7 +372,9 @@ impl Message {
             Message::List { path }
             | Message::Mkdir { path }
             | Message::Remove { path }
-            | Message::Statfs { path } => put_str(out, path),
+            | Message::Statfs { path }
+            | Message::ListParts { path }
+            | Message::DiscardPart { path } => put_str(out, path),
             Message::Entries { entries, last } => {
                 // Modes go out only when every entry has one.
                 let modes = !entries.is_empty() && entries.iter().all(|e| e.mode.is_some());
@@ -550,6 +574,8 @@ impl Message {
                 mtime: r.i64("attrs mtime")?,
             },
             kind::STATFS => Message::Statfs { path: r.path()? },
+            kind::LIST_PARTS => Message::ListParts { path: r.path()? },
+            kind::DISCARD_PART => Message::DiscardPart { path: r.path()? },
             kind::SPACE => Message::Space {
                 total: r.u64("space total")?,
                 avail: r.u64("space avail")?,

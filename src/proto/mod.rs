@@ -54,6 +54,8 @@
 //! | 0x15 | `Rename` | C→S | from path, to path |
 //! | 0x16 | `SetAttrs` | C→S | path, flags u8 (bit 0: mode, bit 1: mtime), mode u16, mtime i64 |
 //! | 0x17 | `Statfs` | C→S | path |
+//! | 0x18 | `ListParts` | C→S | path |
+//! | 0x19 | `DiscardPart` | C→S | path |
 //! | 0x95 | `Space` | S→C | total u64, avail u64 |
 //! | 0x94 | `Ok` | S→C | (empty) |
 //! | 0x20 | `Data` | sender→receiver | offset u64, then the rest of the frame is file bytes (≤ 256 KiB) |
@@ -85,9 +87,11 @@
 //! bits it does not know, so features are added without a new version.
 //! Bit 0, [`message::FEATURE_ATTRS`]: in `Hello`, the client reads modes
 //! in `Entries`; in `Welcome`, the server sends them to such a client and
-//! serves `SetAttrs` and `Statfs`. A client never sends those two to a
-//! server without the bit (it would close the connection on an unknown
-//! frame type); it tells its user "not supported by this server".
+//! serves `SetAttrs` and `Statfs`. Bit 1, [`message::FEATURE_PARTS`], in
+//! `Welcome`: the server serves `ListParts` and `DiscardPart`. A client
+//! never sends a request to a server without its bit (it would close the
+//! connection on an unknown frame type); it tells its user "not supported
+//! by this server".
 //! Version 2 differs from version 1 (never released) in one rule: a
 //! fresh upload's data may follow `Put` before `PutReady`, so a refused
 //! `Put` ends with the client's `Cancel` or `Done`; a server speaks one of
@@ -127,6 +131,13 @@
 //!   (`df`). A listing's modes are the permission bits (`0o7777` at most),
 //!   sent only to a client that set the bit, in every `Entries` frame of
 //!   the listing.
+//! - interrupted uploads (with [`message::FEATURE_PARTS`]): `ListParts`
+//!   → `Entries`\* lists the client's own interrupted uploads in a
+//!   directory (on a server with tokens, those of its token), each as a
+//!   file named for the upload's target, its size the bytes held, empty
+//!   ones and ones a transfer holds now left out. `DiscardPart` → `Ok`
+//!   removes one (`Error(NotFound)` when there is none, `Error(Busy)` while
+//!   a transfer holds it).
 //! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`;
 //!   the client sends `Data` frames in order from `offset`, the server
 //!   answers each with `Ack{offset}` (cumulative); after the last byte the
@@ -214,7 +225,7 @@
 //!
 //! | request | refused or failed when | client sends | server then |
 //! |---|---|---|---|
-//! | `List`, `Mkdir`, `Remove`, `Rename`, `SetAttrs`, `Statfs`, `Get` | on the request (any code, invalid name included) | nothing | between requests |
+//! | `List`, `Mkdir`, `Remove`, `Rename`, `SetAttrs`, `Statfs`, `ListParts`, `DiscardPart`, `Get` | on the request (any code, invalid name included) | nothing | between requests |
 //! | fresh or forced `Put` | on the request (invalid name, read-only, too large, no space, is a directory, missing parent, ...) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, answers neither, then between requests |
 //! | resumed `Put` | on the request (any code, "busy" for a part another upload holds) | nothing: it waits for `PutReady` before any data | between requests |
 //! | any `Put` | during the data (no space, I/O) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, then between requests |

@@ -86,6 +86,8 @@ fn message() -> impl Strategy<Value = Message> {
             }
         }),
         text().prop_map(|path| Message::Statfs { path }),
+        text().prop_map(|path| Message::ListParts { path }),
+        text().prop_map(|path| Message::DiscardPart { path }),
         (any::<u64>(), any::<u64>()).prop_map(|(total, avail)| Message::Space { total, avail }),
         (text(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(path, size, offset, f)| {
             Message::Put {

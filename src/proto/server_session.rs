@@ -16,8 +16,8 @@ use super::limits::{
     PROTOCOL_VERSION,
 };
 use super::message::{
-    truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
-    READY_RESUMABLE, SETTABLE_MODE,
+    truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, FEATURE_PARTS, PUT_FORCE,
+    PUT_RESUME, READY_RESUMABLE, SETTABLE_MODE,
 };
 use super::outbox::Outbox;
 use super::path::RemotePath;
@@ -182,6 +182,19 @@ pub enum ServerEvent {
     /// `reply_space` or `reply_error`.
     Statfs {
         /// Remote path (the root when empty).
+        path: RemotePath,
+    },
+    /// This client's interrupted uploads in a directory; answer with
+    /// `reply_entries` (each a file named for its target) or `reply_error`.
+    ListParts {
+        /// Remote directory (the root when empty).
+        path: RemotePath,
+    },
+    /// Drop this client's interrupted upload of `path`; answer with
+    /// `reply_ok` or `reply_error` (`NotFound` when there is none, `Busy`
+    /// while a transfer holds it).
+    DiscardPart {
+        /// The name the upload was for.
         path: RemotePath,
     },
 }
@@ -856,7 +869,7 @@ impl ServerSession {
     fn welcome(&mut self, version: u16) {
         self.out.push(&Message::Welcome {
             version,
-            flags: FEATURE_ATTRS,
+            flags: FEATURE_ATTRS | FEATURE_PARTS,
             window: self.config.window,
             server: self.config.server_name.clone(),
         });
@@ -940,6 +953,14 @@ impl ServerSession {
             },
             Message::Statfs { path } => match RemotePath::parse(&path) {
                 Ok(path) => (ServerEvent::Statfs { path }, Pending::Space),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::ListParts { path } => match RemotePath::parse(&path) {
+                Ok(path) => (ServerEvent::ListParts { path }, Pending::List),
+                Err(e) => return self.refuse_name(&e),
+            },
+            Message::DiscardPart { path } => match RemotePath::parse_file(&path) {
+                Ok(path) => (ServerEvent::DiscardPart { path }, Pending::Simple),
                 Err(e) => return self.refuse_name(&e),
             },
             // Late acknowledgments of a finished download, and a Cancel that

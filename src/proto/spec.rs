@@ -90,6 +90,12 @@ fn every_message() -> Vec<Message> {
         Message::Statfs {
             path: String::new(),
         },
+        Message::ListParts {
+            path: String::new(),
+        },
+        Message::DiscardPart {
+            path: String::new(),
+        },
         Message::Space { total: 0, avail: 0 },
         Message::Ok,
         Message::Data {
@@ -123,6 +129,8 @@ fn every_message() -> Vec<Message> {
             | Message::Rename { .. }
             | Message::SetAttrs { .. }
             | Message::Statfs { .. }
+            | Message::ListParts { .. }
+            | Message::DiscardPart { .. }
             | Message::Space { .. }
             | Message::Ok
             | Message::Data { .. }
@@ -176,6 +184,8 @@ fn every_type_byte_is_one_of_kind() {
         kind::RENAME,
         kind::SET_ATTRS,
         kind::STATFS,
+        kind::LIST_PARTS,
+        kind::DISCARD_PART,
         kind::DATA,
         kind::ACK,
         kind::DONE,

@@ -91,6 +91,11 @@ pub struct MemUpload {
     pub in_part: bool,
 }
 
+/// The directory part of `name` ("" for a name in the root).
+fn parent_of(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
 /// Why a path's parent cannot hold an entry, in the store's words.
 fn parent_error(
     files: &BTreeMap<String, Vec<u8>>,
@@ -397,6 +402,40 @@ impl MemStore {
                 }
             }
             ServerEvent::Statfs { .. } => s.reply_space(1 << 30, self.space.unwrap_or(1 << 29)),
+            ServerEvent::ListParts { path } => {
+                let dir = path.as_str();
+                if !dir.is_empty() && !self.dirs.contains(dir) {
+                    return s.reply_error(ErrorCode::NotFound, "no such directory");
+                }
+                let entries = self
+                    .parts
+                    .iter()
+                    .filter(|(name, data)| {
+                        !data.is_empty() && parent_of(name) == dir && !self.part_held(name)
+                    })
+                    .map(|(name, data)| Entry {
+                        name: name.rsplit('/').next().unwrap_or(name).to_owned(),
+                        kind: EntryKind::File,
+                        size: data.len() as u64,
+                        mtime: 0,
+                        mode: Some(0o644),
+                    })
+                    .collect();
+                s.reply_entries(entries);
+            }
+            ServerEvent::DiscardPart { path } => {
+                if self.read_only {
+                    return s.reply_error(ErrorCode::ReadOnly, "server is read-only");
+                }
+                let name = path.as_str();
+                if self.part_held(name) {
+                    return s.reply_error(ErrorCode::Busy, "a transfer holds it");
+                }
+                match self.parts.remove(name) {
+                    Some(_) => s.reply_ok(),
+                    None => s.reply_error(ErrorCode::NotFound, "no interrupted upload"),
+                }
+            }
             ServerEvent::Rename { from, to } => {
                 if self.read_only {
                     return s.reply_error(ErrorCode::ReadOnly, "server is read-only");

@@ -66,6 +66,8 @@ fn all_messages() -> Vec<Message> {
             mtime: -7,
         },
         Message::Statfs { path: "".into() },
+        Message::ListParts { path: "d".into() },
+        Message::DiscardPart { path: "d/f".into() },
         Message::Space {
             total: u64::MAX,
             avail: 12,

@@ -798,6 +798,17 @@ impl Conn {
                     self.session.reply_error(e.code(), &e.to_string());
                 }
             },
+            ServerEvent::ListParts { path } => match store.list_parts(&path, self.owner) {
+                Ok(parts) => self.session.reply_entries(parts),
+                Err(e) => {
+                    debug!("{peer}: parts of '{path}' failed: {e}");
+                    self.session.reply_error(e.code(), &e.to_string());
+                }
+            },
+            ServerEvent::DiscardPart { path } => {
+                let r = store.discard_part(&path, self.owner);
+                self.reply_unit(r, "discard", path.as_str());
+            }
         }
     }
 

@@ -919,6 +919,84 @@ impl Store {
             .map_err(|e| StoreError::from_io(path.as_str(), e))
     }
 
+    /// The interrupted uploads of `owner` in the directory `dir`, as
+    /// entries named for their targets (size: the bytes held), sorted by
+    /// name. Empty parts (nothing to resume) and parts a transfer holds
+    /// now are left out.
+    pub fn list_parts(
+        &self,
+        dir: &RemotePath,
+        owner: Option<PartOwner>,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let fd = self.resolve(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let names = rustix::fs::Dir::read_from(&fd)
+            .map_err(|e| StoreError::from_io(dir.as_str(), e.into()))?;
+        let mut parts = Vec::new();
+        for raw in names.flatten() {
+            let name = raw.file_name();
+            let Some(target) = name
+                .to_str()
+                .ok()
+                .and_then(|n| partial::owned_part_target(owner, n))
+            else {
+                continue;
+            };
+            let Ok(meta) = beneath::lstat_at(fd.as_fd(), name) else {
+                continue;
+            };
+            if !meta.is_file() || meta.len() == 0 {
+                continue;
+            }
+            // Held by a running transfer: not interrupted.
+            if !matches!(
+                partial::open_locked_at(fd.as_fd(), name, false),
+                Ok(Some(_))
+            ) {
+                continue;
+            }
+            parts.push(Entry {
+                name: target.to_owned(),
+                kind: EntryKind::File,
+                size: meta.len(),
+                mtime: meta.mtime(),
+                mode: Some((meta.mode() & 0o7777) as u16),
+            });
+            if parts.len() >= MAX_LIST_ENTRIES {
+                break;
+            }
+        }
+        parts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(parts)
+    }
+
+    /// Removes `owner`'s interrupted upload of `path` (its part file):
+    /// `NotFound` when there is none, `InUse` while a transfer holds it.
+    pub fn discard_part(
+        &self,
+        path: &RemotePath,
+        owner: Option<PartOwner>,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let (dir, name) = self.resolve_parent(path)?;
+        let part = CString::new(partial::owned_part_name(owner, &name.to_string_lossy()))
+            .map_err(|_| StoreError::RootNotAllowed)?;
+        let none = || StoreError::NotFound(path.as_str().to_owned());
+        match beneath::lstat_at(dir.as_fd(), &part) {
+            Ok(m) if m.is_file() => {}
+            _ => return Err(none()),
+        }
+        match partial::open_locked_at(dir.as_fd(), &part, false) {
+            // Unlinked while locked, as the sweep does.
+            Ok(Some(_lock)) => beneath::unlink_at(dir.as_fd(), &part, false)
+                .map_err(|e| StoreError::from_io(path.as_str(), e)),
+            Ok(None) if beneath::lstat_at(dir.as_fd(), &part).is_ok() => {
+                Err(StoreError::InUse(path.as_str().to_owned()))
+            }
+            Ok(None) => Err(none()),
+            Err(e) => Err(StoreError::from_io(path.as_str(), e)),
+        }
+    }
+
     /// Removes a file, a symlink (itself) or an empty directory.
     pub fn remove(&self, path: &RemotePath) -> Result<(), StoreError> {
         self.check_writable()?;
@@ -1305,6 +1383,46 @@ mod tests {
             assert_eq!(up.reserved_ahead(), RESERVE_AHEAD - chunk.len() as u64);
         }
         s.abort(up, false);
+    }
+
+    /// Each owner lists and drops only its own interrupted uploads; empty
+    /// and held parts are not listed, a held one is not dropped.
+    #[test]
+    fn parts_are_listed_and_discarded_per_owner() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let a = Some(PartOwner::of_token(&[1; 32]));
+        let b = Some(PartOwner::of_token(&[2; 32]));
+        fs::write(root.join(partial::owned_part_name(a, "x.bin")), b"abc").unwrap();
+        fs::write(root.join(partial::owned_part_name(a, "empty")), b"").unwrap();
+        fs::write(root.join(partial::owned_part_name(b, "y.bin")), b"de").unwrap();
+        fs::write(root.join(partial::part_name("open.bin")), b"f").unwrap();
+        let names = |o| -> Vec<(String, u64)> {
+            s.list_parts(&rp(""), o)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.size))
+                .collect()
+        };
+        assert_eq!(names(a), [("x.bin".to_owned(), 3)]);
+        assert_eq!(names(b), [("y.bin".to_owned(), 2)]);
+        assert_eq!(names(None), [("open.bin".to_owned(), 1)]);
+        assert_eq!(
+            s.discard_part(&rp("y.bin"), a).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+        let held = partial::open_locked(&root.join(partial::owned_part_name(b, "y.bin")), false)
+            .unwrap()
+            .unwrap();
+        assert!(names(b).is_empty(), "a held part is not interrupted");
+        assert_eq!(
+            s.discard_part(&rp("y.bin"), b).unwrap_err().code(),
+            ErrorCode::Busy
+        );
+        drop(held);
+        s.discard_part(&rp("y.bin"), b).unwrap();
+        assert!(names(b).is_empty());
+        assert_eq!(names(a).len(), 1);
     }
 
     /// An upload is made durable when it waits for the network with a

@@ -438,6 +438,42 @@ pub const SPECS: &[CommandSpec] = &[
         many: None,
     },
     CommandSpec {
+        name: "parts",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("DIR", "remote DIR", ArgKind::Remote)],
+        summary: "list interrupted transfers on both sides",
+        help: "List the interrupted transfers that reput and reget can continue:\n\
+               your uploads the server keeps in DIR (default: the remote working\n\
+               directory), and the downloads kept in the local directory, each with\n\
+               the bytes already there. A cancelled, timed-out or cut transfer\n\
+               leaves one; `discard NAME` and `ldiscard NAME` drop them.",
+        many: None,
+    },
+    CommandSpec {
+        name: "discard",
+        aliases: &[],
+        flags: &[],
+        args: &[req("NAME", "remote NAME", ArgKind::Remote)],
+        summary: "drop interrupted uploads on the server",
+        help: "Drop your interrupted upload to each remote NAME (the name it was\n\
+               uploaded to, as `parts` shows it), freeing its space: a later reput\n\
+               of NAME starts from the beginning. A running transfer's is refused\n\
+               as busy.",
+        many: Some(opt("NAME", "remote NAME", ArgKind::Remote)),
+    },
+    CommandSpec {
+        name: "ldiscard",
+        aliases: &[],
+        flags: &[],
+        args: &[req("NAME", "local NAME", ArgKind::Local)],
+        summary: "drop interrupted downloads here",
+        help: "Drop the interrupted download to each local NAME (as `parts` shows\n\
+               it), freeing its space: a later reget of NAME starts from the\n\
+               beginning. A running transfer's is refused as busy.",
+        many: Some(opt("NAME", "local NAME", ArgKind::Local)),
+    },
+    CommandSpec {
         name: "lls",
         aliases: &[],
         flags: &[
@@ -751,6 +787,21 @@ pub enum Command {
         /// A remote path on the file system to show; `None` means the root.
         path: Option<String>,
     },
+    /// `parts [DIR]`.
+    Parts {
+        /// The remote directory; `None` means the working directory.
+        dir: Option<String>,
+    },
+    /// `discard NAME...`.
+    Discard {
+        /// The remote names whose interrupted uploads go (at least one).
+        names: Vec<String>,
+    },
+    /// `ldiscard NAME...`.
+    Ldiscard {
+        /// The local names whose interrupted downloads go (at least one).
+        names: Vec<String>,
+    },
     /// `lls [-l] [-a] [PATH]`.
     Lls {
         /// `-l`: modification times and human sizes.
@@ -1058,6 +1109,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "df" => Command::Df {
             human: a.has('h'),
             path: a.next(),
+        },
+        "parts" => Command::Parts { dir: a.next() },
+        "discard" => Command::Discard {
+            names: a.positional.into_iter().map(|w| w.text).collect(),
+        },
+        "ldiscard" => Command::Ldiscard {
+            names: a.positional.into_iter().map(|w| w.text).collect(),
         },
         "lls" => Command::Lls {
             long: a.has('l'),

@@ -40,6 +40,7 @@ mod attrs;
 mod local;
 mod many;
 mod nav;
+mod parts;
 
 use local::{expand_home, expand_home_pattern, lmkdir};
 use many::{local_dest, Dest};
@@ -429,6 +430,15 @@ impl Execute for Executor {
             }
             Command::Chmod { mode, paths } => self.chmod(mode, &paths)?,
             Command::Df { human, path } => self.df(human, path.as_deref())?,
+            Command::Parts { dir } => self.parts(dir.as_deref())?,
+            Command::Discard { names } => self.discard(&names)?,
+            Command::Ldiscard { names } => {
+                let names = names
+                    .iter()
+                    .map(|n| expand_home("ldiscard", n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.ldiscard(&names)?
+            }
             Command::Lls { long, all, path } => {
                 let path = path.map(|p| expand_home("lls", &p)).transpose()?;
                 self.lls(long, all, path.as_deref())?
