@@ -17,9 +17,10 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::access::Security;
 use super::store::{Download, Listing, Store, StoreError, Upload, Uploader, RESERVE_AHEAD};
 use super::tokens::{token_id, Access};
-use super::transport::{Input, Security, Transport};
+use super::transport::{Input, Transport};
 use crate::partial::{PartOwner, PrefixHashing};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::MAX_ENTRIES_PER_FRAME;

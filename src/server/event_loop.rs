@@ -20,11 +20,11 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use super::access::Security;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ReserveKey, Step};
 use super::shutdown::Shutdown;
 use super::store::{Store, RESERVE_AHEAD};
-use super::transport::Security;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{DEFAULT_WINDOW, MAX_PENDING_OUTPUT, MIN_OUTPUT_CAP};
 use crate::proto::session::{ServerSession, SessionConfig};

@@ -3,6 +3,7 @@
 //! loop that drives one `ServerSession` per connection. Never imports
 //! `client` or `shell`, never prints (operators get `log` lines).
 
+mod access;
 mod beneath;
 pub mod config;
 mod conn;
