@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::config::AccessConfig;
-use super::tls::Identity;
+use super::state::{self, Identity};
 use super::tokens::{Gate, TokenStore};
 
 /// What every connection of one server shares: the TLS configuration and
@@ -29,7 +29,7 @@ impl Security {
             dir.ok_or_else(|| format!("{what} needs a state directory (--state-dir)"))
         };
         if let Some(dir) = dir {
-            super::tls::check_private(dir).map_err(|e| e.to_string())?;
+            state::check_private(dir).map_err(|e| e.to_string())?;
         }
         let tls = if access.tls {
             let dir = need_dir("TLS")?;

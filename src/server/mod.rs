@@ -11,10 +11,14 @@ mod digest_cache;
 mod event_loop;
 mod listen;
 mod shutdown;
+pub mod state;
 pub mod store;
-pub mod tls;
 pub mod tokens;
 mod transport;
+
+/// The state directory's old name, kept while `tokens`, `config` and the
+/// binary still say `tls` (they move to `state`; then this goes).
+pub use state as tls;
 
 pub use config::{AccessConfig, ServerArgs, ServerCommand, ServerConfig, TokenCommand};
 pub use event_loop::run;

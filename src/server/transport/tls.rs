@@ -577,7 +577,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::client::known_hosts::PinnedVerifier;
-    use crate::server::tls::Identity;
+    use crate::server::state::Identity;
     use rustls::pki_types::ServerName;
     use rustls::{ClientConfig, ClientConnection};
 
@@ -793,7 +793,7 @@ mod tests {
     #[test]
     fn a_p256_identity_still_handshakes() {
         let dir = tempfile::tempdir().unwrap();
-        crate::server::tls::write_p256_identity(dir.path());
+        crate::server::state::write_p256_identity(dir.path());
         let mut p = Pair::over(dir).handshake();
         p.client_write(b"ls");
         assert_eq!(p.server_read(4096).0, b"ls");
