@@ -13,7 +13,9 @@
 //! - [`fingerprint`]: the `SHA256:...` certificate fingerprint that
 //!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
 //! - [`partial`]: resumable part files shared by both sides (fixed hidden
-//!   names, cross-process locks, prefix digests, the stale-part sweep).
+//!   names, cross-process locks, preallocation, the stale-part sweep).
+//! - [`prefix`]: the BLAKE3 digest of a file's prefix, hashed a step at a
+//!   time, that a resumed transfer checks on both sides.
 //! - [`state_file`]: small private files changed under a lock (ftxd's
 //!   tokens and key, ftx's known hosts and saved tokens).
 //! - [`shell`]: command parsing, line sources (interactive and batch),
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod fingerprint;
 pub mod partial;
+pub mod prefix;
 pub mod proto;
 pub mod server;
 pub mod shell;

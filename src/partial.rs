@@ -1,7 +1,9 @@
 //! Resumable part files, shared by both sides: the deterministic hidden
 //! name of a target's part file, an exclusive lock that works across
-//! processes (`flock`), the BLAKE3 state of a prefix, and the sweep of stale
-//! parts. File-system work only: no sockets, no protocol, no printing.
+//! processes (`flock`), disk blocks reserved ahead of a part's data, and
+//! the sweep of stale parts. File-system work only: no sockets, no
+//! protocol, no printing. The digest of a part's prefix is
+//! [`crate::prefix`]'s (re-exported here for the old paths).
 
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
@@ -12,8 +14,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::aligned::AlignedBuf;
 use crate::proto::limits::{MAX_COMPONENT_LEN, RESERVED_PREFIX};
+
+pub use crate::prefix::{prefix_hasher, PrefixHashing};
 
 /// Prefix of part files (after the reserved prefix): `.ftx-part-NAME`.
 pub const PART_TAG: &str = "part-";
@@ -24,8 +27,6 @@ pub const OWNED_PART_TAG: &str = "part=";
 pub const TEMP_TAG: &str = "tmp-";
 /// Mode of part files.
 const FILE_MODE: u32 = 0o644;
-/// Read size while hashing a prefix.
-const HASH_BUF: usize = 256 * 1024;
 
 /// The hidden part-file name for a target named `name`: `.ftx-part-NAME`,
 /// or, when that would pass the component limit, `.ftx-part-` and the
@@ -326,15 +327,6 @@ pub fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result
     Ok(st.st_ino == held.ino() && st.st_dev == held.dev())
 }
 
-/// The BLAKE3 state after the first `len` bytes of `file`, read from the
-/// start with positioned reads (the file position does not move).
-/// Fails with `UnexpectedEof` if the file is shorter.
-pub fn prefix_hasher(file: &File, len: u64) -> io::Result<blake3::Hasher> {
-    let mut hashing = PrefixHashing::new(len);
-    while !hashing.step(file, u64::MAX)? {}
-    Ok(hashing.finish())
-}
-
 /// Reserves disk blocks for `len` bytes of `file` from `offset` without
 /// changing its size (`fallocate` with `FALLOC_FL_KEEP_SIZE`), so that a
 /// transfer of a known size writes into allocated blocks: measured on
@@ -356,84 +348,6 @@ pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
-    }
-}
-
-/// Hashing the first `len` bytes of a file a step at a time, with
-/// positioned reads (the file position does not move): a server on one
-/// thread hashes a large prefix between other work, and ftx's download
-/// hasher follows a file as it is written ([`PrefixHashing::extend_to`]).
-#[derive(Debug)]
-pub struct PrefixHashing {
-    hasher: blake3::Hasher,
-    pos: u64,
-    len: u64,
-    /// Bytes a read asks for at most.
-    read_len: usize,
-    /// Read buffer, made at the first step, grown if the prefix grows, and
-    /// kept for the next steps; page-aligned, as the kernel fills those
-    /// faster.
-    buf: AlignedBuf,
-}
-
-impl PrefixHashing {
-    /// Nothing hashed yet of a prefix of `len` bytes.
-    pub fn new(len: u64) -> PrefixHashing {
-        PrefixHashing::resume(blake3::Hasher::new(), 0, len)
-    }
-
-    /// Goes on from `hasher`, which has absorbed the file's first `pos`
-    /// bytes, up to `len`.
-    pub fn resume(hasher: blake3::Hasher, pos: u64, len: u64) -> PrefixHashing {
-        PrefixHashing {
-            hasher,
-            pos,
-            len: len.max(pos),
-            read_len: HASH_BUF,
-            buf: AlignedBuf::default(),
-        }
-    }
-
-    /// Reads of at most `n` bytes (256 KiB by default).
-    pub fn reading(mut self, n: usize) -> PrefixHashing {
-        self.read_len = n.max(1);
-        self
-    }
-
-    /// The prefix now ends at `len` (a file still being written).
-    pub fn extend_to(&mut self, len: u64) {
-        self.len = self.len.max(len);
-    }
-
-    /// Hashes about `max` more bytes (whole reads).
-    /// `Ok(true)` once the whole prefix is hashed; `UnexpectedEof` if the
-    /// file is shorter.
-    pub fn step(&mut self, file: &File, max: u64) -> io::Result<bool> {
-        use std::os::unix::fs::FileExt;
-        // As big as a read may be, no bigger than what is left: a prefix
-        // extended since the last step may need a bigger buffer.
-        let fits = self.read_len.min((self.len - self.pos) as usize);
-        if self.buf.len() < fits {
-            self.buf = AlignedBuf::zeroed(fits);
-        }
-        let stop = self.pos.saturating_add(max).min(self.len);
-        while self.pos < stop {
-            let want = self.buf.len().min((self.len - self.pos) as usize);
-            let n = match file.read_at(&mut self.buf[..want], self.pos) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.hasher.update(&self.buf[..n]);
-            self.pos += n as u64;
-        }
-        Ok(self.pos == self.len)
-    }
-
-    /// The BLAKE3 state after the prefix (call once `step` said done).
-    pub fn finish(self) -> blake3::Hasher {
-        self.hasher
     }
 }
 
@@ -513,23 +427,6 @@ mod tests {
     use super::*;
     use std::fs;
     use std::io::Write;
-
-    /// A prefix that grows after the first step (ftx's download hasher
-    /// follows a file being written) is hashed whole, in full-size reads.
-    #[test]
-    fn a_growing_prefix_is_hashed_whole_in_full_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 + i / 4099) as u8).collect();
-        fs::write(&path, &data).unwrap();
-        let file = File::open(&path).unwrap();
-        let mut h = PrefixHashing::new(10).reading(64 << 10);
-        assert!(h.step(&file, u64::MAX).unwrap());
-        h.extend_to(data.len() as u64);
-        assert!(h.step(&file, u64::MAX).unwrap());
-        assert_eq!(h.buf.len(), 64 << 10);
-        assert_eq!(h.finish().finalize(), blake3::hash(&data));
-    }
 
     #[test]
     fn part_names_are_fixed_and_short() {

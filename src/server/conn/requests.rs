@@ -9,7 +9,7 @@ use log::{debug, info, warn};
 
 use super::Conn;
 use crate::partial::PartOwner;
-use crate::partial::PrefixHashing;
+use crate::prefix::PrefixHashing;
 use crate::proto::error::ErrorCode;
 use crate::proto::path::RemotePath;
 use crate::proto::session::{PutAccept, ServerEvent};

@@ -146,7 +146,7 @@ impl Store {
     /// client's size; otherwise it restarts); the returned [`PutAccept`]
     /// says from where. Its `prefix` is still empty: the caller hashes the
     /// part's first `offset` bytes ([`Upload::file`],
-    /// [`partial::PrefixHashing`]) before it answers the client.
+    /// [`crate::prefix::PrefixHashing`]) before it answers the client.
     /// `who` says whose part file it uses and how much space it may
     /// reserve ahead ([`Uploader`]).
     pub fn begin_upload(
