@@ -23,6 +23,8 @@
 //!   or frames.
 //! - [`cli`]: argument parsing shared by the two binaries.
 //! - [`aligned`]: page-aligned read buffers (the kernel copies into them faster).
+//! - `sys`: the few system calls `rustix` lacks, the one home of `unsafe`
+//!   for the server and the part files.
 //!
 //! Only the binaries in `src/bin/` choose exit codes. `log` is for operators;
 //! user-facing output goes through `shell`'s renderer.
@@ -37,3 +39,4 @@ pub mod proto;
 pub mod server;
 pub mod shell;
 pub mod state_file;
+mod sys;

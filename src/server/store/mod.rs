@@ -27,6 +27,8 @@ use crate::proto::path::RemotePath;
 mod error;
 mod upload;
 
+use rustix::fs::{OFlags, RenameFlags};
+
 use super::beneath;
 use super::digest_cache;
 use error::display_name;
@@ -164,7 +166,7 @@ impl Store {
     /// ([`Store::list_more`]), following a symlink that stays inside the
     /// root.
     pub fn open_listing(&self, dir: &RemotePath) -> Result<Listing, StoreError> {
-        let fd = self.resolve(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let fd = self.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let names = rustix::fs::Dir::read_from(&fd)
             .map_err(|e| StoreError::from_io(dir.as_str(), e.into()))?;
         Ok(Listing {
@@ -251,7 +253,7 @@ impl Store {
         }
         // O_NONBLOCK so that opening a fifo never blocks the loop; it has
         // no effect on regular files.
-        let file = File::from(self.resolve(path, libc::O_RDONLY | libc::O_NONBLOCK)?);
+        let file = File::from(self.resolve(path, OFlags::RDONLY | OFlags::NONBLOCK)?);
         let meta = file
             .metadata()
             .map_err(|e| StoreError::from_io(remote, e))?;
@@ -323,7 +325,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.check_writable()?;
         // O_NONBLOCK: opening a fifo must not block the loop.
-        let file = File::from(self.resolve(path, libc::O_RDONLY | libc::O_NONBLOCK)?);
+        let file = File::from(self.resolve(path, OFlags::RDONLY | OFlags::NONBLOCK)?);
         let io_err = |e| StoreError::from_io(path.as_str(), e);
         if let Some(mode) = mode {
             let perms = fs::Permissions::from_mode(u32::from(mode & 0o777));
@@ -345,7 +347,7 @@ impl Store {
     /// Size and space an upload may still use of the file system that
     /// holds `path`, in bytes.
     pub fn space(&self, path: &RemotePath) -> Result<(u64, u64), StoreError> {
-        let fd = self.resolve(path, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        let fd = self.resolve(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
         beneath::space(fd.as_fd()).map_err(|e| StoreError::from_io(path.as_str(), e))
     }
 
@@ -380,7 +382,7 @@ impl Store {
         let (src, dst) = (from_dir.as_fd(), to_dir.as_fd());
         let meta = beneath::lstat_at(src, &from_name)
             .map_err(|e| StoreError::from_io(from.as_str(), e))?;
-        match beneath::rename_at(src, &from_name, dst, &to_name, libc::RENAME_NOREPLACE) {
+        match beneath::rename_at(src, &from_name, dst, &to_name, RenameFlags::NOREPLACE) {
             Ok(()) => Ok(()),
             Err(e) if unsupported(&e) && !meta.is_dir() => {
                 // The file system lacks RENAME_NOREPLACE: a hard link is just
@@ -432,7 +434,7 @@ impl Store {
 
     /// Opens `path` beneath the root with open `flags`, following symlinks
     /// while they stay inside; an escape is [`StoreError::OutsideRoot`].
-    fn resolve(&self, path: &RemotePath, flags: libc::c_int) -> Result<OwnedFd, StoreError> {
+    fn resolve(&self, path: &RemotePath, flags: OFlags) -> Result<OwnedFd, StoreError> {
         beneath::open(self.root_fd.as_fd(), path.as_str().as_bytes(), flags)
             .map_err(|e| resolve_error(path.as_str(), e))
     }
@@ -441,7 +443,7 @@ impl Store {
     /// it resolves inside the root.
     fn inside_target(&self, dir: &RemotePath, name: &[u8]) -> Option<fs::Metadata> {
         let rel = beneath::join(dir.as_str().as_bytes(), name);
-        let fd = beneath::open(self.root_fd.as_fd(), &rel, libc::O_PATH).ok()?;
+        let fd = beneath::open(self.root_fd.as_fd(), &rel, OFlags::PATH).ok()?;
         File::from(fd).metadata().ok()
     }
 
@@ -482,13 +484,6 @@ fn resolve_error(path: &str, e: io::Error) -> StoreError {
         Some(libc::EXDEV) => StoreError::OutsideRoot(display_name(path)),
         _ => StoreError::from_io(path, e),
     }
-}
-
-#[cfg(test)]
-fn c_path(p: &Path) -> io::Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
 }
 
 /// True when the kernel or file system does not support an operation.
@@ -760,9 +755,14 @@ mod tests {
     fn fifo_is_not_served() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        let c = c_path(&root.join("fifo")).unwrap();
-        // SAFETY: valid path string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
         let e = s.open_download(&rp("fifo")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::PermissionDenied);
         let kinds: Vec<_> = s

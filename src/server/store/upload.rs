@@ -11,6 +11,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use rustix::fs::RenameFlags;
+
 use super::{beneath, Store, StoreError, FILE_MODE, MAX_CLASH_ATTEMPTS};
 use crate::partial::{self, PartOwner};
 use crate::proto::limits::RESERVED_PREFIX;
@@ -367,7 +369,7 @@ impl Store {
         let dir = up.dir.as_fd();
         if up.force {
             let to = CString::new(name).map_err(|_| StoreError::RootNotAllowed)?;
-            beneath::rename_at(dir, &up.temp, dir, &to, 0)
+            beneath::rename_at(dir, &up.temp, dir, &to, RenameFlags::empty())
                 .map_err(|e| StoreError::from_io(remote, e))?;
             return Ok(up.remote.clone());
         }
@@ -446,7 +448,7 @@ fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<
                 Some(libc::EPERM) | Some(libc::EOPNOTSUPP) | Some(libc::EMLINK)
             ) =>
         {
-            beneath::rename_at(dir, temp, dir, to, libc::RENAME_NOREPLACE)
+            beneath::rename_at(dir, temp, dir, to, RenameFlags::NOREPLACE)
         }
         Err(e) => Err(e),
     }
@@ -456,14 +458,7 @@ fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<
 /// waiting for them (`SYNC_FILE_RANGE_WRITE`). Only an optimization for the
 /// fsync that follows: a failure here is ignored, the fsync reports it.
 fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: a plain syscall on a descriptor we own; no memory is passed.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
+    let _ = crate::sys::start_writeback(file.as_fd(), offset, len);
 }
 
 #[cfg(test)]
