@@ -8,11 +8,13 @@
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::proto::limits::{MAX_COMPONENT_LEN, RESERVED_PREFIX};
 
@@ -104,16 +106,11 @@ fn part_target(part: &str) -> Option<&str> {
 /// Tries to take the exclusive lock of `file` without waiting.
 /// `Ok(false)`: another holder (this process or another) has it.
 pub fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(e)
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -124,7 +121,11 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
 /// file — otherwise its holder finished and removed it meanwhile, and we try
 /// again — so a lock never guards an unlinked file.
 pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Result<Option<File>> {
-    let flags = libc::O_RDWR | if create { libc::O_CREAT } else { 0 };
+    let flags = if create {
+        OFlags::RDWR | OFlags::CREATE
+    } else {
+        OFlags::RDWR
+    };
     for _ in 0..8 {
         let file = match openat_file(dir, name, flags) {
             Ok(f) => f,
@@ -203,7 +204,7 @@ fn linked_as_target(dir: BorrowedFd<'_>, part: &CStr, dev: u64, ino: u64) -> boo
 /// Creates the part file `name` in `dir` only if it does not exist, locked.
 /// `Ok(None)`: it exists already (or a resumer locked it first).
 pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
-    match openat_file(dir, name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) {
+    match openat_file(dir, name, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL) {
         Ok(file) => {
             // A resumer may have opened it between our create and lock.
             if try_lock(&file)? {
@@ -285,46 +286,24 @@ fn split_path(path: &Path) -> io::Result<(File, CString)> {
 }
 
 /// `openat` without following a final symlink, close-on-exec.
-fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<File> {
-    // SAFETY: a valid descriptor and a NUL-terminated name; the returned
-    // descriptor is owned by the File.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            FILE_MODE as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(FILE_MODE),
+    )?;
+    Ok(File::from(fd))
 }
 
 /// Whether `name` in `dir` is (still) the open `file`.
 pub fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
     let held = file.metadata()?;
-    // SAFETY: plain struct filled in by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::NotFound {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(st.st_ino == held.ino() && st.st_dev == held.dev()),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(st.st_ino == held.ino() && st.st_dev == held.dev())
 }
 
 /// Reserves disk blocks for `len` bytes of `file` from `offset` without
@@ -339,16 +318,15 @@ pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+    if i64::try_from(offset).is_err() || i64::try_from(len).is_err() {
         return Err(io::ErrorKind::InvalidInput.into());
-    };
-    // SAFETY: a plain syscall on a descriptor we own; no memory is passed.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
+    Ok(rustix::fs::fallocate(
+        file,
+        rustix::fs::FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    )?)
 }
 
 /// Most directories a sweep visits, so one sweep of a huge tree stays bounded.

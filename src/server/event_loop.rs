@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -556,33 +556,24 @@ fn fit_connections(configured: usize) -> usize {
 /// Sets the soft `RLIMIT_NOFILE` to the hard limit when allowed; returns
 /// the soft limit in force afterwards.
 fn raise_fd_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills in the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
-        error!(
-            "cannot read the open-file limit: {}",
-            io::Error::last_os_error()
-        );
-        return 1024;
-    }
-    if rl.rlim_cur < rl.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: rl.rlim_max,
-            rlim_max: rl.rlim_max,
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // `None` is RLIM_INFINITY, the largest limit.
+    let rl = getrlimit(Resource::Nofile);
+    let (soft, hard) = (
+        rl.current.unwrap_or(u64::MAX),
+        rl.maximum.unwrap_or(u64::MAX),
+    );
+    if soft < hard {
+        let raised = Rlimit {
+            current: rl.maximum,
+            maximum: rl.maximum,
         };
-        // SAFETY: setrlimit only reads the struct.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => return hard,
+            Err(e) => debug!("cannot raise the open-file limit: {}", io::Error::from(e)),
         }
-        debug!(
-            "cannot raise the open-file limit: {}",
-            io::Error::last_os_error()
-        );
     }
-    rl.rlim_cur
+    soft
 }
 
 #[cfg(test)]
