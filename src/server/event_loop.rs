@@ -50,14 +50,37 @@ const FD_RESERVE_MAX: u64 = 256;
 /// Serves connections on `listener` until `shutdown` is triggered (or, for
 /// a handle from [`Shutdown::on_signals`], SIGINT/SIGTERM arrives), then
 /// closes every connection and returns `Ok`. The listener is already bound,
-/// which lets tests use port 0.
+/// which lets tests use port 0. Loads the state directory's key and tokens
+/// as they are; [`run_with`] takes them from [`Security::prepare`] instead.
 pub fn run(
     listener: std::net::TcpListener,
     config: ServerConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
-    let security = Rc::new(Security::load(&config.access).map_err(io::Error::other)?);
+    let security = Security::load(&config.access).map_err(io::Error::other)?;
+    serve(listener, config, store, security, shutdown)
+}
+
+/// [`run`] with the access already loaded, once, by [`Security::prepare`].
+pub fn run_with(
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    security: Security,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
+    serve(listener, config, store, security, shutdown)
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    store: Store,
+    security: Security,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let security = Rc::new(security);
     let authenticate = security.gate.borrow().requires_token();
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);

@@ -20,7 +20,8 @@ mod transport;
 /// binary still say `tls` (they move to `state`; then this goes).
 pub use state as tls;
 
+pub use access::{Prepared, Security};
 pub use config::{AccessConfig, ServerArgs, ServerCommand, ServerConfig, TokenCommand};
-pub use event_loop::run;
+pub use event_loop::{run, run_with};
 pub use listen::bind;
 pub use shutdown::Shutdown;
