@@ -5,9 +5,11 @@
 //!
 //! - [`proto`]: the protocol, no I/O at all (no sockets, no files, no clock,
 //!   no UI crates). Its module documentation is the protocol specification.
-//! - [`server`]: `ftxd` — the one `mio` event loop, connections, the store
-//!   (safe paths beneath the root, clash names, temp files, fsync, rename).
-//!   Never imports `client` or `shell`.
+//! - [`server`]: `ftxd` — the one `mio` event loop, connections (their
+//!   driving, and the answers to their requests), who may come in, the
+//!   transport (plain or TLS), the state directory, the store (safe paths
+//!   beneath the root, uploads with clash names, temp files, fsync,
+//!   rename). Never imports `client` or `shell`.
 //! - [`client`]: the API the shell calls; drives a `ClientSession` over a
 //!   socket and handles local files. Never prints.
 //! - [`fingerprint`]: the `SHA256:...` certificate fingerprint that

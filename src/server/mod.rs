@@ -1,7 +1,10 @@
-//! `ftxd`: the one-thread `mio` server. Owns the validated configuration,
-//! the store (every file-system operation), the connections and the event
-//! loop that drives one `ServerSession` per connection. Never imports
-//! `client` or `shell`, never prints (operators get `log` lines).
+//! `ftxd`: the one-thread `mio` server. Owns the validated configuration
+//! (`config`), the state directory and identity (`state`), the tokens
+//! (`tokens`) and who may come in (`access`), the store (every file-system
+//! operation, `store`, resolved by `beneath`), the connections (`conn`,
+//! over `transport`) and the event loop (`event_loop`) that drives one
+//! `ServerSession` per connection. Never imports `client` or `shell`,
+//! never prints (operators get `log` lines).
 
 mod access;
 mod beneath;

@@ -8,7 +8,7 @@
 //! listings and the small management operations. It knows nothing of
 //! sockets, sessions or the event loop, and never logs user-facing text.
 //!
-//! Uploads are in [`upload`], the error type in [`error`]; downloads,
+//! Uploads are in `upload`, the error type in `error`; downloads,
 //! listings and the rest here.
 
 use std::ffi::{CStr, CString};
