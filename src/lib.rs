@@ -8,16 +8,20 @@
 //!   `client_session` and `server_session` are the two state machines. Its
 //!   test drivers (`testing`, `model`) exist only in tests and with the
 //!   `testing` feature (the fuzz targets).
-//! - [`server`]: `ftxd` — the one `mio` event loop, connections, the store
-//!   (safe paths beneath the root, clash names, temp files, fsync, rename).
-//!   Never imports `client` or `shell`.
+//! - [`server`]: `ftxd` — the one `mio` event loop, connections (their
+//!   driving, and the answers to their requests), who may come in, the
+//!   transport (plain or TLS), the state directory, the store (safe paths
+//!   beneath the root, uploads with clash names, temp files, fsync,
+//!   rename). Never imports `client` or `shell`.
 //! - [`client`]: the API the shell calls; drives a `ClientSession` over a
 //!   socket and handles local files (`put.rs`, `get.rs`; the error types
 //!   in `error.rs`). Never prints.
 //! - [`fingerprint`]: the `SHA256:...` certificate fingerprint that
 //!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
 //! - [`partial`]: resumable part files shared by both sides (fixed hidden
-//!   names, cross-process locks, prefix digests, the stale-part sweep).
+//!   names, cross-process locks, preallocation, the stale-part sweep).
+//! - [`prefix`]: the BLAKE3 digest of a file's prefix, hashed a step at a
+//!   time, that a resumed transfer checks on both sides.
 //! - [`state_file`]: small private files changed under a lock (ftxd's
 //!   tokens and key, ftx's known hosts and saved tokens).
 //! - [`shell`]: command parsing, line sources (interactive and batch),
@@ -26,6 +30,8 @@
 //!   (`interrupt.rs`) and every user-visible text. Never touches `mio` or
 //!   frames.
 //! - [`aligned`]: page-aligned read buffers (the kernel copies into them faster).
+//! - `sys`: the few system calls `rustix` lacks, the one home of `unsafe`
+//!   for the server and the part files.
 //!
 //! Only the binaries in `src/bin/` read command lines (into the plain
 //! settings of `server::config` and `shell::app`) and choose exit codes.
@@ -35,7 +41,9 @@ pub mod aligned;
 pub mod client;
 pub mod fingerprint;
 pub mod partial;
+pub mod prefix;
 pub mod proto;
 pub mod server;
 pub mod shell;
 pub mod state_file;
+mod sys;

@@ -1,19 +1,24 @@
 //! Resumable part files, shared by both sides: the deterministic hidden
 //! name of a target's part file, an exclusive lock that works across
-//! processes (`flock`), the BLAKE3 state of a prefix, and the sweep of stale
-//! parts. File-system work only: no sockets, no protocol, no printing.
+//! processes (`flock`), disk blocks reserved ahead of a part's data, and
+//! the sweep of stale parts. File-system work only: no sockets, no
+//! protocol, no printing. The digest of a part's prefix is
+//! [`crate::prefix`]'s (re-exported here for the old paths).
 
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::aligned::AlignedBuf;
+use rustix::fs::{AtFlags, Mode, OFlags};
+
 use crate::proto::limits::{MAX_COMPONENT_LEN, RESERVED_PREFIX};
+
+pub use crate::prefix::{prefix_hasher, PrefixHashing};
 
 /// Prefix of part files (after the reserved prefix): `.ftx-part-NAME`.
 pub const PART_TAG: &str = "part-";
@@ -24,8 +29,6 @@ pub const OWNED_PART_TAG: &str = "part=";
 pub const TEMP_TAG: &str = "tmp-";
 /// Mode of part files.
 const FILE_MODE: u32 = 0o644;
-/// Read size while hashing a prefix.
-const HASH_BUF: usize = 256 * 1024;
 
 /// The hidden part-file name for a target named `name`: `.ftx-part-NAME`,
 /// or, when that would pass the component limit, `.ftx-part-` and the
@@ -117,16 +120,11 @@ fn part_target(part: &str) -> Option<&str> {
 /// Tries to take the exclusive lock of `file` without waiting.
 /// `Ok(false)`: another holder (this process or another) has it.
 pub fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(e)
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -137,7 +135,11 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
 /// file — otherwise its holder finished and removed it meanwhile, and we try
 /// again — so a lock never guards an unlinked file.
 pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Result<Option<File>> {
-    let flags = libc::O_RDWR | if create { libc::O_CREAT } else { 0 };
+    let flags = if create {
+        OFlags::RDWR | OFlags::CREATE
+    } else {
+        OFlags::RDWR
+    };
     for _ in 0..8 {
         let file = match openat_file(dir, name, flags) {
             Ok(f) => f,
@@ -216,7 +218,7 @@ fn linked_as_target(dir: BorrowedFd<'_>, part: &CStr, dev: u64, ino: u64) -> boo
 /// Creates the part file `name` in `dir` only if it does not exist, locked.
 /// `Ok(None)`: it exists already (or a resumer locked it first).
 pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
-    match openat_file(dir, name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) {
+    match openat_file(dir, name, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL) {
         Ok(file) => {
             // A resumer may have opened it between our create and lock.
             if try_lock(&file)? {
@@ -298,55 +300,24 @@ fn split_path(path: &Path) -> io::Result<(File, CString)> {
 }
 
 /// `openat` without following a final symlink, close-on-exec.
-fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<File> {
-    // SAFETY: a valid descriptor and a NUL-terminated name; the returned
-    // descriptor is owned by the File.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            FILE_MODE as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(FILE_MODE),
+    )?;
+    Ok(File::from(fd))
 }
 
 /// Whether `name` in `dir` is (still) the open `file`.
 pub fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
     let held = file.metadata()?;
-    // SAFETY: plain struct filled in by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::NotFound {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(st.st_ino == held.ino() && st.st_dev == held.dev()),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(st.st_ino == held.ino() && st.st_dev == held.dev())
-}
-
-/// The BLAKE3 state after the first `len` bytes of `file`, read from the
-/// start with positioned reads (the file position does not move).
-/// Fails with `UnexpectedEof` if the file is shorter.
-pub fn prefix_hasher(file: &File, len: u64) -> io::Result<blake3::Hasher> {
-    let mut hashing = PrefixHashing::new(len);
-    while !hashing.step(file, u64::MAX)? {}
-    Ok(hashing.finish())
 }
 
 /// Reserves disk blocks for `len` bytes of `file` from `offset` without
@@ -361,94 +332,15 @@ pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+    if i64::try_from(offset).is_err() || i64::try_from(len).is_err() {
         return Err(io::ErrorKind::InvalidInput.into());
-    };
-    // SAFETY: a plain syscall on a descriptor we own; no memory is passed.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
-}
-
-/// Hashing the first `len` bytes of a file a step at a time, with
-/// positioned reads (the file position does not move): a server on one
-/// thread hashes a large prefix between other work, and ftx's download
-/// hasher follows a file as it is written ([`PrefixHashing::extend_to`]).
-#[derive(Debug)]
-pub struct PrefixHashing {
-    hasher: blake3::Hasher,
-    pos: u64,
-    len: u64,
-    /// Bytes a read asks for at most.
-    read_len: usize,
-    /// Read buffer, made at the first step, grown if the prefix grows, and
-    /// kept for the next steps; page-aligned, as the kernel fills those
-    /// faster.
-    buf: AlignedBuf,
-}
-
-impl PrefixHashing {
-    /// Nothing hashed yet of a prefix of `len` bytes.
-    pub fn new(len: u64) -> PrefixHashing {
-        PrefixHashing::resume(blake3::Hasher::new(), 0, len)
-    }
-
-    /// Goes on from `hasher`, which has absorbed the file's first `pos`
-    /// bytes, up to `len`.
-    pub fn resume(hasher: blake3::Hasher, pos: u64, len: u64) -> PrefixHashing {
-        PrefixHashing {
-            hasher,
-            pos,
-            len: len.max(pos),
-            read_len: HASH_BUF,
-            buf: AlignedBuf::default(),
-        }
-    }
-
-    /// Reads of at most `n` bytes (256 KiB by default).
-    pub fn reading(mut self, n: usize) -> PrefixHashing {
-        self.read_len = n.max(1);
-        self
-    }
-
-    /// The prefix now ends at `len` (a file still being written).
-    pub fn extend_to(&mut self, len: u64) {
-        self.len = self.len.max(len);
-    }
-
-    /// Hashes about `max` more bytes (whole reads).
-    /// `Ok(true)` once the whole prefix is hashed; `UnexpectedEof` if the
-    /// file is shorter.
-    pub fn step(&mut self, file: &File, max: u64) -> io::Result<bool> {
-        use std::os::unix::fs::FileExt;
-        // As big as a read may be, no bigger than what is left: a prefix
-        // extended since the last step may need a bigger buffer.
-        let fits = self.read_len.min((self.len - self.pos) as usize);
-        if self.buf.len() < fits {
-            self.buf = AlignedBuf::zeroed(fits);
-        }
-        let stop = self.pos.saturating_add(max).min(self.len);
-        while self.pos < stop {
-            let want = self.buf.len().min((self.len - self.pos) as usize);
-            let n = match file.read_at(&mut self.buf[..want], self.pos) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.hasher.update(&self.buf[..n]);
-            self.pos += n as u64;
-        }
-        Ok(self.pos == self.len)
-    }
-
-    /// The BLAKE3 state after the prefix (call once `step` said done).
-    pub fn finish(self) -> blake3::Hasher {
-        self.hasher
-    }
+    Ok(rustix::fs::fallocate(
+        file,
+        rustix::fs::FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    )?)
 }
 
 /// Most directories a sweep visits, so one sweep of a huge tree stays bounded.
@@ -527,23 +419,6 @@ mod tests {
     use super::*;
     use std::fs;
     use std::io::Write;
-
-    /// A prefix that grows after the first step (ftx's download hasher
-    /// follows a file being written) is hashed whole, in full-size reads.
-    #[test]
-    fn a_growing_prefix_is_hashed_whole_in_full_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 + i / 4099) as u8).collect();
-        fs::write(&path, &data).unwrap();
-        let file = File::open(&path).unwrap();
-        let mut h = PrefixHashing::new(10).reading(64 << 10);
-        assert!(h.step(&file, u64::MAX).unwrap());
-        h.extend_to(data.len() as u64);
-        assert!(h.step(&file, u64::MAX).unwrap());
-        assert_eq!(h.buf.len(), 64 << 10);
-        assert_eq!(h.finish().finalize(), blake3::hash(&data));
-    }
 
     #[test]
     fn part_names_are_fixed_and_short() {

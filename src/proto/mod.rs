@@ -274,7 +274,6 @@ pub mod model;
 mod outbox;
 pub mod path;
 pub mod server_session;
-pub mod session;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

@@ -12,14 +12,22 @@
 //! the kernel from the process's working directory. This module knows
 //! nothing of remote-path syntax beyond "a plain component"; it does no
 //! logging and keeps no state except whether `openat2` is available.
+//!
+//! Every system call goes through `rustix`, whose wrappers are safe: names
+//! are `&CStr`, descriptors are borrowed (`BorrowedFd`) for the length of
+//! the call and new ones come back owned (`OwnedFd`), so nothing here can
+//! use a closed descriptor, leak one, or read past a buffer; no `unsafe`.
 
 use std::ffi::{CStr, CString};
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::io::Errno;
 
 /// Most symlinks followed while resolving one path (as the kernel's 40).
 const MAX_SYMLINKS: usize = 40;
@@ -36,22 +44,19 @@ static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
 /// operator's choice, not the client's).
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
     let c = cstring(path.as_os_str().as_bytes())?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    owned(fd)
+    Ok(rustix::fs::open(
+        c.as_c_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Opens `rel` (a `/`-separated path relative to `root`; empty for the root)
 /// with open `flags`, following symlinks only while they stay beneath the
 /// root. Escapes fail with `EXDEV`. With `O_NOFOLLOW` in `flags` a final
 /// symlink is not followed (with `O_PATH` it is opened itself).
-pub fn open(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_CLOEXEC;
+pub fn open(root: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
+    let flags = flags | OFlags::CLOEXEC;
     if HAVE_OPENAT2.load(Ordering::Relaxed) {
         match openat2_beneath(root, rel, flags) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
@@ -66,7 +71,7 @@ pub fn open(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<
 /// Opens the directory `rel` beneath `root` for reading (listing, fsync,
 /// `*at` calls).
 pub fn open_dir(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
-    open(root, rel, libc::O_RDONLY | libc::O_DIRECTORY)
+    open(root, rel, OFlags::RDONLY | OFlags::DIRECTORY)
 }
 
 /// Splits `rel` into its parent directory, opened beneath `root`, and its
@@ -82,46 +87,44 @@ pub fn parent_fd_and_name(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<(Owned
     Ok((open_dir(root, parent)?, cstring(name)?))
 }
 
-/// Metadata of `name` in `dir`, of a symlink itself rather than its target.
+/// Metadata of `name` in `dir`, of a symlink itself rather than its target
+/// (opened with `O_PATH | O_NOFOLLOW`, then `fstat`).
 pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Metadata> {
-    // SAFETY: `name` is a valid C string; `dir` is an open descriptor.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    File::from(owned(fd)?).metadata()
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    File::from(fd).metadata()
 }
 
 /// `mkdirat(dir, name, mode)`.
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: valid descriptor and C string.
-    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
+    Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)
 }
 
 /// Removes `name` in `dir`: a directory (`rmdir`) or anything else, a
 /// symlink itself included (`unlink`).
 pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> io::Result<()> {
-    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: valid descriptor and C string.
-    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })
+    let flags = if is_dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    Ok(rustix::fs::unlinkat(dir, name, flags)?)
 }
 
 /// Creates `name` in `dir` as a new file (`O_EXCL`: never an existing file,
 /// never through a symlink), opened for writing.
 pub fn create_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
-    // SAFETY: valid descriptor and C string.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    owned(fd).map(File::from)
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    Ok(File::from(fd))
 }
 
 /// Hard-links `from` in `from_dir` as `to` in `to_dir` (fails with `EEXIST`
@@ -132,37 +135,27 @@ pub fn link_at(
     to_dir: BorrowedFd<'_>,
     to: &CStr,
 ) -> io::Result<()> {
-    // SAFETY: valid descriptors and C strings.
-    cvt(unsafe {
-        libc::linkat(
-            from_dir.as_raw_fd(),
-            from.as_ptr(),
-            to_dir.as_raw_fd(),
-            to.as_ptr(),
-            0,
-        )
-    })
+    Ok(rustix::fs::linkat(
+        from_dir,
+        from,
+        to_dir,
+        to,
+        AtFlags::empty(),
+    )?)
 }
 
-/// `renameat2(from_dir, from, to_dir, to, flags)`: flags 0 replaces `to`,
-/// `RENAME_NOREPLACE` fails with `EEXIST` instead.
+/// `renameat2(from_dir, from, to_dir, to, flags)`: no flags replaces `to`,
+/// `RenameFlags::NOREPLACE` fails with `EEXIST` instead.
 pub fn rename_at(
     from_dir: BorrowedFd<'_>,
     from: &CStr,
     to_dir: BorrowedFd<'_>,
     to: &CStr,
-    flags: libc::c_uint,
+    flags: RenameFlags,
 ) -> io::Result<()> {
-    // SAFETY: valid descriptors and C strings.
-    cvt(unsafe {
-        libc::renameat2(
-            from_dir.as_raw_fd(),
-            from.as_ptr(),
-            to_dir.as_raw_fd(),
-            to.as_ptr(),
-            flags,
-        )
-    })
+    Ok(rustix::fs::renameat_with(
+        from_dir, from, to_dir, to, flags,
+    )?)
 }
 
 /// Free bytes for unprivileged users on the file system holding `dir`.
@@ -173,16 +166,11 @@ pub fn free_space(dir: BorrowedFd<'_>) -> Option<u64> {
 /// Size of the file system holding `fd`, and the bytes an unprivileged
 /// writer may still use, from `fstatvfs`.
 pub fn space(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
-    // SAFETY: a plain struct the kernel fills in; `fd` is open.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let frsize = st.f_frsize as u64;
+    let st = rustix::fs::fstatvfs(fd)?;
+    let frsize = st.f_frsize;
     Ok((
-        (st.f_blocks as u64).saturating_mul(frsize),
-        (st.f_bavail as u64).saturating_mul(frsize),
+        st.f_blocks.saturating_mul(frsize),
+        st.f_bavail.saturating_mul(frsize),
     ))
 }
 
@@ -206,30 +194,13 @@ fn check_plain(name: &[u8]) -> io::Result<()> {
     }
 }
 
-fn openat2_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+fn openat2_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
     let c = cstring(if rel.is_empty() { b"." } else { rel })?;
-    // SAFETY: open_how is a plain struct; zeroed fields are valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
     for _ in 0..MAX_RACE_RETRIES {
-        // SAFETY: valid descriptor, C string and struct with its size.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if rc >= 0 {
-            // SAFETY: the kernel returned a fresh descriptor.
-            return Ok(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) });
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EAGAIN) {
-            return Err(e);
+        match rustix::fs::openat2(root, c.as_c_str(), flags, Mode::empty(), resolve) {
+            Err(Errno::AGAIN) => continue,
+            other => return Ok(other?),
         }
     }
     Err(io::Error::from_raw_os_error(libc::EAGAIN))
@@ -242,8 +213,8 @@ fn openat2_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::
 /// checked), never followed blindly. `..` pops back to the previous
 /// directory descriptor and fails with `EXDEV` at the root; absolute
 /// symlinks fail with `EXDEV`, as with `openat2`.
-pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
-    let nofollow = flags & libc::O_NOFOLLOW != 0;
+pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
+    let nofollow = flags.contains(OFlags::NOFOLLOW);
     // Components still to resolve, the next one last.
     let mut todo: Vec<Vec<u8>> = rel
         .split(|&b| b == b'/')
@@ -265,11 +236,9 @@ pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::
             }
             name if last => {
                 let c = cstring(name)?;
-                // SAFETY: valid descriptor and C string.
-                let fd =
-                    unsafe { libc::openat(cur.as_raw_fd(), c.as_ptr(), flags | libc::O_NOFOLLOW) };
-                let target = match owned(fd) {
-                    Ok(fd) if nofollow || flags & libc::O_PATH == 0 => return Ok(fd),
+                let opened = openat(cur, &c, flags | OFlags::NOFOLLOW);
+                let target = match opened {
+                    Ok(fd) if nofollow || !flags.contains(OFlags::PATH) => return Ok(fd),
                     // O_PATH without O_NOFOLLOW: the caller wants a final
                     // symlink followed; O_NOFOLLOW opened the link itself.
                     Ok(fd) => {
@@ -296,14 +265,7 @@ pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::
             }
             name => {
                 let c = cstring(name)?;
-                // SAFETY: valid descriptor and C string.
-                let fd = owned(unsafe {
-                    libc::openat(
-                        cur.as_raw_fd(),
-                        c.as_ptr(),
-                        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    )
-                })?;
+                let fd = openat(cur, &c, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)?;
                 let meta = File::from(fd.try_clone()?).metadata()?;
                 if meta.is_symlink() {
                     let target = read_link(fd.as_fd(), c"")?;
@@ -319,15 +281,16 @@ pub(crate) fn walk(root: BorrowedFd<'_>, rel: &[u8], flags: libc::c_int) -> io::
         if last {
             // The path ended on `.` or `..`: reopen the directory reached.
             let cur = stack.last().map(|f| f.as_fd()).unwrap_or(root);
-            // SAFETY: valid descriptor and C string.
-            let fd =
-                unsafe { libc::openat(cur.as_raw_fd(), c".".as_ptr(), flags & !libc::O_NOFOLLOW) };
-            return owned(fd);
+            return openat(cur, c".", flags - OFlags::NOFOLLOW);
         }
     }
     // An empty path: the root itself.
-    // SAFETY: valid descriptor and C string.
-    owned(unsafe { libc::openat(root.as_raw_fd(), c".".as_ptr(), flags & !libc::O_NOFOLLOW) })
+    openat(root, c".", flags - OFlags::NOFOLLOW)
+}
+
+/// `openat(dir, name, flags)`, no mode (never creates).
+fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
 /// Queues the components of a symlink's target in front of the rest.
@@ -343,43 +306,16 @@ fn follow(todo: &mut Vec<Vec<u8>>, links: &mut usize, target: &[u8]) -> io::Resu
     Ok(())
 }
 
+/// The target of the symlink `name` in `dir` (`c""`: `dir` is an `O_PATH`
+/// descriptor of the link itself); at most [`MAX_LINK_TARGET`] bytes.
 fn read_link(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; MAX_LINK_TARGET + 1];
-    // SAFETY: `buf` has room for the length passed.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
+    let n = rustix::fs::readlinkat_raw(dir, name, &mut buf[..])?;
     if n > MAX_LINK_TARGET {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
     buf.truncate(n);
     Ok(buf)
-}
-
-fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: a descriptor just returned by the kernel, owned by nobody.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
-
-fn cvt(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -392,7 +328,7 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
 
-    type Opener = fn(BorrowedFd<'_>, &[u8], libc::c_int) -> io::Result<OwnedFd>;
+    type Opener = fn(BorrowedFd<'_>, &[u8], OFlags) -> io::Result<OwnedFd>;
 
     /// Both resolvers must agree on every case.
     const RESOLVERS: [(&str, Opener); 2] = [("openat2", open), ("walk", walk)];
@@ -434,7 +370,7 @@ mod tests {
                 let r = op(
                     root.as_fd(),
                     p.as_bytes(),
-                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    OFlags::RDONLY | OFlags::DIRECTORY,
                 );
                 match (p, r) {
                     ("abs_in", r) => assert_eq!(errno(r), libc::EXDEV, "{what} {p}"),
@@ -458,7 +394,7 @@ mod tests {
                 "d/e/up/f",
                 "d/./e",
             ] {
-                let r = op(root.as_fd(), p.as_bytes(), libc::O_RDONLY);
+                let r = op(root.as_fd(), p.as_bytes(), OFlags::RDONLY);
                 assert!(r.is_ok(), "{what} {p}: {r:?}");
             }
         }
@@ -480,24 +416,24 @@ mod tests {
                 "chain/../../outside",
                 "magic/etc",
             ] {
-                let e = errno(op(root.as_fd(), p.as_bytes(), libc::O_RDONLY));
+                let e = errno(op(root.as_fd(), p.as_bytes(), OFlags::RDONLY));
                 assert!(
                     e == libc::EXDEV || e == libc::ELOOP,
                     "{what} {p}: errno {e}"
                 );
             }
             assert_eq!(
-                errno(op(root.as_fd(), b"loop", libc::O_RDONLY)),
+                errno(op(root.as_fd(), b"loop", OFlags::RDONLY)),
                 libc::ELOOP,
                 "{what}"
             );
             assert_eq!(
-                errno(op(root.as_fd(), b"d/e/f/x", libc::O_RDONLY)),
+                errno(op(root.as_fd(), b"d/e/f/x", OFlags::RDONLY)),
                 libc::ENOTDIR,
                 "{what}"
             );
             assert_eq!(
-                errno(op(root.as_fd(), b"nope", libc::O_RDONLY)),
+                errno(op(root.as_fd(), b"nope", OFlags::RDONLY)),
                 libc::ENOENT,
                 "{what}"
             );
@@ -509,13 +445,13 @@ mod tests {
         let (_t, root) = tree();
         for (what, op) in RESOLVERS {
             for p in ["rel_out", "abs_out", "in_dir/e/up"] {
-                let fd = op(root.as_fd(), p.as_bytes(), libc::O_PATH | libc::O_NOFOLLOW).unwrap();
+                let fd = op(root.as_fd(), p.as_bytes(), OFlags::PATH | OFlags::NOFOLLOW).unwrap();
                 assert!(
                     File::from(fd).metadata().unwrap().is_symlink(),
                     "{what} {p}"
                 );
             }
-            let fd = op(root.as_fd(), b"in_dir", libc::O_PATH).unwrap();
+            let fd = op(root.as_fd(), b"in_dir", OFlags::PATH).unwrap();
             assert!(File::from(fd).metadata().unwrap().is_dir(), "{what}");
         }
     }

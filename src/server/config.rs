@@ -124,7 +124,7 @@ impl AccessConfig {
 
 /// The state directory: `--state-dir`, else the per-user default.
 pub fn resolve_state_dir(flag: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
-    flag.or_else(super::tls::default_state_dir)
+    flag.or_else(super::state::default_state_dir)
         .ok_or(ConfigError::NoStateDir)
 }
 

@@ -24,7 +24,6 @@
 
 use std::ffi::CStr;
 use std::fs::{File, Metadata};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -111,16 +110,7 @@ pub fn recall(file: &File, stamp: &Stamp) -> Option<[u8; 32]> {
         return None;
     }
     let mut e = [0u8; ENTRY_LEN + 1];
-    // SAFETY: the buffer is valid for its length; the name is a C string.
-    let n = unsafe {
-        libc::fgetxattr(
-            file.as_raw_fd(),
-            NAME.as_ptr(),
-            e.as_mut_ptr().cast(),
-            e.len(),
-        )
-    };
-    let n = usize::try_from(n).ok()?;
+    let n = rustix::fs::fgetxattr(file, NAME, &mut e[..]).ok()?;
     decode(&e[..n], stamp)
 }
 
@@ -137,21 +127,8 @@ pub fn remember(file: &File, stamp: &Stamp, opened: i64, digest: &[u8; 32]) {
         _ => return,
     }
     let e = encode(stamp, opened, digest);
-    // SAFETY: the value is valid for its length; the name is a C string.
-    let r = unsafe {
-        libc::fsetxattr(
-            file.as_raw_fd(),
-            NAME.as_ptr(),
-            e.as_ptr().cast(),
-            e.len(),
-            0,
-        )
-    };
-    if r != 0 {
-        log::debug!(
-            "cannot remember a digest: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = rustix::fs::fsetxattr(file, NAME, &e, rustix::fs::XattrFlags::empty()) {
+        log::debug!("cannot remember a digest: {}", std::io::Error::from(e));
     }
 }
 

@@ -15,19 +15,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use super::access::Security;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ReserveKey, Step};
 use super::shutdown::Shutdown;
 use super::store::{Store, RESERVE_AHEAD};
-use super::transport::Security;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::{DEFAULT_WINDOW, MAX_PENDING_OUTPUT, MIN_OUTPUT_CAP};
-use crate::proto::session::{ServerSession, SessionConfig};
+use crate::proto::server_session::{ServerSession, SessionConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -50,14 +50,38 @@ const FD_RESERVE_MAX: u64 = 256;
 /// Serves connections on `listener` until `shutdown` is triggered (or, for
 /// a handle from [`Shutdown::on_signals`], SIGINT/SIGTERM arrives), then
 /// closes every connection and returns `Ok`. The listener is already bound,
-/// which lets tests use port 0.
+/// which lets tests use port 0. Prepares the state directory itself
+/// ([`Security::prepare`]); a caller that prepared it already (and printed
+/// what it made) calls [`run_with`].
 pub fn run(
     listener: std::net::TcpListener,
     config: ServerConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
-    let security = Rc::new(Security::load(&config.access).map_err(io::Error::other)?);
+    let (security, _) = Security::prepare(&config.access).map_err(io::Error::other)?;
+    serve(listener, config, store, security, shutdown)
+}
+
+/// [`run`] with the access already loaded, once, by [`Security::prepare`].
+pub fn run_with(
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    security: Security,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
+    serve(listener, config, store, security, shutdown)
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    store: Store,
+    security: Security,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let security = Rc::new(security);
     let authenticate = security.gate.borrow().requires_token();
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
@@ -556,33 +580,24 @@ fn fit_connections(configured: usize) -> usize {
 /// Sets the soft `RLIMIT_NOFILE` to the hard limit when allowed; returns
 /// the soft limit in force afterwards.
 fn raise_fd_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills in the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
-        error!(
-            "cannot read the open-file limit: {}",
-            io::Error::last_os_error()
-        );
-        return 1024;
-    }
-    if rl.rlim_cur < rl.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: rl.rlim_max,
-            rlim_max: rl.rlim_max,
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // `None` is RLIM_INFINITY, the largest limit.
+    let rl = getrlimit(Resource::Nofile);
+    let (soft, hard) = (
+        rl.current.unwrap_or(u64::MAX),
+        rl.maximum.unwrap_or(u64::MAX),
+    );
+    if soft < hard {
+        let raised = Rlimit {
+            current: rl.maximum,
+            maximum: rl.maximum,
         };
-        // SAFETY: setrlimit only reads the struct.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => return hard,
+            Err(e) => debug!("cannot raise the open-file limit: {}", io::Error::from(e)),
         }
-        debug!(
-            "cannot raise the open-file limit: {}",
-            io::Error::last_os_error()
-        );
     }
-    rl.rlim_cur
+    soft
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
-//! `ftxd`: the one-thread `mio` server. Owns the validated configuration,
-//! the store (every file-system operation), the connections and the event
-//! loop that drives one `ServerSession` per connection. Never imports
-//! `client` or `shell`, never prints (operators get `log` lines).
+//! `ftxd`: the one-thread `mio` server. Owns the validated configuration
+//! (`config`), the state directory and identity (`state`), the tokens
+//! (`tokens`) and who may come in (`access`), the store (every file-system
+//! operation, `store`, resolved by `beneath`), the connections (`conn`,
+//! over `transport`) and the event loop (`event_loop`) that drives one
+//! `ServerSession` per connection. Never imports `client` or `shell`,
+//! never prints (operators get `log` lines).
 
+mod access;
 mod beneath;
 pub mod config;
 mod conn;
@@ -10,12 +14,13 @@ mod digest_cache;
 mod event_loop;
 mod listen;
 mod shutdown;
+pub mod state;
 pub mod store;
-pub mod tls;
 pub mod tokens;
 mod transport;
 
+pub use access::{Prepared, Security};
 pub use config::{AccessConfig, ServerConfig};
-pub use event_loop::run;
+pub use event_loop::{run, run_with};
 pub use listen::bind;
 pub use shutdown::Shutdown;

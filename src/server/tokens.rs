@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ring::digest::{digest, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::tls::{write_atomic, TlsError};
+use super::state::{write_atomic, StateError};
 
 /// Name of the token file in the state directory.
 pub const TOKENS_FILE: &str = "tokens";
@@ -96,7 +96,7 @@ pub struct TokenEntry {
 pub enum TokenError {
     /// The file could not be read or written.
     #[error(transparent)]
-    File(#[from] TlsError),
+    File(#[from] StateError),
     /// A line of the file is not `NAME rw|ro HEX`.
     #[error("'{}' line {line} is not 'NAME rw|ro HASH'", path.display())]
     Corrupt {
@@ -213,7 +213,7 @@ impl TokenStore {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(source) => {
-                return Err(TokenError::File(TlsError::Io {
+                return Err(TokenError::File(StateError::Io {
                     path: self.path.clone(),
                     source,
                 }))
@@ -251,10 +251,10 @@ impl TokenStore {
     /// The lock that guards changes to the token file.
     fn lock(&self) -> Result<crate::state_file::Lock, TokenError> {
         if let Some(dir) = self.path.parent() {
-            super::tls::create_state_dir(dir)?;
+            super::state::create_state_dir(dir)?;
         }
         crate::state_file::lock(&self.path).map_err(|source| {
-            TokenError::File(TlsError::Io {
+            TokenError::File(StateError::Io {
                 path: self.path.clone(),
                 source,
             })
@@ -272,7 +272,7 @@ impl TokenStore {
             ));
         }
         if let Some(dir) = self.path.parent() {
-            super::tls::create_state_dir(dir)?;
+            super::state::create_state_dir(dir)?;
         }
         write_atomic(&self.path, text.as_bytes(), 0o600)?;
         self.stamp = stamp(&self.path);
@@ -672,7 +672,7 @@ mod tests {
     fn error_messages() {
         let cases: [(Box<dyn std::error::Error>, &str); 9] = [
             (
-                Box::new(TokenError::File(TlsError::Bad {
+                Box::new(TokenError::File(StateError::Bad {
                     path: PathBuf::from("/s/key"),
                     reason: "garbled".into(),
                 })),

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ftx::client::known_hosts::PinnedVerifier;
-use ftx::server::tls::Identity;
+use ftx::server::state::Identity;
 use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::ConnectionState;

@@ -16,7 +16,6 @@ use std::process::ExitCode;
 
 use ftx::server::config::{resolve_state_dir, Settings};
 use ftx::server::store::Store;
-use ftx::server::tls::Identity;
 use ftx::server::tokens::{Access, TokenStore, FIRST_TOKEN_NAME};
 use ftx::server::{self, ServerConfig, Shutdown};
 
@@ -50,7 +49,9 @@ fn serve(settings: Settings) -> Result<(), String> {
         env_logger::Env::default().default_filter_or(config.verbosity.filter()),
     )
     .init();
-    let fingerprint = prepare_access(&config)?;
+    let (security, prepared) = server::Security::prepare(&config.access)?;
+    tell_access(&config, &prepared);
+    let fingerprint = prepared.fingerprint;
     let listener =
         server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener
@@ -68,7 +69,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         })
         .and_then(|()| out.flush());
     drop(out);
-    server::run(listener, config, Shutdown::on_signals()).map_err(|e| e.to_string())
+    server::run_with(listener, config, security, Shutdown::on_signals()).map_err(|e| e.to_string())
 }
 
 /// The `ftx` command that reaches this server, for the operator to hand
@@ -97,59 +98,43 @@ fn connect_line(config: &ServerConfig, bound: SocketAddr, fingerprint: Option<&s
     line
 }
 
-/// Creates the key, certificate and first token on first start and tells
-/// the operator what they need: the fingerprint every time, the token once,
-/// and a warning for `--plain` / `--open`. Returns the fingerprint.
-fn prepare_access(config: &ServerConfig) -> Result<Option<String>, String> {
-    let mut fingerprint = None;
-    let access = &config.access;
+/// Tells the operator what the state directory gave: a new key and
+/// certificate, the fingerprint every time, the first token once, and a
+/// warning for `--plain` / `--open`.
+fn tell_access(config: &ServerConfig, prepared: &server::Prepared) {
     let mut out = std::io::stdout().lock();
-    if let Some(dir) = access.state_dir.as_deref() {
-        let state_err = |e: &dyn std::fmt::Display| format!("state directory: {e}");
-        if access.tls {
-            let (identity, created) = Identity::load_or_create(dir).map_err(|e| state_err(&e))?;
-            if created {
-                let _ = writeln!(
-                    out,
-                    "ftxd: created a new key and certificate in {}",
-                    dir.display()
-                );
-            }
+    if prepared.created_identity {
+        if let Some(dir) = config.access.state_dir.as_deref() {
             let _ = writeln!(
                 out,
-                "ftxd: certificate fingerprint {}",
-                identity.fingerprint()
+                "ftxd: created a new key and certificate in {}",
+                dir.display()
             );
-            fingerprint = Some(identity.fingerprint());
         }
-        if access.require_token {
-            let mut tokens = TokenStore::open(dir).map_err(|e| state_err(&e))?;
-            if tokens.list().is_empty() {
-                let token = tokens
-                    .add(FIRST_TOKEN_NAME, Access::ReadWrite)
-                    .map_err(|e| state_err(&e))?;
-                let _ = writeln!(
-                    out,
-                    "ftxd: created read-write access token '{FIRST_TOKEN_NAME}' (shown only once): {token}"
-                );
-                let _ = writeln!(
-                    out,
-                    "ftxd: give it to ftx with FTX_TOKEN, --token-file or at the prompt; 'ftxd token add' makes more"
-                );
-            }
-        }
+    }
+    if let Some(fp) = &prepared.fingerprint {
+        let _ = writeln!(out, "ftxd: certificate fingerprint {fp}");
+    }
+    if let Some(token) = &prepared.first_token {
+        let _ = writeln!(
+            out,
+            "ftxd: created read-write access token '{FIRST_TOKEN_NAME}' (shown only once): {token}"
+        );
+        let _ = writeln!(
+            out,
+            "ftxd: give it to ftx with FTX_TOKEN, --token-file or at the prompt; 'ftxd token add' makes more"
+        );
     }
     let _ = out.flush();
     drop(out);
-    if !access.tls {
+    if !config.access.tls {
         eprintln!("warning: --plain: TLS is off; files and tokens cross the network in clear");
     }
-    if !access.require_token {
+    if !config.access.require_token {
         eprintln!(
             "warning: --open: no access token is needed; anyone who can connect may read and change files"
         );
     }
-    Ok(fingerprint)
 }
 
 /// `ftxd token add|list|revoke`.

@@ -1,12 +1,13 @@
 //! One connection of the event loop: a non-blocking socket, its
 //! transport (plain or TLS, see `transport`), its `ServerSession`, and the
 //! open upload or download. Moves bytes between socket and session through
-//! the transport, checks the access token and enforces read-only access,
-//! answers the session's events with the store, and pumps file data into a
-//! running download. Input goes straight into the session's input buffer
-//! (freed when idle) and file reads for downloads go straight into its
-//! output queue, behind their frame header, so an idle connection costs
-//! only its session and a few words here. Never blocks, never prints.
+//! the transport and pumps file data into a running download and listing
+//! parts into the output; the session's requests are answered in
+//! [`requests`] (the token check, read-only access, the store). Input goes
+//! straight into the session's input buffer (freed when idle) and file
+//! reads for downloads go straight into its output queue, behind their
+//! frame header, so an idle connection costs only its session and a few
+//! words here. Never blocks, never prints.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -17,13 +18,17 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::access::Security;
+mod requests;
+
+use self::requests::{PrefixJob, Resumed};
 use super::store::{Download, Listing, Store, StoreError, Upload, Uploader, RESERVE_AHEAD};
-use super::tokens::{token_id, Access};
-use super::transport::{Input, Security, Transport};
-use crate::partial::{PartOwner, PrefixHashing};
+use super::tokens::Access;
+use super::transport::{Input, Transport};
+use crate::partial::PartOwner;
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::MAX_ENTRIES_PER_FRAME;
-use crate::proto::session::{PutAccept, ServerEvent, ServerSession};
+use crate::proto::server_session::ServerSession;
 
 /// Read/process/write rounds one wake-up may spend on a connection before
 /// the loop serves the others (fairness); at 256 KiB a read that is up to
@@ -34,10 +39,6 @@ const DRIVE_BUDGET: usize = 16;
 const READ_LEN: usize = 256 * 1024 + 4096;
 /// Bytes asked of the socket per read between transfers.
 const REQUEST_READ_LEN: usize = 4096;
-
-/// Bytes of a resumed transfer's prefix hashed per round of `drive`
-/// (~0.4 ms here), so resuming a large file never holds the loop for long.
-const PREFIX_STEP: u64 = 1 << 20;
 
 /// Whose disk reservations a connection's count among, for the cap on
 /// what one party may hold reserved ahead of its data.
@@ -111,8 +112,8 @@ pub(crate) struct Conn {
     /// This connection's output memory as last added to the loop's total
     /// (see `EventLoop::output`).
     pub(crate) counted_output: usize,
-    /// The token the client came in with ([`token_id`]), checked again
-    /// whenever the token file changes.
+    /// The token the client came in with ([`super::tokens::token_id`]),
+    /// checked again whenever the token file changes.
     token: Option<[u8; 32]>,
     /// Whose part files this session's uploads use: its token's, on a
     /// server that asks for tokens.
@@ -463,66 +464,6 @@ impl Conn {
         }
     }
 
-    /// Hashes the next step of a resumed transfer's prefix; once it is
-    /// whole, answers the client (`PutReady` / `GetReady` with its digest).
-    fn hash_prefix(&mut self, store: &Store, now: Instant) -> bool {
-        let Some(job) = self.prefix.as_mut() else {
-            return false;
-        };
-        let file = match &job.then {
-            Resumed::Get(dl) => &dl.file,
-            Resumed::Put(up, _) => up.file(),
-        };
-        let step = job.hashing.step(file, PREFIX_STEP);
-        if let Ok(false) = step {
-            return true;
-        }
-        let job = *self.prefix.take().expect("checked above");
-        let peer = self.peer;
-        match (step, job.then) {
-            (Ok(_), Resumed::Get(dl)) => {
-                let offset = dl.position();
-                debug!(
-                    "{peer}: get '{}' from byte {offset} of {} ({})",
-                    dl.remote(),
-                    dl.size,
-                    self.elapsed(now)
-                );
-                let prefix = job.hashing.finish();
-                self.session
-                    .accept_get(dl.size, offset, dl.mtime, prefix, dl.known);
-                self.download = Some(dl);
-            }
-            (Ok(_), Resumed::Put(up, mut accept)) => {
-                debug!(
-                    "{peer}: put '{}' ({} bytes) resumed at byte {} ({})",
-                    up.remote(),
-                    up.size(),
-                    accept.offset,
-                    self.elapsed(now)
-                );
-                accept.prefix = job.hashing.finish();
-                let path = up.remote().clone();
-                self.upload = Some(up);
-                self.session.accept_put(&path, accept);
-            }
-            (Err(e), then) => {
-                let path = match &then {
-                    Resumed::Get(dl) => dl.remote().clone(),
-                    Resumed::Put(up, _) => up.remote().clone(),
-                };
-                let e = StoreError::from_io(path.as_str(), e);
-                info!("{peer}: resuming '{path}' failed: {e}");
-                if let Resumed::Put(up, _) = then {
-                    // Not this upload's fault: the part stays for reput.
-                    store.abort(up, true);
-                }
-                self.session.reply_error(e.code(), &e.to_string());
-            }
-        }
-        true
-    }
-
     /// Reads the next part of a listing while the session's output has
     /// room for it: a client that does not read its listing holds one
     /// part of it, not the whole directory.
@@ -576,289 +517,6 @@ impl Conn {
         }
         progress
     }
-
-    /// Answers every event the session has, in order.
-    fn handle_events(&mut self, store: &Store, now: Instant) -> bool {
-        let mut any = false;
-        while let Some(event) = self.session.poll_event() {
-            any = true;
-            self.handle_event(event, store, now);
-        }
-        any
-    }
-
-    fn handle_event(&mut self, event: ServerEvent, store: &Store, now: Instant) {
-        let peer = self.peer;
-        if self.access == Access::ReadOnly && mutates(&event) {
-            debug!("{peer}: change refused: read-only token");
-            self.session.reply_error(
-                ErrorCode::ReadOnly,
-                "read-only access: this token cannot change files",
-            );
-            return;
-        }
-        match event {
-            ServerEvent::Hello { token } => {
-                let admitted = self
-                    .security
-                    .gate
-                    .borrow_mut()
-                    .admit(peer.ip(), &token, now);
-                match admitted {
-                    Ok((name, access)) => {
-                        info!("{peer}: access granted: token '{name}' ({access})");
-                        self.access = access;
-                        if self.security.gate.borrow().requires_token() {
-                            let id = token_id(&token);
-                            self.owner = Some(PartOwner::of_token(&id));
-                            self.token = Some(id);
-                        }
-                        self.session.accept_hello();
-                    }
-                    Err(refusal) => {
-                        let failures = self.security.gate.borrow().failures(peer.ip());
-                        warn!(
-                            "{peer}: access refused: {refusal} ({failures} failed attempt(s) from this address)"
-                        );
-                        self.close_reason = "access refused";
-                        self.session
-                            .reply_error(ErrorCode::Unauthorized, &refusal.to_string());
-                    }
-                }
-            }
-            ServerEvent::List { path } => match store.open_listing(&path) {
-                Ok(listing) => self.listing = Some(Box::new(listing)),
-                Err(e) => {
-                    debug!("{peer}: ls '{path}' failed: {e}");
-                    self.session.reply_error(e.code(), &e.to_string());
-                }
-            },
-            ServerEvent::PutStart {
-                path,
-                size,
-                offset,
-                force,
-                resume,
-            } => {
-                if let Some(old) = self.upload.take() {
-                    store.abort(old, true);
-                }
-                let resume = resume.then_some(offset);
-                match store.begin_upload(&path, size, force, resume, &self.uploader()) {
-                    Ok((up, accept)) if accept.offset > 0 => {
-                        // Answered once the part's prefix is hashed.
-                        self.transfer_started = Some(now);
-                        self.prefix = Some(Box::new(PrefixJob {
-                            hashing: PrefixHashing::new(accept.offset),
-                            then: Resumed::Put(up, accept),
-                        }));
-                    }
-                    Ok((up, accept)) => {
-                        debug!("{peer}: put '{path}' ({size} bytes) started");
-                        self.upload = Some(up);
-                        self.transfer_started = Some(now);
-                        self.session.accept_put(&path, accept);
-                    }
-                    Err(e) => {
-                        info!("{peer}: put '{path}' refused: {e}");
-                        self.session.reply_error(e.code(), &e.to_string());
-                    }
-                }
-            }
-            ServerEvent::PutData { offset, len } => {
-                let Some(up) = self.upload.as_mut() else {
-                    self.session
-                        .reply_error(ErrorCode::Protocol, "data without an upload");
-                    return;
-                };
-                let data = self.session.data();
-                debug_assert_eq!(data.len(), len);
-                if let Err(e) = store.write(up, offset, data) {
-                    self.upload_failed(store, &e);
-                }
-            }
-            ServerEvent::PutCommit { size } => {
-                let Some(up) = self.upload.take() else {
-                    self.session
-                        .reply_error(ErrorCode::Protocol, "commit without an upload");
-                    return;
-                };
-                let asked = up.remote().clone();
-                match store.commit(up) {
-                    Ok(stored) => {
-                        info!(
-                            "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
-                            self.elapsed(now)
-                        );
-                        self.session.put_committed(&stored, size);
-                    }
-                    Err(e) => {
-                        info!("{peer}: put '{asked}' failed: {e}");
-                        self.session.reply_error(e.code(), &e.to_string());
-                    }
-                }
-            }
-            ServerEvent::PutAbort { reason } => {
-                if let Some(up) = self.upload.take() {
-                    // Interruptions stay resumable; corrupt or refused data
-                    // and a full disk do not.
-                    let keep = matches!(
-                        reason,
-                        ErrorCode::Cancelled | ErrorCode::Timeout | ErrorCode::Protocol
-                    );
-                    info!(
-                        "{peer}: put '{}' failed: {reason} after {} of {} bytes{}",
-                        up.remote(),
-                        up.written(),
-                        up.size(),
-                        if keep && up.resumable() {
-                            " (kept for reput)"
-                        } else {
-                            ""
-                        }
-                    );
-                    store.abort(up, keep);
-                }
-            }
-            ServerEvent::GetStart { path, offset } => {
-                self.download = None;
-                let opened = store.open_download(&path).and_then(|mut dl| {
-                    // Past the end: the client's part is not of this file; restart.
-                    let offset = if offset > dl.size { 0 } else { offset };
-                    store.seek(&mut dl, offset)?;
-                    Ok((dl, offset))
-                });
-                match opened {
-                    Ok((dl, offset)) if offset > 0 => {
-                        // Answered once the prefix is hashed.
-                        self.transfer_started = Some(now);
-                        self.prefix = Some(Box::new(PrefixJob {
-                            hashing: PrefixHashing::new(offset),
-                            then: Resumed::Get(Box::new(dl)),
-                        }));
-                    }
-                    Ok((dl, _)) => {
-                        debug!("{peer}: get '{path}' ({} bytes)", dl.size);
-                        let fresh = blake3::Hasher::new();
-                        self.session
-                            .accept_get(dl.size, 0, dl.mtime, fresh, dl.known);
-                        self.download = Some(Box::new(dl));
-                        self.transfer_started = Some(now);
-                    }
-                    Err(e) => {
-                        info!("{peer}: get '{path}' refused: {e}");
-                        self.session.reply_error(e.code(), &e.to_string());
-                    }
-                }
-            }
-            ServerEvent::GetEnd { digest } => {
-                if let Some(dl) = self.download.take() {
-                    // A read-only client writes nothing, not even the
-                    // remembered digest (an extended attribute).
-                    if let (Some(digest), Access::ReadWrite) = (digest, self.access) {
-                        store.remember_digest(&dl, &digest);
-                    }
-                    if dl.position() == dl.size {
-                        info!(
-                            "{peer}: get '{}' sent ({} bytes, {})",
-                            dl.remote(),
-                            dl.size,
-                            self.elapsed(now)
-                        );
-                    } else {
-                        info!(
-                            "{peer}: get '{}' ended at byte {} of {}",
-                            dl.remote(),
-                            dl.position(),
-                            dl.size
-                        );
-                    }
-                }
-            }
-            ServerEvent::Mkdir { path } => {
-                let r = store.mkdir(&path);
-                self.reply_unit(r, "mkdir", &path.to_string());
-            }
-            ServerEvent::Remove { path } => {
-                let r = store.remove(&path);
-                self.reply_unit(r, "rm", &path.to_string());
-            }
-            ServerEvent::Rename { from, to } => {
-                let r = store.rename(&from, &to);
-                self.reply_unit(r, "rename", &format!("{from}' -> '{to}"));
-            }
-            ServerEvent::SetAttrs { path, mode, mtime } => {
-                let r = store.set_attrs(&path, mode, mtime);
-                self.reply_unit(r, "setattrs", &path.to_string());
-            }
-            ServerEvent::Statfs { path } => match store.space(&path) {
-                Ok((total, avail)) => self.session.reply_space(total, avail),
-                Err(e) => {
-                    debug!("{peer}: df '{path}' failed: {e}");
-                    self.session.reply_error(e.code(), &e.to_string());
-                }
-            },
-            ServerEvent::ListParts { path } => match store.list_parts(&path, self.owner) {
-                Ok(parts) => self.session.reply_entries(parts),
-                Err(e) => {
-                    debug!("{peer}: parts of '{path}' failed: {e}");
-                    self.session.reply_error(e.code(), &e.to_string());
-                }
-            },
-            ServerEvent::DiscardPart { path } => {
-                let r = store.discard_part(&path, self.owner);
-                self.reply_unit(r, "discard", path.as_str());
-            }
-        }
-    }
-
-    fn reply_unit(&mut self, r: Result<(), super::store::StoreError>, op: &str, what: &str) {
-        match r {
-            Ok(()) => {
-                info!("{}: {op} '{what}'", self.peer);
-                self.session.reply_ok();
-            }
-            Err(e) => {
-                debug!("{}: {op} '{what}' failed: {e}", self.peer);
-                self.session.reply_error(e.code(), &e.to_string());
-            }
-        }
-    }
-
-    fn elapsed(&self, now: Instant) -> String {
-        match self.transfer_started {
-            Some(t) => format!("{:.2} s", now.saturating_duration_since(t).as_secs_f64()),
-            None => "?".to_owned(),
-        }
-    }
-}
-
-/// Whether `event` would change the served tree (refused to read-only tokens).
-fn mutates(event: &ServerEvent) -> bool {
-    matches!(
-        event,
-        ServerEvent::PutStart { .. }
-            | ServerEvent::SetAttrs { .. }
-            | ServerEvent::Mkdir { .. }
-            | ServerEvent::Remove { .. }
-            | ServerEvent::Rename { .. }
-    )
-}
-
-/// A resumed transfer waiting for its prefix digest.
-struct PrefixJob {
-    hashing: PrefixHashing,
-    then: Resumed,
-}
-
-/// What a finished prefix digest lets start. Lives in a box (`PrefixJob`),
-/// so the size of its largest variant costs nothing elsewhere.
-#[allow(clippy::large_enum_variant)]
-enum Resumed {
-    /// A download positioned at the end of the prefix.
-    Get(Box<Download>),
-    /// An upload and the answer it gets.
-    Put(Upload, PutAccept),
 }
 
 /// Closes a socket so that an error frame just written is not destroyed:

@@ -1,241 +1,25 @@
-//! How bytes get between a connection's socket and its session, and who
-//! may come in: plain TCP, or TLS as a byte pipe ([`TlsPipe`]), plus the
-//! [`Security`] every connection shares (the TLS configuration and the
-//! token [`Gate`]). Knows nothing of frames or files.
-//!
-//! A TLS server looks at the first byte before it makes any TLS state: a
-//! TLS ClientHello starts with 0x16 (a handshake record), an ftx frame
-//! with a length byte of 0. A plain ftx client is told in a plain `Error`
-//! frame that the server requires TLS, instead of waiting for a handshake
-//! that never comes. Idle connections that never spoke cost no TLS memory.
-//!
-//! TLS uses rustls's unbuffered API (`UnbufferedServerConnection`,
+//! TLS as a byte pipe for one connection ([`TlsPipe`]). It uses rustls's unbuffered API (`UnbufferedServerConnection`,
 //! `process_tls_records` and its states), so the record bytes are ftxd's:
 //! three queues — records received but not processed (at most 18,437 B,
 //! the largest record), records not yet written (plaintext is taken
 //! while fewer than 64 KiB wait), and decrypted bytes the session had no
 //! room for (handed out first) — each allocated when bytes come, kept
 //! while they flow (no allocation per record in a transfer) and freed by
-//! [`Transport::shrink`] once the connection is idle. The buffered
+//! [`super::Transport::shrink`] once the connection is idle. The buffered
 //! `ServerConnection` kept a 4 KiB read buffer for good: an idle TLS
 //! connection now costs ~4.0 KB instead of ~8.1 KB (README, Performance,
 //! "Idle TLS connections"). A TLS error is `InvalidData` (rustls's alert
 //! is still sent); a TCP close without close_notify is an end of input
 //! like any other (frames carry their lengths, transfers their digests).
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::num::NonZeroUsize;
-use std::path::Path;
 use std::sync::Arc;
 
-use mio::net::TcpStream;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 
-use super::config::AccessConfig;
-use super::tls::Identity;
-use super::tokens::{Gate, TokenStore};
-
-/// First byte of a TLS record carrying a handshake message (ClientHello).
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// What every connection of one server shares: the TLS configuration and
-/// the door. The loop is one thread, so the gate needs no lock.
-pub(crate) struct Security {
-    /// `None`: `--plain`.
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
-    /// Token checks and the slow-down of failing addresses.
-    pub(crate) gate: RefCell<Gate>,
-}
-
-impl Security {
-    /// Loads what `access` asks for from the state directory (which the
-    /// binary prepared: key, certificate, token file).
-    pub(crate) fn load(access: &AccessConfig) -> Result<Security, String> {
-        let dir = access.state_dir.as_deref();
-        let need_dir = |what: &str| -> Result<&Path, String> {
-            dir.ok_or_else(|| format!("{what} needs a state directory (--state-dir)"))
-        };
-        if let Some(dir) = dir {
-            super::tls::check_private(dir).map_err(|e| e.to_string())?;
-        }
-        let tls = if access.tls {
-            let dir = need_dir("TLS")?;
-            let identity = Identity::load(dir).map_err(|e| e.to_string())?;
-            Some(identity.server_config().map_err(|e| e.to_string())?)
-        } else {
-            None
-        };
-        let gate = if access.require_token {
-            let dir = need_dir("access tokens")?;
-            Gate::with_tokens(TokenStore::open(dir).map_err(|e| e.to_string())?)
-        } else {
-            Gate::open()
-        };
-        Ok(Security {
-            tls,
-            gate: RefCell::new(gate),
-        })
-    }
-}
-
-/// What one read from the transport produced.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// `n` plaintext bytes at the start of the buffer.
-    Data(usize),
-    /// Bytes moved (TLS records, a handshake step) but no plaintext yet.
-    Progress,
-    /// Nothing to read until the socket is readable again.
-    Idle,
-    /// The peer closed.
-    Eof,
-    /// A plain ftx client reached a TLS server.
-    PlainClient,
-}
-
-/// The byte pipe of one connection.
-pub(crate) enum Transport {
-    /// Plain TCP (`--plain`).
-    Plain,
-    /// TLS server that has not seen the first byte yet.
-    Sniff,
-    /// TLS, boxed: the connection state is large and idle connections in
-    /// `Sniff` should not pay for it.
-    Tls(Box<TlsPipe>),
-}
-
-impl Transport {
-    /// The transport a new connection starts with.
-    pub(crate) fn new(security: &Security) -> Transport {
-        match security.tls {
-            Some(_) => Transport::Sniff,
-            None => Transport::Plain,
-        }
-    }
-
-    /// Reads plaintext into `buf`. `readable` is the socket's readiness
-    /// memory (cleared on `WouldBlock`); TLS may hold decrypted bytes or
-    /// whole records even when the socket has nothing, so those come first.
-    pub(crate) fn read(
-        &mut self,
-        stream: &mut TcpStream,
-        readable: &mut bool,
-        buf: &mut [u8],
-        security: &Security,
-    ) -> io::Result<Input> {
-        match self {
-            Transport::Plain => {
-                if !*readable {
-                    return Ok(Input::Idle);
-                }
-                match stream.read(buf) {
-                    Ok(0) => Ok(Input::Eof),
-                    Ok(n) => Ok(Input::Data(n)),
-                    Err(e) => would_block(e, readable),
-                }
-            }
-            Transport::Sniff => {
-                if !*readable {
-                    return Ok(Input::Idle);
-                }
-                let mut first = [0u8; 1];
-                match stream.peek(&mut first) {
-                    Ok(0) => Ok(Input::Eof),
-                    Ok(_) if first[0] == TLS_HANDSHAKE_RECORD => {
-                        let Some(config) = security.tls.as_ref() else {
-                            *self = Transport::Plain;
-                            return Ok(Input::Progress);
-                        };
-                        *self = Transport::Tls(Box::new(TlsPipe::new(config)?));
-                        Ok(Input::Progress)
-                    }
-                    Ok(_) => {
-                        *self = Transport::Plain;
-                        Ok(Input::PlainClient)
-                    }
-                    Err(e) => would_block(e, readable),
-                }
-            }
-            Transport::Tls(tls) => tls.read(stream, readable, buf),
-        }
-    }
-
-    /// Moves `out` (the session's pending output) into the pipe and the
-    /// pipe into the socket while it takes bytes. Returns how many bytes of
-    /// `out` were taken and whether anything moved.
-    pub(crate) fn write(
-        &mut self,
-        stream: &mut TcpStream,
-        writable: &mut bool,
-        out: &[u8],
-    ) -> io::Result<(usize, bool)> {
-        match self {
-            Transport::Plain | Transport::Sniff => {
-                if !*writable || out.is_empty() {
-                    return Ok((0, false));
-                }
-                match stream.write(out) {
-                    Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => Ok((n, true)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        *writable = false;
-                        Ok((0, false))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok((0, true)),
-                    Err(e) => Err(e),
-                }
-            }
-            Transport::Tls(tls) => tls.write(stream, writable, out),
-        }
-    }
-
-    /// Whether the pipe itself has bytes for the socket (TLS records,
-    /// handshake messages, alerts).
-    pub(crate) fn wants_write(&self) -> bool {
-        match self {
-            Transport::Tls(tls) => tls.wants_write(),
-            _ => false,
-        }
-    }
-
-    /// Whether the pipe itself must read (a TLS handshake in progress).
-    pub(crate) fn wants_read(&self) -> bool {
-        match self {
-            Transport::Tls(tls) => tls.wants_read(),
-            Transport::Sniff => true,
-            Transport::Plain => false,
-        }
-    }
-
-    /// Queues a TLS close_notify (nothing for plain TCP) before a close.
-    pub(crate) fn close_notify(&mut self) {
-        if let Transport::Tls(tls) = self {
-            tls.close_notify();
-        }
-    }
-
-    /// Frees the pipe's buffers that hold nothing (the connection is idle).
-    pub(crate) fn shrink(&mut self) {
-        if let Transport::Tls(tls) = self {
-            tls.shrink();
-        }
-    }
-}
-
-fn would_block(e: io::Error, readable: &mut bool) -> io::Result<Input> {
-    match e.kind() {
-        io::ErrorKind::WouldBlock => {
-            *readable = false;
-            Ok(Input::Idle)
-        }
-        io::ErrorKind::Interrupted => Ok(Input::Progress),
-        _ => Err(e),
-    }
-}
-
-// ---------------------------------------------------------------- TLS
+use super::Input;
 
 /// The largest TLS record on the wire: a 5-byte header and at most 16 KiB
 /// of plaintext plus 2 KiB of overhead (rustls refuses larger ones). The
@@ -307,7 +91,7 @@ fn tls_error(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl TlsPipe {
-    fn new(config: &Arc<rustls::ServerConfig>) -> io::Result<TlsPipe> {
+    pub(super) fn new(config: &Arc<rustls::ServerConfig>) -> io::Result<TlsPipe> {
         let conn = UnbufferedServerConnection::new(Arc::clone(config))
             .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(TlsPipe {
@@ -324,7 +108,7 @@ impl TlsPipe {
     /// Reads plaintext into `buf`: first what is left decrypted, then the
     /// records already received, then the socket while it has bytes, the
     /// buffer has room and the round's reads last.
-    fn read<S: Read>(
+    pub(super) fn read<S: Read>(
         &mut self,
         stream: &mut S,
         readable: &mut bool,
@@ -435,7 +219,7 @@ impl TlsPipe {
     /// Encrypts what it may of `out` and writes the queued records while
     /// the socket takes them. Returns the bytes of `out` taken and whether
     /// anything moved.
-    fn write<S: Write>(
+    pub(super) fn write<S: Write>(
         &mut self,
         stream: &mut S,
         writable: &mut bool,
@@ -474,16 +258,16 @@ impl TlsPipe {
         Ok(moved)
     }
 
-    fn wants_write(&self) -> bool {
+    pub(super) fn wants_write(&self) -> bool {
         !self.outgoing.is_empty()
     }
 
-    fn wants_read(&self) -> bool {
+    pub(super) fn wants_read(&self) -> bool {
         self.conn.is_handshaking() && !self.peer_closed && !self.failed
     }
 
     /// Queues close_notify (not after a TLS error: its alert is queued).
-    fn close_notify(&mut self) {
+    pub(super) fn close_notify(&mut self) {
         if self.failed || self.close_sent {
             return;
         }
@@ -494,7 +278,7 @@ impl TlsPipe {
         let _ = self.pump(&mut none, &[], true);
     }
 
-    fn shrink(&mut self) {
+    pub(super) fn shrink(&mut self) {
         self.incoming.release();
         self.outgoing.release();
         self.plain.release();
@@ -793,7 +577,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::client::known_hosts::PinnedVerifier;
-    use crate::server::tls::Identity;
+    use crate::server::state::Identity;
     use rustls::pki_types::ServerName;
     use rustls::{ClientConfig, ClientConnection};
 
@@ -1009,7 +793,7 @@ mod tests {
     #[test]
     fn a_p256_identity_still_handshakes() {
         let dir = tempfile::tempdir().unwrap();
-        crate::server::tls::write_p256_identity(dir.path());
+        crate::server::state::write_p256_identity(dir.path());
         let mut p = Pair::over(dir).handshake();
         p.client_write(b"ls");
         assert_eq!(p.server_read(4096).0, b"ls");

@@ -1,8 +1,11 @@
-//! `ftxd`'s identity: the state directory, the private key and the
-//! self-signed certificate created there on first start (rcgen), the
-//! rustls `ServerConfig` made from them (TLS 1.3 only, ring provider), and
-//! the certificate's fingerprint. Touches only the state directory; never
-//! prints (the binary tells the operator what was created).
+//! `ftxd`'s state directory and what lives in it: where it is by default,
+//! the checks that it and its secrets are private, atomic writes of its
+//! files, and the server's identity (the private key and the self-signed
+//! certificate created there on first start with rcgen, the rustls
+//! `ServerConfig` made from them, TLS 1.3 only, ring provider, and the
+//! certificate's fingerprint). The token file beside them is `tokens`'s.
+//! Touches only the state directory; never prints (the binary tells the
+//! operator what was created).
 
 use std::fmt;
 use std::fs;
@@ -24,10 +27,12 @@ pub const CERT_FILE: &str = "cert.pem";
 /// fingerprint, so the name is informative only.
 const CERT_NAME: &str = "ftxd";
 
-/// Why the state directory or the identity cannot be used.
-#[derive(Debug)]
-pub enum TlsError {
+/// Why the state directory or a file in it (the key, the certificate, the
+/// token file) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
     /// A file or directory could not be read or written.
+    #[error("'{}': {source}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -35,6 +40,7 @@ pub enum TlsError {
         source: io::Error,
     },
     /// The key or certificate could not be made or parsed.
+    #[error("'{}': {reason}", path.display())]
     Bad {
         /// The path involved.
         path: PathBuf,
@@ -43,19 +49,8 @@ pub enum TlsError {
     },
 }
 
-impl fmt::Display for TlsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsError::Io { path, source } => write!(f, "'{}': {source}", path.display()),
-            TlsError::Bad { path, reason } => write!(f, "'{}': {reason}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for TlsError {}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io {
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -75,16 +70,16 @@ pub fn default_state_dir() -> Option<PathBuf> {
 /// secrets in it are this user's and private: the directory writable by
 /// no one else (or someone could swap the files), the key and the token
 /// file readable by no one else. Files that do not exist yet pass.
-pub fn check_private(dir: &Path) -> Result<(), TlsError> {
+pub fn check_private(dir: &Path) -> Result<(), StateError> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();
-    let check = |path: &Path, forbidden: u32, what: &str| -> Result<(), TlsError> {
+    let check = |path: &Path, forbidden: u32, what: &str| -> Result<(), StateError> {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err(path)(e)),
         };
-        let bad = |reason: String| TlsError::Bad {
+        let bad = |reason: String| StateError::Bad {
             path: path.to_path_buf(),
             reason,
         };
@@ -117,7 +112,7 @@ pub fn check_private(dir: &Path) -> Result<(), TlsError> {
 }
 
 /// Creates the state directory (and its parents) if needed, mode 0700.
-pub fn create_state_dir(dir: &Path) -> Result<(), TlsError> {
+pub fn create_state_dir(dir: &Path) -> Result<(), StateError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -127,7 +122,7 @@ pub fn create_state_dir(dir: &Path) -> Result<(), TlsError> {
 
 /// Writes `bytes` to `path` atomically ([`crate::state_file::write_atomic`]),
 /// so a crash never leaves half a key or half a token list.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     crate::state_file::write_atomic(path, bytes, mode).map_err(io_err(path))
 }
 
@@ -157,14 +152,14 @@ impl fmt::Debug for Identity {
 impl Identity {
     /// Loads the key and certificate from `dir`, creating both first if
     /// neither exists. Returns the identity and whether it was just made.
-    pub fn load_or_create(dir: &Path) -> Result<(Identity, bool), TlsError> {
+    pub fn load_or_create(dir: &Path) -> Result<(Identity, bool), StateError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
         let created = match (key_path.exists(), cert_path.exists()) {
             (true, true) => false,
             (false, false) => {
                 create_state_dir(dir)?;
-                let (key, cert) = make_identity().map_err(|e| TlsError::Bad {
+                let (key, cert) = make_identity().map_err(|e| StateError::Bad {
                     path: cert_path.clone(),
                     reason: format!("cannot make a certificate: {e}"),
                 })?;
@@ -174,7 +169,7 @@ impl Identity {
                 true
             }
             (true, false) | (false, true) => {
-                return Err(TlsError::Bad {
+                return Err(StateError::Bad {
                     path: dir.to_path_buf(),
                     reason: format!(
                         "holds only one of {KEY_FILE} and {CERT_FILE}; remove the other to make a new identity"
@@ -186,14 +181,14 @@ impl Identity {
     }
 
     /// Loads an existing key and certificate from `dir`.
-    pub fn load(dir: &Path) -> Result<Identity, TlsError> {
+    pub fn load(dir: &Path) -> Result<Identity, StateError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
         let pem_err = |path: &Path| {
             let path = path.to_path_buf();
             move |e: rustls::pki_types::pem::Error| match e {
-                rustls::pki_types::pem::Error::Io(source) => TlsError::Io { path, source },
-                other => TlsError::Bad {
+                rustls::pki_types::pem::Error::Io(source) => StateError::Io { path, source },
+                other => StateError::Bad {
                     path,
                     reason: other.to_string(),
                 },
@@ -211,8 +206,8 @@ impl Identity {
 
     /// The rustls configuration: TLS 1.3 only, the ring provider, no
     /// client certificates, no session resumption.
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let bad = |e: rustls::Error| TlsError::Bad {
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, StateError> {
+        let bad = |e: rustls::Error| StateError::Bad {
             path: PathBuf::from(KEY_FILE),
             reason: e.to_string(),
         };

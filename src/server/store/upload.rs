@@ -1,0 +1,810 @@
+//! Uploads: the hidden file an upload is written to (the name's part file
+//! when free, so an interruption can be resumed, else a one-off temporary
+//! file), space reserved ahead of the data, early writeback and steps made
+//! durable while the network is slow, and the atomic commit: fsync, then a
+//! race-free publish under the final name or the first free `stem_N.ext`.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::RenameFlags;
+
+use super::{beneath, Store, StoreError, FILE_MODE, MAX_CLASH_ATTEMPTS};
+use crate::partial::{self, PartOwner};
+use crate::proto::limits::RESERVED_PREFIX;
+use crate::proto::path::{clash_name, RemotePath};
+use crate::proto::server_session::PutAccept;
+
+/// With fsync on, every this many bytes of an upload are handed to the
+/// disk at once (`sync_file_range`, not waiting), so the disk works while
+/// the rest arrives and the fsync at commit has little left to do.
+const WRITEBACK_STEP: u64 = 1 << 20;
+/// Disk space an upload reserves ahead of its data: the window a client
+/// may have in flight (16 MiB), so writes never wait for allocation, while
+/// a client that declares a huge file and trickles holds no more than this.
+pub const RESERVE_AHEAD: u64 = crate::proto::limits::DEFAULT_WINDOW as u64;
+/// With fsync on, an upload that waits for the network with at least this
+/// many bytes not yet durable makes them durable (`fdatasync`,
+/// [`Store::settle`]). A disk with a write-back cache (a VM's virtual
+/// disk, most SSDs) otherwise keeps the whole file in that cache until the
+/// commit's fsync, which then waits ~65 ms per 64 MiB here; flushed while
+/// the loop would wait anyway, the commit waits for the tail only.
+const DURABLE_STEP: u64 = 8 << 20;
+/// With fsync on, an upload that never waits for the network (it arrives
+/// faster than ftxd takes it) is made durable every this many bytes all
+/// the same, so no one flush blocks the loop for long. Rarely: flushing
+/// while data is waiting stalls the upload (8 MiB steps cost ~15% of a
+/// 1 GiB put on loopback).
+const DURABLE_MAX: u64 = 64 << 20;
+/// [`Store::settle`] flushes only an upload arriving slower than this
+/// (bytes a second, since its last flush): a slow or distant link, whose
+/// waits are long and whose bytes queue in the socket meanwhile. A fast
+/// sender waits only for moments; flushing then (~18 ms per 8 MiB here)
+/// stalled it, and on loopback it flushed every 8 MiB (106 fdatasyncs in
+/// one 1 GiB put, 1.9 s of them).
+const SETTLE_MAX_RATE: f64 = 256.0 * 1024.0 * 1024.0;
+
+/// Numbers temporary files of this process, so two uploads never share one.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// An upload in progress: a hidden temporary file in the target directory.
+#[derive(Debug)]
+pub struct Upload {
+    file: File,
+    /// Name of the temporary file in `dir`.
+    temp: CString,
+    /// The directory the upload lands in, opened beneath the root.
+    dir: OwnedFd,
+    remote: RemotePath,
+    size: u64,
+    written: u64,
+    /// Bytes already handed to early writeback.
+    flushed: u64,
+    /// Bytes already made durable by a step's `fdatasync`.
+    synced: u64,
+    /// When `synced` last moved (or the upload began).
+    synced_at: Instant,
+    force: bool,
+    /// In the name's part file: kept for `reput` when interrupted.
+    resumable: bool,
+    /// Disk space reserved up to here (`written` plus a step ahead).
+    reserved: u64,
+    /// How far ahead of the data to reserve ([`Uploader::reserve_ahead`]).
+    ahead: u64,
+    /// The file system cannot reserve space (`fallocate` unsupported).
+    no_reserve: bool,
+}
+
+/// Who starts an upload, as far as the store cares.
+#[derive(Clone, Copy, Debug)]
+pub struct Uploader {
+    /// Whose part files it uses ([`partial::owned_part_name`]): the access
+    /// token's tag on a server that asks for tokens, so another token
+    /// neither resumes, publishes nor learns of them.
+    pub owner: Option<PartOwner>,
+    /// Disk space to reserve ahead of the data (at most
+    /// [`RESERVE_AHEAD`]; 0 reserves nothing, writes allocate as they go):
+    /// a server lowers it for an address or token that holds many
+    /// reservations already.
+    pub reserve_ahead: u64,
+}
+
+impl Default for Uploader {
+    fn default() -> Uploader {
+        Uploader {
+            owner: None,
+            reserve_ahead: RESERVE_AHEAD,
+        }
+    }
+}
+
+impl Upload {
+    /// The file being written (to hash a resumed upload's prefix).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The remote path asked for (the stored name may differ on a clash).
+    pub fn remote(&self) -> &RemotePath {
+        &self.remote
+    }
+    /// The size declared by the client.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+    /// Whether an interruption keeps this upload for `reput`.
+    /// Disk space reserved ahead of the data written so far.
+    pub fn reserved_ahead(&self) -> u64 {
+        self.reserved.saturating_sub(self.written)
+    }
+
+    /// Reserves at most `ahead` bytes ahead of the data from now on.
+    pub fn limit_reserve(&mut self, ahead: u64) {
+        if !self.no_reserve {
+            self.ahead = ahead.min(RESERVE_AHEAD);
+        }
+    }
+
+    pub fn resumable(&self) -> bool {
+        self.resumable
+    }
+}
+
+impl Store {
+    /// Starts an upload of `size` bytes to `path`: checks the rules and
+    /// opens the hidden file next to the target. A fresh upload takes the
+    /// name's part file when it is free (so an interruption can be resumed)
+    /// and a one-off temporary file otherwise, reporting the size of an
+    /// interrupted part it leaves alone. With `resume: Some(max)`, the part
+    /// file is continued where it ends (if that is at most `max`, the
+    /// client's size; otherwise it restarts); the returned [`PutAccept`]
+    /// says from where. Its `prefix` is still empty: the caller hashes the
+    /// part's first `offset` bytes ([`Upload::file`],
+    /// [`crate::prefix::PrefixHashing`]) before it answers the client.
+    /// `who` says whose part file it uses and how much space it may
+    /// reserve ahead ([`Uploader`]).
+    pub fn begin_upload(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        force: bool,
+        resume: Option<u64>,
+        who: &Uploader,
+    ) -> Result<(Upload, PutAccept), StoreError> {
+        self.check_writable()?;
+        if let Some(max) = self.config.max_file_size {
+            if size > max {
+                return Err(StoreError::TooLarge { size, max });
+            }
+        }
+        let (dir, name) = self.resolve_parent(path)?;
+        if force {
+            match beneath::lstat_at(dir.as_fd(), &name) {
+                Ok(m) if m.is_dir() => {
+                    return Err(StoreError::IsDirectory(path.as_str().to_owned()))
+                }
+                _ => {}
+            }
+        }
+        let io_err = |e| StoreError::from_io(path.as_str(), e);
+        let part = CString::new(partial::owned_part_name(who.owner, &name.to_string_lossy()))
+            .map_err(|_| StoreError::RootNotAllowed)?;
+        let (mut file, temp, accept) = match resume {
+            Some(max_offset) => {
+                let Some(file) =
+                    partial::open_locked_at(dir.as_fd(), &part, true).map_err(io_err)?
+                else {
+                    return Err(StoreError::InUse(path.as_str().to_owned()));
+                };
+                let mut held = file.metadata().map_err(io_err)?.len();
+                if held > max_offset || held > size {
+                    held = 0;
+                }
+                file.set_len(held).map_err(io_err)?;
+                // The prefix is the caller's to hash (a step at a time).
+                let accept = PutAccept {
+                    offset: held,
+                    prefix: blake3::Hasher::new(),
+                    partial: 0,
+                    resumable: true,
+                };
+                (file, part, accept)
+            }
+            None => match partial::take_fresh_at(dir.as_fd(), &part).map_err(io_err)? {
+                Some(file) => (file, part, PutAccept::fresh(true, 0)),
+                None => {
+                    let stale = partial::stale_size_at(dir.as_fd(), &part);
+                    let temp = temp_name();
+                    let file = beneath::create_at(dir.as_fd(), &temp, FILE_MODE).map_err(io_err)?;
+                    // Locked too, so the stale-file sweep of another ftxd
+                    // sharing the root never removes it while in use.
+                    let _ = partial::try_lock(&file);
+                    (file, temp, PutAccept::fresh(false, stale))
+                }
+            },
+        };
+        let need = size - accept.offset;
+        // A disk that cannot hold the upload refuses it now; the blocks are
+        // reserved a step ahead of the data as it arrives (cheaper writes,
+        // and a client that declares a huge file and sends a byte now and
+        // then holds one step, not the whole size).
+        let mut ahead = who.reserve_ahead.min(RESERVE_AHEAD);
+        let mut reserved = need.min(ahead);
+        let mut no_reserve = false;
+        let full = beneath::free_space(dir.as_fd()).is_some_and(|free| free < need)
+            || (reserved > 0
+                && match partial::preallocate(&file, accept.offset, reserved) {
+                    Ok(()) => false,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => true,
+                    // Not supported here: writes find out for themselves.
+                    Err(_) => {
+                        (ahead, reserved, no_reserve) = (0, 0, true);
+                        false
+                    }
+                });
+        if full {
+            // Refused before any data flows: a part that holds an
+            // interrupted upload stays for a later `reput`; a file opened
+            // just now is removed, while still locked.
+            if accept.offset == 0 {
+                let _ = beneath::unlink_at(dir.as_fd(), &temp, false);
+            } else {
+                // A failed reservation may have taken some blocks.
+                let _ = file.set_len(accept.offset);
+            }
+            drop(file);
+            return Err(StoreError::NoSpace);
+        }
+        file.seek(SeekFrom::Start(accept.offset)).map_err(io_err)?;
+        let up = Upload {
+            file,
+            temp,
+            dir,
+            remote: path.clone(),
+            size,
+            written: accept.offset,
+            flushed: accept.offset,
+            synced: accept.offset,
+            synced_at: Instant::now(),
+            force,
+            resumable: accept.resumable,
+            reserved: accept.offset + reserved,
+            ahead,
+            no_reserve,
+        };
+        Ok((up, accept))
+    }
+
+    /// Appends `data` at `offset`, which must be the number of bytes
+    /// written so far; never past the declared size.
+    pub fn write(&self, up: &mut Upload, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        if offset != up.written {
+            return Err(StoreError::BadOffset {
+                expected: up.written,
+                got: offset,
+            });
+        }
+        let end = up.written.saturating_add(data.len() as u64);
+        if end > up.size {
+            return Err(StoreError::BadOffset {
+                expected: up.size,
+                got: end,
+            });
+        }
+        if up.ahead > 0 && end + up.ahead / 2 > up.reserved && up.reserved < up.size {
+            // The next step of space, before the data needs it.
+            let from = up.reserved.max(up.written);
+            let step = (up.size - from).min(up.ahead);
+            up.reserved = from;
+            match partial::preallocate(&up.file, up.reserved, step) {
+                Ok(()) => up.reserved += step,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    return Err(StoreError::NoSpace)
+                }
+                // Not supported here: writes find out for themselves.
+                Err(_) => (up.ahead, up.no_reserve) = (0, true),
+            }
+        }
+        up.file
+            .write_all(data)
+            .map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
+        up.written = end;
+        if self.config.fsync && up.written - up.flushed >= WRITEBACK_STEP {
+            start_writeback(&up.file, up.flushed, up.written - up.flushed);
+            up.flushed = up.written;
+        }
+        if up.written - up.synced >= DURABLE_MAX {
+            self.sync_written(up)?;
+        }
+        Ok(())
+    }
+
+    /// The upload waits for the network: a good moment to make what it
+    /// wrote durable, if that is at least [`DURABLE_STEP`] bytes and they
+    /// came slower than [`SETTLE_MAX_RATE`].
+    /// `now` is the loop's clock.
+    pub fn settle(&self, up: &mut Upload, now: Instant) -> Result<(), StoreError> {
+        let pending = up.written - up.synced;
+        let secs = now.saturating_duration_since(up.synced_at).as_secs_f64();
+        if pending >= DURABLE_STEP && pending as f64 <= SETTLE_MAX_RATE * secs {
+            self.sync_written(up)?;
+        }
+        Ok(())
+    }
+
+    fn sync_written(&self, up: &mut Upload) -> Result<(), StoreError> {
+        if self.config.fsync {
+            up.file
+                .sync_data()
+                .map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
+        }
+        up.synced = up.written;
+        up.synced_at = Instant::now();
+        Ok(())
+    }
+
+    /// Makes the upload durable and visible: fsync (unless disabled), then
+    /// an atomic replace (`force`) or a race-free publish under the first
+    /// free name among `name`, `stem_1.ext`, `stem_2.ext`, ...; then fsync
+    /// of the directory. Returns the stored remote path. On failure the
+    /// temporary file is removed and no final name was created.
+    pub fn commit(&self, up: Upload) -> Result<RemotePath, StoreError> {
+        let result = self.publish(&up);
+        // After a link the temporary name is redundant, after a failure it
+        // must not linger; after a rename it is already gone.
+        if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
+            if e.kind() != io::ErrorKind::NotFound {
+                log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+            }
+        }
+        let stored = result?;
+        self.sync_dir(&up.dir)
+            .map_err(|e| StoreError::from_io(stored.as_str(), e))?;
+        Ok(stored)
+    }
+
+    fn publish(&self, up: &Upload) -> Result<RemotePath, StoreError> {
+        let remote = up.remote.as_str();
+        if up.written != up.size {
+            return Err(StoreError::BadOffset {
+                expected: up.size,
+                got: up.written,
+            });
+        }
+        if self.config.fsync {
+            up.file
+                .sync_all()
+                .map_err(|e| StoreError::from_io(remote, e))?;
+        }
+        let name = up.remote.file_name().ok_or(StoreError::RootNotAllowed)?;
+        let parent = up.remote.parent();
+        let dir = up.dir.as_fd();
+        if up.force {
+            let to = CString::new(name).map_err(|_| StoreError::RootNotAllowed)?;
+            beneath::rename_at(dir, &up.temp, dir, &to, RenameFlags::empty())
+                .map_err(|e| StoreError::from_io(remote, e))?;
+            return Ok(up.remote.clone());
+        }
+        for n in 0..=MAX_CLASH_ATTEMPTS {
+            let candidate = if n == 0 {
+                name.to_owned()
+            } else {
+                clash_name(name, n)
+            };
+            let Ok(stored) = parent.join(&candidate) else {
+                // The clash name grew past the component limit: no free name.
+                break;
+            };
+            let Ok(to) = CString::new(candidate) else {
+                break;
+            };
+            match publish_noreplace(up.dir.as_fd(), &up.temp, &to) {
+                Ok(()) => return Ok(stored),
+                // Already ours: a commit that linked the part to this
+                // name and stopped (a crash) before it unlinked the part;
+                // the `reput` that finishes it must not store a copy.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EEXIST)
+                        && partial::same_file_at(dir, &to, &up.file).unwrap_or(false) =>
+                {
+                    return Ok(stored)
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(StoreError::from_io(stored.as_str(), e)),
+            }
+        }
+        Err(StoreError::NoFreeName(remote.to_owned()))
+    }
+
+    /// Abandons an upload. With `keep`, an upload in the name's part file
+    /// stays there (unlocked) for `reput`; anything else is removed.
+    pub fn abort(&self, up: Upload, keep: bool) {
+        if keep && up.resumable && up.written > 0 {
+            // Kept for reput: give back the blocks reserved past what
+            // arrived (the reput reserves again).
+            if let Err(e) = up.file.set_len(up.written) {
+                log::warn!("cannot trim part file {:?}: {e}", up.temp);
+            }
+            return;
+        }
+        if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
+            log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+        }
+    }
+}
+
+/// A fresh hidden temporary name: reserved prefix, pid, per-process counter
+/// and the clock, so that several `ftxd` processes sharing a root (even on
+/// different hosts reusing a pid) practically never collide; `create_new`
+/// makes a collision an error rather than a shared file.
+fn temp_name() -> CString {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("{RESERVED_PREFIX}tmp-{}-{n}-{nanos:x}", std::process::id());
+    // The name is made of ASCII letters and digits only.
+    CString::new(name).unwrap_or_default()
+}
+
+/// Publishes `temp` as `to` (both in `dir`) unless `to` exists (`EEXIST`):
+/// a hard link, which is exclusive even on NFS; where links are not
+/// supported, an exclusive rename.
+fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<()> {
+    match beneath::link_at(dir, temp, dir, to) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM) | Some(libc::EOPNOTSUPP) | Some(libc::EMLINK)
+            ) =>
+        {
+            beneath::rename_at(dir, temp, dir, to, RenameFlags::NOREPLACE)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts writing `len` bytes of `file` from `offset` to disk without
+/// waiting for them (`SYNC_FILE_RANGE_WRITE`). Only an optimization for the
+/// fsync that follows: a failure here is ignored, the fsync reports it.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    let _ = crate::sys::start_writeback(file.as_fd(), offset, len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::StoreConfig;
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+    use std::sync::{Arc, Barrier};
+
+    use crate::proto::error::ErrorCode;
+
+    /// Blocks allocated to a file, in bytes.
+    fn allocated(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    /// An upload reserves its declared size up front without changing the
+    /// file's size; kept for reput, its part gives back what did not
+    /// arrive.
+    #[test]
+    fn an_upload_reserves_its_size_and_a_kept_part_gives_the_rest_back() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let size = 8 << 20;
+        let (mut up, accept) = s
+            .begin_upload(&rp("r.bin"), size, false, None, &Uploader::default())
+            .unwrap();
+        assert!(accept.resumable);
+        let part = root.join(partial::part_name("r.bin"));
+        if allocated(&part) < size {
+            eprintln!("skipped: no fallocate on this filesystem");
+            return;
+        }
+        assert_eq!(fs::metadata(&part).unwrap().len(), 0);
+        s.write(&mut up, 0, &[1u8; 100_000]).unwrap();
+        assert_eq!(fs::metadata(&part).unwrap().len(), 100_000);
+        s.abort(up, true);
+        assert_eq!(fs::metadata(&part).unwrap().len(), 100_000);
+        assert!(
+            allocated(&part) < 1 << 20,
+            "{} bytes still reserved",
+            allocated(&part)
+        );
+        // reput reserves the rest again and finishes it.
+        let (mut up, accept) = s
+            .begin_upload(&rp("r.bin"), size, false, Some(size), &Uploader::default())
+            .unwrap();
+        assert_eq!(accept.offset, 100_000);
+        assert!(allocated(&part) >= size.min(RESERVE_AHEAD));
+        let rest = vec![1u8; (size - 100_000) as usize];
+        s.write(&mut up, 100_000, &rest).unwrap();
+        assert_eq!(s.commit(up).unwrap(), rp("r.bin"));
+        assert_eq!(
+            fs::read(root.join("r.bin")).unwrap(),
+            vec![1u8; size as usize]
+        );
+    }
+
+    /// A large upload reserves its space a step ahead of the data, not all
+    /// at once: a client that declares a huge file and sends a byte now
+    /// and then holds one step of the disk.
+    #[test]
+    fn space_is_reserved_a_step_ahead() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let size = 4 * RESERVE_AHEAD;
+        let (mut up, _) = s
+            .begin_upload(&rp("big"), size, false, None, &Uploader::default())
+            .unwrap();
+        let part = root.join(partial::part_name("big"));
+        if allocated(&part) < RESERVE_AHEAD {
+            eprintln!("skipped: no fallocate on this filesystem");
+            return;
+        }
+        assert!(allocated(&part) < 2 * RESERVE_AHEAD, "{}", allocated(&part));
+        let chunk = vec![3u8; 1 << 20];
+        let mut at = 0;
+        while at < 2 * RESERVE_AHEAD {
+            s.write(&mut up, at, &chunk).unwrap();
+            at += chunk.len() as u64;
+        }
+        // Always a step ahead of what arrived, never the whole size.
+        let held = allocated(&part);
+        assert!(held >= at + RESERVE_AHEAD / 2 && held < size, "{held}");
+        s.abort(up, false);
+    }
+
+    /// An upload told to reserve nothing ahead allocates as it writes; let
+    /// reserve again, it steps ahead again.
+    #[test]
+    fn a_limited_upload_reserves_only_what_it_may() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let size = 4 * RESERVE_AHEAD;
+        let none = Uploader {
+            reserve_ahead: 0,
+            ..Uploader::default()
+        };
+        let (mut up, _) = s
+            .begin_upload(&rp("big"), size, false, None, &none)
+            .unwrap();
+        let part = root.join(partial::part_name("big"));
+        assert_eq!(up.reserved_ahead(), 0);
+        let chunk = vec![3u8; 1 << 20];
+        let mut at = 0;
+        while at < RESERVE_AHEAD {
+            s.write(&mut up, at, &chunk).unwrap();
+            at += chunk.len() as u64;
+        }
+        assert_eq!(up.reserved_ahead(), 0);
+        assert!(
+            allocated(&part) < at + RESERVE_AHEAD / 2,
+            "{}",
+            allocated(&part)
+        );
+        up.limit_reserve(RESERVE_AHEAD);
+        s.write(&mut up, at, &chunk).unwrap();
+        at += chunk.len() as u64;
+        if allocated(&part) < at + RESERVE_AHEAD / 2 {
+            eprintln!("skipped: no fallocate on this filesystem");
+        } else {
+            assert_eq!(up.reserved_ahead(), RESERVE_AHEAD - chunk.len() as u64);
+        }
+        s.abort(up, false);
+    }
+
+    /// An upload is made durable when it waits for the network with a
+    /// step's worth written slowly, and every DURABLE_MAX bytes regardless.
+    #[test]
+    fn uploads_are_flushed_in_steps() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let step = DURABLE_STEP as usize;
+        let size = DURABLE_MAX + 2 * DURABLE_STEP;
+        let (mut up, _) = s
+            .begin_upload(&rp("big"), size, false, None, &Uploader::default())
+            .unwrap();
+        let chunk = vec![7u8; step];
+        // The clock is given: a second after the last flush is a slow
+        // link, a millisecond a fast sender's moment of waiting.
+        let slow = |up: &Upload| up.synced_at + std::time::Duration::from_secs(1);
+        let fast = |up: &Upload| up.synced_at + std::time::Duration::from_millis(1);
+        s.write(&mut up, 0, &chunk[..step - 1]).unwrap();
+        let at = slow(&up);
+        s.settle(&mut up, at).unwrap();
+        assert_eq!(up.synced, 0, "less than a step: nothing to flush yet");
+        s.write(&mut up, step as u64 - 1, &chunk[..1]).unwrap();
+        let at = slow(&up);
+        s.settle(&mut up, at).unwrap();
+        assert_eq!(up.synced, DURABLE_STEP);
+        // A step that came at once is left for later.
+        s.write(&mut up, DURABLE_STEP, &chunk).unwrap();
+        let at = fast(&up);
+        s.settle(&mut up, at).unwrap();
+        assert_eq!(up.synced, DURABLE_STEP, "flushed a fast sender's step");
+        let at = slow(&up);
+        s.settle(&mut up, at).unwrap();
+        assert_eq!(up.synced, 2 * DURABLE_STEP);
+        // Never waiting: flushed once DURABLE_MAX is not yet durable.
+        let mut at = 2 * DURABLE_STEP;
+        while at < size {
+            s.write(&mut up, at, &chunk).unwrap();
+            at += DURABLE_STEP;
+            let behind = at - up.synced;
+            assert!(behind < DURABLE_MAX, "{behind} bytes not durable");
+        }
+        assert_eq!(up.synced, 2 * DURABLE_STEP + DURABLE_MAX);
+        assert_eq!(s.commit(up).unwrap(), rp("big"));
+    }
+
+    #[test]
+    fn clash_names_follow_the_seed() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        fs::create_dir(root.join("d")).unwrap();
+        assert_eq!(put(&s, "d/a.txt", b"1", false).unwrap(), rp("d/a.txt"));
+        assert_eq!(put(&s, "d/a.txt", b"2", false).unwrap(), rp("d/a_1.txt"));
+        assert_eq!(put(&s, "d/a.txt", b"3", false).unwrap(), rp("d/a_2.txt"));
+        assert_eq!(get(&s, "d/a.txt").unwrap(), b"1");
+        assert_eq!(get(&s, "d/a_2.txt").unwrap(), b"3");
+        // A directory under the name counts as taken too.
+        fs::create_dir(root.join("sub")).unwrap();
+        assert_eq!(put(&s, "sub", b"x", false).unwrap(), rp("sub_1"));
+        assert_eq!(names(&s, "d"), ["a.txt", "a_1.txt", "a_2.txt"]);
+    }
+
+    #[test]
+    fn concurrent_commits_pick_distinct_names() {
+        let (_t, root, _) = setup();
+        let s = Arc::new(store(&root));
+        let threads = 8;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let data = format!("upload {i}").into_bytes();
+                    let mut up = s
+                        .begin_upload(
+                            &rp("same.bin"),
+                            data.len() as u64,
+                            false,
+                            None,
+                            &Uploader::default(),
+                        )
+                        .map(|(u, _)| u)?;
+                    s.write(&mut up, 0, &data)?;
+                    barrier.wait();
+                    s.commit(up).map(|name| (name, data))
+                })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        for h in handles {
+            stored.push(h.join().unwrap().unwrap());
+        }
+        let mut seen: Vec<_> = stored.iter().map(|(n, _)| n.clone()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), threads, "{seen:?}");
+        for (name, data) in &stored {
+            assert_eq!(&get(&s, name.as_str()).unwrap(), data);
+        }
+        assert_eq!(names(&s, "").len(), threads);
+    }
+
+    #[test]
+    fn force_replaces_atomically() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        put(&s, "f", b"old", false).unwrap();
+        assert_eq!(put(&s, "f", b"new!", true).unwrap(), rp("f"));
+        assert_eq!(get(&s, "f").unwrap(), b"new!");
+        assert_eq!(names(&s, ""), ["f"]);
+        fs::create_dir(root.join("dir")).unwrap();
+        let e = s
+            .begin_upload(&rp("dir"), 1, true, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::IsDirectory);
+    }
+
+    #[test]
+    fn temp_files_are_hidden_and_cleaned() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let mut up = s
+            .begin_upload(&rp("x"), 4, false, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap();
+        s.write(&mut up, 0, b"ab").unwrap();
+        let on_disk: Vec<_> = fs::read_dir(&root).unwrap().collect();
+        assert_eq!(on_disk.len(), 1, "the temp file exists");
+        assert!(names(&s, "").is_empty(), "but is never listed");
+        assert_eq!(
+            s.open_download(&rp("x")).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+        s.abort(up, false);
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        // Incomplete data fails the commit and leaves nothing behind.
+        let mut up = s
+            .begin_upload(&rp("y"), 4, false, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap();
+        s.write(&mut up, 0, b"ab").unwrap();
+        assert_eq!(s.commit(up).unwrap_err().code(), ErrorCode::Protocol);
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn writes_must_be_sequential_and_within_size() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        let mut up = s
+            .begin_upload(&rp("x"), 4, false, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap();
+        assert_eq!(
+            s.write(&mut up, 1, b"a").unwrap_err().code(),
+            ErrorCode::Protocol
+        );
+        s.write(&mut up, 0, b"abc").unwrap();
+        assert_eq!(
+            s.write(&mut up, 3, b"de").unwrap_err().code(),
+            ErrorCode::Protocol
+        );
+        s.write(&mut up, 3, b"d").unwrap();
+        assert_eq!(s.commit(up).unwrap(), rp("x"));
+    }
+
+    /// A part file hard-linked to a file outside the root is never
+    /// resumed into: the upload is refused and the outside file unchanged.
+    #[test]
+    fn a_hard_linked_part_is_refused() {
+        let (_t, root, outside) = setup();
+        let victim = outside.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        fs::hard_link(&victim, root.join(".ftx-part-x")).unwrap();
+        let s = store(&root);
+        let err = s
+            .begin_upload(&rp("x"), 20, false, Some(20), &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // Nor one linked to another file inside the root: only the part's
+        // own target (a commit that stopped half way) may share it.
+        fs::remove_file(root.join(".ftx-part-x")).unwrap();
+        fs::write(root.join("other"), b"someone's").unwrap();
+        fs::hard_link(root.join("other"), root.join(".ftx-part-x")).unwrap();
+        let err = s
+            .begin_upload(&rp("x"), 20, false, Some(20), &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+        assert_eq!(fs::read(root.join("other")).unwrap(), b"someone's");
+    }
+
+    #[test]
+    fn too_large_and_no_space() {
+        let (_t, root, _) = setup();
+        let s = Store::open(StoreConfig {
+            max_file_size: Some(10),
+            ..config(&root)
+        })
+        .unwrap();
+        let e = s
+            .begin_upload(&rp("big"), 11, false, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::TooLarge);
+        assert!(e.to_string().contains("larger"), "{e}");
+        assert!(s
+            .begin_upload(&rp("ok"), 10, false, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .is_ok());
+        let s = store(&root);
+        let e = s
+            .begin_upload(&rp("huge"), u64::MAX / 2, false, None, &Uploader::default())
+            .map(|(u, _)| u)
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NoSpace);
+    }
+}
