@@ -31,11 +31,13 @@
 //!   frames.
 //! - [`aligned`]: page-aligned read buffers (the kernel copies into them faster).
 //! - `sys`: the few system calls `rustix` lacks, the one home of `unsafe`
-//!   for the server and the part files.
+//!   in the library (the crate denies it everywhere else).
 //!
 //! Only the binaries in `src/bin/` read command lines (into the plain
 //! settings of `server::config` and `shell::app`) and choose exit codes.
 //! `log` is for operators; user-facing output goes through `shell`'s renderer.
+
+#![deny(unsafe_code)]
 
 pub mod aligned;
 pub mod client;

@@ -1,8 +1,10 @@
-//! The system calls `rustix` does not wrap, each in one small safe
-//! function. This is the only place where `ftxd` and the part files use
-//! `unsafe`: everything else (`openat2`, `renameat2`, `flock`, `fstatat`,
-//! `fallocate`, extended attributes, resource limits...) goes through
-//! `rustix`'s safe wrappers.
+//! The system calls `rustix` does not wrap safely, each in one small safe
+//! function: `sync_file_range` for ftxd's writeback, and `sigaction` for
+//! the shell, which ignores Ctrl-C while a local command runs. This is the
+//! only module of the library that uses `unsafe` (the crate denies it
+//! everywhere else): the rest (`openat2`, `renameat2`, `flock`, `fstatat`,
+//! `fallocate`, extended attributes, resource limits, the terminal's
+//! echo...) goes through `rustix`'s safe wrappers.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -23,5 +25,44 @@ pub(crate) fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// SIGINT and SIGQUIT ignored while this lives (the terminal sends them to
+/// the shell and to a local command it runs alike); the previous handlers
+/// come back on drop.
+pub(crate) struct IgnoreInterrupts {
+    saved: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl IgnoreInterrupts {
+    pub(crate) fn new() -> IgnoreInterrupts {
+        let mut saved = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGQUIT] {
+            // SAFETY: sigaction with a zeroed (SIG_DFL-like) struct whose
+            // handler is SIG_IGN and an empty mask; `old` is written by the
+            // kernel and only handed back to sigaction.
+            unsafe {
+                let mut ignore: libc::sigaction = std::mem::zeroed();
+                ignore.sa_sigaction = libc::SIG_IGN;
+                libc::sigemptyset(&mut ignore.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &ignore, &mut old) == 0 {
+                    saved.push((sig, old));
+                }
+            }
+        }
+        IgnoreInterrupts { saved }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores exactly what sigaction returned for `sig`.
+            unsafe {
+                libc::sigaction(*sig, old, std::ptr::null_mut());
+            }
+        }
     }
 }

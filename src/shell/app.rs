@@ -51,25 +51,22 @@ pub const TOKEN_ENV: &str = "FTX_TOKEN";
 
 /// Reads one line from the terminal without echoing it (for tokens).
 fn read_secret(prompt: &str) -> Result<String, String> {
-    let fd = libc::STDIN_FILENO;
-    // SAFETY: termios is plain data; tcgetattr fills it for a terminal fd.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    let have_tty = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
-    if have_tty {
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: a valid termios for the same fd.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = io::stdin();
+    let saved = tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
     }
     // The prompt only once echo is off: a token typed (or pasted) as soon
     // as the prompt shows must never appear on the screen.
     eprint!("{prompt}");
     io::stderr().flush().ok();
     let mut line = String::new();
-    let r = io::stdin().lock().read_line(&mut line);
-    if have_tty {
-        // SAFETY: restores what tcgetattr returned.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    let r = stdin.lock().read_line(&mut line);
+    if let Some(saved) = &saved {
+        let _ = tcsetattr(&stdin, OptionalActions::Now, saved);
         eprintln!();
     }
     r.map_err(|e| format!("cannot read the answer: {e}"))?;

@@ -42,38 +42,4 @@ impl Drop for CtrlC {
 
 /// SIGINT and SIGQUIT ignored by ftx while a local command runs (the
 /// terminal sends them to both); the previous handlers come back on drop.
-pub(super) struct IgnoreInterrupts {
-    saved: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl IgnoreInterrupts {
-    pub(super) fn new() -> IgnoreInterrupts {
-        let mut saved = Vec::new();
-        for sig in [libc::SIGINT, libc::SIGQUIT] {
-            // SAFETY: sigaction with a zeroed (SIG_DFL-like) struct whose
-            // handler is SIG_IGN and an empty mask; `old` is written by the
-            // kernel and only handed back to sigaction.
-            unsafe {
-                let mut ignore: libc::sigaction = std::mem::zeroed();
-                ignore.sa_sigaction = libc::SIG_IGN;
-                libc::sigemptyset(&mut ignore.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &ignore, &mut old) == 0 {
-                    saved.push((sig, old));
-                }
-            }
-        }
-        IgnoreInterrupts { saved }
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        for (sig, old) in &self.saved {
-            // SAFETY: restores exactly what sigaction returned for `sig`.
-            unsafe {
-                libc::sigaction(*sig, old, std::ptr::null_mut());
-            }
-        }
-    }
-}
+pub(super) use crate::sys::IgnoreInterrupts;

@@ -126,7 +126,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
             continue;
         }
         match raw.recv() {
-            Recv::Msg(Message::Welcome { .. }) => match dbg!(raw.recv()) {
+            Recv::Msg(Message::Welcome { .. }) => match raw.recv() {
                 Recv::Msg(Message::PutReady { .. }) => ready += 1,
                 Recv::Msg(Message::Error { .. }) => refused += 1,
                 Recv::Timeout => silent += 1,
