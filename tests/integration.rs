@@ -54,6 +54,8 @@ mod nav;
 mod pty;
 #[path = "integration/raw.rs"]
 mod raw;
+#[path = "integration/reconnect.rs"]
+mod reconnect;
 #[path = "integration/sequences.rs"]
 mod sequences;
 #[path = "integration/session.rs"]
