@@ -170,12 +170,23 @@ fn close_then_open_again_and_open_another_server_in_a_pty() {
     pty.send("ls\r");
     pty.expect("a.txt");
     pty.expect("ftx> ");
+    // Tab completion learns this server's names (and keeps them a while).
+    pty.send("get a\t");
+    pty.expect("get a.txt");
+    pty.send("\x15\r");
+    pty.expect("ftx> ");
     // Another server: first contact asks, as on the command line.
     pty.send(&format!("open {}\r", b.addr()));
     pty.expect(b.creds().fingerprint.as_deref().expect("TLS server"));
     pty.expect("Are you sure you want to continue connecting (yes/no)?");
     pty.send("yes\r");
     pty.expect(&format!("Connected to server at {}", b.addr()));
+    pty.expect("ftx> ");
+    // Completion offers its names, not the other server's.
+    pty.send("get \t");
+    pty.expect("get b.txt");
+    pty.send("\r");
+    pty.expect("downloaded 'b.txt'");
     pty.expect("ftx> ");
     pty.send("ls\r");
     pty.expect("b.txt");

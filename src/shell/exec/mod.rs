@@ -100,6 +100,9 @@ pub struct Executor {
     /// `close` closed the connection (or an `open` failed): commands that
     /// need the server wait for `open`.
     closed: bool,
+    /// Counts the `open`s, so that completion forgets the names it
+    /// cached from the server before.
+    opened: Rc<Cell<u64>>,
 }
 
 impl Executor {
@@ -125,6 +128,7 @@ impl Executor {
             previous_cwd: None,
             connector: None,
             closed: false,
+            opened: Rc::new(Cell::new(0)),
         }
     }
 
@@ -143,6 +147,8 @@ impl Executor {
             client: self.client.clone(),
             cwd: self.cwd.clone(),
             cache: HashMap::new(),
+            opened: self.opened.clone(),
+            cached_at_open: self.opened.get(),
         }
     }
 
@@ -605,6 +611,7 @@ impl Executor {
         let addr = connector.addr().to_owned();
         *self.client.borrow_mut() = client;
         self.closed = false;
+        self.opened.set(self.opened.get() + 1);
         self.loss_told.set(false);
         *self.cwd.borrow_mut() = String::new();
         self.previous_cwd = None;
@@ -648,12 +655,20 @@ pub struct RemoteCompleter {
     cwd: SharedCwd,
     /// Listings by root-relative directory.
     cache: HashMap<String, (Instant, Vec<(String, bool)>)>,
+    /// The executor's count of `open`s, and its value when the cache
+    /// was filled: another server's names are not this one's.
+    opened: Rc<Cell<u64>>,
+    cached_at_open: u64,
 }
 
 impl RemoteNames for RemoteCompleter {
     fn list(&mut self, dir: &str) -> Vec<(String, bool)> {
         let dir = cwd::resolve(&self.cwd.borrow(), dir);
         let dir = dir.as_str();
+        if self.cached_at_open != self.opened.get() {
+            self.cache.clear();
+            self.cached_at_open = self.opened.get();
+        }
         if let Some((at, names)) = self.cache.get(dir) {
             if at.elapsed() < COMPLETION_CACHE_TTL {
                 return names.clone();
