@@ -56,6 +56,8 @@ mod parts;
 mod pty;
 #[path = "integration/raw.rs"]
 mod raw;
+#[path = "integration/reconnect.rs"]
+mod reconnect;
 #[path = "integration/sequences.rs"]
 mod sequences;
 #[path = "integration/session.rs"]

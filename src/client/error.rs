@@ -30,6 +30,9 @@ pub enum LostReason {
     /// The network failed (the system's words).
     #[error("network error: {0}")]
     Network(String),
+    /// This side closed the connection ([`Client::close`](super::Client::close)).
+    #[error("closed")]
+    Closed,
 }
 
 impl LostReason {

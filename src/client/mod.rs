@@ -116,7 +116,9 @@ impl Restart {
 /// Once the connection is lost (the server closed it, ended it with an
 /// error, stopped answering, or the network failed), the call that found
 /// out returns [`ClientError::Lost`] and every later call fails at once
-/// with [`ClientError::NotConnected`]; nothing reconnects.
+/// with [`ClientError::NotConnected`]; nothing reconnects here (the shell
+/// connects a new `Client` when it needs one: [`Client::check_alive`]
+/// tells it, without waiting, whether this one is still usable).
 pub struct Client {
     stream: Stream,
     session: ClientSession,
@@ -192,6 +194,34 @@ impl Client {
     /// as far as this client knows.
     pub fn lost(&self) -> Option<&LostReason> {
         self.lost.as_ref()
+    }
+
+    /// Whether the connection still looks usable, found out without
+    /// waiting and without sending anything: false once it is known lost,
+    /// or when the server closed it (or sent the error it closes with,
+    /// such as its idle timeout) since the last request. The reason is
+    /// then [`Client::lost`]. A connection that died without a word (a
+    /// cable pulled) still looks usable: the next request finds out.
+    pub fn check_alive(&mut self) -> bool {
+        if self.lost.is_some() {
+            return false;
+        }
+        match self.read_between_requests(Duration::ZERO) {
+            Ok(()) => true,
+            // Any frame while no request runs ends the connection, even
+            // one that would only refuse a request.
+            Err(ClientError::Remote(e)) => {
+                let _ = self.lose(LostReason::Ended(e));
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Closes the connection from this side; every later call fails with
+    /// [`ClientError::NotConnected`]`(`[`LostReason::Closed`]`)`.
+    pub fn close(&mut self) {
+        let _ = self.lose(LostReason::Closed);
     }
 
     /// The server's name and version, as it announced itself.
@@ -897,6 +927,50 @@ mod lost_tests {
         );
         assert!(client.list("").unwrap().is_empty());
         assert_eq!(client.lost(), None);
+    }
+
+    #[test]
+    fn check_alive_finds_a_close_or_an_idle_timeout_without_a_request() {
+        // A server that keeps the connection: alive, and still usable.
+        let (mut client, _done) = scripted(|peer| {
+            empty_listing(peer);
+            thread::sleep(std::time::Duration::from_millis(500));
+        });
+        assert!(client.check_alive());
+        assert!(client.list("").unwrap().is_empty());
+        assert!(client.check_alive());
+
+        // Closed between requests.
+        let (mut client, done) = scripted(|_| {});
+        done.recv().unwrap();
+        thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!client.check_alive());
+        assert_eq!(client.lost(), Some(&LostReason::ServerClosed));
+
+        // The idle timeout's error, then the close: that is the reason.
+        let (mut client, done) = scripted(|peer| {
+            peer.error(ErrorCode::Timeout, "connection idle for too long");
+        });
+        done.recv().unwrap();
+        thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!client.check_alive());
+        assert!(
+            matches!(client.lost(), Some(LostReason::Ended(e)) if e.code == ErrorCode::Timeout),
+            "{:?}",
+            client.lost()
+        );
+    }
+
+    #[test]
+    fn a_closed_client_sends_nothing_more() {
+        let (mut client, _done) =
+            scripted(|_| thread::sleep(std::time::Duration::from_millis(500)));
+        client.close();
+        assert!(!client.check_alive());
+        assert!(matches!(
+            client.list("").unwrap_err(),
+            ClientError::NotConnected(LostReason::Closed)
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::client::{probe_fingerprint, Client, ClientError, ConnectOptions, Lost
 use crate::proto::error::ErrorCode;
 
 use super::batch::{run_with_style, Outcome};
-use super::exec::Executor;
+use super::exec::{Connect, Executor};
 use super::render::{escape_line_for_terminal, Style};
 use super::source::{BatchSource, InteractiveSource, LineSource, PipedSource};
 
@@ -162,8 +162,13 @@ fn find_token(settings: &Settings, saved: Option<&HostFile>, addr: &str) -> Resu
 
 /// Connects as the flags say: TLS with trust on first use unless
 /// `--plain`, the token from the flags, environment, saved tokens or (on a
-/// terminal, when the server asks for one) a prompt.
-fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client, String> {
+/// terminal, when the server asks for one) a prompt. Returns the client
+/// and the certificate and token it used, to connect again with them.
+fn connect(
+    settings: &Settings,
+    addr: &str,
+    interactive: bool,
+) -> Result<(Client, ConnectOptions), String> {
     let pin = if settings.plain {
         None
     } else {
@@ -172,13 +177,13 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
     let saved = data_dir().map(|d| HostFile::at(d.join(TOKENS_FILE)));
     let mut token = find_token(settings, saved.as_ref(), addr)?;
     let mut prompts = 0;
-    let client = loop {
+    let (client, options) = loop {
         let options = ConnectOptions {
             pin: pin.clone(),
             token: token.clone().into_bytes(),
         };
         match Client::connect_with(addr, &options) {
-            Ok(c) => break c,
+            Ok(c) => break (c, options),
             Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
                 let missing = token.is_empty();
                 if !interactive || prompts == TOKEN_PROMPTS {
@@ -192,15 +197,7 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
                 token = read_secret("Enter access token: ")?;
                 prompts += 1;
             }
-            Err(ClientError::IdentityChanged(c)) => {
-                let file = data_dir()
-                    .map(|d| d.join(KNOWN_HOSTS_FILE).display().to_string())
-                    .unwrap_or_else(|| KNOWN_HOSTS_FILE.to_owned());
-                return Err(format!(
-                    "{c}; if the change is expected, remove the line for {addr} from {file}"
-                ));
-            }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(connect_failure(e, addr)),
         }
     };
     if !token.is_empty()
@@ -212,7 +209,69 @@ fn connect(settings: &Settings, addr: &str, interactive: bool) -> Result<Client,
                 .map_err(|e| format!("cannot write '{}': {e}", f.path().display()))?;
         }
     }
-    Ok(client)
+    Ok((client, options))
+}
+
+/// A failed connection to `addr` in words; a changed certificate says
+/// where the known one is kept.
+fn connect_failure(e: ClientError, addr: &str) -> String {
+    match e {
+        ClientError::IdentityChanged(c) => {
+            let file = data_dir()
+                .map(|d| d.join(KNOWN_HOSTS_FILE).display().to_string())
+                .unwrap_or_else(|| KNOWN_HOSTS_FILE.to_owned());
+            format!("{c}; if the change is expected, remove the line for {addr} from {file}")
+        }
+        e => e.to_string(),
+    }
+}
+
+/// How the shell connects again ([`Connect`]): to the server of the last
+/// connection with the certificate and token that worked then, or to
+/// another one by the command line's rules.
+struct Session {
+    settings: Settings,
+    interactive: bool,
+    /// The server named on the command line (or at the prompt):
+    /// `--fingerprint` and `--token-file` are about it alone.
+    named: String,
+    /// The server connected last, and how.
+    addr: String,
+    options: ConnectOptions,
+}
+
+impl Connect for Session {
+    fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn reconnect(&mut self) -> Result<Client, String> {
+        match Client::connect_with(&self.addr, &self.options) {
+            Ok(c) => Ok(c),
+            Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
+                Err(refused_text(&e, self.options.token.is_empty(), false))
+            }
+            Err(e) => Err(connect_failure(e, &self.addr)),
+        }
+    }
+
+    fn open(&mut self, server: &str) -> Result<Client, String> {
+        let (host, port) = parse_server(server)?;
+        let addr = join_host_port(&host, port);
+        let mut settings = self.settings.clone();
+        if addr != self.named {
+            settings.fingerprint = None;
+            settings.token_file = None;
+        }
+        let (client, options) = connect(&settings, &addr, self.interactive)?;
+        log::info!(
+            "connected to {} at {addr}",
+            super::render::escape_for_terminal(client.server_name())
+        );
+        self.addr = addr;
+        self.options = options;
+        Ok(client)
+    }
 }
 
 /// How many times the shell asks for a token before it gives up, as ssh
@@ -351,7 +410,7 @@ pub fn run(settings: Settings) -> Result<bool, String> {
     };
     let addr = join_host_port(&host, port);
     let interactive = batch.is_none() && io::stdin().is_terminal();
-    let client = connect(&settings, &addr, interactive)?;
+    let (client, options) = connect(&settings, &addr, interactive)?;
     log::info!(
         "connected to {} at {addr}",
         super::render::escape_for_terminal(client.server_name())
@@ -367,6 +426,13 @@ pub fn run(settings: Settings) -> Result<bool, String> {
         settings.quiet,
     );
     exec.set_errors(Box::new(io::stderr()), err_style);
+    exec.set_connector(Box::new(Session {
+        settings: settings.clone(),
+        interactive,
+        named: addr.clone(),
+        addr,
+        options,
+    }));
     exec.set_batch(batch.is_some());
     let stdin_commands = match &settings.batch {
         Some(path) => path.as_os_str() == "-",

@@ -557,6 +557,31 @@ pub const SPECS: &[CommandSpec] = &[
         many: None,
     },
     CommandSpec {
+        name: "open",
+        aliases: &[],
+        flags: &[],
+        args: &[opt("HOST[:PORT]", "server HOST[:PORT]", ArgKind::Value)],
+        summary: "connect to a server",
+        help: "Close the connection and connect to the server HOST[:PORT] (port 9999\n\
+               if not given) as ftx does from its command line: a server not seen\n\
+               before is trusted on first use only on a terminal (or with\n\
+               --accept-new), and the access token comes from $FTX_TOKEN, a saved\n\
+               token or a prompt (--fingerprint and --token-file are about the\n\
+               server on the command line only). 'open' alone connects to the last\n\
+               server again. The remote working directory starts at the top.",
+        many: None,
+    },
+    CommandSpec {
+        name: "close",
+        aliases: &[],
+        flags: &[],
+        args: &[],
+        summary: "close the connection",
+        help: "Close the connection to the server. Commands that need it then say\n\
+               'not connected; use open HOST[:PORT]'; the local ones still work.",
+        many: None,
+    },
+    CommandSpec {
         name: "help",
         aliases: &["?"],
         flags: &[],
@@ -834,6 +859,13 @@ pub enum Command {
     Lpwd,
     /// `progress`: toggle the progress bar.
     Progress,
+    /// `open [HOST[:PORT]]`.
+    Open {
+        /// The server to connect to; `None`: the last one again.
+        server: Option<String>,
+    },
+    /// `close`.
+    Close,
     /// `help [COMMAND]`; the topic is the canonical name of a known command.
     Help {
         /// The command to explain; `None` for the overview.
@@ -1129,6 +1161,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "version" => Command::Version,
         "lpwd" => Command::Lpwd,
         "progress" => Command::Progress,
+        "open" => Command::Open { server: a.next() },
+        "close" => Command::Close,
         "help" => match a.next() {
             None => Command::Help { topic: None },
             Some(topic) => match self::spec(&topic) {
@@ -1618,6 +1652,16 @@ mod tests {
         assert_eq!(err("version x"), "version: unexpected argument 'x'");
         assert_eq!(ok("lpwd"), Command::Lpwd);
         assert_eq!(ok("progress"), Command::Progress);
+        assert_eq!(ok("open"), Command::Open { server: None });
+        assert_eq!(
+            ok("open h:12"),
+            Command::Open {
+                server: Some(s("h:12"))
+            }
+        );
+        assert_eq!(err("open a b"), "open: unexpected argument 'b'");
+        assert_eq!(ok("close"), Command::Close);
+        assert_eq!(err("close x"), "close: unexpected argument 'x'");
         assert_eq!(err("progress on"), "progress: unexpected argument 'on'");
         assert_eq!(err("lpwd x"), "lpwd: unexpected argument 'x'");
         assert_eq!(err("lls a b"), "lls: unexpected argument 'b'");

@@ -1,9 +1,11 @@
 //! A connection that is really lost between two commands — the server
 //! killed, stopped, or closing an idle connection — through the real `ftx`
-//! and `ftxd`: the next command says `connection lost: REASON` once, in
-//! plain words (never as a "protocol error" of its own request, never with
-//! an empty name `''`), every later one says the connection is closed in
-//! one short line, and a batch stops there like at any failure.
+//! and `ftxd`: the next command tries to connect again; when it cannot,
+//! it says `connection lost: REASON` once, in plain words (never as a
+//! "protocol error" of its own request, never with an empty name `''`),
+//! and why reconnecting failed; every later one tries again and says it
+//! is not connected in one line, and a batch stops there like at any
+//! failure. (Reconnecting that works: `reconnect.rs`.)
 //!
 //! `ftx` is fed its commands through a pipe a line at a time, so the
 //! server can be killed (or left idle) between two of them.
@@ -29,12 +31,13 @@ const RUN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a command may take to show its result.
 const STEP_LIMIT: Duration = Duration::from_secs(5);
 
-/// The line every command on a lost connection fails with after the first.
-const NOT_CONNECTED: &str = "not connected (connection lost)";
+/// How every command on a lost connection that cannot be reconnected
+/// fails after the first.
+const NOT_CONNECTED: &str = "not connected; reconnecting failed: cannot connect to ";
 
 /// A running `ftx ADDR [ARGS]` whose standard input the test writes a line
 /// at a time.
-struct Shell {
+pub(crate) struct Shell {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Arc<Mutex<String>>,
@@ -47,7 +50,7 @@ struct Shell {
 impl Shell {
     /// Starts `ftx ADDR ARGS` from `cwd` with the harness's credentials for
     /// `server`, in a throw-away home, without colours.
-    fn start(server: &Server, cwd: &Path, args: &[&str]) -> Shell {
+    pub(crate) fn start(server: &Server, cwd: &Path, args: &[&str]) -> Shell {
         let addr = server.addr_arg();
         let (access, envs) = ftx_access(&addr);
         let home = tempfile::tempdir().expect("temp home");
@@ -83,20 +86,35 @@ impl Shell {
     }
 
     /// Writes `lines` to its standard input.
-    fn send(&mut self, lines: &str) {
+    pub(crate) fn send(&mut self, lines: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
         stdin.write_all(lines.as_bytes()).expect("write to ftx");
         stdin.flush().expect("flush to ftx");
     }
 
     /// Waits until standard output holds `needle`.
-    fn wait_stdout(&mut self, needle: &str) {
+    pub(crate) fn wait_stdout(&mut self, needle: &str) {
+        self.wait_for(needle, false);
+    }
+
+    /// Waits until standard error holds `needle`.
+    pub(crate) fn wait_stderr(&mut self, needle: &str) {
+        self.wait_for(needle, true);
+    }
+
+    fn wait_for(&mut self, needle: &str, on_stderr: bool) {
         let deadline = Instant::now() + STEP_LIMIT;
-        while !self.stdout.lock().unwrap().contains(needle) {
+        let stream = if on_stderr {
+            &self.stderr
+        } else {
+            &self.stdout
+        };
+        while !stream.lock().unwrap().contains(needle) {
             if Instant::now() > deadline || matches!(self.child.try_wait(), Ok(Some(_))) {
                 panic!(
-                    "{}: stdout never showed {needle:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    "{}: {} never showed {needle:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
                     self.what,
+                    if on_stderr { "stderr" } else { "stdout" },
                     self.stdout.lock().unwrap(),
                     self.stderr.lock().unwrap()
                 );
@@ -107,7 +125,7 @@ impl Shell {
 
     /// Closes standard input and waits for the exit (killing `ftx` after
     /// [`RUN_LIMIT`], which fails the test).
-    fn finish(mut self) -> Output {
+    pub(crate) fn finish(mut self) -> Output {
         drop(self.stdin.take());
         let left = RUN_LIMIT.saturating_sub(self.start.elapsed());
         let status = match wait_timeout(&mut self.child, left) {
@@ -161,11 +179,12 @@ fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     text
 }
 
-/// The checks every run with a lost connection passes: one `connection
-/// lost` line, saying `reason`, for the first command after the loss (an
-/// `ls` of the root); `later` more lines, one per later command, saying
-/// only that the connection is closed; no "protocol error", no raw system
-/// error, no `''`.
+/// The checks every run with a lost connection that cannot be
+/// reconnected passes: one `connection lost` line, saying `reason` and
+/// why reconnecting failed, for the first command after the loss (an `ls`
+/// of the root); `later` more lines, one per later command, saying only
+/// that it is not connected and why reconnecting failed again; no
+/// "protocol error", no broken pipe, no `''`.
 #[track_caller]
 fn assert_lost_once(out: &Output, reason: &str, later: &[&str]) {
     out.assert_failure();
@@ -173,25 +192,25 @@ fn assert_lost_once(out: &Output, reason: &str, later: &[&str]) {
     let lost: Vec<_> = out
         .stderr
         .lines()
-        .filter(|l| l.contains("connection lost") && !l.contains(NOT_CONNECTED))
+        .filter(|l| l.contains("connection lost"))
         .collect();
     assert_eq!(lost.len(), 1, "exactly one 'connection lost' line\n{out}");
     assert!(
-        lost[0].starts_with("error: ls: connection lost: ") && lost[0].contains(reason),
-        "expected 'error: ls: connection lost: ...{reason}...'\n{out}"
+        lost[0].starts_with("error: ls: connection lost: ")
+            && lost[0].contains(reason)
+            && lost[0].contains("; reconnecting failed: cannot connect to "),
+        "expected 'error: ls: connection lost: ...{reason}...; reconnecting failed: ...'\n{out}"
     );
-    for bad in ["protocol error", "''", "Broken pipe", "os error"] {
+    for bad in ["protocol error", "''", "Broken pipe", "Reconnected"] {
         assert!(!out.stderr.contains(bad), "stderr shows {bad:?}\n{out}");
     }
-    let expected: Vec<String> = later
-        .iter()
-        .map(|cmd| format!("error: {cmd}: {NOT_CONNECTED}"))
-        .collect();
-    assert_eq!(
-        errors[1..],
-        expected.iter().map(String::as_str).collect::<Vec<_>>()[..],
-        "then one short line per later command\n{out}"
-    );
+    assert_eq!(errors.len(), 1 + later.len(), "{out}");
+    for (line, cmd) in errors[1..].iter().zip(later) {
+        assert!(
+            line.starts_with(&format!("error: {cmd}: {NOT_CONNECTED}")),
+            "then one short line per later command, not {line:?}\n{out}"
+        );
+    }
 }
 
 /// Runs `ls` (root holds `here.txt`) and waits for its listing, so the
@@ -239,18 +258,33 @@ fn server_stopped_between_commands_is_one_connection_lost_line() {
 }
 
 #[test]
-fn idle_timeout_is_one_connection_lost_line_with_the_servers_reason() {
+fn idle_timeout_is_one_reconnected_line_with_the_servers_reason() {
     let server = server_with_a_file(&["--idle-timeout", "1"]);
     let cwd = server.scratch("client");
     let mut shell = Shell::start(&server, &cwd, &[]);
     first_ls(&mut shell);
     // The server closes the idle connection after a second, with its
-    // "timed out" error; the client reads it only with the next command.
+    // "timed out" error; the client finds it before the next command,
+    // connects again and runs it.
     thread::sleep(Duration::from_millis(2500));
     shell.send("ls\nrm here.txt\nls\n");
     let out = shell.finish();
-    assert_lost_once(&out, "timed out", &["rm", "ls"]);
-    assert!(server.root().join("here.txt").exists());
+    out.assert_success();
+    let notes: Vec<_> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("Reconnected"))
+        .collect();
+    assert_eq!(
+        notes,
+        [format!(
+            "Reconnected to server at {} (connection lost: timed out: connection idle for too long)",
+            server.addr()
+        )],
+        "{out}"
+    );
+    assert!(out.error_lines().is_empty(), "{out}");
+    assert!(!server.root().join("here.txt").exists());
 }
 
 #[test]
@@ -344,14 +378,19 @@ fn ls_of_the_root_never_shows_an_empty_name() {
     let out =
         crate::util::run_batch_timeout(&addr, dir.path(), "-ls\n-ls\n-ls\n-ls\n-ls\n", RUN_LIMIT);
     assert_eq!(
-        out.error_lines(),
+        out.error_lines()[..4],
         [
             "error: ls: permission denied",
             "error: ls: server I/O error: disk failure",
             "error: ls: not found on server",
             "error: ls: connection lost: protocol error: unexpected frame type 0x10 here",
-            "error: ls: not connected (connection lost)",
         ],
+        "{out}"
+    );
+    // The fifth finds nobody to connect to again.
+    let last = out.error_lines()[4];
+    assert!(
+        last.starts_with("error: ls: not connected; reconnecting failed: "),
         "{out}"
     );
     assert!(!out.stderr.contains("''"), "{out}");

@@ -214,6 +214,17 @@ impl Server {
     /// interrupted uploads are theirs to resume (`earlier` must not be
     /// running).
     pub fn restart_of(earlier: &Server, args: &[&str]) -> Server {
+        Server::restart(earlier, "127.0.0.1:0", args)
+    }
+
+    /// [`Server::restart_of`] on `earlier`'s address too (the same port):
+    /// the server a client connected to earlier, back after a restart,
+    /// with the same certificate and tokens.
+    pub fn restart_in_place(earlier: &Server, args: &[&str]) -> Server {
+        Server::restart(earlier, &earlier.addr.to_string(), args)
+    }
+
+    fn restart(earlier: &Server, listen: &str, args: &[&str]) -> Server {
         let base = tempfile::Builder::new()
             .prefix("ftx-test-")
             .tempdir()
@@ -221,7 +232,7 @@ impl Server {
         let state = earlier.base.path().join("state");
         let mut all = vec!["--state-dir", state.to_str().expect("UTF-8 temp path")];
         all.extend_from_slice(args);
-        let mut server = Server::start_in(base, earlier.root.clone(), "127.0.0.1:0", &all);
+        let mut server = Server::start_in(base, earlier.root.clone(), listen, &all);
         if server.creds.token.is_empty() && !args.contains(&"--open") {
             // Printed at the first start only.
             server.creds.token = earlier.creds.token.clone();

@@ -49,6 +49,20 @@ use many::{local_dest, Dest};
 /// (which runs only while the shell waits for a line, never during a command).
 pub type SharedClient = Rc<RefCell<Client>>;
 
+/// How the executor connects again ([`Executor::set_connector`]); the
+/// program implements it with its command line's settings.
+pub trait Connect {
+    /// `HOST:PORT` of the server connected last.
+    fn addr(&self) -> &str;
+    /// Connects to that server again with the certificate and token that
+    /// worked then, asking nothing. `Err`: why not, in one line.
+    fn reconnect(&mut self) -> Result<Client, String>;
+    /// Connects to `server` (`HOST[:PORT]`) by the command line's rules
+    /// (known servers, trust on first use only on a terminal, the token);
+    /// on success it is the server connected last.
+    fn open(&mut self, server: &str) -> Result<Client, String>;
+}
+
 /// Runs commands against one server connection.
 pub struct Executor {
     client: SharedClient,
@@ -81,6 +95,15 @@ pub struct Executor {
     cwd: SharedCwd,
     /// The one before the last `cd`, for `cd -`.
     previous_cwd: Option<String>,
+    /// Connects again after a lost connection, and for `open`; without
+    /// it a lost connection stays lost.
+    connector: Option<Box<dyn Connect>>,
+    /// `close` closed the connection (or an `open` failed): commands that
+    /// need the server wait for `open`.
+    closed: bool,
+    /// Counts the `open`s, so that completion forgets the names it
+    /// cached from the server before.
+    opened: Rc<Cell<u64>>,
 }
 
 impl Executor {
@@ -104,7 +127,18 @@ impl Executor {
             listings: RefCell::new(HashMap::new()),
             cwd: SharedCwd::default(),
             previous_cwd: None,
+            connector: None,
+            closed: false,
+            opened: Rc::new(Cell::new(0)),
         }
+    }
+
+    /// How to connect again: before a command that needs the server, a
+    /// connection found lost is replaced by a new one to the same server
+    /// (the command fails if that fails, and the next one tries again);
+    /// `open` and `close` work only with it.
+    pub fn set_connector(&mut self, connector: Box<dyn Connect>) {
+        self.connector = Some(connector);
     }
 
     /// Remote names for Tab completion, relative to this executor's remote
@@ -114,6 +148,8 @@ impl Executor {
             client: self.client.clone(),
             cwd: self.cwd.clone(),
             cache: HashMap::new(),
+            opened: self.opened.clone(),
+            cached_at_open: self.opened.get(),
         }
     }
 
@@ -356,6 +392,9 @@ impl Execute for Executor {
         let _ctrl_c = CtrlC::arm(self.interrupt.clone());
         self.preserve = false;
         self.listings.borrow_mut().clear();
+        if let Some(name) = needs_server(&cmd) {
+            self.ensure_connected(name)?;
+        }
         match cmd {
             Command::Put {
                 force,
@@ -450,15 +489,21 @@ impl Execute for Executor {
             }
             Command::Lmkdir { path } => lmkdir(&expand_home("lmkdir", &path)?)?,
             Command::Shell { command } => self.shell(&command)?,
+            Command::Open { server } => self.open(server.as_deref())?,
+            Command::Close => self.close()?,
             Command::Version => {
                 let text = {
                     let client = self.client.borrow();
-                    format!(
-                        "ftx {}\nserver: {}\nprotocol version {}",
-                        env!("CARGO_PKG_VERSION"),
-                        escape_for_terminal(client.server_name()),
-                        client.protocol_version()
-                    )
+                    if self.closed {
+                        format!("ftx {}\nserver: not connected", env!("CARGO_PKG_VERSION"))
+                    } else {
+                        format!(
+                            "ftx {}\nserver: {}\nprotocol version {}",
+                            env!("CARGO_PKG_VERSION"),
+                            escape_for_terminal(client.server_name()),
+                            client.protocol_version()
+                        )
+                    }
                 };
                 self.say(&text)?;
             }
@@ -498,6 +543,117 @@ impl Execute for Executor {
     }
 }
 
+/// The name of `cmd` when it needs the server (before it runs, a lost
+/// connection is replaced); `None` for the local ones.
+fn needs_server(cmd: &Command) -> Option<&'static str> {
+    Some(match cmd {
+        Command::Put { .. } => "put",
+        Command::Get { .. } => "get",
+        Command::Reput { .. } => "reput",
+        Command::Reget { .. } => "reget",
+        Command::Cd { .. } => "cd",
+        Command::Ls { .. } => "ls",
+        Command::Mkdir { .. } => "mkdir",
+        Command::Rmdir { .. } => "rmdir",
+        Command::Rm { .. } => "rm",
+        Command::Rename { .. } => "rename",
+        Command::Chmod { .. } => "chmod",
+        Command::Df { .. } => "df",
+        _ => return None,
+    })
+}
+
+/// What a command that needs the server says after `close`.
+const NOT_CONNECTED_USE_OPEN: &str = "not connected; use open HOST[:PORT]";
+
+impl Executor {
+    /// Before `cmd`, which needs the server: when the connection is known
+    /// lost or found closed (without waiting: the server's idle timeout,
+    /// a restart), connects again to the same server, keeping the remote
+    /// working directory, and says so in one line on stderr (with the
+    /// reason, unless a failure already gave it). `Err` when that fails,
+    /// or after `close`.
+    fn ensure_connected(&mut self, cmd: &str) -> Result<(), String> {
+        if self.closed {
+            return Err(format!("{cmd}: {NOT_CONNECTED_USE_OPEN}"));
+        }
+        let Some(connector) = self.connector.as_mut() else {
+            return Ok(());
+        };
+        if self.client.borrow_mut().check_alive() {
+            return Ok(());
+        }
+        // The reason, unless the user heard it already.
+        let why = self.client.borrow().lost().cloned();
+        let reason = why
+            .filter(|_| !self.loss_told.replace(true))
+            .map(|why| ClientError::Lost(why).to_string());
+        let lost = reason.as_deref().unwrap_or("not connected");
+        let client = connector
+            .reconnect()
+            .map_err(|e| format!("{cmd}: {lost}; reconnecting failed: {e}"))?;
+        *self.client.borrow_mut() = client;
+        self.loss_told.set(false);
+        let addr = connector.addr();
+        let line = match &reason {
+            Some(reason) => format!("Reconnected to server at {addr} ({reason})"),
+            None => format!("Reconnected to server at {addr}"),
+        };
+        let _ = writeln!(self.err, "{}", escape_for_terminal(&line));
+        let _ = self.err.flush();
+        Ok(())
+    }
+
+    /// `open [HOST[:PORT]]`: closes the connection, then connects to
+    /// HOST (or the server connected last) by the command line's rules;
+    /// the remote working directory starts at the top again.
+    fn open(&mut self, server: Option<&str>) -> Result<(), String> {
+        let Some(connector) = self.connector.as_mut() else {
+            return Err("open: not available here".to_owned());
+        };
+        self.client.borrow_mut().close();
+        self.closed = true;
+        let client = match server {
+            Some(s) => connector.open(s),
+            None => connector.reconnect(),
+        }
+        .map_err(|e| format!("open: {e}"))?;
+        let addr = connector.addr().to_owned();
+        *self.client.borrow_mut() = client;
+        self.closed = false;
+        self.opened.set(self.opened.get() + 1);
+        self.loss_told.set(false);
+        *self.cwd.borrow_mut() = String::new();
+        self.previous_cwd = None;
+        if !self.quiet {
+            self.say(&format!(
+                "Connected to server at {}",
+                escape_for_terminal(&addr)
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// `close`: closes the connection; commands that need the server then
+    /// fail until `open`, local ones still work. Closing twice is no error.
+    fn close(&mut self) -> Result<(), String> {
+        if self.closed {
+            return Ok(());
+        }
+        self.client.borrow_mut().close();
+        self.closed = true;
+        if !self.quiet {
+            let addr = self.connector.as_ref().map(|c| c.addr().to_owned());
+            let line = match addr {
+                Some(a) => format!("Connection to {} closed", escape_for_terminal(&a)),
+                None => "Connection closed".to_owned(),
+            };
+            self.say(&line)?;
+        }
+        Ok(())
+    }
+}
+
 /// How long a remote listing is reused for completion.
 const COMPLETION_CACHE_TTL: Duration = Duration::from_secs(5);
 
@@ -509,12 +665,20 @@ pub struct RemoteCompleter {
     cwd: SharedCwd,
     /// Listings by root-relative directory.
     cache: HashMap<String, (Instant, Vec<(String, bool)>)>,
+    /// The executor's count of `open`s, and its value when the cache
+    /// was filled: another server's names are not this one's.
+    opened: Rc<Cell<u64>>,
+    cached_at_open: u64,
 }
 
 impl RemoteNames for RemoteCompleter {
     fn list(&mut self, dir: &str) -> Vec<(String, bool)> {
         let dir = cwd::resolve(&self.cwd.borrow(), dir);
         let dir = dir.as_str();
+        if self.cached_at_open != self.opened.get() {
+            self.cache.clear();
+            self.cached_at_open = self.opened.get();
+        }
         if let Some((at, names)) = self.cache.get(dir) {
             if at.elapsed() < COMPLETION_CACHE_TTL {
                 return names.clone();
