@@ -305,6 +305,48 @@ fn a_second_ctrl_c_ends_ftx_saying_what_was_kept() {
     assert!(!server.root().join("other.bin").exists());
 }
 
+/// The menu's prompts: Tab completes local names when asking for a file
+/// to upload and remote ones when asking for one to download, inserted as
+/// typed (a space needs no quoting there); an empty answer asks again.
+#[test]
+fn the_menu_prompts_complete_names_and_ask_again_when_empty() {
+    let server = Server::start(&[]);
+    fs::write(server.root().join("report of may.bin"), b"report").unwrap();
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("local file.txt"), b"local").unwrap();
+    let home = server.scratch("home");
+    let mut pty = spawn(&server, &cwd, &home_env(&home));
+
+    pty.send("1\r");
+    pty.expect("Enter full filename to upload: ");
+    pty.send("\r");
+    pty.expect("Enter full filename to upload: ");
+    pty.send("loc\t");
+    pty.expect("local file.txt");
+    pty.send("\r");
+    pty.expect("uploaded 'local file.txt' as 'local file.txt'");
+    pty.expect("ftx> ");
+    assert_eq!(
+        fs::read(server.root().join("local file.txt")).unwrap(),
+        b"local"
+    );
+
+    pty.send("2\r");
+    pty.expect("Enter full filename to download: ");
+    pty.send("  \r");
+    pty.expect("Enter full filename to download: ");
+    pty.send("rep\t");
+    pty.expect("report of may.bin");
+    pty.send("\r");
+    pty.expect("downloaded 'report of may.bin' as 'report of may.bin'");
+    pty.expect("ftx> ");
+    assert_eq!(fs::read(cwd.join("report of may.bin")).unwrap(), b"report");
+    assert!(!pty.text().contains("no file name given"), "{}", pty.text());
+
+    pty.send("exit\r");
+    assert!(pty.wait(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn colours_on_a_terminal_only_without_no_color() {
     let server = Server::start(&[]);
