@@ -3,7 +3,7 @@
 //! that flag to one command, and the guard that makes `ftx` ignore SIGINT
 //! and SIGQUIT while a local `!COMMAND` owns the terminal.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,9 +33,11 @@ pub(super) fn cancel_flag(note: KeptNote) -> Option<Arc<AtomicBool>> {
                 }
                 let text = note.lock().ok().and_then(|n| n.clone());
                 if let Some(text) = text {
-                    // The terminal echoed `^C` on the progress bar's line.
                     let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "\n{text}\n");
+                    // On a terminal the line holds the echoed `^C`s and
+                    // maybe the progress bar: replace it.
+                    let clear = if err.is_terminal() { "\r\x1b[2K" } else { "" };
+                    let _ = writeln!(err, "{clear}{text}");
                     let _ = err.flush();
                 }
                 let _ = signal_hook::low_level::emulate_default_handler(SIGINT);

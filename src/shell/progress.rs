@@ -100,11 +100,12 @@ impl TransferBar {
 }
 
 /// Columns the bar leaves free at the right of the terminal: room for the
-/// `^C` the terminal echoes when Ctrl-C cancels the transfer. `indicatif`
+/// `^C` the terminal echoes when Ctrl-C cancels the transfer (and a
+/// second one, after which ftx replaces the line with what it kept). `indicatif`
 /// pads its line to the full width and leaves the cursor at its end; an
 /// echo there would wrap to a new line, and clearing the bar would then
 /// clear that line and leave the bar on screen.
-const ECHO_ROOM: u16 = 3;
+const ECHO_ROOM: u16 = 5;
 
 /// Standard error as `indicatif` draws on it, [`ECHO_ROOM`] columns
 /// narrower than the terminal.

@@ -269,6 +269,8 @@ fn a_second_ctrl_c_ends_ftx_saying_what_was_kept() {
     let status = pty.wait(Duration::from_secs(10));
     crate::util::signal(server.pid(), libc::SIGCONT);
     assert_eq!(status.signal(), Some(libc::SIGINT), "{}", pty.text());
+    let screen = pty.screen();
+    assert!(!screen.contains("ETA"), "the bar stayed:\n{screen}");
     let part = cwd.join(".ftx-part-here.bin");
     assert!(
         fs::metadata(&part).is_ok_and(|m| m.len() > 0),
@@ -292,6 +294,8 @@ fn a_second_ctrl_c_ends_ftx_saying_what_was_kept() {
     let status = pty.wait(Duration::from_secs(10));
     crate::util::signal(server.pid(), libc::SIGCONT);
     assert_eq!(status.signal(), Some(libc::SIGINT), "{}", pty.text());
+    let screen = pty.screen();
+    assert!(!screen.contains("ETA"), "the bar stayed:\n{screen}");
     let kept = server.part_path(server.root(), "other.bin");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !fs::metadata(&kept).is_ok_and(|m| m.len() > 0) {
