@@ -384,9 +384,10 @@ impl Executor {
 
 impl Executor {
     /// Says `note` if a second Ctrl-C ends ftx before the guard is dropped.
+    /// Escaped here: it may hold a name from the server's listing.
     fn keep_note(&self, note: String) -> KeptNoteGuard {
         if let Ok(mut n) = self.kept.lock() {
-            *n = Some(note);
+            *n = Some(escape_for_terminal(&note));
         }
         KeptNoteGuard(self.kept.clone())
     }
@@ -1058,6 +1059,29 @@ mod tests {
         assert!(df_table(4096, 9000, false)
             .ends_with("\n           4            0            4           0%\n"));
         assert!(df_table(0, 0, true).ends_with("       -\n"));
+    }
+
+    #[test]
+    fn the_continue_command_names_what_differs_and_pastes_back() {
+        assert_eq!(reput_command("a.bin", "a.bin"), "reput a.bin");
+        assert_eq!(reput_command("dir/a.bin", "a.bin"), "reput dir/a.bin");
+        assert_eq!(reput_command("a.bin", "b.bin"), "reput a.bin b.bin");
+        assert_eq!(reput_command("a.bin", "d/a.bin"), "reput a.bin d/a.bin");
+        assert_eq!(reput_command("my file", "it's"), "reput 'my file' \"it's\"");
+        assert_eq!(
+            reget_command("d/x.bin", Path::new("x.bin")),
+            "reget d/x.bin"
+        );
+        assert_eq!(reget_command("x.bin", Path::new("./x.bin")), "reget x.bin");
+        assert_eq!(
+            reget_command("x.bin", Path::new("y.bin")),
+            "reget x.bin y.bin"
+        );
+        assert_eq!(
+            part_path(Path::new("d/y.bin")),
+            Path::new("d/.ftx-part-y.bin")
+        );
+        assert_eq!(part_path(Path::new("y.bin")), Path::new(".ftx-part-y.bin"));
     }
 
     #[test]
