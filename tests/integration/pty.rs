@@ -237,6 +237,57 @@ fn ctrl_c_during_a_transfer_cancels_it_and_returns_to_the_prompt() {
     assert_no_temp_files(&cwd);
 }
 
+/// `238.1 MiB/s` as bytes per second.
+fn rate_of(text: &str) -> f64 {
+    let (n, unit) = text.trim().split_once(' ').expect("number and unit");
+    let scale = match unit {
+        "B/s" => 1.0,
+        "KiB/s" => 1024.0,
+        "MiB/s" => 1024.0 * 1024.0,
+        "GiB/s" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other:?}"),
+    };
+    n.parse::<f64>().expect("a rate") * scale
+}
+
+/// The bar and the summary compute the rate one way: the bar's last rate
+/// is the summary's, give or take the last tenth of a second. (A moving
+/// estimate on the bar once read 588 MiB/s for a summary of 324.8.)
+#[test]
+fn the_bar_and_the_summary_agree_on_the_rate() {
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let home = server.scratch("home");
+    let big = fs::File::create(cwd.join("big.bin")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    drop(big);
+    let mut pty = spawn(&server, &cwd, &home_env(&home));
+    pty.send("put big.bin\r");
+    let before = pty.expect_within(
+        "uploaded 'big.bin' as 'big.bin' (",
+        Duration::from_secs(120),
+    );
+    let summary = pty.expect(")");
+    pty.expect("ftx> ");
+    let last_bar = before.rsplit("% [").next().expect("the bar was drawn");
+    let bar_rate = last_bar
+        .split(" ETA")
+        .next()
+        .and_then(|s| s.rsplit_once("GiB ").map(|(_, r)| r.to_owned()))
+        .unwrap_or_else(|| panic!("no rate on the bar: {last_bar:?}"));
+    let summary_rate = summary
+        .split(", ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no rate in the summary: {summary:?}"));
+    let (bar, sum) = (rate_of(&bar_rate), rate_of(summary_rate));
+    assert!(
+        (bar - sum).abs() <= sum * 0.15,
+        "bar {bar_rate} vs summary {summary_rate}"
+    );
+    pty.send("exit\r");
+    assert!(pty.wait(Duration::from_secs(10)).success());
+}
+
 /// A second Ctrl-C while a cancelled transfer waits on a server that
 /// stopped answering ends ftx at once, as Ctrl-C does, saying what was
 /// kept: for a download the part file and where, for an upload the
