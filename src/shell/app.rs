@@ -122,11 +122,7 @@ fn choose_pin(settings: &Settings, addr: &str, interactive: bool) -> Result<Stri
         eprintln!("Its certificate fingerprint is {seen}.");
         ask_yes_no("Are you sure you want to continue connecting")?
     } else {
-        return Err(format!(
-            "unknown server {addr} (certificate fingerprint {seen}): not trusted; \
-             check the fingerprint ftxd printed and pass --fingerprint {seen}, or --accept-new, \
-             or connect once interactively"
-        ));
+        return Err(unknown_server_text(addr, &seen));
     };
     if !trusted {
         return Err(format!("server {addr} not trusted: not connecting"));
@@ -139,6 +135,18 @@ fn choose_pin(settings: &Settings, addr: &str, interactive: bool) -> Result<Stri
         known.path().display()
     );
     Ok(seen)
+}
+
+/// Why an unknown server is refused without a terminal. The fingerprint
+/// is shown to be compared, never as a ready `--fingerprint` flag: pasting
+/// the value the connection itself showed would trust whoever answered.
+fn unknown_server_text(addr: &str, seen: &str) -> String {
+    format!(
+        "unknown server {addr}: not trusted; it shows the certificate fingerprint {seen}: \
+         compare it with the one ftxd printed when it started (on the server, \
+         'ftxd --show-fingerprint' prints it again); if they are the same, connect once \
+         interactively, or give the server's fingerprint with --fingerprint, or use --accept-new"
+    )
 }
 
 /// The token from `--token-file`, `$FTX_TOKEN` or the saved tokens (empty

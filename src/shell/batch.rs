@@ -20,6 +20,7 @@
 use std::io::{self, Write};
 
 use super::command::{self, Command};
+use super::complete::LineKind;
 use super::glob;
 use super::render::{escape_for_terminal, escape_line_for_terminal, Style};
 use super::source::{Line, LineSource};
@@ -176,24 +177,28 @@ pub fn run_with_style(
             Ok(None) => continue,
             // The answer is a name as typed, never a pattern: sources are
             // carried in pattern form, so its wildcards are escaped.
-            Ok(Some(Command::PromptPut)) => ask_name(source, UPLOAD_PROMPT, "1").map(|name| {
-                name.map(|local| Command::Put {
-                    force: false,
-                    recursive: false,
-                    preserve: false,
-                    local: vec![glob::escape(&local)],
-                    remote: None,
+            Ok(Some(Command::PromptPut)) => {
+                ask_name(source, UPLOAD_PROMPT, "1", LineKind::LocalName).map(|name| {
+                    name.map(|local| Command::Put {
+                        force: false,
+                        recursive: false,
+                        preserve: false,
+                        local: vec![glob::escape(&local)],
+                        remote: None,
+                    })
                 })
-            }),
-            Ok(Some(Command::PromptGet)) => ask_name(source, DOWNLOAD_PROMPT, "2").map(|name| {
-                name.map(|remote| Command::Get {
-                    force: false,
-                    recursive: false,
-                    preserve: false,
-                    remote: vec![glob::escape(&remote)],
-                    local: None,
+            }
+            Ok(Some(Command::PromptGet)) => {
+                ask_name(source, DOWNLOAD_PROMPT, "2", LineKind::RemoteName).map(|name| {
+                    name.map(|remote| Command::Get {
+                        force: false,
+                        recursive: false,
+                        preserve: false,
+                        remote: vec![glob::escape(&remote)],
+                        local: None,
+                    })
                 })
-            }),
+            }
             Ok(Some(cmd)) => Ok(Some(cmd)),
             Err(e) => Err(e.to_string()),
         }
@@ -222,17 +227,24 @@ pub fn run_with_style(
 
 /// Asks for the file name of a bare `1`/`2` from the same source, taking the
 /// answer as typed (trimmed, not split into words, as the original menu
-/// did). `Ok(None)` when cancelled with Ctrl-C.
+/// did); Tab completes names of `kind` there. `Ok(None)` when cancelled
+/// with Ctrl-C. An empty answer on a terminal asks again; from a batch or
+/// a pipe, where the next line is the next command, it fails.
 fn ask_name(
     source: &mut dyn LineSource,
     prompt: &str,
     command: &str,
+    kind: LineKind,
 ) -> Result<Option<String>, String> {
     let no_name = || format!("{command}: no file name given");
+    let typed = !source.echoes();
     loop {
-        match source.next_line(prompt) {
+        match source.next_name(prompt, kind) {
             Ok(Line::Text(answer)) => {
                 let name = answer.trim();
+                if name.is_empty() && typed {
+                    continue;
+                }
                 return if name.is_empty() {
                     Err(no_name())
                 } else {
@@ -510,6 +522,7 @@ mod tests {
             text("# note"),
             text("rm fail"),
             text("2"),
+            text("  "),
             text("x.bin"),
             text("1"),
             Ok(Line::Interrupted),
@@ -545,6 +558,8 @@ mod tests {
                 PROMPT,
                 PROMPT,
                 PROMPT,
+                // An empty answer asks again.
+                DOWNLOAD_PROMPT,
                 DOWNLOAD_PROMPT,
                 PROMPT,
                 UPLOAD_PROMPT,

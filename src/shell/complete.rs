@@ -13,7 +13,7 @@
 //! this module never talks to the network itself and never prints.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
@@ -108,6 +108,50 @@ pub fn complete_line(line: &str, pos: usize, local: Lister<'_>, remote: Lister<'
     Completion { start, candidates }
 }
 
+/// Completes the answer to a menu's name prompt (`Enter full filename to
+/// upload:`), which is one name as typed, not shell words: the whole line
+/// up to `pos` (after leading blanks) is the path, and candidates go in
+/// unquoted, with no space after a file (the answer is taken as is).
+pub fn complete_name(line: &str, pos: usize, list: Lister<'_>) -> Completion {
+    let Some(before) = line.get(..pos) else {
+        return Completion::default();
+    };
+    let start = before.len() - before.trim_start().len();
+    let typed = &before[start..];
+    let (dir, prefix) = match typed.rfind('/') {
+        Some(i) => typed.split_at(i + 1),
+        None => ("", typed),
+    };
+    let show_hidden = prefix.starts_with('.');
+    let mut candidates: Vec<Candidate> = list(dir)
+        .into_iter()
+        .filter(|(name, _)| name != "." && name != "..")
+        .filter(|(name, _)| !name.chars().any(char::is_control))
+        .filter(|(name, _)| name.starts_with(prefix) && (show_hidden || !name.starts_with('.')))
+        .map(|(name, is_dir)| {
+            let slash = if is_dir { "/" } else { "" };
+            Candidate {
+                display: format!("{name}{slash}"),
+                replacement: format!("{dir}{name}{slash}"),
+            }
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.replacement.cmp(&b.replacement));
+    Completion { start, candidates }
+}
+
+/// What a line being typed is, for completion and hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineKind {
+    /// A command line.
+    #[default]
+    Command,
+    /// The answer to the menu's upload prompt: a local file name.
+    LocalName,
+    /// The answer to the menu's download prompt: a remote file name.
+    RemoteName,
+}
+
 /// What the word being typed names, given the words before it.
 fn position_kind(previous: &[String], current: &str) -> Option<ArgKind> {
     let spec = command::spec(previous.first()?)?;
@@ -188,6 +232,8 @@ pub fn hint(line: &str, pos: usize) -> Option<String> {
 pub struct ShellHelper {
     remote: RefCell<Option<Box<dyn RemoteNames>>>,
     style: Style,
+    /// What the line being read is (a command, or a menu prompt's name).
+    kind: Cell<LineKind>,
 }
 
 impl ShellHelper {
@@ -196,7 +242,13 @@ impl ShellHelper {
         ShellHelper {
             remote: RefCell::new(None),
             style,
+            kind: Cell::new(LineKind::Command),
         }
+    }
+
+    /// What the next lines read are, until told otherwise.
+    pub fn set_line_kind(&self, kind: LineKind) {
+        self.kind.set(kind);
     }
 
     /// Installs the provider of remote names (once connected).
@@ -219,7 +271,11 @@ impl Completer for ShellHelper {
             Some(names) => names.list(dir),
             None => Vec::new(),
         };
-        let completion = complete_line(line, pos, &mut list_local, &mut remote_list);
+        let completion = match self.kind.get() {
+            LineKind::Command => complete_line(line, pos, &mut list_local, &mut remote_list),
+            LineKind::LocalName => complete_name(line, pos, &mut list_local),
+            LineKind::RemoteName => complete_name(line, pos, &mut remote_list),
+        };
         let pairs = completion
             .candidates
             .into_iter()
@@ -236,6 +292,10 @@ impl Hinter for ShellHelper {
     type Hint = String;
 
     fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        // A name at a menu prompt is no command: no synopsis.
+        if self.kind.get() != LineKind::Command {
+            return None;
+        }
         hint(line, pos)
     }
 }
@@ -316,6 +376,29 @@ mod tests {
             ),
             ("docs/", &[("guide.md", false), ("gone.md", false)]),
         ])
+    }
+
+    #[test]
+    fn a_menu_prompt_completes_one_name_unquoted() {
+        let names = |line: &str, list: &mut dyn FnMut(&str) -> Vec<(String, bool)>| {
+            let c = complete_name(line, line.len(), list);
+            let r: Vec<String> = c.candidates.into_iter().map(|c| c.replacement).collect();
+            (c.start, r)
+        };
+        let mut local = local_tree();
+        assert_eq!(
+            names("my", &mut local),
+            (0, vec!["my dir/".into(), "my file.txt".into()])
+        );
+        assert_eq!(names("my f", &mut local), (0, vec!["my file.txt".into()]));
+        assert_eq!(names("  lib/a", &mut local), (2, vec!["lib/a.rs".into()]));
+        assert_eq!(names(".h", &mut local), (0, vec![".hidden".into()]));
+        let mut remote = remote_tree();
+        assert_eq!(names("it", &mut remote), (0, vec!["it's.txt".into()]));
+        assert_eq!(
+            names("docs/g", &mut remote).1,
+            ["docs/gone.md", "docs/guide.md"]
+        );
     }
 
     fn run(line: &str) -> (usize, Vec<String>) {

@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use colored::Color;
 
@@ -31,6 +32,49 @@ pub fn format_size_human(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1}{}", SIZE_UNITS[unit])
+}
+
+/// Below this a transfer's rate is not shown: it measures the round trip
+/// and the clock, not the throughput (as for a file of a few bytes).
+pub const RATE_MIN_TIME: Duration = Duration::from_millis(10);
+
+/// Units for [`format_rate`], each 1024 times the previous.
+const RATE_UNITS: [&str; 5] = ["B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s"];
+
+/// The rate of a transfer that moved `bytes` in `elapsed`, the one way
+/// both the progress bar and the summary compute it: bytes over elapsed
+/// time, in binary units chosen to fit (`512 B/s`, `3.4 KiB/s`,
+/// `324.8 MiB/s`). `None` under [`RATE_MIN_TIME`].
+pub fn format_rate(bytes: u64, elapsed: Duration) -> Option<String> {
+    if elapsed < RATE_MIN_TIME {
+        return None;
+    }
+    let mut value = bytes as f64 / elapsed.as_secs_f64();
+    if value.round() < 1024.0 {
+        return Some(format!("{value:.0} B/s"));
+    }
+    let mut unit = 0;
+    // Compare the value as it will be printed: 1023.97 KiB/s is 1.0 MiB/s.
+    while (value * 10.0).round() / 10.0 >= 1024.0 && unit + 1 < RATE_UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    Some(format!("{value:.1} {}", RATE_UNITS[unit]))
+}
+
+/// A transfer's duration: `7 ms` under a second, `1.23 s` under a
+/// minute, then `2 min 05 s`.
+pub fn format_elapsed(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if secs < 1.0 {
+        // Never `0 ms`: something did take time.
+        format!("{} ms", elapsed.as_millis().max(1))
+    } else if secs < 60.0 {
+        format!("{secs:.2} s")
+    } else {
+        let whole = elapsed.as_secs();
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    }
 }
 
 /// Whether `c` must not reach a terminal as is: C0 controls, DEL, C1
@@ -188,6 +232,29 @@ impl Style {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+
+    #[test]
+    fn rates_and_durations_fit_their_size() {
+        let ms = Duration::from_millis;
+        assert_eq!(format_rate(12, ms(9)), None);
+        assert_eq!(format_rate(12, ms(10)).as_deref(), Some("1.2 KiB/s"));
+        assert_eq!(format_rate(5, ms(10)).as_deref(), Some("500 B/s"));
+        assert_eq!(format_rate(3500, ms(1000)).as_deref(), Some("3.4 KiB/s"));
+        assert_eq!(format_rate(1 << 20, ms(1000)).as_deref(), Some("1.0 MiB/s"));
+        assert_eq!(
+            format_rate(1024 * 1024 - 1, ms(1000)).as_deref(),
+            Some("1.0 MiB/s")
+        );
+        let big = (324.8 * 1024.0 * 1024.0 * 0.92) as u64;
+        assert_eq!(format_rate(big, ms(920)).as_deref(), Some("324.8 MiB/s"));
+        assert_eq!(format_rate(5 << 40, ms(1000)).as_deref(), Some("5.0 TiB/s"));
+        assert_eq!(format_elapsed(Duration::ZERO), "1 ms");
+        assert_eq!(format_elapsed(ms(7)), "7 ms");
+        assert_eq!(format_elapsed(ms(999)), "999 ms");
+        assert_eq!(format_elapsed(ms(1000)), "1.00 s");
+        assert_eq!(format_elapsed(ms(92_000)), "1 min 32 s");
+        assert_eq!(format_elapsed(ms(59_994)), "59.99 s");
+    }
 
     #[test]
     fn sizes_are_human() {

@@ -20,7 +20,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::Editor;
 
-use super::complete::{RemoteNames, ShellHelper};
+use super::complete::{LineKind, RemoteNames, ShellHelper};
 use super::render::Style;
 
 /// How many lines the interactive history keeps.
@@ -41,6 +41,12 @@ pub enum Line {
 pub trait LineSource {
     /// The next line; `prompt` is shown only by interactive sources.
     fn next_line(&mut self, prompt: &str) -> io::Result<Line>;
+    /// The answer to a menu prompt asking for a file name: like
+    /// [`LineSource::next_line`], but an interactive source completes
+    /// names of the `kind` given instead of commands.
+    fn next_name(&mut self, prompt: &str, _kind: LineKind) -> io::Result<Line> {
+        self.next_line(prompt)
+    }
     /// Whether the batch rules apply (stop on the first counted failure).
     fn is_batch(&self) -> bool;
     /// Whether each line is echoed as `ftx> LINE` (unless `@`): lines that
@@ -301,6 +307,18 @@ impl LineSource for InteractiveSource {
             Err(ReadlineError::Interrupted) => Ok(Line::Interrupted),
             Err(e) => Err(readline_to_io(e)),
         }
+    }
+
+    fn next_name(&mut self, prompt: &str, kind: LineKind) -> io::Result<Line> {
+        let set = |editor: &Self, kind| {
+            if let Some(helper) = editor.editor.helper() {
+                helper.set_line_kind(kind);
+            }
+        };
+        set(self, kind);
+        let line = self.next_line(prompt);
+        set(self, LineKind::Command);
+        line
     }
 
     fn is_batch(&self) -> bool {

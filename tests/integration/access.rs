@@ -482,3 +482,53 @@ fn ftxd_prints_the_command_that_reaches_it() {
     .assert_success();
     assert!(server.root().join("seen").is_dir());
 }
+
+/// Batch mode refuses an unknown server by showing its fingerprint to be
+/// compared, never as a ready `--fingerprint` flag to paste, and says how
+/// to see the real one on the server: `ftxd --show-fingerprint`, which
+/// prints it from the state directory without starting (and makes nothing
+/// where there is no key).
+#[test]
+fn an_unknown_server_is_compared_with_ftxd_show_fingerprint() {
+    let server = Server::start(&[]);
+    let fp = server.creds().fingerprint.clone().unwrap();
+    let cwd = server.scratch("client");
+    let home = server.scratch("home");
+    let env = [("FTX_TOKEN", server.creds().token.as_str())];
+    let out = ftx(&server, &cwd, &[], &env, Some(&home), "ls\n");
+    out.assert_failure();
+    out.assert_error(&format!(
+        "unknown server {}: not trusted; it shows the certificate fingerprint {fp}",
+        server.addr_arg()
+    ));
+    out.assert_error("compare it with the one ftxd printed when it started");
+    out.assert_error("'ftxd --show-fingerprint' prints it again");
+    assert!(
+        !out.stderr.contains(&format!("--fingerprint {fp}")),
+        "a ready flag to paste:\n{out}"
+    );
+
+    // On the server: the same fingerprint, from the state directory.
+    let state = server.base().join("state");
+    let shown = run_cmd(
+        ftxd_bin(),
+        &["--show-fingerprint", "--state-dir", state.to_str().unwrap()],
+        &cwd,
+        None,
+        RUN_TIMEOUT,
+    );
+    shown.assert_success();
+    assert_eq!(shown.stdout, format!("{fp}\n"), "{shown}");
+
+    // No key yet: an error, and nothing is created.
+    let empty = server.scratch("no-state").join("ftxd");
+    let none = run_cmd(
+        ftxd_bin(),
+        &["--show-fingerprint", "--state-dir", empty.to_str().unwrap()],
+        &cwd,
+        None,
+        RUN_TIMEOUT,
+    );
+    none.assert_failure().assert_error("no certificate in");
+    assert!(!empty.exists(), "{none}");
+}

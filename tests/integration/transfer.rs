@@ -246,3 +246,81 @@ fn a_read_only_server_remembers_nothing() {
     assert_same_file(&f, &down.join("f.bin"));
     assert_eq!(remembered(&f), None);
 }
+
+/// The numbers of one summary, `(N bytes in T s, R MiB/s, BLAKE3
+/// verified)`: bytes, seconds, and bytes per second if a rate is shown.
+fn summary_numbers(line: &str) -> (u64, f64, Option<f64>) {
+    let inner = line.split(" (").nth(1).expect("a summary in parentheses");
+    let inner = inner.strip_suffix(", BLAKE3 verified)").expect("verified");
+    let (bytes, rest) = inner.split_once(" bytes in ").expect("N bytes in");
+    let mut parts = rest.split(", ");
+    let time = parts.next().unwrap();
+    let secs = match time.split_once(' ') {
+        Some((n, "ms")) => n.parse::<f64>().unwrap() / 1000.0,
+        Some((n, "s")) => n.parse::<f64>().unwrap(),
+        other => panic!("time {other:?} in {line}"),
+    };
+    let rate = parts.next().map(|r| {
+        let (n, unit) = r.split_once(' ').expect("rate and unit");
+        let scale = match unit {
+            "B/s" => 1.0,
+            "KiB/s" => 1024.0,
+            "MiB/s" => 1024.0 * 1024.0,
+            "GiB/s" => 1024.0 * 1024.0 * 1024.0,
+            other => panic!("unit {other:?} in {line}"),
+        };
+        n.parse::<f64>().unwrap() * scale
+    });
+    (bytes.parse().unwrap(), secs, rate)
+}
+
+/// A summary's rate is its bytes over its time, in units that fit: a tiny
+/// file says `12 bytes in 3 ms` (with no rate when it took under 10 ms, or
+/// one in B/s or KiB/s), never `0.0 MiB/s in 0.00 s`.
+#[test]
+fn summaries_give_one_rate_in_units_that_fit() {
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("tiny.txt"), b"twelve bytes").unwrap();
+    write_random_file(&cwd.join("big.bin"), 24 << 20, 9);
+    let script = "put tiny.txt\nput big.bin\nget tiny.txt t2.txt\nget big.bin b2.bin\n";
+    let out = run_batch_timeout(&server.addr_arg(), &cwd, script, Duration::from_secs(120));
+    out.assert_success();
+    assert!(!out.stdout.contains("0.0 MiB/s"), "{out}");
+    assert!(!out.stdout.contains("in 0.00 s"), "{out}");
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("BLAKE3 verified"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for line in lines {
+        let (bytes, secs, rate) = summary_numbers(line);
+        assert!(secs > 0.0, "{line}");
+        if secs < 1.0 {
+            assert!(line.contains(" ms, ") || line.contains(" ms)"), "{line}");
+        }
+        match rate {
+            None => assert!(secs < 0.010, "no rate for {line}"),
+            Some(rate) => {
+                // The time is shown cut to the millisecond, or rounded to
+                // the hundredth of a second; the rate to one decimal.
+                let (lo, hi) = if line.contains(" ms, ") {
+                    (secs, secs + 0.001)
+                } else {
+                    (secs - 0.005, secs + 0.005)
+                };
+                let (slowest, fastest) = (bytes as f64 / hi, bytes as f64 / lo);
+                assert!(
+                    rate >= slowest * 0.95 && rate <= fastest * 1.05,
+                    "{line}: {rate} B/s is not {bytes} B over {secs} s"
+                );
+            }
+        }
+        if bytes == 12 {
+            assert!(!line.contains("MiB/s"), "{line}");
+        }
+    }
+    assert_eq!(fs::read(cwd.join("t2.txt")).unwrap(), b"twelve bytes");
+    assert_same_file(&cwd.join("big.bin"), &cwd.join("b2.bin"));
+}

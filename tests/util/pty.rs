@@ -39,7 +39,7 @@ impl Pty {
         let (mut master, mut slave) = (0, 0);
         let size = libc::winsize {
             ws_row: 50,
-            ws_col: 200,
+            ws_col: SCREEN_COLS as u16,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -141,6 +141,14 @@ impl Pty {
     /// Everything shown so far with escape sequences removed.
     pub fn text(&self) -> String {
         strip_escapes(&String::from_utf8_lossy(&self.raw))
+    }
+
+    /// What the screen shows now, as far as a small emulator of the
+    /// cursor moves and erasures that ftx and its libraries use can tell:
+    /// text written over earlier text replaces it, cleared lines are
+    /// empty. For checking that something (a progress bar) was erased.
+    pub fn screen(&self) -> String {
+        render_screen(&String::from_utf8_lossy(&self.raw))
     }
 
     /// Everything shown so far, escape sequences included.
@@ -248,4 +256,105 @@ pub fn strip_escapes(s: &str) -> String {
         }
     }
     out
+}
+
+/// Columns of the pty [`Pty::spawn`] makes.
+const SCREEN_COLS: usize = 200;
+
+/// The screen `s` leaves (see [`Pty::screen`]): lines with trailing blanks
+/// removed. Handles printable text, CR, LF, BS, CSI cursor moves (A B C D G
+/// H), erasures (K J) and skips every other sequence.
+pub fn render_screen(s: &str) -> String {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        while lines.len() <= row {
+            lines.push(Vec::new());
+        }
+        match c {
+            '\r' => col = 0,
+            '\n' => row += 1,
+            '\x08' => col = col.saturating_sub(1),
+            '\x07' => {}
+            '\x1b' => match chars.next() {
+                Some('[') => {
+                    let mut params = String::new();
+                    let mut fin = ' ';
+                    for c in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&c) {
+                            fin = c;
+                            break;
+                        }
+                        params.push(c);
+                    }
+                    let nums: Vec<usize> = params
+                        .trim_start_matches('?')
+                        .split(';')
+                        .map(|p| p.parse().unwrap_or(0))
+                        .collect();
+                    let n = nums.first().copied().unwrap_or(0);
+                    let line = &mut lines[row];
+                    match fin {
+                        'A' => row = row.saturating_sub(n.max(1)),
+                        'B' => row += n.max(1),
+                        'C' => col += n.max(1),
+                        'D' => col = col.saturating_sub(n.max(1)),
+                        'G' => col = n.saturating_sub(1),
+                        'H' => {
+                            row = n.saturating_sub(1);
+                            col = nums.get(1).copied().unwrap_or(1).saturating_sub(1);
+                        }
+                        'K' => match n {
+                            0 => line.truncate(col),
+                            1 => line.iter_mut().take(col + 1).for_each(|c| *c = ' '),
+                            _ => line.clear(),
+                        },
+                        'J' => match n {
+                            0 => {
+                                line.truncate(col);
+                                lines.truncate(row + 1);
+                            }
+                            _ => lines.iter_mut().for_each(Vec::clear),
+                        },
+                        _ => {}
+                    }
+                }
+                Some(']') => {
+                    for c in chars.by_ref() {
+                        if c == '\x07' {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            c if c.is_control() => {}
+            c => {
+                // Past the last column the terminal wraps to the next line.
+                if col >= SCREEN_COLS {
+                    row += 1;
+                    col = 0;
+                    while lines.len() <= row {
+                        lines.push(Vec::new());
+                    }
+                }
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    lines
+        .iter()
+        .map(|l| l.iter().collect::<String>().trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

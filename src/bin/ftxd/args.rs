@@ -42,6 +42,10 @@ pub struct ServerArgs {
     /// No access token needed: anyone who can connect may read and write
     #[arg(long)]
     pub open: bool,
+    /// Print the fingerprint of the certificate in the state directory and
+    /// exit (what ftx asks to compare on first contact); creates nothing
+    #[arg(long, conflicts_with_all = ["plain", "open"])]
+    pub show_fingerprint: bool,
 
     // Where to listen, what to serve and to how many.
     /// Address and port to listen on (port 0 picks a free one)

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     };
     let result = match args.command.take() {
         Some(ServerCommand::Token(cmd)) => token_command(args.state_dir, cmd),
+        None if args.show_fingerprint => show_fingerprint(args.state_dir),
         None => serve(args.settings()),
     };
     match result {
@@ -135,6 +136,22 @@ fn tell_access(config: &ServerConfig, prepared: &server::Prepared) {
             "warning: --open: no access token is needed; anyone who can connect may read and change files"
         );
     }
+}
+
+/// `ftxd --show-fingerprint`: the fingerprint of the certificate in the
+/// state directory, for the operator to compare with what ftx shows on
+/// first contact. Reads only: a missing key is an error, never made here.
+fn show_fingerprint(state_dir: Option<PathBuf>) -> Result<(), String> {
+    let dir = resolve_state_dir(state_dir).map_err(|e| e.to_string())?;
+    if !dir.join(ftx::server::tls::CERT_FILE).exists() {
+        return Err(format!(
+            "no certificate in {}: ftxd makes one when it first starts (without --plain)",
+            dir.display()
+        ));
+    }
+    let identity = Identity::load(&dir).map_err(|e| format!("state directory: {e}"))?;
+    println!("{}", identity.fingerprint());
+    Ok(())
 }
 
 /// `ftxd token add|list|revoke`.

@@ -32,9 +32,13 @@ use super::command::{self, Command};
 use super::complete::RemoteNames;
 use super::cwd::{self, SharedCwd};
 use super::glob;
-use super::interrupt::{self, CtrlC};
+use super::interrupt::{self, CtrlC, KeptNote};
 use super::progress::TransferBar;
-use super::render::{escape_for_terminal, format_size_human, quoted_name, subject, Style};
+use super::render::{
+    escape_for_terminal, format_elapsed, format_rate, format_size_human, quoted_name, subject,
+    Style,
+};
+use super::words;
 
 mod attrs;
 mod local;
@@ -79,6 +83,9 @@ pub struct Executor {
     err_style: Style,
     /// Set by SIGINT while a transfer runs, when Ctrl-C may cancel it.
     interrupt: Option<Arc<AtomicBool>>,
+    /// What a second Ctrl-C (which ends ftx) leaves behind, while a
+    /// transfer runs.
+    kept: KeptNote,
     /// The user was told why the connection was lost; later failures on
     /// it just say it is closed.
     loss_told: Cell<bool>,
@@ -121,6 +128,7 @@ impl Executor {
             err: Box::new(std::io::stderr()),
             err_style: Style::plain(),
             interrupt: None,
+            kept: KeptNote::default(),
             loss_told: Cell::new(false),
             preserve: false,
             commands_on_stdin: false,
@@ -193,7 +201,7 @@ impl Executor {
         if !on {
             return;
         }
-        self.interrupt = interrupt::cancel_flag();
+        self.interrupt = interrupt::cancel_flag(self.kept.clone());
     }
 
     /// Whether Ctrl-C was pressed during the current command.
@@ -260,10 +268,17 @@ impl Executor {
         let remote = remote.to_owned();
         let wire = self.wire(&remote);
         let mut bar = self.transfer_bar(&remote);
+        let again = reput_command(local, &remote);
+        let _kept = self.keep_note(format!(
+            "ftx: interrupted during the upload; the server keeps what it received \
+             of {} as an interrupted upload (continue with: {again})",
+            quoted_name(&remote)
+        ));
         let r = self
             .client
             .borrow_mut()
             .put(Path::new(local), &wire, force, resume, &mut bar);
+        let elapsed = bar.elapsed();
         match r {
             Ok(o) => {
                 if o.partial > 0 {
@@ -282,14 +297,14 @@ impl Executor {
                     "uploaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(local),
                     escape_for_terminal(&self.shown(&o.stored)),
-                    summary(o.size, o.elapsed)
+                    summary(o.size, o.resumed_from, elapsed)
                 );
                 let line = self.style.success(&line);
                 self.say(&line)?;
                 kept
             }
             Err(e) => {
-                let hint = self.resume_hint(&e, "reput");
+                let hint = self.resume_hint(&e, &again);
                 Err(self.describe(cmd, local, &remote, &e) + &hint)
             }
         }
@@ -330,10 +345,26 @@ impl Executor {
             return Err(self.describe(cmd, remote, remote, &e));
         }
         let mut bar = self.transfer_bar(remote);
+        let again = reget_command(remote, target);
+        let part = part_path(target);
+        let kept = if resume || !part.exists() {
+            let shown = part.to_string_lossy();
+            format!(
+                "ftx: interrupted during the download; what arrived is kept in {} \
+                 (continue with: {again})",
+                quoted_name(shown.strip_prefix("./").unwrap_or(&shown))
+            )
+        } else {
+            // Another download's part is there: this one went to a
+            // one-off temporary file, which nothing can continue.
+            "ftx: interrupted during the download; nothing of it is kept".to_owned()
+        };
+        let _kept = self.keep_note(kept);
         let result = self
             .client
             .borrow_mut()
             .get(&wire, target, force, resume, &mut bar);
+        let elapsed = bar.elapsed();
         match result {
             Ok(o) => {
                 if o.partial > 0 {
@@ -353,7 +384,7 @@ impl Executor {
                     "downloaded '{}' as '{}' ({how}{})",
                     escape_for_terminal(remote),
                     escape_for_terminal(&shown.to_string_lossy()),
-                    summary(o.size, o.elapsed)
+                    summary(o.size, o.resumed_from, elapsed)
                 );
                 let line = self.style.success(&line);
                 self.say(&line)?;
@@ -363,15 +394,16 @@ impl Executor {
                 let hint = if !resume && e.code() == Some(ErrorCode::IsDirectory) {
                     " (use get -r)".to_owned()
                 } else {
-                    self.resume_hint(&e, "reget")
+                    self.resume_hint(&e, &again)
                 };
                 Err(self.describe(cmd, remote, remote, &e) + &hint)
             }
         }
     }
 
-    /// `('reput' can continue it)` after an interruption that left a part.
-    fn resume_hint(&self, e: &ClientError, cmd: &str) -> String {
+    /// `(continue with: reput a.bin b.bin)` after an interruption that
+    /// left a part; `again` is the command that continues it.
+    fn resume_hint(&self, e: &ClientError, again: &str) -> String {
         if matches!(e, ClientError::NotConnected(_)) {
             // Nothing was sent: the hint would be about an older transfer.
             return String::new();
@@ -380,10 +412,70 @@ impl Executor {
             || matches!(e, ClientError::Cancelled)
             || matches!(e.code(), Some(ErrorCode::Cancelled | ErrorCode::Timeout));
         if interrupted && self.client.borrow().last_transfer_resumable() {
-            format!(" ('{cmd}' can continue it)")
+            format!(" (continue with: {again})")
         } else {
             String::new()
         }
+    }
+}
+
+impl Executor {
+    /// Says `note` if a second Ctrl-C ends ftx before the guard is dropped.
+    /// Escaped here: it may hold a name from the server's listing.
+    fn keep_note(&self, note: String) -> KeptNoteGuard {
+        if let Ok(mut n) = self.kept.lock() {
+            *n = Some(escape_for_terminal(&note));
+        }
+        KeptNoteGuard(self.kept.clone())
+    }
+}
+
+/// Clears the [`KeptNote`] when the transfer it describes is over.
+struct KeptNoteGuard(KeptNote);
+
+impl Drop for KeptNoteGuard {
+    fn drop(&mut self) {
+        if let Ok(mut n) = self.0.lock() {
+            *n = None;
+        }
+    }
+}
+
+/// The command that continues an interrupted upload of `local` as
+/// `remote`: `reput LOCAL`, with REMOTE only when `reput LOCAL` would not
+/// choose that name itself; each word quoted to be pasted back.
+fn reput_command(local: &str, remote: &str) -> String {
+    if base_name(local).as_deref() == Some(remote) {
+        format!("reput {}", words::quote(local))
+    } else {
+        format!("reput {} {}", words::quote(local), words::quote(remote))
+    }
+}
+
+/// The command that continues an interrupted download of `remote` to
+/// `target`: `reget REMOTE`, with LOCAL only when it differs from what
+/// `reget REMOTE` would choose.
+fn reget_command(remote: &str, target: &Path) -> String {
+    let shown = target.to_string_lossy();
+    let shown = shown.strip_prefix("./").unwrap_or(&shown);
+    if base_name(remote).as_deref() == Some(shown) {
+        format!("reget {}", words::quote(remote))
+    } else {
+        format!("reget {} {}", words::quote(remote), words::quote(shown))
+    }
+}
+
+/// The part file a download to `target` writes when it is free (beside
+/// the target, hidden).
+fn part_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = crate::partial::part_name(&name);
+    match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(part),
+        _ => PathBuf::from(part),
     }
 }
 
@@ -760,11 +852,24 @@ fn resume_note(resume: bool, from: u64, restarted: bool, whose: &str) -> String 
     }
 }
 
-/// `N bytes in T s, R MiB/s, BLAKE3 verified`.
-fn summary(size: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64().max(1e-6);
-    let rate = size as f64 / secs / (1024.0 * 1024.0);
-    format!("{size} bytes in {secs:.2} s, {rate:.1} MiB/s, BLAKE3 verified")
+/// `N bytes in T s, R MiB/s, BLAKE3 verified`: the time on the progress
+/// bar's clock and the rate as the bar computes it ([`format_rate`]: the
+/// bytes moved now, a resume's prefix left out, over that time). A
+/// transfer shorter than [`RATE_MIN_TIME`](super::render::RATE_MIN_TIME) shows no rate (`12 bytes in
+/// 3 ms`); a resumed one says how much of it moved (`1000 bytes, 900
+/// moved, in 1.20 s`).
+fn summary(size: u64, resumed_from: u64, elapsed: Duration) -> String {
+    let moved = size.saturating_sub(resumed_from);
+    let amount = if moved == size {
+        format!("{size} bytes")
+    } else {
+        format!("{size} bytes, {moved} moved,")
+    };
+    let time = format_elapsed(elapsed);
+    match format_rate(moved, elapsed) {
+        Some(rate) => format!("{amount} in {time}, {rate}, BLAKE3 verified"),
+        None => format!("{amount} in {time}, BLAKE3 verified"),
+    }
 }
 
 /// One failure as `CMD: 'NAME' CAUSE`, naming whose side failed (the name
@@ -1131,8 +1236,42 @@ mod tests {
     }
 
     #[test]
+    fn the_continue_command_names_what_differs_and_pastes_back() {
+        assert_eq!(reput_command("a.bin", "a.bin"), "reput a.bin");
+        assert_eq!(reput_command("dir/a.bin", "a.bin"), "reput dir/a.bin");
+        assert_eq!(reput_command("a.bin", "b.bin"), "reput a.bin b.bin");
+        assert_eq!(reput_command("a.bin", "d/a.bin"), "reput a.bin d/a.bin");
+        assert_eq!(reput_command("my file", "it's"), "reput 'my file' \"it's\"");
+        assert_eq!(
+            reget_command("d/x.bin", Path::new("x.bin")),
+            "reget d/x.bin"
+        );
+        assert_eq!(reget_command("x.bin", Path::new("./x.bin")), "reget x.bin");
+        assert_eq!(
+            reget_command("x.bin", Path::new("y.bin")),
+            "reget x.bin y.bin"
+        );
+        assert_eq!(
+            part_path(Path::new("d/y.bin")),
+            Path::new("d/.ftx-part-y.bin")
+        );
+        assert_eq!(part_path(Path::new("y.bin")), Path::new(".ftx-part-y.bin"));
+    }
+
+    #[test]
     fn summary_says_the_digest_was_checked() {
-        let s = summary(1024 * 1024, Duration::from_secs(1));
+        let s = summary(1024 * 1024, 0, Duration::from_secs(1));
         assert_eq!(s, "1048576 bytes in 1.00 s, 1.0 MiB/s, BLAKE3 verified");
+        // Tiny and instant: no rate that only measures the clock.
+        let s = summary(12, 0, Duration::from_millis(3));
+        assert_eq!(s, "12 bytes in 3 ms, BLAKE3 verified");
+        let s = summary(12, 0, Duration::from_millis(40));
+        assert_eq!(s, "12 bytes in 40 ms, 300 B/s, BLAKE3 verified");
+        // A resume's rate counts what moved now.
+        let s = summary(3 << 20, 1 << 20, Duration::from_secs(2));
+        assert_eq!(
+            s,
+            "3145728 bytes, 2097152 moved, in 2.00 s, 1.0 MiB/s, BLAKE3 verified"
+        );
     }
 }
