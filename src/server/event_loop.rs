@@ -360,7 +360,9 @@ impl Server {
                 *self.per_ip.entry(group).or_insert(0) += 1;
                 self.starting += 1;
                 self.startups.push_back((token.0, now));
-                if self.startups.len() > 2 * self.max_startups + 16 {
+                // Entries of finished handshakes are dropped lazily: once
+                // they outnumber those still starting, as a whole.
+                if self.startups.len() > 2 * self.starting + 16 {
                     self.forget_finished_startups();
                 }
                 self.drive(token, now);
@@ -396,7 +398,8 @@ impl Server {
                 self.reserved.insert(key, total);
             }
         }
-        if c.starting && c.welcomed() {
+        let welcomed = c.starting && c.welcomed();
+        if welcomed {
             c.starting = false;
             self.starting -= 1;
         }
@@ -419,6 +422,9 @@ impl Server {
             // others waited longer and longer for the next poll.
             Step::Again if !std::mem::replace(&mut c.queued, true) => self.again.push_back(token),
             Step::Again | Step::Wait => {}
+        }
+        if welcomed && self.startups.len() > 2 * self.starting + 16 {
+            self.forget_finished_startups();
         }
         self.arm(token);
     }
@@ -492,7 +498,9 @@ impl Server {
     }
 
     /// Removes the entries of connections that finished their handshake
-    /// or closed, so the queue stays as small as the budget.
+    /// or closed, so the queue stays about as small as the number of
+    /// connections in their handshake now (and gives its memory back: ten
+    /// thousand served connections must not keep 16 bytes each here).
     fn forget_finished_startups(&mut self) {
         let conns = &self.conns;
         self.startups.retain(|&(key, opened)| {
@@ -500,6 +508,9 @@ impl Server {
                 .get(key)
                 .is_some_and(|c| c.starting && c.opened() == opened)
         });
+        if self.startups.capacity() > 4 * self.startups.len() + 64 {
+            self.startups.shrink_to(2 * self.startups.len() + 16);
+        }
     }
 
     fn close(&mut self, token: Token, why: &str) {

@@ -114,13 +114,9 @@ struct NarrowStderr;
 
 impl NarrowStderr {
     fn size() -> (u16, u16) {
-        // SAFETY: TIOCGWINSZ fills a winsize, a plain struct, for a terminal.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-        if ok && ws.ws_col > 0 && ws.ws_row > 0 {
-            (ws.ws_col, ws.ws_row)
-        } else {
-            (80, 24)
+        match rustix::termios::tcgetwinsize(std::io::stderr()) {
+            Ok(ws) if ws.ws_col > 0 && ws.ws_row > 0 => (ws.ws_col, ws.ws_row),
+            _ => (80, 24),
         }
     }
 

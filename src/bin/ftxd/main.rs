@@ -143,13 +143,14 @@ fn tell_access(config: &ServerConfig, prepared: &server::Prepared) {
 /// first contact. Reads only: a missing key is an error, never made here.
 fn show_fingerprint(state_dir: Option<PathBuf>) -> Result<(), String> {
     let dir = resolve_state_dir(state_dir).map_err(|e| e.to_string())?;
-    if !dir.join(ftx::server::tls::CERT_FILE).exists() {
+    if !dir.join(ftx::server::state::CERT_FILE).exists() {
         return Err(format!(
             "no certificate in {}: ftxd makes one when it first starts (without --plain)",
             dir.display()
         ));
     }
-    let identity = Identity::load(&dir).map_err(|e| format!("state directory: {e}"))?;
+    let identity =
+        ftx::server::state::Identity::load(&dir).map_err(|e| format!("state directory: {e}"))?;
     println!("{}", identity.fingerprint());
     Ok(())
 }
