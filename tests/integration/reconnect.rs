@@ -226,7 +226,9 @@ fn close_and_open_in_a_batch() {
     assert_eq!(errors.len(), 3, "{out}");
     assert_eq!(errors[0], "error: ls: not connected; use open HOST[:PORT]");
     assert!(
-        errors[1].starts_with(&format!("error: open: unknown server {b_addr} ")),
+        errors[1].starts_with(&format!(
+            "error: open: unknown server {b_addr}: not trusted"
+        )),
         "{out}"
     );
     assert_eq!(errors[2], "error: ls: not connected; use open HOST[:PORT]");
