@@ -73,7 +73,9 @@ pub(crate) struct Conn {
     /// otherwise; no request is served before the token is checked).
     access: Access,
     session: ServerSession,
-    upload: Option<Upload>,
+    /// Boxed, as `download`: an upload carries its file, names and counts
+    /// (~150 bytes), which every idle connection would otherwise hold.
+    upload: Option<Box<Upload>>,
     /// Boxed: most connections never download, and a download carries a
     /// few hundred bytes.
     download: Option<Box<Download>>,
@@ -222,7 +224,7 @@ impl Conn {
             Resumed::Get(_) => None,
         });
         self.upload
-            .as_ref()
+            .as_deref()
             .or(hashing)
             .map_or(0, Upload::reserved_ahead)
     }
@@ -389,7 +391,7 @@ impl Conn {
     pub(crate) fn close(mut self, store: &Store, registry: &Registry, why: &str) {
         if let Some(job) = self.prefix.take() {
             if let Resumed::Put(up, _) = job.then {
-                self.upload = Some(up);
+                self.upload = Some(Box::new(up));
             }
         }
         if let Some(up) = self.upload.take() {
@@ -401,7 +403,7 @@ impl Conn {
                 up.size()
             );
             // Interrupted, not failed: keep it for `reput`.
-            store.abort(up, true);
+            store.abort(*up, true);
         }
         if let Some(dl) = self.download.take() {
             info!(
@@ -442,7 +444,7 @@ impl Conn {
         if let Some(up) = self.upload.take() {
             info!("{}: put '{}' failed: {e}", self.peer, up.remote());
             self.session.reply_error(e.code(), &e.to_string());
-            store.abort(up, false);
+            store.abort(*up, false);
         }
     }
 

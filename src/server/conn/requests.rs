@@ -143,7 +143,7 @@ impl Conn {
     ) {
         let peer = self.peer;
         if let Some(old) = self.upload.take() {
-            store.abort(old, true);
+            store.abort(*old, true);
         }
         match store.begin_upload(path, size, force, resume, &self.uploader()) {
             Ok((up, accept)) if accept.offset > 0 => {
@@ -156,7 +156,7 @@ impl Conn {
             }
             Ok((up, accept)) => {
                 debug!("{peer}: put '{path}' ({size} bytes) started");
-                self.upload = Some(up);
+                self.upload = Some(Box::new(up));
                 self.transfer_started = Some(now);
                 self.session.accept_put(path, accept);
             }
@@ -190,7 +190,7 @@ impl Conn {
             return;
         };
         let asked = up.remote().clone();
-        match store.commit(up) {
+        match store.commit(*up) {
             Ok(stored) => {
                 info!(
                     "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
@@ -227,7 +227,7 @@ impl Conn {
                     ""
                 }
             );
-            store.abort(up, keep);
+            store.abort(*up, keep);
         }
     }
 
@@ -354,7 +354,7 @@ impl Conn {
                 );
                 accept.prefix = job.hashing.finish();
                 let path = up.remote().clone();
-                self.upload = Some(up);
+                self.upload = Some(Box::new(up));
                 self.session.accept_put(&path, accept);
             }
             (Err(e), then) => {
