@@ -607,29 +607,39 @@ impl Client {
 
     /// After a local failure mid-transfer: consume events until the request
     /// ended, so the next command starts in step. A connection lost
-    /// meanwhile is recorded for the next call to report.
-    fn drain_until_idle(&mut self) {
+    /// meanwhile is recorded for the next call to report. Returns the
+    /// stored name and size when an upload's `PutDone` came meanwhile
+    /// (the server finished before our `Cancel` reached it).
+    fn drain_until_idle(&mut self) -> Option<(String, u64)> {
+        let mut stored = None;
         for _ in 0..1_000_000 {
             if self.session.is_idle() || self.lost.is_some() {
-                return;
+                break;
             }
             while let Some(ev) = self.session.poll_event() {
-                if let ClientEvent::Closed(_) = ev {
-                    let _ = self.event_error(ev);
-                    return;
+                match ev {
+                    ClientEvent::Closed(_) => {
+                        let _ = self.event_error(ev);
+                        return stored;
+                    }
+                    // The upload was finished before our Cancel reached the
+                    // server: it is stored, and verified.
+                    ClientEvent::PutDone { name, size } => stored = Some((name, size)),
+                    _ => {}
                 }
             }
             if self.session.is_idle() {
-                return;
+                break;
             }
             if self.session.is_closed() {
                 let _ = self.lose(LostReason::ServerClosed);
-                return;
+                break;
             }
             if self.flush().and_then(|_| self.read_some()).is_err() {
-                return;
+                break;
             }
         }
+        stored
     }
 }
 

@@ -189,7 +189,18 @@ impl Client {
         if let Err(e) = &result {
             if !e.is_fatal() {
                 self.session.cancel();
-                self.drain_until_idle();
+                // A cancel that crossed the server's PutDone on the wire
+                // came too late: the file is stored (and verified), and
+                // saying "cancelled" would leave the user with a copy
+                // they do not know of (and a `reput` making a second).
+                if let Some((name, size)) = self.drain_until_idle() {
+                    if stored_name_fits(remote, &name) {
+                        outcome.stored = name;
+                        outcome.size = size;
+                        outcome.elapsed = started.elapsed();
+                        return Ok(outcome);
+                    }
+                }
             }
         }
         result.map(|()| outcome)

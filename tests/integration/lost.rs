@@ -395,3 +395,61 @@ fn ls_of_the_root_never_shows_an_empty_name() {
     );
     assert!(!out.stderr.contains("''"), "{out}");
 }
+
+/// Ctrl-C that reaches ftx after its last byte and `Done` went out, while
+/// the server is committing: the server stores the file (its `PutDone`
+/// crosses our `Cancel` on the wire), and ftx says it was uploaded, not
+/// cancelled, so the user neither believes it missing nor makes a second
+/// copy with `reput`.
+#[test]
+fn a_cancel_that_crosses_put_done_reports_the_upload() {
+    use crate::util::fake::FakeServer;
+    use crate::util::pty::Pty;
+    use ftx::proto::message::{Message, FEATURE_ATTRS};
+    use std::time::Instant;
+    let fake = FakeServer::start(FEATURE_ATTRS, "fake", |msg| match msg {
+        Message::Put { path, .. } => vec![Message::PutReady {
+            name: path.clone(),
+            offset: 0,
+            digest: [0; 32],
+            partial: 0,
+            flags: 0,
+        }],
+        Message::Done { size, .. } => {
+            // Committing, slowly: the Ctrl-C comes meanwhile.
+            std::thread::sleep(Duration::from_millis(1500));
+            vec![Message::PutDone {
+                name: "late.bin".into(),
+                size: *size,
+            }]
+        }
+        _ => Vec::new(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("late.bin"), vec![7u8; 100_000]).unwrap();
+    let home = dir.path().join("home");
+    let addr = fake.addr();
+    let mut pty = Pty::spawn(&[&addr], dir.path(), &[("HOME", &home)]);
+    pty.expect("ftx> ");
+    pty.send("put late.bin\r");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fake
+        .received()
+        .iter()
+        .any(|m| matches!(m, Message::Done { .. }))
+    {
+        assert!(Instant::now() < deadline, "the upload never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    pty.send("\x03");
+    pty.expect("uploaded 'late.bin' as 'late.bin' (100000 bytes");
+    pty.expect("ftx> ");
+    // The Ctrl-C did reach ftx while the server was committing (without
+    // the fix this same run says "cancelled").
+    let text = pty.text();
+    assert!(text.contains("^Cuploaded 'late.bin'"), "{text}");
+    assert!(!text.contains("cancelled"), "{text}");
+    pty.send("exit\r");
+    assert!(pty.wait(Duration::from_secs(10)).success());
+}
