@@ -523,6 +523,9 @@ fn a_wrong_token_is_asked_for_again_three_times() {
     let logs = server.logs();
     assert!(logs.contains("(2 failed attempt(s)"), "{logs}");
     assert!(!logs.contains("(3 failed attempt(s)"), "{logs}");
+    // Asking without a token first is told, not warned about.
+    assert!(logs.contains("asked without an access token"), "{logs}");
+    assert_eq!(logs.matches("WARN").count(), 2, "{logs}");
 
     // Three wrong answers end it, saying so.
     let mut pty = Pty::spawn(&args, &cwd, &env);

@@ -14,7 +14,7 @@ use crate::proto::error::ErrorCode;
 use crate::proto::path::RemotePath;
 use crate::proto::server_session::{PutAccept, ServerEvent};
 use crate::server::store::{Download, Store, StoreError, Upload};
-use crate::server::tokens::{token_id, Access};
+use crate::server::tokens::{token_id, Access, Refusal};
 
 /// Bytes of a resumed transfer's prefix hashed per round of `drive`
 /// (~0.4 ms here), so resuming a large file never holds the loop for long.
@@ -116,6 +116,14 @@ impl Conn {
                     self.token = Some(id);
                 }
                 self.session.accept_hello();
+            }
+            Err(Refusal::Missing) => {
+                // A client learning that a token is needed, before it asks
+                // its user: no attempt was made.
+                info!("{peer}: asked without an access token: told one is needed");
+                self.close_reason = "no access token";
+                self.session
+                    .reply_error(ErrorCode::Unauthorized, &Refusal::Missing.to_string());
             }
             Err(refusal) => {
                 let failures = self.security.gate.borrow().failures(peer.ip());
