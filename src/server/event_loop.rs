@@ -328,11 +328,11 @@ impl Server {
         }
         // Room for a newcomer: a connection still in its handshake gives
         // way to it; served clients never do.
-        if self.starting >= self.max_startups && !self.drop_oldest_startup() {
+        if self.starting >= self.max_startups && !self.make_room_for_a_startup(now) {
             conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
             return;
         }
-        if self.conns.len() >= self.max_connections && !self.drop_oldest_startup() {
+        if self.conns.len() >= self.max_connections && !self.make_room_for_a_startup(now) {
             conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
             return;
         }
@@ -477,26 +477,62 @@ impl Server {
         }
     }
 
-    /// Closes the oldest connection still in its handshake; false if
-    /// there is none.
-    fn drop_oldest_startup(&mut self) -> bool {
-        while let Some((key, opened)) = self.startups.pop_front() {
-            let Some(c) = self.conns.get(key) else {
-                continue;
+    /// Makes room for a newcomer among the connections still in their
+    /// handshake; false when none is. The oldest one that has sent nothing
+    /// at all goes first (its data may be waiting unread: it is read
+    /// first, and a client whose `Hello` was there is served instead),
+    /// then the oldest of the rest: a flood of silent connections pushes
+    /// out its own, not a client in the middle of its TLS handshake.
+    fn make_room_for_a_startup(&mut self, now: Instant) -> bool {
+        let mut oldest_heard = None;
+        let mut i = 0;
+        while i < self.startups.len() {
+            let (key, opened) = self.startups[i];
+            let starting = |conns: &Slab<Conn>| {
+                conns
+                    .get(key)
+                    .is_some_and(|c| c.starting && c.opened() == opened)
             };
-            // The key may belong to a later connection by now.
-            if c.starting && c.opened() == opened {
-                debug!(
-                    "{}: dropped: too many connections in their handshake",
-                    c.peer()
-                );
-                self.close(Token(key), "dropped to make room: still in its handshake");
+            if !starting(&self.conns) {
+                self.startups.remove(i);
+                continue;
+            }
+            if self.conns[key].heard() {
+                oldest_heard.get_or_insert(key);
+                i += 1;
+                continue;
+            }
+            // Read what it may have sent since its last turn.
+            self.drive(Token(key), now);
+            if !starting(&self.conns) {
+                // Welcomed, or closed: either way there is room now.
                 return true;
             }
+            if !self.conns[key].heard() {
+                self.drop_startup(key);
+                return true;
+            }
+            oldest_heard.get_or_insert(key);
+            i += 1;
         }
-        false
+        match oldest_heard {
+            Some(key) => {
+                self.drop_startup(key);
+                true
+            }
+            None => false,
+        }
     }
 
+    fn drop_startup(&mut self, key: usize) {
+        if let Some(c) = self.conns.get(key) {
+            debug!(
+                "{}: dropped: too many connections in their handshake",
+                c.peer()
+            );
+        }
+        self.close(Token(key), "dropped to make room: still in its handshake");
+    }
     /// Removes the entries of connections that finished their handshake
     /// or closed, so the queue stays about as small as the number of
     /// connections in their handshake now (and gives its memory back: ten

@@ -240,3 +240,37 @@ fn one_address_holds_a_capped_reservation() {
     );
     drop(held);
 }
+
+/// When connections in their handshake must make room, the ones that never
+/// sent a byte go first: a client half-way through its opening (here,
+/// half its `Hello`, as a slow TLS handshake would be) outlives newer
+/// silent connections, and is welcomed when the rest of its `Hello`
+/// comes.
+#[test]
+fn silent_connections_give_way_before_a_client_that_spoke() {
+    use crate::util::{encode, hello, register_plain, Raw, Recv};
+    use ftx::proto::message::Message;
+    let server = Server::start(&["--plain", "--open", "--max-startups", "3"]);
+    register_plain(server.addr());
+    let bytes = encode(&hello());
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    let mut talker = Raw::connect(server.addr());
+    talker.send_raw(first).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut silent = Vec::new();
+    for _ in 0..6 {
+        silent.push(TcpStream::connect(server.addr()).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The talker, the oldest of them all, is still there.
+    talker.send_raw(rest).unwrap();
+    match talker.recv() {
+        Recv::Msg(Message::Welcome { .. }) => {}
+        other => panic!("expected Welcome, got {other:?}\n{}", server.logs()),
+    }
+    // Four silent connections were dropped to make room (seven came, for
+    // three places), never the talker.
+    let logs = server.logs();
+    assert_eq!(logs.matches("dropped to make room").count(), 4, "{logs}");
+    drop(silent);
+}

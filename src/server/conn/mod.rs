@@ -108,6 +108,10 @@ pub(crate) struct Conn {
     /// Counted among the connections still in their handshake (TLS and
     /// `Hello`, token included).
     pub(crate) starting: bool,
+    /// The client has sent something (a TLS or protocol byte): when
+    /// connections in their handshake must make room, silent ones go
+    /// first.
+    heard: bool,
     /// This connection's reservation as last added to its key's total
     /// (see `EventLoop::reserved`).
     pub(crate) counted_reserve: u64,
@@ -159,6 +163,7 @@ impl Conn {
             armed: None,
             queued: false,
             starting: true,
+            heard: false,
             counted_output: 0,
             counted_reserve: 0,
             token: None,
@@ -234,6 +239,11 @@ impl Conn {
         self.session.output_memory()
     }
 
+    /// True once the client sent anything at all.
+    pub(crate) fn heard(&self) -> bool {
+        self.heard
+    }
+
     /// When the connection was accepted.
     pub(crate) fn opened(&self) -> Instant {
         self.opened
@@ -302,10 +312,14 @@ impl Conn {
                         progress = true;
                     }
                     Ok(Input::Data(n)) => {
+                        self.heard = true;
                         self.session.handle_input_filled(n, now);
                         progress = true;
                     }
-                    Ok(Input::Progress) => progress = true,
+                    Ok(Input::Progress) => {
+                        self.heard = true;
+                        progress = true;
+                    }
                     Ok(Input::Idle) => {}
                     Ok(Input::PlainClient) => {
                         info!("{}: plain client on a TLS server: refused", self.peer);
