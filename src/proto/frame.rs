@@ -135,7 +135,11 @@ impl FrameReader {
         let want = match peek_len_within(&self.buf[self.start..self.end], self.limit) {
             Ok(Some(len)) => {
                 let rest = (FRAME_HEADER_LEN + len).saturating_sub(self.buffered());
-                want.min(rest + READ_PAST_FRAME)
+                // Past the frame, at most one more frame of the size taken
+                // now: a client stalled half-way through its `Hello` holds
+                // a few hundred bytes, not READ_PAST_FRAME.
+                let past = READ_PAST_FRAME.min(FRAME_HEADER_LEN + self.limit as usize);
+                want.min(rest + past)
             }
             // A frame of the largest size taken now, at most.
             Ok(None) => want.min(FRAME_HEADER_LEN + self.limit as usize),

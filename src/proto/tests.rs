@@ -893,6 +893,15 @@ fn frame_limits_follow_the_state() {
     );
     assert_eq!(long.len(), 4 + MAX_HELLO_FRAME_LEN as usize);
     assert_eq!(server_answer(&long), (None, false));
+    // Half a Hello in: the room offered for the rest stays within a
+    // Hello past it, however much the driver asks for.
+    let mut half = ServerSession::new(SessionConfig::default(), now);
+    half.handle_input(&long[..long.len() / 2], now);
+    assert!(
+        half.input_buffer(MAX_CHUNK).len() <= (long.len() - long.len() / 2) + long.len(),
+        "{}",
+        half.input_buffer(MAX_CHUNK).len()
+    );
     // One byte more is refused on its length alone.
     let (code, closed) = server_answer(&(MAX_HELLO_FRAME_LEN + 1).to_be_bytes());
     assert_eq!((code, closed), (Some(ErrorCode::Protocol), true));
