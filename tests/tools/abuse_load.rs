@@ -16,7 +16,7 @@
 //! ATTEMPTS times connect + `Hello` + `List` of the root (TIMEOUT_MS for
 //! the whole attempt, 5 s unless given; PAUSE_MS between two, 100 unless
 //! given). Prints `attempts`, `ok`, `refused`, `timeouts`, `closed`,
-//! `ls_median_ms`, `ls_p99_ms`, `ls_max_ms` (of the successes; p99 is the
+//! `failures` (the first failure of each kind, as seen), `ls_median_ms`, `ls_p99_ms`, `ls_max_ms` (of the successes; p99 is the
 //! nearest rank: of 200, the third slowest), `server_conns_median` (the
 //! connections ftxd had open, from the sockets in `/proc/FTXD_PID/fd`,
 //! when each attempt began), `flood_connects` and `flood_connects_per_s`.
@@ -164,17 +164,40 @@ fn flood(
     };
     std::thread::sleep(FLOOD_WARMUP);
     let (mut ok, mut refused, mut timeouts, mut closed) = (Vec::new(), 0, 0, 0);
+    // The first of each kind of failure, as it was seen.
+    let mut why: Vec<String> = Vec::new();
     let mut held = Vec::with_capacity(attempts);
     for i in 0..attempts {
         if i > 0 {
             std::thread::sleep(pause);
         }
         held.push(socket_fds(pid)?.saturating_sub(base));
+        let t0 = Instant::now();
         match ls_once(addr, timeout) {
             Ok(t) => ok.push(t),
-            Err(Failure::Refused(_)) => refused += 1,
-            Err(Failure::Timeout) => timeouts += 1,
-            Err(Failure::Closed(_)) => closed += 1,
+            Err(f) => {
+                let (kind, text) = match f {
+                    Failure::Refused(m) => {
+                        refused += 1;
+                        ("refused", m)
+                    }
+                    Failure::Timeout => {
+                        timeouts += 1;
+                        ("timeout", String::new())
+                    }
+                    Failure::Closed(m) => {
+                        closed += 1;
+                        ("closed", m)
+                    }
+                };
+                if !why.iter().any(|w| w.starts_with(kind)) {
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    why.push(format!(
+                        "{kind} (attempt {}, after {ms:.0} ms) {text}",
+                        i + 1
+                    ));
+                }
+            }
         }
         if started.elapsed() > FLOOD_MAX {
             break;
@@ -196,6 +219,7 @@ fn flood(
     println!("refused={refused}");
     println!("timeouts={timeouts}");
     println!("closed={closed}");
+    println!("failures={}", why.join("; "));
     println!("ls_median_ms={}", pick(0.5));
     println!("ls_p99_ms={}", pick(0.99));
     println!("ls_max_ms={}", ok.last().map_or("-".to_owned(), |d| ms(*d)));
