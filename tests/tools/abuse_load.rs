@@ -16,10 +16,13 @@
 //! ATTEMPTS times connect + `Hello` + `List` of the root (TIMEOUT_MS for
 //! the whole attempt, 5 s unless given; PAUSE_MS between two, 100 unless
 //! given). Prints `attempts`, `ok`, `refused`, `timeouts`, `closed`,
-//! `failures` (the first failure of each kind, as seen), `ls_median_ms`, `ls_p99_ms`, `ls_max_ms` (of the successes; p99 is the
-//! nearest rank: of 200, the third slowest), `server_conns_median` (the
+//! `failures` (the first failure of each kind, as seen), `ls_median_ms`,
+//! `ls_p99_ms`, `ls_max_ms` (of the successes; p99 is the nearest rank:
+//! of 200, the third slowest), `server_conns_median` (the
 //! connections ftxd had open, from the sockets in `/proc/FTXD_PID/fd`,
-//! when each attempt began), `flood_connects` and `flood_connects_per_s`.
+//! when each attempt began), `flood_connects`, `flood_connects_per_s` and
+//! `server_cpu_pct` (ftxd's CPU time over the run's wall time: 100 is one
+//! core always busy).
 //!
 //! `hold`: CONNS connections from 127.0.0.1 that each stop where a hostile
 //! client would and stay open. MODE `list`: `Hello`, then `List PATH`,
@@ -158,6 +161,7 @@ fn flood(
     let base = socket_fds(pid)?;
     let stats = Arc::new(FloodStats::default());
     let started = Instant::now();
+    let ticks0 = cpu_ticks(pid)?;
     let flooder = {
         let (stats, sources) = (Arc::clone(&stats), sources.to_vec());
         std::thread::spawn(move || run_flood(addr, conns, &sources, &stats, started))
@@ -205,6 +209,7 @@ fn flood(
     }
     let connects = stats.connects.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(pid)?.saturating_sub(ticks0);
     stats.stop.store(true, Ordering::Relaxed);
     flooder.join().map_err(|_| "the flood thread panicked")??;
     held.sort_unstable();
@@ -226,6 +231,9 @@ fn flood(
     println!("server_conns_median={}", held[held.len() / 2]);
     println!("flood_connects={connects}");
     println!("flood_connects_per_s={:.0}", connects as f64 / secs);
+    // SAFETY: sysconf only reads its argument.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    println!("server_cpu_pct={:.0}", ticks as f64 / hz / secs * 100.0);
     Ok(())
 }
 
