@@ -118,6 +118,7 @@ fn serve(
         per_ip: HashMap::new(),
         max_startups: config.max_startups.min(max_connections),
         starting: 0,
+        starting_by_group: HashMap::new(),
         startups: VecDeque::new(),
         accept_paused_until: None,
         timers: BinaryHeap::new(),
@@ -222,6 +223,9 @@ struct Server {
     max_startups: usize,
     /// How many connections are in their handshake now.
     starting: usize,
+    /// Of those, how many by address group ([`address_group`]; entries
+    /// removed at zero): room is made in the group that holds the most.
+    starting_by_group: HashMap<std::net::IpAddr, usize>,
     /// Those connections by arrival (slab key, accept time), oldest first;
     /// entries of connections that finished or closed are skipped when met.
     startups: VecDeque<(usize, Instant)>,
@@ -359,6 +363,7 @@ impl Server {
                 entry.insert(c);
                 *self.per_ip.entry(group).or_insert(0) += 1;
                 self.starting += 1;
+                *self.starting_by_group.entry(group).or_insert(0) += 1;
                 self.startups.push_back((token.0, now));
                 // Entries of finished handshakes are dropped lazily: once
                 // they outnumber those still starting, as a whole.
@@ -402,6 +407,7 @@ impl Server {
         if welcomed {
             c.starting = false;
             self.starting -= 1;
+            forget_one(&mut self.starting_by_group, address_group(c.peer().ip()));
         }
         let step = match (step, c.update_interest(self.poll.registry(), token)) {
             (Step::Close, _) => Step::Close,
@@ -478,12 +484,23 @@ impl Server {
     }
 
     /// Makes room for a newcomer among the connections still in their
-    /// handshake; false when none is. The oldest one that has sent nothing
-    /// at all goes first (its data may be waiting unread: it is read
+    /// handshake; false when none is. Room is made in the address group
+    /// that holds the most of them; there, the oldest one that has sent
+    /// nothing at all goes first (its data may be waiting unread: it is read
     /// first, and a client whose `Hello` was there is served instead),
     /// then the oldest of the rest: a flood of silent connections pushes
     /// out its own, not a client in the middle of its TLS handshake.
     fn make_room_for_a_startup(&mut self, now: Instant) -> bool {
+        // The address group with the most connections in their handshake
+        // gives way: a flood from some networks pushes out its own.
+        let Some(busiest) = self
+            .starting_by_group
+            .iter()
+            .max_by_key(|&(_, n)| *n)
+            .map(|(g, _)| *g)
+        else {
+            return false;
+        };
         let mut oldest_heard = None;
         let mut i = 0;
         while i < self.startups.len() {
@@ -495,6 +512,10 @@ impl Server {
             };
             if !starting(&self.conns) {
                 self.startups.remove(i);
+                continue;
+            }
+            if address_group(self.conns[key].peer().ip()) != busiest {
+                i += 1;
                 continue;
             }
             if self.conns[key].heard() {
@@ -552,14 +573,10 @@ impl Server {
     fn close(&mut self, token: Token, why: &str) {
         if let Some(c) = self.conns.try_remove(token.0) {
             let group = address_group(c.peer().ip());
-            if let Some(n) = self.per_ip.get_mut(&group) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_ip.remove(&group);
-                }
-            }
+            forget_one(&mut self.per_ip, group);
             if c.starting {
                 self.starting -= 1;
+                forget_one(&mut self.starting_by_group, group);
             }
             self.output -= c.counted_output;
             if c.counted_reserve > 0 {
@@ -579,6 +596,16 @@ impl Server {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.close(Token(key), "server shutting down");
+        }
+    }
+}
+
+/// Counts one connection of `group` out of `counts` (removed at zero).
+fn forget_one(counts: &mut HashMap<std::net::IpAddr, usize>, group: std::net::IpAddr) {
+    if let Some(n) = counts.get_mut(&group) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&group);
         }
     }
 }

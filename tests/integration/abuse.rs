@@ -274,3 +274,31 @@ fn silent_connections_give_way_before_a_client_that_spoke() {
     assert_eq!(logs.matches("dropped to make room").count(), 4, "{logs}");
     drop(silent);
 }
+
+/// Room among connections in their handshake is made in the network that
+/// holds the most of them: a client that has not sent its `Hello` yet
+/// outlives a flood of newer silent connections from another /24.
+#[test]
+fn a_flood_from_one_network_pushes_out_its_own() {
+    use crate::util::{encode, hello, register_plain, Raw, Recv};
+    use ftx::proto::message::Message;
+    let server = Server::start(&["--plain", "--open", "--max-startups", "3"]);
+    register_plain(server.addr());
+    let mut client = Raw::connect(server.addr());
+    std::thread::sleep(Duration::from_millis(100));
+    let flood: Vec<TcpStream> = (0..6)
+        .filter_map(|_| {
+            let s = silent_from(server.addr(), std::net::Ipv4Addr::new(127, 5, 0, 1));
+            std::thread::sleep(Duration::from_millis(30));
+            s
+        })
+        .collect();
+    assert_eq!(flood.len(), 6);
+    // The client, silent and the oldest of all, is still there.
+    client.send_raw(&encode(&hello())).unwrap();
+    match client.recv() {
+        Recv::Msg(Message::Welcome { .. }) => {}
+        other => panic!("expected Welcome, got {other:?}\n{}", server.logs()),
+    }
+    drop(flood);
+}
