@@ -121,6 +121,7 @@ fn serve(
         starting_by_group: HashMap::new(),
         startups: VecDeque::new(),
         accept_paused_until: None,
+        accept_more: false,
         timers: BinaryHeap::new(),
         again: VecDeque::new(),
         output: 0,
@@ -164,6 +165,9 @@ fn serve(
             }
         }
         server.drive_again(now);
+        if std::mem::take(&mut server.accept_more) && server.accept_paused_until.is_none() {
+            server.accept_all(now);
+        }
         if server.accept_paused_until.is_some_and(|t| t <= now) {
             server.accept_paused_until = None;
             // Connections that queued during the pause raised no new edge.
@@ -198,6 +202,11 @@ const OUTPUT_BUDGET: usize = 32 << 20;
 /// cannot take a small disk from the others however many it opens.
 const RESERVE_CAP: u64 = 4 * RESERVE_AHEAD;
 
+/// Connections accepted in one go before the loop serves the others: a
+/// flood of connections cannot hold up the clients already served for
+/// longer than this many accepts take.
+const ACCEPT_BATCH: usize = 64;
+
 /// Longest time between two sweeps of abandoned part files.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the token file is looked at (a `stat`) for revoked tokens,
@@ -230,6 +239,9 @@ struct Server {
     /// entries of connections that finished or closed are skipped when met.
     startups: VecDeque<(usize, Instant)>,
     accept_paused_until: Option<Instant>,
+    /// The last accepts stopped at [`ACCEPT_BATCH`] with more waiting
+    /// (no new edge will say so): accept again after the next turn.
+    accept_more: bool,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections that used up their budget with work left.
     again: VecDeque<Token>,
@@ -253,7 +265,7 @@ struct Server {
 
 impl Server {
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || self.accept_more {
             return Some(Duration::ZERO);
         }
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
@@ -300,8 +312,10 @@ impl Server {
         }
     }
 
+    /// Accepts waiting connections, at most [`ACCEPT_BATCH`] before the
+    /// loop turns to the connections it serves.
     fn accept_all(&mut self, now: Instant) {
-        loop {
+        for _ in 0..ACCEPT_BATCH {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.add(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -316,6 +330,7 @@ impl Server {
                 Err(e) => debug!("accept failed: {e}"),
             }
         }
+        self.accept_more = true;
     }
 
     fn add(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
