@@ -402,20 +402,27 @@ impl Server {
         } else {
             MAX_PENDING_OUTPUT
         });
+        // What the others of this connection's token (or network) hold
+        // reserved; its own count is under the key it was made with.
         let key = c.reserve_key();
-        let others = self.reserved.get(&key).copied().unwrap_or(0) - c.counted_reserve;
+        let mut others = self.reserved.get(&key).copied().unwrap_or(0);
+        if c.counted_reserve.1 == Some(key) {
+            others -= c.counted_reserve.0;
+        }
         c.limit_reserve(RESERVE_CAP.saturating_sub(others));
         let step = c.drive(&self.store, now);
         let queued = c.output_memory();
         self.output = self.output + queued - std::mem::replace(&mut c.counted_output, queued);
-        let held = c.reserved_ahead();
+        // Counted again, under the key it has now: a `Hello` and a `Put`
+        // read in one turn change the key (network -> token) in between.
+        let held = (c.reserved_ahead(), Some(c.reserve_key()));
         if held != c.counted_reserve {
-            let total = others + held;
-            c.counted_reserve = held;
-            if total == 0 {
-                self.reserved.remove(&key);
+            uncount_reserve(&mut self.reserved, c.counted_reserve);
+            if held.0 > 0 {
+                *self.reserved.entry(c.reserve_key()).or_insert(0) += held.0;
+                c.counted_reserve = held;
             } else {
-                self.reserved.insert(key, total);
+                c.counted_reserve = (0, None);
             }
         }
         let welcomed = c.starting && c.welcomed();
@@ -594,15 +601,7 @@ impl Server {
                 forget_one(&mut self.starting_by_group, group);
             }
             self.output -= c.counted_output;
-            if c.counted_reserve > 0 {
-                let key = c.reserve_key();
-                if let Some(total) = self.reserved.get_mut(&key) {
-                    *total -= c.counted_reserve;
-                    if *total == 0 {
-                        self.reserved.remove(&key);
-                    }
-                }
-            }
+            uncount_reserve(&mut self.reserved, c.counted_reserve);
             c.close(&self.store, self.poll.registry(), why);
         }
     }
@@ -611,6 +610,20 @@ impl Server {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.close(Token(key), "server shutting down");
+        }
+    }
+}
+
+/// Takes a connection's counted reservation (bytes, and the key it was
+/// counted under) out of the totals (removed at zero).
+fn uncount_reserve(totals: &mut HashMap<ReserveKey, u64>, counted: (u64, Option<ReserveKey>)) {
+    let (bytes, Some(key)) = counted else {
+        return;
+    };
+    if let Some(total) = totals.get_mut(&key) {
+        *total -= bytes;
+        if *total == 0 {
+            totals.remove(&key);
         }
     }
 }

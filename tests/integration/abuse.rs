@@ -302,3 +302,47 @@ fn a_flood_from_one_network_pushes_out_its_own() {
     }
     drop(flood);
 }
+
+/// A `Hello` and a `Put` read in one turn: the upload's reservation is made
+/// after the token was accepted, in the same turn, and must be counted
+/// under the token (not under the network it was counted as a moment
+/// before). The server keeps serving, and the next uploads reserve as
+/// usual.
+#[test]
+fn a_hello_and_a_put_in_one_write_are_counted_once() {
+    use crate::util::{encode, hello, Raw, Recv};
+    use ftx::proto::message::Message;
+    let mut server = Server::start(&["--no-fsync"]);
+    let mut raw = Raw::connect(server.addr());
+    let mut bytes = encode(&hello());
+    bytes.extend(encode(&Message::Put {
+        path: "p.bin".into(),
+        size: 1 << 30,
+        offset: 0,
+        flags: 0,
+    }));
+    bytes.extend(encode(&Message::Data {
+        offset: 0,
+        data: vec![1; 4096],
+    }));
+    raw.send_raw(&bytes).unwrap();
+    for _ in 0..2 {
+        match raw.recv() {
+            Recv::Msg(Message::Welcome { .. } | Message::PutReady { .. }) => {}
+            other => panic!("got {other:?}\n{}", server.logs()),
+        }
+    }
+    raw.send(&Message::Data {
+        offset: 4096,
+        data: vec![2; 4096],
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.assert_alive();
+    drop(raw);
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("x.bin"), vec![3u8; 100_000]).unwrap();
+    let out = server.batch(&cwd, "put x.bin\nls\n");
+    out.assert_success().assert_stdout_contains("x.bin");
+    server.assert_alive();
+}

@@ -112,9 +112,9 @@ pub(crate) struct Conn {
     /// connections in their handshake must make room, silent ones go
     /// first.
     heard: bool,
-    /// This connection's reservation as last added to its key's total
-    /// (see `EventLoop::reserved`).
-    pub(crate) counted_reserve: u64,
+    /// This connection's reservation as last added to the loop's totals,
+    /// and the key it was counted under (see `EventLoop::reserved`).
+    pub(crate) counted_reserve: (u64, Option<ReserveKey>),
     /// This connection's output memory as last added to the loop's total
     /// (see `EventLoop::output`).
     pub(crate) counted_output: usize,
@@ -165,7 +165,7 @@ impl Conn {
             starting: true,
             heard: false,
             counted_output: 0,
-            counted_reserve: 0,
+            counted_reserve: (0, None),
             token: None,
             owner: None,
             reserve_ahead: RESERVE_AHEAD,
