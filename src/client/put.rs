@@ -194,12 +194,16 @@ impl Client {
                 // saying "cancelled" would leave the user with a copy
                 // they do not know of (and a `reput` making a second).
                 if let Some((name, size)) = self.drain_until_idle() {
-                    if stored_name_fits(remote, &name) {
-                        outcome.stored = name;
-                        outcome.size = size;
-                        outcome.elapsed = started.elapsed();
-                        return Ok(outcome);
+                    if !stored_name_fits(remote, &name) {
+                        return Err(ClientError::Remote(RemoteError::new(
+                            ErrorCode::Protocol,
+                            "server reported a stored name outside the requested directory",
+                        )));
                     }
+                    outcome.stored = name;
+                    outcome.size = size;
+                    outcome.elapsed = started.elapsed();
+                    return Ok(outcome);
                 }
             }
         }

@@ -135,9 +135,14 @@
 //!   → `Entries`\* lists the client's own interrupted uploads in a
 //!   directory (on a server with tokens, those of its token), each as a
 //!   file named for the upload's target, its size the bytes held, empty
-//!   ones and ones a transfer holds now left out. `DiscardPart` → `Ok`
+//!   ones and ones a transfer holds now left out; a part of a name too long
+//!   to fit in a part file's name is listed under the name's BLAKE3 (hex).
+//!   A directory of more than [`limits::MAX_LIST_ENTRIES`] entries is
+//!   refused with `Error(TooLarge)`, as a listing is. `DiscardPart` → `Ok`
 //!   removes one (`Error(NotFound)` when there is none, `Error(Busy)` while
-//!   a transfer holds it).
+//!   a transfer holds it). A read-only token may list, never discard: like
+//!   `Put`, `Mkdir`, `Remove`, `Rename` and `SetAttrs` it gets
+//!   `Error(ReadOnly)`.
 //! - put: `Put{path, size, offset, flags}` → `PutReady{name, offset, ...}`;
 //!   the client sends `Data` frames in order from `offset`, the server
 //!   answers each with `Ack{offset}` (cumulative); after the last byte the

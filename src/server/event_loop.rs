@@ -140,11 +140,13 @@ fn serve(
             return Err(e);
         }
         let now = Instant::now();
+        let mut listener_served = false;
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
                     if server.accept_paused_until.is_none() {
                         server.accept_all(now);
+                        listener_served = true;
                     }
                 }
                 SIGNALS => {
@@ -165,7 +167,12 @@ fn serve(
             }
         }
         server.drive_again(now);
-        if std::mem::take(&mut server.accept_more) && server.accept_paused_until.is_none() {
+        // A full batch from the listener's own event waits for the next
+        // turn (the zero poll timeout brings it at once).
+        if !listener_served
+            && std::mem::take(&mut server.accept_more)
+            && server.accept_paused_until.is_none()
+        {
             server.accept_all(now);
         }
         if server.accept_paused_until.is_some_and(|t| t <= now) {
@@ -347,13 +354,14 @@ impl Server {
         }
         // Room for a newcomer: a connection still in its handshake gives
         // way to it; served clients never do.
-        if self.starting >= self.max_startups && !self.make_room_for_a_startup(now) {
-            conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
-            return;
-        }
-        if self.conns.len() >= self.max_connections && !self.make_room_for_a_startup(now) {
-            conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
-            return;
+        // Each round closes a connection in its handshake or sees one
+        // welcomed (which frees the handshake budget, not a slot), so it
+        // ends.
+        while self.starting >= self.max_startups || self.conns.len() >= self.max_connections {
+            if !self.make_room_for_a_startup(now) {
+                conn::refuse(stream, peer, ErrorCode::Busy, "too many connections");
+                return;
+            }
         }
         // Small replies (acks, errors) must not wait for Nagle.
         if let Err(e) = stream.set_nodelay(true) {
@@ -506,64 +514,59 @@ impl Server {
     }
 
     /// Makes room for a newcomer among the connections still in their
-    /// handshake; false when none is. Room is made in the address group
-    /// that holds the most of them; there, the oldest one that has sent
-    /// nothing at all goes first (its data may be waiting unread: it is read
-    /// first, and a client whose `Hello` was there is served instead),
-    /// then the oldest of the rest: a flood of silent connections pushes
-    /// out its own, not a client in the middle of its TLS handshake.
+    /// handshake; false when none is. A connection that has sent nothing
+    /// at all goes first: the oldest silent one of the network (/24, /64)
+    /// that holds the most connections in their handshake, after its
+    /// socket is read once more (a `Hello` waiting there gets it served
+    /// instead). Only when none is silent does the oldest connection of
+    /// the busiest network go. A flood of silent connections pushes out
+    /// its own, not a client in the middle of its handshake, nor one from
+    /// another network.
     fn make_room_for_a_startup(&mut self, now: Instant) -> bool {
-        // The address group with the most connections in their handshake
-        // gives way: a flood from some networks pushes out its own.
-        let Some(busiest) = self
-            .starting_by_group
-            .iter()
-            .max_by_key(|&(_, n)| *n)
-            .map(|(g, _)| *g)
-        else {
-            return false;
-        };
-        let mut oldest_heard = None;
-        let mut i = 0;
-        while i < self.startups.len() {
-            let (key, opened) = self.startups[i];
-            let starting = |conns: &Slab<Conn>| {
+        loop {
+            let conns = &self.conns;
+            self.startups.retain(|&(key, opened)| {
                 conns
                     .get(key)
                     .is_some_and(|c| c.starting && c.opened() == opened)
+            });
+            // The oldest silent and the oldest heard of each network.
+            let mut silent = HashMap::new();
+            let mut heard = HashMap::new();
+            for &(key, _) in &self.startups {
+                let c = &self.conns[key];
+                let which = if c.heard() { &mut heard } else { &mut silent };
+                which.entry(address_group(c.peer().ip())).or_insert(key);
+            }
+            let counts = &self.starting_by_group;
+            let busiest = |of: &HashMap<std::net::IpAddr, usize>| {
+                of.iter()
+                    .max_by_key(|&(g, _)| (counts.get(g).copied().unwrap_or(0), *g))
+                    .map(|(_, key)| *key)
             };
-            if !starting(&self.conns) {
-                self.startups.remove(i);
-                continue;
+            if let Some(key) = busiest(&silent) {
+                // Its readable event may not have been handled yet.
+                self.conns[key].may_read();
+                self.drive(Token(key), now);
+                match self.conns.get(key) {
+                    // Welcomed, or closed: room in the handshake budget.
+                    Some(c) if !c.starting => return true,
+                    None => return true,
+                    Some(c) if !c.heard() => {
+                        self.drop_startup(key);
+                        return true;
+                    }
+                    // It spoke: look again.
+                    Some(_) => continue,
+                }
             }
-            if address_group(self.conns[key].peer().ip()) != busiest {
-                i += 1;
-                continue;
-            }
-            if self.conns[key].heard() {
-                oldest_heard.get_or_insert(key);
-                i += 1;
-                continue;
-            }
-            // Read what it may have sent since its last turn.
-            self.drive(Token(key), now);
-            if !starting(&self.conns) {
-                // Welcomed, or closed: either way there is room now.
-                return true;
-            }
-            if !self.conns[key].heard() {
-                self.drop_startup(key);
-                return true;
-            }
-            oldest_heard.get_or_insert(key);
-            i += 1;
-        }
-        match oldest_heard {
-            Some(key) => {
-                self.drop_startup(key);
-                true
-            }
-            None => false,
+            return match busiest(&heard) {
+                Some(key) => {
+                    self.drop_startup(key);
+                    true
+                }
+                None => false,
+            };
         }
     }
 

@@ -346,3 +346,51 @@ fn a_hello_and_a_put_in_one_write_are_counted_once() {
     out.assert_success().assert_stdout_contains("x.bin");
     server.assert_alive();
 }
+
+/// ftxd stopped (SIGSTOP) while a newcomer connects and then an older
+/// silent connection's `Hello` arrives: when it continues, the newcomer
+/// needs room, and the older connection's waiting `Hello` is read before
+/// it is judged silent: it is welcomed, not dropped.
+#[test]
+fn a_waiting_hello_is_read_before_its_connection_is_dropped() {
+    use crate::util::{encode, hello, register_plain, signal, Raw, Recv};
+    use ftx::proto::message::Message;
+    let server = Server::start(&["--plain", "--open", "--max-startups", "1"]);
+    register_plain(server.addr());
+    let mut a = Raw::connect(server.addr());
+    std::thread::sleep(Duration::from_millis(200));
+    signal(server.pid(), libc::SIGSTOP);
+    let b = TcpStream::connect(server.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    a.send_raw(&encode(&hello())).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    signal(server.pid(), libc::SIGCONT);
+    match a.recv() {
+        Recv::Msg(Message::Welcome { .. }) => {}
+        other => panic!("expected Welcome, got {other:?}\n{}", server.logs()),
+    }
+    drop(b);
+}
+
+/// The same, at `--max-connections`: the older connection welcomed makes
+/// room in the handshake budget but not a slot, so the newcomer is
+/// refused as busy; never a connection past the limit.
+#[test]
+fn making_room_never_goes_past_max_connections() {
+    use crate::util::{encode, hello, register_plain, signal, Raw};
+    let server = Server::start(&["--plain", "--open", "--max-connections", "2"]);
+    register_plain(server.addr());
+    let _served = Raw::handshake(server.addr());
+    let mut a = Raw::connect(server.addr());
+    std::thread::sleep(Duration::from_millis(200));
+    signal(server.pid(), libc::SIGSTOP);
+    let b = TcpStream::connect(server.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    a.send_raw(&encode(&hello())).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    signal(server.pid(), libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = server.logs();
+    assert!(!logs.contains("(3 open)"), "past --max-connections\n{logs}");
+    drop(b);
+}

@@ -239,6 +239,12 @@ impl Conn {
         self.session.output_memory()
     }
 
+    /// Assumes the socket may have data, as a readable event would: its
+    /// event may still be waiting in this turn's batch, or in the kernel.
+    pub(crate) fn may_read(&mut self) {
+        self.readable = true;
+    }
+
     /// True once the client sent anything at all.
     pub(crate) fn heard(&self) -> bool {
         self.heard

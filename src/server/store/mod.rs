@@ -372,7 +372,12 @@ impl Store {
         let names = rustix::fs::Dir::read_from(&fd)
             .map_err(|e| StoreError::from_io(dir.as_str(), e.into()))?;
         let mut parts = Vec::new();
-        for raw in names.flatten() {
+        for (seen, raw) in names.flatten().enumerate() {
+            // As a listing: a directory too large to read in one go is
+            // refused, not read whole while every client waits.
+            if seen > MAX_LIST_ENTRIES {
+                return Err(StoreError::TooManyEntries(display_name(dir.as_str())));
+            }
             let name = raw.file_name();
             let Some(target) = name
                 .to_str()
@@ -401,9 +406,6 @@ impl Store {
                 mtime: meta.mtime(),
                 mode: Some((meta.mode() & 0o7777) as u16),
             });
-            if parts.len() >= MAX_LIST_ENTRIES {
-                break;
-            }
         }
         parts.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(parts)

@@ -280,9 +280,14 @@ impl Store {
             });
         }
         if up.ahead > 0 && end + up.ahead / 2 > up.reserved && up.reserved < up.size {
-            // The next step of space, before the data needs it.
+            // The next step of space, before the data needs it: up to
+            // `ahead` past the end of this write, never more (a cap on
+            // what a token may hold reserved counts on it).
             let from = up.reserved.max(up.written);
-            let step = (up.size - from).min(up.ahead);
+            let step = end
+                .saturating_add(up.ahead)
+                .min(up.size)
+                .saturating_sub(from);
             up.reserved = from;
             match partial::preallocate(&up.file, up.reserved, step) {
                 Ok(()) => up.reserved += step,
@@ -583,7 +588,17 @@ mod tests {
         if allocated(&part) < at + RESERVE_AHEAD / 2 {
             eprintln!("skipped: no fallocate on this filesystem");
         } else {
-            assert_eq!(up.reserved_ahead(), RESERVE_AHEAD - chunk.len() as u64);
+            // Never more than `ahead` past the data: a cap counts on it.
+            assert_eq!(up.reserved_ahead(), RESERVE_AHEAD);
+            for _ in 0..20 {
+                s.write(&mut up, at, &chunk).unwrap();
+                at += chunk.len() as u64;
+                assert!(
+                    up.reserved_ahead() <= RESERVE_AHEAD,
+                    "{}",
+                    up.reserved_ahead()
+                );
+            }
         }
         s.abort(up, false);
     }
