@@ -70,3 +70,5 @@ mod targets;
 mod transfer;
 #[path = "integration/traversal.rs"]
 mod traversal;
+#[path = "integration/update.rs"]
+mod update;

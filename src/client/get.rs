@@ -181,3 +181,51 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// The BLAKE3 digest of the remote file `remote`, asked without moving
+    /// its data: `Get{path, offset: size}` is answered by `GetReady` with
+    /// the digest of the first `size` bytes (the whole file when it still
+    /// has `size` bytes) and then `Done` at once. `None` when the file no
+    /// longer has `size` bytes (the get is then cancelled).
+    pub fn remote_digest(
+        &mut self,
+        remote: &str,
+        size: u64,
+    ) -> Result<Option<[u8; 32]>, ClientError> {
+        if size == 0 {
+            // Offset 0 carries no digest; every empty file is the same.
+            return Ok(Some(*blake3::hash(b"").as_bytes()));
+        }
+        self.last_resumable = false;
+        self.begin()?;
+        let queued = self.session.get(remote, size);
+        queued.map_err(|e| self.command_error(e))?;
+        let mut found = None;
+        loop {
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    ClientEvent::GetReady {
+                        size: now,
+                        offset,
+                        digest,
+                        ..
+                    } => {
+                        if now == size && offset == size {
+                            found = Some(digest);
+                        } else {
+                            self.session.cancel();
+                        }
+                    }
+                    // Only after a cancel: what was in flight.
+                    ClientEvent::GetData { .. } => {}
+                    ClientEvent::GetDone { .. } => return Ok(found),
+                    ClientEvent::Failed(e) if e.code == ErrorCode::Cancelled => return Ok(None),
+                    other => return Err(self.event_error(other)),
+                }
+            }
+            self.flush()?;
+            self.read_some()?;
+        }
+    }
+}

@@ -184,6 +184,10 @@
 //!     `offset` bytes (an offset past the end is answered with offset 0).
 //!     On a mismatch the client cancels, empties its part and asks again
 //!     from 0.
+//!   - The same request with `offset` = the file's size asks for the whole
+//!     file's digest without its data: `GetReady` carries it (the server
+//!     may answer from a digest it remembers) and `Done` follows at once.
+//!     `put -c` and `get -c` compare files this way.
 //!   - A fresh `Put` (no resume flag) never touches an existing part: it
 //!     uploads into a one-off temporary file, and `PutReady.partial` tells
 //!     the client how many bytes the untouched interrupted upload holds, so

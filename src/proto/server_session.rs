@@ -580,7 +580,8 @@ impl ServerSession {
     /// `offset`; `prefix` has absorbed the file's first `offset` bytes (its
     /// digest lets the client check the part it holds). An offset past the
     /// end restarts from 0. `known`: the whole file's digest, if the driver
-    /// knows it (then nothing is hashed).
+    /// knows it (then nothing is hashed, and `prefix` is not needed when
+    /// `offset` is `size`).
     pub fn accept_get(
         &mut self,
         size: u64,
@@ -597,10 +598,11 @@ impl ServerSession {
         } else {
             (0, blake3::Hasher::new())
         };
-        let digest = if offset == 0 {
-            [0; 32]
-        } else {
-            *prefix.finalize().as_bytes()
+        let digest = match known {
+            _ if offset == 0 => [0; 32],
+            // The prefix is the whole file, whose digest is known.
+            Some(d) if offset == size => d,
+            _ => *prefix.finalize().as_bytes(),
         };
         self.out.push(&Message::GetReady {
             size,

@@ -688,6 +688,43 @@ fn a_known_digest_is_sent_as_it_is_and_a_computed_one_handed_back() {
 }
 
 #[test]
+fn a_get_from_the_end_gives_the_whole_files_digest_and_no_data() {
+    let mut p = Pump::new(&[usize::MAX]);
+    let data = pattern(MAX_CHUNK + 5, 4);
+    assert_eq!(p.put("w", &data, false), Ok("w".into()));
+    p.client.hash_downloads_outside();
+    let digest = *blake3::hash(&data).as_bytes();
+    // Hashed as a prefix, then remembered; the same digest either way.
+    for known in [None, Some(digest)] {
+        if let Some(d) = known {
+            p.store.known.insert("w".into(), d);
+        }
+        p.client.get("w", data.len() as u64).unwrap();
+        match p.next_event() {
+            ClientEvent::GetReady {
+                size,
+                offset,
+                digest: got,
+                ..
+            } => {
+                assert_eq!((size, offset), (data.len() as u64, data.len() as u64));
+                assert_eq!(got, digest);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match p.next_event() {
+            ClientEvent::GetDone { size, unchecked } => {
+                assert_eq!(size, data.len() as u64);
+                assert_eq!(unchecked, Some(digest));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The connection goes on.
+    assert_eq!(p.put("x", b"x", false), Ok("x".into()));
+}
+
+#[test]
 fn cancel_put_and_get_keeps_the_connection() {
     let mut p = Pump::new(&[usize::MAX]);
     let data = pattern(4 * MAX_CHUNK, 7);

@@ -183,6 +183,7 @@ pub fn run_with_style(
                         force: false,
                         recursive: false,
                         preserve: false,
+                        update: Default::default(),
                         local: vec![glob::escape(&local)],
                         remote: None,
                     })
@@ -194,6 +195,7 @@ pub fn run_with_style(
                         force: false,
                         recursive: false,
                         preserve: false,
+                        update: Default::default(),
                         remote: vec![glob::escape(&remote)],
                         local: None,
                     })
@@ -446,6 +448,7 @@ mod tests {
                     force: false,
                     recursive: false,
                     preserve: false,
+                    update: Default::default(),
                     local: vec!["my file\\[1\\].txt".into()],
                     remote: None
                 },
@@ -453,6 +456,7 @@ mod tests {
                     force: false,
                     recursive: false,
                     preserve: false,
+                    update: Default::default(),
                     remote: vec!["b\\*.txt".into()],
                     local: None
                 },
@@ -539,6 +543,7 @@ mod tests {
                     force: false,
                     recursive: false,
                     preserve: false,
+                    update: Default::default(),
                     remote: vec!["x.bin".into()],
                     local: None
                 },

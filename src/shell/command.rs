@@ -206,12 +206,72 @@ const PRESERVE: FlagSpec = FlagSpec {
     help: "keep modification times and permission bits (directories too, with -r)",
 };
 
+const UPDATE: FlagSpec = FlagSpec {
+    letter: 'u',
+    help: "skip a file of the same size and modification time; keeps times as -p",
+};
+
+const CONTENT: FlagSpec = FlagSpec {
+    letter: 'c',
+    help: "skip a file of the same size and content (BLAKE3 digest)",
+};
+
+const VERBOSE: FlagSpec = FlagSpec {
+    letter: 'v',
+    help: "with -u or -c, name each file skipped",
+};
+
+/// How `put`/`get` skip the files the other side already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Check {
+    /// Everything named is sent.
+    #[default]
+    Off,
+    /// `-u`: the same size and modification time (seconds) are the same file.
+    Times,
+    /// `-c`: the same size and BLAKE3 digest are the same file.
+    Content,
+}
+
+/// `-u`, `-c` and `-v` of `put` and `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Update {
+    /// What makes a file unchanged (`-c` wins over `-u`).
+    pub check: Check,
+    /// `-v`: each skipped file is named.
+    pub verbose: bool,
+}
+
+impl Update {
+    fn from_flags(a: &Args) -> Update {
+        let check = if a.has('c') {
+            Check::Content
+        } else if a.has('u') {
+            Check::Times
+        } else {
+            Check::Off
+        };
+        Update {
+            check,
+            verbose: a.has('v'),
+        }
+    }
+}
+
 /// Every command of the shell, in the order `help` lists them.
 pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         name: "put",
         aliases: &[],
-        flags: &[FORCE, PRESERVE, RECURSIVE, RECURSIVE_R],
+        flags: &[
+            FORCE,
+            PRESERVE,
+            RECURSIVE,
+            RECURSIVE_R,
+            UPDATE,
+            CONTENT,
+            VERBOSE,
+        ],
         args: &[
             req("LOCAL", "LOCAL file name", ArgKind::Local),
             opt("REMOTE", "REMOTE file name", ArgKind::Remote),
@@ -230,13 +290,26 @@ pub const SPECS: &[CommandSpec] = &[
                directory. A failed file is reported and the rest go on; the\n\
                command fails at the end. Ctrl-C cancels. -p keeps each file's\n\
                modification time and permission bits on the server (with -r,\n\
-               the directories' too).",
+               the directories' too). -u sends only what is missing or differs\n\
+               in size or modification time, and keeps times and modes as -p\n\
+               does, so that the next -u can tell (use -p on the first run too);\n\
+               -c compares size and content (BLAKE3) instead, for files whose\n\
+               times were not kept. Both replace a file that differs (as -f)\n\
+               and end with the count of files skipped; -v names each.",
         many: Some(opt("LOCAL", "LOCAL file name", ArgKind::Local)),
     },
     CommandSpec {
         name: "get",
         aliases: &[],
-        flags: &[FORCE, PRESERVE, RECURSIVE, RECURSIVE_R],
+        flags: &[
+            FORCE,
+            PRESERVE,
+            RECURSIVE,
+            RECURSIVE_R,
+            UPDATE,
+            CONTENT,
+            VERBOSE,
+        ],
         args: &[
             req("REMOTE", "REMOTE file name", ArgKind::Remote),
             opt("LOCAL", "LOCAL file name", ArgKind::Local),
@@ -256,7 +329,12 @@ pub const SPECS: &[CommandSpec] = &[
                directory. A failed file is reported and the rest go on; the\n\
                command fails at the end. Ctrl-C cancels. -p keeps each file's\n\
                modification time and permission bits here (with -r, the\n\
-               directories' too).",
+               directories' too). -u fetches only what is missing or differs\n\
+               in size or modification time, and keeps times and modes as -p\n\
+               does, so that the next -u can tell (use -p on the first run too);\n\
+               -c compares size and content (BLAKE3) instead, for files whose\n\
+               times were not kept. Both replace a file that differs (as -f)\n\
+               and end with the count of files skipped; -v names each.",
         many: Some(opt("REMOTE", "REMOTE file name", ArgKind::Remote)),
     },
     CommandSpec {
@@ -711,6 +789,8 @@ pub enum Command {
         recursive: bool,
         /// `-p`: keep modification times and permission bits.
         preserve: bool,
+        /// `-u`, `-c`, `-v`: skip the files the other side already has.
+        update: Update,
         /// The local files, directories or patterns to send (at least one),
         /// each as a [`glob`](super::glob) pattern: a wildcard character
         /// that was quoted or escaped has a backslash before it
@@ -730,6 +810,8 @@ pub enum Command {
         recursive: bool,
         /// `-p`: keep modification times and permission bits.
         preserve: bool,
+        /// `-u`, `-c`, `-v`: skip the files the other side already has.
+        update: Update,
         /// The remote files, directories or patterns to fetch (at least
         /// one), as patterns like `Put`'s `local`.
         remote: Vec<String>,
@@ -1085,11 +1167,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "put" => {
             let (force, preserve) = (a.has('f'), a.has('p'));
             let recursive = a.has('r') || a.has('R');
+            let update = Update::from_flags(&a);
             let (local, remote) = a.sources_and_target();
             Command::Put {
                 force,
                 recursive,
                 preserve,
+                update,
                 local,
                 remote,
             }
@@ -1097,11 +1181,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "get" => {
             let (force, preserve) = (a.has('f'), a.has('p'));
             let recursive = a.has('r') || a.has('R');
+            let update = Update::from_flags(&a);
             let (remote, local) = a.sources_and_target();
             Command::Get {
                 force,
                 recursive,
                 preserve,
+                update,
                 remote,
                 local,
             }
@@ -1178,6 +1264,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![local],
                 remote: None,
             },
@@ -1188,6 +1275,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 remote: vec![remote],
                 local: None,
             },
@@ -1234,6 +1322,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("a.txt")],
                 remote: None
             }
@@ -1244,6 +1333,7 @@ mod tests {
                 force: true,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("a.txt")],
                 remote: Some(s("dir/b.txt"))
             }
@@ -1254,6 +1344,7 @@ mod tests {
                 force: true,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("a.txt")],
                 remote: None
             }
@@ -1264,6 +1355,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("my file.txt")],
                 remote: None
             }
@@ -1277,6 +1369,7 @@ mod tests {
                 force: false,
                 recursive: true,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("a"), s("b"), s("c")],
                 remote: None
             }
@@ -1287,6 +1380,7 @@ mod tests {
                 force: true,
                 recursive: true,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("dir")],
                 remote: Some(s("other"))
             }
@@ -1296,11 +1390,32 @@ mod tests {
     }
 
     #[test]
+    fn update_flags() {
+        let update = |line: &str| match ok(line) {
+            Command::Put { update, .. } | Command::Get { update, .. } => update,
+            other => panic!("{other:?}"),
+        };
+        let u = |check, verbose| Update { check, verbose };
+        assert_eq!(update("put a"), u(Check::Off, false));
+        assert_eq!(update("put -u a"), u(Check::Times, false));
+        assert_eq!(update("put -ruv d"), u(Check::Times, true));
+        assert_eq!(update("get -c a b"), u(Check::Content, false));
+        // -c wins over -u.
+        assert_eq!(update("get -uc a"), u(Check::Content, false));
+        assert_eq!(update("get -v a"), u(Check::Off, true));
+        assert_eq!(err("reput -u a"), "reput: unknown option '-u'");
+        let help = spec("put").map(|s| s.long_help()).unwrap_or_default();
+        assert!(help.contains("-u  skip a file of the same size and modification time"));
+        assert!(help.contains("(use -p on the first run too)"));
+    }
+
+    #[test]
     fn preserve_and_capital_r() {
         let put = |recursive, preserve, local: &[&str], remote: Option<&str>| Command::Put {
             force: false,
             recursive,
             preserve,
+            update: Default::default(),
             local: local.iter().map(|l| s(l)).collect(),
             remote: remote.map(s),
         };
@@ -1314,6 +1429,7 @@ mod tests {
                 force: false,
                 recursive: true,
                 preserve: true,
+                update: Default::default(),
                 remote: vec![s("d")],
                 local: None
             }
@@ -1330,6 +1446,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 remote: vec![s("a.txt")],
                 local: None
             }
@@ -1340,6 +1457,7 @@ mod tests {
                 force: true,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 remote: vec![s("a.txt")],
                 local: Some(s("local.txt"))
             }
@@ -1351,6 +1469,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 remote: vec![s("logs/*.gz"), s("a"), s("b")],
                 local: None
             }
@@ -1364,6 +1483,7 @@ mod tests {
             force: false,
             recursive: false,
             preserve: false,
+            update: Default::default(),
             local: local.iter().map(|l| s(l)).collect(),
             remote: remote.map(s),
         };
@@ -1383,6 +1503,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 remote: vec![s(r"report\[1\].txt")],
                 local: Some(s("x?"))
             }
@@ -1411,6 +1532,7 @@ mod tests {
                 force: true,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("x")],
                 remote: None
             }
@@ -1510,6 +1632,7 @@ mod tests {
                 force: true,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("-x")],
                 remote: Some(s("--"))
             }
@@ -1715,6 +1838,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 local: vec![s("a b.txt")],
                 remote: None
             }
@@ -1725,6 +1849,7 @@ mod tests {
                 force: false,
                 recursive: false,
                 preserve: false,
+                update: Default::default(),
                 remote: vec![s("a.txt")],
                 local: None
             }
@@ -1782,11 +1907,11 @@ mod tests {
         }
         assert_eq!(
             spec("put").map(|s| s.synopsis()),
-            Some(s("put [-fprR] LOCAL [REMOTE]"))
+            Some(s("put [-fprRucv] LOCAL [REMOTE]"))
         );
         assert_eq!(
             spec("put").and_then(|s| s.many_synopsis()),
-            Some(s("put [-fprR] LOCAL LOCAL LOCAL..."))
+            Some(s("put [-fprRucv] LOCAL LOCAL LOCAL..."))
         );
         assert_eq!(
             spec("get").and_then(|s| s.arg_kind(5)),

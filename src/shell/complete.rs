@@ -572,7 +572,10 @@ mod tests {
 
     #[test]
     fn hints_show_the_synopsis_after_a_command_name() {
-        assert_eq!(hint("put ", 4).as_deref(), Some("[-fprR] LOCAL [REMOTE]"));
+        assert_eq!(
+            hint("put ", 4).as_deref(),
+            Some("[-fprRucv] LOCAL [REMOTE]")
+        );
         assert_eq!(hint("ls ", 3).as_deref(), Some("[-1ahlRrSt] [PATH]"));
         assert_eq!(hint("cd ", 3).as_deref(), Some("[DIR]"));
         assert_eq!(hint("bye ", 4), None);

@@ -97,8 +97,8 @@ fn prompt_completion_help_and_exit() {
     pty.send("help\r");
     let help = pty.expect("Type 'help COMMAND'");
     for cmd in [
-        "put [-fprR] LOCAL [REMOTE]",
-        "get [-fprR] REMOTE [LOCAL]",
+        "put [-fprRucv] LOCAL [REMOTE]",
+        "get [-fprRucv] REMOTE [LOCAL]",
         "reput",
         "reget",
         "cd [DIR]",

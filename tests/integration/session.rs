@@ -75,7 +75,9 @@ fn sftp_spellings_question_mark_and_dir() {
     let out = server.batch(&cwd, "?\ndir\n");
     out.assert_success();
     assert!(
-        out.section("?").iter().any(|l| l.contains("put [-fprR]")),
+        out.section("?")
+            .iter()
+            .any(|l| l.contains("put [-fprRucv]")),
         "{out}"
     );
     assert_eq!(out.section("dir"), ["           1 here.txt"], "{out}");

@@ -251,6 +251,19 @@ impl Conn {
             Ok((dl, offset))
         });
         match opened {
+            // The whole file, asked for its digest (put -c, get -c), when
+            // it is remembered: nothing to hash.
+            Ok((dl, offset)) if offset > 0 && offset == dl.size && dl.known.is_some() => {
+                debug!(
+                    "{peer}: get '{path}': digest of all {} bytes, remembered",
+                    dl.size
+                );
+                let fresh = blake3::Hasher::new();
+                self.session
+                    .accept_get(dl.size, offset, dl.mtime, fresh, dl.known);
+                self.download = Some(Box::new(dl));
+                self.transfer_started = Some(now);
+            }
             Ok((dl, offset)) if offset > 0 => {
                 // Answered once the prefix is hashed.
                 self.transfer_started = Some(now);

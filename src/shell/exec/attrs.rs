@@ -10,18 +10,27 @@ use std::time::Duration;
 use crate::client::ClientError;
 use crate::proto::message::Entry;
 
+use super::super::command::Check;
 use super::super::render::quoted_name;
 use super::{io_reason, server_detail, Executor};
 
 impl Executor {
-    /// Takes `-p` for the command under way; the server must serve
-    /// attributes (it keeps modes and times for `put -p`, lists modes for
-    /// `get -p`), else the command fails before anything moves.
-    pub(super) fn preserve_for(&mut self, cmd: &str, preserve: bool) -> Result<(), String> {
-        if preserve && !self.client.borrow().has_attrs() {
-            return Err(format!("{cmd}: -p: {}", ClientError::Unsupported));
+    /// Takes `-p` for the command under way (`-u` implies it, so that
+    /// the times it compares are kept); the server must serve attributes
+    /// (it keeps modes and times for `put -p`, lists modes for `get -p`),
+    /// else the command fails before anything moves.
+    pub(super) fn preserve_for(
+        &mut self,
+        cmd: &str,
+        preserve: bool,
+        check: Check,
+    ) -> Result<(), String> {
+        let times = check == Check::Times;
+        if (preserve || times) && !self.client.borrow().has_attrs() {
+            let flag = if preserve { 'p' } else { 'u' };
+            return Err(format!("{cmd}: -{flag}: {}", ClientError::Unsupported));
         }
-        self.preserve = preserve;
+        self.preserve = preserve || times;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use crate::proto::error::ErrorCode;
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
 
+use super::super::command::Check;
 use super::super::cwd;
 use super::super::glob::{self, check_server_name, has_wildcards};
 use super::super::render::quoted_name;
@@ -98,7 +99,8 @@ impl Executor {
         };
         if let ([one], false) = (locals, recursive) {
             if !has_wildcards(one) {
-                return self.put_one(force, false, &glob::unescape(one), &dest);
+                self.put_one(force, false, &glob::unescape(one), &dest)?;
+                return self.update_summary("put", "sent");
             }
         }
         let mut tally = Tally::default();
@@ -137,6 +139,7 @@ impl Executor {
                 }
             }
         }
+        self.update_summary("put", "sent")?;
         tally.end("put")
     }
 
@@ -289,7 +292,8 @@ impl Executor {
         };
         if let ([one], false) = (remotes, recursive) {
             if !has_wildcards(one) {
-                return self.get_one(force, false, &glob::unescape(one), &dest);
+                self.get_one(force, false, &glob::unescape(one), &dest)?;
+                return self.update_summary("get", "fetched");
             }
         }
         let mut tally = Tally::default();
@@ -343,6 +347,7 @@ impl Executor {
                 }
             }
         }
+        self.update_summary("get", "fetched")?;
         tally.end("get")
     }
 
@@ -379,7 +384,7 @@ impl Executor {
                 .borrow_mut()
                 .list(&self.wire(dir))
                 .map_err(|e| self.describe_dir(dir, &e))?;
-            if self.preserve {
+            if self.preserve || self.update.check != Check::Off {
                 self.listings
                     .borrow_mut()
                     .insert(self.wire(dir), entries.clone());
@@ -461,10 +466,10 @@ impl Executor {
                 }
             };
             entries.sort_by(|a, b| a.name.cmp(&b.name));
-            if self.preserve {
+            if self.preserve || self.update.check != Check::Off {
                 self.listings
                     .borrow_mut()
-                    .insert(rdir.clone(), entries.clone());
+                    .insert(self.wire(&rdir), entries.clone());
             }
             let mut subdirs = Vec::new();
             for e in entries {

@@ -28,7 +28,7 @@ use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
 
 use super::batch::{Execute, Flow};
-use super::command::{self, Command};
+use super::command::{self, Check, Command, Update};
 use super::complete::RemoteNames;
 use super::cwd::{self, SharedCwd};
 use super::glob;
@@ -45,6 +45,7 @@ mod local;
 mod many;
 mod nav;
 mod parts;
+mod update;
 
 use local::{expand_home, expand_home_pattern, lmkdir};
 use many::{local_dest, Dest};
@@ -91,6 +92,10 @@ pub struct Executor {
     loss_told: Cell<bool>,
     /// `-p` of the `put` or `get` under way: keep times and modes.
     preserve: bool,
+    /// `-u`, `-c`, `-v` of the `put` or `get` under way.
+    update: Update,
+    /// What `-u`/`-c` skipped and moved during the command under way.
+    counts: update::Counts,
     /// The commands come from standard input (a pipe or `-b -`), so a
     /// local command run by `!` must not read it.
     commands_on_stdin: bool,
@@ -131,6 +136,8 @@ impl Executor {
             kept: KeptNote::default(),
             loss_told: Cell::new(false),
             preserve: false,
+            update: Update::default(),
+            counts: update::Counts::default(),
             commands_on_stdin: false,
             listings: RefCell::new(HashMap::new()),
             cwd: SharedCwd::default(),
@@ -265,6 +272,12 @@ impl Executor {
     /// Uploads the file `local` as the remote name `remote`.
     fn put(&mut self, force: bool, resume: bool, local: &str, remote: &str) -> Result<(), String> {
         let cmd = if resume { "reput" } else { "put" };
+        let updating = !resume && self.update.check != Check::Off;
+        if updating && self.unchanged(Path::new(local), remote) {
+            return self.skip(local);
+        }
+        // An update replaces what differs.
+        let force = force || updating;
         let remote = remote.to_owned();
         let wire = self.wire(&remote);
         let mut bar = self.transfer_bar(&remote);
@@ -281,6 +294,7 @@ impl Executor {
         let elapsed = bar.elapsed();
         match r {
             Ok(o) => {
+                self.counts.moved += 1;
                 if o.partial > 0 {
                     note(&format!(
                         "an interrupted upload of '{}' ({} bytes) is still on the server; 'reput' can continue it",
@@ -338,6 +352,12 @@ impl Executor {
             let shown = target.to_string_lossy().into_owned();
             return Err(format!("{cmd}: {}: {why}", quoted_name(&shown)));
         }
+        let updating = !resume && self.update.check != Check::Off;
+        if updating && self.unchanged(target, remote) {
+            return self.skip(remote);
+        }
+        // An update replaces what differs.
+        let force = force || updating;
         let wire = self.wire(remote);
         if wire.is_empty() {
             // `get ..` at the top: the root, a directory like any other.
@@ -367,6 +387,7 @@ impl Executor {
         let elapsed = bar.elapsed();
         match result {
             Ok(o) => {
+                self.counts.moved += 1;
                 if o.partial > 0 {
                     note(&format!(
                         "an interrupted download to '{}' ({} bytes) is still there; 'reget' can continue it",
@@ -483,6 +504,7 @@ impl Execute for Executor {
     fn execute(&mut self, cmd: Command) -> Result<Flow, String> {
         let _ctrl_c = CtrlC::arm(self.interrupt.clone());
         self.preserve = false;
+        self.update_for(Update::default());
         self.listings.borrow_mut().clear();
         if let Some(name) = needs_server(&cmd) {
             self.ensure_connected(name)?;
@@ -492,10 +514,12 @@ impl Execute for Executor {
                 force,
                 recursive,
                 preserve,
+                update,
                 local,
                 remote,
             } => {
-                self.preserve_for("put", preserve)?;
+                self.preserve_for("put", preserve, update.check)?;
+                self.update_for(update);
                 let local: Vec<String> = local
                     .iter()
                     .map(|l| expand_home_pattern("put", l))
@@ -506,10 +530,12 @@ impl Execute for Executor {
                 force,
                 recursive,
                 preserve,
+                update,
                 remote,
                 local,
             } => {
-                self.preserve_for("get", preserve)?;
+                self.preserve_for("get", preserve, update.check)?;
+                self.update_for(update);
                 let local = local.map(|l| expand_home("get", &l)).transpose()?;
                 self.get_many(force, recursive, &remote, local.as_deref())?
             }
