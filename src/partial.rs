@@ -215,6 +215,93 @@ fn linked_as_target(dir: BorrowedFd<'_>, part: &CStr, dev: u64, ino: u64) -> boo
     })
 }
 
+/// An interrupted transfer kept in a part file: the name of the target it
+/// is for and the part's size, modification time and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The target's name (for a hashed long name, the hash).
+    pub target: String,
+    /// Bytes held.
+    pub size: u64,
+    /// The part's modification time, Unix seconds.
+    pub mtime: i64,
+    /// The part's mode bits.
+    pub mode: u32,
+}
+
+/// The interrupted transfers of `owner` in the directory `dir`, sorted by
+/// target: its part files that are regular, hold data and that no
+/// transfer holds now. `None` when the directory has more than `max_seen`
+/// entries (not read further).
+pub fn interrupted_at(
+    dir: BorrowedFd<'_>,
+    owner: Option<PartOwner>,
+    max_seen: usize,
+) -> io::Result<Option<Vec<Interrupted>>> {
+    use rustix::fs::{statat, Dir, FileType};
+    let mut found = Vec::new();
+    for (seen, raw) in Dir::read_from(dir)?.flatten().enumerate() {
+        if seen > max_seen {
+            return Ok(None);
+        }
+        let name = raw.file_name();
+        let Some(target) = name.to_str().ok().and_then(|n| owned_part_target(owner, n)) else {
+            continue;
+        };
+        let Ok(st) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || size == 0 {
+            continue;
+        }
+        // Held by a running transfer: not interrupted.
+        if !matches!(open_locked_at(dir, name, false), Ok(Some(_))) {
+            continue;
+        }
+        found.push(Interrupted {
+            target: target.to_owned(),
+            size,
+            mtime: st.st_mtime,
+            mode: st.st_mode,
+        });
+    }
+    found.sort_by(|a, b| a.target.cmp(&b.target));
+    Ok(Some(found))
+}
+
+/// What [`discard_at`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Discarded {
+    /// The part file is gone.
+    Removed,
+    /// There is no such part file.
+    None,
+    /// A transfer holds it.
+    Busy,
+}
+
+/// Removes the part file `part` in `dir` while holding its lock, as the
+/// sweep does, so a running transfer's part is never removed.
+pub fn discard_at(dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Discarded> {
+    use rustix::fs::{statat, unlinkat, FileType};
+    let exists = |dir| {
+        statat(dir, part, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+    };
+    if !exists(dir) {
+        return Ok(Discarded::None);
+    }
+    match open_locked_at(dir, part, false)? {
+        Some(_lock) => {
+            unlinkat(dir, part, AtFlags::empty())?;
+            Ok(Discarded::Removed)
+        }
+        None if exists(dir) => Ok(Discarded::Busy),
+        None => Ok(Discarded::None),
+    }
+}
+
 /// Creates the part file `name` in `dir` only if it does not exist, locked.
 /// `Ok(None)`: it exists already (or a resumer locked it first).
 pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
@@ -355,7 +442,7 @@ const SWEEP_MAX_DEPTH: usize = 32;
 /// never entered and nothing outside `root` is touched. Returns how many
 /// files it removed.
 pub fn sweep(root: BorrowedFd<'_>, ttl: Duration, now: SystemTime) -> usize {
-    use rustix::fs::{openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
+    use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags};
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let Ok(top) = openat(root, c".", dir_flags, Mode::empty()) else {
         return 0;
@@ -403,11 +490,9 @@ pub fn sweep(root: BorrowedFd<'_>, ttl: Duration, now: SystemTime) -> usize {
             if now.duration_since(changed).unwrap_or_default() < ttl {
                 continue;
             }
-            // Only an unlocked file is abandoned; hold the lock while removing.
-            if let Ok(Some(_lock)) = open_locked_at(dir.as_fd(), name, false) {
-                if unlinkat(&dir, name, AtFlags::empty()).is_ok() {
-                    removed += 1;
-                }
+            // Only an unlocked file is abandoned; removed under its lock.
+            if matches!(discard_at(dir.as_fd(), name), Ok(Discarded::Removed)) {
+                removed += 1;
             }
         }
     }

@@ -369,46 +369,21 @@ impl Store {
         owner: Option<PartOwner>,
     ) -> Result<Vec<Entry>, StoreError> {
         let fd = self.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        let names = rustix::fs::Dir::read_from(&fd)
-            .map_err(|e| StoreError::from_io(dir.as_str(), e.into()))?;
-        let mut parts = Vec::new();
-        for (seen, raw) in names.flatten().enumerate() {
-            // As a listing: a directory too large to read in one go is
-            // refused, not read whole while every client waits.
-            if seen > MAX_LIST_ENTRIES {
-                return Err(StoreError::TooManyEntries(display_name(dir.as_str())));
-            }
-            let name = raw.file_name();
-            let Some(target) = name
-                .to_str()
-                .ok()
-                .and_then(|n| partial::owned_part_target(owner, n))
-            else {
-                continue;
-            };
-            let Ok(meta) = beneath::lstat_at(fd.as_fd(), name) else {
-                continue;
-            };
-            if !meta.is_file() || meta.len() == 0 {
-                continue;
-            }
-            // Held by a running transfer: not interrupted.
-            if !matches!(
-                partial::open_locked_at(fd.as_fd(), name, false),
-                Ok(Some(_))
-            ) {
-                continue;
-            }
-            parts.push(Entry {
-                name: target.to_owned(),
+        // As a listing: a directory too large to read in one go is refused,
+        // not read whole while every client waits.
+        let found = partial::interrupted_at(fd.as_fd(), owner, MAX_LIST_ENTRIES)
+            .map_err(|e| StoreError::from_io(dir.as_str(), e))?
+            .ok_or_else(|| StoreError::TooManyEntries(display_name(dir.as_str())))?;
+        Ok(found
+            .into_iter()
+            .map(|p| Entry {
+                name: p.target,
                 kind: EntryKind::File,
-                size: meta.len(),
-                mtime: meta.mtime(),
-                mode: Some((meta.mode() & 0o7777) as u16),
-            });
-        }
-        parts.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(parts)
+                size: p.size,
+                mtime: p.mtime,
+                mode: Some((p.mode & 0o7777) as u16),
+            })
+            .collect())
     }
 
     /// Removes `owner`'s interrupted upload of `path` (its part file):
@@ -422,19 +397,10 @@ impl Store {
         let (dir, name) = self.resolve_parent(path)?;
         let part = CString::new(partial::owned_part_name(owner, &name.to_string_lossy()))
             .map_err(|_| StoreError::RootNotAllowed)?;
-        let none = || StoreError::NotFound(path.as_str().to_owned());
-        match beneath::lstat_at(dir.as_fd(), &part) {
-            Ok(m) if m.is_file() => {}
-            _ => return Err(none()),
-        }
-        match partial::open_locked_at(dir.as_fd(), &part, false) {
-            // Unlinked while locked, as the sweep does.
-            Ok(Some(_lock)) => beneath::unlink_at(dir.as_fd(), &part, false)
-                .map_err(|e| StoreError::from_io(path.as_str(), e)),
-            Ok(None) if beneath::lstat_at(dir.as_fd(), &part).is_ok() => {
-                Err(StoreError::InUse(path.as_str().to_owned()))
-            }
-            Ok(None) => Err(none()),
+        match partial::discard_at(dir.as_fd(), &part) {
+            Ok(partial::Discarded::Removed) => Ok(()),
+            Ok(partial::Discarded::None) => Err(StoreError::NotFound(path.as_str().to_owned())),
+            Ok(partial::Discarded::Busy) => Err(StoreError::InUse(path.as_str().to_owned())),
             Err(e) => Err(StoreError::from_io(path.as_str(), e)),
         }
     }

@@ -153,10 +153,17 @@ impl Executor {
         tally: &mut Tally,
     ) -> Result<(), String> {
         self.begin_item(tally);
-        match self.put(force, false, local, remote) {
+        let done = self.put(force, false, local, remote);
+        self.end_item(tally, done)
+    }
+
+    /// The end of one file of a many-file command: a failure is reported
+    /// and the command goes on, unless Ctrl-C cancelled it or the
+    /// connection is lost (every other file would fail the same way).
+    fn end_item(&mut self, tally: &mut Tally, done: Result<(), String>) -> Result<(), String> {
+        match done {
             Ok(()) => Ok(()),
             Err(msg) if self.interrupted() => Err(msg),
-            // Every other file would fail the same way.
             Err(msg) if self.connection_lost() => Err(self.abort(tally, msg)),
             Err(msg) => {
                 self.fail_item(tally, msg);
@@ -360,16 +367,8 @@ impl Executor {
         tally: &mut Tally,
     ) -> Result<(), String> {
         self.begin_item(tally);
-        match self.get(force, false, remote, local) {
-            Ok(()) => Ok(()),
-            Err(msg) if self.interrupted() => Err(msg),
-            // Every other file would fail the same way.
-            Err(msg) if self.connection_lost() => Err(self.abort(tally, msg)),
-            Err(msg) => {
-                self.fail_item(tally, msg);
-                Ok(())
-            }
-        }
+        let done = self.get(force, false, remote, local);
+        self.end_item(tally, done)
     }
 
     /// Expands a remote pattern (or plain name, to learn whether it is a

@@ -3,6 +3,7 @@
 //! directory; `discard` and `ldiscard` drop them.
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::partial;
@@ -98,34 +99,18 @@ fn push_rows(text: &mut String, entries: &[Entry]) {
 /// The interrupted downloads in `dir`: its part files that hold data and
 /// that no transfer holds, named for their targets, sorted.
 fn local_parts(dir: &Path) -> std::io::Result<Vec<Entry>> {
-    let mut parts = Vec::new();
-    for d in fs::read_dir(dir)?.flatten() {
-        let name = d.file_name();
-        let Some(target) = name
-            .to_str()
-            .and_then(|n| partial::owned_part_target(None, n))
-        else {
-            continue;
-        };
-        let Ok(meta) = fs::symlink_metadata(d.path()) else {
-            continue;
-        };
-        if !meta.is_file() || meta.len() == 0 {
-            continue;
-        }
-        if !matches!(partial::open_locked(&d.path(), false), Ok(Some(_))) {
-            continue;
-        }
-        parts.push(Entry {
-            name: target.to_owned(),
+    let dir = fs::File::open(dir)?;
+    let found = partial::interrupted_at(dir.as_fd(), None, usize::MAX)?.unwrap_or_default();
+    Ok(found
+        .into_iter()
+        .map(|p| Entry {
+            name: p.target,
             kind: crate::proto::message::EntryKind::File,
-            size: meta.len(),
-            mtime: 0,
+            size: p.size,
+            mtime: p.mtime,
             mode: None,
-        });
-    }
-    parts.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(parts)
+        })
+        .collect())
 }
 
 /// Removes the part file of the interrupted download to `target`, while
@@ -139,14 +124,12 @@ fn discard_local(target: &Path) -> Result<(), String> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let part = dir.join(partial::part_name(name));
-    match fs::symlink_metadata(&part) {
-        Ok(m) if m.is_file() => {}
-        _ => return Err("no interrupted download of it here".to_owned()),
-    }
-    match partial::open_locked(&part, false) {
-        Ok(Some(_lock)) => fs::remove_file(&part).map_err(|e| io_reason(&e)),
-        Ok(None) => Err("busy: a transfer holds it".to_owned()),
+    let part = std::ffi::CString::new(partial::part_name(name)).map_err(|_| "not a file name")?;
+    let dir = fs::File::open(dir).map_err(|e| io_reason(&e))?;
+    match partial::discard_at(dir.as_fd(), &part) {
+        Ok(partial::Discarded::Removed) => Ok(()),
+        Ok(partial::Discarded::None) => Err("no interrupted download of it here".to_owned()),
+        Ok(partial::Discarded::Busy) => Err("busy: a transfer holds it".to_owned()),
         Err(e) => Err(io_reason(&e)),
     }
 }
