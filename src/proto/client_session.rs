@@ -6,12 +6,12 @@
 use super::error::{DecodeError, ErrorCode, RemoteError, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
-    EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_COMPONENT_LEN, MAX_LIST_ENTRIES, MIN_PROTOCOL_VERSION,
-    MIN_WINDOW, PROTOCOL_VERSION,
+    EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_COMPONENT_LEN, MAX_LIST_ENTRIES, MAX_PIPELINE,
+    MAX_PIPELINE_BYTES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
 };
 use super::message::{
-    data_header, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, PUT_FORCE, PUT_RESUME,
-    READY_RESUMABLE,
+    data_header, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, FEATURE_PIPELINE, PUT_FORCE,
+    PUT_RESUME, READY_RESUMABLE,
 };
 use super::outbox::Outbox;
 
@@ -111,11 +111,9 @@ enum State {
     },
     Putting(Put),
     /// `Done` sent; `ready` once `PutReady` came (it may come later).
-    AwaitPutDone {
-        ready: bool,
-    },
+    AwaitPutDone(Put),
     /// Cancel sent during an upload: wait for the server's answer.
-    PutCancelling,
+    PutCancelling(Put),
     AwaitGetReady,
     Getting(Get),
     /// Cancel sent during a download: discard data until `Done`/`Error`.
@@ -167,9 +165,26 @@ pub enum CommandError {
 }
 
 /// The client side of one connection. See [`crate::proto`] for the protocol.
+///
+/// Requests may be pipelined when the server allows it
+/// ([`FEATURE_PIPELINE`]): `state` is then the oldest outstanding request
+/// (the replies that arrive are its own, as the server answers in
+/// order) and `queue` holds the ones sent after it. Only the last one
+/// sent may still be sending data.
 #[derive(Debug)]
 pub struct ClientSession {
     state: State,
+    /// Requests sent after `state`'s, oldest first, with their frame lengths.
+    queue: std::collections::VecDeque<(State, usize)>,
+    /// The frame length of `state`'s request (0 when none runs).
+    head_cost: usize,
+    /// Frame lengths of every outstanding request together.
+    outstanding_bytes: usize,
+    /// Upload bytes sent and neither acknowledged nor ended, over every
+    /// outstanding upload: at most the window.
+    in_flight: u64,
+    /// The server takes pipelined requests.
+    pipelining: bool,
     input: FrameReader,
     out: Outbox,
     events: std::collections::VecDeque<ClientEvent>,
@@ -187,11 +202,16 @@ impl ClientSession {
             magic: MAGIC,
             min_version: MIN_PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
-            flags: FEATURE_ATTRS,
+            flags: FEATURE_ATTRS | FEATURE_PIPELINE,
             token,
         });
         ClientSession {
             state: State::Handshake,
+            queue: Default::default(),
+            head_cost: 0,
+            outstanding_bytes: 0,
+            in_flight: 0,
+            pipelining: false,
             input: FrameReader::new(),
             out,
             events: Default::default(),
@@ -322,6 +342,8 @@ impl ClientSession {
     /// the first `offset` bytes this side holds, so the whole-file digest
     /// covers them. Call it before any data moves.
     pub fn resume_with(&mut self, prefix: blake3::Hasher) {
+        // A resumed upload is the only request outstanding when its
+        // `PutReady` comes: nothing is sent behind it before.
         match &mut self.state {
             State::Putting(p) => {
                 p.hasher = prefix;
@@ -339,22 +361,20 @@ impl ClientSession {
     /// During an upload: how many bytes `send_data` takes now (0 when the
     /// window is full or no upload is running).
     pub fn wants_data(&self) -> usize {
-        let State::Putting(p) = &self.state else {
+        let State::Putting(p) = self.tail() else {
             return 0;
         };
-        let window = if p.ready {
-            self.window
-        } else {
-            self.window.min(u64::from(EARLY_WINDOW))
-        };
-        let window = window.saturating_sub(p.sent - p.acked);
+        let mut window = self.window.saturating_sub(self.in_flight);
+        if !p.ready {
+            window = window.min(u64::from(EARLY_WINDOW).saturating_sub(p.sent - p.acked));
+        }
         (p.size - p.sent).min(window).min(MAX_CHUNK as u64) as usize
     }
 
     /// During an upload: the next bytes of the file. After the last byte
     /// `Done` with the whole-file digest is queued.
     pub fn send_data(&mut self, data: &[u8]) {
-        let State::Putting(p) = &mut self.state else {
+        let State::Putting(p) = Self::tail_of(&mut self.state, &mut self.queue) else {
             return;
         };
         let data = &data[..data.len().min((p.size - p.sent) as usize)];
@@ -363,6 +383,7 @@ impl ClientSession {
             self.out.push_data(p.sent, chunk);
             p.sent += chunk.len() as u64;
         }
+        self.in_flight += data.len() as u64;
         self.finish_upload_if_complete();
     }
 
@@ -376,29 +397,41 @@ impl ClientSession {
         if self.out.len() > 0 || data.is_empty() || data.len() > self.wants_data() {
             return None;
         }
-        let State::Putting(p) = &mut self.state else {
+        let State::Putting(p) = Self::tail_of(&mut self.state, &mut self.queue) else {
             return None;
         };
         p.hasher.update(data);
         let header = data_header(p.sent, data.len());
         p.sent += data.len() as u64;
+        self.in_flight += data.len() as u64;
         self.finish_upload_if_complete();
         Some(header)
     }
 
-    /// Abandons the transfer in progress; the server's answer arrives as
-    /// `Failed` (cancelled) or, if it crossed on the wire, as success.
+    /// Abandons the transfer in progress: the upload being sent, or the
+    /// running download and every request pipelined behind it. Each
+    /// ends as the server answers: `Failed` (cancelled) or, if the
+    /// `Cancel` crossed its end on the wire, as success.
     pub fn cancel(&mut self) {
-        match self.state {
-            State::Putting(_) => {
-                self.out.push(&Message::Cancel);
-                self.state = State::PutCancelling;
+        let tail = Self::tail_of(&mut self.state, &mut self.queue);
+        if let State::Putting(_) = tail {
+            let State::Putting(p) = std::mem::replace(tail, State::Idle) else {
+                unreachable!("matched above");
+            };
+            *tail = State::PutCancelling(p);
+            self.out.push(&Message::Cancel);
+            return;
+        }
+        let mut any = false;
+        let states = std::iter::once(&mut self.state).chain(self.queue.iter_mut().map(|(s, _)| s));
+        for state in states {
+            if matches!(state, State::Getting(_) | State::AwaitGetReady) {
+                *state = State::GetCancelling;
+                any = true;
             }
-            State::Getting(_) => {
-                self.out.push(&Message::Cancel);
-                self.state = State::GetCancelling;
-            }
-            _ => {}
+        }
+        if any {
+            self.out.push(&Message::Cancel);
         }
     }
 
@@ -439,6 +472,9 @@ impl ClientSession {
     }
 
     /// The next thing that happened, or `None` if more input is needed.
+    /// With pipelined requests the events come in request order, each
+    /// request's ending with its result (`Listing`, `PutDone`, `GetDone`,
+    /// `Ok`, `Space` or `Failed`).
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         loop {
             if let Some(ev) = self.events.pop_front() {
@@ -453,7 +489,51 @@ impl ClientSession {
                 Ok(None) => return None,
                 Err(e) => self.decode_error(&e),
             }
+            self.advance();
         }
+    }
+
+    /// Once the oldest request ended, the next one sent is the one the
+    /// server answers now.
+    fn advance(&mut self) {
+        if !matches!(self.state, State::Idle) {
+            return;
+        }
+        self.outstanding_bytes -= self.head_cost;
+        self.head_cost = 0;
+        if let Some((next, cost)) = self.queue.pop_front() {
+            self.state = next;
+            self.head_cost = cost;
+        }
+    }
+
+    /// The request sent last (the only one that may still send data).
+    fn tail(&self) -> &State {
+        self.queue.back().map_or(&self.state, |(s, _)| s)
+    }
+
+    fn tail_of<'a>(
+        state: &'a mut State,
+        queue: &'a mut std::collections::VecDeque<(State, usize)>,
+    ) -> &'a mut State {
+        match queue.back_mut() {
+            Some((s, _)) => s,
+            None => state,
+        }
+    }
+
+    /// Requests sent whose end has not arrived yet.
+    pub fn outstanding(&self) -> usize {
+        let head = usize::from(!matches!(
+            self.state,
+            State::Idle | State::Handshake | State::Closed
+        ));
+        head + self.queue.len()
+    }
+
+    /// The server takes pipelined requests (it said so in `Welcome`).
+    pub fn pipelines(&self) -> bool {
+        self.pipelining
     }
 
     // ---- outputs ------------------------------------------------------
@@ -491,29 +571,68 @@ impl ClientSession {
     // ---- internals ----------------------------------------------------
 
     fn request(&mut self, msg: Message, next: State) -> Result<(), CommandError> {
+        let cost = msg.frame_len();
         match self.state {
             State::Idle => {
                 self.out.push(&msg);
                 self.state = next;
+                self.head_cost = cost;
+                self.outstanding_bytes = cost;
                 Ok(())
             }
             State::Closed => Err(CommandError::Closed),
+            State::Handshake => Err(CommandError::Busy),
+            _ if self.may_pipeline(&msg, cost) => {
+                self.out.push(&msg);
+                self.queue.push_back((next, cost));
+                self.outstanding_bytes += cost;
+                Ok(())
+            }
             _ => Err(CommandError::Busy),
         }
     }
 
-    fn finish_upload_if_complete(&mut self) {
-        if let State::Putting(p) = &self.state {
-            if p.sent == p.size {
-                let digest = *p.hasher.finalize().as_bytes();
-                self.out.push(&Message::Done {
-                    size: p.size,
-                    digest,
-                });
-                let ready = p.ready;
-                self.state = State::AwaitPutDone { ready };
-            }
+    /// Whether `msg` may go out now behind the outstanding requests: the
+    /// server pipelines, the bounds hold, the last upload sent all its
+    /// data (a resumed one waits for `PutReady` first), and a `Put` never
+    /// queues behind a download (the server would have to hold its data).
+    fn may_pipeline(&self, msg: &Message, cost: usize) -> bool {
+        if !self.pipelining
+            || self.outstanding() >= MAX_PIPELINE
+            || self.outstanding_bytes + cost > MAX_PIPELINE_BYTES
+            || matches!(self.tail(), State::Putting(_) | State::AwaitPutReady { .. })
+        {
+            return false;
         }
+        let downloading = std::iter::once(&self.state)
+            .chain(self.queue.iter().map(|(s, _)| s))
+            .any(|s| {
+                matches!(
+                    s,
+                    State::AwaitGetReady | State::Getting(_) | State::GetCancelling
+                )
+            });
+        !(matches!(msg, Message::Put { .. }) && downloading)
+    }
+
+    fn finish_upload_if_complete(&mut self) {
+        let tail = Self::tail_of(&mut self.state, &mut self.queue);
+        if matches!(tail, State::Putting(p) if p.sent == p.size) {
+            let State::Putting(p) = std::mem::replace(tail, State::Idle) else {
+                unreachable!("matched above");
+            };
+            self.out.push(&Message::Done {
+                size: p.size,
+                digest: *p.hasher.finalize().as_bytes(),
+            });
+            *tail = State::AwaitPutDone(p);
+        }
+    }
+
+    /// The upload `p` ended (stored, failed or cancelled): what it still
+    /// had unacknowledged no longer counts against the window.
+    fn put_ended(&mut self, p: &Put) {
+        self.in_flight -= p.sent - p.acked;
     }
 
     /// `PutReady` in `state`: for a resumed upload it says where the data
@@ -532,8 +651,7 @@ impl ClientSession {
                     return self.close(ErrorCode::Protocol, text);
                 }
                 match &mut fresh {
-                    State::Putting(p) => p.ready = true,
-                    State::AwaitPutDone { ready } => *ready = true,
+                    State::Putting(p) | State::AwaitPutDone(p) => p.ready = true,
                     _ => {}
                 }
                 fresh
@@ -551,6 +669,12 @@ impl ClientSession {
     /// A `Data` frame, its payload still in the input buffer: hashed there
     /// and handed to the driver without a copy.
     fn handle_data(&mut self, offset: u64, len: usize) {
+        if matches!(self.state, State::GetCancelling) {
+            // Every frame is acknowledged, also after a `Cancel`: a
+            // pipelining server counts the acknowledgments it is owed.
+            let end = offset.saturating_add(len as u64);
+            return self.out.push(&Message::Ack { offset: end });
+        }
         let State::Getting(g) = &mut self.state else {
             // Every other state looks only at the frame's kind.
             let data = Vec::new();
@@ -603,6 +727,7 @@ impl ClientSession {
                     return self.close(ErrorCode::Version, "server chose an unknown version");
                 }
                 self.window = u64::from(window.max(MIN_WINDOW));
+                self.pipelining = flags & FEATURE_PIPELINE != 0;
                 self.events.push_back(ClientEvent::Connected {
                     version,
                     server,
@@ -628,7 +753,7 @@ impl ClientSession {
             (
                 state @ (State::AwaitPutReady { .. }
                 | State::Putting(Put { ready: false, .. })
-                | State::AwaitPutDone { ready: false }),
+                | State::AwaitPutDone(Put { ready: false, .. })),
                 Message::PutReady {
                     name,
                     offset,
@@ -646,21 +771,27 @@ impl ClientSession {
                 };
                 self.put_ready(state, offset, event);
             }
-            (State::Putting(mut p), Message::Ack { offset }) => {
+            (
+                mut s @ (State::Putting(_) | State::AwaitPutDone(_) | State::PutCancelling(_)),
+                Message::Ack { offset },
+            ) => {
+                let (State::Putting(p) | State::AwaitPutDone(p) | State::PutCancelling(p)) = &mut s
+                else {
+                    unreachable!("matched above");
+                };
                 if offset < p.acked || offset > p.sent {
                     return self.close(ErrorCode::Protocol, "acknowledgment of unsent data");
                 }
+                self.in_flight -= offset - p.acked;
                 p.acked = offset;
-                self.state = State::Putting(p);
-            }
-            (State::PutCancelling, Message::PutReady { .. }) => self.state = State::PutCancelling,
-            (s @ (State::AwaitPutDone { .. } | State::PutCancelling), Message::Ack { .. }) => {
                 self.state = s;
             }
+            (s @ State::PutCancelling(_), Message::PutReady { .. }) => self.state = s,
             (
-                State::AwaitPutDone { ready: true } | State::PutCancelling,
+                State::AwaitPutDone(p @ Put { ready: true, .. }) | State::PutCancelling(p),
                 Message::PutDone { name, size },
             ) => {
+                self.put_ended(&p);
                 self.events.push_back(ClientEvent::PutDone { name, size });
             }
             (
@@ -706,7 +837,7 @@ impl ClientSession {
                     }),
                 }
             }
-            (State::GetCancelling, Message::Data { .. }) => self.state = State::GetCancelling,
+            (State::GetCancelling, Message::GetReady { .. }) => self.state = State::GetCancelling,
             (State::GetCancelling, Message::Done { .. }) => {
                 self.events.push_back(ClientEvent::Failed(RemoteError::new(
                     ErrorCode::Cancelled,
@@ -731,9 +862,14 @@ impl ClientSession {
                 self.state = State::Closed;
                 self.events.push_back(ClientEvent::Closed(err));
             }
-            State::Putting(_) => {
+            State::Putting(p) => {
                 // The server discards our data in flight until it sees Cancel.
+                self.put_ended(&p);
                 self.out.push(&Message::Cancel);
+                self.events.push_back(ClientEvent::Failed(err));
+            }
+            State::AwaitPutDone(p) | State::PutCancelling(p) => {
+                self.put_ended(&p);
                 self.events.push_back(ClientEvent::Failed(err));
             }
             _ => self.events.push_back(ClientEvent::Failed(err)),

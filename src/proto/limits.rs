@@ -39,6 +39,13 @@ pub const DEFAULT_WINDOW: u32 = 16 * 1024 * 1024;
 pub const EARLY_WINDOW: u32 = 4 * 1024 * 1024;
 /// Smallest window a peer may announce (one chunk).
 pub const MIN_WINDOW: u32 = MAX_CHUNK as u32;
+/// Most requests a pipelining client has outstanding (sent, their end not
+/// yet received): enough to keep a 20 ms round trip busy with small files.
+pub const MAX_PIPELINE: usize = 64;
+/// Most bytes of request frames (their length fields) a pipelining client
+/// has outstanding: what a server may hold of requests queued behind a
+/// running download.
+pub const MAX_PIPELINE_BYTES: usize = 64 * 1024;
 /// Largest number of entries in one `Entries` frame (a listing spans frames).
 pub const MAX_ENTRIES_PER_FRAME: usize = 512;
 /// Largest number of entries a server sends for one listing.

@@ -21,6 +21,12 @@ pub const FEATURE_ATTRS: u32 = 0x01;
 /// Feature bit in `Welcome.flags`: the server serves `ListParts` and
 /// `DiscardPart` (a client's interrupted uploads).
 pub const FEATURE_PARTS: u32 = 0x02;
+/// Feature bit in `Hello.flags` and `Welcome.flags`: requests may be
+/// pipelined (see "Many requests in flight" in [`crate::proto`]). Only
+/// a client whose server set it sends a request before the previous one
+/// ended; a client that sets it acknowledges every `Data` frame of a
+/// download, also after its `Cancel`.
+pub const FEATURE_PIPELINE: u32 = 0x04;
 /// Bit in the first byte of `Entries`: the final batch.
 const ENTRIES_LAST: u8 = 0x01;
 /// Bit in the first byte of `Entries`: every entry carries its mode.
@@ -339,6 +345,31 @@ impl Message {
             Message::Cancel => kind::CANCEL,
             Message::Error { .. } => kind::ERROR,
         }
+    }
+
+    /// True for a client's request: what starts an operation.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Message::List { .. }
+                | Message::Put { .. }
+                | Message::Get { .. }
+                | Message::Mkdir { .. }
+                | Message::Remove { .. }
+                | Message::Rename { .. }
+                | Message::SetAttrs { .. }
+                | Message::Statfs { .. }
+                | Message::ListParts { .. }
+                | Message::DiscardPart { .. }
+        )
+    }
+
+    /// The length field of this message's frame (type byte and body): what
+    /// a request counts against [`crate::proto::limits::MAX_PIPELINE_BYTES`].
+    pub fn frame_len(&self) -> usize {
+        let mut body = Vec::new();
+        self.encode_body(&mut body);
+        body.len()
     }
 
     /// Appends the type byte and body (not the length prefix) to `out`.

@@ -91,7 +91,8 @@
 //! `Welcome`: the server serves `ListParts` and `DiscardPart`. A client
 //! never sends a request to a server without its bit (it would close the
 //! connection on an unknown frame type); it tells its user "not supported
-//! by this server".
+//! by this server". Bit 2, [`message::FEATURE_PIPELINE`], in both:
+//! requests may be pipelined (see "Many requests in flight").
 //! Version 2 differs from version 1 (never released) in one rule: a
 //! fresh upload's data may follow `Put` before `PutReady`, so a refused
 //! `Put` ends with the client's `Cancel` or `Done`; a server speaks one of
@@ -106,7 +107,8 @@
 //! ## Operations
 //!
 //! After `Welcome`, the client sends one request at a time and waits for its
-//! end before the next. Names are checked against [`path`]'s rules
+//! end before the next, unless both sides pipeline (see "Many requests in
+//! flight"). Names are checked against [`path`]'s rules
 //! (relative, `/`-separated, no `.`/`..`/empty components, no NUL, control
 //! characters or backslashes, ≤ 255 bytes a component, ≤ 4096 in all, no
 //! `.ftx-` prefix); a bad name gets `Error(InvalidName)` and the connection
@@ -197,9 +199,45 @@
 //!   - Parts untouched for longer than `ftxd --partial-ttl` (default 7 days)
 //!     are removed.
 //!
+//! ## Many requests in flight
+//!
+//! When both `Hello` and `Welcome` carry [`message::FEATURE_PIPELINE`],
+//! the client may send a request before the previous ones ended, so a
+//! tree of small files costs about one round trip, not one per file. The
+//! server serves requests strictly one after another, in the order they
+//! arrived, and every reply keeps that order: the replies of request
+//! *n + 1* start after request *n*'s end (its success reply or `Error`).
+//! A client keeps these rules:
+//!
+//! - At most [`limits::MAX_PIPELINE`] (64) requests outstanding (sent,
+//!   their end not yet received), whose frames' length fields add up to
+//!   at most [`limits::MAX_PIPELINE_BYTES`] (64 KiB). A server holds the
+//!   requests that arrive while a download runs (it must read on to see
+//!   that download's `Ack`s) and closes with `Error(Protocol)` past these
+//!   bounds; others wait in the socket until it reads them.
+//! - After a `Put`, the next request goes out only once the upload sent
+//!   its last byte and `Done` (or its `Cancel`); a resumed `Put` also
+//!   waits for its `PutReady`. So the server finds each upload's frames
+//!   together, and a refused upload is drained as without pipelining.
+//! - No `Put` while a `Get` is outstanding: the server could not hold
+//!   its data behind the download (`Error(Protocol)` and close).
+//! - Every `Data` frame of a download is answered with exactly one `Ack`,
+//!   also after a `Cancel`, while discarding: once a download ended, the
+//!   server counts the `Ack`s it is still owed off as that download's and
+//!   never takes them for the next one's.
+//! - `Cancel` during an upload cancels that upload (the last request).
+//!   `Cancel` while downloads are outstanding cancels the download the
+//!   server is sending and every request waiting behind it: each ends
+//!   with `Error(Cancelled)`, unless it ended before the `Cancel` arrived.
+//!   One `Cancel` does it; a `Cancel` that arrives when nothing runs is
+//!   ignored.
+//!
+//! A failing request fails alone: the ones behind it are served as usual.
+//!
 //! ## Flow control: the window
 //!
-//! A sender never has more than a window of unacknowledged bytes in flight:
+//! A sender never has more than a window of unacknowledged bytes in flight
+//! (with pipelining, over all the transfers outstanding together):
 //! for put, the window the server announced in `Welcome` (default
 //! [`limits::DEFAULT_WINDOW`], 16 MiB, at least one chunk; no more than
 //! [`limits::EARLY_WINDOW`] until `PutReady`); for get, the server's own.

@@ -12,12 +12,12 @@ use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
     MAX_CHUNK, MAX_COMPONENT_LEN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
-    MAX_PENDING_OUTPUT, MAX_REQUEST_FRAME_LEN, MIN_OUTPUT_CAP, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    MAX_PENDING_OUTPUT, MAX_PIPELINE, MAX_PIPELINE_BYTES, MAX_REQUEST_FRAME_LEN, MIN_OUTPUT_CAP,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use super::message::{
-    truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, FEATURE_PARTS, PUT_FORCE,
-    PUT_RESUME, READY_RESUMABLE, SETTABLE_MODE,
+    truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, FEATURE_PARTS,
+    FEATURE_PIPELINE, PUT_FORCE, PUT_RESUME, READY_RESUMABLE, SETTABLE_MODE,
 };
 use super::outbox::Outbox;
 use super::path::RemotePath;
@@ -251,7 +251,21 @@ struct Download {
     size: u64,
     sent: u64,
     acked: u64,
+    /// `Data` frames sent and not yet acknowledged: a pipelining client
+    /// acknowledges each one, so what is owed after the download ended
+    /// is known exactly ([`Late`]).
+    frames: u32,
     digest: Digest,
+}
+
+/// A download that ended (done or cancelled) while a pipelining client
+/// still owes acknowledgments of its `Data` frames: the next `Ack`s are
+/// its own, never the running download's.
+#[derive(Debug, Clone, Copy)]
+struct Late {
+    frames: u32,
+    sent: u64,
+    acked: u64,
 }
 
 /// The whole file's digest of a download.
@@ -285,6 +299,14 @@ pub struct ServerSession {
     /// Most download output queued before more file data is taken
     /// ([`ServerSession::set_output_cap`]).
     output_cap: usize,
+    /// The client pipelines ([`FEATURE_PIPELINE`] in `Hello`).
+    client_pipelines: bool,
+    /// Requests that arrived while a download ran, served in order once it
+    /// ended (at most [`MAX_PIPELINE`], [`MAX_PIPELINE_BYTES`] in all).
+    stash: std::collections::VecDeque<Message>,
+    stash_bytes: usize,
+    /// Ended downloads whose acknowledgments are still owed, oldest first.
+    late: std::collections::VecDeque<Late>,
 }
 
 impl ServerSession {
@@ -302,6 +324,10 @@ impl ServerSession {
             progress_mark: 0,
             client_attrs: false,
             output_cap: MAX_PENDING_OUTPUT,
+            client_pipelines: false,
+            stash: Default::default(),
+            stash_bytes: 0,
+            late: Default::default(),
         }
     }
 
@@ -400,6 +426,13 @@ impl ServerSession {
             ) || self.out.len() > MAX_PENDING_OUTPUT
             {
                 return None;
+            }
+            if matches!(self.state, State::Idle) {
+                if let Some(msg) = self.stash.pop_front() {
+                    self.stash_bytes -= msg.frame_len();
+                    self.handle_request(msg);
+                    continue;
+                }
             }
             self.input.set_limit(self.frame_limit());
             match self.input.next_frame() {
@@ -614,6 +647,7 @@ impl ServerSession {
             size,
             sent: offset,
             acked: offset,
+            frames: 0,
             digest: match known {
                 Some(d) => Digest::Known(d),
                 None => Digest::Hashing(Box::new(prefix)),
@@ -633,7 +667,7 @@ impl ServerSession {
         if self.out.len() >= self.output_cap {
             return 0;
         }
-        let in_flight = dl.sent - dl.acked;
+        let in_flight = dl.sent - dl.acked + self.late_bytes();
         let window = u64::from(self.config.window).saturating_sub(in_flight);
         let remaining = dl.size - dl.sent;
         let chunk = MAX_CHUNK.min(self.output_cap) as u64;
@@ -679,6 +713,7 @@ impl ServerSession {
             return;
         }
         let data = self.out.data_filled(dl.sent, n);
+        dl.frames += 1;
         if let Digest::Hashing(hasher) = &mut dl.digest {
             hasher.update(data);
         }
@@ -782,6 +817,12 @@ impl ServerSession {
         if self.events.is_empty() {
             self.events = std::collections::VecDeque::new();
         }
+        if self.stash.is_empty() {
+            self.stash = std::collections::VecDeque::new();
+        }
+        if self.late.is_empty() {
+            self.late = std::collections::VecDeque::new();
+        }
     }
 
     // ---- internals ----------------------------------------------------
@@ -807,7 +848,9 @@ impl ServerSession {
                     size: dl.size,
                     digest,
                 });
-                // Acks still in flight are ignored in Idle.
+                // Acks still in flight are ignored in Idle, or counted
+                // off as late ones from a pipelining client.
+                self.owe_acks(dl.frames, dl.sent, dl.acked);
                 self.state = State::Idle;
                 self.events.push_back(ServerEvent::GetEnd {
                     digest: hashed.then_some(digest),
@@ -860,6 +903,7 @@ impl ServerSession {
         }
         let version = max_version.min(PROTOCOL_VERSION);
         self.client_attrs = flags & FEATURE_ATTRS != 0;
+        self.client_pipelines = flags & FEATURE_PIPELINE != 0;
         if self.config.authenticate {
             self.events.push_back(ServerEvent::Hello { token });
             self.state = State::AwaitReply(Pending::Hello { version });
@@ -871,7 +915,7 @@ impl ServerSession {
     fn welcome(&mut self, version: u16) {
         self.out.push(&Message::Welcome {
             version,
-            flags: FEATURE_ATTRS | FEATURE_PARTS,
+            flags: FEATURE_ATTRS | FEATURE_PARTS | FEATURE_PIPELINE,
             window: self.config.window,
             server: self.config.server_name.clone(),
         });
@@ -967,7 +1011,8 @@ impl ServerSession {
             },
             // Late acknowledgments of a finished download, and a Cancel that
             // crossed our Done or Error on the wire, are harmless.
-            Message::Ack { .. } | Message::Cancel => return,
+            Message::Ack { offset } => return self.late_ack(offset),
+            Message::Cancel => return,
             other => return self.unexpected(&other),
         };
         self.state = State::AwaitReply(pending);
@@ -1063,7 +1108,12 @@ impl ServerSession {
 
     fn handle_download(&mut self, mut dl: Box<Download>, msg: Message) {
         match msg {
+            Message::Ack { offset } if !self.late.is_empty() => {
+                self.state = State::Sending(dl);
+                self.late_ack(offset);
+            }
             Message::Ack { offset } => {
+                dl.frames = dl.frames.saturating_sub(1);
                 if offset < dl.acked || offset > dl.sent {
                     self.events.push_back(ServerEvent::GetEnd { digest: None });
                     return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
@@ -1079,13 +1129,83 @@ impl ServerSession {
                     code: ErrorCode::Cancelled,
                     message: "download cancelled".into(),
                 });
+                self.owe_acks(dl.frames, dl.sent, dl.acked);
                 self.state = State::Idle;
+                // Everything queued behind it ends too, unserved.
+                for _ in self.stash.drain(..) {
+                    self.out.push(&Message::Error {
+                        code: ErrorCode::Cancelled,
+                        message: "cancelled before it started".into(),
+                    });
+                }
+                self.stash_bytes = 0;
             }
-            other => {
+            Message::Put { .. } => {
                 self.events.push_back(ServerEvent::GetEnd { digest: None });
-                self.unexpected(&other);
+                self.fail(ErrorCode::Protocol, "Put queued behind a running download");
+            }
+            Message::Data { .. } | Message::Done { .. } => {
+                self.events.push_back(ServerEvent::GetEnd { digest: None });
+                self.unexpected(&msg);
+            }
+            request => {
+                // A pipelined request: served once the download ended.
+                self.state = State::Sending(dl);
+                self.stash_request(request);
             }
         }
+    }
+
+    /// Queues a request that arrived while a download runs; a client
+    /// past the pipelining bounds broke the protocol.
+    fn stash_request(&mut self, msg: Message) {
+        let cost = msg.frame_len();
+        if !msg.is_request() {
+            self.events.push_back(ServerEvent::GetEnd { digest: None });
+            return self.unexpected(&msg);
+        }
+        // The running download is one of the client's outstanding requests.
+        if self.stash.len() + 1 >= MAX_PIPELINE || self.stash_bytes + cost > MAX_PIPELINE_BYTES {
+            self.events.push_back(ServerEvent::GetEnd { digest: None });
+            return self.fail(ErrorCode::Protocol, "too many requests in flight");
+        }
+        self.stash_bytes += cost;
+        self.stash.push_back(msg);
+    }
+
+    /// A download ended with `frames` of its `Data` frames unacknowledged:
+    /// a pipelining client still sends an `Ack` for each, which must not
+    /// count for the next download.
+    fn owe_acks(&mut self, frames: u32, sent: u64, acked: u64) {
+        if self.client_pipelines && frames > 0 {
+            self.late.push_back(Late {
+                frames,
+                sent,
+                acked,
+            });
+        }
+    }
+
+    /// An `Ack` of an ended download (ignored when none is owed: it
+    /// crossed our `Error`, or the client does not pipeline).
+    fn late_ack(&mut self, offset: u64) {
+        let Some(late) = self.late.front_mut() else {
+            return;
+        };
+        if offset < late.acked || offset > late.sent {
+            return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
+        }
+        late.acked = offset;
+        late.frames -= 1;
+        if late.frames == 0 {
+            self.late.pop_front();
+        }
+    }
+
+    /// Bytes of ended downloads still unacknowledged: they count against
+    /// the window of the running one.
+    fn late_bytes(&self) -> u64 {
+        self.late.iter().map(|l| l.sent - l.acked).sum()
     }
 
     /// Where a refused `Put` leaves the session. A fresh upload's data

@@ -1519,3 +1519,274 @@ fn the_output_cap_bounds_an_unread_download() {
         assert_eq!(got, data);
     }
 }
+
+// ---- many requests in flight ------------------------------------------
+
+/// Sends every queued upload's data that the window lets out now.
+fn feed_uploads(p: &mut Pump, files: &[(String, Vec<u8>)], next: &mut usize, sent: &mut usize) {
+    while *next < files.len() {
+        let want = p.client.wants_data();
+        if want == 0 {
+            return;
+        }
+        let data = &files[*next].1;
+        let end = (*sent + want).min(data.len());
+        p.client.send_data(&data[*sent..end]);
+        *sent = end;
+        if *sent == data.len() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn pipelined_puts_are_answered_in_order_and_one_refusal_fails_alone() {
+    for sizes in [vec![usize::MAX], vec![1, 7, 300, 5000]] {
+        let mut p = Pump::new(&sizes);
+        assert!(p.client.pipelines());
+        let files: Vec<(String, Vec<u8>)> = (0..20)
+            .map(|i| {
+                // One name the server refuses, in the middle.
+                let name = if i == 7 {
+                    "bad/../x".to_owned()
+                } else {
+                    format!("f{i}")
+                };
+                (name, pattern(i * 997 + 1, i as u64))
+            })
+            .collect();
+        // Every request goes out before the first answer is read.
+        for (name, data) in &files {
+            p.client.put(name, data.len() as u64, None, false).unwrap();
+            p.client.send_data(data);
+        }
+        assert_eq!(p.client.outstanding(), files.len());
+        let mut results = Vec::new();
+        while results.len() < files.len() {
+            match p.next_event() {
+                ClientEvent::PutReady { .. } => {}
+                ClientEvent::PutDone { name, size } => results.push(Ok((name, size))),
+                ClientEvent::Failed(e) => results.push(Err(e.code)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for (i, ((name, data), got)) in files.iter().zip(&results).enumerate() {
+            if i == 7 {
+                assert_eq!(got, &Err(ErrorCode::InvalidName));
+            } else {
+                assert_eq!(got, &Ok((name.clone(), data.len() as u64)));
+                assert_eq!(&p.store.files[name], data);
+            }
+        }
+        assert!(p.client.is_idle());
+        assert_eq!(p.list("").unwrap().len(), files.len() - 1);
+    }
+}
+
+#[test]
+fn pipelined_uploads_share_one_window() {
+    let config = SessionConfig {
+        window: MAX_CHUNK as u32,
+        ..SessionConfig::default()
+    };
+    let mut p = Pump::with(&[usize::MAX], config, MemStore::default());
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| (format!("w{i}"), pattern(MAX_CHUNK / 2 + i, i as u64)))
+        .collect();
+    let (mut next, mut sent, mut done) = (0, 0, 0);
+    p.client
+        .put(&files[0].0, files[0].1.len() as u64, None, false)
+        .unwrap();
+    while done < files.len() {
+        feed_uploads(&mut p, &files, &mut next, &mut sent);
+        if next < files.len() && sent == files[next].1.len() {
+            next += 1;
+            sent = 0;
+            if next < files.len() {
+                let (name, data) = &files[next];
+                p.client.put(name, data.len() as u64, None, false).unwrap();
+            }
+            continue;
+        }
+        // Never more unacknowledged bytes than the window, over all uploads.
+        let queued = p.client.poll_transmit().len();
+        assert!(
+            queued <= MAX_CHUNK + 64 * files.len(),
+            "{queued} bytes queued"
+        );
+        if let Some(ev) = p.step() {
+            match ev {
+                ClientEvent::PutDone { .. } => done += 1,
+                ClientEvent::PutReady { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    for (name, data) in &files {
+        assert_eq!(&p.store.files[name], data);
+    }
+}
+
+/// Puts `files` one by one (no pipelining needed to set a test up).
+fn store_files(p: &mut Pump, files: &[(String, Vec<u8>)]) {
+    for (name, data) in files {
+        assert_eq!(p.put(name, data, false), Ok(name.clone()));
+    }
+}
+
+#[test]
+fn pipelined_gets_and_lists_keep_their_order_and_their_acks() {
+    // A window smaller than the files: each download needs its `Ack`s while
+    // the requests behind it wait at the server.
+    let config = SessionConfig {
+        window: MAX_CHUNK as u32,
+        ..SessionConfig::default()
+    };
+    for sizes in [vec![usize::MAX], vec![3, 1000, 70_000]] {
+        let mut p = Pump::with(&sizes, config.clone(), MemStore::default());
+        let files: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| {
+                (
+                    format!("g{i}"),
+                    pattern(i * 3 * MAX_CHUNK / 2 + 17, i as u64),
+                )
+            })
+            .collect();
+        store_files(&mut p, &files);
+        for (name, _) in &files {
+            p.client.get(name, 0).unwrap();
+            p.client.list("").unwrap();
+        }
+        p.client.get("missing", 0).unwrap();
+        p.client.get(&files[1].0, 0).unwrap();
+        // No upload may queue behind downloads.
+        assert_eq!(p.client.put("x", 1, None, false), Err(CommandError::Busy));
+        let mut got: Vec<Result<Vec<u8>, ErrorCode>> = Vec::new();
+        let mut listings = 0;
+        let mut current = Vec::new();
+        while got.len() < files.len() + 2 {
+            match p.next_event() {
+                ClientEvent::GetReady { offset, .. } => {
+                    assert_eq!(offset, 0);
+                    current.clear();
+                }
+                ClientEvent::GetData { offset, .. } => {
+                    assert_eq!(offset as usize, current.len());
+                    current.extend_from_slice(p.client.data());
+                }
+                ClientEvent::GetDone { .. } => got.push(Ok(std::mem::take(&mut current))),
+                ClientEvent::Listing(v) => {
+                    // A listing comes right after the download before it.
+                    assert_eq!(listings + 1, got.len());
+                    assert_eq!(v.len(), files.len());
+                    listings += 1;
+                }
+                ClientEvent::Failed(e) => got.push(Err(e.code)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(listings, files.len());
+        for (i, (_, data)) in files.iter().enumerate() {
+            assert_eq!(got[i].as_ref().unwrap(), data);
+        }
+        assert_eq!(got[files.len()], Err(ErrorCode::NotFound));
+        assert_eq!(got[files.len() + 1].as_ref().unwrap(), &files[1].1);
+        assert!(p.client.is_idle());
+        // The connection is in step: more transfers work.
+        assert_eq!(p.put("after", b"x", false), Ok("after".into()));
+        assert_eq!(p.get(&files[4].0).unwrap(), files[4].1);
+    }
+}
+
+#[test]
+fn one_cancel_ends_every_pipelined_download_and_the_acks_stay_counted() {
+    let config = SessionConfig {
+        window: MAX_CHUNK as u32,
+        ..SessionConfig::default()
+    };
+    for cancel_after in [0usize, 1, 3, 9] {
+        let mut p = Pump::with(&[usize::MAX], config.clone(), MemStore::default());
+        let files: Vec<(String, Vec<u8>)> = (0..4)
+            .map(|i| (format!("c{i}"), pattern(3 * MAX_CHUNK + i, i as u64)))
+            .collect();
+        store_files(&mut p, &files);
+        for (name, _) in &files {
+            p.client.get(name, 0).unwrap();
+        }
+        p.client.list("").unwrap();
+        let mut ended = Vec::new();
+        let mut events = 0;
+        while ended.len() < files.len() + 1 {
+            if events == cancel_after {
+                p.client.cancel();
+            }
+            events += 1;
+            match p.next_event() {
+                ClientEvent::GetReady { .. } | ClientEvent::GetData { .. } => {}
+                ClientEvent::GetDone { .. } | ClientEvent::Listing(_) => ended.push(None),
+                ClientEvent::Failed(e) => ended.push(Some(e.code)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Whatever ended early ended well; the rest was cancelled.
+        let cancelled = ended.iter().filter(|e| e.is_some()).count();
+        assert!(cancelled >= 1, "{ended:?}");
+        assert!(ended
+            .iter()
+            .skip_while(|e| e.is_none())
+            .all(|e| *e == Some(ErrorCode::Cancelled)));
+        assert!(p.client.is_idle());
+        // Late acknowledgments of the cancelled downloads must not count
+        // for this one (the server would close on an unsent offset).
+        assert_eq!(p.get(&files[3].0).unwrap(), files[3].1);
+        assert!(!p.server.is_closed());
+    }
+}
+
+#[test]
+fn pipelining_bounds_hold_on_both_sides() {
+    use super::limits::MAX_PIPELINE;
+    let mut p = Pump::new(&[usize::MAX]);
+    p.put("big", &pattern(4 * MAX_CHUNK, 1), false).unwrap();
+    for i in 0..MAX_PIPELINE {
+        assert_eq!(p.client.get("big", 0), Ok(()), "request {i}");
+    }
+    assert_eq!(p.client.list(""), Err(CommandError::Busy));
+
+    // A server closes on a client past the bounds: a download that waits for
+    // its acknowledgments, then more requests than it holds.
+    let config = SessionConfig {
+        window: MAX_CHUNK as u32,
+        ..SessionConfig::default()
+    };
+    let mut p = Pump::with(&[usize::MAX], config, MemStore::default());
+    p.put("big", &pattern(4 * MAX_CHUNK, 1), false).unwrap();
+    let mut raw = Vec::new();
+    for msg in std::iter::once(Message::Get {
+        path: "big".into(),
+        offset: 0,
+    })
+    .chain((0..MAX_PIPELINE).map(|_| Message::List { path: "".into() }))
+    {
+        frame::encode(&msg, &mut raw);
+    }
+    p.server.handle_input(&raw, p.now);
+    p.store.drive(&mut p.server);
+    assert!(p.server.is_closed());
+    let (code, _) = server_reply_code(p.server.poll_transmit());
+    assert_eq!(code, Some(ErrorCode::Protocol));
+}
+
+/// The code of the last `Error` frame in `bytes`.
+fn server_reply_code(bytes: &[u8]) -> (Option<ErrorCode>, usize) {
+    let mut reader = FrameReader::new();
+    reader.push(bytes);
+    let (mut code, mut frames) = (None, 0);
+    while let Ok(Some(f)) = reader.next_frame() {
+        frames += 1;
+        if let frame::Frame::Message(Message::Error { code: c, .. }) = f {
+            code = Some(c);
+        }
+    }
+    (code, frames)
+}
