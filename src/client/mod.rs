@@ -9,6 +9,7 @@
 //! error types in `error.rs`; a resumed transfer whose prefix differs
 //! restarts through one step both share (`Client::restart`).
 
+mod batch;
 mod error;
 mod get;
 mod hasher;
@@ -26,6 +27,7 @@ use crate::proto::error::{ErrorCode, RemoteError};
 use crate::proto::limits::MAX_CHUNK;
 use crate::proto::message::{Entry, FEATURE_ATTRS, FEATURE_PARTS};
 
+pub use batch::{Job, JobDone, Jobs};
 pub use error::{ClientError, LostReason};
 pub use get::GetOutcome;
 pub use put::PutOutcome;

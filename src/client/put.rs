@@ -214,7 +214,7 @@ impl Client {
 /// True when `stored`, the name a server says it stored an upload of
 /// `requested` under, is a valid remote path in the same directory: the
 /// server is not trusted to name anything else.
-fn stored_name_fits(requested: &str, stored: &str) -> bool {
+pub(super) fn stored_name_fits(requested: &str, stored: &str) -> bool {
     match (
         crate::proto::path::RemotePath::parse(requested),
         crate::proto::path::RemotePath::parse(stored),

@@ -531,6 +531,15 @@ impl ClientSession {
         head + self.queue.len()
     }
 
+    /// Whether `get(path, _)` would be taken now (not refused as busy).
+    pub fn would_take_get(&self, path: &str) -> bool {
+        let msg = Message::Get {
+            path: path.to_owned(),
+            offset: 0,
+        };
+        matches!(self.state, State::Idle) || self.may_pipeline(&msg, msg.frame_len())
+    }
+
     /// The server takes pipelined requests (it said so in `Welcome`).
     pub fn pipelines(&self) -> bool {
         self.pipelining

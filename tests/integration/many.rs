@@ -9,8 +9,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ftx::proto::message::Message;
+
+use crate::util::fake::FakeServer;
 use crate::util::{
-    assert_no_temp_files, ftx_bin, names_in, snapshot, tree, write_random_file, Server,
+    assert_no_temp_files, ftx_bin, names_in, run_batch, snapshot, tree, write_random_file, Server,
 };
 
 /// A tree with nested and empty directories, unicode and spaced names,
@@ -222,4 +225,85 @@ fn batch_output_to_a_pipe_has_no_escape_sequences() {
             "escape sequence with NO_COLOR={no_color}:\n{out:?}\n{err:?}"
         );
     }
+}
+
+/// The files of a many-file `put` go out without waiting for answers: a
+/// server that answers nothing until it received every upload still gets
+/// them all (a client that waited for each `PutDone` would hang here), and
+/// its answers, all arriving at the end, are matched to the right files.
+#[test]
+fn a_many_file_put_keeps_its_uploads_in_flight() {
+    use ftx::proto::message::{FEATURE_ATTRS, FEATURE_PIPELINE};
+    const FILES: usize = 12;
+    let mut held: Vec<Message> = Vec::new();
+    let mut done = 0;
+    let mut names = Vec::new();
+    let fake = FakeServer::start(FEATURE_ATTRS | FEATURE_PIPELINE, "fake", move |msg| {
+        match msg {
+            Message::Put { path, size, .. } => names.push((path.clone(), *size)),
+            Message::Done { .. } => {
+                let (path, size) = names[done].clone();
+                done += 1;
+                // The third file is refused (after its data, as a full disk would).
+                if done == 3 {
+                    held.push(Message::Error {
+                        code: ftx::proto::error::ErrorCode::NoSpace,
+                        message: "no space left".into(),
+                    });
+                } else {
+                    held.push(Message::PutReady {
+                        name: path.clone(),
+                        offset: 0,
+                        digest: [0; 32],
+                        partial: 0,
+                        flags: 0,
+                    });
+                    held.push(Message::Ack { offset: size });
+                    // Stored under another name, as after a clash.
+                    held.push(Message::PutDone {
+                        name: format!("{path}.stored"),
+                        size,
+                    });
+                }
+                if done == FILES {
+                    return std::mem::take(&mut held);
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..FILES {
+        fs::write(dir.path().join(format!("f{i:02}")), vec![i as u8; 100 + i]).unwrap();
+    }
+    let out = run_batch(&fake.addr(), dir.path(), "-put f*\n");
+    let received = fake.received();
+    let puts: Vec<&str> = received
+        .iter()
+        .filter_map(|m| match m {
+            Message::Put { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(puts.len(), FILES, "{out}");
+    let uploaded: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("uploaded"))
+        .collect();
+    assert_eq!(uploaded.len(), FILES - 1, "{out}");
+    for (i, line) in uploaded.iter().enumerate() {
+        let i = if i < 2 { i } else { i + 1 };
+        let want = format!("uploaded 'f{i:02}' as 'f{i:02}.stored'");
+        assert!(line.starts_with(&want), "{line} / {want}");
+    }
+    assert_eq!(
+        out.error_lines(),
+        [
+            "error: put: 'f02': no space left",
+            "error: put: 1 of 12 files failed"
+        ],
+        "{out}"
+    );
 }

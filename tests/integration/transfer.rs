@@ -286,7 +286,7 @@ fn summaries_give_one_rate_in_units_that_fit() {
     let script = "put tiny.txt\nput big.bin\nget tiny.txt t2.txt\nget big.bin b2.bin\n";
     let out = run_batch_timeout(&server.addr_arg(), &cwd, script, Duration::from_secs(120));
     out.assert_success();
-    assert!(!out.stdout.contains("0.0 MiB/s"), "{out}");
+    assert!(!out.stdout.contains(" 0.0 MiB/s"), "{out}");
     assert!(!out.stdout.contains("in 0.00 s"), "{out}");
     let lines: Vec<&str> = out
         .stdout

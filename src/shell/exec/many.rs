@@ -4,9 +4,10 @@
 //! reports each failure as it happens and fails the command at the end.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::client::ClientError;
+use crate::client::{ClientError, Job, JobDone};
 use crate::proto::error::ErrorCode;
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::message::{Entry, EntryKind};
@@ -16,9 +17,21 @@ use super::super::cwd;
 use super::super::glob::{self, check_server_name, has_wildcards};
 use super::super::render::quoted_name;
 use super::attrs::set_local_attrs;
+use super::pipeline::{GetFile, PutFile};
 use super::{
-    base_name, io_reason, missing_local_parent, no_file_name, trim_trailing_slash, Executor,
+    base_name, io_reason, missing_local_parent, no_file_name, server_detail, trim_trailing_slash,
+    Executor,
 };
+
+/// What a many-file `put` will do, found before anything is sent: the
+/// directories to make (local path, remote name as typed) and the files,
+/// each with the index of the directory it goes into (`None`: a name
+/// given on the command line).
+#[derive(Default)]
+struct PutPlan {
+    dirs: Vec<(PathBuf, String)>,
+    files: Vec<(PutFile, Option<usize>)>,
+}
 
 /// Deepest directory tree `put -r` / `get -r` walk into; a guard against a
 /// server (or a file system) that presents an endless tree.
@@ -104,6 +117,7 @@ impl Executor {
             }
         }
         let mut tally = Tally::default();
+        let mut plan = PutPlan::default();
         for word in locals {
             let sources = match expand_local(word) {
                 Ok(v) => v,
@@ -128,19 +142,151 @@ impl Executor {
                 };
                 if Path::new(&src).is_dir() {
                     if recursive {
-                        self.put_tree(force, &src, &dest, &mut tally)?;
+                        self.plan_tree(&src, &dest, &mut tally, &mut plan)?;
                     } else {
                         let msg =
                             format!("put: {}: is a directory (use put -r)", quoted_name(&src));
                         self.fail(&mut tally, &msg);
                     }
                 } else {
-                    self.put_counted(force, &src, &dest, &mut tally)?;
+                    plan.files.push((
+                        PutFile {
+                            local: src,
+                            remote: dest,
+                        },
+                        None,
+                    ));
                 }
             }
         }
+        self.put_plan(force, plan, &mut tally)?;
         self.update_summary("put", "sent")?;
         tally.end("put")
+    }
+
+    /// Carries out a planned `put`: the directories first, then the files
+    /// (none under a directory that could not be made), then with `-p`
+    /// the directories' times and modes, deepest first. Each step with
+    /// many requests in flight.
+    fn put_plan(&mut self, force: bool, plan: PutPlan, tally: &mut Tally) -> Result<(), String> {
+        let mkdirs: Vec<Job> = plan
+            .dirs
+            .iter()
+            .filter(|(_, rdir)| !self.wire(rdir).is_empty())
+            .map(|(_, rdir)| Job::Mkdir {
+                path: self.wire(rdir),
+            })
+            .collect();
+        let made = self.run_simple(mkdirs).map_err(|e| {
+            let msg = self.describe("put", "", "", &e);
+            self.abort(tally, msg)
+        })?;
+        let mut made = made.into_iter();
+        let mut dir_ok = Vec::with_capacity(plan.dirs.len());
+        for (_, rdir) in &plan.dirs {
+            let result = if self.wire(rdir).is_empty() {
+                Ok(JobDone::Ok)
+            } else {
+                made.next().unwrap_or(Err(ClientError::Cancelled))
+            };
+            match result {
+                Ok(_) => dir_ok.push(true),
+                Err(e) if e.code() == Some(ErrorCode::Exists) => dir_ok.push(true),
+                Err(e) => {
+                    let msg = self.describe("put", rdir, rdir, &e);
+                    if e.is_fatal() {
+                        return Err(self.abort(tally, msg));
+                    }
+                    self.fail(tally, &msg);
+                    dir_ok.push(false);
+                }
+            }
+        }
+        let files: Vec<PutFile> = plan
+            .files
+            .into_iter()
+            .filter(|(_, dir)| dir.is_none_or(|d| dir_ok[d]))
+            .map(|(f, _)| f)
+            .collect();
+        if self.update.check != Check::Off {
+            self.prefetch_listings(files.iter().map(|f| f.remote.as_str()))?;
+        }
+        self.put_files(force, files, tally)?;
+        if !self.preserve {
+            return Ok(());
+        }
+        // Deepest first: setting a directory's time changes no parent's.
+        let mut jobs = Vec::new();
+        let mut which = Vec::new();
+        for ((dir, rdir), ok) in plan.dirs.iter().zip(&dir_ok).rev() {
+            let shown = dir.to_string_lossy().into_owned();
+            match fs::metadata(dir) {
+                Ok(meta) if *ok => {
+                    jobs.push(Job::SetAttrs {
+                        path: self.wire(rdir),
+                        mode: Some((meta.mode() & 0o777) as u16),
+                        mtime: Some(meta.mtime()),
+                    });
+                    which.push(rdir.clone());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = format!(
+                        "put: {}: time and mode not kept: {}",
+                        quoted_name(&shown),
+                        io_reason(&e)
+                    );
+                    self.fail(tally, &msg);
+                }
+            }
+        }
+        let set = self.run_simple(jobs).map_err(|e| {
+            let msg = self.describe("put", "", "", &e);
+            self.abort(tally, msg)
+        })?;
+        for (rdir, result) in which.iter().zip(set) {
+            if let Err(e) = result {
+                let msg = match &e {
+                    ClientError::Remote(r) => format!(
+                        "put: {}: time and mode not kept: {}",
+                        quoted_name(rdir),
+                        server_detail(r, rdir)
+                    ),
+                    _ => self.describe("put", rdir, rdir, &e),
+                };
+                self.fail(tally, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists, many in flight, the remote directories of `paths` not listed
+    /// yet in this command, for `-u`/`-c` to compare with; a directory
+    /// that cannot be listed counts as empty (its files are sent).
+    pub(super) fn prefetch_listings<'p>(
+        &mut self,
+        paths: impl Iterator<Item = &'p str>,
+    ) -> Result<(), String> {
+        let mut dirs: Vec<String> = Vec::new();
+        for p in paths {
+            let wire = self.wire(p);
+            let dir = wire.rsplit_once('/').map_or("", |d| d.0).to_owned();
+            if !self.listings.borrow().contains_key(&dir) && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        let jobs = dirs.iter().map(|d| Job::List { path: d.clone() }).collect();
+        let listed = self
+            .run_simple(jobs)
+            .map_err(|e| self.describe("list", "", "", &e))?;
+        for (dir, result) in dirs.into_iter().zip(listed) {
+            let entries = match result {
+                Ok(JobDone::Listing(v)) => v,
+                _ => Vec::new(),
+            };
+            self.listings.borrow_mut().insert(dir, entries);
+        }
+        Ok(())
     }
 
     /// One file of a many-file `put`; `Err` only when Ctrl-C cancelled it,
@@ -172,20 +318,17 @@ impl Executor {
         }
     }
 
-    /// Uploads the tree under the local directory `src` as the remote
-    /// directory `dest`: directories are created (one that exists is used
-    /// as is), files are put one by one. Symbolic links to files are
-    /// followed; links to directories are skipped (no loops).
-    pub(super) fn put_tree(
+    /// Plans the upload of the tree under the local directory `src` as
+    /// the remote directory `dest`: its directories (made, or used as they
+    /// are when they exist) and its files, in order. Symbolic links to
+    /// files are followed; links to directories are skipped (no loops).
+    fn plan_tree(
         &mut self,
-        force: bool,
         src: &str,
         dest: &str,
         tally: &mut Tally,
+        plan: &mut PutPlan,
     ) -> Result<(), String> {
-        // With -p: each directory made, for its time and mode once
-        // everything in it is there.
-        let mut dirs: Vec<(PathBuf, String)> = Vec::new();
         let mut stack = vec![(PathBuf::from(src), dest.to_owned(), 0usize)];
         while let Some((dir, rdir, depth)) = stack.pop() {
             if self.interrupted() {
@@ -194,27 +337,8 @@ impl Executor {
                     quoted_name(&dir.to_string_lossy())
                 ));
             }
-            let wire = self.wire(&rdir);
-            // The root always exists (and is no name to create).
-            let made = if wire.is_empty() {
-                Ok(())
-            } else {
-                self.client.borrow_mut().mkdir(&wire)
-            };
-            if let Err(e) = made {
-                if e.is_fatal() {
-                    let msg = self.describe("put", &rdir, &rdir, &e);
-                    return Err(self.abort(tally, msg));
-                }
-                if e.code() != Some(ErrorCode::Exists) {
-                    let msg = self.describe("put", &rdir, &rdir, &e);
-                    self.fail(tally, &msg);
-                    continue;
-                }
-            }
-            if self.preserve {
-                dirs.push((dir.clone(), rdir.clone()));
-            }
+            let index = plan.dirs.len();
+            plan.dirs.push((dir.clone(), rdir.clone()));
             let mut entries: Vec<(String, PathBuf)> = Vec::new();
             match fs::read_dir(&dir) {
                 Ok(rd) => {
@@ -262,20 +386,16 @@ impl Executor {
                             subdirs.push((path, remote, depth + 1));
                         }
                     }
-                    _ => self.put_counted(force, &shown, &remote, tally)?,
+                    _ => plan.files.push((
+                        PutFile {
+                            local: shown,
+                            remote,
+                        },
+                        Some(index),
+                    )),
                 }
             }
             stack.extend(subdirs.into_iter().rev());
-        }
-        // Deepest first: setting a directory's time changes no parent's.
-        for (dir, rdir) in dirs.into_iter().rev() {
-            let shown = dir.to_string_lossy().into_owned();
-            if let Err(msg) = self.keep_remote_attrs(false, &shown, &rdir) {
-                if self.connection_lost() {
-                    return Err(self.abort(tally, msg));
-                }
-                self.fail(tally, &msg);
-            }
         }
         Ok(())
     }
@@ -304,6 +424,7 @@ impl Executor {
             }
         }
         let mut tally = Tally::default();
+        let mut plan = GetPlan::default();
         for word in remotes {
             if cwd::has_no_name(word) {
                 // `get -r .`, `get -r ..`, `get -r /`: what is in that
@@ -311,7 +432,7 @@ impl Executor {
                 self.begin_item(&mut tally);
                 if recursive {
                     let local = PathBuf::from(dest.itself());
-                    self.get_tree(force, word, &local, &mut tally)?;
+                    self.plan_get_tree(word, &local, &mut tally, &mut plan)?;
                 } else {
                     let msg = format!("get: {}: is a directory (use get -r)", quoted_name(word));
                     self.fail_item(&mut tally, msg);
@@ -343,19 +464,51 @@ impl Executor {
                 let dest = PathBuf::from(dest.for_name(&m.name));
                 if m.is_dir {
                     if recursive {
-                        self.get_tree(force, &m.path, &dest, &mut tally)?;
+                        self.plan_get_tree(&m.path, &dest, &mut tally, &mut plan)?;
                     } else {
                         let msg =
                             format!("get: {}: is a directory (use get -r)", quoted_name(&m.path));
                         self.fail(&mut tally, &msg);
                     }
                 } else {
-                    self.get_counted(force, &m.path, &dest, &mut tally)?;
+                    let size = self.listed_size(&m.path);
+                    plan.files.push(GetFile {
+                        remote: m.path,
+                        target: dest,
+                        size,
+                    });
                 }
+            }
+        }
+        self.get_files(force, plan.files, &mut tally)?;
+        // Deepest first: setting a directory's time changes no parent's.
+        for (ldir, entry) in plan.dirs.into_iter().rev() {
+            let kept = match entry {
+                Some(e) => set_local_attrs(&ldir, e.mtime, e.mode),
+                None => Err("the server did not list it".to_owned()),
+            };
+            if let Err(why) = kept {
+                let shown = ldir.to_string_lossy().into_owned();
+                let msg = format!(
+                    "get: {}: time and mode not kept: {why}",
+                    quoted_name(&shown)
+                );
+                self.fail(&mut tally, &msg);
             }
         }
         self.update_summary("get", "fetched")?;
         tally.end("get")
+    }
+
+    /// The size of the remote file `path` (as typed) in a listing this
+    /// command made, if any.
+    fn listed_size(&self, path: &str) -> Option<u64> {
+        let wire = self.wire(path);
+        let (dir, name) = wire.rsplit_once('/').unwrap_or(("", &wire));
+        self.listings
+            .borrow()
+            .get(dir)
+            .and_then(|v| v.iter().find(|e| e.name == name).map(|e| e.size))
     }
 
     /// One file of a many-file `get`; `Err` only when Ctrl-C cancelled it.
@@ -383,11 +536,10 @@ impl Executor {
                 .borrow_mut()
                 .list(&self.wire(dir))
                 .map_err(|e| self.describe_dir(dir, &e))?;
-            if self.preserve || self.update.check != Check::Off {
-                self.listings
-                    .borrow_mut()
-                    .insert(self.wire(dir), entries.clone());
-            }
+            // Kept for the sizes, `-p`'s modes and `-u`'s comparisons.
+            self.listings
+                .borrow_mut()
+                .insert(self.wire(dir), entries.clone());
             Ok(entries
                 .into_iter()
                 .filter(|e| !e.name.starts_with(RESERVED_PREFIX))
@@ -410,15 +562,18 @@ impl Executor {
         Ok(found)
     }
 
-    /// Downloads the remote directory `src` as the local directory `dest`,
-    /// creating directories (one that exists is used as is). Every name
-    /// the server lists is checked before it becomes a local path.
-    pub(super) fn get_tree(
+    /// Plans the download of the remote directory `src` as the local
+    /// directory `dest`: the local directories are made now (one that
+    /// exists is used as is), the listings of each level of the tree are
+    /// asked together, and its files join `plan` in the order of the tree
+    /// (a directory's files, then its subdirectories'). Every name the
+    /// server lists is checked before it becomes a local path.
+    fn plan_get_tree(
         &mut self,
-        force: bool,
         src: &str,
         dest: &Path,
         tally: &mut Tally,
+        plan: &mut GetPlan,
     ) -> Result<(), String> {
         if let Some(why) = missing_local_parent(dest) {
             // As sftp, the tree's directory is made, never its parents.
@@ -426,96 +581,114 @@ impl Executor {
             self.fail(tally, &format!("get: {}: {why}", quoted_name(&shown)));
             return Ok(());
         }
-        // With -p: each directory made, with its remote entry, for its
-        // time and mode once everything in it is there.
-        let mut made: Vec<(PathBuf, Option<Entry>)> = Vec::new();
         let top = if self.preserve {
             self.cached_entry(src).ok().flatten()
         } else {
             None
         };
-        let mut stack = vec![(src.to_owned(), dest.to_path_buf(), 0usize, top)];
-        while let Some((rdir, ldir, depth, entry)) = stack.pop() {
+        // The tree as listed: each directory's files and subdirectories.
+        let mut nodes: Vec<(Vec<GetFile>, Vec<usize>)> = vec![(Vec::new(), Vec::new())];
+        let mut level = vec![(0usize, src.to_owned(), dest.to_path_buf(), 0usize, top)];
+        while !level.is_empty() {
             if self.interrupted() {
-                return Err(format!("get: {}: cancelled", quoted_name(&rdir)));
+                return Err(format!("get: {}: cancelled", quoted_name(&level[0].1)));
             }
-            if let Err(e) = fs::create_dir_all(&ldir) {
-                let shown = ldir.to_string_lossy().into_owned();
-                let msg = format!(
-                    "get: local directory {}: {}",
-                    quoted_name(&shown),
-                    io_reason(&e)
-                );
-                self.fail(tally, &msg);
-                continue;
-            }
-            if self.preserve {
-                made.push((ldir.clone(), entry));
-            }
-            let listed = self.client.borrow_mut().list(&self.wire(&rdir));
-            let mut entries = match listed {
-                Ok(v) => v,
-                Err(e) => {
-                    let msg = format!("get: {}", self.describe_dir(&rdir, &e));
-                    if e.is_fatal() {
-                        return Err(self.abort(tally, msg));
-                    }
-                    self.fail(tally, &msg);
-                    continue;
-                }
-            };
-            entries.sort_by(|a, b| a.name.cmp(&b.name));
-            if self.preserve || self.update.check != Check::Off {
-                self.listings
-                    .borrow_mut()
-                    .insert(self.wire(&rdir), entries.clone());
-            }
-            let mut subdirs = Vec::new();
-            for e in entries {
-                if e.name.starts_with(RESERVED_PREFIX) {
-                    continue;
-                }
-                if let Err(why) = check_server_name(&e.name) {
+            let mut listable = Vec::new();
+            for (node, rdir, ldir, depth, entry) in level {
+                if let Err(e) = fs::create_dir_all(&ldir) {
+                    let shown = ldir.to_string_lossy().into_owned();
                     let msg = format!(
-                        "get: server sent an unsafe name {} in {} ({why}): refused",
-                        quoted_name(&e.name),
-                        quoted_name(&rdir)
+                        "get: local directory {}: {}",
+                        quoted_name(&shown),
+                        io_reason(&e)
                     );
                     self.fail(tally, &msg);
                     continue;
                 }
-                let remote = glob::join(&rdir, &e.name);
-                let local = ldir.join(&e.name);
-                if e.kind == EntryKind::Dir {
-                    if depth + 1 >= MAX_TREE_DEPTH {
-                        let msg = format!("get: {}: tree too deep", quoted_name(&remote));
+                if self.preserve {
+                    plan.dirs.push((ldir.clone(), entry));
+                }
+                listable.push((node, rdir, ldir, depth));
+            }
+            let jobs = listable
+                .iter()
+                .map(|(_, rdir, _, _)| Job::List {
+                    path: self.wire(rdir),
+                })
+                .collect();
+            let listed = self.run_simple(jobs).map_err(|e| {
+                let msg = format!("get: {}", self.describe_dir(src, &e));
+                self.abort(tally, msg)
+            })?;
+            let mut next = Vec::new();
+            for ((node, rdir, ldir, depth), result) in listable.into_iter().zip(listed) {
+                let entries = match result {
+                    Ok(JobDone::Listing(v)) => v,
+                    Ok(_) => Vec::new(),
+                    Err(e) => {
+                        let msg = format!("get: {}", self.describe_dir(&rdir, &e));
+                        if e.is_fatal() {
+                            return Err(self.abort(tally, msg));
+                        }
                         self.fail(tally, &msg);
-                    } else {
-                        subdirs.push((remote, local, depth + 1, Some(e)));
+                        continue;
                     }
-                } else {
-                    self.get_counted(force, &remote, &local, tally)?;
+                };
+                self.listings
+                    .borrow_mut()
+                    .insert(self.wire(&rdir), entries.clone());
+                for e in entries {
+                    if e.name.starts_with(RESERVED_PREFIX) {
+                        continue;
+                    }
+                    if let Err(why) = check_server_name(&e.name) {
+                        let msg = format!(
+                            "get: server sent an unsafe name {} in {} ({why}): refused",
+                            quoted_name(&e.name),
+                            quoted_name(&rdir)
+                        );
+                        self.fail(tally, &msg);
+                        continue;
+                    }
+                    let remote = glob::join(&rdir, &e.name);
+                    let local = ldir.join(&e.name);
+                    if e.kind == EntryKind::Dir {
+                        if depth + 1 >= MAX_TREE_DEPTH {
+                            let msg = format!("get: {}: tree too deep", quoted_name(&remote));
+                            self.fail(tally, &msg);
+                        } else {
+                            let child = nodes.len();
+                            nodes.push((Vec::new(), Vec::new()));
+                            nodes[node].1.push(child);
+                            next.push((child, remote, local, depth + 1, Some(e)));
+                        }
+                    } else {
+                        nodes[node].0.push(GetFile {
+                            remote,
+                            target: local,
+                            size: Some(e.size),
+                        });
+                    }
                 }
             }
-            stack.extend(subdirs.into_iter().rev());
+            level = next;
         }
-        // Deepest first: setting a directory's time changes no parent's.
-        for (ldir, entry) in made.into_iter().rev() {
-            let kept = match entry {
-                Some(e) => set_local_attrs(&ldir, e.mtime, e.mode),
-                None => Err("the server did not list it".to_owned()),
-            };
-            if let Err(why) = kept {
-                let shown = ldir.to_string_lossy().into_owned();
-                let msg = format!(
-                    "get: {}: time and mode not kept: {why}",
-                    quoted_name(&shown)
-                );
-                self.fail(tally, &msg);
-            }
+        let mut stack = vec![0];
+        while let Some(n) = stack.pop() {
+            plan.files.append(&mut nodes[n].0);
+            stack.extend(nodes[n].1.iter().rev());
         }
         Ok(())
     }
+}
+
+/// What a many-file `get` will do, found before any file moves: the files,
+/// and with `-p` the local directories made with their remote entries
+/// (for their times and modes once everything in them is there).
+#[derive(Default)]
+struct GetPlan {
+    files: Vec<GetFile>,
+    dirs: Vec<(PathBuf, Option<Entry>)>,
 }
 
 impl Executor {

@@ -45,6 +45,7 @@ mod local;
 mod many;
 mod nav;
 mod parts;
+mod pipeline;
 mod update;
 
 use local::{expand_home, expand_home_pattern, lmkdir};
