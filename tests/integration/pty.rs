@@ -543,3 +543,73 @@ fn a_wrong_token_is_asked_for_again_three_times() {
     );
     assert_eq!(pty.text().matches("Enter access token:").count(), 3);
 }
+
+/// Ctrl-C during a many-file download with many files in flight: one
+/// cancel ends them all, what was fetched is whole, nothing partial is
+/// under a final name, and the connection is in step for the next
+/// command. The server's replies are held on the way (a proxy), so the
+/// cancel surely meets downloads still running.
+#[test]
+fn ctrl_c_during_a_pipelined_get_cancels_every_file_in_flight() {
+    use crate::util::{Proxy, Tamper};
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let home = server.scratch("home");
+    let dir = server.root().join("d");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..40 {
+        let data: Vec<u8> = (0..64 * 1024).map(|j| (i * 7 + j % 251) as u8).collect();
+        fs::write(dir.join(format!("f{i:02}")), data).unwrap();
+    }
+    // Held after about ten files' data.
+    let down = Tamper {
+        hold_at: Some(700 * 1024),
+        ..Tamper::default()
+    };
+    let proxy = Proxy::start(server.addr(), Tamper::default(), down);
+    let env = home_env(&home);
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let mut pty = Pty::spawn(&[&proxy.addr().to_string()], &cwd, &env);
+    pty.expect("ftx> ");
+    pty.send("get -r d\r");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !proxy.holding() {
+        assert!(std::time::Instant::now() < deadline, "{}", pty.text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pty.send("\x03");
+    std::thread::sleep(Duration::from_millis(200));
+    proxy.release();
+    pty.expect_within(": cancelled", Duration::from_secs(30));
+    pty.expect("ftx> ");
+    let got = names_in(&cwd.join("d"));
+    let whole: Vec<&String> = got.iter().filter(|n| !n.starts_with(".ftx-")).collect();
+    assert!(
+        !whole.is_empty() && whole.len() < 40,
+        "{got:?}\n{}",
+        pty.text()
+    );
+    for name in &whole {
+        assert_eq!(
+            fs::read(cwd.join("d").join(name)).unwrap(),
+            fs::read(dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // In step: the next command fetches everything.
+    pty.send("get -r d again\r");
+    pty.expect_within("as 'again/f39'", Duration::from_secs(60));
+    pty.expect("ftx> ");
+    for i in 0..40 {
+        let name = format!("f{i:02}");
+        assert_eq!(
+            fs::read(cwd.join("again").join(&name)).unwrap(),
+            fs::read(dir.join(&name)).unwrap(),
+            "{name}\n{}",
+            pty.text()
+        );
+    }
+    pty.send("exit\r");
+    let status = pty.wait(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", pty.text());
+}
