@@ -89,8 +89,9 @@ pub trait Jobs {
     /// none now. Asked again after every result: a result may bring more
     /// (`SetAttrs` after a `Put`, say).
     fn next_job(&mut self) -> Option<(usize, Job)>;
-    /// The job tagged `tag` ended. Results come in the order the jobs were
-    /// taken.
+    /// The job tagged `tag` ended. The results of jobs whose request went
+    /// out come in the order the jobs were taken; a job that fails before
+    /// (a local file that cannot be read) is reported at once.
     fn finished(&mut self, tag: usize, result: Result<JobDone, ClientError>);
     /// Whether the user asked to stop (Ctrl-C): no more jobs are taken,
     /// running transfers are cancelled.
