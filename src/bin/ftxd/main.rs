@@ -202,9 +202,13 @@ fn serve(settings: Settings) -> Result<(), String> {
 /// address), the fingerprint to pin or `--plain`, and how to give a token.
 fn connect_line(config: &ServerConfig, bound: SocketAddr, fingerprint: Option<&str>) -> String {
     let host = if bound.ip().is_unspecified() {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
+        // uname, not /proc/sys/kernel/hostname: a sandboxed service
+        // (ProcSubset=pid) sees no /proc/sys.
+        rustix::system::uname()
+            .nodename()
+            .to_str()
             .ok()
-            .map(|h| h.trim().to_owned())
+            .map(str::to_owned)
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "HOST".to_owned())
     } else if bound.is_ipv6() {
