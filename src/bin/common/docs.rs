@@ -57,7 +57,9 @@ pub fn manpage(
 }
 
 /// `s` as roff: `.SH`, then a `.TP` with a bold term per item, or a `.PP`
-/// for an item without one.
+/// for an item without one. Text lines are filled as prose, but for a line
+/// that starts with `-` (an option and what it does), which starts a line
+/// of its own.
 fn roff_section(s: &ManSection) -> String {
     let mut out = format!(".SH {}\n", roff_escape(s.title));
     for (term, text) in &s.items {
@@ -67,6 +69,9 @@ fn roff_section(s: &ManSection) -> String {
             out.push_str(&format!(".TP\n\\fB{}\\fR\n", roff_escape(term)));
         }
         for line in text.lines() {
+            if line.starts_with('-') {
+                out.push_str(".br\n");
+            }
             out.push_str(&roff_escape(line));
             out.push('\n');
         }
@@ -98,12 +103,12 @@ mod tests {
             title: "FILES",
             items: vec![
                 ("/etc/ftxd.toml".into(), "the config\n.x".into()),
-                (String::new(), "plain".into()),
+                (String::new(), "plain\n-f  force".into()),
             ],
         });
         assert_eq!(
             s,
-            ".SH FILES\n.TP\n\\fB/etc/ftxd.toml\\fR\nthe config\n\\&.x\n.PP\nplain\n"
+            ".SH FILES\n.TP\n\\fB/etc/ftxd.toml\\fR\nthe config\n\\&.x\n.PP\nplain\n.br\n\\-f  force\n"
         );
     }
 

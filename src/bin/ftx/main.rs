@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `ftx manpage`: ftx(1), from the flags, with the shell's commands as
-/// `help COMMAND` gives them.
+/// `ftx manpage`: ftx(1), from the flags, with the shell's commands from
+/// the table `help COMMAND` reads.
 fn manpage(out: &mut dyn Write) -> std::io::Result<()> {
     let item = |term: &str, text: &str| (term.to_owned(), text.to_owned());
     let commands = ftx::shell::command::SPECS
@@ -59,7 +59,14 @@ fn manpage(out: &mut dyn Write) -> std::io::Result<()> {
             if let Some(many) = spec.many_synopsis() {
                 term = format!("{term}, {many}");
             }
-            (term, spec.long_help())
+            if !spec.aliases.is_empty() {
+                term = format!("{term} (also {})", spec.aliases.join(", "));
+            }
+            let mut text = spec.help.to_owned();
+            for flag in spec.flags {
+                text.push_str(&format!("\n-{}  {}", flag.letter, flag.help));
+            }
+            (term, text)
         })
         .collect();
     let extra = [
