@@ -60,6 +60,8 @@ mod raw;
 mod reconnect;
 #[path = "integration/sequences.rs"]
 mod sequences;
+#[path = "integration/service.rs"]
+mod service;
 #[path = "integration/session.rs"]
 mod session;
 #[path = "integration/symlinks.rs"]

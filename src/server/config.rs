@@ -1,14 +1,17 @@
 //! `ftxd`'s settings and the validated [`ServerConfig`] made from them.
-//! The binary reads its command line into [`Settings`];
+//! The binary reads its config file ([`FileSettings`], TOML) and its
+//! command line into [`Settings`], the flags over the file;
 //! [`ServerConfig::new`] checks them once, and nothing else in the server
 //! looks at flags. The parsers of sizes and durations live here too, for
-//! the binary to use on its flags. Opens no sockets and touches no files;
-//! the root is checked by the store when it is opened
+//! the binary to use on its flags. Opens no sockets and reads no file but
+//! the config file; the root is checked by the store when it is opened
 //! ([`Store::open`](super::store::Store::open)).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use super::store::StoreConfig;
 use crate::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_TIMEOUT};
@@ -231,6 +234,174 @@ pub enum ConfigError {
     /// No state directory was given and there is no default one.
     #[error("no --state-dir given and neither $XDG_STATE_HOME nor $HOME is set")]
     NoStateDir,
+    /// The config file cannot be read or does not make settings.
+    #[error("config file '{}': {reason}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line when the text is at fault.
+        reason: String,
+    },
+}
+
+/// The config file (`ftxd --config FILE`, TOML): each key is a flag's
+/// long name without its dashes (`max-file-size = "10G"`, `read-only =
+/// true`), and a key left out keeps the flag's default. Unknown keys are
+/// errors, so a typo never passes silently. Paths must be absolute: a
+/// service's working directory is nobody's choice.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileSettings {
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--plain`.
+    pub plain: Option<bool>,
+    /// `--open`.
+    pub open: Option<bool>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--root`.
+    pub root: Option<PathBuf>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--max-per-ip`.
+    pub max_per_ip: Option<usize>,
+    /// `--max-startups`.
+    pub max_startups: Option<usize>,
+    /// `--idle-timeout`, in seconds.
+    pub idle_timeout: Option<u64>,
+    /// `--stall-timeout`, in seconds.
+    pub stall_timeout: Option<u64>,
+    /// `--read-only`.
+    pub read_only: Option<bool>,
+    /// `--max-file-size`: bytes, or a string with a suffix (`"10M"`).
+    pub max_file_size: Option<Amount>,
+    /// `--no-fsync`.
+    pub no_fsync: Option<bool>,
+    /// `--partial-ttl`: seconds, or a string with a suffix (`"7d"`).
+    pub partial_ttl: Option<Amount>,
+    /// `--reuse-port`.
+    pub reuse_port: Option<bool>,
+    /// `--verbose`.
+    pub verbose: Option<bool>,
+    /// `--quiet`.
+    pub quiet: Option<bool>,
+}
+
+/// A size or a duration in the config file: a plain number, or the text a
+/// flag would take (`"10M"`, `"12h"`), so the file reads like the command
+/// line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Amount {
+    /// Bytes or seconds.
+    Number(u64),
+    /// As on the command line.
+    Text(String),
+}
+
+impl Amount {
+    /// The value through `parse`, the flag's own parser.
+    fn parse<T>(&self, parse: fn(&str) -> Result<T, String>) -> Result<T, String> {
+        match self {
+            Amount::Number(n) => parse(&n.to_string()),
+            Amount::Text(t) => parse(t),
+        }
+    }
+}
+
+impl FileSettings {
+    /// Reads and parses the config file at `path`.
+    pub fn read(path: &Path) -> Result<FileSettings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        FileSettings::parse(&text).map_err(|reason| ConfigError::File {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Parses the text of a config file; the error is one line that says
+    /// where (`line 3: unknown field ...`).
+    pub fn parse(text: &str) -> Result<FileSettings, String> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
+                    format!("line {line}: {message}")
+                }
+                None => message,
+            }
+        })
+    }
+
+    /// `base` with every value the file gives put in its place. Sizes and
+    /// durations go through the flags' parsers; `verbose` and `quiet`
+    /// both on is refused as it is on the command line.
+    pub fn apply(&self, base: Settings) -> Result<Settings, String> {
+        let mut s = base;
+        for (key, path) in [("state-dir", &self.state_dir), ("root", &self.root)] {
+            if let Some(p) = path {
+                if !p.is_absolute() {
+                    return Err(format!("{key} '{}' must be an absolute path", p.display()));
+                }
+            }
+        }
+        let set = |dst: &mut bool, v: Option<bool>, on_means: bool| {
+            if let Some(v) = v {
+                *dst = v == on_means;
+            }
+        };
+        if self.state_dir.is_some() {
+            s.state_dir.clone_from(&self.state_dir);
+        }
+        set(&mut s.tls, self.plain, false);
+        set(&mut s.require_token, self.open, false);
+        s.listen = self.listen.unwrap_or(s.listen);
+        if let Some(root) = &self.root {
+            s.root.clone_from(root);
+        }
+        s.max_connections = self.max_connections.unwrap_or(s.max_connections);
+        s.max_per_ip = self.max_per_ip.unwrap_or(s.max_per_ip);
+        s.max_startups = self.max_startups.unwrap_or(s.max_startups);
+        s.idle_timeout_secs = self.idle_timeout.unwrap_or(s.idle_timeout_secs);
+        s.stall_timeout_secs = self.stall_timeout.unwrap_or(s.stall_timeout_secs);
+        set(&mut s.read_only, self.read_only, true);
+        if let Some(size) = &self.max_file_size {
+            s.max_file_size = Some(
+                size.parse(parse_size)
+                    .map_err(|e| format!("max-file-size: {e}"))?,
+            );
+        }
+        set(&mut s.fsync, self.no_fsync, false);
+        if let Some(ttl) = &self.partial_ttl {
+            s.partial_ttl = ttl
+                .parse(parse_duration)
+                .map_err(|e| format!("partial-ttl: {e}"))?;
+        }
+        set(&mut s.reuse_port, self.reuse_port, true);
+        match (self.verbose.unwrap_or(false), self.quiet.unwrap_or(false)) {
+            (true, true) => return Err("verbose and quiet cannot both be true".to_owned()),
+            (true, false) => s.verbosity = Verbosity::Verbose,
+            (false, true) => s.verbosity = Verbosity::Quiet,
+            (false, false) => {}
+        }
+        Ok(s)
+    }
+
+    /// [`FileSettings::read`] then [`FileSettings::apply`] to the
+    /// defaults: the settings of `ftxd --config PATH` with no other flag.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        FileSettings::read(path)?
+            .apply(Settings::default())
+            .map_err(|reason| ConfigError::File {
+                path: path.to_path_buf(),
+                reason,
+            })
+    }
 }
 
 /// `value` in `1..=MAX_TIMEOUT_SECS`, else the range error for `flag`.
@@ -538,6 +709,142 @@ mod tests {
         assert_eq!(
             ConfigError::NoStateDir.to_string(),
             "no --state-dir given and neither $XDG_STATE_HOME nor $HOME is set"
+        );
+    }
+
+    #[test]
+    fn a_config_file_sets_every_setting() {
+        let text = r#"
+            # Every key, each away from its default.
+            state-dir = "/var/lib/ftxd"
+            plain = true
+            open = true
+            listen = "127.0.0.1:7"
+            root = "/srv/ftx"
+            max-connections = 11
+            max-per-ip = 12
+            max-startups = 13
+            idle-timeout = 14
+            stall-timeout = 15
+            read-only = true
+            max-file-size = "16K"
+            no-fsync = true
+            partial-ttl = "17m"
+            reuse-port = true
+            quiet = true
+        "#;
+        let s = FileSettings::parse(text)
+            .unwrap()
+            .apply(Settings::default())
+            .unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                state_dir: Some(PathBuf::from("/var/lib/ftxd")),
+                tls: false,
+                require_token: false,
+                listen: "127.0.0.1:7".parse().unwrap(),
+                root: PathBuf::from("/srv/ftx"),
+                max_connections: 11,
+                max_per_ip: 12,
+                max_startups: 13,
+                idle_timeout_secs: 14,
+                stall_timeout_secs: 15,
+                handshake_timeout_ms: 10_000,
+                read_only: true,
+                max_file_size: Some(16 << 10),
+                fsync: false,
+                partial_ttl: Duration::from_secs(17 * 60),
+                reuse_port: true,
+                verbosity: Verbosity::Quiet,
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_file_changes_nothing_and_false_keeps_defaults() {
+        let apply = |text: &str| {
+            FileSettings::parse(text)
+                .unwrap()
+                .apply(Settings::default())
+        };
+        assert_eq!(apply(""), Ok(Settings::default()));
+        let off = "plain = false\nopen = false\nread-only = false\nno-fsync = false\n\
+                   reuse-port = false\nverbose = false\nquiet = false\n";
+        assert_eq!(apply(off), Ok(Settings::default()));
+        // Numbers stand for bytes and seconds, as on the command line.
+        let s = apply("max-file-size = 1000\npartial-ttl = 90\nverbose = true").unwrap();
+        assert_eq!(s.max_file_size, Some(1000));
+        assert_eq!(s.partial_ttl, Duration::from_secs(90));
+        assert_eq!(s.verbosity, Verbosity::Verbose);
+    }
+
+    #[test]
+    fn config_file_errors_say_where_and_what() {
+        let parse = |text: &str| FileSettings::parse(text).unwrap_err();
+        let e = parse("root = \"/srv\"\nmax-conections = 3\n");
+        assert!(
+            e.starts_with("line 2: unknown field `max-conections`, expected one of"),
+            "{e}"
+        );
+        let e = parse("\n\nmax-connections = \"many\"");
+        assert!(e.starts_with("line 3: invalid type"), "{e}");
+        assert!(parse("listen = \"nowhere\"").starts_with("line 1: "));
+        assert!(parse("max-connections = -1").starts_with("line 1: "));
+        assert!(parse("root = ").starts_with("line 1: "));
+        let apply = |text: &str| {
+            FileSettings::parse(text)
+                .unwrap()
+                .apply(Settings::default())
+                .unwrap_err()
+        };
+        assert_eq!(
+            apply("max-file-size = \"12X\""),
+            "max-file-size: '12X': unknown size suffix (use K, M, G or T)"
+        );
+        assert_eq!(
+            apply("partial-ttl = \"soon\""),
+            "partial-ttl: 'soon' is not a duration (examples: 7d, 12h, 30m, 90s)"
+        );
+        assert_eq!(
+            apply("root = \"srv\""),
+            "root 'srv' must be an absolute path"
+        );
+        assert_eq!(
+            apply("state-dir = \"./state\""),
+            "state-dir './state' must be an absolute path"
+        );
+        assert_eq!(
+            apply("verbose = true\nquiet = true"),
+            "verbose and quiet cannot both be true"
+        );
+    }
+
+    #[test]
+    fn config_file_load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ftxd.toml");
+        let e = FileSettings::load(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("config file '{}': ", path.display())),
+            "{e}"
+        );
+        std::fs::write(&path, "max-per-ip = 0\nidle-timeout = 9\n").unwrap();
+        let s = FileSettings::load(&path).unwrap();
+        assert_eq!((s.max_per_ip, s.idle_timeout_secs), (0, 9));
+        // The file's values are checked as the flags' are, naming the flag.
+        assert_eq!(
+            ServerConfig::new(s).unwrap_err().to_string(),
+            "--max-per-ip must be at least 1"
+        );
+        std::fs::write(&path, "partial-ttl = \"1w\"\n").unwrap();
+        assert_eq!(
+            FileSettings::load(&path).unwrap_err().to_string(),
+            format!(
+                "config file '{}': partial-ttl: '1w' is not a duration (examples: 7d, 12h, 30m, 90s)",
+                path.display()
+            )
         );
     }
 

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use clap_complete::Shell;
 use ftx::shell::app::Settings;
 
 /// `ftx [HOST[:PORT]] [-b FILE] [-q] [-v] ...`, as typed.
@@ -18,6 +19,10 @@ use ftx::shell::app::Settings;
                   Type 'help' at the ftx> prompt for the commands."
 )]
 pub struct ClientArgs {
+    /// Instead of connecting: print a completion script
+    #[command(subcommand)]
+    pub command: Option<ClientCommand>,
+
     // Which server, where the commands come from and how much is printed.
     /// Server as HOST or HOST:PORT (default port 9999; an IPv6 address with
     /// a port goes in brackets)
@@ -54,6 +59,19 @@ pub struct ClientArgs {
     /// directory, mode 0600)
     #[arg(long)]
     pub save_token: bool,
+}
+
+/// What `ftx` does instead of connecting.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClientCommand {
+    /// Print the shell completion script for ftx (bash, zsh or fish)
+    Completions {
+        /// The shell
+        shell: Shell,
+    },
+    /// Print ftx's manual page (roff), for packaging
+    #[command(hide = true)]
+    Manpage,
 }
 
 impl ClientArgs {
@@ -206,6 +224,23 @@ mod tests {
         // Pins go together; they only conflict with --plain.
         let a = args(&["--accept-new", "--fingerprint", "X"]).unwrap();
         assert!(a.accept_new && a.fingerprint.is_some());
+    }
+
+    #[test]
+    fn completions_is_a_command_and_not_a_server() {
+        let a = args(&["completions", "zsh"]).unwrap();
+        assert!(matches!(
+            a.command,
+            Some(ClientCommand::Completions { shell: Shell::Zsh })
+        ));
+        assert_eq!(a.server, None);
+        use clap::error::ErrorKind::*;
+        assert_eq!(kind(&["completions"]), MissingRequiredArgument);
+        assert_eq!(kind(&["completions", "cmd.exe"]), InvalidValue);
+        // A near miss is named as one ("did you mean 'completions'?").
+        assert_eq!(kind(&["host", "completion"]), InvalidSubcommand);
+        let a = args(&["host", "-q"]).unwrap();
+        assert!(a.command.is_none() && a.server.as_deref() == Some("host"));
     }
 
     #[test]

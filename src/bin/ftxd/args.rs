@@ -1,19 +1,23 @@
 //! `ftxd`'s command line: the flags and the `token` subcommands, declared
 //! with clap's derive, and their reading into the library's plain
-//! [`Settings`]. Each field's doc comment is its help text (clap drops the
-//! final period); what the values mean and how they are checked is the
-//! library's business (`ftx::server::config`).
+//! [`Settings`], over those of the config file. Each field's doc comment is
+//! its help text (clap drops the final period); what the values mean and
+//! how they are checked is the library's business (`ftx::server::config`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use clap_complete::Shell;
 use ftx::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_TIMEOUT};
 use ftx::server::config::{
-    parse_duration, parse_size, Settings, Verbosity, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PER_IP, DEFAULT_MAX_STARTUPS, DEFAULT_PARTIAL_TTL, DEFAULT_ROOT,
+    parse_duration, parse_size, FileSettings, Settings, Verbosity, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP, DEFAULT_MAX_STARTUPS, DEFAULT_PARTIAL_TTL,
+    DEFAULT_ROOT,
 };
+
+use crate::command_line::Given;
 
 /// `ftxd [OPTIONS] [token ...]`, as typed.
 #[derive(Debug, Parser)]
@@ -27,6 +31,16 @@ pub struct ServerArgs {
     /// Manage access tokens instead of serving.
     #[command(subcommand)]
     pub command: Option<ServerCommand>,
+
+    /// Read the settings from this TOML file (keys are the long flags'
+    /// names: root = "/srv/ftx"); flags given as well override it. No file
+    /// is read without it
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Check the settings, the root and the state directory as a start
+    /// would, say what would be served, and exit without serving
+    #[arg(long, conflicts_with = "show_fingerprint")]
+    pub check_config: bool,
 
     // Access: TLS, tokens and where their state lives. `--state-dir` is
     // global so that `ftxd token ... --state-dir DIR` works after the
@@ -129,6 +143,14 @@ pub enum ServerCommand {
     /// Manage access tokens (stored hashed in the state directory)
     #[command(subcommand, arg_required_else_help = true)]
     Token(TokenCommand),
+    /// Print the shell completion script for ftxd (bash, zsh or fish)
+    Completions {
+        /// The shell
+        shell: Shell,
+    },
+    /// Print ftxd's manual page (roff), for packaging
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// `ftxd token add|list|revoke`.
@@ -152,35 +174,84 @@ pub enum TokenCommand {
 }
 
 impl ServerArgs {
-    /// The server's settings, as the flags give them (checked later by
-    /// `ServerConfig::new`). The subcommand is not part of them.
+    /// The server's settings, as the flags give them over their defaults
+    /// (checked later by `ServerConfig::new`). The subcommand is not part
+    /// of them.
+    #[cfg(test)]
     pub fn settings(self) -> Settings {
-        let verbosity = if self.verbose {
-            Verbosity::Verbose
-        } else if self.quiet {
-            Verbosity::Quiet
-        } else {
-            Verbosity::Normal
-        };
-        Settings {
-            state_dir: self.state_dir,
-            tls: !self.plain,
-            require_token: !self.open,
-            listen: self.listen,
-            root: self.root,
-            max_connections: self.max_connections,
-            max_per_ip: self.max_per_ip,
-            max_startups: self.max_startups,
-            idle_timeout_secs: self.idle_timeout,
-            stall_timeout_secs: self.stall_timeout,
-            handshake_timeout_ms: self.handshake_timeout_ms,
-            read_only: self.read_only,
-            max_file_size: self.max_file_size,
-            fsync: !self.no_fsync,
-            partial_ttl: self.partial_ttl,
-            reuse_port: self.reuse_port,
-            verbosity,
+        self.settings_over(Settings::default(), &|_| true)
+    }
+
+    /// `base` (the config file's settings) with the flags that `given`
+    /// says were typed put in their place: a flag overrides the file, a
+    /// flag's default never does. A switch can only turn its setting on.
+    pub fn settings_over(self, base: Settings, given: &dyn Fn(&str) -> bool) -> Settings {
+        let mut s = base;
+        if given("state_dir") {
+            s.state_dir = self.state_dir;
         }
+        if given("plain") {
+            s.tls = !self.plain;
+        }
+        if given("open") {
+            s.require_token = !self.open;
+        }
+        if given("listen") {
+            s.listen = self.listen;
+        }
+        if given("root") {
+            s.root = self.root;
+        }
+        if given("max_connections") {
+            s.max_connections = self.max_connections;
+        }
+        if given("max_per_ip") {
+            s.max_per_ip = self.max_per_ip;
+        }
+        if given("max_startups") {
+            s.max_startups = self.max_startups;
+        }
+        if given("idle_timeout") {
+            s.idle_timeout_secs = self.idle_timeout;
+        }
+        if given("stall_timeout") {
+            s.stall_timeout_secs = self.stall_timeout;
+        }
+        if given("handshake_timeout_ms") {
+            s.handshake_timeout_ms = self.handshake_timeout_ms;
+        }
+        if given("read_only") {
+            s.read_only = self.read_only;
+        }
+        if given("max_file_size") {
+            s.max_file_size = self.max_file_size;
+        }
+        if given("no_fsync") {
+            s.fsync = !self.no_fsync;
+        }
+        if given("partial_ttl") {
+            s.partial_ttl = self.partial_ttl;
+        }
+        if given("reuse_port") {
+            s.reuse_port = self.reuse_port;
+        }
+        // -v and -q conflict, so at most one of them is on.
+        if given("verbose") && self.verbose {
+            s.verbosity = Verbosity::Verbose;
+        } else if given("quiet") && self.quiet {
+            s.verbosity = Verbosity::Quiet;
+        }
+        s
+    }
+
+    /// The settings of this command line: the config file's (when
+    /// `--config` names one) with the typed flags over them.
+    pub fn resolve(self, given: &Given) -> Result<Settings, String> {
+        let base = match &self.config {
+            Some(path) => FileSettings::load(path).map_err(|e| e.to_string())?,
+            None => Settings::default(),
+        };
+        Ok(self.settings_over(base, &|id| given.has(id)))
     }
 }
 
@@ -328,6 +399,102 @@ mod tests {
         assert!(e.to_string().contains("inside the served root"), "{e}");
         let e = config(&["--root", r, "--state-dir", r]).unwrap_err();
         assert!(e.to_string().contains("inside the served root"), "{e}");
+    }
+
+    /// `ftxd --config FILE extra...` with FILE holding `toml`: the
+    /// settings a start would use.
+    fn resolved(toml: &str, extra: &[&str]) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ftxd.toml");
+        std::fs::write(&file, toml).unwrap();
+        let line = ["ftxd", "--config", file.to_str().unwrap()]
+            .into_iter()
+            .chain(extra.iter().copied());
+        let (a, given) = crate::command_line::try_parse_from::<ServerArgs, _>(line).unwrap();
+        a.resolve(&given)
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_do_not() {
+        let file = "listen = \"127.0.0.1:7\"\nroot = \"/srv/a\"\nmax-per-ip = 3\n\
+                    partial-ttl = \"1h\"\nquiet = true\nno-fsync = true\n";
+        // Alone, the file's values; the flags' defaults do not undo them.
+        let s = resolved(file, &[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7".parse().unwrap());
+        assert_eq!(s.root, PathBuf::from("/srv/a"));
+        assert_eq!(s.max_per_ip, 3);
+        assert_eq!(s.partial_ttl, Duration::from_secs(3600));
+        assert_eq!(s.verbosity, Verbosity::Quiet);
+        assert!(!s.fsync);
+        // What the file does not say keeps the default.
+        assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
+        // Typed flags win, even when they repeat a default value.
+        let s = resolved(
+            file,
+            &[
+                "--listen",
+                "0.0.0.0:9999",
+                "--root",
+                "/srv/b",
+                "--max-per-ip=64",
+                "--partial-ttl",
+                "7d",
+                "-v",
+                "--read-only",
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.listen, DEFAULT_LISTEN);
+        assert_eq!(s.root, PathBuf::from("/srv/b"));
+        assert_eq!(s.max_per_ip, 64);
+        assert_eq!(s.partial_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.verbosity, Verbosity::Verbose);
+        assert!(s.read_only);
+        // A switch the file turned on stays on: a flag can only add one.
+        assert!(!s.fsync);
+    }
+
+    #[test]
+    fn the_config_file_reaches_token_commands() {
+        let s = resolved("state-dir = \"/var/lib/ftxd\"", &["token", "list"]).unwrap();
+        assert_eq!(s.state_dir, Some(PathBuf::from("/var/lib/ftxd")));
+        // --config and --state-dir are global: after the subcommand too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "state-dir = \"/a\"").unwrap();
+        let f = file.to_str().unwrap();
+        for line in [
+            &["ftxd", "token", "list", "--config", f][..],
+            &["ftxd", "token", "list", "--config", f, "--state-dir", "/b"],
+        ] {
+            let (a, given) = crate::command_line::try_parse_from::<ServerArgs, _>(line).unwrap();
+            let want = if line.len() > 5 { "/b" } else { "/a" };
+            assert_eq!(
+                a.resolve(&given).unwrap().state_dir,
+                Some(PathBuf::from(want)),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_config_file_is_an_error() {
+        let e = resolved("nonsense = 1", &[]).unwrap_err();
+        assert!(e.starts_with("config file '"), "{e}");
+        assert!(e.contains("line 1: unknown field `nonsense`"), "{e}");
+        let (a, given) = crate::command_line::try_parse_from::<ServerArgs, _>([
+            "ftxd",
+            "--config",
+            "/nonexistent/ftxd.toml",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.resolve(&given).unwrap_err(),
+            "config file '/nonexistent/ftxd.toml': No such file or directory (os error 2)"
+        );
+        // Without --config no file is read: the defaults.
+        let (a, given) = crate::command_line::try_parse_from::<ServerArgs, _>(["ftxd"]).unwrap();
+        assert_eq!(a.resolve(&given).unwrap(), Settings::default());
     }
 
     #[test]

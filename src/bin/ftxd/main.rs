@@ -1,20 +1,25 @@
-//! `ftxd`: flags -> validated config -> the root checked -> logger ->
-//! identity and tokens -> bind -> "listening on" -> the event loop; or
-//! `ftxd token ...`. The exit code is decided here only: 0 after a clean
-//! shutdown, 1 with a one-line `error:` on failure, 2 for a bad flag. What
-//! the operator must see (the first token, the fingerprint, warnings) is
-//! printed here, not logged.
+//! `ftxd`: flags (over the config file) -> validated config -> the root
+//! checked -> logger -> identity and tokens -> bind -> "listening on" ->
+//! the event loop; or `ftxd token ...`, `--check-config`, `completions`.
+//! The exit code is decided here only: 0 after a clean shutdown, 1 with a
+//! one-line `error:` on failure, 2 for a bad flag. What the operator must
+//! see (the first token, the fingerprint, warnings) is printed here, not
+//! logged.
 
 mod args;
 #[path = "../common/command_line.rs"]
 mod command_line;
+#[path = "../common/docs.rs"]
+mod docs;
+mod logging;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ftx::server::config::{resolve_state_dir, Settings};
+use clap::CommandFactory;
+use ftx::server::config::{resolve_state_dir, AccessConfig, Settings};
 use ftx::server::store::Store;
 use ftx::server::tokens::{Access, TokenStore, FIRST_TOKEN_NAME};
 use ftx::server::{self, ServerConfig, Shutdown};
@@ -22,14 +27,31 @@ use ftx::server::{self, ServerConfig, Shutdown};
 use args::{ServerArgs, ServerCommand, TokenCommand};
 
 fn main() -> ExitCode {
-    let mut args = match command_line::parse::<ServerArgs>() {
-        Ok(args) => args,
+    let (mut args, given) = match command_line::parse::<ServerArgs>() {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
     let result = match args.command.take() {
-        Some(ServerCommand::Token(cmd)) => token_command(args.state_dir, cmd),
-        None if args.show_fingerprint => show_fingerprint(args.state_dir),
-        None => serve(args.settings()),
+        Some(ServerCommand::Completions { shell }) => {
+            docs::completions(ServerArgs::command(), shell, &mut std::io::stdout())
+                .map_err(|e| e.to_string())
+        }
+        Some(ServerCommand::Manpage) => manpage(&mut std::io::stdout()).map_err(|e| e.to_string()),
+        Some(ServerCommand::Token(cmd)) => args
+            .resolve(&given)
+            .and_then(|s| token_command(s.state_dir, cmd)),
+        None => {
+            let (fingerprint, check) = (args.show_fingerprint, args.check_config);
+            args.resolve(&given).and_then(|s| {
+                if fingerprint {
+                    show_fingerprint(s.state_dir)
+                } else if check {
+                    check_config(s)
+                } else {
+                    serve(s)
+                }
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,16 +62,118 @@ fn main() -> ExitCode {
     }
 }
 
+/// `ftxd --check-config`: everything a start checks before it takes the
+/// port, in the same order and with the same errors, creating nothing;
+/// then one line per setting that matters to an operator.
+fn check_config(settings: Settings) -> Result<(), String> {
+    let config = ServerConfig::new(settings).map_err(|e| e.to_string())?;
+    Store::open(config.store.clone()).map_err(|e| e.to_string())?;
+    let state = check_state_dir(&config.access)?;
+    let root = std::fs::canonicalize(&config.store.root).unwrap_or(config.store.root.clone());
+    println!("ftxd: configuration OK");
+    println!("listen: {}", config.listen);
+    println!("root: {}", root.display());
+    println!("state directory: {state}");
+    println!(
+        "access: {}, {}",
+        if config.access.tls {
+            "TLS"
+        } else {
+            "plain (no TLS)"
+        },
+        if config.access.require_token {
+            "token required"
+        } else {
+            "open (no token)"
+        }
+    );
+    if config.store.read_only {
+        println!("read-only: yes");
+    }
+    Ok(())
+}
+
+/// What a start would find wrong with the state directory, without
+/// making it or anything in it: its privacy, the key and certificate when
+/// TLS is on, the token file when tokens are. A directory not made yet is
+/// fine (the first start makes it).
+fn check_state_dir(access: &AccessConfig) -> Result<String, String> {
+    let Some(dir) = access.state_dir.as_deref() else {
+        return Ok("none (--plain --open)".to_owned());
+    };
+    let state_err = |e: &dyn std::fmt::Display| format!("state directory: {e}");
+    if !dir.exists() {
+        return Ok(format!("{} (made at the first start)", dir.display()));
+    }
+    ftx::server::state::check_private(dir).map_err(|e| e.to_string())?;
+    if access.tls && has_identity(dir) {
+        ftx::server::state::Identity::load(dir).map_err(|e| state_err(&e))?;
+    }
+    if access.require_token {
+        TokenStore::open(dir).map_err(|e| state_err(&e))?;
+    }
+    Ok(dir.display().to_string())
+}
+
+/// Whether the state directory holds a key or a certificate (a start
+/// loads them then, and makes a new pair only when neither is there).
+fn has_identity(dir: &Path) -> bool {
+    use ftx::server::state::{CERT_FILE, KEY_FILE};
+    dir.join(KEY_FILE).exists() || dir.join(CERT_FILE).exists()
+}
+
+/// `ftxd manpage`: ftxd(8), from the flags and what they cannot say.
+fn manpage(out: &mut dyn Write) -> std::io::Result<()> {
+    let item = |term: &str, text: &str| (term.to_owned(), text.to_owned());
+    let extra = [
+        docs::ManSection {
+            title: "CONFIGURATION",
+            items: vec![
+                item("", "With --config FILE, ftxd reads its settings from FILE (TOML) first; flags given on the command line override it. Each key is a long flag's name without its dashes: root = \"/srv/ftx\", listen = \"0.0.0.0:9999\", max-file-size = \"10G\", partial-ttl = \"7d\", read-only = true. Unknown keys are errors and paths must be absolute. Without --config no file is read. ftxd --check-config checks the file, the flags, the root and the state directory and exits."),
+            ],
+        },
+        docs::ManSection {
+            title: "FILES",
+            items: vec![
+                item("/etc/ftxd.toml", "The config file of the packaged service (ftxd.service starts ftxd --config /etc/ftxd.toml)."),
+                item("/var/lib/ftxd", "The service's state directory: key.pem, cert.pem and the hashed tokens. For a user: $XDG_STATE_HOME/ftxd or ~/.local/state/ftxd."),
+                item("/srv/ftxd", "The directory the packaged service serves unless the config file says otherwise."),
+            ],
+        },
+        docs::ManSection {
+            title: "SIGNALS",
+            items: vec![item("SIGTERM, SIGINT", "Stop cleanly (exit status 0); an upload in progress is kept for reput.")],
+        },
+        docs::ManSection {
+            title: "ENVIRONMENT",
+            items: vec![
+                item("RUST_LOG", "Log filter (overrides -v and -q), e.g. RUST_LOG=debug."),
+                item("JOURNAL_STREAM", "Set by systemd when stderr goes to the journal: log lines then carry a syslog priority and no timestamp."),
+            ],
+        },
+        docs::ManSection {
+            title: "EXIT STATUS",
+            items: vec![
+                item("0", "Clean shutdown, or a command that succeeded."),
+                item("1", "A failure, said in one line starting with error:."),
+                item("2", "A bad command line."),
+            ],
+        },
+        docs::ManSection {
+            title: "SEE ALSO",
+            items: vec![item("", "ftx(1), systemd.exec(5)")],
+        },
+    ];
+    docs::manpage(ServerArgs::command(), "8", &extra, out)
+}
+
 fn serve(settings: Settings) -> Result<(), String> {
     let config = ServerConfig::new(settings).map_err(|e| e.to_string())?;
     // The store is the one judge of the root (missing, not a directory,
     // unreadable): a bad one is refused now, before any state is made and
     // before the port is taken. The event loop opens its own.
     Store::open(config.store.clone()).map_err(|e| e.to_string())?;
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(config.verbosity.filter()),
-    )
-    .init();
+    logging::init(config.verbosity);
     let (security, prepared) = server::Security::prepare(&config.access)?;
     tell_access(&config, &prepared);
     let fingerprint = prepared.fingerprint;
@@ -78,9 +202,13 @@ fn serve(settings: Settings) -> Result<(), String> {
 /// address), the fingerprint to pin or `--plain`, and how to give a token.
 fn connect_line(config: &ServerConfig, bound: SocketAddr, fingerprint: Option<&str>) -> String {
     let host = if bound.ip().is_unspecified() {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
+        // uname, not /proc/sys/kernel/hostname: a sandboxed service
+        // (ProcSubset=pid) sees no /proc/sys.
+        rustix::system::uname()
+            .nodename()
+            .to_str()
             .ok()
-            .map(|h| h.trim().to_owned())
+            .map(str::to_owned)
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "HOST".to_owned())
     } else if bound.is_ipv6() {
@@ -116,7 +244,15 @@ fn tell_access(config: &ServerConfig, prepared: &server::Prepared) {
     if let Some(fp) = &prepared.fingerprint {
         let _ = writeln!(out, "ftxd: certificate fingerprint {fp}");
     }
-    if let Some(token) = &prepared.first_token {
+    if prepared.first_token.is_some() && logging::journal_has(&std::io::stdout()) {
+        // The journal is kept for months and read by more people than the
+        // operator: a secret does not go there.
+        let _ = writeln!(
+            out,
+            "ftxd: created read-write access token '{FIRST_TOKEN_NAME}', not shown in the journal; \
+             make one to hand out with 'ftxd token add NAME' as ftxd's user"
+        );
+    } else if let Some(token) = &prepared.first_token {
         let _ = writeln!(
             out,
             "ftxd: created read-write access token '{FIRST_TOKEN_NAME}' (shown only once): {token}"
@@ -181,4 +317,56 @@ fn token_command(state_dir: Option<PathBuf>, cmd: TokenCommand) -> Result<(), St
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap_complete::Shell;
+
+    #[test]
+    fn the_manual_page_has_its_sections() {
+        let mut page = Vec::new();
+        manpage(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains(".TH ftxd 8 "), "{page}");
+        let heads: Vec<&str> = page.lines().filter(|l| l.starts_with(".SH ")).collect();
+        assert_eq!(
+            heads,
+            [
+                ".SH NAME",
+                ".SH SYNOPSIS",
+                ".SH DESCRIPTION",
+                ".SH OPTIONS",
+                ".SH SUBCOMMANDS",
+                ".SH CONFIGURATION",
+                ".SH FILES",
+                ".SH SIGNALS",
+                ".SH ENVIRONMENT",
+                ".SH EXIT STATUS",
+                ".SH SEE ALSO",
+                ".SH VERSION",
+            ]
+        );
+        for flag in ["config", "check\\-config", "root", "max\\-file\\-size"] {
+            assert!(page.contains(&format!("\\-\\-{flag}")), "--{flag} missing");
+        }
+        assert!(
+            page.contains("ftxd\\-token"),
+            "the token subcommand is named"
+        );
+        assert!(!page.contains("manpage"), "the hidden subcommand is shown");
+    }
+
+    #[test]
+    fn completions_name_the_subcommands_and_flags() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            docs::completions(ServerArgs::command(), shell, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            for word in ["token", "revoke", "completions", "config", "max-file-size"] {
+                assert!(text.contains(word), "{shell}: {word} missing");
+            }
+        }
+    }
 }
