@@ -162,7 +162,7 @@ impl Client {
                 let Some((tag, job)) = waiting.take().or_else(|| jobs.next_job()) else {
                     break;
                 };
-                match self.start_job(&job, tag) {
+                match self.start_job(&job, tag, &running) {
                     Start::Sent(run, send) => {
                         running.push_back(*run);
                         sending = send;
@@ -238,6 +238,11 @@ impl Client {
                     jobs.finished(tag, result);
                 }
             }
+            // The upload being sent was refused or failed at the server:
+            // it has ended, and nothing more of it goes out.
+            if sending.is_some() && !self.session.uploading() {
+                sending = None;
+            }
             if running.is_empty() && sending.is_none() {
                 if cancelled {
                     return Err(ClientError::Cancelled);
@@ -260,7 +265,7 @@ impl Client {
     }
 
     /// Sends the request of `job`, if the session takes it now.
-    fn start_job(&mut self, job: &Job, tag: usize) -> Start {
+    fn start_job(&mut self, job: &Job, tag: usize, running: &VecDeque<Running>) -> Start {
         let started = Instant::now();
         let run = |kind| Running { tag, started, kind };
         let queued = match job {
@@ -270,6 +275,12 @@ impl Client {
                 .set_attrs(path, *mode, *mtime)
                 .map(|()| run(Kind::Simple)),
             Job::List { path } => self.session.list(path).map(|()| run(Kind::List)),
+            // Never an upload behind a listing: the server would not read
+            // its data before the listing is taken, and this client, busy
+            // writing it, would not take the listing.
+            Job::Put { .. } if running.iter().any(|r| matches!(r.kind, Kind::List)) => {
+                return Start::Later
+            }
             Job::Put {
                 local,
                 remote,

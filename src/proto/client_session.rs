@@ -540,6 +540,12 @@ impl ClientSession {
         matches!(self.state, State::Idle) || self.may_pipeline(&msg, msg.frame_len())
     }
 
+    /// True while an upload's data is still to be sent (the last request
+    /// sent is an upload that has not sent all its bytes, nor `Cancel`).
+    pub fn uploading(&self) -> bool {
+        matches!(self.tail(), State::Putting(_))
+    }
+
     /// The server takes pipelined requests (it said so in `Welcome`).
     pub fn pipelines(&self) -> bool {
         self.pipelining

@@ -214,7 +214,9 @@
 //!   at most [`limits::MAX_PIPELINE_BYTES`] (64 KiB). A server holds the
 //!   requests that arrive while a download runs (it must read on to see
 //!   that download's `Ack`s) and closes with `Error(Protocol)` past these
-//!   bounds; others wait in the socket until it reads them.
+//!   bounds; others wait in the socket until it reads them. Nor does a
+//!   client owe acknowledgments for more than [`limits::MAX_PIPELINE`]
+//!   ended downloads.
 //! - After a `Put`, the next request goes out only once the upload sent
 //!   its last byte and `Done` (or its `Cancel`); a resumed `Put` also
 //!   waits for its `PutReady`. So the server finds each upload's frames
@@ -278,7 +280,7 @@
 //! | any `Put` | during the data (no space, I/O) | `Cancel`, unless its `Done` already went out | discards `Data` until that `Done` or `Cancel`, then between requests |
 //! | any `Put` | at `Done` (digest mismatch: `Integrity`; commit failed: no free name, I/O) | nothing | between requests |
 //! | any `Put` | the client's `Cancel` | nothing more | answers `Error(Cancelled)` (nothing if its own `Error` crossed the `Cancel`), between requests |
-//! | `Get` | during the data (I/O) | nothing | between requests (late `Ack`s ignored) |
+//! | `Get` | during the data (I/O) | nothing | between requests (late `Ack`s ignored, or counted off as the failed download's from a pipelining client) |
 //! | `Get` | the client's `Cancel` | discards `Data` until `Done` or `Error` | answers `Error(Cancelled)`, or had already sent `Done`; a late `Cancel` is ignored |
 //! | resumed `Put` or `Get` | the client finds the prefix digest differs | `Cancel`, then asks again from offset 0 | as for a `Cancel` |
 //! | any | malformed or unexpected frame, version, a deadline (handshake, idle, a stalled transfer), unauthorized | nothing | close |

@@ -307,6 +307,8 @@ pub struct ServerSession {
     stash_bytes: usize,
     /// Ended downloads whose acknowledgments are still owed, oldest first.
     late: std::collections::VecDeque<Late>,
+    /// Bytes of `late` still unacknowledged.
+    late_total: u64,
 }
 
 impl ServerSession {
@@ -328,6 +330,7 @@ impl ServerSession {
             stash: Default::default(),
             stash_bytes: 0,
             late: Default::default(),
+            late_total: 0,
         }
     }
 
@@ -558,9 +561,11 @@ impl ServerSession {
                 self.out.push(&msg);
                 self.state = State::Draining;
             }
-            State::Sending(_) => {
+            State::Sending(dl) => {
                 self.events.push_back(ServerEvent::GetEnd { digest: None });
                 self.out.push(&msg);
+                // A pipelining client still acknowledges what it got.
+                self.owe_acks(dl.frames, dl.sent, dl.acked);
             }
             other => self.state = other,
         }
@@ -848,13 +853,14 @@ impl ServerSession {
                     size: dl.size,
                     digest,
                 });
-                // Acks still in flight are ignored in Idle, or counted
-                // off as late ones from a pipelining client.
-                self.owe_acks(dl.frames, dl.sent, dl.acked);
+                let (frames, sent, acked) = (dl.frames, dl.sent, dl.acked);
                 self.state = State::Idle;
                 self.events.push_back(ServerEvent::GetEnd {
                     digest: hashed.then_some(digest),
                 });
+                // Acks still in flight are ignored in Idle, or counted
+                // off as late ones from a pipelining client.
+                self.owe_acks(frames, sent, acked);
             }
         }
     }
@@ -1129,8 +1135,11 @@ impl ServerSession {
                     code: ErrorCode::Cancelled,
                     message: "download cancelled".into(),
                 });
-                self.owe_acks(dl.frames, dl.sent, dl.acked);
                 self.state = State::Idle;
+                self.owe_acks(dl.frames, dl.sent, dl.acked);
+                if self.is_closed() {
+                    return;
+                }
                 // Everything queued behind it ends too, unserved.
                 for _ in self.stash.drain(..) {
                     self.out.push(&Message::Error {
@@ -1160,13 +1169,12 @@ impl ServerSession {
     /// past the pipelining bounds broke the protocol.
     fn stash_request(&mut self, msg: Message) {
         let cost = msg.frame_len();
+        // (`fail` ends the running download.)
         if !msg.is_request() {
-            self.events.push_back(ServerEvent::GetEnd { digest: None });
             return self.unexpected(&msg);
         }
         // The running download is one of the client's outstanding requests.
         if self.stash.len() + 1 >= MAX_PIPELINE || self.stash_bytes + cost > MAX_PIPELINE_BYTES {
-            self.events.push_back(ServerEvent::GetEnd { digest: None });
             return self.fail(ErrorCode::Protocol, "too many requests in flight");
         }
         self.stash_bytes += cost;
@@ -1177,13 +1185,21 @@ impl ServerSession {
     /// a pipelining client still sends an `Ack` for each, which must not
     /// count for the next download.
     fn owe_acks(&mut self, frames: u32, sent: u64, acked: u64) {
-        if self.client_pipelines && frames > 0 {
-            self.late.push_back(Late {
-                frames,
-                sent,
-                acked,
-            });
+        if !self.client_pipelines || frames == 0 {
+            return;
         }
+        // A client that keeps the bounds never owes more downloads than
+        // it may have outstanding; one that never acknowledges would grow
+        // this without end.
+        if self.late.len() >= MAX_PIPELINE {
+            return self.fail(ErrorCode::Protocol, "too many unacknowledged downloads");
+        }
+        self.late_total += sent - acked;
+        self.late.push_back(Late {
+            frames,
+            sent,
+            acked,
+        });
     }
 
     /// An `Ack` of an ended download (ignored when none is owed: it
@@ -1195,6 +1211,7 @@ impl ServerSession {
         if offset < late.acked || offset > late.sent {
             return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
         }
+        self.late_total -= offset - late.acked;
         late.acked = offset;
         late.frames -= 1;
         if late.frames == 0 {
@@ -1205,7 +1222,7 @@ impl ServerSession {
     /// Bytes of ended downloads still unacknowledged: they count against
     /// the window of the running one.
     fn late_bytes(&self) -> u64 {
-        self.late.iter().map(|l| l.sent - l.acked).sum()
+        self.late_total
     }
 
     /// Where a refused `Put` leaves the session. A fresh upload's data

@@ -1790,3 +1790,94 @@ fn server_reply_code(bytes: &[u8]) -> (Option<ErrorCode>, usize) {
     }
     (code, frames)
 }
+
+#[test]
+fn a_download_failing_midway_keeps_the_acks_of_the_next_one_apart() {
+    let config = SessionConfig {
+        window: MAX_CHUNK as u32,
+        ..SessionConfig::default()
+    };
+    let mut p = Pump::with(&[usize::MAX], config, MemStore::default());
+    let a = pattern(4 * MAX_CHUNK, 1);
+    let b = pattern(3 * MAX_CHUNK + 5, 2);
+    store_files(&mut p, &[("a".into(), a), ("b".into(), b.clone())]);
+    p.client.get("a", 0).unwrap();
+    p.client.get("b", 0).unwrap();
+    // The first download fails at the server after its first frame (a read
+    // error), while the client still owes acknowledgments of what it got.
+    loop {
+        match p.next_event() {
+            ClientEvent::GetReady { .. } => {}
+            ClientEvent::GetData { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    p.server.reply_error(ErrorCode::Io, "read failed");
+    let mut failed = false;
+    let mut got = Vec::new();
+    loop {
+        match p.next_event() {
+            ClientEvent::GetData { .. } if !failed => {}
+            ClientEvent::Failed(e) if !failed => {
+                assert_eq!(e.code, ErrorCode::Io);
+                failed = true;
+            }
+            ClientEvent::GetReady { .. } => got.clear(),
+            ClientEvent::GetData { .. } => got.extend_from_slice(p.client.data()),
+            ClientEvent::GetDone { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, b);
+    assert!(!p.server.is_closed());
+    assert_eq!(p.list("").unwrap().len(), 2);
+}
+
+#[test]
+fn a_client_that_never_acknowledges_is_closed_at_the_pipelining_bound() {
+    use super::limits::MAX_PIPELINE;
+    use super::message::FEATURE_PIPELINE;
+    let now = Instant::now();
+    let mut store = MemStore::default();
+    store.files.insert("one".into(), b"1".to_vec());
+    let mut server = ServerSession::new(SessionConfig::default(), now);
+    let mut raw = Vec::new();
+    frame::encode(
+        &Message::Hello {
+            magic: MAGIC,
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            flags: FEATURE_PIPELINE,
+            token: vec![],
+        },
+        &mut raw,
+    );
+    server.handle_input(&raw, now);
+    store.drive(&mut server);
+    // Each one-byte download ends at once (asked one after the other, so
+    // no request waits); none is ever acknowledged.
+    for _ in 0..MAX_PIPELINE + 1 {
+        let mut get = Vec::new();
+        frame::encode(
+            &Message::Get {
+                path: "one".into(),
+                offset: 0,
+            },
+            &mut get,
+        );
+        server.handle_input(&get, now);
+        store.drive(&mut server);
+    }
+    assert!(server.is_closed());
+    let mut out = Vec::new();
+    while !server.poll_transmit().is_empty() {
+        let n = server.poll_transmit().len();
+        out.extend_from_slice(server.poll_transmit());
+        server.consume_transmit(n);
+    }
+    let (code, frames) = server_reply_code(&out);
+    assert_eq!(code, Some(ErrorCode::Protocol));
+    // Welcome, GetReady, Data and Done for each, then the error once the
+    // 65th ended owing what 64 others still owe.
+    assert_eq!(frames, 1 + 3 * (MAX_PIPELINE + 1) + 1);
+}

@@ -307,3 +307,63 @@ fn a_many_file_put_keeps_its_uploads_in_flight() {
         "{out}"
     );
 }
+
+/// A server that refuses each upload at once, while its data is still
+/// going out: every file fails with the server's reason and the command
+/// ends at once (the client stops sending a refused upload's data and
+/// goes on with the next file instead of waiting for answers that never
+/// come).
+#[test]
+fn refused_uploads_in_flight_each_fail_and_the_command_ends() {
+    use ftx::proto::message::{FEATURE_ATTRS, FEATURE_PIPELINE};
+    let fake = FakeServer::start(FEATURE_ATTRS | FEATURE_PIPELINE, "fake", |msg| match msg {
+        Message::Put { .. } => vec![Message::Error {
+            code: ftx::proto::error::ErrorCode::ReadOnly,
+            message: "read-only".into(),
+        }],
+        _ => Vec::new(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..6 {
+        write_random_file(&dir.path().join(format!("r{i}")), 1 << 20, i);
+    }
+    let started = Instant::now();
+    let out = crate::util::run_batch_timeout(
+        &fake.addr(),
+        dir.path(),
+        "put r*\n",
+        Duration::from_secs(60),
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{out}");
+    let mut errors = out.error_lines();
+    assert_eq!(
+        errors.pop(),
+        Some("error: put: 6 of 6 files failed"),
+        "{out}"
+    );
+    assert_eq!(errors.len(), 6, "{out}");
+    assert!(errors.iter().all(|l| l.contains("read-only")), "{out}");
+}
+
+/// A `put -r` whose top directory cannot be made says so once, not once
+/// for every directory below it.
+#[test]
+fn a_directory_that_cannot_be_made_fails_its_subtree_once() {
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    fs::create_dir_all(cwd.join("t/a/b/c")).unwrap();
+    fs::write(cwd.join("t/a/b/c/f"), b"f").unwrap();
+    fs::write(cwd.join("t/a/g"), b"g").unwrap();
+    // A file is in the way of the tree's top directory.
+    fs::write(server.root().join("t"), b"in the way").unwrap();
+    let out = run_batch(&server.addr_arg(), &cwd, "put -r t\n");
+    // `t` "exists" (the file), so its directories below fail: the first
+    // one says so, its own subdirectories are not tried on their own.
+    let errors = out.error_lines();
+    assert_eq!(
+        errors,
+        ["error: put: 't/a' not a directory on server"],
+        "{out}"
+    );
+    assert_eq!(fs::read(server.root().join("t")).unwrap(), b"in the way");
+}

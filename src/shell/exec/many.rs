@@ -24,12 +24,13 @@ use super::{
 };
 
 /// What a many-file `put` will do, found before anything is sent: the
-/// directories to make (local path, remote name as typed) and the files,
+/// directories to make (local path, remote name as typed, the index of
+/// the directory it is in, if planned too) and the files,
 /// each with the index of the directory it goes into (`None`: a name
 /// given on the command line).
 #[derive(Default)]
 struct PutPlan {
-    dirs: Vec<(PathBuf, String)>,
+    dirs: Vec<(PathBuf, String, Option<usize>)>,
     files: Vec<(PutFile, Option<usize>)>,
 }
 
@@ -172,8 +173,8 @@ impl Executor {
         let mkdirs: Vec<Job> = plan
             .dirs
             .iter()
-            .filter(|(_, rdir)| !self.wire(rdir).is_empty())
-            .map(|(_, rdir)| Job::Mkdir {
+            .filter(|(_, rdir, _)| !self.wire(rdir).is_empty())
+            .map(|(_, rdir, _)| Job::Mkdir {
                 path: self.wire(rdir),
             })
             .collect();
@@ -182,14 +183,17 @@ impl Executor {
             self.abort(tally, msg)
         })?;
         let mut made = made.into_iter();
-        let mut dir_ok = Vec::with_capacity(plan.dirs.len());
-        for (_, rdir) in &plan.dirs {
+        let mut dir_ok: Vec<bool> = Vec::with_capacity(plan.dirs.len());
+        for (_, rdir, parent) in &plan.dirs {
             let result = if self.wire(rdir).is_empty() {
                 Ok(JobDone::Ok)
             } else {
                 made.next().unwrap_or(Err(ClientError::Cancelled))
             };
             match result {
+                // Below a directory that could not be made: its failure
+                // was said, once for the subtree.
+                _ if parent.is_some_and(|p| !dir_ok[p]) => dir_ok.push(false),
                 Ok(_) => dir_ok.push(true),
                 Err(e) if e.code() == Some(ErrorCode::Exists) => dir_ok.push(true),
                 Err(e) => {
@@ -218,7 +222,7 @@ impl Executor {
         // Deepest first: setting a directory's time changes no parent's.
         let mut jobs = Vec::new();
         let mut which = Vec::new();
-        for ((dir, rdir), ok) in plan.dirs.iter().zip(&dir_ok).rev() {
+        for ((dir, rdir, _), ok) in plan.dirs.iter().zip(&dir_ok).rev() {
             let shown = dir.to_string_lossy().into_owned();
             match fs::metadata(dir) {
                 Ok(meta) if *ok => {
@@ -329,8 +333,8 @@ impl Executor {
         tally: &mut Tally,
         plan: &mut PutPlan,
     ) -> Result<(), String> {
-        let mut stack = vec![(PathBuf::from(src), dest.to_owned(), 0usize)];
-        while let Some((dir, rdir, depth)) = stack.pop() {
+        let mut stack = vec![(PathBuf::from(src), dest.to_owned(), 0usize, None)];
+        while let Some((dir, rdir, depth, parent)) = stack.pop() {
             if self.interrupted() {
                 return Err(format!(
                     "put: {}: cancelled",
@@ -338,7 +342,7 @@ impl Executor {
                 ));
             }
             let index = plan.dirs.len();
-            plan.dirs.push((dir.clone(), rdir.clone()));
+            plan.dirs.push((dir.clone(), rdir.clone(), parent));
             let mut entries: Vec<(String, PathBuf)> = Vec::new();
             match fs::read_dir(&dir) {
                 Ok(rd) => {
@@ -383,7 +387,7 @@ impl Executor {
                             let msg = format!("put: {}: tree too deep", quoted_name(&shown));
                             self.fail(tally, &msg);
                         } else {
-                            subdirs.push((path, remote, depth + 1));
+                            subdirs.push((path, remote, depth + 1, Some(index)));
                         }
                     }
                     _ => plan.files.push((

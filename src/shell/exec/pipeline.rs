@@ -131,7 +131,9 @@ impl Executor {
                     (tag, job)
                 })
                 .collect(),
+            next_tag: files.len(),
             files,
+            follow: VecDeque::new(),
             stored: Vec::new(),
             exec: self,
             tally,
@@ -139,6 +141,15 @@ impl Executor {
         };
         let ran = client.borrow_mut().run_jobs(&mut jobs);
         let end = jobs.end.take();
+        // Stored, but Ctrl-C or a lost connection came before their time
+        // and mode were set: said, not lost.
+        for (_, stored, line) in std::mem::take(&mut jobs.stored) {
+            let msg = format!(
+                "put: {}: time and mode not kept: interrupted",
+                quoted_name(&stored)
+            );
+            jobs.report(Err(msg), Some(line));
+        }
         self.end_run("put", ran, end, tally)
     }
 
@@ -269,6 +280,11 @@ impl Executor {
 struct PutJobs<'a> {
     files: Vec<PutFile>,
     queue: VecDeque<(usize, Job)>,
+    /// `SetAttrs` after stored uploads, in the order they were stored:
+    /// sent before the next upload.
+    follow: VecDeque<(usize, Job)>,
+    /// The tag of the next follow-up (the files' tags are their indexes).
+    next_tag: usize,
     /// Uploads stored whose time and mode (`-p`) are being set: tag, stored
     /// name, the line to print once set.
     stored: Vec<(usize, String, String)>,
@@ -281,7 +297,7 @@ struct PutJobs<'a> {
 
 impl Jobs for PutJobs<'_> {
     fn next_job(&mut self) -> Option<(usize, Job)> {
-        self.queue.pop_front()
+        self.follow.pop_front().or_else(|| self.queue.pop_front())
     }
 
     fn finished(&mut self, tag: usize, result: Result<JobDone, ClientError>) {
@@ -324,9 +340,10 @@ impl Jobs for PutJobs<'_> {
                 match attrs {
                     None => self.report(Ok(()), Some(line)),
                     Some(Ok(meta)) => {
-                        let follow = self.files.len() + self.stored.len() + tag + 1;
+                        let follow = self.next_tag;
+                        self.next_tag += 1;
                         self.stored.push((follow, o.stored.clone(), line));
-                        self.queue.push_front((
+                        self.follow.push_back((
                             follow,
                             Job::SetAttrs {
                                 path: o.stored,
