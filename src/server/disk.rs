@@ -1,5 +1,6 @@
 //! The disk helpers: the blocking file-system calls of `ftxd` (an
-//! upload's write-back `fdatasync`, the `fsync` of a finished upload and
+//! upload's writeback and its durable steps (`sync_file_range`,
+//! `fdatasync`), the `fsync` of a finished upload and
 //! of its directory, hashing a resumed transfer's prefix) run on a few
 //! helper threads, so the one event-loop thread never waits on the disk.
 //!
@@ -49,6 +50,7 @@ use log::{debug, warn};
 use mio::{Token, Waker};
 
 use crate::prefix::PrefixHashing;
+use crate::server::store::Flush;
 
 /// Helper threads. fsyncs of different files overlap in the file
 /// system's journal (one commit can serve several), and a long prefix
@@ -75,8 +77,9 @@ pub(crate) struct JobOwner {
 /// A blocking call for a helper, with what it needs.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// `fdatasync` of an upload still arriving (a write-back step).
-    SyncData(File),
+    /// A flush of an upload still arriving: its writeback started, and
+    /// now and then its data made durable ([`Flush`]).
+    Flush(Flush),
     /// `fsync` of a finished upload, before it is published.
     SyncFile(File),
     /// The BLAKE3 state after the first `len` bytes of `file` (positioned
@@ -92,8 +95,8 @@ pub(crate) enum Job {
 /// What a job came to, for its owner.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// A [`Job::SyncData`] returned.
-    DataSynced(io::Result<()>),
+    /// A [`Job::Flush`] returned.
+    Flushed(io::Result<()>),
     /// A [`Job::SyncFile`] returned.
     FileSynced(io::Result<()>),
     /// The directory the owner published into ([`Disk::sync_dir`]) was
@@ -436,9 +439,11 @@ fn work(shared: &Shared) {
 fn run(task: Task, shared: &Shared) -> Finished {
     let counts = &shared.counts;
     match task {
-        Task::Job(owner, Job::SyncData(file)) => {
-            counts.data_syncs.fetch_add(1, Ordering::Relaxed);
-            Finished::Job(owner, Outcome::DataSynced(file.sync_data()))
+        Task::Job(owner, Job::Flush(flush)) => {
+            if flush.sync {
+                counts.data_syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Finished::Job(owner, Outcome::Flushed(flush.run()))
         }
         Task::Job(owner, Job::SyncFile(file)) => {
             counts.file_syncs.fetch_add(1, Ordering::Relaxed);
@@ -619,9 +624,13 @@ mod tests {
         let sync = r
             .disk
             .submit(token(1), Job::SyncFile(f.try_clone().unwrap()));
-        let step = r
-            .disk
-            .submit(token(2), Job::SyncData(f.try_clone().unwrap()));
+        let flush = Flush {
+            file: f.try_clone().unwrap(),
+            from: 0,
+            len: 1 << 20,
+            sync: true,
+        };
+        let step = r.disk.submit(token(2), Job::Flush(flush));
         let no = Arc::new(AtomicBool::new(false));
         let hash = |len, cancel: &Arc<AtomicBool>| Job::HashPrefix {
             file: f.try_clone().unwrap(),
@@ -638,7 +647,7 @@ mod tests {
                 Outcome::FileSynced(Ok(())) => {
                     assert_eq!((owner.job, owner.token), (sync, token(1)))
                 }
-                Outcome::DataSynced(Ok(())) => {
+                Outcome::Flushed(Ok(())) => {
                     assert_eq!((owner.job, owner.token), (step, token(2)))
                 }
                 Outcome::Hashed(Ok(h)) => {

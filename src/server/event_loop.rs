@@ -153,6 +153,11 @@ fn serve(
         }
         let now = Instant::now();
         let mut listener_served = false;
+        // Each connection is driven once a turn at most: those queued
+        // already wait for `drive_again`, those queued this turn for the
+        // next (at once: the poll timeout is zero). An `ls` waits for at
+        // most one drive of each busy connection.
+        let queued = server.again.len();
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
@@ -174,13 +179,15 @@ fn serve(
                 token => {
                     if let Some(c) = server.conns.get_mut(token.0) {
                         c.handle_ready(event);
-                        server.drive(token, now);
+                        if !c.queued {
+                            server.drive(token, now);
+                        }
                     }
                 }
             }
         }
+        server.drive_again(queued, now);
         server.finish_disk_jobs(now);
-        server.drive_again(now);
         // A full batch from the listener's own event waits for the next
         // turn (the zero poll timeout brings it at once).
         if !listener_served
@@ -501,19 +508,26 @@ impl Server {
     }
 
     /// Hands the outcomes of finished disk jobs to their connections (if
-    /// still open and waiting for them) and drives those.
+    /// still open and waiting for them), which are then driven next turn
+    /// with the busy ones ([`Server::drive_again`]): driven at once, an
+    /// upload whose flushes come back every MiB got a drive per flush
+    /// besides its own, and an `ls` waited for all of them.
     fn finish_disk_jobs(&mut self, now: Instant) {
         for (owner, outcome) in self.disk.take_done() {
             let Some(c) = self.conns.get_mut(owner.token.0) else {
                 continue;
             };
             c.disk_done(owner.job, outcome, &self.store, &mut self.disk, now);
-            self.drive(owner.token, now);
+            if !std::mem::replace(&mut c.queued, true) {
+                self.again.push_back(owner.token);
+            }
         }
     }
 
-    fn drive_again(&mut self, now: Instant) {
-        for _ in 0..self.again.len() {
+    /// Drives the first `n` connections queued to be driven again (those
+    /// queued before this turn).
+    fn drive_again(&mut self, n: usize, now: Instant) {
+        for _ in 0..n.min(self.again.len()) {
             if let Some(token) = self.again.pop_front() {
                 if let Some(c) = self.conns.get_mut(token.0) {
                     c.queued = false;

@@ -181,8 +181,8 @@ impl Conn {
         }
     }
 
-    /// `PutData`: the frame's bytes into the upload (and a durable step
-    /// started if one is due).
+    /// `PutData`: the frame's bytes into the upload (and a flush started
+    /// if one is due).
     fn put_data(&mut self, store: &Store, disk: &mut Disk, offset: u64, len: usize, now: Instant) {
         let Some(up) = self.upload.as_mut() else {
             self.session
@@ -195,12 +195,12 @@ impl Conn {
             self.upload_failed(store, &e);
             return;
         }
-        self.start_due_sync(store, disk, now, false);
+        self.start_due_flush(store, disk, now, false);
     }
 
     /// `PutCommit`: the digest matched; the upload takes its name. With
     /// fsync on, in steps: the file's fsync on a disk helper (after a
-    /// durable step still running), the publish here, the directory's
+    /// flush still running), the publish here, the directory's
     /// sync (a group commit) on a helper, then `PutDone`; the session
     /// reads no further request meanwhile.
     fn put_commit(&mut self, store: &Store, disk: &mut Disk, size: u64, now: Instant) {
@@ -214,9 +214,9 @@ impl Conn {
             if let Err(e) = store.check_whole(&up) {
                 return self.commit_failed(store, up, &e);
             }
-            if store.sync_running(&up) {
+            if store.flush_running(&up) {
                 // The kernel reports a write-back error once: the running
-                // step must see it before the fsync starts.
+                // flush must see it before the fsync starts.
                 self.commit = Some(Box::new(Committing::AfterStep { up, size }));
             } else {
                 self.sync_file(store, disk, up, size);
@@ -472,8 +472,8 @@ impl Conn {
         store.abort(up, false);
     }
 
-    /// The durable step a commit waited for returned: its fsync starts,
-    /// unless the step failed.
+    /// The flush a commit waited for returned: its fsync starts, unless
+    /// the flush failed.
     pub(super) fn commit_after_step(
         &mut self,
         store: &Store,
@@ -484,7 +484,7 @@ impl Conn {
     ) {
         match commit {
             Committing::AfterStep { mut up, size } => {
-                match store.sync_done(&mut up, stepped, now) {
+                match store.flush_done(&mut up, stepped, now) {
                     Ok(()) => self.sync_file(store, disk, up, size),
                     Err(e) => self.commit_failed(store, up, &e),
                 }
@@ -608,7 +608,7 @@ pub(super) struct PrefixJob {
 
 /// A finished, verified upload on its way to `PutDone` (fsync on).
 pub(super) enum Committing {
-    /// A durable step of it still runs: its fsync starts after the step
+    /// A flush of it still runs: its fsync starts after the flush
     /// returned.
     AfterStep { up: Upload, size: u64 },
     /// Its fsync runs on a disk helper.
