@@ -100,7 +100,7 @@ fn serve(
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     shutdown.install_waker(Arc::clone(&waker));
-    let disk = Disk::start(waker, HELPERS)?;
+    let disk = Disk::start(waker, HELPERS);
     let mut signals = if shutdown.wants_signals() {
         let mut s = signal_hook_mio::v1_0::Signals::new([libc::SIGINT, libc::SIGTERM])?;
         poll.registry()
