@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{assert_same_file, run_batch, write_random_file, Raw, Recv, Server};
 use ftx::proto::message::Message;
+use std::fs;
 
 const CLIENTS: usize = 20;
 
@@ -102,4 +103,55 @@ fn an_upload_whose_client_hangs_up_after_done_is_stored() {
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(std::fs::read(&path).unwrap(), data);
+}
+
+/// SIGTERM while a fsynced upload's flushes run on the disk helpers:
+/// ftxd exits 0, the upload stays as a part, and `reput` finishes it.
+#[test]
+fn sigterm_with_flushes_in_flight_keeps_the_part_for_reput() {
+    const SIZE: usize = 24 << 20;
+    const SENT: usize = 12 << 20;
+    const CHUNK: usize = 128 << 10;
+    let mut server = Server::start(&[]);
+    let root = server.root().to_path_buf();
+    let cwd = server.scratch("client");
+    let src = cwd.join("src.bin");
+    write_random_file(&src, SIZE as u64, 93);
+    let data = fs::read(&src).unwrap();
+    let mut raw = Raw::handshake(server.addr());
+    raw.send(&Message::Put {
+        path: "t.bin".into(),
+        size: SIZE as u64,
+        offset: 0,
+        flags: 0,
+    })
+    .unwrap();
+    for at in (0..SENT).step_by(CHUNK) {
+        raw.send(&Message::Data {
+            offset: at as u64,
+            data: data[at..at + CHUNK].to_vec(),
+        })
+        .unwrap();
+    }
+    let part = server.part_path(&root, "t.bin");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::metadata(&part).map_or(0, |m| m.len()) < SENT as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the data never arrived\n{}",
+            server.logs()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let status = server.terminate().expect("ftxd did not exit on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", server.logs());
+    drop(raw);
+    assert!(!root.join("t.bin").exists());
+    assert_eq!(fs::metadata(&part).unwrap().len(), SENT as u64);
+
+    let server = Server::restart_of(&server, &[]);
+    let out = run_batch(&server.addr_arg(), &cwd, "reput src.bin t.bin\n");
+    out.assert_success()
+        .assert_stdout_contains(&format!("(resumed at byte {SENT}, "));
+    assert_same_file(&src, &root.join("t.bin"));
 }
