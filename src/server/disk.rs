@@ -1,16 +1,18 @@
 //! The disk helpers: the blocking file-system calls of `ftxd` (an
 //! upload's writeback and its durable steps (`sync_file_range`,
-//! `fdatasync`), the `fsync` of a finished upload and
-//! of its directory, hashing a resumed transfer's prefix) run on a few
-//! helper threads, so the one event-loop thread never waits on the disk.
+//! `fdatasync`), the `fsync` of a finished upload and of its directory,
+//! hashing a resumed transfer's prefix) run on up to [`HELPERS`] helper
+//! threads, so the one event-loop thread never waits on the disk.
 //!
-//! The loop hands a [`Job`] to [`Disk::submit`] with the [`JobOwner`] that
-//! waits for it (a connection's slab token and its serial); a helper runs
-//! it and queues its [`Outcome`], then wakes the loop through its
-//! `mio::Waker`, and the loop takes the outcomes back with
-//! [`Disk::take_done`] and hands each to its connection, if that still
-//! exists (the serial tells a closed connection from a newcomer in the
-//! same slab slot). Jobs carry what they need: a duplicated descriptor
+//! The loop hands a [`Job`] to [`Disk::submit`], which numbers it (never
+//! reusing a number); a helper runs it, queues its [`Outcome`] and wakes
+//! the loop through its `mio::Waker` (the loop's one waker, shared with
+//! shutdown: mio allows one per `Poll`). The loop takes the outcomes back
+//! with [`Disk::take_done`], each with its [`JobOwner`] (the connection's
+//! slab token and the job's number), and hands each to its connection if
+//! that still waits for that number: an outcome for a connection that
+//! closed meanwhile (its slot perhaps reused) or for a job it gave up on
+//! is dropped. Jobs carry what they need: a duplicated descriptor
 //! (`try_clone`), byte counts. The protocol state machines stay on the
 //! loop: a connection waiting for a job just does not move on.
 //!
@@ -32,10 +34,11 @@
 //! node: the loop checks that age each turn; past a limit it fails the
 //! owning connection's transfer (a `Timeout` error, the upload kept as a
 //! part) and forgets the job (a `forget(owner)` that takes it out of the
-//! running set and out of its directory group), so its late outcome is
-//! dropped like that of a closed connection; a helper stuck in the kernel
-//! cannot be stopped, so the pool then starts a replacement (up to a cap)
-//! rather than let the stuck ones starve the others.
+//! running set and out of its directory group); the connection stops
+//! waiting for that job number, so the late outcome, if any, is dropped.
+//! A helper stuck in the kernel cannot be stopped, so the pool then
+//! starts a replacement (up to a cap) rather than let the stuck ones
+//! starve the others.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;

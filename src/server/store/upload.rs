@@ -324,7 +324,7 @@ impl Store {
     }
 
     /// Whether a flush of the upload is due ([`Store::start_flush`]): with
-    /// fsync on and no flush running, once [`WRITEBACK_STEP`] bytes were
+    /// fsync on and no flush running, once `WRITEBACK_STEP` bytes were
     /// written since the last one, or the data is due to be made durable
     /// (see [`Store::start_flush`]).
     pub fn flush_due(&self, up: &Upload, now: Instant, waiting: bool) -> bool {
@@ -335,9 +335,9 @@ impl Store {
 
     /// Starts a flush of what is written now, for a disk helper to make
     /// ([`Flush`]): its writeback is started, and it is made durable too
-    /// once [`DURABLE_MAX`] bytes are not yet durable, or, while the
-    /// connection waits for the network (`waiting`), [`DURABLE_STEP`]
-    /// bytes that came slower than [`SETTLE_MAX_RATE`]. One at a time; its
+    /// once `DURABLE_MAX` bytes are not yet durable, or, while the
+    /// connection waits for the network (`waiting`), `DURABLE_STEP`
+    /// bytes that came slower than `SETTLE_MAX_RATE`. One at a time; its
     /// result goes to [`Store::flush_done`]. `now` is the loop's clock.
     pub fn start_flush(
         &self,
