@@ -182,8 +182,9 @@ pub(crate) struct Disk {
     helpers: Vec<JoinHandle<()>>,
     /// At most this many helpers.
     max_helpers: usize,
-    /// Given to each helper, which drops it as it exits.
-    exit_tx: mpsc::Sender<()>,
+    /// Given to each helper, which drops it as it exits (taken at
+    /// shutdown).
+    exit_tx: Option<mpsc::Sender<()>>,
     /// Disconnected once every helper has exited (and `exit_tx` is gone).
     exited: mpsc::Receiver<()>,
     groups: HashMap<DirKey, Group>,
@@ -216,7 +217,7 @@ impl Disk {
             shared,
             helpers: Vec::new(),
             max_helpers: helpers.max(1),
-            exit_tx,
+            exit_tx: Some(exit_tx),
             exited,
             groups: HashMap::new(),
             ready: Vec::new(),
@@ -350,19 +351,12 @@ impl Disk {
     /// (the helpers are joined then), after which helpers still stuck in
     /// the kernel are left behind. Nothing reported durable waits on
     /// them: a client hears of its file only after its syncs returned.
-    pub(crate) fn shutdown(self, grace: Duration) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let dropped = {
-            let mut st = self.shared.lock();
-            let n = st.queue.len();
-            st.queue.clear();
-            n
-        };
-        self.shared.work.notify_all();
+    pub(crate) fn shutdown(mut self, grace: Duration) {
+        let dropped = self.stop();
         if dropped > 0 {
             debug!("disk: {dropped} queued job(s) dropped at shutdown");
         }
-        drop(self.exit_tx);
+        self.exit_tx = None;
         let deadline = Instant::now() + grace;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -375,9 +369,18 @@ impl Disk {
                 }
             }
         }
-        for h in self.helpers {
+        for h in std::mem::take(&mut self.helpers) {
             let _ = h.join();
         }
+    }
+
+    /// Tells the helpers to stop (after the call each is in) and drops
+    /// the jobs not started; returns how many.
+    fn stop(&self) -> usize {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let dropped = std::mem::take(&mut self.shared.lock().queue).len();
+        self.shared.work.notify_all();
+        dropped
     }
 
     /// Queues a task for the helpers, starting one more if none is
@@ -400,6 +403,9 @@ impl Disk {
     fn spawn_helper(&mut self) {
         let shared = Arc::clone(&self.shared);
         let exit_tx = self.exit_tx.clone();
+        if exit_tx.is_none() {
+            return;
+        }
         let spawned = std::thread::Builder::new()
             .name(format!("ftxd-disk-{}", self.helpers.len()))
             .spawn(move || {
@@ -448,6 +454,14 @@ impl Disk {
         } else {
             self.ready.push(key);
         }
+    }
+}
+
+/// A loop that ends without [`Disk::shutdown`] (an error) still stops
+/// its helpers, without waiting for them.
+impl Drop for Disk {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
