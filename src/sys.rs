@@ -1,10 +1,11 @@
 //! The system calls `rustix` does not wrap safely, each in one small safe
-//! function: `sync_file_range` for ftxd's writeback, and `sigaction` for
-//! the shell, which ignores Ctrl-C while a local command runs. This is the
-//! only module of the library that uses `unsafe` (the crate denies it
-//! everywhere else): the rest (`openat2`, `renameat2`, `flock`, `fstatat`,
-//! `fallocate`, extended attributes, resource limits, the terminal's
-//! echo...) goes through `rustix`'s safe wrappers.
+//! function: `sync_file_range` for ftxd's writeback (started, or waited
+//! for), and `sigaction` for the shell, which ignores Ctrl-C while a local
+//! command runs. This is the only module of the library that uses
+//! `unsafe` (the crate denies it everywhere else): the rest (`openat2`,
+//! `renameat2`, `flock`, `fstatat`, `fallocate`, extended attributes,
+//! resource limits, the terminal's echo...) goes through `rustix`'s safe
+//! wrappers.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -21,6 +22,26 @@ pub(crate) fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::
     // by the kernel on our behalf) and its result is checked.
     let rc =
         unsafe { libc::sync_file_range(fd.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `sync_file_range(fd, offset, len, WAIT_BEFORE | WRITE | WAIT_AFTER)`:
+/// writes that range of the file to disk and waits for it (no metadata,
+/// no device cache flush: an `fdatasync` after it has little left to do).
+pub(crate) fn write_range(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: as in `start_writeback`: a borrowed descriptor, integers
+    // only, the result checked.
+    let rc = unsafe { libc::sync_file_range(fd.as_raw_fd(), offset, len, flags) };
     if rc == 0 {
         Ok(())
     } else {

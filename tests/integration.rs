@@ -24,6 +24,8 @@ mod cli;
 mod concurrency;
 #[path = "integration/crash.rs"]
 mod crash;
+#[path = "integration/disk.rs"]
+mod disk;
 #[path = "integration/errors.rs"]
 mod errors;
 #[path = "integration/fdlimit.rs"]

@@ -1,6 +1,11 @@
 //! The one-thread `mio` event loop of `ftxd`: accepts connections, routes
 //! readiness events to them, keeps their deadlines, and stops on shutdown.
 //!
+//! Blocking file-system calls (fsyncs, prefix hashing) run on the disk
+//! helpers (`disk`); their outcomes come back through the waker and are
+//! handed to their connections every turn, and directory syncs wait for
+//! the end of the turn so that the commits of one turn share one.
+//!
 //! Fixed tokens for the listener, the signal pipe and the waker;
 //! connections live in a `Slab` keyed by their token. Deadlines sit in a
 //! min-heap with lazy deletion: a connection re-arms only when its deadline
@@ -23,6 +28,7 @@ use slab::Slab;
 use super::access::Security;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ReserveKey, Step};
+use super::disk::{Disk, HELPERS};
 use super::shutdown::Shutdown;
 use super::store::{Store, RESERVE_AHEAD};
 use crate::proto::error::ErrorCode;
@@ -46,6 +52,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const FD_RESERVE_MIN: u64 = 16;
 /// Upper bound of the descriptor reserve (see [`FD_RESERVE_MIN`]).
 const FD_RESERVE_MAX: u64 = 256;
+/// How long shutdown waits for storage calls still running on the disk
+/// helpers (a sync of an upload nobody was told of yet) before it leaves
+/// them behind.
+const DISK_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves connections on `listener` until `shutdown` is triggered (or, for
 /// a handle from [`Shutdown::on_signals`], SIGINT/SIGTERM arrives), then
@@ -89,7 +99,8 @@ fn serve(
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    shutdown.install_waker(waker);
+    shutdown.install_waker(Arc::clone(&waker));
+    let disk = Disk::start(waker, HELPERS);
     let mut signals = if shutdown.wants_signals() {
         let mut s = signal_hook_mio::v1_0::Signals::new([libc::SIGINT, libc::SIGTERM])?;
         poll.registry()
@@ -103,6 +114,7 @@ fn serve(
         poll,
         listener,
         store,
+        disk,
         conns: Slab::new(),
         session_config: Arc::new(SessionConfig {
             window: DEFAULT_WINDOW,
@@ -141,6 +153,11 @@ fn serve(
         }
         let now = Instant::now();
         let mut listener_served = false;
+        // Each connection is driven once a turn at most: those queued
+        // already wait for `drive_again`, those queued this turn for the
+        // next (at once: the poll timeout is zero). An `ls` waits for at
+        // most one drive of each busy connection.
+        let queued = server.again.len();
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
@@ -157,16 +174,20 @@ fn serve(
                         }
                     }
                 }
+                // Finished disk jobs are taken below, every turn.
                 WAKER => {}
                 token => {
                     if let Some(c) = server.conns.get_mut(token.0) {
                         c.handle_ready(event);
-                        server.drive(token, now);
+                        if !c.queued {
+                            server.drive(token, now);
+                        }
                     }
                 }
             }
         }
-        server.drive_again(now);
+        server.drive_again(queued, now);
+        server.finish_disk_jobs(now);
         // A full batch from the listener's own event waits for the next
         // turn (the zero poll timeout brings it at once).
         if !listener_served
@@ -187,12 +208,31 @@ fn serve(
         if server.next_token_check.is_some_and(|t| now >= t) {
             server.check_tokens(now);
         }
+        // Last: the directory syncs asked for this turn, one per directory.
+        server.disk.kick();
     }
     info!(
         "shutting down: closing {} connection(s)",
         server.conns.len()
     );
     server.close_all();
+    let counts = server.disk.counts();
+    info!(
+        "disk: {} commit(s) shared {} directory sync(s); {} file sync(s), {} durable step(s), {} prefix hash(es)",
+        counts.dir_waiters.load(std::sync::atomic::Ordering::Relaxed),
+        counts.dir_syncs.load(std::sync::atomic::Ordering::Relaxed),
+        counts.file_syncs.load(std::sync::atomic::Ordering::Relaxed),
+        counts.data_syncs.load(std::sync::atomic::Ordering::Relaxed),
+        counts.hashes.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if let Some(since) = server.disk.oldest_running() {
+        info!(
+            "disk: {} job(s) still out at shutdown, the oldest for {} ms",
+            server.disk.pending(),
+            since.elapsed().as_millis()
+        );
+    }
+    server.disk.shutdown(DISK_GRACE);
     Ok(())
 }
 
@@ -225,6 +265,8 @@ struct Server {
     poll: Poll,
     listener: TcpListener,
     store: Store,
+    /// The helper threads that make the blocking file-system calls.
+    disk: Disk,
     conns: Slab<Conn>,
     /// Shared by every session.
     session_config: Arc<SessionConfig>,
@@ -418,7 +460,7 @@ impl Server {
             others -= c.counted_reserve.0;
         }
         c.limit_reserve(RESERVE_CAP.saturating_sub(others));
-        let step = c.drive(&self.store, now);
+        let step = c.drive(&self.store, &mut self.disk, now);
         let queued = c.output_memory();
         self.output = self.output + queued - std::mem::replace(&mut c.counted_output, queued);
         // Counted again, under the key it has now: a `Hello` and a `Put`
@@ -465,8 +507,27 @@ impl Server {
         self.arm(token);
     }
 
-    fn drive_again(&mut self, now: Instant) {
-        for _ in 0..self.again.len() {
+    /// Hands the outcomes of finished disk jobs to their connections (if
+    /// still open and waiting for them), which are then driven next turn
+    /// with the busy ones ([`Server::drive_again`]): driven at once, an
+    /// upload whose flushes come back every MiB got a drive per flush
+    /// besides its own, and an `ls` waited for all of them.
+    fn finish_disk_jobs(&mut self, now: Instant) {
+        for (owner, outcome) in self.disk.take_done() {
+            let Some(c) = self.conns.get_mut(owner.token.0) else {
+                continue;
+            };
+            c.disk_done(owner.job, outcome, &self.store, &mut self.disk, now);
+            if !std::mem::replace(&mut c.queued, true) {
+                self.again.push_back(owner.token);
+            }
+        }
+    }
+
+    /// Drives the first `n` connections queued to be driven again (those
+    /// queued before this turn).
+    fn drive_again(&mut self, n: usize, now: Instant) {
+        for _ in 0..n.min(self.again.len()) {
             if let Some(token) = self.again.pop_front() {
                 if let Some(c) = self.conns.get_mut(token.0) {
                     c.queued = false;

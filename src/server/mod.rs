@@ -2,7 +2,8 @@
 //! (`config`), the state directory and identity (`state`), the tokens
 //! (`tokens`) and who may come in (`access`), the store (every file-system
 //! operation, `store`, resolved by `beneath`), the connections (`conn`,
-//! over `transport`) and the event loop (`event_loop`) that drives one
+//! over `transport`), the helper threads that make its blocking
+//! file-system calls (`disk`) and the event loop (`event_loop`) that drives one
 //! `ServerSession` per connection. Never imports `client` or `shell`,
 //! never prints (operators get `log` lines).
 
@@ -11,6 +12,7 @@ mod beneath;
 pub mod config;
 mod conn;
 mod digest_cache;
+mod disk;
 mod event_loop;
 mod listen;
 mod shutdown;

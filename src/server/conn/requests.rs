@@ -1,39 +1,40 @@
 //! Answering a connection's requests: the events its `ServerSession`
 //! reports, each checked against the token's access and answered with the
-//! store, and the prefix digest a resumed transfer waits for. How the
-//! bytes get to and from the socket is the connection's own (`conn`).
+//! store; the prefix digest a resumed transfer waits for and the durable
+//! commit of an upload, both from the disk helpers (`server::disk`). How
+//! the bytes get to and from the socket is the connection's own (`conn`).
 
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, info, warn};
 
 use super::Conn;
 use crate::partial::PartOwner;
-use crate::prefix::PrefixHashing;
 use crate::proto::error::ErrorCode;
 use crate::proto::path::RemotePath;
 use crate::proto::server_session::{PutAccept, ServerEvent};
+use crate::server::disk::{Disk, Job};
 use crate::server::store::{Download, Store, StoreError, Upload};
 use crate::server::tokens::{token_id, Access, Refusal};
 
-/// Bytes of a resumed transfer's prefix hashed per round of `drive`
-/// (~0.4 ms here), so resuming a large file never holds the loop for long.
-const PREFIX_STEP: u64 = 1 << 20;
-
 impl Conn {
     /// Answers every event the session has, in order.
-    pub(super) fn handle_events(&mut self, store: &Store, now: Instant) -> bool {
+    pub(super) fn handle_events(&mut self, store: &Store, disk: &mut Disk, now: Instant) -> bool {
         let mut any = false;
         while let Some(event) = self.session.poll_event() {
             any = true;
-            self.handle_event(event, store, now);
+            self.handle_event(event, store, disk, now);
         }
         any
     }
 
     /// Answers one request: refuses changes to a read-only token, then
     /// hands the request to its answer below.
-    fn handle_event(&mut self, event: ServerEvent, store: &Store, now: Instant) {
+    fn handle_event(&mut self, event: ServerEvent, store: &Store, disk: &mut Disk, now: Instant) {
         let peer = self.peer;
         if self.access == Access::ReadOnly && mutates(&event) {
             debug!("{peer}: change refused: read-only token");
@@ -58,11 +59,16 @@ impl Conn {
                 offset,
                 force,
                 resume,
-            } => self.put_start(store, &path, size, force, resume.then_some(offset), now),
-            ServerEvent::PutData { offset, len } => self.put_data(store, offset, len),
-            ServerEvent::PutCommit { size } => self.put_commit(store, size, now),
+            } => {
+                let resume = resume.then_some(offset);
+                self.put_start(store, disk, &path, size, force, resume, now)
+            }
+            ServerEvent::PutData { offset, len } => self.put_data(store, disk, offset, len, now),
+            ServerEvent::PutCommit { size } => self.put_commit(store, disk, size, now),
             ServerEvent::PutAbort { reason } => self.put_abort(store, reason),
-            ServerEvent::GetStart { path, offset } => self.get_start(store, &path, offset, now),
+            ServerEvent::GetStart { path, offset } => {
+                self.get_start(store, disk, &path, offset, now)
+            }
             ServerEvent::GetEnd { digest } => self.get_end(store, digest, now),
             ServerEvent::Mkdir { path } => {
                 let r = store.mkdir(&path);
@@ -140,9 +146,11 @@ impl Conn {
     /// `PutStart`: opens the upload (a fresh temp file, or the part file
     /// to resume at `resume`); a resumed one is answered once its prefix
     /// is hashed.
+    #[allow(clippy::too_many_arguments)]
     fn put_start(
         &mut self,
         store: &Store,
+        disk: &mut Disk,
         path: &RemotePath,
         size: u64,
         force: bool,
@@ -157,10 +165,8 @@ impl Conn {
             Ok((up, accept)) if accept.offset > 0 => {
                 // Answered once the part's prefix is hashed.
                 self.transfer_started = Some(now);
-                self.prefix = Some(Box::new(PrefixJob {
-                    hashing: PrefixHashing::new(accept.offset),
-                    then: Resumed::Put(up, accept),
-                }));
+                let len = accept.offset;
+                self.start_prefix(store, disk, Resumed::Put(up, accept), len);
             }
             Ok((up, accept)) => {
                 debug!("{peer}: put '{path}' ({size} bytes) started");
@@ -175,8 +181,9 @@ impl Conn {
         }
     }
 
-    /// `PutData`: the frame's bytes into the upload.
-    fn put_data(&mut self, store: &Store, offset: u64, len: usize) {
+    /// `PutData`: the frame's bytes into the upload (and a flush started
+    /// if one is due).
+    fn put_data(&mut self, store: &Store, disk: &mut Disk, offset: u64, len: usize, now: Instant) {
         let Some(up) = self.upload.as_mut() else {
             self.session
                 .reply_error(ErrorCode::Protocol, "data without an upload");
@@ -186,19 +193,40 @@ impl Conn {
         debug_assert_eq!(data.len(), len);
         if let Err(e) = store.write(up, offset, data) {
             self.upload_failed(store, &e);
+            return;
         }
+        self.start_due_flush(store, disk, now, false);
     }
 
-    /// `PutCommit`: the digest matched; the upload takes its name.
-    fn put_commit(&mut self, store: &Store, size: u64, now: Instant) {
-        let peer = self.peer;
+    /// `PutCommit`: the digest matched; the upload takes its name. With
+    /// fsync on, in steps: the file's fsync on a disk helper (after a
+    /// flush still running), the publish here, the directory's
+    /// sync (a group commit) on a helper, then `PutDone`; the session
+    /// reads no further request meanwhile.
+    fn put_commit(&mut self, store: &Store, disk: &mut Disk, size: u64, now: Instant) {
         let Some(up) = self.upload.take() else {
             self.session
                 .reply_error(ErrorCode::Protocol, "commit without an upload");
             return;
         };
+        let up = *up;
+        if store.config().fsync {
+            if let Err(e) = store.check_whole(&up) {
+                return self.commit_failed(store, up, &e);
+            }
+            if store.flush_running(&up) {
+                // The kernel reports a write-back error once: the running
+                // flush must see it before the fsync starts.
+                self.commit = Some(Box::new(Committing::AfterStep { up, size }));
+            } else {
+                self.sync_file(store, disk, up, size);
+            }
+            return;
+        }
+        // Nothing blocks without fsync: all at once.
+        let peer = self.peer;
         let asked = up.remote().clone();
-        match store.commit(*up) {
+        match store.commit(up) {
             Ok(stored) => {
                 info!(
                     "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
@@ -214,7 +242,10 @@ impl Conn {
     }
 
     /// `PutAbort` (from the client or the session): drops the upload,
-    /// keeping its part for `reput` when it was only interrupted.
+    /// keeping its part for `reput` when it was only interrupted. An
+    /// upload being committed is whole and verified: the commit goes on
+    /// (the client may have gone, or timed out, after its `Done`); only
+    /// closing the connection ([`Conn::close`]) abandons it.
     fn put_abort(&mut self, store: &Store, reason: ErrorCode) {
         let peer = self.peer;
         if let Some(up) = self.upload.take() {
@@ -241,7 +272,14 @@ impl Conn {
 
     /// `GetStart`: opens the download at `offset`; a resumed one is
     /// answered once its prefix is hashed.
-    fn get_start(&mut self, store: &Store, path: &RemotePath, offset: u64, now: Instant) {
+    fn get_start(
+        &mut self,
+        store: &Store,
+        disk: &mut Disk,
+        path: &RemotePath,
+        offset: u64,
+        now: Instant,
+    ) {
         let peer = self.peer;
         self.download = None;
         let opened = store.open_download(path).and_then(|mut dl| {
@@ -267,10 +305,7 @@ impl Conn {
             Ok((dl, offset)) if offset > 0 => {
                 // Answered once the prefix is hashed.
                 self.transfer_started = Some(now);
-                self.prefix = Some(Box::new(PrefixJob {
-                    hashing: PrefixHashing::new(offset),
-                    then: Resumed::Get(Box::new(dl)),
-                }));
+                self.start_prefix(store, disk, Resumed::Get(Box::new(dl)), offset);
             }
             Ok((dl, _)) => {
                 debug!("{peer}: get '{path}' ({} bytes)", dl.size);
@@ -335,24 +370,47 @@ impl Conn {
         }
     }
 
-    /// Hashes the next step of a resumed transfer's prefix; once it is
-    /// whole, answers the client (`PutReady` / `GetReady` with its digest).
-    pub(super) fn hash_prefix(&mut self, store: &Store, now: Instant) -> bool {
-        let Some(job) = self.prefix.as_mut() else {
-            return false;
+    /// Hands the hashing of a resumed transfer's first `len` bytes to a
+    /// disk helper; the client is answered once it is done
+    /// ([`Conn::prefix_hashed`]).
+    fn start_prefix(&mut self, store: &Store, disk: &mut Disk, then: Resumed, len: u64) {
+        let file = match &then {
+            Resumed::Get(dl) => dl.file.try_clone(),
+            Resumed::Put(up, _) => up.file().try_clone(),
         };
-        let file = match &job.then {
-            Resumed::Get(dl) => &dl.file,
-            Resumed::Put(up, _) => up.file(),
-        };
-        let step = job.hashing.step(file, PREFIX_STEP);
-        if let Ok(false) = step {
-            return true;
+        match file {
+            Ok(file) => {
+                let cancel = Arc::new(AtomicBool::new(false));
+                let job = Job::HashPrefix {
+                    file,
+                    len,
+                    cancel: Arc::clone(&cancel),
+                };
+                self.awaiting = disk.submit(self.slot, job);
+                self.prefix = Some(Box::new(PrefixJob { cancel, then }));
+            }
+            Err(e) => self.resume_failed(store, then, e),
         }
-        let job = *self.prefix.take().expect("checked above");
+    }
+
+    /// A resumed transfer's prefix is hashed: answers the client
+    /// (`PutReady` / `GetReady` with its digest).
+    pub(super) fn prefix_hashed(
+        &mut self,
+        store: &Store,
+        hashed: io::Result<Box<blake3::Hasher>>,
+        now: Instant,
+    ) {
+        let Some(job) = self.prefix.take() else {
+            return;
+        };
+        let prefix = match hashed {
+            Ok(prefix) => *prefix,
+            Err(e) => return self.resume_failed(store, job.then, e),
+        };
         let peer = self.peer;
-        match (step, job.then) {
-            (Ok(_), Resumed::Get(dl)) => {
+        match job.then {
+            Resumed::Get(dl) => {
                 let offset = dl.position();
                 debug!(
                     "{peer}: get '{}' from byte {offset} of {} ({})",
@@ -360,12 +418,11 @@ impl Conn {
                     dl.size,
                     self.elapsed(now)
                 );
-                let prefix = job.hashing.finish();
                 self.session
                     .accept_get(dl.size, offset, dl.mtime, prefix, dl.known);
                 self.download = Some(dl);
             }
-            (Ok(_), Resumed::Put(up, mut accept)) => {
+            Resumed::Put(up, mut accept) => {
                 debug!(
                     "{peer}: put '{}' ({} bytes) resumed at byte {} ({})",
                     up.remote(),
@@ -373,26 +430,159 @@ impl Conn {
                     accept.offset,
                     self.elapsed(now)
                 );
-                accept.prefix = job.hashing.finish();
+                accept.prefix = prefix;
                 let path = up.remote().clone();
                 self.upload = Some(Box::new(up));
                 self.session.accept_put(&path, accept);
             }
-            (Err(e), then) => {
-                let path = match &then {
-                    Resumed::Get(dl) => dl.remote().clone(),
-                    Resumed::Put(up, _) => up.remote().clone(),
-                };
-                let e = StoreError::from_io(path.as_str(), e);
-                info!("{peer}: resuming '{path}' failed: {e}");
-                if let Resumed::Put(up, _) = then {
-                    // Not this upload's fault: the part stays for reput.
-                    store.abort(up, true);
+        }
+    }
+
+    /// Hashing a resumed transfer's prefix failed: the client is told; an
+    /// upload's part stays for reput (not its fault).
+    fn resume_failed(&mut self, store: &Store, then: Resumed, e: io::Error) {
+        let path = match &then {
+            Resumed::Get(dl) => dl.remote().clone(),
+            Resumed::Put(up, _) => up.remote().clone(),
+        };
+        let e = StoreError::from_io(path.as_str(), e);
+        info!("{}: resuming '{path}' failed: {e}", self.peer);
+        if let Resumed::Put(up, _) = then {
+            store.abort(up, true);
+        }
+        self.session.reply_error(e.code(), &e.to_string());
+    }
+
+    /// Starts the fsync of a finished upload on a disk helper.
+    fn sync_file(&mut self, store: &Store, disk: &mut Disk, up: Upload, size: u64) {
+        match store.file_to_sync(&up) {
+            Ok(file) => {
+                self.awaiting = disk.submit(self.slot, Job::SyncFile(file));
+                self.commit = Some(Box::new(Committing::SyncingFile { up, size }));
+            }
+            Err(e) => self.commit_failed(store, up, &e),
+        }
+    }
+
+    /// A commit failed before the publish: the client is told, the
+    /// temporary file removed (as [`Store::commit`] does).
+    fn commit_failed(&mut self, store: &Store, up: Upload, e: &StoreError) {
+        info!("{}: put '{}' failed: {e}", self.peer, up.remote());
+        self.session.reply_error(e.code(), &e.to_string());
+        store.abort(up, false);
+    }
+
+    /// The flush a commit waited for returned: its fsync starts, unless
+    /// the flush failed.
+    pub(super) fn commit_after_step(
+        &mut self,
+        store: &Store,
+        disk: &mut Disk,
+        commit: Committing,
+        stepped: io::Result<()>,
+        now: Instant,
+    ) {
+        match commit {
+            Committing::AfterStep { mut up, size } => {
+                match store.flush_done(&mut up, stepped, now) {
+                    Ok(()) => self.sync_file(store, disk, up, size),
+                    Err(e) => self.commit_failed(store, up, &e),
                 }
+            }
+            other => self.commit = Some(Box::new(other)),
+        }
+    }
+
+    /// The fsync of a committed upload returned: it is published here
+    /// (its name chosen) and joins its directory's group commit.
+    pub(super) fn file_synced(&mut self, store: &Store, disk: &mut Disk, synced: io::Result<()>) {
+        let Some(commit) = self.commit.take() else {
+            return;
+        };
+        let Committing::SyncingFile { up, size } = *commit else {
+            self.commit = Some(commit);
+            return;
+        };
+        if let Err(e) = synced {
+            let e = StoreError::from_io(up.remote().as_str(), e);
+            return self.commit_failed(store, up, &e);
+        }
+        let peer = self.peer;
+        let asked = up.remote().clone();
+        let (stored, dir) = match store.publish(up) {
+            Ok(published) => published,
+            Err(e) => {
+                info!("{peer}: put '{asked}' failed: {e}");
+                return self.session.reply_error(e.code(), &e.to_string());
+            }
+        };
+        match disk.sync_dir(self.slot, dir.as_fd()) {
+            Ok(job) => {
+                self.awaiting = job;
+                self.commit = Some(Box::new(Committing::SyncingDir {
+                    asked,
+                    stored,
+                    size,
+                }));
+            }
+            Err(e) => {
+                let e = StoreError::from_io(stored.as_str(), e);
+                info!("{peer}: put '{asked}' failed: {e}");
                 self.session.reply_error(e.code(), &e.to_string());
             }
         }
-        true
+    }
+
+    /// The directory of a published upload is durable: `PutDone`.
+    pub(super) fn dir_synced(&mut self, synced: io::Result<()>, now: Instant) {
+        let Some(commit) = self.commit.take() else {
+            return;
+        };
+        let Committing::SyncingDir {
+            asked,
+            stored,
+            size,
+        } = *commit
+        else {
+            self.commit = Some(commit);
+            return;
+        };
+        let peer = self.peer;
+        match synced {
+            Ok(()) => {
+                info!(
+                    "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
+                    self.elapsed(now)
+                );
+                self.session.put_committed(&stored, size);
+            }
+            Err(e) => {
+                let e = StoreError::from_io(stored.as_str(), e);
+                info!("{peer}: put '{asked}' failed: {e}");
+                self.session.reply_error(e.code(), &e.to_string());
+            }
+        }
+    }
+
+    /// The connection closes with a commit under way: before the publish
+    /// the upload stays as a part for reput (its fsync, if running,
+    /// finishes on the helper); after it the file is in place, the client
+    /// just never heard so.
+    pub(super) fn commit_interrupted(&mut self, store: &Store, commit: Committing, why: &str) {
+        match commit {
+            Committing::AfterStep { up, .. } | Committing::SyncingFile { up, .. } => {
+                info!(
+                    "{}: put '{}' failed: {why} while it was being made durable",
+                    self.peer,
+                    up.remote()
+                );
+                store.abort(up, true);
+            }
+            Committing::SyncingDir { asked, stored, .. } => info!(
+                "{}: put '{asked}' stored as '{stored}'; {why} before its directory was durable",
+                self.peer
+            ),
+        }
     }
 }
 
@@ -411,8 +601,24 @@ fn mutates(event: &ServerEvent) -> bool {
 
 /// A resumed transfer waiting for its prefix digest.
 pub(super) struct PrefixJob {
-    pub(super) hashing: PrefixHashing,
+    /// Set when the connection closes: the helper stops hashing.
+    pub(super) cancel: Arc<AtomicBool>,
     pub(super) then: Resumed,
+}
+
+/// A finished, verified upload on its way to `PutDone` (fsync on).
+pub(super) enum Committing {
+    /// A flush of it still runs: its fsync starts after the flush
+    /// returned.
+    AfterStep { up: Upload, size: u64 },
+    /// Its fsync runs on a disk helper.
+    SyncingFile { up: Upload, size: u64 },
+    /// Published as `stored`; the sync of its directory runs.
+    SyncingDir {
+        asked: RemotePath,
+        stored: RemotePath,
+        size: u64,
+    },
 }
 
 /// What a finished prefix digest lets start. Lives in a box (`PrefixJob`),

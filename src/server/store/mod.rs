@@ -34,7 +34,7 @@ use super::digest_cache;
 use error::display_name;
 
 pub use error::StoreError;
-pub use upload::{Upload, Uploader, RESERVE_AHEAD};
+pub use upload::{Flush, Upload, Uploader, RESERVE_AHEAD};
 
 /// How many `stem_N.ext` names an upload tries before giving up.
 pub const MAX_CLASH_ATTEMPTS: u64 = 10_000;

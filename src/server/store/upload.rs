@@ -2,7 +2,19 @@
 //! when free, so an interruption can be resumed, else a one-off temporary
 //! file), space reserved ahead of the data, early writeback and steps made
 //! durable while the network is slow, and the atomic commit: fsync, then a
-//! race-free publish under the final name or the first free `stem_N.ext`.
+//! race-free publish under the final name or the first free `stem_N.ext`,
+//! then fsync of the directory.
+//!
+//! The store makes no blocking call the event loop would wait for on its
+//! own: it says when a flush (writeback, and a durable step now and then)
+//! is due ([`Store::flush_due`]) and hands out the file to flush or sync
+//! ([`Store::start_flush`], [`Store::file_to_sync`]);
+//! `ftxd` runs those fsyncs on its disk helpers (`server::disk`) and
+//! publishes ([`Store::publish`]) once the file is durable. The name is
+//! chosen on the loop: a `link`/`renameat2` is a quick metadata call like
+//! the loop's other requests (mkdir, rename), and the loop then knows every
+//! rename that precedes a directory sync, which group commit relies on.
+//! [`Store::commit`] does it all in one call, for tests and `--no-fsync`.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -20,8 +32,10 @@ use crate::proto::path::{clash_name, RemotePath};
 use crate::proto::server_session::PutAccept;
 
 /// With fsync on, every this many bytes of an upload are handed to the
-/// disk at once (`sync_file_range`, not waiting), so the disk works while
-/// the rest arrives and the fsync at commit has little left to do.
+/// disk at once (`sync_file_range`, not waiting for the disk), so the disk
+/// works while the rest arrives and the fsync at commit has little left to
+/// do. On a disk helper too: `sync_file_range` waited up to 57 ms on the
+/// loop while a durable step of the same file ran on a helper.
 const WRITEBACK_STEP: u64 = 1 << 20;
 /// Disk space an upload reserves ahead of its data: the window a client
 /// may have in flight (16 MiB), so writes never wait for allocation, while
@@ -29,18 +43,18 @@ const WRITEBACK_STEP: u64 = 1 << 20;
 pub const RESERVE_AHEAD: u64 = crate::proto::limits::DEFAULT_WINDOW as u64;
 /// With fsync on, an upload that waits for the network with at least this
 /// many bytes not yet durable makes them durable (`fdatasync`,
-/// [`Store::settle`]). A disk with a write-back cache (a VM's virtual
+/// [`Store::start_flush`]). A disk with a write-back cache (a VM's virtual
 /// disk, most SSDs) otherwise keeps the whole file in that cache until the
 /// commit's fsync, which then waits ~65 ms per 64 MiB here; flushed while
 /// the loop would wait anyway, the commit waits for the tail only.
 const DURABLE_STEP: u64 = 8 << 20;
 /// With fsync on, an upload that never waits for the network (it arrives
 /// faster than ftxd takes it) is made durable every this many bytes all
-/// the same, so no one flush blocks the loop for long. Rarely: flushing
-/// while data is waiting stalls the upload (8 MiB steps cost ~15% of a
-/// 1 GiB put on loopback).
+/// the same, so the commit's fsync has little left to do. Rarely: flushing
+/// while data is waiting slowed the upload (8 MiB steps cost ~15% of a
+/// 1 GiB put on loopback, when the flushes ran on the loop).
 const DURABLE_MAX: u64 = 64 << 20;
-/// [`Store::settle`] flushes only an upload arriving slower than this
+/// [`Store::start_flush`] makes a waiting upload durable only if it arrives slower than this
 /// (bytes a second, since its last flush): a slow or distant link, whose
 /// waits are long and whose bytes queue in the socket meanwhile. A fast
 /// sender waits only for moments; flushing then (~18 ms per 8 MiB here)
@@ -68,6 +82,9 @@ pub struct Upload {
     synced: u64,
     /// When `synced` last moved (or the upload began).
     synced_at: Instant,
+    /// A flush ([`Flush`]) runs on a helper, up to this many bytes, and
+    /// whether it makes them durable.
+    flushing: Option<(u64, bool)>,
     force: bool,
     /// In the name's part file: kept for `reput` when interrupted.
     resumable: bool,
@@ -254,6 +271,7 @@ impl Store {
             flushed: accept.offset,
             synced: accept.offset,
             synced_at: Instant::now(),
+            flushing: None,
             force,
             resumable: accept.resumable,
             reserved: accept.offset + reserved,
@@ -302,47 +320,127 @@ impl Store {
             .write_all(data)
             .map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
         up.written = end;
-        if self.config.fsync && up.written - up.flushed >= WRITEBACK_STEP {
-            start_writeback(&up.file, up.flushed, up.written - up.flushed);
-            up.flushed = up.written;
-        }
-        if up.written - up.synced >= DURABLE_MAX {
-            self.sync_written(up)?;
+        Ok(())
+    }
+
+    /// Whether a flush of the upload is due ([`Store::start_flush`]): with
+    /// fsync on and no flush running, once `WRITEBACK_STEP` bytes were
+    /// written since the last one, or the data is due to be made durable
+    /// (see [`Store::start_flush`]).
+    pub fn flush_due(&self, up: &Upload, now: Instant, waiting: bool) -> bool {
+        self.config.fsync
+            && up.flushing.is_none()
+            && (up.written - up.flushed >= WRITEBACK_STEP || sync_wanted(up, now, waiting))
+    }
+
+    /// Starts a flush of what is written now, for a disk helper to make
+    /// ([`Flush`]): its writeback is started, and it is made durable too
+    /// once `DURABLE_MAX` bytes are not yet durable, or, while the
+    /// connection waits for the network (`waiting`), `DURABLE_STEP`
+    /// bytes that came slower than `SETTLE_MAX_RATE`. One at a time; its
+    /// result goes to [`Store::flush_done`]. `now` is the loop's clock.
+    pub fn start_flush(
+        &self,
+        up: &mut Upload,
+        now: Instant,
+        waiting: bool,
+    ) -> Result<Flush, StoreError> {
+        let file = up
+            .file
+            .try_clone()
+            .map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
+        let sync = sync_wanted(up, now, waiting);
+        let flush = Flush {
+            file,
+            from: up.flushed,
+            len: up.written - up.flushed,
+            sync,
+        };
+        up.flushed = up.written;
+        up.flushing = Some((up.written, sync));
+        Ok(flush)
+    }
+
+    /// Whether a flush started by [`Store::start_flush`] is still out
+    /// (its result not yet given to [`Store::flush_done`]).
+    pub fn flush_running(&self, up: &Upload) -> bool {
+        up.flushing.is_some()
+    }
+
+    /// A flush returned `result` (its `fdatasync`'s, if it made one); an
+    /// error fails the upload (the commit's fsync may not report it again:
+    /// the kernel reports a write-back error once per open file). `now`
+    /// is the loop's clock.
+    pub fn flush_done(
+        &self,
+        up: &mut Upload,
+        result: io::Result<()>,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        let Some((upto, sync)) = up.flushing.take() else {
+            return Ok(());
+        };
+        result.map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
+        if sync {
+            up.synced = upto;
+            up.synced_at = now;
         }
         Ok(())
     }
 
-    /// The upload waits for the network: a good moment to make what it
-    /// wrote durable, if that is at least [`DURABLE_STEP`] bytes and they
-    /// came slower than [`SETTLE_MAX_RATE`].
-    /// `now` is the loop's clock.
-    pub fn settle(&self, up: &mut Upload, now: Instant) -> Result<(), StoreError> {
-        let pending = up.written - up.synced;
-        let secs = now.saturating_duration_since(up.synced_at).as_secs_f64();
-        if pending >= DURABLE_STEP && pending as f64 <= SETTLE_MAX_RATE * secs {
-            self.sync_written(up)?;
-        }
-        Ok(())
-    }
-
-    fn sync_written(&self, up: &mut Upload) -> Result<(), StoreError> {
-        if self.config.fsync {
-            up.file
-                .sync_data()
-                .map_err(|e| StoreError::from_io(up.remote.as_str(), e))?;
-        }
-        up.synced = up.written;
-        up.synced_at = Instant::now();
-        Ok(())
-    }
-
-    /// Makes the upload durable and visible: fsync (unless disabled), then
-    /// an atomic replace (`force`) or a race-free publish under the first
-    /// free name among `name`, `stem_1.ext`, `stem_2.ext`, ...; then fsync
-    /// of the directory. Returns the stored remote path. On failure the
-    /// temporary file is removed and no final name was created.
+    /// Makes the upload durable and visible in one call: fsync (unless
+    /// disabled), then [`Store::publish`], then fsync of the directory.
+    /// Returns the stored remote path. On failure before the publish the
+    /// temporary file is removed and no final name was created. `ftxd`
+    /// makes the same steps with its fsyncs on the disk helpers.
     pub fn commit(&self, up: Upload) -> Result<RemotePath, StoreError> {
-        let result = self.publish(&up);
+        let synced = self.check_whole(&up).and_then(|()| {
+            if self.config.fsync {
+                up.file
+                    .sync_all()
+                    .map_err(|e| StoreError::from_io(up.remote.as_str(), e))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = synced {
+            self.abort(up, false);
+            return Err(e);
+        }
+        let (stored, dir) = self.publish(up)?;
+        self.sync_dir(&dir)
+            .map_err(|e| StoreError::from_io(stored.as_str(), e))?;
+        Ok(stored)
+    }
+
+    /// Fails unless every declared byte was written: the first step of a
+    /// commit.
+    pub fn check_whole(&self, up: &Upload) -> Result<(), StoreError> {
+        if up.written != up.size {
+            return Err(StoreError::BadOffset {
+                expected: up.size,
+                got: up.written,
+            });
+        }
+        Ok(())
+    }
+
+    /// The file of a finished upload (a duplicate descriptor), for the
+    /// fsync that precedes [`Store::publish`].
+    pub fn file_to_sync(&self, up: &Upload) -> Result<File, StoreError> {
+        up.file
+            .try_clone()
+            .map_err(|e| StoreError::from_io(up.remote.as_str(), e))
+    }
+
+    /// Publishes a whole upload whose file is durable (or fsync is off):
+    /// an atomic replace (`force`) or a race-free publish under the first
+    /// free name among `name`, `stem_1.ext`, `stem_2.ext`, ...; the
+    /// temporary name is removed either way. Returns the stored remote
+    /// path and the directory, whose fsync (with fsync on) makes the name
+    /// durable. On failure no final name was created.
+    pub fn publish(&self, up: Upload) -> Result<(RemotePath, OwnedFd), StoreError> {
+        let result = self.publish_name(&up);
         // After a link the temporary name is redundant, after a failure it
         // must not linger; after a rename it is already gone.
         if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
@@ -350,25 +448,12 @@ impl Store {
                 log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
             }
         }
-        let stored = result?;
-        self.sync_dir(&up.dir)
-            .map_err(|e| StoreError::from_io(stored.as_str(), e))?;
-        Ok(stored)
+        Ok((result?, up.dir))
     }
 
-    fn publish(&self, up: &Upload) -> Result<RemotePath, StoreError> {
+    fn publish_name(&self, up: &Upload) -> Result<RemotePath, StoreError> {
         let remote = up.remote.as_str();
-        if up.written != up.size {
-            return Err(StoreError::BadOffset {
-                expected: up.size,
-                got: up.written,
-            });
-        }
-        if self.config.fsync {
-            up.file
-                .sync_all()
-                .map_err(|e| StoreError::from_io(remote, e))?;
-        }
+        self.check_whole(up)?;
         let name = up.remote.file_name().ok_or(StoreError::RootNotAllowed)?;
         let parent = up.remote.parent();
         let dir = up.dir.as_fd();
@@ -459,11 +544,47 @@ fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<
     }
 }
 
-/// Starts writing `len` bytes of `file` from `offset` to disk without
-/// waiting for them (`SYNC_FILE_RANGE_WRITE`). Only an optimization for the
-/// fsync that follows: a failure here is ignored, the fsync reports it.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    let _ = crate::sys::start_writeback(file.as_fd(), offset, len);
+/// Whether a flush of `up` now should make its data durable: once
+/// [`DURABLE_MAX`] bytes are not yet durable, or, while the connection
+/// waits for the network (`waiting`), [`DURABLE_STEP`] bytes that came
+/// slower than [`SETTLE_MAX_RATE`].
+fn sync_wanted(up: &Upload, now: Instant, waiting: bool) -> bool {
+    let pending = up.written - up.synced;
+    let secs = now.saturating_duration_since(up.synced_at).as_secs_f64();
+    pending >= DURABLE_MAX
+        || (waiting && pending >= DURABLE_STEP && pending as f64 <= SETTLE_MAX_RATE * secs)
+}
+
+/// A flush of an upload for a disk helper ([`Store::start_flush`]).
+#[derive(Debug)]
+pub struct Flush {
+    /// The upload's file (a duplicate descriptor).
+    pub file: File,
+    /// Where its writeback starts (`sync_file_range`, not waiting: only an
+    /// optimization for the fsync that follows; a failure is ignored, the
+    /// fsync reports it).
+    pub from: u64,
+    /// How many bytes from there.
+    pub len: u64,
+    /// Whether it then makes the file's data durable (`fdatasync`).
+    pub sync: bool,
+}
+
+impl Flush {
+    /// Makes the flush (the blocking calls; a disk helper's work). A
+    /// durable one writes the data and waits for it before the
+    /// `fdatasync`, whose journal commit is then short: an `fdatasync`
+    /// with the data still to write held the loop's own writes to the file
+    /// for up to 14 ms (the loop's `ls` p99 during a 1 GiB put: 7-10 ms
+    /// with it, 1-3 ms without).
+    pub fn run(&self) -> io::Result<()> {
+        if !self.sync {
+            let _ = crate::sys::start_writeback(self.file.as_fd(), self.from, self.len);
+            return Ok(());
+        }
+        let _ = crate::sys::write_range(self.file.as_fd(), 0, self.from + self.len);
+        self.file.sync_data()
+    }
 }
 
 #[cfg(test)]
@@ -603,8 +724,10 @@ mod tests {
         s.abort(up, false);
     }
 
-    /// An upload is made durable when it waits for the network with a
-    /// step's worth written slowly, and every DURABLE_MAX bytes regardless.
+    /// A flush is due every WRITEBACK_STEP bytes, one at a time; it makes
+    /// the data durable when the upload waits for the network with a
+    /// step's worth written slowly, and every DURABLE_MAX bytes regardless;
+    /// a failed one fails the upload.
     #[test]
     fn uploads_are_flushed_in_steps() {
         let (_t, root, _) = setup();
@@ -619,32 +742,97 @@ mod tests {
         // link, a millisecond a fast sender's moment of waiting.
         let slow = |up: &Upload| up.synced_at + std::time::Duration::from_secs(1);
         let fast = |up: &Upload| up.synced_at + std::time::Duration::from_millis(1);
-        s.write(&mut up, 0, &chunk[..step - 1]).unwrap();
-        let at = slow(&up);
-        s.settle(&mut up, at).unwrap();
-        assert_eq!(up.synced, 0, "less than a step: nothing to flush yet");
-        s.write(&mut up, step as u64 - 1, &chunk[..1]).unwrap();
-        let at = slow(&up);
-        s.settle(&mut up, at).unwrap();
-        assert_eq!(up.synced, DURABLE_STEP);
-        // A step that came at once is left for later.
-        s.write(&mut up, DURABLE_STEP, &chunk).unwrap();
+        // The flush as ftxd's disk helper makes it; whether it synced.
+        let flush = |up: &mut Upload, at: Instant, waiting: bool| {
+            let f = s.start_flush(up, at, waiting).unwrap();
+            assert_eq!(f.from + f.len, up.written);
+            s.flush_done(up, f.run(), at).unwrap();
+            f.sync
+        };
+        s.write(&mut up, 0, &chunk[..WRITEBACK_STEP as usize - 1])
+            .unwrap();
+        assert!(!s.flush_due(&up, fast(&up), false), "less than a step");
+        s.write(&mut up, WRITEBACK_STEP - 1, &chunk[..1]).unwrap();
+        assert!(s.flush_due(&up, fast(&up), false));
         let at = fast(&up);
-        s.settle(&mut up, at).unwrap();
-        assert_eq!(up.synced, DURABLE_STEP, "flushed a fast sender's step");
+        let f = s.start_flush(&mut up, at, false).unwrap();
+        assert_eq!((f.from, f.len, f.sync), (0, WRITEBACK_STEP, false));
+        assert!(s.flush_running(&up));
+        s.write(
+            &mut up,
+            WRITEBACK_STEP,
+            &chunk[..step - WRITEBACK_STEP as usize],
+        )
+        .unwrap();
+        assert!(!s.flush_due(&up, slow(&up), true), "one at a time");
+        let at = fast(&up);
+        s.flush_done(&mut up, f.run(), at).unwrap();
+        assert_eq!(up.synced, 0, "a writeback makes nothing durable");
+        // A step written, waiting: durable only if it came slowly.
+        let at = fast(&up);
+        assert!(!flush(&mut up, at, false));
+        assert!(!s.flush_due(&up, fast(&up), true), "a fast sender's step");
+        assert!(s.flush_due(&up, slow(&up), true));
         let at = slow(&up);
-        s.settle(&mut up, at).unwrap();
-        assert_eq!(up.synced, 2 * DURABLE_STEP);
-        // Never waiting: flushed once DURABLE_MAX is not yet durable.
-        let mut at = 2 * DURABLE_STEP;
+        assert!(flush(&mut up, at, true));
+        assert_eq!(up.synced, DURABLE_STEP);
+        // Never waiting: durable once DURABLE_MAX is not yet durable.
+        let mut at = DURABLE_STEP;
+        let mut syncs = 0;
         while at < size {
             s.write(&mut up, at, &chunk).unwrap();
             at += DURABLE_STEP;
+            let now = fast(&up);
+            if s.flush_due(&up, now, false) && flush(&mut up, now, false) {
+                syncs += 1;
+            }
             let behind = at - up.synced;
             assert!(behind < DURABLE_MAX, "{behind} bytes not durable");
         }
-        assert_eq!(up.synced, 2 * DURABLE_STEP + DURABLE_MAX);
+        assert_eq!(syncs, 1);
+        assert_eq!(up.synced, DURABLE_STEP + DURABLE_MAX);
         assert_eq!(s.commit(up).unwrap(), rp("big"));
+        // A flush that fails fails the upload.
+        let (mut up, _) = s
+            .begin_upload(&rp("bad"), 10, false, None, &Uploader::default())
+            .unwrap();
+        s.write(&mut up, 0, b"0123456789").unwrap();
+        let _flush = s.start_flush(&mut up, Instant::now(), false).unwrap();
+        let eio = io::Error::from_raw_os_error(libc::EIO);
+        let e = s.flush_done(&mut up, Err(eio), Instant::now()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Io, "{e}");
+        assert!(!s.flush_running(&up));
+        s.abort(up, false);
+    }
+
+    /// The commit in steps, as ftxd makes it: check, fsync of the file
+    /// (here in the test), publish; the directory comes back for its sync.
+    #[test]
+    fn a_commit_in_steps_publishes_and_hands_back_the_directory() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        fs::create_dir(root.join("d")).unwrap();
+        put(&s, "d/a", b"old", false).unwrap();
+        let (mut up, _) = s
+            .begin_upload(&rp("d/a"), 3, false, None, &Uploader::default())
+            .unwrap();
+        s.write(&mut up, 0, b"new").unwrap();
+        s.check_whole(&up).unwrap();
+        s.file_to_sync(&up).unwrap().sync_all().unwrap();
+        let (stored, dir) = s.publish(up).unwrap();
+        assert_eq!(stored, rp("d/a_1"));
+        let d = fs::metadata(root.join("d")).unwrap();
+        let st = rustix::fs::fstat(&dir).unwrap();
+        assert_eq!((st.st_dev, st.st_ino), (d.dev(), d.ino()));
+        assert_eq!(names(&s, "d"), ["a", "a_1"]);
+        assert_eq!(get(&s, "d/a_1").unwrap(), b"new");
+        // Not whole: refused before any name is taken.
+        let (up, _) = s
+            .begin_upload(&rp("d/b"), 3, false, None, &Uploader::default())
+            .unwrap();
+        assert_eq!(s.check_whole(&up).unwrap_err().code(), ErrorCode::Protocol);
+        s.abort(up, false);
+        assert_eq!(names(&s, "d"), ["a", "a_1"]);
     }
 
     #[test]
