@@ -131,3 +131,25 @@ fn completions_for_every_shell_name_the_commands() {
     let out = ftxd(dir.path(), &["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2), "{out}");
 }
+
+/// Every log line about a client names its address and, once its token
+/// was accepted, the token's name; the token itself never appears.
+#[test]
+fn log_lines_about_a_client_name_its_token() {
+    use crate::util::Server;
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    fs::write(cwd.join("a.txt"), b"a").unwrap();
+    server
+        .batch(&cwd, "put a.txt\nget a.txt b.txt\n")
+        .assert_success();
+    let secret = server.creds().token.clone();
+    // The log is stderr (stdout shows the first token once, by design).
+    let all = server.logs();
+    let logs = all.split("--- ftxd stderr ---").nth(1).unwrap_or_default();
+    let stored: Vec<&str> = logs.lines().filter(|l| l.contains("stored as")).collect();
+    assert_eq!(stored.len(), 1, "{logs}");
+    assert!(stored[0].contains("127.0.0.1:"), "{logs}");
+    assert!(stored[0].contains("[default]: put 'a.txt'"), "{logs}");
+    assert!(!secret.is_empty() && !logs.contains(&secret), "{logs}");
+}

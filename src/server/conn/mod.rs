@@ -69,10 +69,33 @@ pub(crate) enum Step {
     Close,
 }
 
+/// Who a connection's log lines are about: the client's address and,
+/// once its token was accepted, the token's name (never the token).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    addr: SocketAddr,
+    token: Option<Rc<str>>,
+}
+
+impl Peer {
+    fn ip(&self) -> std::net::IpAddr {
+        self.addr.ip()
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.token {
+            Some(name) => write!(f, "{} [{name}]", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 /// A connection: socket, session, open transfer, readiness memory.
 pub(crate) struct Conn {
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     transport: Transport,
     security: Rc<Security>,
     /// What the client's token allows (read-write until a token says
@@ -158,7 +181,10 @@ impl Conn {
         registry.register(&mut stream, token, interest)?;
         Ok(Conn {
             stream,
-            peer,
+            peer: Peer {
+                addr: peer,
+                token: None,
+            },
             transport: Transport::new(&security),
             security,
             access: Access::ReadWrite,
@@ -279,7 +305,7 @@ impl Conn {
 
     /// The peer's address.
     pub(crate) fn peer(&self) -> SocketAddr {
-        self.peer
+        self.peer.addr
     }
 
     /// The session's next deadline.

@@ -35,7 +35,7 @@ impl Conn {
     /// Answers one request: refuses changes to a read-only token, then
     /// hands the request to its answer below.
     fn handle_event(&mut self, event: ServerEvent, store: &Store, disk: &mut Disk, now: Instant) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
         if self.access == Access::ReadOnly && mutates(&event) {
             debug!("{peer}: change refused: read-only token");
             self.session.reply_error(
@@ -110,11 +110,14 @@ impl Conn {
     /// `Hello`: checks the token (the gate slows failing addresses down)
     /// and remembers what it allows and whose parts its uploads use.
     fn hello(&mut self, token: &[u8], now: Instant) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
         let admitted = self.security.gate.borrow_mut().admit(peer.ip(), token, now);
         match admitted {
             Ok((name, access)) => {
                 info!("{peer}: access granted: token '{name}' ({access})");
+                if self.security.gate.borrow().requires_token() {
+                    self.peer.token = Some(std::rc::Rc::from(name.as_str()));
+                }
                 self.access = access;
                 if self.security.gate.borrow().requires_token() {
                     let id = token_id(token);
@@ -157,7 +160,7 @@ impl Conn {
         resume: Option<u64>,
         now: Instant,
     ) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
         if let Some(old) = self.upload.take() {
             store.abort(*old, true);
         }
@@ -224,7 +227,7 @@ impl Conn {
             return;
         }
         // Nothing blocks without fsync: all at once.
-        let peer = self.peer;
+        let peer = self.peer.clone();
         let asked = up.remote().clone();
         match store.commit(up) {
             Ok(stored) => {
@@ -247,7 +250,7 @@ impl Conn {
     /// (the client may have gone, or timed out, after its `Done`); only
     /// closing the connection ([`Conn::close`]) abandons it.
     fn put_abort(&mut self, store: &Store, reason: ErrorCode) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
         if let Some(up) = self.upload.take() {
             // Interruptions stay resumable; corrupt or refused data
             // and a full disk do not.
@@ -280,7 +283,7 @@ impl Conn {
         offset: u64,
         now: Instant,
     ) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
         self.download = None;
         let opened = store.open_download(path).and_then(|mut dl| {
             // Past the end: the client's part is not of this file; restart.
@@ -325,7 +328,7 @@ impl Conn {
     /// `GetEnd`: the client has the file (or stopped); remembers the
     /// digest it confirmed.
     fn get_end(&mut self, store: &Store, digest: Option<[u8; 32]>, now: Instant) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
         if let Some(dl) = self.download.take() {
             // A read-only client writes nothing, not even the
             // remembered digest (an extended attribute).
@@ -408,7 +411,7 @@ impl Conn {
             Ok(prefix) => *prefix,
             Err(e) => return self.resume_failed(store, job.then, e),
         };
-        let peer = self.peer;
+        let peer = self.peer.clone();
         match job.then {
             Resumed::Get(dl) => {
                 let offset = dl.position();
@@ -507,7 +510,7 @@ impl Conn {
             let e = StoreError::from_io(up.remote().as_str(), e);
             return self.commit_failed(store, up, &e);
         }
-        let peer = self.peer;
+        let peer = self.peer.clone();
         let asked = up.remote().clone();
         let (stored, dir) = match store.publish(up) {
             Ok(published) => published,
@@ -547,7 +550,7 @@ impl Conn {
             self.commit = Some(commit);
             return;
         };
-        let peer = self.peer;
+        let peer = self.peer.clone();
         match synced {
             Ok(()) => {
                 info!(
