@@ -153,3 +153,38 @@ fn log_lines_about_a_client_name_its_token() {
     assert!(stored[0].contains("[default]: put 'a.txt'"), "{logs}");
     assert!(!secret.is_empty() && !logs.contains(&secret), "{logs}");
 }
+
+/// A client gone in the middle of an upload is logged as a lost
+/// connection, not as a protocol error of its own.
+#[test]
+fn a_client_gone_midway_is_logged_as_a_lost_connection() {
+    use crate::util::{encode, Raw, Server};
+    use ftx::proto::message::Message;
+    let server = Server::start(&["--no-fsync"]);
+    let mut raw = Raw::handshake(server.addr());
+    raw.send(&Message::Put {
+        path: "half.bin".into(),
+        size: 1 << 20,
+        offset: 0,
+        flags: 0,
+    })
+    .unwrap();
+    let data = encode(&Message::Data {
+        offset: 0,
+        data: vec![7; 64 * 1024],
+    });
+    // The whole first frame, then half of a second one, then gone.
+    raw.send_raw(&data).unwrap();
+    raw.send_raw(&data[..data.len() / 2]).unwrap();
+    drop(raw);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let logs = server.logs();
+        if let Some(line) = logs.lines().find(|l| l.contains("put 'half.bin' failed")) {
+            assert!(line.contains("failed: connection lost after"), "{logs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{logs}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

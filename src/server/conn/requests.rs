@@ -258,8 +258,14 @@ impl Conn {
                 reason,
                 ErrorCode::Cancelled | ErrorCode::Timeout | ErrorCode::Protocol
             );
+            // The client's end of the stream is no protocol error of its own.
+            let why = if self.eof {
+                "connection lost".to_owned()
+            } else {
+                reason.to_string()
+            };
             info!(
-                "{peer}: put '{}' failed: {reason} after {} of {} bytes{}",
+                "{peer}: put '{}' failed: {why} after {} of {} bytes{}",
                 up.remote(),
                 up.written(),
                 up.size(),
