@@ -13,7 +13,8 @@ pub struct Shutdown {
 
 #[derive(Debug, Default)]
 struct Inner {
-    requested: AtomicBool,
+    /// Shared with the signal handlers of [`Shutdown::on_signals`].
+    requested: Arc<AtomicBool>,
     signals: bool,
     waker: Mutex<Option<Arc<mio::Waker>>>,
 }
@@ -25,12 +26,22 @@ impl Shutdown {
     }
 
     /// A handle that SIGINT and SIGTERM trigger too (the `ftxd` binary).
+    /// From now on they only ask for the stop, even before the loop runs
+    /// (while the key is made, say): their default action would end ftxd
+    /// at once, and a service manager's stop during the start would not
+    /// be the clean exit it is later. The loop, once it runs, sees the
+    /// request at its start and hears later signals itself.
     pub fn on_signals() -> Shutdown {
+        let inner = Inner {
+            signals: true,
+            ..Inner::default()
+        };
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // Failing leaves the default action: ftxd still stops.
+            let _ = signal_hook::flag::register(signal, Arc::clone(&inner.requested));
+        }
         Shutdown {
-            inner: Arc::new(Inner {
-                signals: true,
-                ..Inner::default()
-            }),
+            inner: Arc::new(inner),
         }
     }
 

@@ -188,3 +188,31 @@ fn a_client_gone_midway_is_logged_as_a_lost_connection() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// SIGTERM while ftxd is still starting (its key just made, the loop not
+/// yet running) is a clean stop with exit status 0, as later: a service
+/// manager that stops it during the start sees no failure.
+#[test]
+fn sigterm_during_the_start_is_a_clean_stop() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("root")).unwrap();
+    let mut child = Command::new(ftxd_bin())
+        .args(["--listen", "127.0.0.1:0", "--root"])
+        .arg(dir.path().join("root"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // The first line comes once the key is made, before the port is taken.
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("created a new key"), "{first}");
+    crate::util::signal(child.id(), libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

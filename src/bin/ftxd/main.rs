@@ -168,6 +168,9 @@ fn manpage(out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 fn serve(settings: Settings) -> Result<(), String> {
+    // First: a SIGTERM while the state is loaded or made asks for a clean
+    // stop instead of killing ftxd halfway.
+    let shutdown = Shutdown::on_signals();
     let config = ServerConfig::new(settings).map_err(|e| e.to_string())?;
     // The store is the one judge of the root (missing, not a directory,
     // unreadable): a bad one is refused now, before any state is made and
@@ -194,7 +197,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         })
         .and_then(|()| out.flush());
     drop(out);
-    server::run_with(listener, config, security, Shutdown::on_signals()).map_err(|e| e.to_string())
+    server::run_with(listener, config, security, shutdown).map_err(|e| e.to_string())
 }
 
 /// The `ftx` command that reaches this server, for the operator to hand
