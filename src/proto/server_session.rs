@@ -301,6 +301,15 @@ pub struct ServerSession {
     output_cap: usize,
     /// The client pipelines ([`FEATURE_PIPELINE`] in `Hello`).
     client_pipelines: bool,
+    /// What pipelining holds (requests waiting behind a download, the
+    /// acknowledgments ended downloads are owed): made when first needed,
+    /// so an idle connection does not carry it.
+    pipe: Option<Box<Pipeline>>,
+}
+
+/// What a session holds for pipelining, when it holds anything.
+#[derive(Debug, Default)]
+struct Pipeline {
     /// Requests that arrived while a download ran, served in order once it
     /// ended (at most [`MAX_PIPELINE`], [`MAX_PIPELINE_BYTES`] in all).
     stash: std::collections::VecDeque<Message>,
@@ -327,10 +336,7 @@ impl ServerSession {
             client_attrs: false,
             output_cap: MAX_PENDING_OUTPUT,
             client_pipelines: false,
-            stash: Default::default(),
-            stash_bytes: 0,
-            late: Default::default(),
-            late_total: 0,
+            pipe: None,
         }
     }
 
@@ -431,8 +437,8 @@ impl ServerSession {
                 return None;
             }
             if matches!(self.state, State::Idle) {
-                if let Some(msg) = self.stash.pop_front() {
-                    self.stash_bytes -= msg.frame_len();
+                if let Some(msg) = self.pipe.as_mut().and_then(|p| p.stash.pop_front()) {
+                    self.pipe_mut().stash_bytes -= msg.frame_len();
                     self.handle_request(msg);
                     continue;
                 }
@@ -822,11 +828,12 @@ impl ServerSession {
         if self.events.is_empty() {
             self.events = std::collections::VecDeque::new();
         }
-        if self.stash.is_empty() {
-            self.stash = std::collections::VecDeque::new();
-        }
-        if self.late.is_empty() {
-            self.late = std::collections::VecDeque::new();
+        if self
+            .pipe
+            .as_ref()
+            .is_some_and(|p| p.stash.is_empty() && p.late.is_empty())
+        {
+            self.pipe = None;
         }
     }
 
@@ -1114,7 +1121,7 @@ impl ServerSession {
 
     fn handle_download(&mut self, mut dl: Box<Download>, msg: Message) {
         match msg {
-            Message::Ack { offset } if !self.late.is_empty() => {
+            Message::Ack { offset } if self.pipe.as_ref().is_some_and(|p| !p.late.is_empty()) => {
                 self.state = State::Sending(dl);
                 self.late_ack(offset);
             }
@@ -1141,13 +1148,16 @@ impl ServerSession {
                     return;
                 }
                 // Everything queued behind it ends too, unserved.
-                for _ in self.stash.drain(..) {
+                let stashed = self.pipe.as_mut().map_or(0, |p| {
+                    p.stash_bytes = 0;
+                    p.stash.drain(..).count()
+                });
+                for _ in 0..stashed {
                     self.out.push(&Message::Error {
                         code: ErrorCode::Cancelled,
                         message: "cancelled before it started".into(),
                     });
                 }
-                self.stash_bytes = 0;
             }
             Message::Put { .. } => {
                 self.events.push_back(ServerEvent::GetEnd { digest: None });
@@ -1174,11 +1184,12 @@ impl ServerSession {
             return self.unexpected(&msg);
         }
         // The running download is one of the client's outstanding requests.
-        if self.stash.len() + 1 >= MAX_PIPELINE || self.stash_bytes + cost > MAX_PIPELINE_BYTES {
+        let pipe = self.pipe_mut();
+        if pipe.stash.len() + 1 >= MAX_PIPELINE || pipe.stash_bytes + cost > MAX_PIPELINE_BYTES {
             return self.fail(ErrorCode::Protocol, "too many requests in flight");
         }
-        self.stash_bytes += cost;
-        self.stash.push_back(msg);
+        pipe.stash_bytes += cost;
+        pipe.stash.push_back(msg);
     }
 
     /// A download ended with `frames` of its `Data` frames unacknowledged:
@@ -1191,11 +1202,16 @@ impl ServerSession {
         // A client that keeps the bounds never owes more downloads than
         // it may have outstanding; one that never acknowledges would grow
         // this without end.
-        if self.late.len() >= MAX_PIPELINE {
+        if self
+            .pipe
+            .as_ref()
+            .is_some_and(|p| p.late.len() >= MAX_PIPELINE)
+        {
             return self.fail(ErrorCode::Protocol, "too many unacknowledged downloads");
         }
-        self.late_total += sent - acked;
-        self.late.push_back(Late {
+        let pipe = self.pipe_mut();
+        pipe.late_total += sent - acked;
+        pipe.late.push_back(Late {
             frames,
             sent,
             acked,
@@ -1205,24 +1221,31 @@ impl ServerSession {
     /// An `Ack` of an ended download (ignored when none is owed: it
     /// crossed our `Error`, or the client does not pipeline).
     fn late_ack(&mut self, offset: u64) {
-        let Some(late) = self.late.front_mut() else {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return;
+        };
+        let Some(late) = pipe.late.front_mut() else {
             return;
         };
         if offset < late.acked || offset > late.sent {
             return self.fail(ErrorCode::Protocol, "acknowledgment of unsent data");
         }
-        self.late_total -= offset - late.acked;
+        pipe.late_total -= offset - late.acked;
         late.acked = offset;
         late.frames -= 1;
         if late.frames == 0 {
-            self.late.pop_front();
+            pipe.late.pop_front();
         }
     }
 
     /// Bytes of ended downloads still unacknowledged: they count against
     /// the window of the running one.
     fn late_bytes(&self) -> u64 {
-        self.late_total
+        self.pipe.as_ref().map_or(0, |p| p.late_total)
+    }
+
+    fn pipe_mut(&mut self) -> &mut Pipeline {
+        self.pipe.get_or_insert_with(Box::default)
     }
 
     /// Where a refused `Put` leaves the session. A fresh upload's data
