@@ -46,6 +46,10 @@ pub const MAX_PIPELINE: usize = 64;
 /// has outstanding: what a server may hold of requests queued behind a
 /// running download.
 pub const MAX_PIPELINE_BYTES: usize = 64 * 1024;
+/// Most verified uploads of one connection a server commits at once
+/// while the next ones arrive (a pipelining client): their directory
+/// syncs are shared; past it the server reads on once one ended.
+pub const MAX_COMMITS_IN_FLIGHT: usize = 32;
 /// Largest number of entries in one `Entries` frame (a listing spans frames).
 pub const MAX_ENTRIES_PER_FRAME: usize = 512;
 /// Largest number of entries a server sends for one listing.

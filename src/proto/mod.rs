@@ -236,6 +236,14 @@
 //!
 //! A failing request fails alone: the ones behind it are served as usual.
 //!
+//! A server may receive a pipelining client's next upload while earlier
+//! ones are still being made durable (at most
+//! [`limits::MAX_COMMITS_IN_FLIGHT`], 32), so their file and directory
+//! syncs are shared; every answer still comes in request order (the next
+//! upload's `PutReady` and `Ack`s wait behind the earlier `PutDone`), and
+//! clash names are taken in request order. Any other request waits until
+//! those commits ended.
+//!
 //! ## Flow control: the window
 //!
 //! A sender never has more than a window of unacknowledged bytes in flight

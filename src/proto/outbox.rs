@@ -27,6 +27,13 @@ impl Outbox {
         self.end = self.buf.len();
     }
 
+    /// Queues frames already encoded (held back until now).
+    pub(crate) fn push_encoded(&mut self, frames: &[u8]) {
+        self.buf.truncate(self.end);
+        self.buf.extend_from_slice(frames);
+        self.end = self.buf.len();
+    }
+
     pub(crate) fn push_data(&mut self, offset: u64, data: &[u8]) {
         self.data_room(data.len()).copy_from_slice(data);
         self.data_filled(offset, data.len());

@@ -11,9 +11,9 @@ use super::error::{DecodeError, ErrorCode, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, HANDSHAKE_TIMEOUT, MAGIC,
-    MAX_CHUNK, MAX_COMPONENT_LEN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
-    MAX_PENDING_OUTPUT, MAX_PIPELINE, MAX_PIPELINE_BYTES, MAX_REQUEST_FRAME_LEN, MIN_OUTPUT_CAP,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    MAX_CHUNK, MAX_COMMITS_IN_FLIGHT, MAX_COMPONENT_LEN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN,
+    MAX_HELLO_FRAME_LEN, MAX_PENDING_OUTPUT, MAX_PIPELINE, MAX_PIPELINE_BYTES,
+    MAX_REQUEST_FRAME_LEN, MIN_OUTPUT_CAP, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use super::message::{
     truncate_utf8, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, FEATURE_PARTS,
@@ -307,7 +307,9 @@ pub struct ServerSession {
     pipe: Option<Box<Pipeline>>,
 }
 
-/// What a session holds for pipelining, when it holds anything.
+/// What a session holds for pipelining, when it holds anything:
+/// requests waiting behind a download, acknowledgments owed, commits
+/// under way and what waits for them.
 #[derive(Debug, Default)]
 struct Pipeline {
     /// Requests that arrived while a download ran, served in order once it
@@ -318,6 +320,15 @@ struct Pipeline {
     late: std::collections::VecDeque<Late>,
     /// Bytes of `late` still unacknowledged.
     late_total: u64,
+    /// Uploads verified and being committed by the driver while the
+    /// session went on (the client's next upload arrives meanwhile),
+    /// oldest first. Each holds the output queued after it, sent once its
+    /// own answer (`PutDone` or `Error`) is known, so the answers keep
+    /// the requests' order.
+    committing: std::collections::VecDeque<Vec<u8>>,
+    /// A request that must wait until every commit ended (anything but a
+    /// fresh upload): read, and held here meanwhile.
+    deferred: Option<Message>,
 }
 
 impl ServerSession {
@@ -436,6 +447,19 @@ impl ServerSession {
             {
                 return None;
             }
+            if let Some(o) = self.pipe.as_mut() {
+                if o.committing.len() >= MAX_COMMITS_IN_FLIGHT
+                    || (o.deferred.is_some() && !o.committing.is_empty())
+                {
+                    return None;
+                }
+                if matches!(self.state, State::Idle) {
+                    if let Some(msg) = o.deferred.take() {
+                        self.handle_request(msg);
+                        continue;
+                    }
+                }
+            }
             if matches!(self.state, State::Idle) {
                 if let Some(msg) = self.pipe.as_mut().and_then(|p| p.stash.pop_front()) {
                     self.pipe_mut().stash_bytes -= msg.frame_len();
@@ -498,7 +522,7 @@ impl ServerSession {
             }
             let cost = FIXED + e.name.len();
             if !batch.is_empty() && (used + cost > budget || batch.len() == MAX_ENTRIES_PER_FRAME) {
-                self.out.push(&Message::Entries {
+                self.emit(&Message::Entries {
                     entries: std::mem::take(&mut batch),
                     last: false,
                 });
@@ -508,7 +532,7 @@ impl ServerSession {
             batch.push(e);
         }
         if last || !batch.is_empty() {
-            self.out.push(&Message::Entries {
+            self.emit(&Message::Entries {
                 entries: batch,
                 last,
             });
@@ -528,14 +552,14 @@ impl ServerSession {
     /// Answers `Statfs`.
     pub fn reply_space(&mut self, total: u64, avail: u64) {
         if self.take_pending(Pending::Space) {
-            self.out.push(&Message::Space { total, avail });
+            self.emit(&Message::Space { total, avail });
         }
     }
 
     /// Answers `Mkdir`, `Remove`, `Rename` or `SetAttrs` with success.
     pub fn reply_ok(&mut self) {
         if self.take_pending(Pending::Simple) {
-            self.out.push(&Message::Ok);
+            self.emit(&Message::Ok);
         }
     }
 
@@ -548,28 +572,28 @@ impl ServerSession {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::AwaitReply(Pending::Hello { .. }) => {
                 // Refused before the handshake completed: nothing more.
-                self.out.push(&msg);
+                self.emit(&msg);
                 self.state = State::Closed;
             }
             State::AwaitReply(Pending::Put { resume, .. }) => {
-                self.out.push(&msg);
+                self.emit(&msg);
                 self.state = Self::after_refused_put(resume);
             }
-            State::AwaitReply(_) => self.out.push(&msg),
+            State::AwaitReply(_) => self.emit(&msg),
             State::AwaitCommit => {
                 self.events
                     .push_back(ServerEvent::PutAbort { reason: code });
-                self.out.push(&msg);
+                self.emit(&msg);
             }
             State::Receiving(_) => {
                 self.events
                     .push_back(ServerEvent::PutAbort { reason: code });
-                self.out.push(&msg);
+                self.emit(&msg);
                 self.state = State::Draining;
             }
             State::Sending(dl) => {
                 self.events.push_back(ServerEvent::GetEnd { digest: None });
-                self.out.push(&msg);
+                self.emit(&msg);
                 // A pipelining client still acknowledges what it got.
                 self.owe_acks(dl.frames, dl.sent, dl.acked);
             }
@@ -594,7 +618,7 @@ impl ServerSession {
         } else {
             *prefix.finalize().as_bytes()
         };
-        self.out.push(&Message::PutReady {
+        self.emit(&Message::PutReady {
             name: name.as_str().to_owned(),
             offset,
             digest,
@@ -611,12 +635,53 @@ impl ServerSession {
 
     /// Answers `PutCommit`: the file is durable and visible as `name`.
     pub fn put_committed(&mut self, name: &RemotePath, size: u64) {
+        let done = Message::PutDone {
+            name: name.as_str().to_owned(),
+            size,
+        };
+        if self.resolve_commit(&done) {
+            return;
+        }
         if matches!(self.state, State::AwaitCommit) {
-            self.out.push(&Message::PutDone {
+            self.emit(&Message::PutDone {
                 name: name.as_str().to_owned(),
                 size,
             });
             self.state = State::Idle;
+        }
+    }
+
+    /// Fails the oldest commit under way (`PutCommit` answered with an
+    /// error: the file could not be made durable or take its name).
+    /// Unlike [`ServerSession::reply_error`], it never touches the upload
+    /// that may be arriving meanwhile.
+    pub fn commit_failed(&mut self, code: ErrorCode, message: &str) {
+        let error = Message::Error {
+            code,
+            message: message.to_owned(),
+        };
+        if !self.resolve_commit(&error) {
+            self.reply_error(code, message);
+        }
+    }
+
+    /// Answers the oldest overlapped commit with `reply`, then lets out
+    /// what was queued behind it; false when none is under way.
+    fn resolve_commit(&mut self, reply: &Message) -> bool {
+        let Some(after) = self.pipe.as_mut().and_then(|o| o.committing.pop_front()) else {
+            return false;
+        };
+        self.out.push(reply);
+        self.out.push_encoded(&after);
+        true
+    }
+
+    /// Output goes to the socket's queue, or, while commits are under
+    /// way, behind the newest one.
+    fn emit(&mut self, msg: &Message) {
+        match self.pipe.as_mut().and_then(|o| o.committing.back_mut()) {
+            Some(after) => super::frame::encode(msg, after),
+            None => self.out.push(msg),
         }
     }
 
@@ -648,7 +713,7 @@ impl ServerSession {
             Some(d) if offset == size => d,
             _ => *prefix.finalize().as_bytes(),
         };
-        self.out.push(&Message::GetReady {
+        self.emit(&Message::GetReady {
             size,
             offset,
             mtime,
@@ -816,7 +881,13 @@ impl ServerSession {
         matches!(
             self.state,
             State::Receiving(_) | State::Sending(_) | State::AwaitCommit | State::Draining
-        )
+        ) || self.commits_under_way() > 0
+    }
+
+    /// Verified uploads whose commit the driver has not answered yet.
+    pub fn commits_under_way(&self) -> usize {
+        let overlapped = self.pipe.as_ref().map_or(0, |o| o.committing.len());
+        overlapped + usize::from(matches!(self.state, State::AwaitCommit))
     }
 
     /// Releases idle buffers so an idle connection costs little memory.
@@ -828,11 +899,12 @@ impl ServerSession {
         if self.events.is_empty() {
             self.events = std::collections::VecDeque::new();
         }
-        if self
-            .pipe
-            .as_ref()
-            .is_some_and(|p| p.stash.is_empty() && p.late.is_empty())
-        {
+        if self.pipe.as_ref().is_some_and(|p| {
+            p.stash.is_empty()
+                && p.late.is_empty()
+                && p.committing.is_empty()
+                && p.deferred.is_none()
+        }) {
             self.pipe = None;
         }
     }
@@ -856,11 +928,12 @@ impl ServerSession {
                     Digest::Known(known) => (*known, false),
                     Digest::Hashing(hasher) => (*hasher.finalize().as_bytes(), true),
                 };
-                self.out.push(&Message::Done {
+                let done = Message::Done {
                     size: dl.size,
                     digest,
-                });
+                };
                 let (frames, sent, acked) = (dl.frames, dl.sent, dl.acked);
+                self.emit(&done);
                 self.state = State::Idle;
                 self.events.push_back(ServerEvent::GetEnd {
                     digest: hashed.then_some(digest),
@@ -926,7 +999,7 @@ impl ServerSession {
     }
 
     fn welcome(&mut self, version: u16) {
-        self.out.push(&Message::Welcome {
+        self.emit(&Message::Welcome {
             version,
             flags: FEATURE_ATTRS | FEATURE_PARTS | FEATURE_PIPELINE,
             window: self.config.window,
@@ -936,6 +1009,14 @@ impl ServerSession {
     }
 
     fn handle_request(&mut self, msg: Message) {
+        if let Some(o) = self.pipe.as_mut() {
+            let fresh_put = matches!(&msg, Message::Put { flags, .. } if flags & PUT_RESUME == 0);
+            let idle = matches!(msg, Message::Ack { .. } | Message::Cancel);
+            if !o.committing.is_empty() && !fresh_put && !idle {
+                o.deferred = Some(msg);
+                return;
+            }
+        }
         let (event, pending) = match msg {
             Message::List { path } => match RemotePath::parse(&path) {
                 Ok(path) => (ServerEvent::List { path }, Pending::List),
@@ -994,7 +1075,7 @@ impl ServerSession {
                 mtime,
             } => match RemotePath::parse_file(&path) {
                 Ok(_) if flags & ATTR_MODE != 0 && mode & !SETTABLE_MODE != 0 => {
-                    self.out.push(&Message::Error {
+                    self.emit(&Message::Error {
                         code: ErrorCode::PermissionDenied,
                         message: "setuid, setgid and sticky bits cannot be set".into(),
                     });
@@ -1050,7 +1131,7 @@ impl ServerSession {
         up.hasher.update(self.input.data());
         up.next += len as u64;
         let (next, done) = (up.next, up.next == up.size);
-        self.out.push(&Message::Ack { offset: next });
+        self.emit(&Message::Ack { offset: next });
         self.events.push_back(ServerEvent::PutData { offset, len });
         self.note_progress(next, done);
     }
@@ -1090,7 +1171,7 @@ impl ServerSession {
                     self.events.push_back(ServerEvent::PutAbort {
                         reason: ErrorCode::Integrity,
                     });
-                    self.out.push(&Message::Error {
+                    self.emit(&Message::Error {
                         code: ErrorCode::Integrity,
                         message: DIGEST_MISMATCH.into(),
                     });
@@ -1098,13 +1179,19 @@ impl ServerSession {
                     return;
                 }
                 self.events.push_back(ServerEvent::PutCommit { size });
-                self.state = State::AwaitCommit;
+                if self.client_pipelines {
+                    // The next upload may arrive while this one commits.
+                    self.pipe_mut().committing.push_back(Vec::new());
+                    self.state = State::Idle;
+                } else {
+                    self.state = State::AwaitCommit;
+                }
             }
             Message::Cancel => {
                 self.events.push_back(ServerEvent::PutAbort {
                     reason: ErrorCode::Cancelled,
                 });
-                self.out.push(&Message::Error {
+                self.emit(&Message::Error {
                     code: ErrorCode::Cancelled,
                     message: "upload cancelled".into(),
                 });
@@ -1138,7 +1225,7 @@ impl ServerSession {
             }
             Message::Cancel => {
                 self.events.push_back(ServerEvent::GetEnd { digest: None });
-                self.out.push(&Message::Error {
+                self.emit(&Message::Error {
                     code: ErrorCode::Cancelled,
                     message: "download cancelled".into(),
                 });
@@ -1153,7 +1240,7 @@ impl ServerSession {
                     p.stash.drain(..).count()
                 });
                 for _ in 0..stashed {
-                    self.out.push(&Message::Error {
+                    self.emit(&Message::Error {
                         code: ErrorCode::Cancelled,
                         message: "cancelled before it started".into(),
                     });
@@ -1262,7 +1349,7 @@ impl ServerSession {
     }
 
     fn refuse_name(&mut self, e: &super::path::NameError) {
-        self.out.push(&Message::Error {
+        self.emit(&Message::Error {
             code: ErrorCode::InvalidName,
             message: e.to_string(),
         });
@@ -1292,6 +1379,8 @@ impl ServerSession {
     fn fail(&mut self, code: ErrorCode, message: &str) {
         if !matches!(self.state, State::Closed) {
             self.abort_transfer(code);
+            // Straight out, ahead of what waits for commits: the
+            // connection ends, and the client must read why.
             self.out.push(&Message::Error {
                 code,
                 message: message.to_owned(),

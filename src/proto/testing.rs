@@ -306,9 +306,9 @@ impl MemStore {
                 assert_eq!(up.data.len() as u64, size);
                 let stored = if up.force {
                     if self.dirs.contains(&up.path) {
-                        // As rename(2) over a directory.
-                        self.upload = Some(up);
-                        return s.reply_error(ErrorCode::IsDirectory, "is a directory");
+                        // As rename(2) over a directory; the upload is
+                        // dropped, as ftxd drops it.
+                        return s.commit_failed(ErrorCode::IsDirectory, "is a directory");
                     }
                     up.path.clone()
                 } else {

@@ -1881,3 +1881,84 @@ fn a_client_that_never_acknowledges_is_closed_at_the_pipelining_bound() {
     // 65th ended owing what 64 others still owe.
     assert_eq!(frames, 1 + 3 * (MAX_PIPELINE + 1) + 1);
 }
+
+#[test]
+fn a_pipelining_clients_uploads_commit_while_the_next_arrive_and_answer_in_order() {
+    let now = Instant::now();
+    let mut client = ClientSession::new(Vec::new());
+    let mut server = ServerSession::new(SessionConfig::default(), now);
+    // Moves every byte both ways; the driver accepts uploads at once and
+    // keeps their commits pending, as ftxd's disk helpers do for a while.
+    let mut commits = 0;
+    let mut pump = |client: &mut ClientSession, server: &mut ServerSession| {
+        for _ in 0..100 {
+            let c2s = client.poll_transmit().to_vec();
+            client.consume_transmit(c2s.len());
+            server.handle_input(&c2s, now);
+            while let Some(ev) = server.poll_event() {
+                match ev {
+                    ServerEvent::PutStart { path, .. } => {
+                        server.accept_put(&path, PutAccept::fresh(true, 0))
+                    }
+                    ServerEvent::PutCommit { .. } => commits += 1,
+                    ServerEvent::List { .. } => server.reply_entries(Vec::new()),
+                    _ => {}
+                }
+            }
+            let s2c = server.poll_transmit().to_vec();
+            server.consume_transmit(s2c.len());
+            client.handle_input(&s2c);
+        }
+    };
+    pump(&mut client, &mut server);
+    assert!(matches!(
+        client.poll_event(),
+        Some(ClientEvent::Connected { .. })
+    ));
+    for name in ["a", "b", "c"] {
+        client.put(name, 4, None, false).unwrap();
+        client.send_data(b"data");
+    }
+    client.list("").unwrap();
+    pump(&mut client, &mut server);
+    // All three arrived and wait for their commits; the listing waits too.
+    assert_eq!(server.commits_under_way(), 3);
+    let mut seen = Vec::new();
+    while let Some(ev) = client.poll_event() {
+        seen.push(ev);
+    }
+    // Only the first upload's PutReady went out before its commit began.
+    assert!(
+        matches!(&seen[..], [ClientEvent::PutReady { name, .. }] if name == "a"),
+        "{seen:?}"
+    );
+    let stored = |n: &str| super::path::RemotePath::parse(n).unwrap();
+    server.put_committed(&stored("a"), 4);
+    server.commit_failed(ErrorCode::NoSpace, "no space");
+    server.put_committed(&stored("c_1"), 4);
+    pump(&mut client, &mut server);
+    let mut order = Vec::new();
+    while let Some(ev) = client.poll_event() {
+        order.push(match ev {
+            ClientEvent::PutReady { name, .. } => format!("ready {name}"),
+            ClientEvent::PutDone { name, .. } => format!("done {name}"),
+            ClientEvent::Failed(e) => format!("failed {:?}", e.code),
+            ClientEvent::Listing(v) => format!("listing {}", v.len()),
+            other => format!("{other:?}"),
+        });
+    }
+    assert_eq!(
+        order,
+        [
+            "done a",
+            "ready b",
+            "failed NoSpace",
+            "ready c",
+            "done c_1",
+            "listing 0"
+        ]
+    );
+    assert_eq!(commits, 3);
+    assert_eq!(server.commits_under_way(), 0);
+    assert!(client.is_idle() && !server.is_closed());
+}

@@ -491,8 +491,8 @@ impl Server {
         };
         match step {
             Step::Close => {
-                let why = c.close_reason;
-                self.close(token, why);
+                let why = c.close_reason.to_string();
+                self.close(token, &why);
                 return;
             }
             // Once: queued again at each readiness event, a busy

@@ -367,3 +367,38 @@ fn a_directory_that_cannot_be_made_fails_its_subtree_once() {
     );
     assert_eq!(fs::read(server.root().join("t")).unwrap(), b"in the way");
 }
+
+/// Several uploads to one name in one command, their commits (fsync on)
+/// under way together: the names are taken in the order of the command,
+/// and each line names what its file became.
+#[test]
+fn uploads_committed_together_take_their_names_in_order() {
+    let server = Server::start(&[]);
+    let cwd = server.scratch("client");
+    for (i, dir) in ["d1", "d2", "d3", "d4"].iter().enumerate() {
+        fs::create_dir(cwd.join(dir)).unwrap();
+        fs::write(cwd.join(dir).join("same.txt"), format!("version {i}")).unwrap();
+    }
+    let out = server.batch(
+        &cwd,
+        "put d1/same.txt d2/same.txt d3/same.txt d4/same.txt\n",
+    );
+    out.assert_success();
+    let stored: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("uploaded '"))
+        .collect();
+    assert_eq!(stored.len(), 4, "{out}");
+    let want = ["same.txt", "same_1.txt", "same_2.txt", "same_3.txt"];
+    for (i, (line, name)) in stored.iter().zip(want).enumerate() {
+        assert!(
+            line.starts_with(&format!("d{}/same.txt' as '{name}'", i + 1)),
+            "{line}\n{out}"
+        );
+        assert_eq!(
+            fs::read_to_string(server.root().join(name)).unwrap(),
+            format!("version {i}")
+        );
+    }
+}

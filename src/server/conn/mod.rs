@@ -24,7 +24,7 @@ use mio::{Interest, Registry, Token};
 use super::access::Security;
 mod requests;
 
-use self::requests::{Committing, PrefixJob, Resumed};
+use self::requests::{Commits, PrefixJob, Resumed};
 use super::disk::{Disk, Job, Outcome};
 use super::store::{Download, Listing, Store, StoreError, Upload, Uploader, RESERVE_AHEAD};
 use super::tokens::Access;
@@ -74,7 +74,8 @@ pub(crate) enum Step {
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     addr: SocketAddr,
-    token: Option<Rc<str>>,
+    /// Thin (`Rc<String>`, not `Rc<str>`): every connection carries it.
+    token: Option<Rc<String>>,
 }
 
 impl Peer {
@@ -89,6 +90,37 @@ impl std::fmt::Display for Peer {
             Some(name) => write!(f, "{} [{name}]", self.addr),
             None => write!(f, "{}", self.addr),
         }
+    }
+}
+
+/// Why a connection ends, for its last log line (one byte, not a
+/// string's sixteen: every connection carries it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    ServerClosed,
+    Revoked,
+    TimedOut,
+    ClientClosed,
+    NotTls,
+    TlsError,
+    Lost,
+    NoToken,
+    Refused,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CloseReason::ServerClosed => "closed by the server",
+            CloseReason::Revoked => "access token revoked",
+            CloseReason::TimedOut => "timed out",
+            CloseReason::ClientClosed => "closed by the client",
+            CloseReason::NotTls => "client does not speak TLS",
+            CloseReason::TlsError => "TLS error",
+            CloseReason::Lost => "connection lost",
+            CloseReason::NoToken => "no access token",
+            CloseReason::Refused => "access refused",
+        })
     }
 }
 
@@ -113,7 +145,7 @@ pub(crate) struct Conn {
     prefix: Option<Box<PrefixJob>>,
     /// A finished upload being made durable and published (its fsyncs on
     /// the disk helpers) before the client hears `PutDone`.
-    commit: Option<Box<Committing>>,
+    commits: Option<Box<Commits>>,
     /// This connection's token in the loop, for its disk jobs.
     slot: Token,
     /// The number of the disk job whose outcome this connection waits
@@ -121,8 +153,9 @@ pub(crate) struct Conn {
     awaiting: u64,
     /// A directory being listed, a part at a time as the client takes it.
     listing: Option<Box<Listing>>,
-    /// When the transfer in progress started (for the log line).
-    transfer_started: Option<Instant>,
+    /// When the transfer in progress started, in milliseconds after
+    /// `opened` (for the log line; `u32::MAX`: none).
+    transfer_started: u32,
     opened: Instant,
     /// The socket may have more to read: set by a readable event, cleared
     /// by `WouldBlock`. Edge triggering will not tell us again.
@@ -135,7 +168,7 @@ pub(crate) struct Conn {
     /// The interest currently registered.
     interest: Interest,
     /// Why the connection ends, for the log line.
-    pub(crate) close_reason: &'static str,
+    pub(crate) close_reason: CloseReason,
     /// The earliest deadline this connection has in the loop's timer heap.
     pub(crate) armed: Option<Instant>,
     /// In the loop's queue of connections to drive again: a connection
@@ -192,17 +225,17 @@ impl Conn {
             upload: None,
             download: None,
             prefix: None,
-            commit: None,
+            commits: None,
             slot: token,
             awaiting: 0,
             listing: None,
-            transfer_started: None,
+            transfer_started: u32::MAX,
             opened: now,
             readable: true,
             writable: true,
             eof: false,
             interest,
-            close_reason: "closed by the server",
+            close_reason: CloseReason::ServerClosed,
             armed: None,
             queued: false,
             starting: true,
@@ -225,7 +258,7 @@ impl Conn {
             return false;
         }
         info!("{}: access token revoked: ending the session", self.peer);
-        self.close_reason = "access token revoked";
+        self.close_reason = CloseReason::Revoked;
         self.token = None;
         self.session
             .end(ErrorCode::Unauthorized, "access token revoked");
@@ -325,7 +358,7 @@ impl Conn {
 
     /// Passes a deadline to the session.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.close_reason = "timed out";
+        self.close_reason = CloseReason::TimedOut;
         self.session.handle_timeout(now);
     }
 
@@ -355,7 +388,7 @@ impl Conn {
                     security,
                 ) {
                     Ok(Input::Eof) => {
-                        self.close_reason = "closed by the client";
+                        self.close_reason = CloseReason::ClientClosed;
                         self.eof = true;
                         self.session.handle_eof();
                         progress = true;
@@ -372,7 +405,7 @@ impl Conn {
                     Ok(Input::Idle) => {}
                     Ok(Input::PlainClient) => {
                         info!("{}: plain client on a TLS server: refused", self.peer);
-                        self.close_reason = "client does not speak TLS";
+                        self.close_reason = CloseReason::NotTls;
                         self.session = ServerSession::refuse(
                             ErrorCode::Protocol,
                             "this server requires TLS; use ftx without --plain",
@@ -382,12 +415,12 @@ impl Conn {
                     }
                     Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                         info!("{}: TLS failed: {e}", self.peer);
-                        self.close_reason = "TLS error";
+                        self.close_reason = CloseReason::TlsError;
                         return self.fail(store, disk, now);
                     }
                     Err(e) => {
                         debug!("{}: read failed: {e}", self.peer);
-                        self.close_reason = "connection lost";
+                        self.close_reason = CloseReason::Lost;
                         return self.fail(store, disk, now);
                     }
                 }
@@ -399,14 +432,14 @@ impl Conn {
                 Ok(wrote) => progress |= wrote,
                 Err(e) => {
                     debug!("{}: write failed: {e}", self.peer);
-                    self.close_reason = "connection lost";
+                    self.close_reason = CloseReason::Lost;
                     return self.fail(store, disk, now);
                 }
             }
             let flushed = self.session.poll_transmit().is_empty() && !self.transport.wants_write();
             // A verified upload being committed is finished first, even
             // when the client has gone: it was whole (see `put_abort`).
-            if flushed && (self.session.is_closed() || self.eof) && self.commit.is_none() {
+            if flushed && (self.session.is_closed() || self.eof) && self.commits.is_none() {
                 return Step::Close;
             }
             if !progress {
@@ -414,7 +447,7 @@ impl Conn {
                     && self.upload.is_none()
                     && self.download.is_none()
                     && self.prefix.is_none()
-                    && self.commit.is_none()
+                    && self.commits.is_none()
                     && self.listing.is_none()
                 {
                     self.session.shrink();
@@ -461,8 +494,10 @@ impl Conn {
                 self.upload = Some(Box::new(up));
             }
         }
-        if let Some(commit) = self.commit.take() {
-            self.commit_interrupted(store, *commit, why);
+        if let Some(commits) = self.commits.take() {
+            for c in commits.queue {
+                self.commit_interrupted(store, c, why);
+            }
         }
         if let Some(up) = self.upload.take() {
             info!(
@@ -546,33 +581,30 @@ impl Conn {
         disk: &mut Disk,
         now: Instant,
     ) {
-        if job != self.awaiting {
+        if job != 0 && job == self.awaiting {
+            self.awaiting = 0;
+            match outcome {
+                Outcome::Flushed(r) => self.flushed(store, r, now),
+                Outcome::Hashed(r) => self.prefix_hashed(store, r, now),
+                Outcome::FileSynced(_) | Outcome::DirSynced(_) => {}
+            }
+            return;
+        }
+        if !self.commit_step_done(job, outcome, store, disk, now) {
             debug!(
                 "{}: outcome of a job no longer waited for: dropped",
                 self.peer
             );
-            return;
-        }
-        self.awaiting = 0;
-        match outcome {
-            Outcome::Flushed(r) => self.flushed(store, disk, r, now),
-            Outcome::FileSynced(r) => self.file_synced(store, disk, r),
-            Outcome::DirSynced(r) => self.dir_synced(r, now),
-            Outcome::Hashed(r) => self.prefix_hashed(store, r, now),
         }
     }
 
     /// A flush of the upload returned: an error fails the upload; a
     /// commit that waited for the flush goes on.
-    fn flushed(&mut self, store: &Store, disk: &mut Disk, r: io::Result<()>, now: Instant) {
+    fn flushed(&mut self, store: &Store, r: io::Result<()>, now: Instant) {
         if let Some(up) = self.upload.as_mut() {
             if let Err(e) = store.flush_done(up, r, now) {
                 self.upload_failed(store, &e);
             }
-            return;
-        }
-        if let Some(commit) = self.commit.take() {
-            self.commit_after_step(store, disk, *commit, r, now);
         }
     }
 
@@ -686,4 +718,15 @@ pub(crate) fn refuse(mut stream: TcpStream, peer: SocketAddr, code: ErrorCode, m
     }
     linger_close(&mut stream);
     info!("{peer}: connection refused: {message}");
+}
+#[cfg(test)]
+mod size_tests {
+    /// Every idle connection carries a `Conn` (its session inside): the
+    /// budget of 4 KiB a TLS connection (3.5 KiB of it rustls's) leaves
+    /// this much. Rarely used state goes in boxes made on demand.
+    #[test]
+    fn a_connection_stays_small() {
+        let conn = std::mem::size_of::<super::Conn>();
+        assert!(conn <= 512, "Conn is {conn} bytes");
+    }
 }

@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
-use super::Conn;
+use super::{CloseReason, Conn};
 use crate::partial::PartOwner;
 use crate::proto::error::ErrorCode;
 use crate::proto::path::RemotePath;
 use crate::proto::server_session::{PutAccept, ServerEvent};
-use crate::server::disk::{Disk, Job};
+use crate::server::disk::{Disk, Job, Outcome};
 use crate::server::store::{Download, Store, StoreError, Upload};
 use crate::server::tokens::{token_id, Access, Refusal};
 
@@ -116,7 +116,7 @@ impl Conn {
             Ok((name, access)) => {
                 info!("{peer}: access granted: token '{name}' ({access})");
                 if self.security.gate.borrow().requires_token() {
-                    self.peer.token = Some(std::rc::Rc::from(name.as_str()));
+                    self.peer.token = Some(std::rc::Rc::new(name.to_string()));
                 }
                 self.access = access;
                 if self.security.gate.borrow().requires_token() {
@@ -130,7 +130,7 @@ impl Conn {
                 // A client learning that a token is needed, before it asks
                 // its user: no attempt was made.
                 info!("{peer}: asked without an access token: told one is needed");
-                self.close_reason = "no access token";
+                self.close_reason = CloseReason::NoToken;
                 self.session
                     .reply_error(ErrorCode::Unauthorized, &Refusal::Missing.to_string());
             }
@@ -139,7 +139,7 @@ impl Conn {
                 warn!(
                     "{peer}: access refused: {refusal} ({failures} failed attempt(s) from this address)"
                 );
-                self.close_reason = "access refused";
+                self.close_reason = CloseReason::Refused;
                 self.session
                     .reply_error(ErrorCode::Unauthorized, &refusal.to_string());
             }
@@ -167,14 +167,14 @@ impl Conn {
         match store.begin_upload(path, size, force, resume, &self.uploader()) {
             Ok((up, accept)) if accept.offset > 0 => {
                 // Answered once the part's prefix is hashed.
-                self.transfer_started = Some(now);
+                self.transfer_started = self.since_opened(now);
                 let len = accept.offset;
                 self.start_prefix(store, disk, Resumed::Put(up, accept), len);
             }
             Ok((up, accept)) => {
                 debug!("{peer}: put '{path}' ({size} bytes) started");
                 self.upload = Some(Box::new(up));
-                self.transfer_started = Some(now);
+                self.transfer_started = self.since_opened(now);
                 self.session.accept_put(path, accept);
             }
             Err(e) => {
@@ -203,32 +203,46 @@ impl Conn {
 
     /// `PutCommit`: the digest matched; the upload takes its name. With
     /// fsync on, in steps: the file's fsync on a disk helper (after a
-    /// flush still running), the publish here, the directory's
-    /// sync (a group commit) on a helper, then `PutDone`; the session
-    /// reads no further request meanwhile.
+    /// flush still running), the publish here, the directory's sync (a
+    /// group commit) on a helper, then `PutDone`. A pipelining client's
+    /// next upload arrives meanwhile, so several commits of one
+    /// connection may be under way: they take their names and are
+    /// answered in the order they came ([`Conn::settle_commits`]).
     fn put_commit(&mut self, store: &Store, disk: &mut Disk, size: u64, now: Instant) {
         let Some(up) = self.upload.take() else {
             self.session
-                .reply_error(ErrorCode::Protocol, "commit without an upload");
+                .commit_failed(ErrorCode::Protocol, "commit without an upload");
             return;
         };
         let up = *up;
-        if store.config().fsync {
-            if let Err(e) = store.check_whole(&up) {
-                return self.commit_failed(store, up, &e);
-            }
-            if store.flush_running(&up) {
-                // The kernel reports a write-back error once: the running
-                // flush must see it before the fsync starts.
-                self.commit = Some(Box::new(Committing::AfterStep { up, size }));
-            } else {
-                self.sync_file(store, disk, up, size);
-            }
-            return;
-        }
-        // Nothing blocks without fsync: all at once.
-        let peer = self.peer.clone();
         let asked = up.remote().clone();
+        let started = self.started_at();
+        if store.config().fsync {
+            let (job, step) = if let Err(e) = store.check_whole(&up) {
+                store.abort(up, false);
+                (0, Committing::Failed(e))
+            } else if store.flush_running(&up) {
+                // The kernel reports a write-back error once: the running
+                // flush must see it before the fsync starts. It is this
+                // upload's: the connection no longer waits for it itself.
+                let job = std::mem::replace(&mut self.awaiting, 0);
+                (job, Committing::AfterStep { up })
+            } else {
+                self.start_file_sync(store, disk, up)
+            };
+            let commits = self.commits.get_or_insert_with(Box::default);
+            commits.queue.push_back(Commit {
+                job,
+                asked,
+                size,
+                started,
+                step,
+            });
+            return self.settle_commits(store, disk, now);
+        }
+        // Nothing blocks without fsync: all at once (and nothing is under
+        // way before it, so its answer is in order).
+        let peer = self.peer.clone();
         match store.commit(up) {
             Ok(stored) => {
                 info!(
@@ -239,7 +253,7 @@ impl Conn {
             }
             Err(e) => {
                 info!("{peer}: put '{asked}' failed: {e}");
-                self.session.reply_error(e.code(), &e.to_string());
+                self.session.commit_failed(e.code(), &e.to_string());
             }
         }
     }
@@ -309,11 +323,11 @@ impl Conn {
                 self.session
                     .accept_get(dl.size, offset, dl.mtime, fresh, dl.known);
                 self.download = Some(Box::new(dl));
-                self.transfer_started = Some(now);
+                self.transfer_started = self.since_opened(now);
             }
             Ok((dl, offset)) if offset > 0 => {
                 // Answered once the prefix is hashed.
-                self.transfer_started = Some(now);
+                self.transfer_started = self.since_opened(now);
                 self.start_prefix(store, disk, Resumed::Get(Box::new(dl)), offset);
             }
             Ok((dl, _)) => {
@@ -322,7 +336,7 @@ impl Conn {
                 self.session
                     .accept_get(dl.size, 0, dl.mtime, fresh, dl.known);
                 self.download = Some(Box::new(dl));
-                self.transfer_started = Some(now);
+                self.transfer_started = self.since_opened(now);
             }
             Err(e) => {
                 info!("{peer}: get '{path}' refused: {e}");
@@ -373,10 +387,7 @@ impl Conn {
     }
 
     fn elapsed(&self, now: Instant) -> String {
-        match self.transfer_started {
-            Some(t) => format!("{:.2} s", now.saturating_duration_since(t).as_secs_f64()),
-            None => "?".to_owned(),
-        }
+        elapsed(self.started_at(), now)
     }
 
     /// Hands the hashing of a resumed transfer's first `len` bytes to a
@@ -462,114 +473,129 @@ impl Conn {
         self.session.reply_error(e.code(), &e.to_string());
     }
 
-    /// Starts the fsync of a finished upload on a disk helper.
-    fn sync_file(&mut self, store: &Store, disk: &mut Disk, up: Upload, size: u64) {
+    /// Starts the fsync of a finished upload on a disk helper: the job
+    /// to wait for and the commit's step.
+    fn start_file_sync(&mut self, store: &Store, disk: &mut Disk, up: Upload) -> (u64, Committing) {
         match store.file_to_sync(&up) {
-            Ok(file) => {
-                self.awaiting = disk.submit(self.slot, Job::SyncFile(file));
-                self.commit = Some(Box::new(Committing::SyncingFile { up, size }));
+            Ok(file) => (
+                disk.submit(self.slot, Job::SyncFile(file)),
+                Committing::SyncingFile { up },
+            ),
+            Err(e) => {
+                store.abort(up, false);
+                (0, Committing::Failed(e))
             }
-            Err(e) => self.commit_failed(store, up, &e),
         }
     }
 
-    /// A commit failed before the publish: the client is told, the
-    /// temporary file removed (as [`Store::commit`] does).
-    fn commit_failed(&mut self, store: &Store, up: Upload, e: &StoreError) {
-        info!("{}: put '{}' failed: {e}", self.peer, up.remote());
-        self.session.reply_error(e.code(), &e.to_string());
-        store.abort(up, false);
-    }
-
-    /// The flush a commit waited for returned: its fsync starts, unless
-    /// the flush failed.
-    pub(super) fn commit_after_step(
+    /// A disk job of a commit under way returned (`job`, its number):
+    /// the commit takes its next step. False when no commit waits for it.
+    pub(super) fn commit_step_done(
         &mut self,
+        job: u64,
+        outcome: Outcome,
         store: &Store,
         disk: &mut Disk,
-        commit: Committing,
-        stepped: io::Result<()>,
         now: Instant,
-    ) {
-        match commit {
-            Committing::AfterStep { mut up, size } => {
-                match store.flush_done(&mut up, stepped, now) {
-                    Ok(()) => self.sync_file(store, disk, up, size),
-                    Err(e) => self.commit_failed(store, up, &e),
+    ) -> bool {
+        let Some(i) = self
+            .commits
+            .as_ref()
+            .and_then(|c| c.queue.iter().position(|c| job != 0 && c.job == job))
+        else {
+            return false;
+        };
+        let commits = self.commits.as_mut().expect("found above");
+        let step = std::mem::replace(&mut commits.queue[i].step, Committing::Taken);
+        let path = commits.queue[i].asked.clone();
+        let (job, step) = match (step, outcome) {
+            (Committing::AfterStep { mut up }, Outcome::Flushed(r)) => {
+                match store.flush_done(&mut up, r, now) {
+                    Ok(()) => self.start_file_sync(store, disk, up),
+                    Err(e) => {
+                        store.abort(up, false);
+                        (0, Committing::Failed(e))
+                    }
                 }
             }
-            other => self.commit = Some(Box::new(other)),
+            (Committing::SyncingFile { up }, Outcome::FileSynced(r)) => match r {
+                Ok(()) => (0, Committing::Synced { up }),
+                Err(e) => {
+                    store.abort(up, false);
+                    (0, Committing::Failed(StoreError::from_io(path.as_str(), e)))
+                }
+            },
+            (Committing::SyncingDir { stored }, Outcome::DirSynced(r)) => match r {
+                Ok(()) => (0, Committing::Done { stored }),
+                Err(e) => (
+                    0,
+                    Committing::Failed(StoreError::from_io(stored.as_str(), e)),
+                ),
+            },
+            // Not what this step waits for: it goes on waiting.
+            (step, _) => (job, step),
+        };
+        if let Some(commits) = self.commits.as_mut() {
+            commits.queue[i].job = job;
+            commits.queue[i].step = step;
         }
+        self.settle_commits(store, disk, now);
+        true
     }
 
-    /// The fsync of a committed upload returned: it is published here
-    /// (its name chosen) and joins its directory's group commit.
-    pub(super) fn file_synced(&mut self, store: &Store, disk: &mut Disk, synced: io::Result<()>) {
-        let Some(commit) = self.commit.take() else {
+    /// Moves the commits under way on as far as they can go, in their
+    /// order: a durable upload takes its name only once every earlier one
+    /// took its own (clash names follow the order of the requests), and
+    /// the client is answered for each as soon as every earlier one was.
+    pub(super) fn settle_commits(&mut self, store: &Store, disk: &mut Disk, now: Instant) {
+        let Some(commits) = self.commits.as_mut() else {
             return;
         };
-        let Committing::SyncingFile { up, size } = *commit else {
-            self.commit = Some(commit);
-            return;
-        };
-        if let Err(e) = synced {
-            let e = StoreError::from_io(up.remote().as_str(), e);
-            return self.commit_failed(store, up, &e);
-        }
-        let peer = self.peer.clone();
-        let asked = up.remote().clone();
-        let (stored, dir) = match store.publish(up) {
-            Ok(published) => published,
-            Err(e) => {
-                info!("{peer}: put '{asked}' failed: {e}");
-                return self.session.reply_error(e.code(), &e.to_string());
-            }
-        };
-        match disk.sync_dir(self.slot, dir.as_fd()) {
-            Ok(job) => {
-                self.awaiting = job;
-                self.commit = Some(Box::new(Committing::SyncingDir {
-                    asked,
-                    stored,
-                    size,
-                }));
-            }
-            Err(e) => {
-                let e = StoreError::from_io(stored.as_str(), e);
-                info!("{peer}: put '{asked}' failed: {e}");
-                self.session.reply_error(e.code(), &e.to_string());
+        for c in commits.queue.iter_mut() {
+            match std::mem::replace(&mut c.step, Committing::Taken) {
+                Committing::Synced { up } => {
+                    c.step = match store.publish(up) {
+                        Ok((stored, dir)) => match disk.sync_dir(self.slot, dir.as_fd()) {
+                            Ok(job) => {
+                                c.job = job;
+                                Committing::SyncingDir { stored }
+                            }
+                            Err(e) => Committing::Failed(StoreError::from_io(stored.as_str(), e)),
+                        },
+                        Err(e) => Committing::Failed(e),
+                    };
+                }
+                step @ (Committing::AfterStep { .. } | Committing::SyncingFile { .. }) => {
+                    // Not durable yet: the later ones wait for its name.
+                    c.step = step;
+                    break;
+                }
+                step => c.step = step,
             }
         }
-    }
-
-    /// The directory of a published upload is durable: `PutDone`.
-    pub(super) fn dir_synced(&mut self, synced: io::Result<()>, now: Instant) {
-        let Some(commit) = self.commit.take() else {
-            return;
-        };
-        let Committing::SyncingDir {
-            asked,
-            stored,
-            size,
-        } = *commit
-        else {
-            self.commit = Some(commit);
-            return;
-        };
-        let peer = self.peer.clone();
-        match synced {
-            Ok(()) => {
-                info!(
-                    "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
-                    self.elapsed(now)
-                );
-                self.session.put_committed(&stored, size);
+        while let Some(c) = commits.queue.front() {
+            if !matches!(c.step, Committing::Done { .. } | Committing::Failed(_)) {
+                break;
             }
-            Err(e) => {
-                let e = StoreError::from_io(stored.as_str(), e);
-                info!("{peer}: put '{asked}' failed: {e}");
-                self.session.reply_error(e.code(), &e.to_string());
+            let c = commits.queue.pop_front().expect("front exists");
+            let (peer, asked, size) = (&self.peer, &c.asked, c.size);
+            match c.step {
+                Committing::Done { stored } => {
+                    info!(
+                        "{peer}: put '{asked}' stored as '{stored}' ({size} bytes, {})",
+                        elapsed(c.started, now)
+                    );
+                    self.session.put_committed(&stored, size);
+                }
+                Committing::Failed(e) => {
+                    info!("{peer}: put '{asked}' failed: {e}");
+                    self.session.commit_failed(e.code(), &e.to_string());
+                }
+                _ => {}
             }
+        }
+        if commits.queue.is_empty() {
+            self.commits = None;
         }
     }
 
@@ -577,21 +603,47 @@ impl Conn {
     /// the upload stays as a part for reput (its fsync, if running,
     /// finishes on the helper); after it the file is in place, the client
     /// just never heard so.
-    pub(super) fn commit_interrupted(&mut self, store: &Store, commit: Committing, why: &str) {
-        match commit {
-            Committing::AfterStep { up, .. } | Committing::SyncingFile { up, .. } => {
+    pub(super) fn commit_interrupted(&mut self, store: &Store, commit: Commit, why: &str) {
+        let asked = &commit.asked;
+        match commit.step {
+            Committing::AfterStep { up }
+            | Committing::SyncingFile { up }
+            | Committing::Synced { up } => {
                 info!(
-                    "{}: put '{}' failed: {why} while it was being made durable",
-                    self.peer,
-                    up.remote()
+                    "{}: put '{asked}' failed: {why} while it was being made durable",
+                    self.peer
                 );
                 store.abort(up, true);
             }
-            Committing::SyncingDir { asked, stored, .. } => info!(
+            Committing::SyncingDir { stored } | Committing::Done { stored } => info!(
                 "{}: put '{asked}' stored as '{stored}'; {why} before its directory was durable",
                 self.peer
             ),
+            Committing::Failed(_) | Committing::Taken => {}
         }
+    }
+}
+
+impl Conn {
+    /// `now` as milliseconds after the connection opened (for
+    /// `transfer_started`).
+    fn since_opened(&self, now: Instant) -> u32 {
+        let ms = now.saturating_duration_since(self.opened).as_millis();
+        u32::try_from(ms).unwrap_or(u32::MAX - 1)
+    }
+
+    /// When the transfer in progress started, if one did.
+    fn started_at(&self) -> Option<Instant> {
+        (self.transfer_started != u32::MAX)
+            .then(|| self.opened + std::time::Duration::from_millis(self.transfer_started.into()))
+    }
+}
+
+/// `N.NN s` since `started`, or `?`.
+fn elapsed(started: Option<Instant>, now: Instant) -> String {
+    match started {
+        Some(t) => format!("{:.2} s", now.saturating_duration_since(t).as_secs_f64()),
+        None => "?".to_owned(),
     }
 }
 
@@ -615,19 +667,40 @@ pub(super) struct PrefixJob {
     pub(super) then: Resumed,
 }
 
-/// A finished, verified upload on its way to `PutDone` (fsync on).
+/// The commits of one connection under way (fsync on), oldest first.
+#[derive(Default)]
+pub(super) struct Commits {
+    pub(super) queue: std::collections::VecDeque<Commit>,
+}
+
+/// A finished, verified upload on its way to `PutDone`.
+pub(super) struct Commit {
+    /// The disk job its step waits for (0: none).
+    job: u64,
+    asked: RemotePath,
+    size: u64,
+    /// When its transfer began, for the log.
+    started: Option<Instant>,
+    step: Committing,
+}
+
+/// Where a commit stands.
 pub(super) enum Committing {
     /// A flush of it still runs: its fsync starts after the flush
     /// returned.
-    AfterStep { up: Upload, size: u64 },
+    AfterStep { up: Upload },
     /// Its fsync runs on a disk helper.
-    SyncingFile { up: Upload, size: u64 },
+    SyncingFile { up: Upload },
+    /// Durable; takes its name once every earlier commit took its own.
+    Synced { up: Upload },
     /// Published as `stored`; the sync of its directory runs.
-    SyncingDir {
-        asked: RemotePath,
-        stored: RemotePath,
-        size: u64,
-    },
+    SyncingDir { stored: RemotePath },
+    /// Durable under `stored`; answered once every earlier one was.
+    Done { stored: RemotePath },
+    /// Failed (the upload is gone); answered in its turn.
+    Failed(StoreError),
+    /// Moved out for a moment while a step is taken.
+    Taken,
 }
 
 /// What a finished prefix digest lets start. Lives in a box (`PrefixJob`),
