@@ -94,6 +94,19 @@ fn check_config_errors_are_the_start_errors() {
         &["--max-per-ip", "0"],
         "error: --max-per-ip must be at least 1\n",
     );
+    // A port taken by someone else: said before the state is looked at,
+    // and a failed start makes (and shows) no token.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_at = busy.local_addr().unwrap().to_string();
+    same(
+        &["--listen", &busy_at],
+        &format!("error: cannot listen on {busy_at}: "),
+    );
+    assert!(
+        !dir.path().join("state").exists(),
+        "a failed start made its state"
+    );
+    drop(busy);
     let state = dir.path().join("state");
     fs::create_dir(&state).unwrap();
     fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();

@@ -10,18 +10,36 @@ use clap::parser::ValueSource;
 /// Parses the process's arguments into `T`, with what the command line
 /// itself gave ([`Given`]: a config file must not undo a flag, nor a
 /// flag's default undo the file). `--help` and `--version` print and exit
-/// 0 inside; a bad command line prints clap's first line (which starts
-/// with `error:`) and gives exit code 2 for `main` to return.
+/// 0 inside; a bad command line prints one line (starting with `error:`,
+/// see [`one_line`]) and gives exit code 2 for `main` to return.
 pub fn parse<T: clap::Parser>() -> Result<(T, Given), ExitCode> {
     match try_parse_from::<T, _>(std::env::args_os()) {
         Ok(parsed) => Ok(parsed),
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            eprintln!("{}", one_line(&e.render().to_string()));
             Err(ExitCode::from(2))
         }
     }
+}
+
+/// clap's message about a bad command line as one line: its first
+/// paragraph (the error and what it lists: the missing arguments, the
+/// possible values), then the usage, so the line says what to type.
+pub fn one_line(rendered: &str) -> String {
+    let mut text = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.is_empty() {
+        text = "error: bad arguments".to_owned();
+    }
+    if let Some(usage) = rendered.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+        text.push_str(&format!(" (usage: {})", usage.trim()));
+    }
+    text
 }
 
 /// [`parse`] of `args` (the program's name first), without printing.

@@ -636,6 +636,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_command_line_is_one_line_that_says_what_to_type() {
+        let line = |extra: &[&str]| {
+            let rendered = args(extra).unwrap_err().render().to_string();
+            crate::command_line::one_line(&rendered)
+        };
+        assert_eq!(
+            line(&["token", "add"]),
+            "error: the following required arguments were not provided: <NAME> \
+             (usage: ftxd token add <NAME>)"
+        );
+        let shells = line(&["completions", "tcsh"]);
+        assert!(
+            shells.starts_with("error: invalid value 'tcsh' for '<SHELL>' [possible values: bash,"),
+            "{shells}"
+        );
+        assert!(!shells.contains('\n'), "{shells}");
+    }
+
+    #[test]
     fn bad_values_name_the_flag_and_the_reason() {
         let text = |extra: &[&str]| args(extra).unwrap_err().render().to_string();
         let first = |extra: &[&str]| text(extra).lines().next().unwrap_or_default().to_owned();

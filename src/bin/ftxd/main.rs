@@ -68,6 +68,8 @@ fn main() -> ExitCode {
 fn check_config(settings: Settings) -> Result<(), String> {
     let config = ServerConfig::new(settings).map_err(|e| e.to_string())?;
     Store::open(config.store.clone()).map_err(|e| e.to_string())?;
+    // The port as a start takes it, given back at once.
+    drop(server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?);
     let state = check_state_dir(&config.access)?;
     let root = std::fs::canonicalize(&config.store.root).unwrap_or(config.store.root.clone());
     println!("ftxd: configuration OK");
@@ -177,11 +179,13 @@ fn serve(settings: Settings) -> Result<(), String> {
     // before the port is taken. The event loop opens its own.
     Store::open(config.store.clone()).map_err(|e| e.to_string())?;
     logging::init(config.verbosity);
+    // The port before the state: a start that cannot listen must not
+    // make (and show, once) the first token for nothing.
+    let listener =
+        server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let (security, prepared) = server::Security::prepare(&config.access)?;
     tell_access(&config, &prepared);
     let fingerprint = prepared.fingerprint;
-    let listener =
-        server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
