@@ -298,7 +298,7 @@ pub struct ServerSession {
     client_attrs: bool,
     /// Most download output queued before more file data is taken
     /// ([`ServerSession::set_output_cap`]).
-    output_cap: usize,
+    output_cap: u32,
     /// The client pipelines ([`FEATURE_PIPELINE`] in `Hello`).
     client_pipelines: bool,
     /// What pipelining holds (requests waiting behind a download, the
@@ -345,7 +345,7 @@ impl ServerSession {
             last_progress: now,
             progress_mark: 0,
             client_attrs: false,
-            output_cap: MAX_PENDING_OUTPUT,
+            output_cap: MAX_PENDING_OUTPUT as u32,
             client_pipelines: false,
             pipe: None,
         }
@@ -740,13 +740,13 @@ impl ServerSession {
         let State::Sending(dl) = &self.state else {
             return 0;
         };
-        if self.out.len() >= self.output_cap {
+        if self.out.len() >= self.output_cap as usize {
             return 0;
         }
         let in_flight = dl.sent - dl.acked + self.late_bytes();
         let window = u64::from(self.config.window).saturating_sub(in_flight);
         let remaining = dl.size - dl.sent;
-        let chunk = MAX_CHUNK.min(self.output_cap) as u64;
+        let chunk = MAX_CHUNK.min(self.output_cap as usize) as u64;
         remaining.min(window).min(chunk) as usize
     }
 
@@ -756,7 +756,8 @@ impl ServerSession {
     /// so clients that do not read cannot pile up its memory, while each
     /// still gets a chunk at a time.
     pub fn set_output_cap(&mut self, cap: usize) {
-        self.output_cap = cap.clamp(MIN_OUTPUT_CAP, MAX_PENDING_OUTPUT);
+        // At most MAX_PENDING_OUTPUT (1 MiB): fits.
+        self.output_cap = cap.clamp(MIN_OUTPUT_CAP, MAX_PENDING_OUTPUT) as u32;
     }
 
     /// Bytes of output queued for the client and not yet taken.
