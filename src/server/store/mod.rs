@@ -428,7 +428,7 @@ impl Store {
         let (src, dst) = (from_dir.as_fd(), to_dir.as_fd());
         let meta = beneath::lstat_at(src, &from_name)
             .map_err(|e| StoreError::from_io(from.as_str(), e))?;
-        match beneath::rename_at(src, &from_name, dst, &to_name, RenameFlags::NOREPLACE) {
+        match rename_noreplace(src, &from_name, dst, &to_name) {
             Ok(()) => Ok(()),
             Err(e) if unsupported(&e) && !meta.is_dir() => {
                 // The file system lacks RENAME_NOREPLACE: a hard link is just
@@ -437,6 +437,21 @@ impl Store {
                     .map_err(|e| self.rename_error(from, to, e))?;
                 beneath::unlink_at(src, &from_name, false)
                     .map_err(|e| StoreError::from_io(from.as_str(), e))
+            }
+            Err(e) if unsupported(&e) && !is_beneath(from, to) => {
+                // A directory, on a file system without RENAME_NOREPLACE
+                // (GlusterFS, ceph-fuse): EINVAL here is no move into
+                // itself. A plain rename after making sure `to` is not
+                // there: one made in between can only be an empty
+                // directory that it replaces (onto a file or a directory
+                // with anything in it, rename(2) fails), nothing lost.
+                match beneath::lstat_at(dst, &to_name) {
+                    Ok(_) => return Err(StoreError::Exists(to.as_str().to_owned())),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::from_io(to.as_str(), e)),
+                }
+                beneath::rename_at(src, &from_name, dst, &to_name, RenameFlags::empty())
+                    .map_err(|e| self.rename_error(from, to, e))
             }
             Err(e) => Err(self.rename_error(from, to, e)),
         }
@@ -533,6 +548,28 @@ fn resolve_error(path: &str, e: io::Error) -> StoreError {
 }
 
 /// True when the kernel or file system does not support an operation.
+/// Whether `to` lies beneath `from` (a directory moved into itself).
+fn is_beneath(from: &RemotePath, to: &RemotePath) -> bool {
+    to.as_str()
+        .strip_prefix(from.as_str())
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `renameat2` with `RENAME_NOREPLACE`; in tests, a file system without
+/// it can be played ([`tests::without_noreplace`]).
+fn rename_noreplace(
+    src: std::os::fd::BorrowedFd<'_>,
+    from: &CStr,
+    dst: std::os::fd::BorrowedFd<'_>,
+    to: &CStr,
+) -> io::Result<()> {
+    #[cfg(test)]
+    if tests::NO_NOREPLACE.with(|n| n.get()) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    beneath::rename_at(src, from, dst, to, RenameFlags::NOREPLACE)
+}
+
 fn unsupported(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -543,6 +580,55 @@ fn unsupported(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Plays a file system whose `renameat2` lacks `RENAME_NOREPLACE`
+        /// (it says EINVAL, as GlusterFS and ceph-fuse do).
+        pub(super) static NO_NOREPLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Runs `f` as on a file system without `RENAME_NOREPLACE`.
+    pub(super) fn without_noreplace<T>(f: impl FnOnce() -> T) -> T {
+        NO_NOREPLACE.with(|n| n.set(true));
+        let out = f();
+        NO_NOREPLACE.with(|n| n.set(false));
+        out
+    }
+
+    #[test]
+    fn renames_without_noreplace_fall_back_and_never_replace() {
+        let (_t, root, _) = setup();
+        let store = store(&root);
+        let p = |s: &str| rp(s);
+        store.mkdir(&p("d")).unwrap();
+        store.mkdir(&p("taken")).unwrap();
+        std::fs::write(root.join("f"), b"f").unwrap();
+        std::fs::write(root.join("g"), b"g").unwrap();
+        without_noreplace(|| {
+            // A directory moves; onto a taken name it is refused as such.
+            store.rename(&p("d"), &p("e")).unwrap();
+            assert!(matches!(
+                store.rename(&p("e"), &p("taken")),
+                Err(StoreError::Exists(_))
+            ));
+            // Into itself: still the clear refusal.
+            let inside = store.rename(&p("e"), &p("e/sub")).unwrap_err();
+            assert!(
+                inside.to_string().contains("cannot move it into"),
+                "{inside}"
+            );
+            // A file moves by link and unlink; never over another.
+            store.rename(&p("f"), &p("h")).unwrap();
+            assert!(matches!(
+                store.rename(&p("h"), &p("g")),
+                Err(StoreError::Exists(_))
+            ));
+        });
+        assert!(root.join("e").is_dir() && !root.join("d").exists());
+        assert_eq!(std::fs::read(root.join("h")).unwrap(), b"f");
+        assert_eq!(std::fs::read(root.join("g")).unwrap(), b"g");
+        assert!(root.join("taken").is_dir());
+    }
     use crate::proto::error::ErrorCode;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
