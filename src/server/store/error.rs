@@ -34,6 +34,9 @@ pub enum StoreError {
     /// Not enough free space for the upload, or the disk filled up.
     #[error("no space left on the server's disk")]
     NoSpace,
+    /// The server's file system takes no file this large (EFBIG).
+    #[error("'{0}': file too large for the server's file system")]
+    FileTooBig(String),
     /// A symlink would lead outside the root.
     #[error("'{0}': symlink leads outside the root")]
     OutsideRoot(String),
@@ -100,6 +103,7 @@ impl StoreError {
             StoreError::ReadOnly => ErrorCode::ReadOnly,
             StoreError::TooLarge { .. } | StoreError::TooManyEntries(_) => ErrorCode::TooLarge,
             StoreError::NoSpace => ErrorCode::NoSpace,
+            StoreError::FileTooBig(_) => ErrorCode::TooLarge,
             StoreError::OutsideRoot(_) => ErrorCode::PermissionDenied,
             StoreError::RootNotAllowed => ErrorCode::InvalidName,
             StoreError::NotFound(_) => ErrorCode::NotFound,
@@ -122,6 +126,7 @@ impl StoreError {
             Some(libc::ENOENT) => StoreError::NotFound(path),
             Some(libc::EACCES) | Some(libc::EPERM) => StoreError::PermissionDenied(path),
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::NoSpace,
+            Some(libc::EFBIG) => StoreError::FileTooBig(path),
             Some(libc::EISDIR) => StoreError::IsDirectory(path),
             Some(libc::ENOTDIR) => StoreError::NotADirectory(path),
             Some(libc::EEXIST) => StoreError::Exists(path),
@@ -142,5 +147,25 @@ pub(super) fn display_name(path: &str) -> String {
         "/".to_owned()
     } else {
         path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disks_quotas_and_size_limits_are_typed() {
+        let of = |errno| StoreError::from_io("d/f", io::Error::from_raw_os_error(errno)).code();
+        assert_eq!(of(libc::ENOSPC), ErrorCode::NoSpace);
+        assert_eq!(of(libc::EDQUOT), ErrorCode::NoSpace);
+        assert_eq!(of(libc::EFBIG), ErrorCode::TooLarge);
+        assert_eq!(of(libc::EIO), ErrorCode::Io);
+        let big = StoreError::from_io("d/f", io::Error::from_raw_os_error(libc::EFBIG));
+        assert!(
+            big.to_string()
+                .contains("too large for the server's file system"),
+            "{big}"
+        );
     }
 }

@@ -240,7 +240,7 @@ impl Store {
             || (reserved > 0
                 && match partial::preallocate(&file, accept.offset, reserved) {
                     Ok(()) => false,
-                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => true,
+                    Err(e) if no_room(&e) => true,
                     // Not supported here: writes find out for themselves.
                     Err(_) => {
                         (ahead, reserved, no_reserve) = (0, 0, true);
@@ -309,9 +309,7 @@ impl Store {
             up.reserved = from;
             match partial::preallocate(&up.file, up.reserved, step) {
                 Ok(()) => up.reserved += step,
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                    return Err(StoreError::NoSpace)
-                }
+                Err(e) if no_room(&e) => return Err(StoreError::NoSpace),
                 // Not supported here: writes find out for themselves.
                 Err(_) => (up.ahead, up.no_reserve) = (0, true),
             }
@@ -515,6 +513,12 @@ impl Store {
 /// and the clock, so that several `ftxd` processes sharing a root (even on
 /// different hosts reusing a pid) practically never collide; `create_new`
 /// makes a collision an error rather than a shared file.
+/// A reservation refused for want of room: the disk is full or the
+/// user's quota is spent (anything else means it is not supported here).
+fn no_room(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
 fn temp_name() -> CString {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
