@@ -268,10 +268,10 @@ pub struct FileSettings {
     pub max_per_ip: Option<usize>,
     /// `--max-startups`.
     pub max_startups: Option<usize>,
-    /// `--idle-timeout`, in seconds.
-    pub idle_timeout: Option<u64>,
-    /// `--stall-timeout`, in seconds.
-    pub stall_timeout: Option<u64>,
+    /// `--idle-timeout`: seconds, or a string with a suffix (`"5m"`).
+    pub idle_timeout: Option<Amount>,
+    /// `--stall-timeout`: seconds, or a string with a suffix (`"2m"`).
+    pub stall_timeout: Option<Amount>,
     /// `--read-only`.
     pub read_only: Option<bool>,
     /// `--max-file-size`: bytes, or a string with a suffix (`"10M"`).
@@ -367,8 +367,16 @@ impl FileSettings {
         s.max_connections = self.max_connections.unwrap_or(s.max_connections);
         s.max_per_ip = self.max_per_ip.unwrap_or(s.max_per_ip);
         s.max_startups = self.max_startups.unwrap_or(s.max_startups);
-        s.idle_timeout_secs = self.idle_timeout.unwrap_or(s.idle_timeout_secs);
-        s.stall_timeout_secs = self.stall_timeout.unwrap_or(s.stall_timeout_secs);
+        if let Some(t) = &self.idle_timeout {
+            s.idle_timeout_secs = t
+                .parse(parse_seconds)
+                .map_err(|e| format!("idle-timeout: {e}"))?;
+        }
+        if let Some(t) = &self.stall_timeout {
+            s.stall_timeout_secs = t
+                .parse(parse_seconds)
+                .map_err(|e| format!("stall-timeout: {e}"))?;
+        }
         set(&mut s.read_only, self.read_only, true);
         if let Some(size) = &self.max_file_size {
             s.max_file_size = Some(
@@ -497,6 +505,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .filter(|&secs| secs > 0)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("'{s}' must be between 1 second and a few billion years"))
+}
+
+/// Parses a number of seconds: plain digits, or digits with a unit as
+/// [`parse_duration`] takes them (`90s`, `5m`, `2h`, `1d`); 0 is left for
+/// the setting's own range check to refuse.
+pub fn parse_seconds(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_duration(s).map(|d| d.as_secs())
 }
 
 /// Parses a byte count: plain digits or digits with a binary suffix
@@ -759,6 +777,27 @@ mod tests {
                 verbosity: Verbosity::Quiet,
             }
         );
+    }
+
+    #[test]
+    fn timeouts_take_a_unit_in_the_file_and_on_the_command_line() {
+        let apply = |text: &str| {
+            FileSettings::parse(text)
+                .unwrap()
+                .apply(Settings::default())
+        };
+        let s = apply("idle-timeout = \"5m\"\nstall-timeout = \"90s\"\n").unwrap();
+        assert_eq!((s.idle_timeout_secs, s.stall_timeout_secs), (300, 90));
+        let s = apply("idle-timeout = 20\n").unwrap();
+        assert_eq!(s.idle_timeout_secs, 20);
+        let bad = apply("idle-timeout = \"soon\"\n").unwrap_err();
+        assert!(
+            bad.contains("idle-timeout: 'soon' is not a duration"),
+            "{bad}"
+        );
+        assert_eq!(parse_seconds("2h"), Ok(7200));
+        assert_eq!(parse_seconds("0"), Ok(0));
+        assert!(parse_seconds("-1").is_err());
     }
 
     #[test]

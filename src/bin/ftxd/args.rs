@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use clap_complete::Shell;
 use ftx::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_TIMEOUT};
 use ftx::server::config::{
-    parse_duration, parse_size, FileSettings, Settings, Verbosity, DEFAULT_LISTEN,
+    parse_duration, parse_seconds, parse_size, FileSettings, Settings, Verbosity, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP, DEFAULT_MAX_STARTUPS, DEFAULT_PARTIAL_TTL,
     DEFAULT_ROOT,
 };
@@ -84,12 +84,16 @@ pub struct ServerArgs {
     // How long a connection may stay silent, stall or take to say hello.
     // The handshake deadline is hidden: the protocol fixes it, tests
     // shorten it.
-    /// Seconds a connection may stay silent before it is closed
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    /// Seconds a connection may stay silent before it is closed (or with
+    /// a unit: 90s, 5m, 2h)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = parse_seconds)]
     pub idle_timeout: u64,
     /// Seconds a running upload or download may go without data or
-    /// acknowledgments before it is ended with a timeout error
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs())]
+    /// acknowledgments before it is ended with a timeout error (or with a
+    /// unit: 90s, 5m)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs(),
+          value_parser = parse_seconds)]
     pub stall_timeout: u64,
     /// Handshake deadline in milliseconds (the protocol says 10 s; tests
     /// shorten it)
