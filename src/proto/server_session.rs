@@ -443,7 +443,7 @@ impl ServerSession {
             if matches!(
                 self.state,
                 State::Closed | State::AwaitReply(_) | State::AwaitCommit
-            ) || self.out.len() > MAX_PENDING_OUTPUT
+            ) || self.out.len() + self.held_output() > MAX_PENDING_OUTPUT
             {
                 return None;
             }
@@ -768,7 +768,14 @@ impl ServerSession {
     /// Bytes of memory the output queue holds (queued or not): what a
     /// server counts against its budget for all connections.
     pub fn output_memory(&self) -> usize {
-        self.out.held()
+        self.out.held() + self.held_output()
+    }
+
+    /// Output held behind commits under way.
+    fn held_output(&self) -> usize {
+        self.pipe
+            .as_ref()
+            .map_or(0, |p| p.committing.iter().map(Vec::len).sum())
     }
 
     /// Room for the next `want` (at most `wants_data()`) bytes of a
@@ -825,6 +832,11 @@ impl ServerSession {
         match self.state {
             State::Closed => None,
             State::Handshake => Some(self.created + self.config.handshake_timeout),
+            // Its answers (and so the client's window) wait for earlier
+            // commits: slow storage must not make the upload look stalled.
+            State::Receiving(_) if self.held_output() > 0 || self.commits_under_way() > 0 => {
+                Some(self.last_input + self.config.idle_timeout)
+            }
             State::Receiving(_) | State::Sending(_) => {
                 Some(self.last_progress + self.config.stall_timeout.min(self.config.idle_timeout))
             }
@@ -863,7 +875,7 @@ impl ServerSession {
     /// True while the session takes more input.
     pub fn wants_read(&self) -> bool {
         !matches!(self.state, State::Closed)
-            && self.out.len() < MAX_PENDING_OUTPUT
+            && self.out.len() + self.held_output() < MAX_PENDING_OUTPUT
             && self.input.buffered() < MAX_FRAME_LEN as usize + 4
     }
 

@@ -1962,3 +1962,40 @@ fn a_pipelining_clients_uploads_commit_while_the_next_arrive_and_answer_in_order
     assert_eq!(server.commits_under_way(), 0);
     assert!(client.is_idle() && !server.is_closed());
 }
+
+#[test]
+fn an_upload_waiting_behind_a_slow_commit_is_not_stalled() {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let (stall, idle) = (config.stall_timeout, config.idle_timeout);
+    let mut client = ClientSession::new(Vec::new());
+    let mut server = ServerSession::new(config, now);
+    let pump = |client: &mut ClientSession, server: &mut ServerSession| {
+        for _ in 0..50 {
+            let c2s = client.poll_transmit().to_vec();
+            client.consume_transmit(c2s.len());
+            server.handle_input(&c2s, now);
+            while let Some(ev) = server.poll_event() {
+                if let ServerEvent::PutStart { path, .. } = ev {
+                    server.accept_put(&path, PutAccept::fresh(true, 0));
+                }
+            }
+            let s2c = server.poll_transmit().to_vec();
+            server.consume_transmit(s2c.len());
+            client.handle_input(&s2c);
+        }
+    };
+    pump(&mut client, &mut server);
+    while client.poll_event().is_some() {}
+    client.put("a", 1, None, false).unwrap();
+    client.send_data(b"a");
+    // The next upload is part way when the first one's commit is slow.
+    client.put("b", 1 << 20, None, false).unwrap();
+    client.send_data(&[7; 1000]);
+    pump(&mut client, &mut server);
+    assert_eq!(server.commits_under_way(), 1);
+    server.handle_timeout(now + stall + Duration::from_secs(1));
+    assert!(!server.is_closed(), "stalled while its answers were held");
+    server.handle_timeout(now + idle + Duration::from_secs(1));
+    assert!(server.is_closed(), "the idle deadline still holds");
+}

@@ -133,6 +133,12 @@ enum Task {
     Dir(DirKey, File),
 }
 
+impl Task {
+    fn is_hash(&self) -> bool {
+        matches!(self, Task::Job(_, Job::HashPrefix { .. }))
+    }
+}
+
 /// A finished task, as queued back for the loop.
 enum Finished {
     Job(JobOwner, Outcome),
@@ -156,7 +162,15 @@ struct State {
     done: Vec<Finished>,
     /// Helpers waiting for a task.
     idle: usize,
+    /// Prefix hashes running: at most [`MAX_HASHING`], so that one helper
+    /// is always left for the syncs of every upload.
+    hashing: usize,
 }
+
+/// Most prefix hashes running at once: any reader can ask for one (a
+/// resumed `get` far into a big file), and hashes that held every helper
+/// would hold back every upload's flushes and commits.
+const MAX_HASHING: usize = HELPERS - 1;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -475,7 +489,12 @@ fn work(shared: &Shared) {
                 if shared.stop.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Some(task) = st.queue.pop_front() {
+                let hashing_full = st.hashing >= MAX_HASHING;
+                let next = st.queue.iter().position(|t| !(hashing_full && t.is_hash()));
+                if let Some(task) = next.and_then(|i| st.queue.remove(i)) {
+                    if task.is_hash() {
+                        st.hashing += 1;
+                    }
                     break task;
                 }
                 st.idle += 1;
@@ -483,8 +502,19 @@ fn work(shared: &Shared) {
                 st.idle -= 1;
             }
         };
+        let hashed = task.is_hash();
         let finished = run(task, shared);
-        shared.lock().done.push(finished);
+        {
+            let mut st = shared.lock();
+            st.done.push(finished);
+            if hashed {
+                st.hashing -= 1;
+            }
+        }
+        if hashed {
+            // A hash that waited for this one may start now.
+            shared.work.notify_all();
+        }
         if let Err(e) = shared.waker.wake() {
             warn!("disk: cannot wake the loop: {e}");
         }
@@ -727,6 +757,50 @@ mod tests {
         assert_eq!(c.hashes.load(Ordering::Relaxed), 3);
         assert_eq!(r.disk.pending(), 0);
         assert!((1..=3).contains(&r.disk.helpers.len()));
+    }
+
+    /// Prefix hashes, which any reader can start, never take every
+    /// helper: with all four busy hashing, an upload's fsync still runs.
+    #[test]
+    fn hashes_leave_a_helper_for_the_syncs() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("sparse");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let len = 64u64 << 30;
+        f.set_len(len).unwrap();
+        let mut r = rig(HELPERS);
+        let cancels: Vec<Arc<AtomicBool>> = (0..HELPERS)
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        for (i, cancel) in cancels.iter().enumerate() {
+            r.disk.submit(
+                token(i),
+                Job::HashPrefix {
+                    file: f.try_clone().unwrap(),
+                    len,
+                    cancel: Arc::clone(cancel),
+                },
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let sync = r
+            .disk
+            .submit(token(50), Job::SyncFile(f.try_clone().unwrap()));
+        // 64 GiB of zeros take minutes to hash: the sync must not wait.
+        let done = r.collect(1);
+        assert_eq!(done[0].0.job, sync, "{:?}", done[0].1);
+        assert!(matches!(done[0].1, Outcome::FileSynced(Ok(()))));
+        for cancel in &cancels {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let rest = r.collect(HELPERS);
+        assert!(rest.iter().all(|(_, o)| matches!(o, Outcome::Hashed(_))));
     }
 
     /// Shutdown drops the jobs not started, stops a running hash at its

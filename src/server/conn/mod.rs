@@ -515,8 +515,13 @@ impl Conn {
                 up.written(),
                 up.size()
             );
-            // Interrupted, not failed: keep it for `reput`.
-            store.abort(*up, true);
+            // Interrupted, not failed: keep it for `reput`; only what a
+            // step made durable while a flush may still run.
+            if store.flush_running(&up) {
+                store.abort_unsettled(*up);
+            } else {
+                store.abort(*up, true);
+            }
         }
         if let Some(dl) = self.download.take() {
             info!(

@@ -210,9 +210,20 @@ impl Conn {
     /// answered in the order they came ([`Conn::settle_commits`]).
     fn put_commit(&mut self, store: &Store, disk: &mut Disk, size: u64, now: Instant) {
         let Some(up) = self.upload.take() else {
-            self.session
-                .commit_failed(ErrorCode::Protocol, "commit without an upload");
-            return;
+            // Answered in its turn, behind any commit under way.
+            let e = StoreError::Io {
+                path: String::new(),
+                source: io::Error::other("commit without an upload"),
+            };
+            let commits = self.commits.get_or_insert_with(Box::default);
+            commits.queue.push_back(Commit {
+                job: 0,
+                asked: RemotePath::root(),
+                size,
+                started: None,
+                step: Committing::Failed(e),
+            });
+            return self.settle_commits(store, disk, now);
         };
         let up = *up;
         let asked = up.remote().clone();
@@ -606,9 +617,16 @@ impl Conn {
     pub(super) fn commit_interrupted(&mut self, store: &Store, commit: Commit, why: &str) {
         let asked = &commit.asked;
         match commit.step {
-            Committing::AfterStep { up }
-            | Committing::SyncingFile { up }
-            | Committing::Synced { up } => {
+            Committing::AfterStep { up } | Committing::SyncingFile { up } => {
+                info!(
+                    "{}: put '{asked}' failed: {why} while it was being made durable",
+                    self.peer
+                );
+                // Its flush or fsync still runs, and its error would
+                // reach no one: only what is known durable stays.
+                store.abort_unsettled(up);
+            }
+            Committing::Synced { up } => {
                 info!(
                     "{}: put '{asked}' failed: {why} while it was being made durable",
                     self.peer

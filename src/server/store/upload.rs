@@ -492,6 +492,17 @@ impl Store {
         Err(StoreError::NoFreeName(remote.to_owned()))
     }
 
+    /// An upload abandoned while a flush or its fsync may still run on a
+    /// disk helper (the connection closed): kept for `reput` as
+    /// [`Store::abort`] keeps it, but only up to what a step already made
+    /// durable. The running call's error, if it fails, reaches no one: the
+    /// bytes after that point may not be on the disk, and `reput` must send
+    /// them again rather than trust the page cache.
+    pub fn abort_unsettled(&self, mut up: Upload) {
+        up.written = up.written.min(up.synced);
+        self.abort(up, true);
+    }
+
     /// Abandons an upload. With `keep`, an upload in the name's part file
     /// stays there (unlocked) for `reput`; anything else is removed.
     pub fn abort(&self, up: Upload, keep: bool) {
@@ -509,16 +520,16 @@ impl Store {
     }
 }
 
-/// A fresh hidden temporary name: reserved prefix, pid, per-process counter
-/// and the clock, so that several `ftxd` processes sharing a root (even on
-/// different hosts reusing a pid) practically never collide; `create_new`
-/// makes a collision an error rather than a shared file.
 /// A reservation refused for want of room: the disk is full or the
 /// user's quota is spent (anything else means it is not supported here).
 fn no_room(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
+/// A fresh hidden temporary name: reserved prefix, pid, per-process counter
+/// and the clock, so that several `ftxd` processes sharing a root (even on
+/// different hosts reusing a pid) practically never collide; `create_new`
+/// makes a collision an error rather than a shared file.
 fn temp_name() -> CString {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
@@ -586,7 +597,21 @@ impl Flush {
             let _ = crate::sys::start_writeback(self.file.as_fd(), self.from, self.len);
             return Ok(());
         }
-        let _ = crate::sys::write_range(self.file.as_fd(), 0, self.from + self.len);
+        // Waiting for the writes reports a write-back error, once: it must
+        // fail the upload, never be dropped (the fdatasync after it would
+        // then succeed over data the disk does not hold). Only a file
+        // system without sync_file_range is let through to the fdatasync.
+        if let Err(e) = crate::sys::write_range(self.file.as_fd(), 0, self.from + self.len) {
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL)
+                    | Some(libc::ENOSYS)
+                    | Some(libc::ESPIPE)
+                    | Some(libc::EOPNOTSUPP)
+            ) {
+                return Err(e);
+            }
+        }
         self.file.sync_data()
     }
 }
