@@ -54,6 +54,8 @@ mod names;
 mod nav;
 #[path = "integration/parts.rs"]
 mod parts;
+#[path = "integration/proxy_protocol.rs"]
+mod proxy_protocol;
 #[path = "integration/pty.rs"]
 mod pty;
 #[path = "integration/raw.rs"]

@@ -7,7 +7,7 @@
 //! the config file; the root is checked by the store when it is opened
 //! ([`Store::open`](super::store::Store::open)).
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,6 +73,9 @@ pub struct Settings {
     pub partial_ttl: Duration,
     /// Bind with `SO_REUSEPORT`.
     pub reuse_port: bool,
+    /// Load balancers whose connections open with a PROXY protocol v2
+    /// header naming the client (`--proxy-protocol`).
+    pub proxy_protocol: Vec<IpAddr>,
     /// Log level unless `RUST_LOG` says otherwise.
     pub verbosity: Verbosity,
 }
@@ -97,6 +100,7 @@ impl Default for Settings {
             fsync: true,
             partial_ttl: parse_duration(DEFAULT_PARTIAL_TTL).expect("the default is a duration"),
             reuse_port: false,
+            proxy_protocol: Vec::new(),
             verbosity: Verbosity::Normal,
         }
     }
@@ -210,6 +214,11 @@ pub struct ServerConfig {
     pub access: AccessConfig,
     /// Bind with `SO_REUSEPORT`, sharing the port with other processes.
     pub reuse_port: bool,
+    /// Load balancers that send a PROXY protocol v2 header first: only
+    /// their connections are read for one, and the address it names is
+    /// the client's (for the per-address limits, the token back-off and
+    /// the log).
+    pub proxy_protocol: Vec<IpAddr>,
 }
 
 /// Why the settings do not make a usable configuration.
@@ -282,6 +291,8 @@ pub struct FileSettings {
     pub partial_ttl: Option<Amount>,
     /// `--reuse-port`.
     pub reuse_port: Option<bool>,
+    /// `--proxy-protocol`: the balancers' addresses.
+    pub proxy_protocol: Option<Vec<IpAddr>>,
     /// `--verbose`.
     pub verbose: Option<bool>,
     /// `--quiet`.
@@ -391,6 +402,9 @@ impl FileSettings {
                 .map_err(|e| format!("partial-ttl: {e}"))?;
         }
         set(&mut s.reuse_port, self.reuse_port, true);
+        if let Some(balancers) = &self.proxy_protocol {
+            s.proxy_protocol.clone_from(balancers);
+        }
         match (self.verbose.unwrap_or(false), self.quiet.unwrap_or(false)) {
             (true, true) => return Err("verbose and quiet cannot both be true".to_owned()),
             (true, false) => s.verbosity = Verbosity::Verbose,
@@ -482,6 +496,7 @@ impl ServerConfig {
             verbosity: s.verbosity,
             access,
             reuse_port: s.reuse_port,
+            proxy_protocol: s.proxy_protocol,
         })
     }
 }
@@ -749,6 +764,7 @@ mod tests {
             no-fsync = true
             partial-ttl = "17m"
             reuse-port = true
+            proxy-protocol = ["10.0.0.5", "2001:db8::5"]
             quiet = true
         "#;
         let s = FileSettings::parse(text)
@@ -774,6 +790,7 @@ mod tests {
                 fsync: false,
                 partial_ttl: Duration::from_secs(17 * 60),
                 reuse_port: true,
+                proxy_protocol: vec!["10.0.0.5".parse().unwrap(), "2001:db8::5".parse().unwrap()],
                 verbosity: Verbosity::Quiet,
             }
         );

@@ -127,6 +127,7 @@ fn serve(
         security,
         max_connections,
         max_per_ip: config.max_per_ip,
+        proxies: config.proxy_protocol.clone(),
         per_ip: HashMap::new(),
         max_startups: config.max_startups.min(max_connections),
         starting: 0,
@@ -272,6 +273,8 @@ struct Server {
     session_config: Arc<SessionConfig>,
     max_connections: usize,
     max_per_ip: usize,
+    /// Load balancers whose connections start with a PROXY v2 header.
+    proxies: Vec<std::net::IpAddr>,
     /// Open connections by address group ([`address_group`]; entries
     /// removed at zero, so the map never outgrows the connection slab).
     per_ip: HashMap<std::net::IpAddr, usize>,
@@ -384,8 +387,11 @@ impl Server {
 
     fn add(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
         let group = address_group(peer.ip());
+        // A listed balancer's connection is counted once its PROXY header
+        // named the client (see `Server::readdress`).
+        let proxied = self.proxies.contains(&peer.ip());
         let from_group = self.per_ip.get(&group).copied().unwrap_or(0);
-        if from_group >= self.max_per_ip {
+        if !proxied && from_group >= self.max_per_ip {
             conn::refuse(
                 stream,
                 peer,
@@ -423,12 +429,17 @@ impl Server {
             now,
             security,
         ) {
-            Ok(c) => {
+            Ok(mut c) => {
+                if proxied {
+                    c.behind_proxy();
+                }
                 info!("{peer}: connection opened ({open} open)");
                 entry.insert(c);
-                *self.per_ip.entry(group).or_insert(0) += 1;
                 self.starting += 1;
-                *self.starting_by_group.entry(group).or_insert(0) += 1;
+                if !proxied {
+                    *self.per_ip.entry(group).or_insert(0) += 1;
+                    *self.starting_by_group.entry(group).or_insert(0) += 1;
+                }
                 self.startups.push_back((token.0, now));
                 // Entries of finished handshakes are dropped lazily: once
                 // they outnumber those still starting, as a whole.
@@ -460,7 +471,25 @@ impl Server {
             others -= c.counted_reserve.0;
         }
         c.limit_reserve(RESERVE_CAP.saturating_sub(others));
-        let step = c.drive(&self.store, &mut self.disk, now);
+        let mut step = c.drive(&self.store, &mut self.disk, now);
+        if c.take_readdressed() {
+            let group = address_group(c.peer().ip());
+            if self.per_ip.get(&group).copied().unwrap_or(0) >= self.max_per_ip {
+                c.refuse_now(
+                    ErrorCode::TooManyFromAddress,
+                    "too many connections from your address",
+                    now,
+                );
+                // Driven again to tell it, then closed.
+                step = Step::Again;
+            } else {
+                *self.per_ip.entry(group).or_insert(0) += 1;
+                if c.starting {
+                    *self.starting_by_group.entry(group).or_insert(0) += 1;
+                }
+                c.counted = true;
+            }
+        }
         let queued = c.output_memory();
         self.output = self.output + queued - std::mem::replace(&mut c.counted_output, queued);
         // Counted again, under the key it has now: a `Hello` and a `Put`
@@ -479,7 +508,9 @@ impl Server {
         if welcomed {
             c.starting = false;
             self.starting -= 1;
-            forget_one(&mut self.starting_by_group, address_group(c.peer().ip()));
+            if c.counted {
+                forget_one(&mut self.starting_by_group, address_group(c.peer().ip()));
+            }
         }
         let step = match (step, c.update_interest(self.poll.registry(), token)) {
             (Step::Close, _) => Step::Close,
@@ -659,10 +690,14 @@ impl Server {
     fn close(&mut self, token: Token, why: &str) {
         if let Some(c) = self.conns.try_remove(token.0) {
             let group = address_group(c.peer().ip());
-            forget_one(&mut self.per_ip, group);
+            if c.counted {
+                forget_one(&mut self.per_ip, group);
+            }
             if c.starting {
                 self.starting -= 1;
-                forget_one(&mut self.starting_by_group, group);
+                if c.counted {
+                    forget_one(&mut self.starting_by_group, group);
+                }
             }
             self.output -= c.counted_output;
             uncount_reserve(&mut self.reserved, c.counted_reserve);
@@ -813,6 +848,7 @@ mod tests {
             verbosity: Verbosity::Normal,
             access: AccessConfig::plain_open(),
             reuse_port: false,
+            proxy_protocol: Vec::new(),
         };
         let shutdown = Shutdown::new();
         let s = shutdown.clone();

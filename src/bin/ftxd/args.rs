@@ -131,6 +131,11 @@ pub struct ServerArgs {
     /// more than one core serves clients. Give each the same --root
     #[arg(long)]
     pub reuse_port: bool,
+    /// A load balancer (HAProxy, ...) whose connections start with a
+    /// PROXY protocol v2 header naming the client; repeat it or separate
+    /// addresses with commas. Only these connections are read for one
+    #[arg(long, value_name = "ADDR", value_delimiter = ',')]
+    pub proxy_protocol: Vec<std::net::IpAddr>,
     /// More log output (debug)
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -238,6 +243,9 @@ impl ServerArgs {
         }
         if given("reuse_port") {
             s.reuse_port = self.reuse_port;
+        }
+        if given("proxy_protocol") {
+            s.proxy_protocol.clone_from(&self.proxy_protocol);
         }
         // -v and -q conflict, so at most one of them is on.
         if given("verbose") && self.verbose {

@@ -185,6 +185,13 @@ pub(crate) struct Conn {
     /// Counted among the connections still in their handshake (TLS and
     /// `Hello`, token included).
     pub(crate) starting: bool,
+    /// Counted under its address's group (per address, and while
+    /// starting, among the startups): at once, or for a balancer's
+    /// connection once its PROXY header named the client.
+    pub(crate) counted: bool,
+    /// The PROXY header was just read (the address may have changed):
+    /// for the loop to count the connection now.
+    readdressed: bool,
     /// The client has sent something (a TLS or protocol byte): when
     /// connections in their handshake must make room, silent ones go
     /// first.
@@ -247,6 +254,8 @@ impl Conn {
             armed: None,
             queued: false,
             starting: true,
+            counted: true,
+            readdressed: false,
             heard: false,
             counted_output: 0,
             counted_reserve: (0, None),
@@ -344,6 +353,26 @@ impl Conn {
         self.session.is_welcomed()
     }
 
+    /// A listed balancer's connection: its PROXY header is read first,
+    /// and it is counted under an address once the header named one.
+    pub(crate) fn behind_proxy(&mut self) {
+        self.transport = Transport::behind_proxy(&self.security);
+        self.counted = false;
+    }
+
+    /// Whether the PROXY header was read since the last call.
+    pub(crate) fn take_readdressed(&mut self) -> bool {
+        std::mem::replace(&mut self.readdressed, false)
+    }
+
+    /// Refuses the client now (too many connections from the address its
+    /// balancer named): it is told, then the connection closes.
+    pub(crate) fn refuse_now(&mut self, code: ErrorCode, message: &str, now: Instant) {
+        info!("{}: connection refused: {message}", self.peer);
+        self.close_reason = CloseReason::Refused;
+        self.session = ServerSession::refuse(code, message, now);
+    }
+
     /// The peer's address.
     pub(crate) fn peer(&self) -> SocketAddr {
         self.peer.addr()
@@ -411,6 +440,22 @@ impl Conn {
                         progress = true;
                     }
                     Ok(Input::Idle) => {}
+                    Ok(Input::Proxied(client)) => {
+                        if let Some(addr) = client {
+                            info!("{}: a balancer's connection from {addr}", self.peer);
+                            self.peer.ip = addr.ip();
+                            self.peer.port = addr.port();
+                        }
+                        // Back to the loop before anything the client
+                        // sent: it counts (or refuses) the client first.
+                        self.readdressed = true;
+                        return Step::Again;
+                    }
+                    Ok(Input::NotProxied(why)) => {
+                        info!("{}: {why} from a listed balancer: closed", self.peer);
+                        self.close_reason = CloseReason::Refused;
+                        return self.fail(store, disk, now);
+                    }
                     Ok(Input::PlainClient) => {
                         info!("{}: plain client on a TLS server: refused", self.peer);
                         self.close_reason = CloseReason::NotTls;

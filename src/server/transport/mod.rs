@@ -8,6 +8,7 @@
 //! frame that the server requires TLS, instead of waiting for a handshake
 //! that never comes. Idle connections that never spoke cost no TLS memory.
 
+pub mod proxy;
 mod tls;
 
 use std::io::{self, Read, Write};
@@ -33,6 +34,12 @@ pub(crate) enum Input {
     Eof,
     /// A plain ftx client reached a TLS server.
     PlainClient,
+    /// A balancer's PROXY header was read: the client it names, or `None`
+    /// (the balancer's own connection, a health check).
+    Proxied(Option<std::net::SocketAddr>),
+    /// A listed balancer's connection did not start with a PROXY v2
+    /// header: why.
+    NotProxied(&'static str),
 }
 
 /// The byte pipe of one connection.
@@ -44,6 +51,15 @@ pub(crate) enum Transport {
     /// TLS, boxed: the connection state is large and idle connections in
     /// `Sniff` should not pay for it.
     Tls(Box<TlsPipe>),
+    /// A balancer's connection before its PROXY header was read; the
+    /// transport that follows it.
+    Proxy(Box<ProxyRead>),
+}
+
+/// The PROXY header read so far, and what comes after it.
+pub(crate) struct ProxyRead {
+    buf: Vec<u8>,
+    then: Transport,
 }
 
 impl Transport {
@@ -53,6 +69,15 @@ impl Transport {
             Some(_) => Transport::Sniff,
             None => Transport::Plain,
         }
+    }
+
+    /// The transport of a listed balancer's connection: its PROXY header
+    /// first, then as [`Transport::new`].
+    pub(crate) fn behind_proxy(security: &Security) -> Transport {
+        Transport::Proxy(Box::new(ProxyRead {
+            buf: Vec::new(),
+            then: Transport::new(security),
+        }))
     }
 
     /// Reads plaintext into `buf`. `readable` is the socket's readiness
@@ -99,6 +124,35 @@ impl Transport {
                 }
             }
             Transport::Tls(tls) => tls.read(stream, readable, buf),
+            Transport::Proxy(p) => {
+                let need = match proxy::parse(&p.buf) {
+                    proxy::Header::Need(n) => n,
+                    proxy::Header::Done(_) => 0,
+                    proxy::Header::Bad(why) => return Ok(Input::NotProxied(why)),
+                };
+                if need > 0 {
+                    if !*readable {
+                        return Ok(Input::Idle);
+                    }
+                    // Exactly the header's bytes: what follows is the
+                    // client's (TLS or frames).
+                    let mut chunk = [0u8; 64];
+                    match stream.read(&mut chunk[..need.min(64)]) {
+                        Ok(0) => return Ok(Input::Eof),
+                        Ok(n) => p.buf.extend_from_slice(&chunk[..n]),
+                        Err(e) => return would_block(e, readable),
+                    }
+                }
+                match proxy::parse(&p.buf) {
+                    proxy::Header::Need(_) => Ok(Input::Progress),
+                    proxy::Header::Bad(why) => Ok(Input::NotProxied(why)),
+                    proxy::Header::Done(client) => {
+                        let then = std::mem::replace(&mut p.then, Transport::Plain);
+                        *self = then;
+                        Ok(Input::Proxied(client))
+                    }
+                }
+            }
         }
     }
 
@@ -112,7 +166,7 @@ impl Transport {
         out: &[u8],
     ) -> io::Result<(usize, bool)> {
         match self {
-            Transport::Plain | Transport::Sniff => {
+            Transport::Plain | Transport::Sniff | Transport::Proxy(_) => {
                 if !*writable || out.is_empty() {
                     return Ok((0, false));
                 }
@@ -144,7 +198,7 @@ impl Transport {
     pub(crate) fn wants_read(&self) -> bool {
         match self {
             Transport::Tls(tls) => tls.wants_read(),
-            Transport::Sniff => true,
+            Transport::Sniff | Transport::Proxy(_) => true,
             Transport::Plain => false,
         }
     }
