@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::aligned::AlignedBuf;
 use crate::proto::client_session::{self, ClientEvent, CommandError};
@@ -324,14 +324,7 @@ impl Client {
             Err(CommandError::Busy) if self.session.outstanding() > 0 => return Start::Later,
             Err(e) => return Start::Failed(self.command_error(e)),
         }
-        let outcome = PutOutcome {
-            stored: String::new(),
-            size,
-            elapsed: Duration::ZERO,
-            resumed_from: 0,
-            restarted: false,
-            partial: 0,
-        };
+        let outcome = PutOutcome::starting(size);
         let sending = (size > 0).then(|| Sending {
             file,
             local: local.to_path_buf(),
@@ -378,15 +371,7 @@ impl Client {
             Err(CommandError::Busy) if self.session.outstanding() > 0 => return Start::Later,
             Err(e) => return Start::Failed(self.command_error(e)),
         }
-        let outcome = GetOutcome {
-            path: PathBuf::new(),
-            size: 0,
-            elapsed: Duration::ZERO,
-            resumed_from: 0,
-            restarted: false,
-            partial: stale,
-            mtime: 0,
-        };
+        let outcome = GetOutcome::starting(stale);
         let kind = Kind::Get {
             dl: Some(dl),
             target: target.to_path_buf(),

@@ -32,6 +32,22 @@ pub struct GetOutcome {
     pub mtime: i64,
 }
 
+impl GetOutcome {
+    /// A download about to start; `partial`: the bytes of an interrupted
+    /// download to the same name it leaves alone.
+    pub(super) fn starting(partial: u64) -> GetOutcome {
+        GetOutcome {
+            path: PathBuf::new(),
+            size: 0,
+            elapsed: Duration::ZERO,
+            resumed_from: 0,
+            restarted: false,
+            partial,
+            mtime: 0,
+        }
+    }
+}
+
 impl Client {
     /// Downloads `remote` to `target` (a file path). The data goes to a
     /// hidden part file beside the target that is published under the
@@ -62,15 +78,7 @@ impl Client {
         let held = dl.held().map_err(local_err)?;
         let queued = self.session.get(remote, held);
         queued.map_err(|e| self.command_error(e))?;
-        let mut outcome = GetOutcome {
-            path: PathBuf::new(),
-            size: 0,
-            elapsed: Duration::ZERO,
-            resumed_from: 0,
-            restarted: false,
-            partial: stale,
-            mtime: 0,
-        };
+        let mut outcome = GetOutcome::starting(stale);
         let mut failure: Option<ClientError> = None;
         let mut restart = Restart::default();
         // Made at `GetReady`, from the offset the server chose.

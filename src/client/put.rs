@@ -29,6 +29,20 @@ pub struct PutOutcome {
     pub partial: u64,
 }
 
+impl PutOutcome {
+    /// An upload of `size` bytes about to start: nothing stored yet.
+    pub(super) fn starting(size: u64) -> PutOutcome {
+        PutOutcome {
+            stored: String::new(),
+            size,
+            elapsed: Duration::ZERO,
+            resumed_from: 0,
+            restarted: false,
+            partial: 0,
+        }
+    }
+}
+
 impl Client {
     /// Uploads `local` as `remote`. Without `force`, a taken name gives
     /// `stem_N.ext` on the server; the outcome says the stored name. With
@@ -62,14 +76,7 @@ impl Client {
             .session
             .put(remote, size, resume.then_some(size), force);
         queued.map_err(|e| self.command_error(e))?;
-        let mut outcome = PutOutcome {
-            stored: String::new(),
-            size,
-            elapsed: Duration::ZERO,
-            resumed_from: 0,
-            restarted: false,
-            partial: 0,
-        };
+        let mut outcome = PutOutcome::starting(size);
         // Aligned: see `aligned` for what a misaligned one costs.
         let mut fbuf = AlignedBuf::zeroed(IO_BUF);
         let mut sent = 0u64;

@@ -6,8 +6,8 @@
 use super::error::{DecodeError, ErrorCode, RemoteError, DIGEST_MISMATCH};
 use super::frame::{Frame, FrameReader};
 use super::limits::{
-    EARLY_WINDOW, MAGIC, MAX_CHUNK, MAX_COMPONENT_LEN, MAX_LIST_ENTRIES, MAX_PIPELINE,
-    MAX_PIPELINE_BYTES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
+    EARLY_WINDOW, FRAME_HEADER_LEN, MAGIC, MAX_CHUNK, MAX_COMPONENT_LEN, MAX_LIST_ENTRIES,
+    MAX_PIPELINE, MAX_PIPELINE_BYTES, MIN_PROTOCOL_VERSION, MIN_WINDOW, PROTOCOL_VERSION,
 };
 use super::message::{
     data_header, Entry, Message, ATTR_MODE, ATTR_MTIME, FEATURE_ATTRS, FEATURE_PIPELINE, PUT_FORCE,
@@ -586,10 +586,13 @@ impl ClientSession {
     // ---- internals ----------------------------------------------------
 
     fn request(&mut self, msg: Message, next: State) -> Result<(), CommandError> {
-        let cost = msg.frame_len();
+        // Encoded once: its length is what it counts against the bounds.
+        let mut frame = Vec::new();
+        super::frame::encode(&msg, &mut frame);
+        let cost = frame.len() - FRAME_HEADER_LEN;
         match self.state {
             State::Idle => {
-                self.out.push(&msg);
+                self.out.push_encoded(&frame);
                 self.state = next;
                 self.head_cost = cost;
                 self.outstanding_bytes = cost;
@@ -598,7 +601,7 @@ impl ClientSession {
             State::Closed => Err(CommandError::Closed),
             State::Handshake => Err(CommandError::Busy),
             _ if self.may_pipeline(&msg, cost) => {
-                self.out.push(&msg);
+                self.out.push_encoded(&frame);
                 self.queue.push_back((next, cost));
                 self.outstanding_bytes += cost;
                 Ok(())

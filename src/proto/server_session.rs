@@ -314,7 +314,8 @@ pub struct ServerSession {
 struct Pipeline {
     /// Requests that arrived while a download ran, served in order once it
     /// ended (at most [`MAX_PIPELINE`], [`MAX_PIPELINE_BYTES`] in all).
-    stash: std::collections::VecDeque<Message>,
+    /// With each, its frame's length (what it counts against the bound).
+    stash: std::collections::VecDeque<(Message, usize)>,
     stash_bytes: usize,
     /// Ended downloads whose acknowledgments are still owed, oldest first.
     late: std::collections::VecDeque<Late>,
@@ -461,8 +462,8 @@ impl ServerSession {
                 }
             }
             if matches!(self.state, State::Idle) {
-                if let Some(msg) = self.pipe.as_mut().and_then(|p| p.stash.pop_front()) {
-                    self.pipe_mut().stash_bytes -= msg.frame_len();
+                if let Some((msg, cost)) = self.pipe.as_mut().and_then(|p| p.stash.pop_front()) {
+                    self.pipe_mut().stash_bytes -= cost;
                     self.handle_request(msg);
                     continue;
                 }
@@ -1278,18 +1279,18 @@ impl ServerSession {
     /// Queues a request that arrived while a download runs; a client
     /// past the pipelining bounds broke the protocol.
     fn stash_request(&mut self, msg: Message) {
-        let cost = msg.frame_len();
         // (`fail` ends the running download.)
         if !msg.is_request() {
             return self.unexpected(&msg);
         }
+        let cost = msg.frame_len();
         // The running download is one of the client's outstanding requests.
         let pipe = self.pipe_mut();
         if pipe.stash.len() + 1 >= MAX_PIPELINE || pipe.stash_bytes + cost > MAX_PIPELINE_BYTES {
             return self.fail(ErrorCode::Protocol, "too many requests in flight");
         }
         pipe.stash_bytes += cost;
-        pipe.stash.push_back(msg);
+        pipe.stash.push_back((msg, cost));
     }
 
     /// A download ended with `frames` of its `Data` frames unacknowledged:

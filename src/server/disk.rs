@@ -759,21 +759,27 @@ mod tests {
         assert!((1..=3).contains(&r.disk.helpers.len()));
     }
 
-    /// Prefix hashes, which any reader can start, never take every
-    /// helper: with all four busy hashing, an upload's fsync still runs.
-    #[test]
-    fn hashes_leave_a_helper_for_the_syncs() {
-        let t = tempfile::tempdir().unwrap();
-        let path = t.path().join("sparse");
+    /// A sparse file of 64 GiB in `dir`: zeros that take a minute or more
+    /// to hash, so a hash of it is still running when the test looks.
+    fn zeros_too_long_to_hash(dir: &std::path::Path) -> (File, u64) {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)
+            .open(dir.join("sparse"))
             .unwrap();
         let len = 64u64 << 30;
         f.set_len(len).unwrap();
+        (f, len)
+    }
+
+    /// Prefix hashes, which any reader can start, never take every
+    /// helper: with all four busy hashing, an upload's fsync still runs.
+    #[test]
+    fn hashes_leave_a_helper_for_the_syncs() {
+        let t = tempfile::tempdir().unwrap();
+        let (f, len) = zeros_too_long_to_hash(t.path());
         let mut r = rig(HELPERS);
         let cancels: Vec<Arc<AtomicBool>> = (0..HELPERS)
             .map(|_| Arc::new(AtomicBool::new(false)))
@@ -808,16 +814,7 @@ mod tests {
     #[test]
     fn shutdown_drops_queued_jobs_and_stops_a_hash() {
         let t = tempfile::tempdir().unwrap();
-        let path = t.path().join("sparse");
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let len = 64u64 << 30;
-        f.set_len(len).unwrap();
+        let (f, len) = zeros_too_long_to_hash(t.path());
         let mut r = rig(1);
         let no = Arc::new(AtomicBool::new(false));
         r.disk.submit(

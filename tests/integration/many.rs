@@ -402,3 +402,44 @@ fn uploads_committed_together_take_their_names_in_order() {
         );
     }
 }
+
+/// `put -p` of several files: each file's time and mode are set (the
+/// `SetAttrs` that follow each upload in flight name the right file), and
+/// the lines come in the command's order.
+#[test]
+fn put_p_of_many_files_keeps_each_files_time_in_order() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(&["--no-fsync"]);
+    let cwd = server.scratch("client");
+    let names = ["p1", "p2", "p3", "p4", "p5"];
+    for (i, name) in names.iter().enumerate() {
+        let path = cwd.join(name);
+        fs::write(&path, format!("file {i}")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600 + 0o10 * i as u32)).unwrap();
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000 + 86_400 * i as u64);
+        fs::File::open(&path).unwrap().set_modified(when).unwrap();
+    }
+    let out = server.batch(&cwd, "put -p p1 p2 p3 p4 p5\n");
+    out.assert_success();
+    let order: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("uploaded '"))
+        .map(|l| l.split('\'').next().unwrap())
+        .collect();
+    assert_eq!(order, names, "{out}");
+    for (i, name) in names.iter().enumerate() {
+        let meta = fs::metadata(server.root().join(name)).unwrap();
+        let mtime = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(mtime.as_secs(), 1_000_000_000 + 86_400 * i as u64, "{name}");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600 + 0o10 * i as u32,
+            "{name}"
+        );
+    }
+}

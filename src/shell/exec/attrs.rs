@@ -79,6 +79,19 @@ impl Executor {
         if !self.preserve || resume {
             return Ok(());
         }
+        let found = self.cached_entry(remote);
+        self.keep_local_attrs_of(remote, path, mtime, found)
+    }
+
+    /// `get -p` with the remote file's entry already looked up (`found`,
+    /// or why it could not be): the time, then the mode.
+    pub(super) fn keep_local_attrs_of(
+        &self,
+        remote: &str,
+        path: &Path,
+        mtime: i64,
+        found: Result<Option<Entry>, ClientError>,
+    ) -> Result<(), String> {
         let shown = path.strip_prefix("./").unwrap_or(path);
         let not_kept = |why: String| {
             format!(
@@ -87,7 +100,7 @@ impl Executor {
             )
         };
         // The time comes with the download; the mode needs the listing.
-        let (mode, missing) = match self.cached_entry(remote) {
+        let (mode, missing) = match found {
             Ok(Some(Entry { mode: Some(m), .. })) => (Some(m), None),
             Ok(Some(_)) => (None, "the server listed no mode".to_owned().into()),
             Ok(None) => (None, "the server did not list it".to_owned().into()),
@@ -115,16 +128,23 @@ impl Executor {
     pub(super) fn cached_entry(&mut self, path: &str) -> Result<Option<Entry>, ClientError> {
         let resolved = self.wire(path);
         let path = resolved.trim_end_matches('/');
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let dir = path.rsplit_once('/').map_or("", |d| d.0);
         if !self.listings.borrow().contains_key(dir) {
             let entries = self.client.borrow_mut().list(dir)?;
             self.listings.borrow_mut().insert(dir.to_owned(), entries);
         }
-        Ok(self
-            .listings
+        Ok(self.listed_entry(&resolved))
+    }
+
+    /// The entry of the remote `path` (root-relative) in a listing this
+    /// command already made, if any; never asks the server.
+    pub(super) fn listed_entry(&self, resolved: &str) -> Option<Entry> {
+        let path = resolved.trim_end_matches('/');
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        self.listings
             .borrow()
             .get(dir)
-            .and_then(|v| v.iter().find(|e| e.name == name).cloned()))
+            .and_then(|v| v.iter().find(|e| e.name == name).cloned())
     }
 }
 

@@ -507,12 +507,7 @@ impl Executor {
     /// The size of the remote file `path` (as typed) in a listing this
     /// command made, if any.
     fn listed_size(&self, path: &str) -> Option<u64> {
-        let wire = self.wire(path);
-        let (dir, name) = wire.rsplit_once('/').unwrap_or(("", &wire));
-        self.listings
-            .borrow()
-            .get(dir)
-            .and_then(|v| v.iter().find(|e| e.name == name).map(|e| e.size))
+        self.listed_entry(&self.wire(path)).map(|e| e.size)
     }
 
     /// One file of a many-file `get`; `Err` only when Ctrl-C cancelled it.

@@ -14,7 +14,6 @@ use crate::proto::error::ErrorCode;
 
 use super::super::command::Check;
 use super::super::render::{escape_for_terminal, quoted_name};
-use super::attrs::set_local_attrs;
 use super::many::Tally;
 use super::{note, resume_note, server_detail, summary, Executor};
 
@@ -244,36 +243,6 @@ impl Executor {
             }
         }
     }
-
-    /// `get -p` inside a pipelined run: as `keep_local_attrs`, the mode
-    /// from the listing the command already holds (never a new request
-    /// while the run has the connection).
-    fn keep_local_attrs_listed(&self, remote: &str, path: &Path, mtime: i64) -> Result<(), String> {
-        if !self.preserve {
-            return Ok(());
-        }
-        let shown = path.strip_prefix("./").unwrap_or(path);
-        let resolved = self.wire(remote);
-        let (dir, name) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
-        let mode = self
-            .listings
-            .borrow()
-            .get(dir)
-            .and_then(|v| v.iter().find(|e| e.name == name).and_then(|e| e.mode));
-        set_local_attrs(path, mtime, mode).map_err(|why| {
-            format!(
-                "get: {}: time and mode not kept: {why}",
-                quoted_name(&shown.to_string_lossy())
-            )
-        })?;
-        match mode {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "get: {}: mode not kept: the server listed no mode",
-                quoted_name(&shown.to_string_lossy())
-            )),
-        }
-    }
 }
 
 /// The uploads of one pipelined run, reported as they end.
@@ -430,9 +399,15 @@ impl Jobs for GetJobs<'_> {
                         o.partial
                     ));
                 }
-                let kept = self
-                    .exec
-                    .keep_local_attrs_listed(&file.remote, &o.path, o.mtime);
+                // The mode from the listing the command already holds:
+                // never a new request while the run has the connection.
+                let kept = if self.exec.preserve {
+                    let found = Ok(self.exec.listed_entry(&self.exec.wire(&file.remote)));
+                    self.exec
+                        .keep_local_attrs_of(&file.remote, &o.path, o.mtime, found)
+                } else {
+                    Ok(())
+                };
                 let shown = o.path.strip_prefix("./").unwrap_or(&o.path);
                 let line = format!(
                     "downloaded '{}' as '{}' ({}{})",
