@@ -1,11 +1,10 @@
 //! Many clients at once, and the connection limit: past `--max-connections`
 //! a client is told the server is busy, and a freed slot is usable again.
 
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_same_file, run_batch, write_random_file, Raw, Recv, Server};
+use crate::util::{assert_same_file, puts_at_once, Raw, Recv, Server};
 use ftx::proto::error::ErrorCode;
 
 const CLIENTS: usize = 50;
@@ -13,24 +12,9 @@ const CLIENTS: usize = 50;
 #[test]
 fn fifty_clients_upload_at_once() {
     let server = Server::start(&["--no-fsync"]);
-    let addr = server.addr_arg();
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let mut handles = Vec::new();
-    for i in 0..CLIENTS {
-        let dir = server.scratch(&format!("client{i}"));
-        // 256 KiB .. 1 MiB, deterministic, not chunk-aligned.
-        let size = 256 * 1024 + (i as u64 * 786_432 / CLIENTS as u64) + i as u64;
-        let name = format!("f{i}.bin");
-        write_random_file(&dir.join(&name), size, 1000 + i as u64);
-        let addr = addr.clone();
-        let barrier = Arc::clone(&barrier);
-        handles.push(thread::spawn(move || {
-            barrier.wait();
-            let out = run_batch(&addr, &dir, &format!("put {name}\n"));
-            (dir, name, out)
-        }));
-    }
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    // 256 KiB .. 1 MiB, deterministic, not chunk-aligned.
+    let size = |i: usize| 256 * 1024 + (i as u64 * 786_432 / CLIENTS as u64) + i as u64;
+    let results = puts_at_once(&server, CLIENTS, size, 1000);
     for (_, _, out) in &results {
         out.assert_success();
     }

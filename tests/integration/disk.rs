@@ -3,11 +3,12 @@
 //! client that hangs up right after its verified `Done` still has its file
 //! stored; SIGTERM with uploads in flight ends cleanly.
 
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_same_file, run_batch, write_random_file, Raw, Recv, Server};
+use crate::util::{
+    assert_same_file, puts_at_once, run_batch, write_random_file, Raw, Recv, Server,
+};
 use ftx::proto::message::Message;
 use std::fs;
 
@@ -34,22 +35,7 @@ fn commits_and_dir_syncs(logs: &str) -> (u64, u64) {
 #[test]
 fn fsynced_uploads_at_once_all_arrive_sharing_directory_syncs() {
     let mut server = Server::start(&[]);
-    let addr = server.addr_arg();
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let mut handles = Vec::new();
-    for i in 0..CLIENTS {
-        let dir = server.scratch(&format!("client{i}"));
-        let name = format!("f{i}.bin");
-        write_random_file(&dir.join(&name), 64 * 1024 + i as u64 * 4099, 70 + i as u64);
-        let addr = addr.clone();
-        let barrier = Arc::clone(&barrier);
-        handles.push(thread::spawn(move || {
-            barrier.wait();
-            let out = run_batch(&addr, &dir, &format!("put {name}\n"));
-            (dir, name, out)
-        }));
-    }
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results = puts_at_once(&server, CLIENTS, |i| 64 * 1024 + i as u64 * 4099, 70);
     for (dir, name, out) in &results {
         out.assert_success();
         assert_same_file(&dir.join(name), &server.root().join(name));

@@ -373,6 +373,32 @@ fn join_reader(h: thread::JoinHandle<Vec<u8>>) -> String {
     String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
 }
 
+/// `clients` clients of `server`, each in its own directory, `put` one file
+/// of `size(i)` random bytes (seeded by `seed + i`) at the same moment;
+/// their directories, file names and outputs, in client order.
+pub fn puts_at_once(
+    server: &super::Server,
+    clients: usize,
+    size: impl Fn(usize) -> u64,
+    seed: u64,
+) -> Vec<(std::path::PathBuf, String, Output)> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients));
+    let mut handles = Vec::new();
+    for i in 0..clients {
+        let dir = server.scratch(&format!("client{i}"));
+        let name = format!("f{i}.bin");
+        super::write_random_file(&dir.join(&name), size(i), seed + i as u64);
+        let addr = server.addr_arg();
+        let barrier = std::sync::Arc::clone(&barrier);
+        handles.push(thread::spawn(move || {
+            barrier.wait();
+            let out = run_batch(&addr, &dir, &format!("put {name}\n"));
+            (dir, name, out)
+        }));
+    }
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 /// Runs `ftx ADDR -b -` from `cwd` with `script` on stdin ([`RUN_TIMEOUT`]).
 pub fn run_batch(addr: &str, cwd: &Path, script: &str) -> Output {
     run_batch_timeout(addr, cwd, script, RUN_TIMEOUT)
