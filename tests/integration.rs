@@ -68,6 +68,9 @@ mod sequences;
 mod service;
 #[path = "integration/session.rs"]
 mod session;
+#[path = "integration/shared_root.rs"]
+mod shared_root;
+
 #[path = "integration/symlinks.rs"]
 mod symlinks;
 #[path = "integration/targets.rs"]
