@@ -150,3 +150,48 @@ fn twenty_same_name_puts_on_two_lying_servers_keep_every_upload() {
     assert_eq!(stored.len(), told, "two clients told one name: {stored:?}");
     assert_eq!(names_in(&up), stored, "{}", tree(&up));
 }
+
+/// An interrupted upload, then two `reput`s of it at once, one on each
+/// lying server, of different files with the same beginning (so either
+/// may resume the part): round after round, every upload a client was
+/// told succeeded is byte for byte under the name it was told, and a
+/// refused one ("in progress") stored nothing.
+#[test]
+fn simultaneous_reputs_on_two_lying_servers_lose_no_acknowledged_upload() {
+    const ROUNDS: usize = 4;
+    let (a, b) = two_lying_servers("2000");
+    let root = a.root().to_path_buf();
+    let mut acknowledged = 0;
+    for round in 0..ROUNDS {
+        let name = format!("r{round}.bin");
+        let dirs = [a.scratch(&format!("r{round}a")), a.scratch(&format!("r{round}b"))];
+        write_random_file(&dirs[0].join(&name), 2 << 20, 500 + round as u64);
+        let mut other = fs::read(dirs[0].join(&name)).unwrap();
+        other.extend_from_slice(&vec![round as u8; 50_000 * (round + 1)]);
+        fs::write(dirs[1].join(&name), &other).unwrap();
+        let first = if round % 2 == 0 { &a } else { &b };
+        interrupted_put(first, &dirs[0], &name, &name);
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = [a.addr_arg(), b.addr_arg()]
+            .into_iter()
+            .zip(dirs.clone())
+            .map(|(addr, dir)| {
+                let (barrier, name) = (Arc::clone(&barrier), name.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    run_batch(&addr, &dir, &format!("reput {name}\n"))
+                })
+            })
+            .collect();
+        for (h, dir) in handles.into_iter().zip(&dirs) {
+            let out = h.join().unwrap();
+            if out.success() {
+                acknowledged += 1;
+                assert_same_file(&dir.join(&name), &root.join(stored_name(&out)));
+            } else {
+                out.assert_error("in progress");
+            }
+        }
+    }
+    assert!(acknowledged >= ROUNDS, "at least one reput a round succeeds");
+}
