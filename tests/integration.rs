@@ -32,6 +32,8 @@ mod errors;
 mod fdlimit;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/health.rs"]
+mod health;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/listing.rs"]
