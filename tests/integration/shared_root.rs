@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_same_file, names_in, run_batch, spawn_batch, stored_name, tree, wait_unlocked,
-    write_random_file, Proxy, Server, Tamper,
+    assert_same_file, ftx_bin, names_in, run_batch, run_cmd_env, spawn_batch, stored_name, tree,
+    wait_unlocked, write_random_file, Proxy, Server, Tamper, RUN_TIMEOUT,
 };
 use ftx::lookups::STALE_LOOKUPS_ENV;
 
@@ -164,7 +164,10 @@ fn simultaneous_reputs_on_two_lying_servers_lose_no_acknowledged_upload() {
     let mut acknowledged = 0;
     for round in 0..ROUNDS {
         let name = format!("r{round}.bin");
-        let dirs = [a.scratch(&format!("r{round}a")), a.scratch(&format!("r{round}b"))];
+        let dirs = [
+            a.scratch(&format!("r{round}a")),
+            a.scratch(&format!("r{round}b")),
+        ];
         write_random_file(&dirs[0].join(&name), 2 << 20, 500 + round as u64);
         let mut other = fs::read(dirs[0].join(&name)).unwrap();
         other.extend_from_slice(&vec![round as u8; 50_000 * (round + 1)]);
@@ -193,5 +196,69 @@ fn simultaneous_reputs_on_two_lying_servers_lose_no_acknowledged_upload() {
             }
         }
     }
-    assert!(acknowledged >= ROUNDS, "at least one reput a round succeeds");
+    assert!(
+        acknowledged >= ROUNDS,
+        "at least one reput a round succeeds"
+    );
+}
+
+/// Two servers on one root sharing one state directory (outside the
+/// root), as nodes behind a balancer do: one certificate, one token list.
+/// A token made on one node works on the other, and a revoked token is
+/// refused by both at their next connection.
+#[test]
+fn nodes_sharing_a_state_directory_share_identity_and_tokens() {
+    let a = Server::start(&["--no-fsync"]);
+    let state = a.base().join("state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    let b = Server::start_on(a.root(), &["--no-fsync", "--state-dir", &state_arg]);
+    let fp = a.creds().fingerprint.clone().unwrap();
+    assert_eq!(
+        b.creds().fingerprint.as_deref(),
+        Some(fp.as_str()),
+        "one identity"
+    );
+    assert!(
+        b.creds().token.is_empty(),
+        "the first token is shown once, by the first node"
+    );
+    let token_cmd = |args: &[&str]| {
+        let mut all = vec!["token"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--state-dir", &state_arg]);
+        run_cmd_env(
+            crate::util::ftxd_bin(),
+            &all,
+            a.base(),
+            None,
+            RUN_TIMEOUT,
+            &[],
+            None,
+        )
+    };
+    let added = token_cmd(&["add", "shared"]);
+    added.assert_success();
+    let token = added.stdout.trim().to_owned();
+    let cwd = a.scratch("client");
+    write_random_file(&cwd.join("t.bin"), 3 << 20, 77);
+    let run = |server: &Server, script: &str| {
+        let addr = server.addr_arg();
+        let args = [addr.as_str(), "-b", "-", "--fingerprint", fp.as_str()];
+        run_cmd_env(
+            ftx_bin(),
+            &args,
+            &cwd,
+            Some(script.as_bytes()),
+            RUN_TIMEOUT,
+            &[("FTX_TOKEN", token.as_str())],
+            None,
+        )
+    };
+    run(&b, "put t.bin one.bin\n").assert_success();
+    run(&a, "get one.bin back.bin\n").assert_success();
+    assert_same_file(&cwd.join("t.bin"), &cwd.join("back.bin"));
+    token_cmd(&["revoke", "shared"]).assert_success();
+    for server in [&a, &b] {
+        run(server, "ls\n").assert_error("token");
+    }
 }
