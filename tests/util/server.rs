@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -337,6 +337,19 @@ impl Server {
     }
 
     /// What the server printed so far, for failure messages.
+    /// Waits (at most 5 s) until the server logged `needle`, for lines
+    /// its stderr reader has not collected yet; returns the logs.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() >= deadline {
+                return logs;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn logs(&self) -> String {
         format!(
             "--- ftxd stdout ---\n{}--- ftxd stderr ---\n{}",
