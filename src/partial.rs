@@ -326,8 +326,25 @@ pub fn discard_at(
 /// Creates the part file `name` in `dir` only if it does not exist, locked.
 /// `Ok(None)`: it exists already (or a resumer locked it first).
 pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
+    create_locked_at_then(dir, name, &|_| Ok(()))
+}
+
+/// [`create_locked_at`], with `prepare` called on the new file before it
+/// is locked (a server marks its part there, so whoever opens the name
+/// between the create and the lock already finds a part).
+pub fn create_locked_at_then(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    prepare: &dyn Fn(&File) -> io::Result<()>,
+) -> io::Result<Option<File>> {
     match openat_file(dir, name, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL) {
         Ok(file) => {
+            if let Err(e) = prepare(&file) {
+                // Ours alone, made a moment ago: not left in the way.
+                crate::lookups::forget(dir, name);
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+                return Err(e);
+            }
             // A resumer may have opened it between our create and lock.
             if try_lock(&file)? {
                 Ok(Some(file))

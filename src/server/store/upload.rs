@@ -330,8 +330,13 @@ impl Store {
                 None => {}
             }
         }
-        if let Some(file) = partial::create_locked_at(dir, part).map_err(io_err)? {
-            let id = self.claim(&file).map_err(io_err)?;
+        // Marked before it is locked: a server that opens the name in
+        // between finds a part (empty: it may take it over, and then this
+        // one goes on in a file of its own), never a file without a mark
+        // that would stay in the way of every later upload of the name.
+        let id = self.marks.then(AttemptId::new);
+        let mark = |file: &File| id.map_or(Ok(()), |id| part_mark::set(file, id));
+        if let Some(file) = partial::create_locked_at_then(dir, part, &mark).map_err(io_err)? {
             return Ok(taken(file, id, PutAccept::fresh(true, 0)));
         }
         match partial::open_locked_at(dir, part, false).map_err(io_err)? {
