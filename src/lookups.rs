@@ -37,6 +37,12 @@ struct Seen {
 /// (directory's device, its inode, name) → what the name led to.
 type Key = (u64, u64, Vec<u8>);
 
+/// Whether the stale cache is on: the process plays a node of a
+/// distributed file system.
+pub fn enabled() -> bool {
+    lifetime().is_some()
+}
+
 fn lifetime() -> Option<Duration> {
     static TTL: OnceLock<Option<Duration>> = OnceLock::new();
     *TTL.get_or_init(|| {

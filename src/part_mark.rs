@@ -82,6 +82,18 @@ pub fn set(file: &File, id: AttemptId) -> io::Result<()> {
     )?)
 }
 
+/// Marks `file`, a part found marked by an earlier attempt, as attempt
+/// `id`'s: only if it still carries a mark (`XATTR_REPLACE`), so a part
+/// whose holder removed its mark to publish it is never claimed. `false`:
+/// no mark any more, not a part.
+pub fn replace(file: &File, id: AttemptId) -> io::Result<bool> {
+    match rustix::fs::fsetxattr(file, MARK_ATTR, &id.0, XattrFlags::REPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::NODATA) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The attempt `file` is marked for; `None` when it carries no mark (it
 /// is not, or no longer, a part: published, or never one).
 pub fn of(file: &File) -> io::Result<Option<AttemptId>> {
@@ -137,6 +149,52 @@ pub fn fresh_len(file: &File) -> io::Result<u64> {
     Ok(st.stx_size)
 }
 
+/// Whether the file system of `fd` may be shared by several machines (a
+/// network or cluster file system, FUSE included): there a lock can lapse
+/// while its holder runs on, and a holder cut off may still have writes
+/// in flight that land when it comes back, so an upload taken over
+/// continues in a file of its own ([`copy_prefix`]), never in place.
+pub fn is_shared(fd: BorrowedFd<'_>) -> bool {
+    /// `statfs` magic numbers of file systems that span machines.
+    const SHARED: &[i64] = &[
+        0x6573_5546,     // FUSE: JuiceFS, GlusterFS, ceph-fuse, s3fs, sshfs
+        0x00c3_6400,     // CephFS (kernel client)
+        0x6969,          // NFS
+        0xff53_4d42,     // CIFS
+        0xfe53_4d42,     // SMB2
+        0x0116_1970,     // GFS2
+        0x7461_636f,     // OCFS2
+        0x0102_1997,     // 9P
+        0x0bd0_0bd0,     // Lustre
+        0x5346_414f,     // AFS
+        0x6b41_4653,     // kAFS
+        0x4750_4653_i64, // GPFS
+    ];
+    // `f_type` is an i64 here, an i32 on some targets.
+    #[allow(clippy::useless_conversion)]
+    rustix::fs::fstatfs(fd).is_ok_and(|st| SHARED.contains(&i64::from(st.f_type)))
+}
+
+/// Copies the first `len` bytes of `from` into `to` (from offset 0), by
+/// `copy_file_range`: on JuiceFS, CephFS and NFS 4.2 the file system
+/// copies on its side (JuiceFS shares the data, nothing is moved).
+pub fn copy_prefix(from: &File, to: &File, len: u64) -> io::Result<()> {
+    let (mut off_in, mut off_out) = (0u64, 0u64);
+    while off_in < len {
+        let step = usize::try_from(len - off_in)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        let n = rustix::fs::copy_file_range(from, Some(&mut off_in), to, Some(&mut off_out), step)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the part ended before its size",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,21 +205,36 @@ mod tests {
         let root = File::open(dir.path()).unwrap();
         assert!(supported(root.as_fd(), c".ftx-tmp-probe"));
         assert!(!dir.path().join(".ftx-tmp-probe").exists(), "probe removed");
-        let file = File::create(dir.path().join("p")).unwrap();
+        std::fs::write(dir.path().join("p"), b"").unwrap();
+        let file = File::open(dir.path().join("p")).unwrap();
         assert_eq!(of(&file).unwrap(), None);
         let (a, b) = (AttemptId::new(), AttemptId::new());
         assert_ne!(a, b);
         set(&file, a).unwrap();
         assert_eq!(of(&file).unwrap(), Some(a));
         // Another attempt takes it over: the first one sees it lost.
-        set(&file, b).unwrap();
+        assert!(replace(&file, b).unwrap());
         assert_eq!(of(&file).unwrap(), Some(b));
-        // Published: no part any more, through any name or descriptor.
+        // Published: no part any more, through any name or descriptor,
+        // and no longer to be claimed.
         clear(&file).unwrap();
         clear(&file).unwrap();
+        assert!(!replace(&file, a).unwrap());
+        assert_eq!(of(&file).unwrap(), None);
         let again = File::open(dir.path().join("p")).unwrap();
         assert_eq!(of(&again).unwrap(), None);
         std::fs::write(dir.path().join("p"), b"12345").unwrap();
         assert_eq!(fresh_len(&file).unwrap(), 5);
+        let copy = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("c"))
+            .unwrap();
+        copy_prefix(&file, &copy, 3).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("c")).unwrap(), b"123");
+        assert!(copy_prefix(&file, &copy, 9).is_err(), "past the end");
+        assert!(!is_shared(root.as_fd()), "a local disk");
     }
 }

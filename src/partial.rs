@@ -181,6 +181,11 @@ pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Res
 fn check_plain_part(dir: BorrowedFd<'_>, part: &CStr, file: &File) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata()?;
+    if meta.nlink() == 0 {
+        // Removed meanwhile, reached through a stale name (a distributed
+        // file system's cache): no part, not a planted link.
+        return Err(io::ErrorKind::NotFound.into());
+    }
     let ours = meta.is_file() && meta.uid() == rustix::process::geteuid().as_raw();
     let links_ok = match meta.nlink() {
         1 => true,

@@ -119,12 +119,13 @@ pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> io::Result<(
 }
 
 /// Creates `name` in `dir` as a new file (`O_EXCL`: never an existing file,
-/// never through a symlink), opened for writing.
+/// never through a symlink), opened for reading and writing (a resumed
+/// upload's copied prefix is hashed from it).
 pub fn create_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
     )?;
     Ok(File::from(fd))

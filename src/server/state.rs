@@ -155,18 +155,19 @@ impl Identity {
     pub fn load_or_create(dir: &Path) -> Result<(Identity, bool), StateError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
-        let created = match (key_path.exists(), cert_path.exists()) {
-            (true, true) => false,
-            (false, false) => {
-                create_state_dir(dir)?;
-                // Under the key's lock, looking again: several servers
-                // sharing one state directory (on a shared file system)
-                // may start at once, and must all end with the one
-                // identity on disk, not each with the one it made.
-                let _lock = crate::state_file::lock(&key_path).map_err(io_err(&key_path))?;
-                if key_path.exists() && cert_path.exists() {
-                    false
-                } else {
+        let created = if key_path.exists() && cert_path.exists() {
+            false
+        } else {
+            create_state_dir(dir)?;
+            // Under the key's lock, looking again: several servers sharing
+            // one state directory (on a shared file system) may start at
+            // once, and must all end with the one identity on disk, not
+            // each with the one it made, nor take another's half-written
+            // one for a broken identity.
+            let _lock = crate::state_file::lock(&key_path).map_err(io_err(&key_path))?;
+            match (key_path.exists(), cert_path.exists()) {
+                (true, true) => false,
+                (false, false) => {
                     let (key, cert) = make_identity().map_err(|e| StateError::Bad {
                         path: cert_path.clone(),
                         reason: format!("cannot make a certificate: {e}"),
@@ -176,14 +177,14 @@ impl Identity {
                     write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
                     true
                 }
-            }
-            (true, false) | (false, true) => {
-                return Err(StateError::Bad {
-                    path: dir.to_path_buf(),
-                    reason: format!(
-                        "holds only one of {KEY_FILE} and {CERT_FILE}; remove the other to make a new identity"
-                    ),
-                })
+                (true, false) | (false, true) => {
+                    return Err(StateError::Bad {
+                        path: dir.to_path_buf(),
+                        reason: format!(
+                            "holds only one of {KEY_FILE} and {CERT_FILE}; remove the other to make a new identity"
+                        ),
+                    })
+                }
             }
         };
         Ok((Identity::load(dir)?, created))

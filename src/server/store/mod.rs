@@ -117,6 +117,10 @@ pub struct Store {
     /// How often an upload in a marked part checks that it still holds
     /// it (the fence against a lock lost on a distributed file system).
     fence_every: std::time::Duration,
+    /// The root's file system may span machines
+    /// ([`crate::part_mark::is_shared`]): an upload taken over continues
+    /// in a file of its own.
+    shared: bool,
 }
 
 impl Store {
@@ -144,12 +148,14 @@ impl Store {
                  (on JuiceFS, mount with --enable-xattr)"
             );
         }
+        let shared = crate::part_mark::is_shared(root_fd.as_fd()) || crate::lookups::enabled();
         Ok(Store {
             root,
             root_fd,
             config,
             marks,
             fence_every: upload::FENCE_EVERY,
+            shared,
         })
     }
 

@@ -109,8 +109,33 @@ pub struct Upload {
     id: Option<AttemptId>,
     /// When the mark was last found to be ours.
     fenced_at: Instant,
-    /// Another server marked the part since: leave it alone.
+    /// Another server marked the part since, or its mark could not be
+    /// read: leave it alone (neither trimmed, removed nor published).
     taken_over: bool,
+    /// On a shared file system, the part this upload took over and copied
+    /// into a file of its own (still open, so still locked), with the mark
+    /// it set there: removed once the upload is published, if still ours.
+    replaces: Option<Replaced>,
+}
+
+/// A part taken over on a shared file system ([`Upload::replaces`]).
+#[derive(Debug)]
+struct Replaced {
+    file: File,
+    /// Its name (the target's part name).
+    name: CString,
+    id: Option<AttemptId>,
+}
+
+/// What a part's name leads to, for [`Store::take_part`].
+enum Found {
+    /// A part nobody holds, now claimed: marked as this attempt's.
+    Part(File, Option<AttemptId>),
+    /// A file without the mark (published, never a part), or one removed
+    /// meanwhile: no part, never written to.
+    NotPart,
+    /// Nothing there, or a transfer holds it.
+    NoneFree,
 }
 
 /// The file an upload writes to, as [`Store::take_part`] found or made it.
@@ -120,6 +145,7 @@ struct Taken {
     name: CString,
     accept: PutAccept,
     id: Option<AttemptId>,
+    replaces: Option<Replaced>,
 }
 
 /// Who starts an upload, as far as the store cares.
@@ -224,7 +250,11 @@ impl Store {
             name: temp,
             accept,
             id,
+            replaces,
         } = self.take_part(dir.as_fd(), &part, size, resume, path.as_str())?;
+        // Kept for reput only in the part itself (a copy in a file of its
+        // own is not; the part it came from stays resumable).
+        let resumable = accept.resumable && replaces.is_none();
         let io_err = |e| StoreError::from_io(path.as_str(), e);
         let need = size - accept.offset;
         // A disk that cannot hold the upload refuses it now; the blocks are
@@ -271,13 +301,14 @@ impl Store {
             synced_at: Instant::now(),
             flushing: None,
             force,
-            resumable: accept.resumable,
+            resumable,
             reserved: accept.offset + reserved,
             ahead,
             no_reserve,
             id,
             fenced_at: Instant::now(),
             taken_over: false,
+            replaces,
         };
         Ok((up, accept))
     }
@@ -306,14 +337,17 @@ impl Store {
             name: part.to_owned(),
             accept,
             id,
+            replaces: None,
         };
         if let Some(max) = resume {
-            match partial::open_locked_at(dir, part, false).map_err(io_err)? {
-                Some(file) if self.is_part(&file).map_err(io_err)? => {
-                    let id = self.claim(&file).map_err(io_err)?;
+            match self.find_part(dir, part).map_err(io_err)? {
+                Found::Part(file, id) => {
                     let mut held = part_len(&file).map_err(io_err)?;
                     if held > max || held > size {
                         held = 0;
+                    }
+                    if self.shared {
+                        return self.take_over(dir, part, file, id, held, remote);
                     }
                     file.set_len(held).map_err(io_err)?;
                     // The prefix is the caller's to hash (a step at a time).
@@ -325,9 +359,9 @@ impl Store {
                     };
                     return Ok(taken(file, id, accept));
                 }
-                Some(_) => return self.take_temp(dir, 0, remote),
+                Found::NotPart => return self.take_temp(dir, 0, remote),
                 // None there, or a transfer holds it: see below.
-                None => {}
+                Found::NoneFree => {}
             }
         }
         // Marked before it is locked: a server that opens the name in
@@ -339,20 +373,47 @@ impl Store {
         if let Some(file) = partial::create_locked_at_then(dir, part, &mark).map_err(io_err)? {
             return Ok(taken(file, id, PutAccept::fresh(true, 0)));
         }
-        match partial::open_locked_at(dir, part, false).map_err(io_err)? {
-            Some(file) if self.is_part(&file).map_err(io_err)? => {
+        match self.find_part(dir, part).map_err(io_err)? {
+            Found::Part(file, id) => {
                 let held = part_len(&file).map_err(io_err)?;
-                if held == 0 {
-                    // Left by a transfer killed before its first byte.
-                    let id = self.claim(&file).map_err(io_err)?;
-                    return Ok(taken(file, id, PutAccept::fresh(true, 0)));
+                if held > 0 {
+                    // An interrupted upload's data, left for its reput; the
+                    // claim (a new mark) is harmless: its owner resumes it.
+                    drop(file);
+                    return self.take_temp(dir, held, remote);
                 }
-                drop(file);
-                self.take_temp(dir, held, remote)
+                // Left by a transfer killed before its first byte.
+                if self.shared {
+                    return self.take_over(dir, part, file, id, 0, remote);
+                }
+                Ok(taken(file, id, PutAccept::fresh(true, 0)))
             }
-            Some(_) => self.take_temp(dir, 0, remote),
-            None if resume.is_some() => Err(StoreError::InUse(remote.to_owned())),
-            None => self.take_temp(dir, 0, remote),
+            Found::NotPart => self.take_temp(dir, 0, remote),
+            Found::NoneFree if resume.is_some() => Err(StoreError::InUse(remote.to_owned())),
+            Found::NoneFree => self.take_temp(dir, 0, remote),
+        }
+    }
+
+    /// Opens the part `part` in `dir` if nobody holds it, and claims it if
+    /// it is a part (marked; without marks, any file there is).
+    fn find_part(&self, dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Found> {
+        let file = match partial::open_locked_at(dir, part, false) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(Found::NoneFree),
+            // Removed meanwhile, reached through a stale name.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::NotPart),
+            Err(e) => return Err(e),
+        };
+        if !self.marks {
+            return Ok(Found::Part(file, None));
+        }
+        // Replaced only while a mark is there: a holder that removed its
+        // mark to publish the file has made it no part.
+        let id = AttemptId::new();
+        if part_mark::replace(&file, id)? {
+            Ok(Found::Part(file, Some(id)))
+        } else {
+            Ok(Found::NotPart)
         }
     }
 
@@ -375,24 +436,51 @@ impl Store {
             name,
             accept: PutAccept::fresh(false, stale),
             id: None,
+            replaces: None,
         })
     }
 
-    /// Whether `file`, found under a part's name, is a part: it carries a
-    /// mark (with marks on; without, any file there is).
-    fn is_part(&self, file: &File) -> io::Result<bool> {
-        Ok(!self.marks || part_mark::of(file)?.is_some())
+    /// On a shared file system, an upload that takes over the part `file`
+    /// (just marked as `id`'s, so its earlier holder stops) goes on in a
+    /// file of its own, the part's first `held` bytes copied there: a
+    /// holder that was cut off and comes back may still land writes it
+    /// had in flight, and they must reach nothing this upload publishes.
+    /// The part is removed once this upload is published.
+    fn take_over(
+        &self,
+        dir: BorrowedFd<'_>,
+        part: &CStr,
+        file: File,
+        id: Option<AttemptId>,
+        held: u64,
+        remote: &str,
+    ) -> Result<Taken, StoreError> {
+        let mut own = self.take_temp(dir, 0, remote)?;
+        if let Err(e) = part_mark::copy_prefix(&file, &own.file, held) {
+            let _ = beneath::unlink_at(dir, &own.name, false);
+            return Err(StoreError::from_io(remote, e));
+        }
+        own.accept = PutAccept {
+            offset: held,
+            prefix: blake3::Hasher::new(),
+            partial: 0,
+            resumable: true,
+        };
+        own.replaces = Some(Replaced {
+            file,
+            name: part.to_owned(),
+            id,
+        });
+        Ok(own)
     }
 
-    /// Marks `file`, a part this upload holds, as a fresh attempt's own;
-    /// an earlier holder that checks its mark stops ([`Store::write`]).
-    fn claim(&self, file: &File) -> io::Result<Option<AttemptId>> {
-        if !self.marks {
-            return Ok(None);
+    /// Whether the upload's part still carries its own mark (always, for
+    /// an unmarked upload); a mark that cannot be read counts as another's.
+    fn still_ours(&self, up: &Upload) -> bool {
+        match up.id {
+            Some(id) => part_mark::of(&up.file).is_ok_and(|m| m == Some(id)),
+            None => true,
         }
-        let id = AttemptId::new();
-        part_mark::set(file, id)?;
-        Ok(Some(id))
     }
 
     /// Fails with [`StoreError::TakenOver`] unless the upload's part still
@@ -414,7 +502,11 @@ impl Store {
                 );
                 Err(StoreError::TakenOver(up.remote.as_str().to_owned()))
             }
-            Err(e) => Err(StoreError::from_io(up.remote.as_str(), e)),
+            Err(e) => {
+                // Whose it is cannot be told (the storage fails): hands off.
+                up.taken_over = true;
+                Err(StoreError::from_io(up.remote.as_str(), e))
+            }
         }
     }
 
@@ -590,13 +682,37 @@ impl Store {
                 .unwrap_or_else(|| StoreError::TakenOver(up.remote.as_str().to_owned())));
         }
         // After a link the temporary name is redundant, after a failure it
-        // must not linger; after a rename it is already gone.
-        if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
-            if e.kind() != io::ErrorKind::NotFound {
-                log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+        // must not linger. After a rename it is gone, and must not be
+        // removed again: the name may already be another upload's new
+        // part, made by another server sharing the root.
+        let renamed = matches!(result, Ok((_, Moved::Renamed)));
+        if !renamed {
+            if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+                }
             }
         }
-        Ok((result?, up.dir))
+        let (stored, _) = result?;
+        if let Some(replaced) = up.replaces.take() {
+            self.remove_replaced(up.dir.as_fd(), replaced);
+        }
+        Ok((stored, up.dir))
+    }
+
+    /// Removes the part an upload took over once the upload is published
+    /// ([`Store::take_over`]), unless another server took it over since
+    /// (its mark is no longer this upload's).
+    fn remove_replaced(&self, dir: BorrowedFd<'_>, replaced: Replaced) {
+        let ours = match replaced.id {
+            Some(id) => part_mark::of(&replaced.file).is_ok_and(|m| m == Some(id)),
+            None => true,
+        };
+        if ours {
+            if let Err(e) = beneath::unlink_at(dir, &replaced.name, false) {
+                log::warn!("cannot remove part file {:?}: {e}", replaced.name);
+            }
+        }
     }
 
     /// The last check that the part is still this upload's, then its mark
@@ -609,7 +725,7 @@ impl Store {
         part_mark::clear(&up.file).map_err(|e| StoreError::from_io(up.remote.as_str(), e))
     }
 
-    fn publish_name(&self, up: &Upload) -> Result<RemotePath, StoreError> {
+    fn publish_name(&self, up: &Upload) -> Result<(RemotePath, Moved), StoreError> {
         let remote = up.remote.as_str();
         self.check_whole(up)?;
         let name = up.remote.file_name().ok_or(StoreError::RootNotAllowed)?;
@@ -619,7 +735,7 @@ impl Store {
             let to = CString::new(name).map_err(|_| StoreError::RootNotAllowed)?;
             beneath::rename_at(dir, &up.temp, dir, &to, RenameFlags::empty())
                 .map_err(|e| StoreError::from_io(remote, e))?;
-            return Ok(up.remote.clone());
+            return Ok((up.remote.clone(), Moved::Renamed));
         }
         for n in 0..=MAX_CLASH_ATTEMPTS {
             let candidate = if n == 0 {
@@ -637,7 +753,7 @@ impl Store {
             // A name taken is never "already ours": on a shared file
             // system a name's lookup may be stale, so it proves nothing.
             match publish_noreplace(up.dir.as_fd(), &up.temp, &to) {
-                Ok(()) => return Ok(stored),
+                Ok(moved) => return Ok((stored, moved)),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(StoreError::from_io(stored.as_str(), e)),
             }
@@ -659,8 +775,9 @@ impl Store {
     /// Abandons an upload. With `keep`, an upload in the name's part file
     /// stays there (unlocked) for `reput`; anything else is removed.
     pub fn abort(&self, up: Upload, keep: bool) {
-        if up.taken_over {
-            // Another server's part now: neither trimmed nor removed.
+        if up.taken_over || !self.still_ours(&up) {
+            // Another server's part now (or one that cannot say whose it
+            // is: its storage fails): neither trimmed nor removed.
             return;
         }
         if keep && up.resumable && up.written > 0 {
@@ -703,12 +820,23 @@ fn temp_name() -> CString {
 /// the part's name and the final one are the same file); where the file
 /// system lacks it (NFS, GlusterFS, ceph-fuse say EINVAL), a hard link,
 /// which is exclusive even on NFS, and the caller removes `temp`.
-fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<()> {
+fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<Moved> {
     match super::rename_noreplace(dir, temp, dir, to) {
-        Ok(()) => Ok(()),
-        Err(e) if super::unsupported(&e) => beneath::link_at(dir, temp, dir, to),
+        Ok(()) => Ok(Moved::Renamed),
+        Err(e) if super::unsupported(&e) => {
+            beneath::link_at(dir, temp, dir, to).map(|()| Moved::Linked)
+        }
         Err(e) => Err(e),
     }
+}
+
+/// How a publish gave the upload its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moved {
+    /// The hidden name moved to it: nothing left to remove.
+    Renamed,
+    /// A second link: the hidden name is still there, to be removed.
+    Linked,
 }
 
 /// The size of a part as its file system has it now (not a cached size).
@@ -883,6 +1011,63 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["f.bin", "g.bin"], "no part or temporary file left");
+
+        // Ended (its client gone) before any write noticed: its abort,
+        // kept or not, neither trims nor removes the other's part.
+        for keep in [true, false] {
+            let (mut a, _) = s.begin_upload(&rp("h.bin"), 6, false, None, &who).unwrap();
+            s.write(&mut a, 0, b"AAAA").unwrap();
+            let (mut b, accept) = partial::tests::with_locks_lapsed(|| {
+                s.begin_upload(&rp("h.bin"), 6, false, Some(6), &who)
+            })
+            .unwrap();
+            assert_eq!(accept.offset, 4);
+            s.write(&mut b, 4, b"B").unwrap();
+            s.abort(a, keep);
+            s.write(&mut b, 5, b"C").unwrap();
+            assert_eq!(s.commit(b).unwrap(), rp("h.bin"));
+            assert_eq!(fs::read(root.join("h.bin")).unwrap(), b"AAAABC");
+            fs::remove_file(root.join("h.bin")).unwrap();
+        }
+    }
+
+    /// On a shared file system a cut-off writer may still land writes it
+    /// had in flight: the upload that takes its part over goes on in a
+    /// file of its own, the part's prefix copied, and removes the part
+    /// once it is published. Late writes reach only the old part.
+    #[test]
+    fn on_a_shared_file_system_a_taken_over_upload_goes_on_in_its_own_file() {
+        use std::os::unix::fs::FileExt;
+        let (_t, root, _) = setup();
+        let mut s = store(&root);
+        if !s.marks_parts() {
+            eprintln!("skipped: no user extended attributes here");
+            return;
+        }
+        s.shared = true;
+        let who = Uploader::default();
+        let (mut a, _) = s.begin_upload(&rp("f.bin"), 8, false, None, &who).unwrap();
+        s.write(&mut a, 0, b"AAAA").unwrap();
+        let (mut b, accept) = partial::tests::with_locks_lapsed(|| {
+            s.begin_upload(&rp("f.bin"), 8, false, Some(8), &who)
+        })
+        .unwrap();
+        assert_eq!((accept.offset, accept.resumable), (4, true));
+        assert!(
+            !b.resumable(),
+            "its own file is a one-off; the part stays resumable"
+        );
+        // In flight from the cut-off writer: lands in the old part only.
+        a.file().write_at(b"XXXX", 4).unwrap();
+        s.write(&mut b, 4, b"BBBB").unwrap();
+        assert_eq!(s.commit(b).unwrap(), rp("f.bin"));
+        assert_eq!(fs::read(root.join("f.bin")).unwrap(), b"AAAABBBB");
+        s.abort(a, true);
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["f.bin"], "the old part is removed");
     }
 
     /// A name that leads to a file without the mark (a part published
