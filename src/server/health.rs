@@ -196,7 +196,13 @@ impl Health {
         now: Instant,
     ) {
         if self.checks.len() >= MAX_CHECKS {
-            debug!("health: {peer}: too many checks at once: closed");
+            // Answered at once rather than dropped: whoever holds many
+            // slow checks open must not make the balancer's checks fail.
+            // A few hundred bytes fit any socket's buffer.
+            debug!("health: {peer}: many checks at once: answered without reading");
+            // What came is read first, so the close is no reset.
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream.write(&http_reply(&self.status(now)));
             return;
         }
         let entry = self.checks.vacant_entry();

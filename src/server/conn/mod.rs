@@ -691,8 +691,8 @@ impl Conn {
                 up.written(),
                 up.size()
             );
-            // Its flush may still run: only what a step made durable stays.
-            store.abort_unsettled(*up);
+            // Left as it is: a trim would wait on the same storage.
+            store.abandon(*up);
             self.session.reply_error(ErrorCode::Timeout, &why);
         }
         true

@@ -494,7 +494,7 @@ impl Conn {
         };
         info!("{}: resuming '{path}' failed: {why}", self.peer);
         if let Resumed::Put(up, _) = then {
-            store.abort(up, true);
+            store.abandon(up);
         }
         self.session.reply_error(ErrorCode::Timeout, why);
     }
@@ -527,7 +527,7 @@ impl Conn {
                     "{}: put '{asked}' failed: {why} while it was being made durable (kept for reput up to what is durable)",
                     self.peer
                 );
-                store.abort_unsettled(up);
+                store.abandon(up);
                 Committing::TimedOut(why.to_owned())
             }
             Committing::SyncingDir { stored } => {

@@ -772,6 +772,19 @@ impl Store {
         self.abort(up, true);
     }
 
+    /// An upload given up because its storage does not answer: dropped
+    /// without a call to that storage (a trim or a removal would wait on
+    /// it too, on the event loop). Its file keeps what it holds; a part
+    /// stays resumable, and the `reput`'s prefix check decides what of it
+    /// stands; a one-off file is left to the sweep.
+    pub fn abandon(&self, up: Upload) {
+        log::debug!(
+            "abandoned the upload of '{}' in {:?} as it is",
+            up.remote.as_str(),
+            up.temp
+        );
+    }
+
     /// Abandons an upload. With `keep`, an upload in the name's part file
     /// stays there (unlocked) for `reput`; anything else is removed.
     pub fn abort(&self, up: Upload, keep: bool) {
