@@ -140,7 +140,7 @@ impl Store {
         }
         let root_fd =
             beneath::open_root(&root).map_err(|e| bad(format!("cannot be opened: {e}")))?;
-        let marks = !config.read_only && marks_work(root_fd.as_fd());
+        let marks = !config.read_only && crate::part_mark::supported(root_fd.as_fd());
         if !marks && !config.read_only {
             log::warn!(
                 "the root's file system keeps no user extended attributes: part files are \
@@ -589,20 +589,6 @@ fn is_beneath(from: &RemotePath, to: &RemotePath) -> bool {
     to.as_str()
         .strip_prefix(from.as_str())
         .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Whether files in the root can be marked: tried on a scratch file with
-/// a name of this process's own.
-fn marks_work(root: std::os::fd::BorrowedFd<'_>) -> bool {
-    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!(
-        "{}{}mark-probe-{}-{n}",
-        crate::proto::limits::RESERVED_PREFIX,
-        partial::TEMP_TAG,
-        std::process::id()
-    );
-    CString::new(name).is_ok_and(|name| crate::part_mark::supported(root, &name))
 }
 
 /// `renameat2` with `RENAME_NOREPLACE`; in tests, a file system without
