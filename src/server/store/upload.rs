@@ -400,8 +400,15 @@ impl Store {
         let file = match partial::open_locked_at(dir, part, false) {
             Ok(Some(file)) => file,
             Ok(None) => return Ok(Found::NoneFree),
-            // Removed meanwhile, reached through a stale name.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::NotPart),
+            // Removed meanwhile, reached through a stale name (JuiceFS
+            // refuses to open such a file with EPERM): no part. A part is
+            // ftxd's own file, so a refusal to open it says nothing else.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) =>
+            {
+                return Ok(Found::NotPart)
+            }
             Err(e) => return Err(e),
         };
         if !self.marks {
