@@ -20,6 +20,10 @@
 //!   `ftxd` prints and `ftx` pins (pure computation, used by both sides).
 //! - [`partial`]: resumable part files shared by both sides (fixed hidden
 //!   names, cross-process locks, preallocation, the stale-part sweep).
+//! - [`part_mark`]: the mark (an extended attribute) that makes a
+//!   server's part file a part, read through the open file, never a name.
+//! - [`lookups`]: test-only fault injection, name lookups answered from a
+//!   stale cache as a distributed file system's client does.
 //! - [`prefix`]: the BLAKE3 digest of a file's prefix, hashed a step at a
 //!   time, that a resumed transfer checks on both sides.
 //! - [`state_file`]: small private files changed under a lock (ftxd's
@@ -42,6 +46,8 @@
 pub mod aligned;
 pub mod client;
 pub mod fingerprint;
+pub mod lookups;
+pub mod part_mark;
 pub mod partial;
 pub mod prefix;
 pub mod proto;

@@ -117,10 +117,22 @@ fn part_target(part: &str) -> Option<&str> {
     target.strip_prefix('-')
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Plays a distributed file system that handed every lock to this
+    /// thread, as one does once the holder's machine was cut off for long
+    /// enough ([`tests::with_locks_lapsed`]).
+    static LOCKS_LAPSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Tries to take the exclusive lock of `file` without waiting.
 /// `Ok(false)`: another holder (this process or another) has it.
 pub fn try_lock(file: &File) -> io::Result<bool> {
     use rustix::fs::{flock, FlockOperation};
+    #[cfg(test)]
+    if LOCKS_LAPSED.with(|l| l.get()) {
+        return Ok(true);
+    }
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
@@ -169,6 +181,11 @@ pub fn open_locked_at(dir: BorrowedFd<'_>, name: &CStr, create: bool) -> io::Res
 fn check_plain_part(dir: BorrowedFd<'_>, part: &CStr, file: &File) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata()?;
+    if meta.nlink() == 0 {
+        // Removed meanwhile, reached through a stale name (a distributed
+        // file system's cache): no part, not a planted link.
+        return Err(io::ErrorKind::NotFound.into());
+    }
     let ours = meta.is_file() && meta.uid() == rustix::process::geteuid().as_raw();
     let links_ok = match meta.nlink() {
         1 => true,
@@ -230,13 +247,15 @@ pub struct Interrupted {
 }
 
 /// The interrupted transfers of `owner` in the directory `dir`, sorted by
-/// target: its part files that are regular, hold data and that no
-/// transfer holds now. `None` when the directory has more than `max_seen`
-/// entries (not read further).
+/// target: its part files that are regular, hold data, that no transfer
+/// holds now and that `is_part` accepts (a server asks for its mark).
+/// `None` when the directory has more than `max_seen` entries (not read
+/// further).
 pub fn interrupted_at(
     dir: BorrowedFd<'_>,
     owner: Option<PartOwner>,
     max_seen: usize,
+    is_part: &dyn Fn(&File) -> bool,
 ) -> io::Result<Option<Vec<Interrupted>>> {
     use rustix::fs::{statat, Dir, FileType};
     let mut found = Vec::new();
@@ -256,7 +275,7 @@ pub fn interrupted_at(
             continue;
         }
         // Held by a running transfer: not interrupted.
-        if !matches!(open_locked_at(dir, name, false), Ok(Some(_))) {
+        if !matches!(open_locked_at(dir, name, false), Ok(Some(f)) if is_part(&f)) {
             continue;
         }
         found.push(Interrupted {
@@ -282,8 +301,13 @@ pub enum Discarded {
 }
 
 /// Removes the part file `part` in `dir` while holding its lock, as the
-/// sweep does, so a running transfer's part is never removed.
-pub fn discard_at(dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Discarded> {
+/// sweep does, so a running transfer's part is never removed; a file
+/// `is_part` refuses (a server's unmarked one) counts as none.
+pub fn discard_at(
+    dir: BorrowedFd<'_>,
+    part: &CStr,
+    is_part: &dyn Fn(&File) -> bool,
+) -> io::Result<Discarded> {
     use rustix::fs::{statat, unlinkat, FileType};
     let exists = |dir| {
         statat(dir, part, AtFlags::SYMLINK_NOFOLLOW)
@@ -293,7 +317,9 @@ pub fn discard_at(dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Discarded> {
         return Ok(Discarded::None);
     }
     match open_locked_at(dir, part, false)? {
+        Some(lock) if !is_part(&lock) => Ok(Discarded::None),
         Some(_lock) => {
+            crate::lookups::forget(dir, part);
             unlinkat(dir, part, AtFlags::empty())?;
             Ok(Discarded::Removed)
         }
@@ -305,8 +331,25 @@ pub fn discard_at(dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Discarded> {
 /// Creates the part file `name` in `dir` only if it does not exist, locked.
 /// `Ok(None)`: it exists already (or a resumer locked it first).
 pub fn create_locked_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<File>> {
+    create_locked_at_then(dir, name, &|_| Ok(()))
+}
+
+/// [`create_locked_at`], with `prepare` called on the new file before it
+/// is locked (a server marks its part there, so whoever opens the name
+/// between the create and the lock already finds a part).
+pub fn create_locked_at_then(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    prepare: &dyn Fn(&File) -> io::Result<()>,
+) -> io::Result<Option<File>> {
     match openat_file(dir, name, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL) {
         Ok(file) => {
+            if let Err(e) = prepare(&file) {
+                // Ours alone, made a moment ago: not left in the way.
+                crate::lookups::forget(dir, name);
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+                return Err(e);
+            }
             // A resumer may have opened it between our create and lock.
             if try_lock(&file)? {
                 Ok(Some(file))
@@ -388,17 +431,19 @@ fn split_path(path: &Path) -> io::Result<(File, CString)> {
 
 /// `openat` without following a final symlink, close-on-exec.
 fn openat_file(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> io::Result<File> {
-    let fd = rustix::fs::openat(
+    crate::lookups::openat(
         dir,
         name,
         flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(FILE_MODE),
-    )?;
-    Ok(File::from(fd))
+    )
 }
 
 /// Whether `name` in `dir` is (still) the open `file`.
 pub fn same_file_at(dir: BorrowedFd<'_>, name: &CStr, file: &File) -> io::Result<bool> {
+    if let Some(same) = crate::lookups::same_file(dir, name, file) {
+        return Ok(same);
+    }
     let held = file.metadata()?;
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(st.st_ino == held.ino() && st.st_dev == held.dev()),
@@ -491,7 +536,10 @@ pub fn sweep(root: BorrowedFd<'_>, ttl: Duration, now: SystemTime) -> usize {
                 continue;
             }
             // Only an unlocked file is abandoned; removed under its lock.
-            if matches!(discard_at(dir.as_fd(), name), Ok(Discarded::Removed)) {
+            if matches!(
+                discard_at(dir.as_fd(), name, &|_| true),
+                Ok(Discarded::Removed)
+            ) {
                 removed += 1;
             }
         }
@@ -500,10 +548,19 @@ pub fn sweep(root: BorrowedFd<'_>, ttl: Duration, now: SystemTime) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::fs;
     use std::io::Write;
+
+    /// Runs `f` as if every lock this thread asks for were free: the
+    /// earlier holder's lease lapsed.
+    pub(crate) fn with_locks_lapsed<T>(f: impl FnOnce() -> T) -> T {
+        LOCKS_LAPSED.with(|l| l.set(true));
+        let out = f();
+        LOCKS_LAPSED.with(|l| l.set(false));
+        out
+    }
 
     #[test]
     fn part_names_are_fixed_and_short() {

@@ -32,6 +32,8 @@ mod errors;
 mod fdlimit;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/health.rs"]
+mod health;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/listing.rs"]
@@ -68,6 +70,9 @@ mod sequences;
 mod service;
 #[path = "integration/session.rs"]
 mod session;
+#[path = "integration/shared_root.rs"]
+mod shared_root;
+
 #[path = "integration/symlinks.rs"]
 mod symlinks;
 #[path = "integration/targets.rs"]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::config::AccessConfig;
 use super::state::{self, Identity};
-use super::tokens::{Access, Gate, TokenStore, FIRST_TOKEN_NAME};
+use super::tokens::{Access, Gate, TokenError, TokenStore, FIRST_TOKEN_NAME};
 
 /// What every connection of one server shares: the TLS configuration and
 /// the door. The loop is one thread, so the gate needs no lock.
@@ -54,10 +54,13 @@ impl Security {
             if access.require_token {
                 let mut store = TokenStore::open(dir).map_err(|e| state_err(&e))?;
                 if store.list().is_empty() {
-                    let token = store
-                        .add(FIRST_TOKEN_NAME, Access::ReadWrite)
-                        .map_err(|e| state_err(&e))?;
-                    prepared.first_token = Some(token);
+                    match store.add(FIRST_TOKEN_NAME, Access::ReadWrite) {
+                        Ok(token) => prepared.first_token = Some(token),
+                        // Another server sharing this state directory
+                        // made it a moment ago: it shows the token.
+                        Err(TokenError::Exists(_)) => {}
+                        Err(e) => return Err(state_err(&e)),
+                    }
                 }
                 tokens = Some(store);
             }

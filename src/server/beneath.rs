@@ -11,7 +11,9 @@
 //! descriptor and a single plain name, so a path string is never handed to
 //! the kernel from the process's working directory. This module knows
 //! nothing of remote-path syntax beyond "a plain component"; it does no
-//! logging and keeps no state except whether `openat2` is available.
+//! logging and keeps no state except whether `openat2` is available (and,
+//! in tests only, the stale name cache of [`crate::lookups`], which its
+//! unlinks and renames update as the kernel's own cache is).
 //!
 //! Every system call goes through `rustix`, whose wrappers are safe: names
 //! are `&CStr`, descriptors are borrowed (`BorrowedFd`) for the length of
@@ -112,16 +114,18 @@ pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> io::Result<(
     } else {
         AtFlags::empty()
     };
+    crate::lookups::forget(dir, name);
     Ok(rustix::fs::unlinkat(dir, name, flags)?)
 }
 
 /// Creates `name` in `dir` as a new file (`O_EXCL`: never an existing file,
-/// never through a symlink), opened for writing.
+/// never through a symlink), opened for reading and writing (a resumed
+/// upload's copied prefix is hashed from it).
 pub fn create_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
     )?;
     Ok(File::from(fd))
@@ -153,6 +157,8 @@ pub fn rename_at(
     to: &CStr,
     flags: RenameFlags,
 ) -> io::Result<()> {
+    crate::lookups::forget(from_dir, from);
+    crate::lookups::forget(to_dir, to);
     Ok(rustix::fs::renameat_with(
         from_dir, from, to_dir, to, flags,
     )?)

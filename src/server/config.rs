@@ -34,6 +34,11 @@ pub const DEFAULT_PARTIAL_TTL: &str = "7d";
 /// Longest idle or stall timeout accepted: a year (a larger one would
 /// overflow the clock's arithmetic).
 pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+/// Default limit on one storage call of the disk helpers (an fsync, a
+/// flush, a prefix hash, a health probe): a distributed file system that
+/// lost a node can hang a call for minutes; past this the transfer that
+/// waits fails, not the node.
+pub const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the operator asked for, as given: each value parsed but not yet
 /// checked against the others or against the system. The binary fills it
@@ -61,6 +66,12 @@ pub struct Settings {
     pub idle_timeout_secs: u64,
     /// Seconds a running transfer may go without progress.
     pub stall_timeout_secs: u64,
+    /// Seconds a storage call on a disk helper may take before the
+    /// transfer waiting for it fails.
+    pub storage_timeout_secs: u64,
+    /// Where load balancers' health checks connect (`None`: no health
+    /// listener).
+    pub health: Option<SocketAddr>,
     /// Handshake deadline in milliseconds (0 counts as 1).
     pub handshake_timeout_ms: u64,
     /// Refuse uploads and every change to the served tree.
@@ -94,6 +105,8 @@ impl Default for Settings {
             max_startups: DEFAULT_MAX_STARTUPS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
             stall_timeout_secs: DEFAULT_STALL_TIMEOUT.as_secs(),
+            storage_timeout_secs: DEFAULT_STORAGE_TIMEOUT.as_secs(),
+            health: None,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT.as_millis() as u64,
             read_only: false,
             max_file_size: None,
@@ -203,6 +216,13 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Silence after which a running transfer is ended.
     pub stall_timeout: Duration,
+    /// Longest a storage call on a disk helper may take: past it the
+    /// transfer waiting for it fails (the node goes on), and the health
+    /// check says the storage does not answer.
+    pub storage_timeout: Duration,
+    /// Address of the health-check listener for load balancers (`None`:
+    /// none).
+    pub health: Option<SocketAddr>,
     /// Time a client has to complete the handshake (not a flag: fixed by
     /// the protocol; tests shorten it).
     pub handshake_timeout: Duration,
@@ -281,6 +301,10 @@ pub struct FileSettings {
     pub idle_timeout: Option<Amount>,
     /// `--stall-timeout`: seconds, or a string with a suffix (`"2m"`).
     pub stall_timeout: Option<Amount>,
+    /// `--storage-timeout`: seconds, or a string with a suffix (`"30s"`).
+    pub storage_timeout: Option<Amount>,
+    /// `--health`: the health-check listener's address.
+    pub health: Option<SocketAddr>,
     /// `--read-only`.
     pub read_only: Option<bool>,
     /// `--max-file-size`: bytes, or a string with a suffix (`"10M"`).
@@ -388,6 +412,14 @@ impl FileSettings {
                 .parse(parse_seconds)
                 .map_err(|e| format!("stall-timeout: {e}"))?;
         }
+        if let Some(t) = &self.storage_timeout {
+            s.storage_timeout_secs = t
+                .parse(parse_seconds)
+                .map_err(|e| format!("storage-timeout: {e}"))?;
+        }
+        if self.health.is_some() {
+            s.health = self.health;
+        }
         set(&mut s.read_only, self.read_only, true);
         if let Some(size) = &self.max_file_size {
             s.max_file_size = Some(
@@ -459,6 +491,7 @@ impl ServerConfig {
         let max_startups = at_least_one("--max-startups", s.max_startups)?;
         let max_per_ip = at_least_one("--max-per-ip", s.max_per_ip)?;
         let stall_timeout = timeout("--stall-timeout", s.stall_timeout_secs)?;
+        let storage_timeout = timeout("--storage-timeout", s.storage_timeout_secs)?;
         let access = if !s.tls && !s.require_token {
             AccessConfig::plain_open()
         } else {
@@ -491,6 +524,8 @@ impl ServerConfig {
             max_startups,
             idle_timeout,
             stall_timeout,
+            storage_timeout,
+            health: s.health,
             handshake_timeout: Duration::from_millis(s.handshake_timeout_ms.max(1)),
             partial_ttl: s.partial_ttl,
             verbosity: s.verbosity,
@@ -588,6 +623,8 @@ mod tests {
         assert_eq!(c.max_startups, 128);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.stall_timeout, Duration::from_secs(60));
+        assert_eq!(c.storage_timeout, Duration::from_secs(60));
+        assert_eq!(c.health, None);
         assert_eq!(c.handshake_timeout, Duration::from_secs(10));
         assert_eq!(c.partial_ttl, Duration::from_secs(7 * 86_400));
         assert_eq!(c.verbosity, Verbosity::Normal);
@@ -605,6 +642,8 @@ mod tests {
             max_startups: 12,
             idle_timeout_secs: 5,
             stall_timeout_secs: 6,
+            storage_timeout_secs: 7,
+            health: Some("127.0.0.1:8".parse().unwrap()),
             handshake_timeout_ms: 0,
             read_only: true,
             max_file_size: Some(10 << 20),
@@ -625,6 +664,8 @@ mod tests {
         );
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.stall_timeout, Duration::from_secs(6));
+        assert_eq!(c.storage_timeout, Duration::from_secs(7));
+        assert_eq!(c.health, Some("127.0.0.1:8".parse().unwrap()));
         // A zero handshake deadline would close every connection at once.
         assert_eq!(c.handshake_timeout, Duration::from_millis(1));
         assert_eq!(c.partial_ttl, Duration::from_secs(90));
@@ -661,6 +702,15 @@ mod tests {
             ..settings_in(&dir)
         });
         assert!(e.to_string().starts_with("--stall-timeout "), "{e}");
+        // A storage call given no time at all would fail every transfer.
+        let e = check(Settings {
+            storage_timeout_secs: 0,
+            ..settings_in(&dir)
+        });
+        assert_eq!(
+            e.to_string(),
+            "--storage-timeout must be between 1 second and a year (31536000)"
+        );
         let e = check(Settings {
             max_startups: 0,
             ..settings_in(&dir)
@@ -759,6 +809,8 @@ mod tests {
             max-startups = 13
             idle-timeout = 14
             stall-timeout = 15
+            storage-timeout = "2m"
+            health = "127.0.0.1:9998"
             read-only = true
             max-file-size = "16K"
             no-fsync = true
@@ -784,6 +836,8 @@ mod tests {
                 max_startups: 13,
                 idle_timeout_secs: 14,
                 stall_timeout_secs: 15,
+                storage_timeout_secs: 120,
+                health: Some("127.0.0.1:9998".parse().unwrap()),
                 handshake_timeout_ms: 10_000,
                 read_only: true,
                 max_file_size: Some(16 << 10),
@@ -807,6 +861,16 @@ mod tests {
         assert_eq!((s.idle_timeout_secs, s.stall_timeout_secs), (300, 90));
         let s = apply("idle-timeout = 20\n").unwrap();
         assert_eq!(s.idle_timeout_secs, 20);
+        let s = apply("storage-timeout = \"30s\"\n").unwrap();
+        assert_eq!(s.storage_timeout_secs, 30);
+        let s = apply("storage-timeout = 45\n").unwrap();
+        assert_eq!(s.storage_timeout_secs, 45);
+        let bad = apply("storage-timeout = \"later\"\n").unwrap_err();
+        assert!(
+            bad.starts_with("storage-timeout: 'later' is not a duration"),
+            "{bad}"
+        );
+        assert!(FileSettings::parse("health = \"nowhere\"").is_err());
         let bad = apply("idle-timeout = \"soon\"\n").unwrap_err();
         assert!(
             bad.contains("idle-timeout: 'soon' is not a duration"),

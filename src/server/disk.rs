@@ -28,17 +28,25 @@
 //! returned, so nothing reported durable depends on them); a helper
 //! stuck in the kernel past that is left behind, not joined.
 //!
-//! Timeouts (not enforced yet): every job is timed from its submission
-//! ([`Disk::oldest_running`] says since when the oldest job waits). A
-//! later change can fail the transfer whose storage call hangs, not the
-//! node: the loop checks that age each turn; past a limit it fails the
-//! owning connection's transfer (a `Timeout` error, the upload kept as a
-//! part) and forgets the job (a `forget(owner)` that takes it out of the
-//! running set and out of its directory group); the connection stops
-//! waiting for that job number, so the late outcome, if any, is dropped.
-//! A helper stuck in the kernel cannot be stopped, so the pool then
-//! starts a replacement (up to a cap) rather than let the stuck ones
-//! starve the others.
+//! Timeouts (`--storage-timeout`): every job is timed from its
+//! submission. A distributed file system that lost a node can hang a call
+//! for minutes; that must fail the transfer waiting for it, not the node.
+//! The loop calls [`Disk::expire`] now and then (while jobs are out):
+//! jobs older than the limit are forgotten (taken out of the running set;
+//! a queued one still runs later, a running one is left to return) and
+//! their owners handed back, for the loop to fail each owner's transfer
+//! (a `Timeout` error, the upload kept as a part up to what a step made
+//! durable). The owner stops waiting for that job number, so the late
+//! outcome, if any, is dropped as any stale one is; a directory group
+//! keeps the forgotten owner, whose `DirSynced` is dropped the same way.
+//! A helper stuck in the kernel cannot be stopped, so the pool starts a
+//! replacement for each helper busy past the limit (at most [`SPARES`]
+//! more) rather than let the stuck ones starve every other connection;
+//! the extra helpers stay, idle, once the stuck calls return.
+//!
+//! The health probe (`server::health`) is a job like the others
+//! ([`Job::Probe`]), owned by the health listener's token: a storage that
+//! hangs holds it too, and the health check says so.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -61,6 +69,12 @@ use crate::server::store::Flush;
 /// one. They start as jobs come and wait on a condition variable between
 /// jobs (an idle ftxd started none: ~47 KiB of resident memory each).
 pub(crate) const HELPERS: usize = 4;
+
+/// Helpers started beyond [`Disk::start`]'s number to replace ones stuck
+/// in a storage call past the timeout, at most: enough that a few hung
+/// fsyncs leave the pool its full strength, bounded so a storage that
+/// hangs every call cannot make ftxd start a thread per job.
+pub(crate) const SPARES: usize = 2 * HELPERS;
 
 /// Bytes hashed between two looks at the stop flag (shutdown) and the
 /// job's own cancel flag (its connection closed).
@@ -94,6 +108,8 @@ pub(crate) enum Job {
         len: u64,
         cancel: Arc<AtomicBool>,
     },
+    /// The health check's look at the storage (`server::health`).
+    Probe(crate::server::health::Probe),
 }
 
 /// What a job came to, for its owner.
@@ -109,6 +125,8 @@ pub(crate) enum Outcome {
     /// A [`Job::HashPrefix`] finished (or failed, or was cancelled).
     /// Boxed: a hasher is ~1.9 KiB, the other outcomes a few words.
     Hashed(io::Result<Box<blake3::Hasher>>),
+    /// A [`Job::Probe`] returned.
+    Probed(io::Result<()>),
 }
 
 /// Counts of the calls made, for tests and the log.
@@ -165,6 +183,9 @@ struct State {
     /// Prefix hashes running: at most [`MAX_HASHING`], so that one helper
     /// is always left for the syncs of every upload.
     hashing: usize,
+    /// Since when each helper (by its number) runs its task; `None`: it
+    /// waits for one. A helper busy past the storage timeout is stuck.
+    busy: Vec<Option<Instant>>,
 }
 
 /// Most prefix hashes running at once: any reader can ask for one (a
@@ -194,8 +215,11 @@ struct Group {
 pub(crate) struct Disk {
     shared: Arc<Shared>,
     helpers: Vec<JoinHandle<()>>,
-    /// At most this many helpers.
+    /// At most this many helpers, not counting the spares.
     max_helpers: usize,
+    /// Helpers stuck past the storage timeout, as [`Disk::expire`] last
+    /// counted them (at most [`SPARES`]): this many more may start.
+    spares: usize,
     /// Given to each helper, which drops it as it exits (taken at
     /// shutdown).
     exit_tx: Option<mpsc::Sender<()>>,
@@ -231,6 +255,7 @@ impl Disk {
             shared,
             helpers: Vec::new(),
             max_helpers: helpers.max(1),
+            spares: 0,
             exit_tx: Some(exit_tx),
             exited,
             groups: HashMap::new(),
@@ -345,9 +370,41 @@ impl Disk {
     }
 
     /// Since when the oldest job still running (or queued) waits: the
-    /// measure a storage timeout would use (see the module's comment).
+    /// measure of the storage timeout (see the module's comment).
     pub(crate) fn oldest_running(&self) -> Option<Instant> {
         self.running.values().min().copied()
+    }
+
+    /// Forgets the jobs submitted more than `limit` before `now` and
+    /// returns their owners, for the loop to fail what waits on each (see
+    /// the module's comment). Starts a spare helper for each one stuck in
+    /// a call past `limit`, up to [`SPARES`], if work waits.
+    pub(crate) fn expire(&mut self, limit: Duration, now: Instant) -> Vec<JobOwner> {
+        let late = |since: &Instant| now.saturating_duration_since(*since) > limit;
+        let mut expired: Vec<JobOwner> = self
+            .running
+            .iter()
+            .filter(|(_, since)| late(since))
+            .map(|(owner, _)| *owner)
+            .collect();
+        // Oldest first: the order the owners asked in.
+        expired.sort_unstable_by_key(|o| o.job);
+        for owner in &expired {
+            self.running.remove(owner);
+        }
+        let (stuck, waiting) = {
+            let st = self.shared.lock();
+            let stuck = st.busy.iter().flatten().filter(|t| late(t)).count();
+            (stuck, st.queue.len() > st.idle)
+        };
+        if stuck > self.spares {
+            warn!("disk: {stuck} storage call(s) running for more than {limit:?}");
+        }
+        self.spares = stuck.min(SPARES);
+        if waiting && self.helpers.len() < self.max_helpers + self.spares {
+            self.spawn_helper();
+        }
+        expired
     }
 
     /// Jobs submitted and not yet taken back (directory waits included).
@@ -406,7 +463,7 @@ impl Disk {
             st.queue.len() > st.idle
         };
         self.shared.work.notify_one();
-        if more && self.helpers.len() < self.max_helpers {
+        if more && self.helpers.len() < self.max_helpers + self.spares {
             self.spawn_helper();
         }
     }
@@ -420,10 +477,12 @@ impl Disk {
         if exit_tx.is_none() {
             return;
         }
+        let id = self.helpers.len();
+        self.shared.lock().busy.push(None);
         let spawned = std::thread::Builder::new()
-            .name(format!("ftxd-disk-{}", self.helpers.len()))
+            .name(format!("ftxd-disk-{id}"))
             .spawn(move || {
-                work(&shared);
+                work(&shared, id);
                 drop(exit_tx);
             });
         match spawned {
@@ -479,9 +538,9 @@ impl Drop for Disk {
     }
 }
 
-/// A helper: takes tasks until shutdown, runs them, queues their
-/// outcomes and wakes the loop.
-fn work(shared: &Shared) {
+/// A helper (number `id`): takes tasks until shutdown, runs them, queues
+/// their outcomes and wakes the loop.
+fn work(shared: &Shared, id: usize) {
     loop {
         let task = {
             let mut st = shared.lock();
@@ -494,6 +553,9 @@ fn work(shared: &Shared) {
                 if let Some(task) = next.and_then(|i| st.queue.remove(i)) {
                     if task.is_hash() {
                         st.hashing += 1;
+                    }
+                    if let Some(busy) = st.busy.get_mut(id) {
+                        *busy = Some(Instant::now());
                     }
                     break task;
                 }
@@ -510,6 +572,9 @@ fn work(shared: &Shared) {
             if hashed {
                 st.hashing -= 1;
             }
+            if let Some(busy) = st.busy.get_mut(id) {
+                *busy = None;
+            }
         }
         if hashed {
             // A hash that waited for this one may start now.
@@ -524,6 +589,7 @@ fn work(shared: &Shared) {
 /// Runs one task (the blocking call itself).
 fn run(task: Task, shared: &Shared) -> Finished {
     let counts = &shared.counts;
+    fault::stall(&shared.stop);
     match task {
         Task::Job(owner, Job::Flush(flush)) => {
             if flush.sync {
@@ -542,9 +608,36 @@ fn run(task: Task, shared: &Shared) -> Finished {
                 Outcome::Hashed(hash(&file, len, &cancel, &shared.stop)),
             )
         }
+        Task::Job(owner, Job::Probe(probe)) => Finished::Job(owner, Outcome::Probed(probe.run())),
         Task::Dir(key, dir) => {
             counts.dir_syncs.fetch_add(1, Ordering::Relaxed);
             Finished::Dir(key, dir.sync_all())
+        }
+    }
+}
+
+/// A storage that hangs, for tests only: ftxd's integration tests cannot
+/// make a real file system hang, and the timeouts must be seen to work.
+mod fault {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// TEST ONLY, not a setting: while the file this variable names
+    /// exists, every disk-helper call (fsync, flush, prefix hash, health
+    /// probe) waits before it starts, as on a file system that lost a
+    /// node. Unset (always, outside tests), nothing is looked at.
+    pub(super) const STALL_VAR: &str = "FTXD_FAULT_STALL_WHILE";
+
+    /// Waits while the fault file exists (read once: unset, this is one
+    /// load). Shutdown ends the wait, so a test's server stops at once.
+    pub(super) fn stall(stop: &AtomicBool) {
+        static FILE: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+        let Some(file) = FILE.get_or_init(|| std::env::var_os(STALL_VAR).map(Into::into)) else {
+            return;
+        };
+        while file.exists() && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -807,6 +900,53 @@ mod tests {
         }
         let rest = r.collect(HELPERS);
         assert!(rest.iter().all(|(_, o)| matches!(o, Outcome::Hashed(_))));
+    }
+
+    /// A job out past the storage timeout is handed back once, for its
+    /// owner to fail, and forgotten; a helper stuck in it gets a spare,
+    /// so the next job still runs on a pool of one; the late outcome
+    /// still comes back (for the owner to drop).
+    #[test]
+    fn a_job_past_the_limit_is_expired_and_a_spare_helper_starts() {
+        let t = tempfile::tempdir().unwrap();
+        let (f, len) = zeros_too_long_to_hash(t.path());
+        let mut r = rig(1);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stuck = r.disk.submit(
+            token(1),
+            Job::HashPrefix {
+                file: f.try_clone().unwrap(),
+                len,
+                cancel: Arc::clone(&cancel),
+            },
+        );
+        let limit = Duration::from_millis(100);
+        assert!(r.disk.expire(limit, Instant::now()).is_empty(), "too early");
+        std::thread::sleep(Duration::from_millis(200));
+        let sync = r
+            .disk
+            .submit(token(2), Job::SyncFile(f.try_clone().unwrap()));
+        let expired = r.disk.expire(limit, Instant::now());
+        assert_eq!(
+            expired,
+            [JobOwner {
+                token: token(1),
+                job: stuck
+            }]
+        );
+        assert_eq!(r.disk.pending(), 1, "only the sync is still timed");
+        assert!(
+            r.disk.expire(limit, Instant::now()).is_empty(),
+            "handed back once"
+        );
+        assert_eq!(r.disk.helpers.len(), 2, "a spare for the stuck helper");
+        let done = r.collect(1);
+        assert_eq!(done[0].0.job, sync, "{:?}", done[0].1);
+        cancel.store(true, Ordering::Relaxed);
+        let late = r.collect(1);
+        assert_eq!(late[0].0.job, stuck);
+        assert!(matches!(late[0].1, Outcome::Hashed(Err(_))));
+        assert_eq!(r.disk.pending(), 0);
     }
 
     /// Shutdown drops the jobs not started, stops a running hash at its

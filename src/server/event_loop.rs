@@ -4,7 +4,11 @@
 //! Blocking file-system calls (fsyncs, prefix hashing) run on the disk
 //! helpers (`disk`); their outcomes come back through the waker and are
 //! handed to their connections every turn, and directory syncs wait for
-//! the end of the turn so that the commits of one turn share one.
+//! the end of the turn so that the commits of one turn share one. A job
+//! out longer than `--storage-timeout` fails its connection's transfer
+//! (looked at every tenth of the limit while jobs are out); the node and
+//! the other connections go on. With `--health`, the load balancers'
+//! checks are answered here too (`health`), from probes on the helpers.
 //!
 //! Fixed tokens for the listener, the signal pipe and the waker;
 //! connections live in a `Slab` keyed by their token. Deadlines sit in a
@@ -29,6 +33,7 @@ use super::access::Security;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ReserveKey, Step};
 use super::disk::{Disk, HELPERS};
+use super::health::{self, Health};
 use super::shutdown::Shutdown;
 use super::store::{Store, RESERVE_AHEAD};
 use crate::proto::error::ErrorCode;
@@ -70,22 +75,27 @@ pub fn run(
 ) -> io::Result<()> {
     let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
     let (security, _) = Security::prepare(&config.access).map_err(io::Error::other)?;
-    serve(listener, config, store, security, shutdown)
+    let health = super::listen::bind_health(&config)?;
+    serve(listener, health, config, store, security, shutdown)
 }
 
-/// [`run`] with the access already loaded, once, by [`Security::prepare`].
+/// [`run`] with the access already loaded, once, by [`Security::prepare`],
+/// and the health listener (`--health`) bound by the caller
+/// ([`super::listen::bind_health`]), which printed its address.
 pub fn run_with(
     listener: std::net::TcpListener,
+    health: Option<std::net::TcpListener>,
     config: ServerConfig,
     security: Security,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let store = Store::open(config.store.clone()).map_err(|e| io::Error::other(e.to_string()))?;
-    serve(listener, config, store, security, shutdown)
+    serve(listener, health, config, store, security, shutdown)
 }
 
 fn serve(
     listener: std::net::TcpListener,
+    health: Option<std::net::TcpListener>,
     config: ServerConfig,
     store: Store,
     security: Security,
@@ -110,6 +120,17 @@ fn serve(
         None
     };
     let max_connections = fit_connections(config.max_connections);
+    let health = match health {
+        Some(l) => Some(Health::new(
+            l,
+            poll.registry(),
+            store.root().to_path_buf(),
+            config.store.read_only,
+            config.storage_timeout,
+            Instant::now(),
+        )?),
+        None => None,
+    };
     let mut server = Server {
         poll,
         listener,
@@ -142,6 +163,9 @@ fn serve(
         partial_ttl: config.partial_ttl,
         next_sweep: Instant::now(),
         next_token_check: authenticate.then(|| Instant::now() + TOKEN_CHECK_INTERVAL),
+        storage_timeout: config.storage_timeout,
+        next_disk_check: Instant::now(),
+        health,
     };
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     while !shutdown.is_requested() {
@@ -177,6 +201,16 @@ fn serve(
                 }
                 // Finished disk jobs are taken below, every turn.
                 WAKER => {}
+                health::LISTENER => {
+                    if let Some(h) = server.health.as_mut() {
+                        h.accept_all(server.poll.registry(), now);
+                    }
+                }
+                token if Health::owns(token) => {
+                    if let Some(h) = server.health.as_mut() {
+                        h.ready(token, server.poll.registry(), now);
+                    }
+                }
                 token => {
                     if let Some(c) = server.conns.get_mut(token.0) {
                         c.handle_ready(event);
@@ -189,6 +223,10 @@ fn serve(
         }
         server.drive_again(queued, now);
         server.finish_disk_jobs(now);
+        server.expire_disk_jobs(now);
+        if let Some(h) = server.health.as_mut() {
+            h.tick(&mut server.disk, server.poll.registry(), now);
+        }
         // A full batch from the listener's own event waits for the next
         // turn (the zero poll timeout brings it at once).
         if !listener_served
@@ -311,6 +349,13 @@ struct Server {
     next_sweep: Instant,
     /// When the token file is looked at next (`None`: no tokens needed).
     next_token_check: Option<Instant>,
+    /// Longest a disk job may be out before its transfer fails.
+    storage_timeout: Duration,
+    /// When the ages of the disk jobs are looked at next (while any is
+    /// out).
+    next_disk_check: Instant,
+    /// The health-check listener and its probes (`--health`).
+    health: Option<Health>,
     /// TLS configuration and the token gate, shared by every connection.
     security: Rc<Security>,
 }
@@ -330,7 +375,42 @@ impl Server {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        next.map(|t| t.saturating_duration_since(now))
+        let disk_check = (self.disk.pending() > 0).then_some(self.next_disk_check);
+        let health = self.health.as_ref().map(Health::next_deadline);
+        [next, disk_check, health]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Fails the transfers whose disk job is out longer than the storage
+    /// timeout (a storage call that hangs; see `disk`). The connection
+    /// stops waiting for the job and is driven next turn to send its
+    /// error; the late outcome, if any, is dropped. Looked at every tenth
+    /// of the limit (at least every second) while jobs are out.
+    fn expire_disk_jobs(&mut self, now: Instant) {
+        if self.disk.pending() == 0 || now < self.next_disk_check {
+            return;
+        }
+        self.next_disk_check = now + disk_check_interval(self.storage_timeout);
+        for owner in self.disk.expire(self.storage_timeout, now) {
+            if owner.token == health::PROBE_OWNER {
+                if let Some(h) = self.health.as_mut() {
+                    h.probe_expired(now);
+                }
+                continue;
+            }
+            let Some(c) = self.conns.get_mut(owner.token.0) else {
+                continue;
+            };
+            let limit = self.storage_timeout;
+            if c.disk_timed_out(owner.job, limit, &self.store, &mut self.disk, now)
+                && !std::mem::replace(&mut c.queued, true)
+            {
+                self.again.push_back(owner.token);
+            }
+        }
     }
 
     /// Removes part files of interrupted uploads older than the TTL (and
@@ -545,6 +625,12 @@ impl Server {
     /// besides its own, and an `ls` waited for all of them.
     fn finish_disk_jobs(&mut self, now: Instant) {
         for (owner, outcome) in self.disk.take_done() {
+            if owner.token == health::PROBE_OWNER {
+                if let Some(h) = self.health.as_mut() {
+                    h.probe_done(owner.job, outcome, now);
+                }
+                continue;
+            }
             let Some(c) = self.conns.get_mut(owner.token.0) else {
                 continue;
             };
@@ -706,6 +792,9 @@ impl Server {
     }
 
     fn close_all(&mut self) {
+        if let Some(h) = self.health.as_mut() {
+            h.close_all(self.poll.registry());
+        }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.close(Token(key), "server shutting down");
@@ -749,6 +838,12 @@ pub(crate) fn address_group(ip: std::net::IpAddr) -> std::net::IpAddr {
         }
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
     }
+}
+
+/// How often the ages of the disk jobs are looked at: a tenth of the
+/// storage timeout (a job fails at most 10% late), between 10 ms and 1 s.
+fn disk_check_interval(limit: Duration) -> Duration {
+    (limit / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 fn out_of_descriptors(e: &io::Error) -> bool {
@@ -843,6 +938,8 @@ mod tests {
             max_startups,
             idle_timeout: Duration::from_secs(300),
             stall_timeout: Duration::from_secs(60),
+            storage_timeout: Duration::from_secs(60),
+            health: None,
             handshake_timeout: handshake,
             partial_ttl: Duration::from_secs(7 * 86_400),
             verbosity: Verbosity::Normal,

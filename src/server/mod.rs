@@ -4,7 +4,8 @@
 //! operation, `store`, resolved by `beneath`), the connections (`conn`,
 //! over `transport`), the helper threads that make its blocking
 //! file-system calls (`disk`) and the event loop (`event_loop`) that drives one
-//! `ServerSession` per connection. Never imports `client` or `shell`,
+//! `ServerSession` per connection, with the health checks of load
+//! balancers (`health`) beside them. Never imports `client` or `shell`,
 //! never prints (operators get `log` lines).
 
 mod access;
@@ -14,6 +15,7 @@ mod conn;
 mod digest_cache;
 mod disk;
 mod event_loop;
+mod health;
 mod listen;
 mod shutdown;
 pub mod state;
@@ -24,5 +26,5 @@ mod transport;
 pub use access::{Prepared, Security};
 pub use config::{AccessConfig, ServerConfig};
 pub use event_loop::{run, run_with};
-pub use listen::bind;
+pub use listen::{bind, bind_health};
 pub use shutdown::Shutdown;

@@ -155,26 +155,36 @@ impl Identity {
     pub fn load_or_create(dir: &Path) -> Result<(Identity, bool), StateError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
-        let created = match (key_path.exists(), cert_path.exists()) {
-            (true, true) => false,
-            (false, false) => {
-                create_state_dir(dir)?;
-                let (key, cert) = make_identity().map_err(|e| StateError::Bad {
-                    path: cert_path.clone(),
-                    reason: format!("cannot make a certificate: {e}"),
-                })?;
-                // The key first: a certificate without its key is useless.
-                write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-                write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
-                true
-            }
-            (true, false) | (false, true) => {
-                return Err(StateError::Bad {
-                    path: dir.to_path_buf(),
-                    reason: format!(
-                        "holds only one of {KEY_FILE} and {CERT_FILE}; remove the other to make a new identity"
-                    ),
-                })
+        let created = if key_path.exists() && cert_path.exists() {
+            false
+        } else {
+            create_state_dir(dir)?;
+            // Under the key's lock, looking again: several servers sharing
+            // one state directory (on a shared file system) may start at
+            // once, and must all end with the one identity on disk, not
+            // each with the one it made, nor take another's half-written
+            // one for a broken identity.
+            let _lock = crate::state_file::lock(&key_path).map_err(io_err(&key_path))?;
+            match (key_path.exists(), cert_path.exists()) {
+                (true, true) => false,
+                (false, false) => {
+                    let (key, cert) = make_identity().map_err(|e| StateError::Bad {
+                        path: cert_path.clone(),
+                        reason: format!("cannot make a certificate: {e}"),
+                    })?;
+                    // The key first: a certificate without its key is useless.
+                    write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+                    write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
+                    true
+                }
+                (true, false) | (false, true) => {
+                    return Err(StateError::Bad {
+                        path: dir.to_path_buf(),
+                        reason: format!(
+                            "holds only one of {KEY_FILE} and {CERT_FILE}; remove the other to make a new identity"
+                        ),
+                    })
+                }
             }
         };
         Ok((Identity::load(dir)?, created))
@@ -290,6 +300,28 @@ mod tests {
         assert_eq!(dmode & 0o777, 0o700);
         // No resumption: ftx never uses tickets, so none are made.
         assert_eq!(a.server_config().unwrap().send_tls13_tickets, 0);
+    }
+
+    /// Servers sharing one state directory that start at once end with
+    /// one identity, the one on disk.
+    #[test]
+    fn servers_starting_at_once_share_one_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (state, barrier) = (state.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Identity::load_or_create(&state).unwrap()
+                })
+            })
+            .collect();
+        let made: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let on_disk = Identity::load(&state).unwrap().fingerprint();
+        assert!(made.iter().all(|(id, _)| id.fingerprint() == on_disk));
+        assert!(made.iter().filter(|(_, created)| *created).count() <= 1);
     }
 
     #[test]

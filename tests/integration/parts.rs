@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::util::{ftx_bin, run_cmd_env, Server, RUN_TIMEOUT};
+use crate::util::{ftx_bin, run_cmd_env, write_server_part, Server, RUN_TIMEOUT};
 
 #[test]
 fn parts_lists_both_sides_and_discard_drops_them() {
@@ -15,9 +15,9 @@ fn parts_lists_both_sides_and_discard_drops_them() {
     // What a cancelled `put big.bin` and `put x d/y.bin` leave (the token's
     // own part files), and a cancelled `get movie.mkv` here.
     let part = server.part_path(root, "big.bin");
-    fs::write(&part, vec![1u8; 300_000]).unwrap();
+    write_server_part(&part, &vec![1u8; 300_000]);
     let sub = server.part_path(root.join("d"), "y.bin");
-    fs::write(&sub, b"abc").unwrap();
+    write_server_part(&sub, b"abc");
     let cwd = server.scratch("client");
     let lpart = cwd.join(".ftx-part-movie.mkv");
     fs::write(&lpart, vec![2u8; 4096]).unwrap();
@@ -61,7 +61,7 @@ fn parts_lists_both_sides_and_discard_drops_them() {
 fn another_token_neither_sees_nor_drops_your_parts() {
     let server = Server::start(&["--no-fsync"]);
     let part = server.part_path(server.root(), "mine.bin");
-    fs::write(&part, vec![5u8; 1000]).unwrap();
+    write_server_part(&part, &[5u8; 1000]);
     let state = server.base().join("state");
     let added = run_cmd_env(
         crate::util::ftxd_bin(),

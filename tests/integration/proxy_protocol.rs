@@ -65,7 +65,7 @@ fn the_balancer_names_each_client_and_the_limit_counts_them() {
         Some(ErrorCode::TooManyFromAddress),
         "{third:?}"
     );
-    let logs = server.logs();
+    let logs = server.wait_for_log("198.51.100.7:40001");
     assert!(logs.contains("198.51.100.7:40001"), "{logs}");
 }
 

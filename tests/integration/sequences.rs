@@ -18,8 +18,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::util::{
     assert_file_bytes, assert_no_temp_files, ftx_access, ftx_bin, ftxd_bin, names_in, parse_ls,
@@ -528,19 +526,6 @@ fn expected_listing(root: &BTreeMap<PathBuf, Node>) -> Vec<(Option<u64>, String)
         .collect()
 }
 
-/// Waits (bounded) until the server logged `needle`, for lines its stderr
-/// reader has not collected yet.
-fn wait_for_log(server: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let logs = server.logs();
-        if logs.contains(needle) || Instant::now() >= deadline {
-            return logs;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Panics if a run printed anything that means a broken connection.
 #[track_caller]
 fn assert_not_broken(out: &Output) {
@@ -693,7 +678,7 @@ fn run_kind(kind: &Kind, mode: Mode) {
 
     // The server saw one connection, which the client closed.
     server.assert_alive();
-    let logs = wait_for_log(&server, "connection closed");
+    let logs = server.wait_for_log("connection closed");
     assert_eq!(
         logs.matches("connection opened").count(),
         1,

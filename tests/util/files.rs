@@ -296,6 +296,15 @@ pub fn part_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{}part-{name}", limits::RESERVED_PREFIX))
 }
 
+/// Writes `data` as a server's part file at `path`, as ftxd leaves an
+/// interrupted upload: with the mark that makes it a part (a file under a
+/// part's name without one is never resumed).
+pub fn write_server_part(path: &Path, data: &[u8]) {
+    fs::write(path, data).unwrap();
+    let file = fs::File::open(path).unwrap();
+    ftx::part_mark::set(&file, ftx::part_mark::AttemptId::new()).unwrap();
+}
+
 /// Size of `path`, 0 if it does not exist.
 pub fn size_or_zero(path: &Path) -> u64 {
     fs::metadata(path).map(|m| m.len()).unwrap_or(0)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -41,6 +41,9 @@ pub(super) fn registry() -> &'static Mutex<HashMap<SocketAddr, Creds>> {
 }
 
 thread_local! {
+    /// Extra environment for the next `ftxd` this thread starts
+    /// ([`Server::start_with_env`]).
+    static ENV: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
     /// The token of the server this test thread started last, for
     /// [`hello`] (tests start one server each).
     pub(super) static LAST_TOKEN: RefCell<String> = const { RefCell::new(String::new()) };
@@ -95,6 +98,32 @@ impl Server {
         Server::start_in(base, root.to_path_buf(), "127.0.0.1:0", args)
     }
 
+    /// [`Server::start`] (`root: None`) or [`Server::start_on`] with extra
+    /// environment variables for `ftxd` (its test-only fault injection).
+    pub fn start_with_env(root: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("ftx-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = match root {
+            Some(root) => root.to_path_buf(),
+            None => {
+                let root = base.path().join("root");
+                fs::create_dir(&root).expect("create server root");
+                root
+            }
+        };
+        ENV.with(|e| {
+            *e.borrow_mut() = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        });
+        let server = Server::start_in(base, root, "127.0.0.1:0", args);
+        ENV.with(|e| e.borrow_mut().clear());
+        server
+    }
+
     fn start_in(base: TempDir, root: PathBuf, listen: &str, args: &[&str]) -> Server {
         let plain = args.contains(&"--plain");
         let open = args.contains(&"--open");
@@ -112,6 +141,7 @@ impl Server {
             .args(&extra)
             .args(args)
             .env("NO_COLOR", "1")
+            .envs(ENV.with(|e| e.borrow().clone()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -307,6 +337,19 @@ impl Server {
     }
 
     /// What the server printed so far, for failure messages.
+    /// Waits (at most 5 s) until the server logged `needle`, for lines
+    /// its stderr reader has not collected yet; returns the logs.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() >= deadline {
+                return logs;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn logs(&self) -> String {
         format!(
             "--- ftxd stdout ---\n{}--- ftxd stderr ---\n{}",

@@ -14,7 +14,7 @@ use ftx::proto::limits::{DEFAULT_IDLE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HANDSHAKE_
 use ftx::server::config::{
     parse_duration, parse_seconds, parse_size, FileSettings, Settings, Verbosity, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP, DEFAULT_MAX_STARTUPS, DEFAULT_PARTIAL_TTL,
-    DEFAULT_ROOT,
+    DEFAULT_ROOT, DEFAULT_STORAGE_TIMEOUT,
 };
 
 use crate::command_line::Given;
@@ -95,6 +95,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs(),
           value_parser = parse_seconds)]
     pub stall_timeout: u64,
+    /// Seconds a storage call (fsync, flush, prefix hash, health probe)
+    /// may take on ftxd's disk helpers before the transfer waiting for it
+    /// fails with a timeout error, the node going on (or with a unit: 30s,
+    /// 2m)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STORAGE_TIMEOUT.as_secs(),
+          value_parser = parse_seconds)]
+    pub storage_timeout: u64,
     /// Handshake deadline in milliseconds (the protocol says 10 s; tests
     /// shorten it)
     #[arg(
@@ -136,6 +143,11 @@ pub struct ServerArgs {
     /// addresses with commas. Only these connections are read for one
     #[arg(long, value_name = "ADDR", value_delimiter = ',')]
     pub proxy_protocol: Vec<std::net::IpAddr>,
+    /// Answer load balancers' health checks on this address (plain TCP,
+    /// an HTTP/1.0 reply, then closed): 200 while a probe of the root
+    /// answers within --storage-timeout, 503 otherwise
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub health: Option<SocketAddr>,
     /// More log output (debug)
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -225,6 +237,12 @@ impl ServerArgs {
         }
         if given("stall_timeout") {
             s.stall_timeout_secs = self.stall_timeout;
+        }
+        if given("storage_timeout") {
+            s.storage_timeout_secs = self.storage_timeout;
+        }
+        if given("health") {
+            s.health = self.health;
         }
         if given("handshake_timeout_ms") {
             s.handshake_timeout_ms = self.handshake_timeout_ms;
@@ -363,7 +381,7 @@ mod tests {
         assert!(matches!(e, ConfigError::Range { .. }));
         // Durations past a year would overflow the clock at the first
         // connection: refused here instead.
-        for flag in ["--idle-timeout", "--stall-timeout"] {
+        for flag in ["--idle-timeout", "--stall-timeout", "--storage-timeout"] {
             let e = config(&[flag, "18446744073709551615"]).unwrap_err();
             assert!(e.to_string().starts_with(flag), "{e}");
         }
@@ -467,6 +485,28 @@ mod tests {
     }
 
     #[test]
+    fn storage_timeout_and_health_from_the_file_or_the_flags() {
+        let file = "storage-timeout = \"2m\"\nhealth = \"127.0.0.1:9998\"\n";
+        let s = resolved(file, &[]).unwrap();
+        assert_eq!(s.storage_timeout_secs, 120);
+        assert_eq!(s.health, Some("127.0.0.1:9998".parse().unwrap()));
+        // The default 60 s is not typed: the file's value stays.
+        let s = resolved(file, &["--storage-timeout", "30s", "--health", "[::1]:7"]).unwrap();
+        assert_eq!(s.storage_timeout_secs, 30);
+        assert_eq!(s.health, Some("[::1]:7".parse().unwrap()));
+        // Without either, the defaults: 60 s and no health listener.
+        let s = resolved("", &[]).unwrap();
+        assert_eq!((s.storage_timeout_secs, s.health), (60, None));
+        let c = config(&["--storage-timeout", "1"]).unwrap();
+        assert_eq!(c.storage_timeout, Duration::from_secs(1));
+        let e = config(&["--storage-timeout", "0"]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--storage-timeout must be"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_config_file_reaches_token_commands() {
         let s = resolved("state-dir = \"/var/lib/ftxd\"", &["token", "list"]).unwrap();
         assert_eq!(s.state_dir, Some(PathBuf::from("/var/lib/ftxd")));
@@ -560,6 +600,8 @@ mod tests {
         assert_eq!(a.max_per_ip, 64);
         assert_eq!(a.idle_timeout, 300);
         assert_eq!(a.stall_timeout, 60);
+        assert_eq!(a.storage_timeout, 60);
+        assert_eq!(a.health, None);
         assert_eq!(a.handshake_timeout_ms, 10_000);
         assert_eq!(a.max_file_size, None);
         assert_eq!(a.partial_ttl, Duration::from_secs(7 * 86_400));
@@ -583,6 +625,10 @@ mod tests {
             "13",
             "--stall-timeout",
             "14",
+            "--storage-timeout",
+            "2m",
+            "--health",
+            "127.0.0.1:9",
             "--handshake-timeout-ms",
             "15",
             "--max-file-size",
@@ -599,6 +645,8 @@ mod tests {
         assert_eq!(a.max_per_ip, 12);
         assert_eq!(a.idle_timeout, 13);
         assert_eq!(a.stall_timeout, 14);
+        assert_eq!(a.storage_timeout, 120);
+        assert_eq!(a.health, Some("127.0.0.1:9".parse().unwrap()));
         assert_eq!(a.handshake_timeout_ms, 15);
         assert_eq!(a.max_file_size, Some(16 << 10));
         assert_eq!(a.partial_ttl, Duration::from_secs(17 * 60));
@@ -692,6 +740,9 @@ mod tests {
         assert_eq!(kind(&["--listen", "nowhere"]), ValueValidation);
         assert_eq!(kind(&["--idle-timeout", "-5"]), UnknownArgument);
         assert_eq!(kind(&["--stall-timeout", "x"]), ValueValidation);
+        assert_eq!(kind(&["--storage-timeout", "soon"]), ValueValidation);
+        assert_eq!(kind(&["--health", "nowhere"]), ValueValidation);
+        assert_eq!(kind(&["--health"]), InvalidValue);
         assert_eq!(kind(&["--handshake-timeout-ms", "x"]), ValueValidation);
         assert_eq!(kind(&["--root"]), InvalidValue);
         assert_eq!(kind(&["--plain=yes"]), TooManyValues);
@@ -772,6 +823,8 @@ mod tests {
             "[default: 300]",
             "--stall-timeout <SECS>",
             "[default: 60]",
+            "--storage-timeout <SECS>",
+            "--health <ADDR:PORT>",
             "--read-only",
             "--max-file-size <BYTES>",
             "--no-fsync",

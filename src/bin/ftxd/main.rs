@@ -70,6 +70,7 @@ fn check_config(settings: Settings) -> Result<(), String> {
     Store::open(config.store.clone()).map_err(|e| e.to_string())?;
     // The port as a start takes it, given back at once.
     drop(server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?);
+    drop(bind_health(&config)?);
     let state = check_state_dir(&config.access)?;
     let root = std::fs::canonicalize(&config.store.root).unwrap_or(config.store.root.clone());
     println!("ftxd: configuration OK");
@@ -92,6 +93,10 @@ fn check_config(settings: Settings) -> Result<(), String> {
     if config.store.read_only {
         println!("read-only: yes");
     }
+    if let Some(addr) = config.health {
+        println!("health checks: {addr}");
+    }
+    println!("storage timeout: {} s", config.storage_timeout.as_secs());
     Ok(())
 }
 
@@ -183,6 +188,7 @@ fn serve(settings: Settings) -> Result<(), String> {
     // make (and show, once) the first token for nothing.
     let listener =
         server::bind(&config).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let health = bind_health(&config)?;
     let (security, prepared) = server::Security::prepare(&config.access)?;
     tell_access(&config, &prepared);
     let fingerprint = prepared.fingerprint;
@@ -190,6 +196,10 @@ fn serve(settings: Settings) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let mut out = std::io::stdout().lock();
+    // Before the listening line, which tells a waiting script all is set.
+    if let Some(addr) = health.as_ref().and_then(|h| h.local_addr().ok()) {
+        let _ = writeln!(out, "ftxd: health checks on {addr}");
+    }
     // A closed stdout must not stop the server: the line is informative.
     let _ = writeln!(out, "ftxd listening on {bound}")
         .and_then(|()| {
@@ -201,7 +211,16 @@ fn serve(settings: Settings) -> Result<(), String> {
         })
         .and_then(|()| out.flush());
     drop(out);
-    server::run_with(listener, config, security, shutdown).map_err(|e| e.to_string())
+    server::run_with(listener, health, config, security, shutdown).map_err(|e| e.to_string())
+}
+
+/// The health-check listener (`--health`), if asked for; an error names
+/// the address, as for the main port.
+fn bind_health(config: &ServerConfig) -> Result<Option<std::net::TcpListener>, String> {
+    server::bind_health(config).map_err(|e| {
+        let addr = config.health.map(|a| a.to_string()).unwrap_or_default();
+        format!("cannot listen for health checks on {addr}: {e}")
+    })
 }
 
 /// The `ftx` command that reaches this server, for the operator to hand

@@ -10,12 +10,13 @@
 //! words here. Never blocks, never prints: the blocking file-system calls
 //! (fsyncs, hashing a resumed transfer's prefix) go to the disk helpers
 //! (`server::disk`), and the connection waits for their outcome
-//! ([`Conn::disk_done`]) without moving on meanwhile.
+//! ([`Conn::disk_done`]) without moving on meanwhile, or, past the storage
+//! timeout, fails the transfer and stops waiting ([`Conn::disk_timed_out`]).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::TcpStream;
@@ -644,7 +645,7 @@ impl Conn {
             match outcome {
                 Outcome::Flushed(r) => self.flushed(store, r, now),
                 Outcome::Hashed(r) => self.prefix_hashed(store, r, now),
-                Outcome::FileSynced(_) | Outcome::DirSynced(_) => {}
+                Outcome::FileSynced(_) | Outcome::DirSynced(_) | Outcome::Probed(_) => {}
             }
             return;
         }
@@ -654,6 +655,47 @@ impl Conn {
                 self.peer
             );
         }
+    }
+
+    /// A disk job of this connection (`job`, its number) is out longer
+    /// than the storage timeout `limit`: the storage hangs. The transfer
+    /// waiting for it fails with a timeout error that says so (an upload
+    /// kept as a part for `reput`, up to what a step made durable), and
+    /// the connection stops waiting for the job, whose late outcome is
+    /// then dropped. The connection stays usable. True when it has
+    /// something to send (drive it).
+    pub(crate) fn disk_timed_out(
+        &mut self,
+        job: u64,
+        limit: Duration,
+        store: &Store,
+        disk: &mut Disk,
+        now: Instant,
+    ) -> bool {
+        let why = storage_timeout_message(limit);
+        if job == 0 || job != self.awaiting {
+            return self.commit_timed_out(job, &why, store, disk, now);
+        }
+        self.awaiting = 0;
+        if let Some(prefix) = self.prefix.take() {
+            // A hash that comes back to look stops at once.
+            prefix
+                .cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.resume_timed_out(store, prefix.then, &why);
+        } else if let Some(up) = self.upload.take() {
+            info!(
+                "{}: put '{}' failed: {why} (after {} of {} bytes; kept for reput up to what is durable)",
+                self.peer,
+                up.remote(),
+                up.written(),
+                up.size()
+            );
+            // Left as it is: a trim would wait on the same storage.
+            store.abandon(*up);
+            self.session.reply_error(ErrorCode::Timeout, &why);
+        }
+        true
     }
 
     /// A flush of the upload returned: an error fails the upload; a
@@ -747,6 +789,11 @@ impl Conn {
         }
         progress
     }
+}
+
+/// What a client is told when the storage hung past `limit`.
+fn storage_timeout_message(limit: Duration) -> String {
+    format!("the storage did not answer within {} s", limit.as_secs())
 }
 
 /// Closes a socket so that an error frame just written is not destroyed:

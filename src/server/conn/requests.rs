@@ -484,6 +484,64 @@ impl Conn {
         self.session.reply_error(e.code(), &e.to_string());
     }
 
+    /// Hashing a resumed transfer's prefix took longer than the storage
+    /// timeout: the client is told `why`; an upload's part stays as it
+    /// was for a later `reput`.
+    pub(super) fn resume_timed_out(&mut self, store: &Store, then: Resumed, why: &str) {
+        let path = match &then {
+            Resumed::Get(dl) => dl.remote().clone(),
+            Resumed::Put(up, _) => up.remote().clone(),
+        };
+        info!("{}: resuming '{path}' failed: {why}", self.peer);
+        if let Resumed::Put(up, _) = then {
+            store.abandon(up);
+        }
+        self.session.reply_error(ErrorCode::Timeout, why);
+    }
+
+    /// A commit's disk job (`job`) is out longer than the storage
+    /// timeout: that commit fails with `why` (the upload kept as a part up
+    /// to what a step made durable; one already published stays under its
+    /// name, which may not be durable yet) and is answered in its turn.
+    /// False when no commit waits for the job.
+    pub(super) fn commit_timed_out(
+        &mut self,
+        job: u64,
+        why: &str,
+        store: &Store,
+        disk: &mut Disk,
+        now: Instant,
+    ) -> bool {
+        let Some(commit) = self
+            .commits
+            .as_mut()
+            .and_then(|c| c.queue.iter_mut().find(|c| job != 0 && c.job == job))
+        else {
+            return false;
+        };
+        commit.job = 0;
+        let asked = commit.asked.clone();
+        commit.step = match std::mem::replace(&mut commit.step, Committing::Taken) {
+            Committing::AfterStep { up } | Committing::SyncingFile { up } => {
+                info!(
+                    "{}: put '{asked}' failed: {why} while it was being made durable (kept for reput up to what is durable)",
+                    self.peer
+                );
+                store.abandon(up);
+                Committing::TimedOut(why.to_owned())
+            }
+            Committing::SyncingDir { stored } => {
+                let said = format!("{why}: '{stored}' was stored but may not be durable");
+                info!("{}: put '{asked}': {said}", self.peer);
+                Committing::TimedOut(said)
+            }
+            // Not waiting for a job: nothing to fail.
+            step => step,
+        };
+        self.settle_commits(store, disk, now);
+        true
+    }
+
     /// Starts the fsync of a finished upload on a disk helper: the job
     /// to wait for and the commit's step.
     fn start_file_sync(&mut self, store: &Store, disk: &mut Disk, up: Upload) -> (u64, Committing) {
@@ -585,7 +643,10 @@ impl Conn {
             }
         }
         while let Some(c) = commits.queue.front() {
-            if !matches!(c.step, Committing::Done { .. } | Committing::Failed(_)) {
+            if !matches!(
+                c.step,
+                Committing::Done { .. } | Committing::Failed(_) | Committing::TimedOut(_)
+            ) {
                 break;
             }
             let c = commits.queue.pop_front().expect("front exists");
@@ -602,6 +663,8 @@ impl Conn {
                     info!("{peer}: put '{asked}' failed: {e}");
                     self.session.commit_failed(e.code(), &e.to_string());
                 }
+                // Logged when it timed out.
+                Committing::TimedOut(why) => self.session.commit_failed(ErrorCode::Timeout, &why),
                 _ => {}
             }
         }
@@ -637,7 +700,7 @@ impl Conn {
                 "{}: put '{asked}' stored as '{stored}'; {why} before its directory was durable",
                 self.peer
             ),
-            Committing::Failed(_) | Committing::Taken => {}
+            Committing::Failed(_) | Committing::TimedOut(_) | Committing::Taken => {}
         }
     }
 }
@@ -717,6 +780,10 @@ pub(super) enum Committing {
     Done { stored: RemotePath },
     /// Failed (the upload is gone); answered in its turn.
     Failed(StoreError),
+    /// Its disk job was out past the storage timeout (the upload kept as
+    /// a part, or published but perhaps not durable); answered in its
+    /// turn with a timeout error saying this.
+    TimedOut(String),
     /// Moved out for a moment while a step is taken.
     Taken,
 }

@@ -85,6 +85,12 @@ pub enum StoreError {
     /// Another upload of the same name holds its part file.
     #[error("another upload of '{0}' is in progress")]
     InUse(String),
+    /// The upload's part was taken over by another server sharing the
+    /// root (this one's lock on it lapsed, as a distributed file system's
+    /// lock does when a machine is cut off): it stops writing and never
+    /// publishes.
+    #[error("'{0}': another server took over this upload; reput to continue")]
+    TakenOver(String),
     /// Any other I/O failure.
     #[error("'{path}': {source}")]
     Io {
@@ -115,7 +121,7 @@ impl StoreError {
             StoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             StoreError::BadOffset { .. } => ErrorCode::Protocol,
             StoreError::Changed(_) | StoreError::Io { .. } => ErrorCode::Io,
-            StoreError::InUse(_) => ErrorCode::Busy,
+            StoreError::InUse(_) | StoreError::TakenOver(_) => ErrorCode::Busy,
         }
     }
 

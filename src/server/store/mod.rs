@@ -110,6 +110,17 @@ pub struct Store {
     /// The root, opened once: every path is resolved beneath it.
     root_fd: OwnedFd,
     config: StoreConfig,
+    /// Part files are marked ([`crate::part_mark`]): the root's file
+    /// system keeps user extended attributes. Without, names are trusted,
+    /// as on one machine's own disk.
+    marks: bool,
+    /// How often an upload in a marked part checks that it still holds
+    /// it (the fence against a lock lost on a distributed file system).
+    fence_every: std::time::Duration,
+    /// The root's file system may span machines
+    /// ([`crate::part_mark::is_shared`]): an upload taken over continues
+    /// in a file of its own.
+    shared: bool,
 }
 
 impl Store {
@@ -129,11 +140,34 @@ impl Store {
         }
         let root_fd =
             beneath::open_root(&root).map_err(|e| bad(format!("cannot be opened: {e}")))?;
+        let marks = !config.read_only && crate::part_mark::supported(root_fd.as_fd());
+        if !marks && !config.read_only {
+            log::warn!(
+                "the root's file system keeps no user extended attributes: part files are \
+                 not marked, so this root must not be shared by servers on other machines \
+                 (on JuiceFS, mount with --enable-xattr)"
+            );
+        }
+        let shared = crate::part_mark::is_shared(root_fd.as_fd()) || crate::lookups::enabled();
         Ok(Store {
             root,
             root_fd,
             config,
+            marks,
+            fence_every: upload::FENCE_EVERY,
+            shared,
         })
+    }
+
+    /// Whether `file`, found under a part's name, holds an upload: with
+    /// marks, only if it carries one ([`crate::part_mark`]).
+    fn is_marked_part(&self, file: &File) -> bool {
+        !self.marks || crate::part_mark::of(file).is_ok_and(|m| m.is_some())
+    }
+
+    /// Whether part files are marked on this root ([`crate::part_mark`]).
+    pub fn marks_parts(&self) -> bool {
+        self.marks
     }
 
     /// The canonical root directory.
@@ -371,9 +405,11 @@ impl Store {
         let fd = self.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         // As a listing: a directory too large to read in one go is refused,
         // not read whole while every client waits.
-        let found = partial::interrupted_at(fd.as_fd(), owner, MAX_LIST_ENTRIES)
-            .map_err(|e| StoreError::from_io(dir.as_str(), e))?
-            .ok_or_else(|| StoreError::TooManyEntries(display_name(dir.as_str())))?;
+        let found = partial::interrupted_at(fd.as_fd(), owner, MAX_LIST_ENTRIES, &|f| {
+            self.is_marked_part(f)
+        })
+        .map_err(|e| StoreError::from_io(dir.as_str(), e))?
+        .ok_or_else(|| StoreError::TooManyEntries(display_name(dir.as_str())))?;
         Ok(found
             .into_iter()
             .map(|p| Entry {
@@ -397,7 +433,7 @@ impl Store {
         let (dir, name) = self.resolve_parent(path)?;
         let part = CString::new(partial::owned_part_name(owner, &name.to_string_lossy()))
             .map_err(|_| StoreError::RootNotAllowed)?;
-        match partial::discard_at(dir.as_fd(), &part) {
+        match partial::discard_at(dir.as_fd(), &part, &|f| self.is_marked_part(f)) {
             Ok(partial::Discarded::Removed) => Ok(()),
             Ok(partial::Discarded::None) => Err(StoreError::NotFound(path.as_str().to_owned())),
             Ok(partial::Discarded::Busy) => Err(StoreError::InUse(path.as_str().to_owned())),
@@ -1062,10 +1098,21 @@ mod tests {
         let s = store(&root);
         let a = Some(PartOwner::of_token(&[1; 32]));
         let b = Some(PartOwner::of_token(&[2; 32]));
-        fs::write(root.join(partial::owned_part_name(a, "x.bin")), b"abc").unwrap();
-        fs::write(root.join(partial::owned_part_name(a, "empty")), b"").unwrap();
-        fs::write(root.join(partial::owned_part_name(b, "y.bin")), b"de").unwrap();
-        fs::write(root.join(partial::part_name("open.bin")), b"f").unwrap();
+        // As the server leaves them: marked (where the root can mark).
+        let part = |name: String, data: &[u8]| {
+            fs::write(root.join(&name), data).unwrap();
+            if s.marks_parts() {
+                let f = File::open(root.join(&name)).unwrap();
+                crate::part_mark::set(&f, crate::part_mark::AttemptId::new()).unwrap();
+            }
+        };
+        part(partial::owned_part_name(a, "x.bin"), b"abc");
+        part(partial::owned_part_name(a, "empty"), b"");
+        part(partial::owned_part_name(b, "y.bin"), b"de");
+        part(partial::part_name("open.bin"), b"f");
+        // Not a part: no mark (published since, as a stale name can say).
+        let unmarked = root.join(partial::owned_part_name(a, "z.bin"));
+        fs::write(&unmarked, b"zz").unwrap();
         let names = |o| -> Vec<(String, u64)> {
             s.list_parts(&rp(""), o)
                 .unwrap()
@@ -1073,7 +1120,16 @@ mod tests {
                 .map(|e| (e.name, e.size))
                 .collect()
         };
+        if !s.marks_parts() {
+            eprintln!("skipped: no user extended attributes here");
+            return;
+        }
         assert_eq!(names(a), [("x.bin".to_owned(), 3)]);
+        assert_eq!(
+            s.discard_part(&rp("z.bin"), a).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+        assert!(unmarked.exists());
         assert_eq!(names(b), [("y.bin".to_owned(), 2)]);
         assert_eq!(names(None), [("open.bin".to_owned(), 1)]);
         assert_eq!(

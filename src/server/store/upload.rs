@@ -1,6 +1,7 @@
 //! Uploads: the hidden file an upload is written to (the name's part file
 //! when free, so an interruption can be resumed, else a one-off temporary
-//! file), space reserved ahead of the data, early writeback and steps made
+//! file), the mark that makes a part one attempt's own and fences off
+//! any other ([`crate::part_mark`]), space reserved ahead of the data, early writeback and steps made
 //! durable while the network is slow, and the atomic commit: fsync, then a
 //! race-free publish under the final name or the first free `stem_N.ext`,
 //! then fsync of the directory.
@@ -21,11 +22,12 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::RenameFlags;
 
 use super::{beneath, Store, StoreError, FILE_MODE, MAX_CLASH_ATTEMPTS};
+use crate::part_mark::{self, AttemptId};
 use crate::partial::{self, PartOwner};
 use crate::proto::limits::RESERVED_PREFIX;
 use crate::proto::path::{clash_name, RemotePath};
@@ -62,6 +64,14 @@ const DURABLE_MAX: u64 = 64 << 20;
 /// one 1 GiB put, 1.9 s of them).
 const SETTLE_MAX_RATE: f64 = 256.0 * 1024.0 * 1024.0;
 
+/// How often an upload in a marked part checks, before writing on, that
+/// the part is still its own ([`Store::write`]); it checks again before it
+/// publishes. A server whose lock on the part lapsed (cut off from a
+/// distributed file system) so writes at most this long after another
+/// took the part over. A check is one getxattr: a few microseconds on a
+/// local disk, one round trip to the metadata server on a shared one.
+pub(super) const FENCE_EVERY: Duration = Duration::from_millis(200);
+
 /// Numbers temporary files of this process, so two uploads never share one.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -94,6 +104,48 @@ pub struct Upload {
     ahead: u64,
     /// The file system cannot reserve space (`fallocate` unsupported).
     no_reserve: bool,
+    /// The attempt the part is marked for (`None`: a one-off temporary
+    /// file, or a root without marks).
+    id: Option<AttemptId>,
+    /// When the mark was last found to be ours.
+    fenced_at: Instant,
+    /// Another server marked the part since, or its mark could not be
+    /// read: leave it alone (neither trimmed, removed nor published).
+    taken_over: bool,
+    /// On a shared file system, the part this upload took over and copied
+    /// into a file of its own (still open, so still locked), with the mark
+    /// it set there: removed once the upload is published, if still ours.
+    replaces: Option<Replaced>,
+}
+
+/// A part taken over on a shared file system ([`Upload::replaces`]).
+#[derive(Debug)]
+struct Replaced {
+    file: File,
+    /// Its name (the target's part name).
+    name: CString,
+    id: Option<AttemptId>,
+}
+
+/// What a part's name leads to, for [`Store::take_part`].
+enum Found {
+    /// A part nobody holds, now claimed: marked as this attempt's.
+    Part(File, Option<AttemptId>),
+    /// A file without the mark (published, never a part), or one removed
+    /// meanwhile: no part, never written to.
+    NotPart,
+    /// Nothing there, or a transfer holds it.
+    NoneFree,
+}
+
+/// The file an upload writes to, as [`Store::take_part`] found or made it.
+struct Taken {
+    file: File,
+    /// Its name in the directory.
+    name: CString,
+    accept: PutAccept,
+    id: Option<AttemptId>,
+    replaces: Option<Replaced>,
 }
 
 /// Who starts an upload, as far as the store cares.
@@ -191,43 +243,19 @@ impl Store {
                 _ => {}
             }
         }
-        let io_err = |e| StoreError::from_io(path.as_str(), e);
         let part = CString::new(partial::owned_part_name(who.owner, &name.to_string_lossy()))
             .map_err(|_| StoreError::RootNotAllowed)?;
-        let (mut file, temp, accept) = match resume {
-            Some(max_offset) => {
-                let Some(file) =
-                    partial::open_locked_at(dir.as_fd(), &part, true).map_err(io_err)?
-                else {
-                    return Err(StoreError::InUse(path.as_str().to_owned()));
-                };
-                let mut held = file.metadata().map_err(io_err)?.len();
-                if held > max_offset || held > size {
-                    held = 0;
-                }
-                file.set_len(held).map_err(io_err)?;
-                // The prefix is the caller's to hash (a step at a time).
-                let accept = PutAccept {
-                    offset: held,
-                    prefix: blake3::Hasher::new(),
-                    partial: 0,
-                    resumable: true,
-                };
-                (file, part, accept)
-            }
-            None => match partial::take_fresh_at(dir.as_fd(), &part).map_err(io_err)? {
-                Some(file) => (file, part, PutAccept::fresh(true, 0)),
-                None => {
-                    let stale = partial::stale_size_at(dir.as_fd(), &part);
-                    let temp = temp_name();
-                    let file = beneath::create_at(dir.as_fd(), &temp, FILE_MODE).map_err(io_err)?;
-                    // Locked too, so the stale-file sweep of another ftxd
-                    // sharing the root never removes it while in use.
-                    let _ = partial::try_lock(&file);
-                    (file, temp, PutAccept::fresh(false, stale))
-                }
-            },
-        };
+        let Taken {
+            mut file,
+            name: temp,
+            accept,
+            id,
+            replaces,
+        } = self.take_part(dir.as_fd(), &part, size, resume, path.as_str())?;
+        // Kept for reput only in the part itself (a copy in a file of its
+        // own is not; the part it came from stays resumable).
+        let resumable = accept.resumable && replaces.is_none();
+        let io_err = |e| StoreError::from_io(path.as_str(), e);
         let need = size - accept.offset;
         // A disk that cannot hold the upload refuses it now; the blocks are
         // reserved a step ahead of the data as it arrives (cheaper writes,
@@ -273,12 +301,213 @@ impl Store {
             synced_at: Instant::now(),
             flushing: None,
             force,
-            resumable: accept.resumable,
+            resumable,
             reserved: accept.offset + reserved,
             ahead,
             no_reserve,
+            id,
+            fenced_at: Instant::now(),
+            taken_over: false,
+            replaces,
         };
         Ok((up, accept))
+    }
+
+    /// Finds or makes the file an upload to `part`'s target writes to.
+    /// `resume: Some(max)` continues an interrupted upload: a part that is
+    /// marked (or, without marks, any part) and that nobody holds, from
+    /// where it ends if that is at most `max` and the size, else from 0.
+    /// Otherwise, and when there is none, a fresh part made with
+    /// `O_EXCL`, or an empty one nobody holds; failing both, a one-off
+    /// temporary file, reporting the size of the interrupted part it
+    /// leaves alone. A name that leads to a file without the mark leads to
+    /// no part, whatever it is (on a shared file system, a stale lookup of
+    /// a part published since): it is never written to.
+    fn take_part(
+        &self,
+        dir: BorrowedFd<'_>,
+        part: &CStr,
+        size: u64,
+        resume: Option<u64>,
+        remote: &str,
+    ) -> Result<Taken, StoreError> {
+        let io_err = |e| StoreError::from_io(remote, e);
+        let taken = |file, id, accept| Taken {
+            file,
+            name: part.to_owned(),
+            accept,
+            id,
+            replaces: None,
+        };
+        if let Some(max) = resume {
+            match self.find_part(dir, part).map_err(io_err)? {
+                Found::Part(file, id) => {
+                    let mut held = part_len(&file).map_err(io_err)?;
+                    if held > max || held > size {
+                        held = 0;
+                    }
+                    if self.shared {
+                        return self.take_over(dir, part, file, id, held, remote);
+                    }
+                    file.set_len(held).map_err(io_err)?;
+                    // The prefix is the caller's to hash (a step at a time).
+                    let accept = PutAccept {
+                        offset: held,
+                        prefix: blake3::Hasher::new(),
+                        partial: 0,
+                        resumable: true,
+                    };
+                    return Ok(taken(file, id, accept));
+                }
+                Found::NotPart => return self.take_temp(dir, 0, remote),
+                // None there, or a transfer holds it: see below.
+                Found::NoneFree => {}
+            }
+        }
+        // Marked before it is locked: a server that opens the name in
+        // between finds a part (empty: it may take it over, and then this
+        // one goes on in a file of its own), never a file without a mark
+        // that would stay in the way of every later upload of the name.
+        let id = self.marks.then(AttemptId::new);
+        let mark = |file: &File| id.map_or(Ok(()), |id| part_mark::set(file, id));
+        if let Some(file) = partial::create_locked_at_then(dir, part, &mark).map_err(io_err)? {
+            return Ok(taken(file, id, PutAccept::fresh(true, 0)));
+        }
+        match self.find_part(dir, part).map_err(io_err)? {
+            Found::Part(file, id) => {
+                let held = part_len(&file).map_err(io_err)?;
+                if held > 0 {
+                    // An interrupted upload's data, left for its reput; the
+                    // claim (a new mark) is harmless: its owner resumes it.
+                    drop(file);
+                    return self.take_temp(dir, held, remote);
+                }
+                // Left by a transfer killed before its first byte.
+                if self.shared {
+                    return self.take_over(dir, part, file, id, 0, remote);
+                }
+                Ok(taken(file, id, PutAccept::fresh(true, 0)))
+            }
+            Found::NotPart => self.take_temp(dir, 0, remote),
+            Found::NoneFree if resume.is_some() => Err(StoreError::InUse(remote.to_owned())),
+            Found::NoneFree => self.take_temp(dir, 0, remote),
+        }
+    }
+
+    /// Opens the part `part` in `dir` if nobody holds it, and claims it if
+    /// it is a part (marked; without marks, any file there is).
+    fn find_part(&self, dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Found> {
+        let file = match partial::open_locked_at(dir, part, false) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(Found::NoneFree),
+            // Removed meanwhile, reached through a stale name.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::NotPart),
+            Err(e) => return Err(e),
+        };
+        if !self.marks {
+            return Ok(Found::Part(file, None));
+        }
+        // Replaced only while a mark is there: a holder that removed its
+        // mark to publish the file has made it no part.
+        let id = AttemptId::new();
+        if part_mark::replace(&file, id)? {
+            Ok(Found::Part(file, Some(id)))
+        } else {
+            Ok(Found::NotPart)
+        }
+    }
+
+    /// A one-off temporary file for a fresh upload, not resumable; `stale`
+    /// is the size of the interrupted part it leaves alone.
+    fn take_temp(
+        &self,
+        dir: BorrowedFd<'_>,
+        stale: u64,
+        remote: &str,
+    ) -> Result<Taken, StoreError> {
+        let name = temp_name();
+        let file = beneath::create_at(dir, &name, FILE_MODE)
+            .map_err(|e| StoreError::from_io(remote, e))?;
+        // Locked too, so the stale-file sweep of another ftxd sharing the
+        // root never removes it while in use.
+        let _ = partial::try_lock(&file);
+        Ok(Taken {
+            file,
+            name,
+            accept: PutAccept::fresh(false, stale),
+            id: None,
+            replaces: None,
+        })
+    }
+
+    /// On a shared file system, an upload that takes over the part `file`
+    /// (just marked as `id`'s, so its earlier holder stops) goes on in a
+    /// file of its own, the part's first `held` bytes copied there: a
+    /// holder that was cut off and comes back may still land writes it
+    /// had in flight, and they must reach nothing this upload publishes.
+    /// The part is removed once this upload is published.
+    fn take_over(
+        &self,
+        dir: BorrowedFd<'_>,
+        part: &CStr,
+        file: File,
+        id: Option<AttemptId>,
+        held: u64,
+        remote: &str,
+    ) -> Result<Taken, StoreError> {
+        let mut own = self.take_temp(dir, 0, remote)?;
+        if let Err(e) = part_mark::copy_prefix(&file, &own.file, held) {
+            let _ = beneath::unlink_at(dir, &own.name, false);
+            return Err(StoreError::from_io(remote, e));
+        }
+        own.accept = PutAccept {
+            offset: held,
+            prefix: blake3::Hasher::new(),
+            partial: 0,
+            resumable: true,
+        };
+        own.replaces = Some(Replaced {
+            file,
+            name: part.to_owned(),
+            id,
+        });
+        Ok(own)
+    }
+
+    /// Whether the upload's part still carries its own mark (always, for
+    /// an unmarked upload); a mark that cannot be read counts as another's.
+    fn still_ours(&self, up: &Upload) -> bool {
+        match up.id {
+            Some(id) => part_mark::of(&up.file).is_ok_and(|m| m == Some(id)),
+            None => true,
+        }
+    }
+
+    /// Fails with [`StoreError::TakenOver`] unless the upload's part still
+    /// carries its own mark (always passes for an unmarked upload).
+    fn fence(&self, up: &mut Upload) -> Result<(), StoreError> {
+        let Some(id) = up.id else {
+            return Ok(());
+        };
+        match part_mark::of(&up.file) {
+            Ok(Some(mark)) if mark == id => {
+                up.fenced_at = Instant::now();
+                Ok(())
+            }
+            Ok(_) => {
+                up.taken_over = true;
+                log::warn!(
+                    "upload of '{}': another server took its part over; stopping",
+                    up.remote.as_str()
+                );
+                Err(StoreError::TakenOver(up.remote.as_str().to_owned()))
+            }
+            Err(e) => {
+                // Whose it is cannot be told (the storage fails): hands off.
+                up.taken_over = true;
+                Err(StoreError::from_io(up.remote.as_str(), e))
+            }
+        }
     }
 
     /// Appends `data` at `offset`, which must be the number of bytes
@@ -296,6 +525,9 @@ impl Store {
                 expected: up.size,
                 got: end,
             });
+        }
+        if up.id.is_some() && up.fenced_at.elapsed() >= self.fence_every {
+            self.fence(up)?;
         }
         if up.ahead > 0 && end + up.ahead / 2 > up.reserved && up.reserved < up.size {
             // The next step of space, before the data needs it: up to
@@ -437,19 +669,63 @@ impl Store {
     /// temporary name is removed either way. Returns the stored remote
     /// path and the directory, whose fsync (with fsync on) makes the name
     /// durable. On failure no final name was created.
-    pub fn publish(&self, up: Upload) -> Result<(RemotePath, OwnedFd), StoreError> {
-        let result = self.publish_name(&up);
+    pub fn publish(&self, mut up: Upload) -> Result<(RemotePath, OwnedFd), StoreError> {
+        let result = self
+            .check_whole(&up)
+            .and_then(|()| self.unmark(&mut up))
+            .and_then(|()| self.publish_name(&up));
+        if up.taken_over {
+            // The part is another server's now: its name is not ours to
+            // remove.
+            return Err(result
+                .err()
+                .unwrap_or_else(|| StoreError::TakenOver(up.remote.as_str().to_owned())));
+        }
         // After a link the temporary name is redundant, after a failure it
-        // must not linger; after a rename it is already gone.
-        if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
-            if e.kind() != io::ErrorKind::NotFound {
-                log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+        // must not linger. After a rename it is gone, and must not be
+        // removed again: the name may already be another upload's new
+        // part, made by another server sharing the root.
+        let renamed = matches!(result, Ok((_, Moved::Renamed)));
+        if !renamed {
+            if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+                }
             }
         }
-        Ok((result?, up.dir))
+        let (stored, _) = result?;
+        if let Some(replaced) = up.replaces.take() {
+            self.remove_replaced(up.dir.as_fd(), replaced);
+        }
+        Ok((stored, up.dir))
     }
 
-    fn publish_name(&self, up: &Upload) -> Result<RemotePath, StoreError> {
+    /// Removes the part an upload took over once the upload is published
+    /// ([`Store::take_over`]), unless another server took it over since
+    /// (its mark is no longer this upload's).
+    fn remove_replaced(&self, dir: BorrowedFd<'_>, replaced: Replaced) {
+        let ours = match replaced.id {
+            Some(id) => part_mark::of(&replaced.file).is_ok_and(|m| m == Some(id)),
+            None => true,
+        };
+        if ours {
+            if let Err(e) = beneath::unlink_at(dir, &replaced.name, false) {
+                log::warn!("cannot remove part file {:?}: {e}", replaced.name);
+            }
+        }
+    }
+
+    /// The last check that the part is still this upload's, then its mark
+    /// is removed: from here on no name leads any server to write into it.
+    fn unmark(&self, up: &mut Upload) -> Result<(), StoreError> {
+        if up.id.is_none() {
+            return Ok(());
+        }
+        self.fence(up)?;
+        part_mark::clear(&up.file).map_err(|e| StoreError::from_io(up.remote.as_str(), e))
+    }
+
+    fn publish_name(&self, up: &Upload) -> Result<(RemotePath, Moved), StoreError> {
         let remote = up.remote.as_str();
         self.check_whole(up)?;
         let name = up.remote.file_name().ok_or(StoreError::RootNotAllowed)?;
@@ -459,7 +735,7 @@ impl Store {
             let to = CString::new(name).map_err(|_| StoreError::RootNotAllowed)?;
             beneath::rename_at(dir, &up.temp, dir, &to, RenameFlags::empty())
                 .map_err(|e| StoreError::from_io(remote, e))?;
-            return Ok(up.remote.clone());
+            return Ok((up.remote.clone(), Moved::Renamed));
         }
         for n in 0..=MAX_CLASH_ATTEMPTS {
             let candidate = if n == 0 {
@@ -474,17 +750,10 @@ impl Store {
             let Ok(to) = CString::new(candidate) else {
                 break;
             };
+            // A name taken is never "already ours": on a shared file
+            // system a name's lookup may be stale, so it proves nothing.
             match publish_noreplace(up.dir.as_fd(), &up.temp, &to) {
-                Ok(()) => return Ok(stored),
-                // Already ours: a commit that linked the part to this
-                // name and stopped (a crash) before it unlinked the part;
-                // the `reput` that finishes it must not store a copy.
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EEXIST)
-                        && partial::same_file_at(dir, &to, &up.file).unwrap_or(false) =>
-                {
-                    return Ok(stored)
-                }
+                Ok(moved) => return Ok((stored, moved)),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(StoreError::from_io(stored.as_str(), e)),
             }
@@ -503,9 +772,27 @@ impl Store {
         self.abort(up, true);
     }
 
+    /// An upload given up because its storage does not answer: dropped
+    /// without a call to that storage (a trim or a removal would wait on
+    /// it too, on the event loop). Its file keeps what it holds; a part
+    /// stays resumable, and the `reput`'s prefix check decides what of it
+    /// stands; a one-off file is left to the sweep.
+    pub fn abandon(&self, up: Upload) {
+        log::debug!(
+            "abandoned the upload of '{}' in {:?} as it is",
+            up.remote.as_str(),
+            up.temp
+        );
+    }
+
     /// Abandons an upload. With `keep`, an upload in the name's part file
     /// stays there (unlocked) for `reput`; anything else is removed.
     pub fn abort(&self, up: Upload, keep: bool) {
+        if up.taken_over || !self.still_ours(&up) {
+            // Another server's part now (or one that cannot say whose it
+            // is: its storage fails): neither trimmed nor removed.
+            return;
+        }
         if keep && up.resumable && up.written > 0 {
             // Kept for reput: give back the blocks reserved past what
             // arrived (the reput reserves again).
@@ -542,21 +829,32 @@ fn temp_name() -> CString {
 }
 
 /// Publishes `temp` as `to` (both in `dir`) unless `to` exists (`EEXIST`):
-/// a hard link, which is exclusive even on NFS; where links are not
-/// supported, an exclusive rename.
-fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<()> {
-    match beneath::link_at(dir, temp, dir, to) {
-        Ok(()) => Ok(()),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EPERM) | Some(libc::EOPNOTSUPP) | Some(libc::EMLINK)
-            ) =>
-        {
-            beneath::rename_at(dir, temp, dir, to, RenameFlags::NOREPLACE)
+/// an exclusive rename, which moves the name in one step (no moment where
+/// the part's name and the final one are the same file); where the file
+/// system lacks it (NFS, GlusterFS, ceph-fuse say EINVAL), a hard link,
+/// which is exclusive even on NFS, and the caller removes `temp`.
+fn publish_noreplace(dir: BorrowedFd<'_>, temp: &CStr, to: &CStr) -> io::Result<Moved> {
+    match super::rename_noreplace(dir, temp, dir, to) {
+        Ok(()) => Ok(Moved::Renamed),
+        Err(e) if super::unsupported(&e) => {
+            beneath::link_at(dir, temp, dir, to).map(|()| Moved::Linked)
         }
         Err(e) => Err(e),
     }
+}
+
+/// How a publish gave the upload its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moved {
+    /// The hidden name moved to it: nothing left to remove.
+    Renamed,
+    /// A second link: the hidden name is still there, to be removed.
+    Linked,
+}
+
+/// The size of a part as its file system has it now (not a cached size).
+fn part_len(file: &File) -> io::Result<u64> {
+    part_mark::fresh_len(file).or_else(|_| Ok(file.metadata()?.len()))
 }
 
 /// Whether a flush of `up` now should make its data durable: once
@@ -672,6 +970,183 @@ mod tests {
         assert_eq!(
             fs::read(root.join("r.bin")).unwrap(),
             vec![1u8; size as usize]
+        );
+    }
+
+    /// A server whose lock on a part lapsed (its machine cut off from a
+    /// distributed file system) while it kept writing: the server that
+    /// took the part over marks it, and the first stops at its next write
+    /// and at its commit, touching neither the part nor any name.
+    #[test]
+    fn a_part_taken_over_fences_its_first_writer_out() {
+        let (_t, root, _) = setup();
+        let mut s = store(&root);
+        if !s.marks_parts() {
+            eprintln!("skipped: no user extended attributes here");
+            return;
+        }
+        s.fence_every = Duration::ZERO;
+        let who = Uploader::default();
+        let (mut a, accept) = s.begin_upload(&rp("f.bin"), 10, false, None, &who).unwrap();
+        assert!(accept.resumable);
+        s.write(&mut a, 0, b"AAAA").unwrap();
+        let (mut b, accept) = partial::tests::with_locks_lapsed(|| {
+            s.begin_upload(&rp("f.bin"), 10, false, Some(10), &who)
+        })
+        .unwrap();
+        assert_eq!(accept.offset, 4);
+        let refused = s.write(&mut a, 4, b"XX").unwrap_err();
+        assert!(matches!(refused, StoreError::TakenOver(_)), "{refused}");
+        assert_eq!(refused.code(), ErrorCode::Busy);
+        s.abort(a, true);
+        s.write(&mut b, 4, b"BBBBBB").unwrap();
+        assert_eq!(s.commit(b).unwrap(), rp("f.bin"));
+        assert_eq!(fs::read(root.join("f.bin")).unwrap(), b"AAAABBBBBB");
+        assert_eq!(
+            part_mark::of(&File::open(root.join("f.bin")).unwrap()).unwrap(),
+            None
+        );
+
+        // Cut off after its last byte: its commit publishes nothing.
+        let (mut a, _) = s.begin_upload(&rp("g.bin"), 3, false, None, &who).unwrap();
+        s.write(&mut a, 0, b"AAA").unwrap();
+        let (b, accept) = partial::tests::with_locks_lapsed(|| {
+            s.begin_upload(&rp("g.bin"), 3, false, Some(3), &who)
+        })
+        .unwrap();
+        assert_eq!(accept.offset, 3);
+        assert!(matches!(s.commit(a), Err(StoreError::TakenOver(_))));
+        assert!(!root.join("g.bin").exists(), "nothing published");
+        assert_eq!(s.commit(b).unwrap(), rp("g.bin"));
+        let mut names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f.bin", "g.bin"], "no part or temporary file left");
+
+        // Ended (its client gone) before any write noticed: its abort,
+        // kept or not, neither trims nor removes the other's part.
+        for keep in [true, false] {
+            let (mut a, _) = s.begin_upload(&rp("h.bin"), 6, false, None, &who).unwrap();
+            s.write(&mut a, 0, b"AAAA").unwrap();
+            let (mut b, accept) = partial::tests::with_locks_lapsed(|| {
+                s.begin_upload(&rp("h.bin"), 6, false, Some(6), &who)
+            })
+            .unwrap();
+            assert_eq!(accept.offset, 4);
+            s.write(&mut b, 4, b"B").unwrap();
+            s.abort(a, keep);
+            s.write(&mut b, 5, b"C").unwrap();
+            assert_eq!(s.commit(b).unwrap(), rp("h.bin"));
+            assert_eq!(fs::read(root.join("h.bin")).unwrap(), b"AAAABC");
+            fs::remove_file(root.join("h.bin")).unwrap();
+        }
+    }
+
+    /// On a shared file system a cut-off writer may still land writes it
+    /// had in flight: the upload that takes its part over goes on in a
+    /// file of its own, the part's prefix copied, and removes the part
+    /// once it is published. Late writes reach only the old part.
+    #[test]
+    fn on_a_shared_file_system_a_taken_over_upload_goes_on_in_its_own_file() {
+        use std::os::unix::fs::FileExt;
+        let (_t, root, _) = setup();
+        let mut s = store(&root);
+        if !s.marks_parts() {
+            eprintln!("skipped: no user extended attributes here");
+            return;
+        }
+        s.shared = true;
+        let who = Uploader::default();
+        let (mut a, _) = s.begin_upload(&rp("f.bin"), 8, false, None, &who).unwrap();
+        s.write(&mut a, 0, b"AAAA").unwrap();
+        let (mut b, accept) = partial::tests::with_locks_lapsed(|| {
+            s.begin_upload(&rp("f.bin"), 8, false, Some(8), &who)
+        })
+        .unwrap();
+        assert_eq!((accept.offset, accept.resumable), (4, true));
+        assert!(
+            !b.resumable(),
+            "its own file is a one-off; the part stays resumable"
+        );
+        // In flight from the cut-off writer: lands in the old part only.
+        a.file().write_at(b"XXXX", 4).unwrap();
+        s.write(&mut b, 4, b"BBBB").unwrap();
+        assert_eq!(s.commit(b).unwrap(), rp("f.bin"));
+        assert_eq!(fs::read(root.join("f.bin")).unwrap(), b"AAAABBBB");
+        s.abort(a, true);
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["f.bin"], "the old part is removed");
+    }
+
+    /// A name that leads to a file without the mark (a part published
+    /// since, through a stale lookup; a part of an older ftxd) holds no
+    /// upload to resume: the upload goes to a file of its own and the
+    /// other is left as it is.
+    #[test]
+    fn an_unmarked_file_under_a_part_name_is_never_resumed_or_written() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        if !s.marks_parts() {
+            eprintln!("skipped: no user extended attributes here");
+            return;
+        }
+        let part = root.join(partial::part_name("h.bin"));
+        fs::write(&part, b"published").unwrap();
+        let who = Uploader::default();
+        for resume in [Some(20), None] {
+            let (mut up, accept) = s
+                .begin_upload(&rp("h.bin"), 4, false, resume, &who)
+                .unwrap();
+            assert_eq!(
+                (accept.offset, accept.resumable, accept.partial),
+                (0, false, 0)
+            );
+            s.write(&mut up, 0, b"mine").unwrap();
+            s.abort(up, true);
+            assert_eq!(fs::read(&part).unwrap(), b"published");
+        }
+        // An empty one is not taken over either.
+        fs::write(&part, b"").unwrap();
+        let (up, accept) = s.begin_upload(&rp("h.bin"), 4, false, None, &who).unwrap();
+        assert!(!accept.resumable);
+        s.abort(up, false);
+    }
+
+    /// A fresh part carries its attempt's mark until the commit, which
+    /// removes it before the name is published (renamed in one step
+    /// where the file system can, so no part name is left behind).
+    #[test]
+    fn a_part_is_marked_until_it_is_published() {
+        let (_t, root, _) = setup();
+        let s = store(&root);
+        if !s.marks_parts() {
+            eprintln!("skipped: no user extended attributes here");
+            return;
+        }
+        let who = Uploader::default();
+        let (mut up, _) = s.begin_upload(&rp("m.bin"), 2, false, None, &who).unwrap();
+        let part = root.join(partial::part_name("m.bin"));
+        let marked = part_mark::of(&File::open(&part).unwrap()).unwrap();
+        assert!(marked.is_some());
+        s.write(&mut up, 0, b"ok").unwrap();
+        // Interrupted and resumed: a new attempt, a new mark.
+        s.abort(up, true);
+        let (up, accept) = s
+            .begin_upload(&rp("m.bin"), 2, false, Some(2), &who)
+            .unwrap();
+        assert_eq!(accept.offset, 2);
+        let again = part_mark::of(&File::open(&part).unwrap()).unwrap();
+        assert!(again.is_some() && again != marked);
+        assert_eq!(s.commit(up).unwrap(), rp("m.bin"));
+        assert!(!part.exists());
+        assert_eq!(
+            part_mark::of(&File::open(root.join("m.bin")).unwrap()).unwrap(),
+            None
         );
     }
 

@@ -100,7 +100,8 @@ fn push_rows(text: &mut String, entries: &[Entry]) {
 /// that no transfer holds, named for their targets, sorted.
 fn local_parts(dir: &Path) -> std::io::Result<Vec<Entry>> {
     let dir = fs::File::open(dir)?;
-    let found = partial::interrupted_at(dir.as_fd(), None, usize::MAX)?.unwrap_or_default();
+    let found =
+        partial::interrupted_at(dir.as_fd(), None, usize::MAX, &|_| true)?.unwrap_or_default();
     Ok(found
         .into_iter()
         .map(|p| Entry {
@@ -126,7 +127,7 @@ fn discard_local(target: &Path) -> Result<(), String> {
     };
     let part = std::ffi::CString::new(partial::part_name(name)).map_err(|_| "not a file name")?;
     let dir = fs::File::open(dir).map_err(|e| io_reason(&e))?;
-    match partial::discard_at(dir.as_fd(), &part) {
+    match partial::discard_at(dir.as_fd(), &part, &|_| true) {
         Ok(partial::Discarded::Removed) => Ok(()),
         Ok(partial::Discarded::None) => Err("no interrupted download of it here".to_owned()),
         Ok(partial::Discarded::Busy) => Err("busy: a transfer holds it".to_owned()),
