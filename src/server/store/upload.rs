@@ -981,8 +981,7 @@ mod tests {
     fn a_part_taken_over_fences_its_first_writer_out() {
         let (_t, root, _) = setup();
         let mut s = store(&root);
-        if !s.marks_parts() {
-            eprintln!("skipped: no user extended attributes here");
+        if !marks_here(&s) {
             return;
         }
         s.fence_every = Duration::ZERO;
@@ -1053,8 +1052,7 @@ mod tests {
         use std::os::unix::fs::FileExt;
         let (_t, root, _) = setup();
         let mut s = store(&root);
-        if !s.marks_parts() {
-            eprintln!("skipped: no user extended attributes here");
+        if !marks_here(&s) {
             return;
         }
         s.shared = true;
@@ -1091,8 +1089,7 @@ mod tests {
     fn an_unmarked_file_under_a_part_name_is_never_resumed_or_written() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        if !s.marks_parts() {
-            eprintln!("skipped: no user extended attributes here");
+        if !marks_here(&s) {
             return;
         }
         let part = root.join(partial::part_name("h.bin"));
@@ -1124,8 +1121,7 @@ mod tests {
     fn a_part_is_marked_until_it_is_published() {
         let (_t, root, _) = setup();
         let s = store(&root);
-        if !s.marks_parts() {
-            eprintln!("skipped: no user extended attributes here");
+        if !marks_here(&s) {
             return;
         }
         let who = Uploader::default();
