@@ -8,7 +8,7 @@
 //!
 //! While an entry is fresh, opening the name gives the file it pointed to
 //! when it was looked up, even if that name was removed or now points
-//! elsewhere; an exclusive create of the name fails with `EEXIST`; and the
+//! elsewhere (or, once that file is gone, `EPERM`, as JuiceFS answers); an exclusive create of the name fails with `EEXIST`; and the
 //! name "is" that file. The process's own unlink or rename of a name
 //! forgets it, as the kernel's own cache does. A mark read through the
 //! open file ([`crate::part_mark`]) is never cached, as with FUSE.
@@ -103,6 +103,10 @@ pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags, mode: Mode) -> io
     if let Some(pinned) = cached(dir, name, ttl)? {
         if flags.contains(OFlags::CREATE | OFlags::EXCL) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        // JuiceFS refuses to open a file removed since (EPERM).
+        if rustix::fs::fstat(&pinned)?.st_nlink == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         let path = format!("/proc/self/fd/{}", pinned.as_raw_fd());
         let again = flags & !(OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW);
