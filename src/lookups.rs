@@ -8,10 +8,12 @@
 //!
 //! While an entry is fresh, opening the name gives the file it pointed to
 //! when it was looked up, even if that name was removed or now points
-//! elsewhere (or, once that file is gone, `EPERM`, as JuiceFS answers); an exclusive create of the name fails with `EEXIST`; and the
-//! name "is" that file. The process's own unlink or rename of a name
-//! forgets it, as the kernel's own cache does. A mark read through the
-//! open file ([`crate::part_mark`]) is never cached, as with FUSE.
+//! elsewhere (once that file is gone, `EPERM`, as JuiceFS answers); an
+//! exclusive create of the name fails with `EEXIST`; and the name "is"
+//! that file. The process's own unlink or rename of a name forgets it, as
+//! the kernel's own cache does. A mark read through the open file
+//! ([`crate::part_mark`]) is never cached, as with FUSE. The cache is not
+//! bounded: it is for tests only.
 
 use std::collections::HashMap;
 use std::ffi::CStr;

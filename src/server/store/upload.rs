@@ -1,10 +1,10 @@
 //! Uploads: the hidden file an upload is written to (the name's part file
 //! when free, so an interruption can be resumed, else a one-off temporary
-//! file), the mark that makes a part one attempt's own and fences off
-//! any other ([`crate::part_mark`]), space reserved ahead of the data, early writeback and steps made
-//! durable while the network is slow, and the atomic commit: fsync, then a
-//! race-free publish under the final name or the first free `stem_N.ext`,
-//! then fsync of the directory.
+//! file), the mark that makes a part one attempt's own and fences off any
+//! other ([`crate::part_mark`]), space reserved ahead of the data, early
+//! writeback and steps made durable while the network is slow, and the
+//! atomic commit: fsync, then a race-free publish under the final name or
+//! the first free `stem_N.ext`, then fsync of the directory.
 //!
 //! The store makes no blocking call the event loop would wait for on its
 //! own: it says when a flush (writeback, and a durable step now and then)
