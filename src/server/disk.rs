@@ -35,8 +35,8 @@
 //! jobs older than the limit are forgotten (taken out of the running set;
 //! a queued one still runs later, a running one is left to return) and
 //! their owners handed back, for the loop to fail each owner's transfer
-//! (a `Timeout` error, the upload kept as a part up to what a step made
-//! durable). The owner stops waiting for that job number, so the late
+//! (a `Timeout` error; the upload is left as it is, `Store::abandon`, as
+//! a trim would wait on the same storage). The owner stops waiting for that job number, so the late
 //! outcome, if any, is dropped as any stale one is; a directory group
 //! keeps the forgotten owner, whose `DirSynced` is dropped the same way.
 //! A helper stuck in the kernel cannot be stopped, so the pool starts a

@@ -660,7 +660,7 @@ impl Conn {
     /// A disk job of this connection (`job`, its number) is out longer
     /// than the storage timeout `limit`: the storage hangs. The transfer
     /// waiting for it fails with a timeout error that says so (an upload
-    /// kept as a part for `reput`, up to what a step made durable), and
+    /// left as it is for `reput`, [`Store::abandon`]), and
     /// the connection stops waiting for the job, whose late outcome is
     /// then dropped. The connection stays usable. True when it has
     /// something to send (drive it).
@@ -685,7 +685,7 @@ impl Conn {
             self.resume_timed_out(store, prefix.then, &why);
         } else if let Some(up) = self.upload.take() {
             info!(
-                "{}: put '{}' failed: {why} (after {} of {} bytes; kept for reput up to what is durable)",
+                "{}: put '{}' failed: {why} (after {} of {} bytes; left as it is for reput)",
                 self.peer,
                 up.remote(),
                 up.written(),

@@ -500,8 +500,8 @@ impl Conn {
     }
 
     /// A commit's disk job (`job`) is out longer than the storage
-    /// timeout: that commit fails with `why` (the upload kept as a part up
-    /// to what a step made durable; one already published stays under its
+    /// timeout: that commit fails with `why` (the upload left as it is for
+    /// `reput`, [`Store::abandon`]; one already published stays under its
     /// name, which may not be durable yet) and is answered in its turn.
     /// False when no commit waits for the job.
     pub(super) fn commit_timed_out(
@@ -524,7 +524,7 @@ impl Conn {
         commit.step = match std::mem::replace(&mut commit.step, Committing::Taken) {
             Committing::AfterStep { up } | Committing::SyncingFile { up } => {
                 info!(
-                    "{}: put '{asked}' failed: {why} while it was being made durable (kept for reput up to what is durable)",
+                    "{}: put '{asked}' failed: {why} while it was being made durable (left as it is for reput)",
                     self.peer
                 );
                 store.abandon(up);
