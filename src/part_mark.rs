@@ -141,6 +141,17 @@ pub fn fresh_len(file: &File) -> io::Result<u64> {
     Ok(st.stx_size)
 }
 
+/// How many names `file` has as its file system has it now (0: removed).
+pub fn fresh_links(file: &File) -> io::Result<u32> {
+    let st = rustix::fs::statx(
+        file.as_fd(),
+        c"",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_FORCE_SYNC,
+        StatxFlags::NLINK,
+    )?;
+    Ok(st.stx_nlink)
+}
+
 /// Whether the file system of `fd` may be shared by several machines (a
 /// network or cluster file system, FUSE included): there a lock can lapse
 /// while its holder runs on, and a holder cut off may still have writes

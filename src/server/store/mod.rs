@@ -161,8 +161,10 @@ impl Store {
 
     /// Whether `file`, found under a part's name, holds an upload: with
     /// marks, only if it carries one ([`crate::part_mark`]).
-    fn is_marked_part(&self, file: &File) -> bool {
-        !self.marks || crate::part_mark::of(file).is_ok_and(|m| m.is_some())
+    fn is_marked_part(&self, dir: std::os::fd::BorrowedFd<'_>, file: &File) -> bool {
+        !self.marks
+            || !crate::part_mark::supported(dir)
+            || crate::part_mark::of(file).is_ok_and(|m| m.is_some())
     }
 
     /// Whether part files are marked on this root ([`crate::part_mark`]).
@@ -406,7 +408,7 @@ impl Store {
         // As a listing: a directory too large to read in one go is refused,
         // not read whole while every client waits.
         let found = partial::interrupted_at(fd.as_fd(), owner, MAX_LIST_ENTRIES, &|f| {
-            self.is_marked_part(f)
+            self.is_marked_part(fd.as_fd(), f)
         })
         .map_err(|e| StoreError::from_io(dir.as_str(), e))?
         .ok_or_else(|| StoreError::TooManyEntries(display_name(dir.as_str())))?;
@@ -433,7 +435,7 @@ impl Store {
         let (dir, name) = self.resolve_parent(path)?;
         let part = CString::new(partial::owned_part_name(owner, &name.to_string_lossy()))
             .map_err(|_| StoreError::RootNotAllowed)?;
-        match partial::discard_at(dir.as_fd(), &part, &|f| self.is_marked_part(f)) {
+        match partial::discard_at(dir.as_fd(), &part, &|f| self.is_marked_part(dir.as_fd(), f)) {
             Ok(partial::Discarded::Removed) => Ok(()),
             Ok(partial::Discarded::None) => Err(StoreError::NotFound(path.as_str().to_owned())),
             Ok(partial::Discarded::Busy) => Err(StoreError::InUse(path.as_str().to_owned())),

@@ -118,13 +118,22 @@ pub struct Upload {
     replaces: Option<Replaced>,
 }
 
-/// A part taken over on a shared file system ([`Upload::replaces`]).
+/// A part taken over on a shared file system ([`Upload::replaces`]): it
+/// keeps the upload's mark ([`Upload::id`]).
 #[derive(Debug)]
 struct Replaced {
     file: File,
     /// Its name (the target's part name).
     name: CString,
-    id: Option<AttemptId>,
+}
+
+/// What a directory's file system can do for parts ([`Store::caps`]).
+#[derive(Clone, Copy, Debug)]
+struct Caps {
+    /// Parts are marked ([`crate::part_mark`]).
+    marks: bool,
+    /// It may span machines ([`part_mark::is_shared`]).
+    shared: bool,
 }
 
 /// What a part's name leads to, for [`Store::take_part`].
@@ -205,6 +214,12 @@ impl Upload {
     pub fn resumable(&self) -> bool {
         self.resumable
     }
+
+    /// The file that carries the upload's mark: the part it writes to, or
+    /// the part it took over and copied ([`Upload::replaces`]).
+    fn marked(&self) -> &File {
+        self.replaces.as_ref().map_or(&self.file, |r| &r.file)
+    }
 }
 
 impl Store {
@@ -252,9 +267,7 @@ impl Store {
             id,
             replaces,
         } = self.take_part(dir.as_fd(), &part, size, resume, path.as_str())?;
-        // Kept for reput only in the part itself (a copy in a file of its
-        // own is not; the part it came from stays resumable).
-        let resumable = accept.resumable && replaces.is_none();
+        let resumable = accept.resumable;
         let io_err = |e| StoreError::from_io(path.as_str(), e);
         let need = size - accept.offset;
         // A disk that cannot hold the upload refuses it now; the blocks are
@@ -279,7 +292,7 @@ impl Store {
             // Refused before any data flows: a part that holds an
             // interrupted upload stays for a later `reput`; a file opened
             // just now is removed, while still locked.
-            if accept.offset == 0 {
+            if accept.offset == 0 || replaces.is_some() {
                 let _ = beneath::unlink_at(dir.as_fd(), &temp, false);
             } else {
                 // A failed reservation may have taken some blocks.
@@ -332,6 +345,9 @@ impl Store {
         remote: &str,
     ) -> Result<Taken, StoreError> {
         let io_err = |e| StoreError::from_io(remote, e);
+        // Decided for the directory, not once for the root: a mount below
+        // the root may lack what the root has.
+        let here = self.caps(dir);
         let taken = |file, id, accept| Taken {
             file,
             name: part.to_owned(),
@@ -340,13 +356,13 @@ impl Store {
             replaces: None,
         };
         if let Some(max) = resume {
-            match self.find_part(dir, part).map_err(io_err)? {
+            match self.find_part(dir, part, here, true).map_err(io_err)? {
                 Found::Part(file, id) => {
                     let mut held = part_len(&file).map_err(io_err)?;
                     if held > max || held > size {
                         held = 0;
                     }
-                    if self.shared {
+                    if here.shared {
                         return self.take_over(dir, part, file, id, held, remote);
                     }
                     file.set_len(held).map_err(io_err)?;
@@ -368,22 +384,25 @@ impl Store {
         // between finds a part (empty: it may take it over, and then this
         // one goes on in a file of its own), never a file without a mark
         // that would stay in the way of every later upload of the name.
-        let id = self.marks.then(AttemptId::new);
+        let id = here.marks.then(AttemptId::new);
         let mark = |file: &File| id.map_or(Ok(()), |id| part_mark::set(file, id));
         if let Some(file) = partial::create_locked_at_then(dir, part, &mark).map_err(io_err)? {
             return Ok(taken(file, id, PutAccept::fresh(true, 0)));
         }
-        match self.find_part(dir, part).map_err(io_err)? {
-            Found::Part(file, id) => {
+        match self.find_part(dir, part, here, false).map_err(io_err)? {
+            Found::Part(file, _) => {
                 let held = part_len(&file).map_err(io_err)?;
                 if held > 0 {
-                    // An interrupted upload's data, left for its reput; the
-                    // claim (a new mark) is harmless: its owner resumes it.
+                    // An interrupted upload's data, left for its reput
+                    // (unclaimed: its holder, if alive, goes on).
                     drop(file);
                     return self.take_temp(dir, held, remote);
                 }
                 // Left by a transfer killed before its first byte.
-                if self.shared {
+                let Some(id) = self.claim(&file, here).map_err(io_err)? else {
+                    return self.take_temp(dir, 0, remote);
+                };
+                if here.shared {
                     return self.take_over(dir, part, file, id, 0, remote);
                 }
                 Ok(taken(file, id, PutAccept::fresh(true, 0)))
@@ -394,9 +413,16 @@ impl Store {
         }
     }
 
-    /// Opens the part `part` in `dir` if nobody holds it, and claims it if
-    /// it is a part (marked; without marks, any file there is).
-    fn find_part(&self, dir: BorrowedFd<'_>, part: &CStr) -> io::Result<Found> {
+    /// Opens the part `part` in `dir` if nobody holds it and it is a part
+    /// (marked; without marks, any file there is), and with `claim`
+    /// claims it ([`Store::claim`]).
+    fn find_part(
+        &self,
+        dir: BorrowedFd<'_>,
+        part: &CStr,
+        here: Caps,
+        claim: bool,
+    ) -> io::Result<Found> {
         let file = match partial::open_locked_at(dir, part, false) {
             Ok(Some(file)) => file,
             Ok(None) => return Ok(Found::NoneFree),
@@ -411,16 +437,37 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        if !self.marks {
-            return Ok(Found::Part(file, None));
+        if !claim {
+            let part = !here.marks || part_mark::of(&file)?.is_some();
+            return Ok(if part {
+                Found::Part(file, None)
+            } else {
+                Found::NotPart
+            });
         }
-        // Replaced only while a mark is there: a holder that removed its
-        // mark to publish the file has made it no part.
+        match self.claim(&file, here)? {
+            Some(id) => Ok(Found::Part(file, id)),
+            None => Ok(Found::NotPart),
+        }
+    }
+
+    /// Claims the part `file` (held) for a new attempt: marks it as that
+    /// attempt's, only while a mark is there (a holder that removed its
+    /// mark to publish the file has made it no part: `None`). Without
+    /// marks, `Some(None)`.
+    fn claim(&self, file: &File, here: Caps) -> io::Result<Option<Option<AttemptId>>> {
+        if !here.marks {
+            return Ok(Some(None));
+        }
         let id = AttemptId::new();
-        if part_mark::replace(&file, id)? {
-            Ok(Found::Part(file, Some(id)))
-        } else {
-            Ok(Found::NotPart)
+        Ok(part_mark::replace(file, id)?.then_some(Some(id)))
+    }
+
+    /// What the directory `dir`'s file system can do, for parts there.
+    fn caps(&self, dir: BorrowedFd<'_>) -> Caps {
+        Caps {
+            marks: self.marks && part_mark::supported(dir),
+            shared: self.shared || part_mark::is_shared(dir),
         }
     }
 
@@ -473,10 +520,12 @@ impl Store {
             partial: 0,
             resumable: true,
         };
+        // Fenced through the part's mark: another server that takes the
+        // part over from this one stops it too.
+        own.id = id;
         own.replaces = Some(Replaced {
             file,
             name: part.to_owned(),
-            id,
         });
         Ok(own)
     }
@@ -485,7 +534,7 @@ impl Store {
     /// an unmarked upload); a mark that cannot be read counts as another's.
     fn still_ours(&self, up: &Upload) -> bool {
         match up.id {
-            Some(id) => part_mark::of(&up.file).is_ok_and(|m| m == Some(id)),
+            Some(id) => part_mark::of(up.marked()).is_ok_and(|m| m == Some(id)),
             None => true,
         }
     }
@@ -496,7 +545,7 @@ impl Store {
         let Some(id) = up.id else {
             return Ok(());
         };
-        match part_mark::of(&up.file) {
+        match part_mark::of(up.marked()) {
             Ok(Some(mark)) if mark == id => {
                 up.fenced_at = Instant::now();
                 Ok(())
@@ -683,7 +732,10 @@ impl Store {
             .and_then(|()| self.publish_name(&up));
         if up.taken_over {
             // The part is another server's now: its name is not ours to
-            // remove.
+            // remove (a copy of this upload's own is).
+            if up.replaces.is_some() {
+                let _ = beneath::unlink_at(up.dir.as_fd(), &up.temp, false);
+            }
             return Err(result
                 .err()
                 .unwrap_or_else(|| StoreError::TakenOver(up.remote.as_str().to_owned())));
@@ -701,22 +753,23 @@ impl Store {
             }
         }
         let (stored, _) = result?;
-        if let Some(replaced) = up.replaces.take() {
-            self.remove_replaced(up.dir.as_fd(), replaced);
+        if up.replaces.is_some() {
+            self.remove_replaced(&mut up);
         }
         Ok((stored, up.dir))
     }
 
     /// Removes the part an upload took over once the upload is published
     /// ([`Store::take_over`]), unless another server took it over since
-    /// (its mark is no longer this upload's).
-    fn remove_replaced(&self, dir: BorrowedFd<'_>, replaced: Replaced) {
-        let ours = match replaced.id {
-            Some(id) => part_mark::of(&replaced.file).is_ok_and(|m| m == Some(id)),
-            None => true,
+    /// (its mark is no longer this upload's) or its name is gone (the
+    /// name may lead to a new part by now).
+    fn remove_replaced(&self, up: &mut Upload) {
+        let ours = self.still_ours(up);
+        let Some(replaced) = up.replaces.take() else {
+            return;
         };
-        if ours {
-            if let Err(e) = beneath::unlink_at(dir, &replaced.name, false) {
+        if ours && part_mark::fresh_links(&replaced.file).is_ok_and(|n| n > 0) {
+            if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &replaced.name, false) {
                 log::warn!("cannot remove part file {:?}: {e}", replaced.name);
             }
         }
@@ -729,6 +782,11 @@ impl Store {
             return Ok(());
         }
         self.fence(up)?;
+        if up.replaces.is_some() {
+            // Its own copy carries no mark; the old part keeps it until
+            // it is removed, after the publish.
+            return Ok(());
+        }
         part_mark::clear(&up.file).map_err(|e| StoreError::from_io(up.remote.as_str(), e))
     }
 
@@ -797,7 +855,15 @@ impl Store {
     pub fn abort(&self, up: Upload, keep: bool) {
         if up.taken_over || !self.still_ours(&up) {
             // Another server's part now (or one that cannot say whose it
-            // is: its storage fails): neither trimmed nor removed.
+            // is: its storage fails): neither trimmed nor removed. A copy
+            // of this upload's own is removed.
+            if up.replaces.is_some() {
+                let _ = beneath::unlink_at(up.dir.as_fd(), &up.temp, false);
+            }
+            return;
+        }
+        if up.replaces.is_some() {
+            self.abort_copy(up, keep);
             return;
         }
         if keep && up.resumable && up.written > 0 {
@@ -810,6 +876,29 @@ impl Store {
         }
         if let Err(e) = beneath::unlink_at(up.dir.as_fd(), &up.temp, false) {
             log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+        }
+    }
+    /// Abandons an upload that went on in a copy of the part it took over
+    /// ([`Store::take_over`]). With `keep`, the copy, trimmed and marked,
+    /// takes the part's place under its name (in one rename), so a
+    /// `reput` continues from what arrived; late writes of an earlier
+    /// holder still reach only the old part. Otherwise the copy is
+    /// removed and the old part stays as it was.
+    fn abort_copy(&self, mut up: Upload, keep: bool) {
+        let Some(replaced) = up.replaces.take() else {
+            return;
+        };
+        let dir = up.dir.as_fd();
+        let moved = keep
+            && up.written > 0
+            && up.file.set_len(up.written).is_ok()
+            && up.id.is_none_or(|id| part_mark::set(&up.file, id).is_ok())
+            && part_mark::fresh_links(&replaced.file).is_ok_and(|n| n > 0)
+            && beneath::rename_at(dir, &up.temp, dir, &replaced.name, RenameFlags::empty()).is_ok();
+        if !moved {
+            if let Err(e) = beneath::unlink_at(dir, &up.temp, false) {
+                log::warn!("cannot remove temporary file {:?}: {e}", up.temp);
+            }
         }
     }
 }
@@ -1071,13 +1160,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!((accept.offset, accept.resumable), (4, true));
-        assert!(
-            !b.resumable(),
-            "its own file is a one-off; the part stays resumable"
-        );
-        // In flight from the cut-off writer: lands in the old part only.
-        a.file().write_at(b"XXXX", 4).unwrap();
+        assert!(b.resumable());
         s.write(&mut b, 4, b"BBBB").unwrap();
+        // In flight from the cut-off writer, landing after the new one
+        // wrote there: it reaches the old part only.
+        a.file().write_at(b"XXXX", 4).unwrap();
         assert_eq!(s.commit(b).unwrap(), rp("f.bin"));
         assert_eq!(fs::read(root.join("f.bin")).unwrap(), b"AAAABBBB");
         s.abort(a, true);
@@ -1086,6 +1173,71 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, ["f.bin"], "the old part is removed");
+    }
+
+    /// On a shared file system an upload that went on in a copy is fenced
+    /// through the part it took over: a third server that takes that part
+    /// over stops it (it publishes nothing and removes its copy). And an
+    /// interrupted copy takes the part's place, so its progress is kept.
+    #[test]
+    fn a_copy_is_fenced_through_its_part_and_kept_when_interrupted() {
+        let (_t, root, _) = setup();
+        let mut s = store(&root);
+        if !marks_here(&s) {
+            return;
+        }
+        s.shared = true;
+        s.fence_every = Duration::ZERO;
+        let who = Uploader::default();
+        let lapsed = |resume| {
+            partial::tests::with_locks_lapsed(|| {
+                s.begin_upload(&rp("f.bin"), 8, false, Some(resume), &who)
+            })
+        };
+        let (mut a, _) = s.begin_upload(&rp("f.bin"), 8, false, None, &who).unwrap();
+        s.write(&mut a, 0, b"AA").unwrap();
+        s.abort(a, true);
+        // B resumes into a copy and writes on; C takes the part over.
+        let (mut b, accept) = lapsed(8).unwrap();
+        assert_eq!(accept.offset, 2);
+        s.write(&mut b, 2, b"BB").unwrap();
+        let (mut c, accept) = lapsed(8).unwrap();
+        assert_eq!(accept.offset, 2);
+        assert!(matches!(
+            s.write(&mut b, 4, b"BB"),
+            Err(StoreError::TakenOver(_))
+        ));
+        // Whatever ends it, it publishes nothing and leaves only the part.
+        assert!(s.commit(b).is_err());
+        // C is interrupted after 2 more bytes: its copy becomes the part.
+        s.write(&mut c, 2, b"CC").unwrap();
+        s.abort(c, true);
+        let (mut d, accept) = lapsed(8).unwrap();
+        assert_eq!(accept.offset, 4, "the interrupted copy's progress is kept");
+        s.write(&mut d, 4, b"DDDD").unwrap();
+        assert_eq!(s.commit(d).unwrap(), rp("f.bin"));
+        assert_eq!(fs::read(root.join("f.bin")).unwrap(), b"AACCDDDD");
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["f.bin"], "no copy or part left");
+
+        // Whole, but taken over before its commit: publishes nothing.
+        let (mut a, _) = s.begin_upload(&rp("g.bin"), 4, false, None, &who).unwrap();
+        s.write(&mut a, 0, b"AA").unwrap();
+        s.abort(a, true);
+        let resume = || {
+            partial::tests::with_locks_lapsed(|| {
+                s.begin_upload(&rp("g.bin"), 4, false, Some(4), &who)
+            })
+        };
+        let (mut b, _) = resume().unwrap();
+        s.write(&mut b, 2, b"BB").unwrap();
+        let (c, _) = resume().unwrap();
+        assert!(matches!(s.commit(b), Err(StoreError::TakenOver(_))));
+        assert!(!root.join("g.bin").exists());
+        s.abort(c, false);
     }
 
     /// A name that leads to a file without the mark (a part published
