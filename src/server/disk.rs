@@ -107,6 +107,10 @@ pub(crate) enum Job {
         file: File,
         len: u64,
         cancel: Arc<AtomicBool>,
+        /// First copy `len` bytes of this file into `file`
+        /// ([`crate::part_mark::copy_prefix`]): an upload that took a
+        /// part over on a shared file system goes on in a copy of it.
+        copy_from: Option<File>,
     },
     /// The health check's look at the storage (`server::health`).
     Probe(crate::server::health::Probe),
@@ -601,12 +605,22 @@ fn run(task: Task, shared: &Shared) -> Finished {
             counts.file_syncs.fetch_add(1, Ordering::Relaxed);
             Finished::Job(owner, Outcome::FileSynced(file.sync_all()))
         }
-        Task::Job(owner, Job::HashPrefix { file, len, cancel }) => {
+        Task::Job(
+            owner,
+            Job::HashPrefix {
+                file,
+                len,
+                cancel,
+                copy_from,
+            },
+        ) => {
             counts.hashes.fetch_add(1, Ordering::Relaxed);
-            Finished::Job(
-                owner,
-                Outcome::Hashed(hash(&file, len, &cancel, &shared.stop)),
-            )
+            let copied = match &copy_from {
+                Some(from) => crate::part_mark::copy_prefix(from, &file, len),
+                None => Ok(()),
+            };
+            let hashed = copied.and_then(|()| hash(&file, len, &cancel, &shared.stop));
+            Finished::Job(owner, Outcome::Hashed(hashed))
         }
         Task::Job(owner, Job::Probe(probe)) => Finished::Job(owner, Outcome::Probed(probe.run())),
         Task::Dir(key, dir) => {
@@ -816,6 +830,7 @@ mod tests {
             file: f.try_clone().unwrap(),
             len,
             cancel: Arc::clone(cancel),
+            copy_from: None,
         };
         let hashed = r.disk.submit(token(3), hash(2_500_000, &no));
         let short = r.disk.submit(token(3), hash(4_000_000, &no));
@@ -852,6 +867,41 @@ mod tests {
         assert!((1..=3).contains(&r.disk.helpers.len()));
     }
 
+    /// A hash with a file to copy from copies that prefix into its file
+    /// first (a take-over on a shared file system), then hashes it there.
+    #[test]
+    fn a_hash_copies_first_when_asked() {
+        let t = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(t.path().join("part"), &data).unwrap();
+        let copy = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(t.path().join("copy"))
+            .unwrap();
+        let mut r = rig(2);
+        let job = r.disk.submit(
+            token(1),
+            Job::HashPrefix {
+                file: copy.try_clone().unwrap(),
+                len: 600_000,
+                cancel: Arc::new(AtomicBool::new(false)),
+                copy_from: Some(File::open(t.path().join("part")).unwrap()),
+            },
+        );
+        let done = r.collect(1);
+        assert_eq!(done[0].0.job, job);
+        match &done[0].1 {
+            Outcome::Hashed(Ok(h)) => assert_eq!(h.finalize(), blake3::hash(&data[..600_000])),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(t.path().join("copy")).unwrap(),
+            data[..600_000]
+        );
+    }
+
     /// A sparse file of 64 GiB in `dir`: zeros that take a minute or more
     /// to hash, so a hash of it is still running when the test looks.
     fn zeros_too_long_to_hash(dir: &std::path::Path) -> (File, u64) {
@@ -884,6 +934,7 @@ mod tests {
                     file: f.try_clone().unwrap(),
                     len,
                     cancel: Arc::clone(cancel),
+                    copy_from: None,
                 },
             );
         }
@@ -918,6 +969,7 @@ mod tests {
                 file: f.try_clone().unwrap(),
                 len,
                 cancel: Arc::clone(&cancel),
+                copy_from: None,
             },
         );
         let limit = Duration::from_millis(100);
@@ -963,6 +1015,7 @@ mod tests {
                 file: f.try_clone().unwrap(),
                 len,
                 cancel: no,
+                copy_from: None,
             },
         );
         for i in 0..3 {

@@ -405,17 +405,23 @@ impl Conn {
     /// disk helper; the client is answered once it is done
     /// ([`Conn::prefix_hashed`]).
     fn start_prefix(&mut self, store: &Store, disk: &mut Disk, then: Resumed, len: u64) {
-        let file = match &then {
-            Resumed::Get(dl) => dl.file.try_clone(),
-            Resumed::Put(up, _) => up.file().try_clone(),
+        // An upload that took a part over on a shared file system has the
+        // part's bytes copied into its own file first, on the helper too.
+        let files = match &then {
+            Resumed::Get(dl) => dl.file.try_clone().map(|f| (f, None)),
+            Resumed::Put(up, _) => up
+                .file()
+                .try_clone()
+                .and_then(|f| Ok((f, up.copy_source()?.map(|(from, _)| from)))),
         };
-        match file {
-            Ok(file) => {
+        match files {
+            Ok((file, copy_from)) => {
                 let cancel = Arc::new(AtomicBool::new(false));
                 let job = Job::HashPrefix {
                     file,
                     len,
                     cancel: Arc::clone(&cancel),
+                    copy_from,
                 };
                 self.awaiting = disk.submit(self.slot, job);
                 self.prefix = Some(Box::new(PrefixJob { cancel, then }));
@@ -453,7 +459,8 @@ impl Conn {
                     .accept_get(dl.size, offset, dl.mtime, prefix, dl.known);
                 self.download = Some(dl);
             }
-            Resumed::Put(up, mut accept) => {
+            Resumed::Put(mut up, mut accept) => {
+                up.copied();
                 debug!(
                     "{peer}: put '{}' ({} bytes) resumed at byte {} ({})",
                     up.remote(),

@@ -116,6 +116,10 @@ pub struct Upload {
     /// into a file of its own (still open, so still locked), with the mark
     /// it set there: removed once the upload is published, if still ours.
     replaces: Option<Replaced>,
+    /// The first this many bytes of [`Upload::replaces`] are still to be
+    /// copied into the upload's file ([`Upload::copy_source`]), on a disk
+    /// helper, before the prefix is hashed.
+    to_copy: Option<u64>,
 }
 
 /// A part taken over on a shared file system ([`Upload::replaces`]): it
@@ -213,6 +217,23 @@ impl Upload {
 
     pub fn resumable(&self) -> bool {
         self.resumable
+    }
+
+    /// For an upload that goes on in a copy of the part it took over: the
+    /// part (a duplicate descriptor) and how many of its first bytes are
+    /// to be copied into [`Upload::file`] at the same offsets
+    /// ([`crate::part_mark::copy_prefix`]), before anything else is done
+    /// with the file; `None` when there is nothing to copy.
+    pub fn copy_source(&self) -> io::Result<Option<(File, u64)>> {
+        match (&self.replaces, self.to_copy) {
+            (Some(replaced), Some(len)) => Ok(Some((replaced.file.try_clone()?, len))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The copy [`Upload::copy_source`] asked for is made.
+    pub fn copied(&mut self) {
+        self.to_copy = None;
     }
 
     /// The file that carries the upload's mark: the part it writes to, or
@@ -321,6 +342,7 @@ impl Store {
             id,
             fenced_at: Instant::now(),
             taken_over: false,
+            to_copy: replaces.as_ref().map(|_| accept.offset).filter(|&n| n > 0),
             replaces,
         };
         Ok((up, accept))
@@ -496,7 +518,8 @@ impl Store {
 
     /// On a shared file system, an upload that takes over the part `file`
     /// (just marked as `id`'s, so its earlier holder stops) goes on in a
-    /// file of its own, the part's first `held` bytes copied there: a
+    /// file of its own, the part's first `held` bytes to be copied there
+    /// ([`Upload::copy_source`]): a
     /// holder that was cut off and comes back may still land writes it
     /// had in flight, and they must reach nothing this upload publishes.
     /// The part is removed once this upload is published.
@@ -510,10 +533,9 @@ impl Store {
         remote: &str,
     ) -> Result<Taken, StoreError> {
         let mut own = self.take_temp(dir, 0, remote)?;
-        if let Err(e) = part_mark::copy_prefix(&file, &own.file, held) {
-            let _ = beneath::unlink_at(dir, &own.name, false);
-            return Err(StoreError::from_io(remote, e));
-        }
+        // The bytes are copied later, on a disk helper (a file system
+        // that copies byte by byte would hold the loop meanwhile), see
+        // `Upload::copy_source`.
         own.accept = PutAccept {
             offset: held,
             prefix: blake3::Hasher::new(),
@@ -890,6 +912,7 @@ impl Store {
         };
         let dir = up.dir.as_fd();
         let moved = keep
+            && up.to_copy.is_none()
             && up.written > 0
             && up.file.set_len(up.written).is_ok()
             && up.id.is_none_or(|id| part_mark::set(&up.file, id).is_ok())
@@ -1021,6 +1044,15 @@ mod tests {
     use std::sync::{Arc, Barrier};
 
     use crate::proto::error::ErrorCode;
+
+    /// What the connection has a disk helper do before it hashes the
+    /// prefix: the copy of the part an upload took over, if any.
+    fn copy_now(up: &mut Upload) {
+        if let Some((from, len)) = up.copy_source().unwrap() {
+            part_mark::copy_prefix(&from, &up.file, len).unwrap();
+            up.copied();
+        }
+    }
 
     /// Blocks allocated to a file, in bytes.
     fn allocated(path: &Path) -> u64 {
@@ -1161,6 +1193,14 @@ mod tests {
         .unwrap();
         assert_eq!((accept.offset, accept.resumable), (4, true));
         assert!(b.resumable());
+        assert_eq!(
+            fs::metadata(root.join(b.temp.to_str().unwrap()))
+                .unwrap()
+                .len(),
+            0,
+            "copied later"
+        );
+        copy_now(&mut b);
         s.write(&mut b, 4, b"BBBB").unwrap();
         // In flight from the cut-off writer, landing after the new one
         // wrote there: it reaches the old part only.
@@ -1190,9 +1230,13 @@ mod tests {
         s.fence_every = Duration::ZERO;
         let who = Uploader::default();
         let lapsed = |resume| {
-            partial::tests::with_locks_lapsed(|| {
+            let mut got = partial::tests::with_locks_lapsed(|| {
                 s.begin_upload(&rp("f.bin"), 8, false, Some(resume), &who)
-            })
+            });
+            if let Ok((up, _)) = &mut got {
+                copy_now(up);
+            }
+            got
         };
         let (mut a, _) = s.begin_upload(&rp("f.bin"), 8, false, None, &who).unwrap();
         s.write(&mut a, 0, b"AA").unwrap();
@@ -1228,9 +1272,13 @@ mod tests {
         s.write(&mut a, 0, b"AA").unwrap();
         s.abort(a, true);
         let resume = || {
-            partial::tests::with_locks_lapsed(|| {
+            let mut got = partial::tests::with_locks_lapsed(|| {
                 s.begin_upload(&rp("g.bin"), 4, false, Some(4), &who)
-            })
+            });
+            if let Ok((up, _)) = &mut got {
+                copy_now(up);
+            }
+            got
         };
         let (mut b, _) = resume().unwrap();
         s.write(&mut b, 2, b"BB").unwrap();
