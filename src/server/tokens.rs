@@ -366,6 +366,9 @@ pub struct Gate {
     /// `None`: `--open`, no token needed.
     tokens: Option<TokenStore>,
     failures: HashMap<IpAddr, Failures>,
+    /// The last re-read of the token file failed (said once, not at every
+    /// try: a node cut off from a shared state directory tries each second).
+    unreadable: bool,
 }
 
 impl Gate {
@@ -374,6 +377,7 @@ impl Gate {
         Gate {
             tokens: None,
             failures: HashMap::new(),
+            unreadable: false,
         }
     }
 
@@ -382,6 +386,7 @@ impl Gate {
         Gate {
             tokens: Some(store),
             failures: HashMap::new(),
+            unreadable: false,
         }
     }
 
@@ -435,8 +440,19 @@ impl Gate {
             return false;
         };
         let before = store.stamp;
-        if let Err(e) = store.refresh() {
-            log::warn!("cannot re-read the token file: {e}");
+        match store.refresh() {
+            Err(e) if !self.unreadable => {
+                log::warn!(
+                    "cannot re-read the token file (the tokens read last stay in force): {e}"
+                );
+                self.unreadable = true;
+            }
+            Err(_) => {}
+            Ok(()) if self.unreadable => {
+                log::info!("the token file can be read again");
+                self.unreadable = false;
+            }
+            Ok(()) => {}
         }
         store.stamp != before
     }
