@@ -787,9 +787,9 @@ pub(super) enum Committing {
     Done { stored: RemotePath },
     /// Failed (the upload is gone); answered in its turn.
     Failed(StoreError),
-    /// Its disk job was out past the storage timeout (the upload kept as
-    /// a part, or published but perhaps not durable); answered in its
-    /// turn with a timeout error saying this.
+    /// Its disk job was out past the storage timeout (the upload left as
+    /// it is, or published but perhaps not durable); answered in its turn
+    /// with a timeout error saying this.
     TimedOut(String),
     /// Moved out for a moment while a step is taken.
     Taken,
