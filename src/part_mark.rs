@@ -129,27 +129,25 @@ pub fn supported(dir: BorrowedFd<'_>) -> bool {
 }
 
 /// The size of `file` as the file system has it now, not as a cache
-/// remembers it (`statx` with `AT_STATX_FORCE_SYNC`, which a FUSE
-/// client answers by asking its server).
+/// remembers it.
 pub fn fresh_len(file: &File) -> io::Result<u64> {
-    let st = rustix::fs::statx(
-        file.as_fd(),
-        c"",
-        AtFlags::EMPTY_PATH | AtFlags::STATX_FORCE_SYNC,
-        StatxFlags::SIZE,
-    )?;
-    Ok(st.stx_size)
+    Ok(fresh_stat(file, StatxFlags::SIZE)?.stx_size)
 }
 
 /// How many names `file` has as its file system has it now (0: removed).
 pub fn fresh_links(file: &File) -> io::Result<u32> {
-    let st = rustix::fs::statx(
+    Ok(fresh_stat(file, StatxFlags::NLINK)?.stx_nlink)
+}
+
+/// `statx` of `file` with `AT_STATX_FORCE_SYNC`, which a FUSE client
+/// answers by asking its server rather than its cache.
+fn fresh_stat(file: &File, mask: StatxFlags) -> io::Result<rustix::fs::Statx> {
+    Ok(rustix::fs::statx(
         file.as_fd(),
         c"",
         AtFlags::EMPTY_PATH | AtFlags::STATX_FORCE_SYNC,
-        StatxFlags::NLINK,
-    )?;
-    Ok(st.stx_nlink)
+        mask,
+    )?)
 }
 
 /// Whether the file system of `fd` may be shared by several machines (a

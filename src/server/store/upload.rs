@@ -1054,6 +1054,23 @@ mod tests {
         }
     }
 
+    /// A `reput` of `name` as a server whose earlier holder's lock lapsed
+    /// has it, the copy of the part made as the connection has it made.
+    fn resume_lapsed(
+        s: &Store,
+        name: &str,
+        size: u64,
+        max: u64,
+    ) -> Result<(Upload, PutAccept), StoreError> {
+        let mut got = partial::tests::with_locks_lapsed(|| {
+            s.begin_upload(&rp(name), size, false, Some(max), &Uploader::default())
+        });
+        if let Ok((up, _)) = &mut got {
+            copy_now(up);
+        }
+        got
+    }
+
     /// Blocks allocated to a file, in bytes.
     fn allocated(path: &Path) -> u64 {
         fs::metadata(path).unwrap().blocks() * 512
@@ -1229,15 +1246,7 @@ mod tests {
         s.shared = true;
         s.fence_every = Duration::ZERO;
         let who = Uploader::default();
-        let lapsed = |resume| {
-            let mut got = partial::tests::with_locks_lapsed(|| {
-                s.begin_upload(&rp("f.bin"), 8, false, Some(resume), &who)
-            });
-            if let Ok((up, _)) = &mut got {
-                copy_now(up);
-            }
-            got
-        };
+        let lapsed = |resume| resume_lapsed(&s, "f.bin", 8, resume);
         let (mut a, _) = s.begin_upload(&rp("f.bin"), 8, false, None, &who).unwrap();
         s.write(&mut a, 0, b"AA").unwrap();
         s.abort(a, true);
@@ -1271,15 +1280,7 @@ mod tests {
         let (mut a, _) = s.begin_upload(&rp("g.bin"), 4, false, None, &who).unwrap();
         s.write(&mut a, 0, b"AA").unwrap();
         s.abort(a, true);
-        let resume = || {
-            let mut got = partial::tests::with_locks_lapsed(|| {
-                s.begin_upload(&rp("g.bin"), 4, false, Some(4), &who)
-            });
-            if let Ok((up, _)) = &mut got {
-                copy_now(up);
-            }
-            got
-        };
+        let resume = || resume_lapsed(&s, "g.bin", 4, 4);
         let (mut b, _) = resume().unwrap();
         s.write(&mut b, 2, b"BB").unwrap();
         let (c, _) = resume().unwrap();
