@@ -90,6 +90,26 @@ fn roff_escape(text: &str) -> String {
     }
 }
 
+/// The `.SH` headings of a rendered manual page, in order (for tests).
+#[cfg(test)]
+pub fn section_heads(page: &str) -> Vec<&str> {
+    page.lines().filter(|l| l.starts_with(".SH ")).collect()
+}
+
+/// Panics unless the completion scripts of `cmd` for bash, zsh and fish
+/// each name every one of `words` (for tests).
+#[cfg(test)]
+pub fn assert_completions_name(cmd: &clap::Command, words: &[&str]) {
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut out = Vec::new();
+        completions(cmd.clone(), shell, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for word in words {
+            assert!(text.contains(word), "{shell}: {word} missing");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,7 +121,6 @@ fn manpage(out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap_complete::Shell;
 
     #[test]
     fn the_manual_page_has_its_sections_and_the_shell_commands() {
@@ -129,9 +128,8 @@ mod tests {
         manpage(&mut page).unwrap();
         let page = String::from_utf8(page).unwrap();
         assert!(page.contains(".TH ftx 1 "), "{page}");
-        let heads: Vec<&str> = page.lines().filter(|l| l.starts_with(".SH ")).collect();
         assert_eq!(
-            heads,
+            docs::section_heads(&page),
             [
                 ".SH NAME",
                 ".SH SYNOPSIS",
@@ -158,13 +156,9 @@ mod tests {
 
     #[test]
     fn completions_name_the_flags_and_the_subcommand() {
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let mut out = Vec::new();
-            docs::completions(ClientArgs::command(), shell, &mut out).unwrap();
-            let text = String::from_utf8(out).unwrap();
-            for word in ["completions", "token-file", "accept-new", "batch"] {
-                assert!(text.contains(word), "{shell}: {word} missing");
-            }
-        }
+        docs::assert_completions_name(
+            &ClientArgs::command(),
+            &["completions", "token-file", "accept-new", "batch"],
+        );
     }
 }

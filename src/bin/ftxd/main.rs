@@ -348,7 +348,6 @@ fn token_command(state_dir: Option<PathBuf>, cmd: TokenCommand) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap_complete::Shell;
 
     #[test]
     fn the_manual_page_has_its_sections() {
@@ -356,9 +355,8 @@ mod tests {
         manpage(&mut page).unwrap();
         let page = String::from_utf8(page).unwrap();
         assert!(page.contains(".TH ftxd 8 "), "{page}");
-        let heads: Vec<&str> = page.lines().filter(|l| l.starts_with(".SH ")).collect();
         assert_eq!(
-            heads,
+            docs::section_heads(&page),
             [
                 ".SH NAME",
                 ".SH SYNOPSIS",
@@ -386,13 +384,9 @@ mod tests {
 
     #[test]
     fn completions_name_the_subcommands_and_flags() {
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let mut out = Vec::new();
-            docs::completions(ServerArgs::command(), shell, &mut out).unwrap();
-            let text = String::from_utf8(out).unwrap();
-            for word in ["token", "revoke", "completions", "config", "max-file-size"] {
-                assert!(text.contains(word), "{shell}: {word} missing");
-            }
-        }
+        docs::assert_completions_name(
+            &ServerArgs::command(),
+            &["token", "revoke", "completions", "config", "max-file-size"],
+        );
     }
 }
