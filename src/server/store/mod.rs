@@ -159,14 +159,6 @@ impl Store {
         })
     }
 
-    /// Whether `file`, found under a part's name, holds an upload: with
-    /// marks, only if it carries one ([`crate::part_mark`]).
-    fn is_marked_part(&self, dir: std::os::fd::BorrowedFd<'_>, file: &File) -> bool {
-        !self.marks
-            || !crate::part_mark::supported(dir)
-            || crate::part_mark::of(file).is_ok_and(|m| m.is_some())
-    }
-
     /// Whether part files are marked on this root ([`crate::part_mark`]).
     pub fn marks_parts(&self) -> bool {
         self.marks
@@ -407,8 +399,9 @@ impl Store {
         let fd = self.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         // As a listing: a directory too large to read in one go is refused,
         // not read whole while every client waits.
+        let here = self.caps(fd.as_fd());
         let found = partial::interrupted_at(fd.as_fd(), owner, MAX_LIST_ENTRIES, &|f| {
-            self.is_marked_part(fd.as_fd(), f)
+            here.is_part(f).unwrap_or(false)
         })
         .map_err(|e| StoreError::from_io(dir.as_str(), e))?
         .ok_or_else(|| StoreError::TooManyEntries(display_name(dir.as_str())))?;
@@ -435,7 +428,8 @@ impl Store {
         let (dir, name) = self.resolve_parent(path)?;
         let part = CString::new(partial::owned_part_name(owner, &name.to_string_lossy()))
             .map_err(|_| StoreError::RootNotAllowed)?;
-        match partial::discard_at(dir.as_fd(), &part, &|f| self.is_marked_part(dir.as_fd(), f)) {
+        let here = self.caps(dir.as_fd());
+        match partial::discard_at(dir.as_fd(), &part, &|f| here.is_part(f).unwrap_or(false)) {
             Ok(partial::Discarded::Removed) => Ok(()),
             Ok(partial::Discarded::None) => Err(StoreError::NotFound(path.as_str().to_owned())),
             Ok(partial::Discarded::Busy) => Err(StoreError::InUse(path.as_str().to_owned())),

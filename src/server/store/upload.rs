@@ -133,11 +133,19 @@ struct Replaced {
 
 /// What a directory's file system can do for parts ([`Store::caps`]).
 #[derive(Clone, Copy, Debug)]
-struct Caps {
+pub(super) struct Caps {
     /// Parts are marked ([`crate::part_mark`]).
     marks: bool,
     /// It may span machines ([`part_mark::is_shared`]).
     shared: bool,
+}
+
+impl Caps {
+    /// Whether `file`, found under a part's name there, is a part: it
+    /// carries a mark (without marks, any file there is).
+    pub(super) fn is_part(self, file: &File) -> io::Result<bool> {
+        Ok(!self.marks || part_mark::of(file)?.is_some())
+    }
 }
 
 /// What a part's name leads to, for [`Store::take_part`].
@@ -460,7 +468,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         if !claim {
-            let part = !here.marks || part_mark::of(&file)?.is_some();
+            let part = here.is_part(&file)?;
             return Ok(if part {
                 Found::Part(file, None)
             } else {
@@ -486,7 +494,7 @@ impl Store {
     }
 
     /// What the directory `dir`'s file system can do, for parts there.
-    fn caps(&self, dir: BorrowedFd<'_>) -> Caps {
+    pub(super) fn caps(&self, dir: BorrowedFd<'_>) -> Caps {
         Caps {
             marks: self.marks && part_mark::supported(dir),
             shared: self.shared || part_mark::is_shared(dir),
@@ -812,9 +820,9 @@ impl Store {
         part_mark::clear(&up.file).map_err(|e| StoreError::from_io(up.remote.as_str(), e))
     }
 
+    /// Gives a whole upload ([`Store::publish`] checked it) its name.
     fn publish_name(&self, up: &Upload) -> Result<(RemotePath, Moved), StoreError> {
         let remote = up.remote.as_str();
-        self.check_whole(up)?;
         let name = up.remote.file_name().ok_or(StoreError::RootNotAllowed)?;
         let parent = up.remote.parent();
         let dir = up.dir.as_fd();
